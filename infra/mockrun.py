@@ -1,0 +1,137 @@
+"""Run the real Pulumi program under the SDK's mock runtime and record what it registers.
+
+This is how `plan`, the tests and the benchmark see exactly what `pulumi up` would send to the
+engine, without the Pulumi CLI, a provider plugin or credentials.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from google.protobuf import json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.settings import ROOT, SETTINGS, get_root_resource
+from pulumi.runtime.stack import Stack, run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.settings import PROJECT
+
+
+@dataclass
+class RegisteredResource:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    options: dict[str, Any]
+    parent: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"type": self.type, "name": self.name, "inputs": self.inputs, "options": self.options}
+
+
+@dataclass
+class PlanResult:
+    stack: str
+    resources: list[RegisteredResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_: str) -> list[RegisteredResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def by_name(self, name: str) -> RegisteredResource:
+        return next(r for r in self.resources if r.name == name)
+
+
+class _EchoMocks(pulumi.runtime.Mocks):
+    """Every resource's outputs are its inputs; the id is its logical name."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        return args.resource_id or f"{args.name}-id", args.inputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
+        return {}
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """Records resource options, which MockResourceArgs does not carry."""
+
+    def __init__(self, result: PlanResult):
+        super().__init__(_EchoMocks())
+        self.result = result
+
+    def RegisterResource(self, request: Any) -> Any:
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.result.resources.append(
+                RegisteredResource(
+                    type=request.type,
+                    name=request.name,
+                    inputs=pulumi.runtime.rpc.deserialize_properties(request.object),
+                    options=_options(request),
+                    parent=request.parent,
+                )
+            )
+        return response
+
+
+def _options(request: Any) -> dict[str, Any]:
+    trigger = None
+    if request.HasField("replacement_trigger"):
+        trigger = json_format.MessageToDict(request.replacement_trigger)
+    options: dict[str, Any] = {
+        "protect": bool(request.protect),
+        "replaceOnChanges": list(request.replaceOnChanges),
+        "replacementTrigger": trigger,
+    }
+    if request.importId:
+        options["import"] = request.importId
+    return options
+
+
+def config_for_runtime(values: dict[str, Any]) -> dict[str, str]:
+    """The engine hands every config value to the program as a string, structured ones as JSON."""
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+
+
+def run_program(
+    stack: str,
+    config: dict[str, Any],
+    program: Callable[[], None] | None = None,
+    secret_keys: set[str] | None = None,
+) -> PlanResult:
+    """Run `program` (default: the real one) as stack `stack` with `config`; return what it registered."""
+    if program is None:
+        from infra.program import run as program
+
+    result = PlanResult(stack)
+    SETTINGS.rpc_manager.clear()
+    SETTINGS.outputs.clear()
+    # A fresh root Stack per run, so consecutive runs in one process never share a parent.
+    ROOT.set(None)
+    pulumi_mocks.set_mocks(
+        _EchoMocks(), project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(result)
+    )
+    set_all_config(config_for_runtime(config), sorted(secret_keys or ()))
+    def run_and_collect_outputs() -> None:
+        program()
+        root = get_root_resource()
+        exports = dict(root.outputs) if isinstance(root, Stack) else {}
+        result.outputs = _sync_await(pulumi.Output.from_input(exports).future()) or {}
+
+    _sync_await(run_pulumi_func(run_and_collect_outputs))
+    return result
+
+
+def plan_stack(root: Path, stack: str) -> PlanResult:
+    """What stack `stack` declares: its Pulumi.<stack>.yaml config and the catalog under `root`."""
+    from infra.program import run
+    from infra.settings import read_stack_file
+
+    values, secret_keys = read_stack_file(root, stack)
+    return run_program(stack, values, lambda: run(root), secret_keys)

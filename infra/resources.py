@@ -1,0 +1,112 @@
+"""The Pulumi component: one declared dataset -> a gcp.bigquery.Dataset and its Tables."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.catalog import Dataset, Table, schema_to_api
+from infra.settings import Settings
+
+COMPONENT_TYPE = "tenant-bigquery:bigquery:DatasetWithTables"
+MS_PER_DAY = 86_400_000
+# Properties whose change recreates a table when recreateOnSchemaChange is on (camelCase, as the engine sees them).
+SCHEMA_PROPERTIES = ["schema", "timePartitioning", "rangePartitioning", "clusterings"]
+
+
+def table_resource_name(dataset: str, table: str) -> str:
+    """Logical names are the declared ids, never the suffixed ones, so state never churns."""
+    return f"{dataset}-{table}"
+
+
+def merged_labels(declared: dict[str, str], settings: Settings) -> dict[str, str]:
+    # Stack-wide labels (env, cost centre) win over declared ones.
+    return {**declared, **settings.options.labels}
+
+
+def dataset_args(dataset: Dataset, settings: Settings) -> dict[str, Any]:
+    options = settings.options
+    args: dict[str, Any] = {
+        "project": settings.project,
+        "dataset_id": settings.dataset_id(dataset.dataset_id),
+        "location": options.location,
+        "description": dataset.description or None,
+        "labels": merged_labels(dataset.labels, settings) or None,
+        "delete_contents_on_destroy": options.delete_contents_on_destroy,
+    }
+    if options.default_table_expiration_days is not None:
+        args["default_table_expiration_ms"] = options.default_table_expiration_days * MS_PER_DAY
+    return args
+
+
+def table_args(table: Table, settings: Settings, dataset_id: pulumi.Input[str]) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "project": settings.project,
+        "dataset_id": dataset_id,
+        "table_id": table.table_id,
+        "description": table.description or None,
+        "schema": json.dumps(schema_to_api(table.schema)),
+        "labels": merged_labels(table.labels, settings) or None,
+        "deletion_protection": settings.options.deletion_protection,
+        "clusterings": list(table.clustering) or None,
+    }
+    if table.time_partitioning is not None:
+        partitioning = table.time_partitioning
+        args["time_partitioning"] = {
+            "type": partitioning.type,
+            "field": partitioning.field,
+            "expiration_ms": partitioning.expiration_days * MS_PER_DAY if partitioning.expiration_days else None,
+        }
+    if table.range_partitioning is not None:
+        rng = table.range_partitioning
+        args["range_partitioning"] = {
+            "field": rng.field,
+            "range": {"start": rng.start, "end": rng.end, "interval": rng.interval},
+        }
+    if table.time_partitioning or table.range_partitioning:
+        args["require_partition_filter"] = table.require_partition_filter
+    return args
+
+
+def table_options(table: Table, settings: Settings, parent: pulumi.Resource) -> pulumi.ResourceOptions:
+    options = settings.options
+    return pulumi.ResourceOptions(
+        parent=parent,
+        protect=options.protect,
+        replace_on_changes=SCHEMA_PROPERTIES if options.recreate_on_schema_change else None,
+        replacement_trigger=settings.recreate_token(table.dataset, table.table_id),
+    )
+
+
+class DatasetWithTables(pulumi.ComponentResource):
+    """A BigQuery dataset and every table its declaration lists."""
+
+    dataset_id: pulumi.Output[str]
+    table_ids: pulumi.Output[dict[str, str]]
+
+    def __init__(self, dataset: Dataset, settings: Settings, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(COMPONENT_TYPE, dataset.dataset_id, None, opts)
+        self.dataset = gcp.bigquery.Dataset(
+            dataset.dataset_id,
+            **dataset_args(dataset, settings),
+            opts=pulumi.ResourceOptions(parent=self, protect=settings.options.protect),
+        )
+        self.tables = {
+            table.table_id: gcp.bigquery.Table(
+                table_resource_name(dataset.dataset_id, table.table_id),
+                **table_args(table, settings, self.dataset.dataset_id),
+                opts=table_options(table, settings, parent=self),
+            )
+            for table in dataset.tables
+        }
+        self.dataset_id = self.dataset.dataset_id
+        self.table_ids = pulumi.Output.all(
+            **{
+                table_id: pulumi.Output.concat(resource.project, ".", resource.dataset_id, ".", resource.table_id)
+                for table_id, resource in self.tables.items()
+            }
+        )
+        self.register_outputs({"dataset_id": self.dataset_id, "table_ids": self.table_ids})

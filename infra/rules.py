@@ -1,0 +1,189 @@
+"""BigQuery's documented rules as small named checks.
+
+Each check returns a message that says how to fix the input, or None when the input is fine.
+Sources: BigQuery docs "Specifying a schema", "Creating partitioned tables", "Creating clustered
+tables", "Quotas and limits", "Labels"; the pulumi-gcp/terraform-provider-google type aliases.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Every documented spelling maps to the one this repo emits. STRUCT must become RECORD: the
+# provider does not treat them as equal and would plan a replace on every run.
+TYPE_ALIASES: dict[str, str] = {
+    "STRING": "STRING",
+    "BYTES": "BYTES",
+    "INTEGER": "INT64",
+    "INT64": "INT64",
+    "FLOAT": "FLOAT64",
+    "FLOAT64": "FLOAT64",
+    "NUMERIC": "NUMERIC",
+    "BIGNUMERIC": "BIGNUMERIC",
+    "BOOLEAN": "BOOL",
+    "BOOL": "BOOL",
+    "TIMESTAMP": "TIMESTAMP",
+    "DATE": "DATE",
+    "TIME": "TIME",
+    "DATETIME": "DATETIME",
+    "GEOGRAPHY": "GEOGRAPHY",
+    "JSON": "JSON",
+    "RECORD": "RECORD",
+    "STRUCT": "RECORD",
+    "RANGE": "RANGE",
+}
+CANONICAL_TYPES = sorted(set(TYPE_ALIASES.values()))
+MODES = ("NULLABLE", "REQUIRED", "REPEATED")
+
+MAX_COLUMN_NAME_LENGTH = 300
+MAX_COLUMNS = 10_000
+MAX_NESTING_LEVELS = 15
+MAX_TABLE_DESCRIPTION = 16_384
+MAX_COLUMN_DESCRIPTION = 1_024
+MAX_LABELS = 64
+MAX_CLUSTERING_COLUMNS = 4
+MAX_RANGE_PARTITIONS = 10_000
+
+RESERVED_COLUMN_PREFIXES = (
+    "_TABLE_",
+    "_FILE_",
+    "_PARTITION",
+    "_ROW_TIMESTAMP",
+    "__ROOT__",
+    "_COLIDENTIFIER",
+    "_CHANGE_SEQUENCE_NUMBER",
+    "_CHANGE_TYPE",
+    "_CHANGE_TIMESTAMP",
+)
+TIME_PARTITION_GRANULARITIES: dict[str, tuple[str, ...]] = {
+    "DATE": ("DAY", "MONTH", "YEAR"),
+    "TIMESTAMP": ("HOUR", "DAY", "MONTH", "YEAR"),
+    "DATETIME": ("HOUR", "DAY", "MONTH", "YEAR"),
+}
+PARTITION_TYPES = ("HOUR", "DAY", "MONTH", "YEAR")
+CLUSTERING_TYPES = frozenset(
+    {"BIGNUMERIC", "BOOL", "DATE", "DATETIME", "GEOGRAPHY", "INT64", "NUMERIC", "RANGE", "STRING", "TIMESTAMP"}
+)
+RANGE_ELEMENT_TYPES = ("DATE", "DATETIME", "TIMESTAMP")
+ROUNDING_MODES = ("ROUND_HALF_AWAY_FROM_ZERO", "ROUND_HALF_EVEN")
+COLLATIONS = ("und:ci", "")
+# (max precision - scale, max scale) per type.
+NUMERIC_BOUNDS = {"NUMERIC": (29, 9), "BIGNUMERIC": (38, 38)}
+
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_DATASET_ID = re.compile(r"[A-Za-z0-9_]+\Z")
+_TABLE_ID = re.compile(r"[a-z][a-z0-9_]*\Z")
+
+
+def canonical_type(raw: str) -> str | None:
+    return TYPE_ALIASES.get(raw.upper())
+
+
+def check_column_name(name: str) -> str | None:
+    if not _COLUMN_NAME.match(name):
+        return (
+            f"column name {name!r} is invalid; start with a letter or underscore and use only "
+            "letters, digits and underscores"
+        )
+    if len(name) > MAX_COLUMN_NAME_LENGTH:
+        return f"column name is {len(name)} characters; BigQuery allows at most {MAX_COLUMN_NAME_LENGTH}"
+    upper = name.upper()
+    for prefix in RESERVED_COLUMN_PREFIXES:
+        if upper.startswith(prefix):
+            return f"column name {name!r} starts with the reserved prefix {prefix}; rename the column"
+    return None
+
+
+def check_dataset_id(dataset_id: str) -> str | None:
+    if not _DATASET_ID.match(dataset_id) or len(dataset_id) > 1024:
+        return (
+            f"dataset id {dataset_id!r} is invalid; use 1 to 1,024 letters, digits and underscores"
+        )
+    return None
+
+
+def check_table_id(table_id: str) -> str | None:
+    if not _TABLE_ID.match(table_id) or len(table_id.encode()) > 1024:
+        return (
+            f"table id {table_id!r} is invalid; this project requires snake_case table ids "
+            "(a lowercase letter first, then lowercase letters, digits and underscores), "
+            "stricter than BigQuery"
+        )
+    return None
+
+
+def check_description(text: str, limit: int) -> str | None:
+    if len(text) > limit:
+        return f"description is {len(text):,} characters; BigQuery allows at most {limit:,}; shorten it"
+    return None
+
+
+def _is_label_char(char: str) -> bool:
+    # International characters are allowed, but only in lowercase.
+    return char in "_-" or char.isdigit() or (char.isalpha() and char == char.lower())
+
+
+def check_labels(labels: dict[str, str]) -> list[tuple[str, str]]:
+    """Problems as (label key, message); an empty key means the whole label set."""
+    problems: list[tuple[str, str]] = []
+    if len(labels) > MAX_LABELS:
+        problems.append(("", f"{len(labels)} labels; BigQuery allows at most {MAX_LABELS}"))
+    for key, value in labels.items():
+        if not 1 <= len(key) <= 63 or not (key[0].isalpha() and key[0] == key[0].lower()):
+            problems.append(
+                (key, "label key must be 1 to 63 characters and start with a lowercase letter")
+            )
+        elif not all(_is_label_char(c) for c in key):
+            problems.append(
+                (key, "label key may use only lowercase letters, digits, '_' and '-'")
+            )
+        if not isinstance(value, str):
+            problems.append((key, "label value must be a string; quote it in YAML"))
+        elif len(value) > 63 or not all(_is_label_char(c) for c in value):
+            problems.append(
+                (key, "label value must be 0 to 63 lowercase letters, digits, '_' or '-'")
+            )
+    return problems
+
+
+def check_numeric_parameters(type_: str, precision: int | None, scale: int | None) -> str | None:
+    if scale is not None and precision is None:
+        return "scale without precision is invalid; set precision too"
+    if precision is None:
+        return None
+    max_integer_digits, max_scale = NUMERIC_BOUNDS[type_]
+    actual_scale = scale or 0
+    if not 0 <= actual_scale <= max_scale:
+        return f"{type_} scale must be between 0 and {max_scale}"
+    if not 1 <= precision - actual_scale <= max_integer_digits:
+        return (
+            f"{type_} needs 1 <= precision - scale <= {max_integer_digits}; "
+            f"got precision {precision}, scale {actual_scale}"
+        )
+    return None
+
+
+def check_time_partition_column(column_type: str, granularity: str) -> str | None:
+    allowed = TIME_PARTITION_GRANULARITIES.get(column_type)
+    if allowed is None:
+        return (
+            f"a {column_type} column cannot be a time-partitioning column; use a top-level "
+            "DATE, TIMESTAMP or DATETIME column (or range partitioning on INT64)"
+        )
+    if granularity not in allowed:
+        return f"a {column_type} column can be partitioned by {', '.join(allowed)}, not {granularity}"
+    return None
+
+
+def check_range_partitioning(start: int, end: int, interval: int) -> str | None:
+    if interval <= 0:
+        return "interval must be greater than 0"
+    if start >= end:
+        return f"start ({start}) must be less than end ({end})"
+    partitions = -(-(end - start) // interval)
+    if partitions > MAX_RANGE_PARTITIONS:
+        return (
+            f"{partitions:,} ranges; BigQuery allows at most {MAX_RANGE_PARTITIONS:,}; "
+            "widen the interval or narrow start..end"
+        )
+    return None
