@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infra import rules
 
@@ -162,17 +162,14 @@ class PartitioningSpec(_Strict):
 
 class TableSpec(_Strict):
     description: str = ""
-    schema_file: str | None = None
+    # `schema` would shadow a BaseModel attribute; the YAML key is still `schema`.
+    schema_file: str | None = Field(None, alias="schema")
     partitioning: PartitioningSpec | None = None
     require_partition_filter: bool = False
     clustering: list[str] = []
     labels: dict[str, str] = {}
 
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
-
-
-TableSpec.model_fields["schema_file"].alias = "schema"
-TableSpec.model_rebuild(force=True)
 
 
 class DatasetSpec(_Strict):
@@ -594,14 +591,19 @@ def _label_problems(labels: dict[str, str], file: str, where: str) -> list[Probl
     return [Problem(file, f"{where}.{key}" if key else where, message) for key, message in rules.check_labels(labels)]
 
 
-def _load_dataset(root: Path, path: Path, referenced: set[Path]) -> tuple[Dataset | None, list[Problem]]:
+def _load_dataset(
+    root: Path, path: Path, referenced: set[Path], unreadable: set[str]
+) -> tuple[Dataset | None, list[Problem]]:
     file = display_path(path)
     raw = load_yaml(path, file)
     if not isinstance(raw, dict):
+        unreadable.add("*")
         return None, [Problem(file, "", "expected a mapping with dataset:, description:, labels: and tables:")]
     try:
         spec = DatasetSpec.model_validate(raw)
     except ValidationError as error:
+        # Its schema files are not orphans, only undeclared until the declaration is fixed.
+        unreadable.add(raw["dataset"] if isinstance(raw.get("dataset"), str) else "*")
         return None, pydantic_problems(error, DatasetSpec, file)
 
     problems: list[Problem] = []
@@ -637,6 +639,8 @@ def _load_dataset(root: Path, path: Path, referenced: set[Path]) -> tuple[Datase
             problems += error.problems
             continue
         problems += schema_problems
+        if not columns:
+            continue  # nothing to check partitioning or clustering against; the schema problem says why
         if (message := rules.check_description(table_spec.description, rules.MAX_TABLE_DESCRIPTION)) is not None:
             problems.append(Problem(file, f"{where}.description", message))
         problems += _label_problems(table_spec.labels, file, f"{where}.labels")
@@ -683,12 +687,14 @@ def load_catalog(root: Path) -> Catalog:
     problems: list[Problem] = []
     datasets: list[Dataset] = []
     referenced: set[Path] = set()
+    unreadable: set[str] = set()
     declared_in: dict[str, str] = {}
     for path in declarations:
         try:
-            dataset, dataset_problems = _load_dataset(root, path, referenced)
+            dataset, dataset_problems = _load_dataset(root, path, referenced, unreadable)
         except CatalogError as error:
             problems += error.problems
+            unreadable.add("*")
             continue
         problems += dataset_problems
         if dataset is None:
@@ -708,7 +714,7 @@ def load_catalog(root: Path) -> Catalog:
 
     schemas_dir = root / "schemas"
     for schema_path in sorted(schemas_dir.glob("*/*.json")) if schemas_dir.is_dir() else []:
-        if schema_path.resolve() in referenced:
+        if schema_path.resolve() in referenced or {"*", schema_path.parent.name} & unreadable:
             continue
         dataset_id = schema_path.parent.name
         if dataset_id in declared_in:

@@ -8,14 +8,15 @@ Values come either from the Pulumi runtime (strings; structured values JSON-enco
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from infra.catalog import CatalogError, Catalog, Problem, display_path, load_yaml, pydantic_problems
+from infra.catalog import Catalog, CatalogError, Problem, display_path, load_yaml, pydantic_problems
+from infra.rules import check_labels
 
 PROJECT = "tenant-bigquery"
 SECRET_MASK = "[secret]"
@@ -92,6 +93,10 @@ def parse_settings(
                 "a protected stack never deletes dataset contents on destroy; remove it or set protect: false",
             )
         )
+    problems += [
+        Problem(source, f"config.{prefix}labels" + (f".{key}" if key else ""), message)
+        for key, message in check_labels(stack_settings.labels)
+    ]
     if catalog is not None:
         problems += _check_table_references(stack_settings, catalog, source, prefix)
     if problems:

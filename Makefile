@@ -1,0 +1,52 @@
+# Common tasks. `make test` is the one command that passes on a fresh machine (CI runs it via .ci/run).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+
+.PHONY: install test lint typecheck pytest validate plan diff docs bench local-bigquery local-bigquery-stop clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	$(PY) -m ruff check infra policies tests scripts
+
+typecheck: install
+	$(PY) -m mypy infra policies tests
+
+# The local BigQuery API server is installed up front so an install failure is reported plainly;
+# the test session starts it on a free port and stops it.
+pytest: install
+	$(PY) scripts/local_bigquery.py install
+	$(PY) -m pytest
+
+test: lint typecheck pytest
+
+validate: install
+	$(PY) -m infra.cli validate
+
+plan: install
+	$(PY) -m infra.cli plan --stack $(STACK)
+
+diff: install
+	$(PY) -m infra.cli diff --stack $(STACK)
+
+docs: install
+	$(PY) -m infra.cli docs
+
+bench: install
+	$(PY) scripts/benchmark.py
+
+local-bigquery: install
+	$(PY) scripts/local_bigquery.py start
+
+local-bigquery-stop:
+	$(PYTHON) scripts/local_bigquery.py stop
+
+clean:
+	rm -rf $(VENV) .local-bigquery .pytest_cache .mypy_cache .ruff_cache

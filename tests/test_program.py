@@ -1,0 +1,214 @@
+"""The real Pulumi program under Pulumi's mocks: what every stack registers, and the invariants."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+import yaml
+
+from infra.catalog import load_catalog
+from infra.mockrun import PlanResult, plan_stack, run_program
+from infra.program import run
+from infra.resources import COMPONENT_TYPE, SCHEMA_PROPERTIES
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TABLE = "gcp:bigquery/table:Table"
+DATASET = "gcp:bigquery/dataset:Dataset"
+STACKS = ("dev", "prod")
+CATALOG = load_catalog(REPO_ROOT)
+TABLES = {t.table_id: t for t in CATALOG.tables()}
+
+Plan = Callable[[str], PlanResult]
+
+
+def tables_of(result: PlanResult) -> dict[str, Any]:
+    return {r.inputs["tableId"]: r for r in result.of_type(TABLE)}
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    return yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_one_dataset_and_the_eight_tables(planned: Plan, stack: str) -> None:
+    result = planned(stack)
+    assert [r.inputs["datasetId"] for r in result.of_type(DATASET)] == ["tenants"]
+    assert sorted(tables_of(result)) == sorted(
+        [
+            "tenant_profiles",
+            "tenant_api_keys",
+            "tenant_subscriptions",
+            "tenant_usage_quotas",
+            "tenant_cloud_credentials",
+            "tenant_pipeline_configs",
+            "scheduled_pipeline_runs",
+            "pipeline_execution_queue",
+        ]
+    )
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_table_sends_its_schema_file_in_canonical_form(planned: Plan, stack: str) -> None:
+    for table_id, resource in tables_of(planned(stack)).items():
+        sent = json.loads(resource.inputs["schema"])
+        on_disk = json.loads((REPO_ROOT / "schemas" / "tenants" / f"{table_id}.json").read_text())
+        assert sent == on_disk, table_id  # the repo's files are already canonical
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_partitioning_and_clustering(planned: Plan, stack: str) -> None:
+    tables = tables_of(planned(stack))
+    expected_partitioning = {
+        "tenant_usage_quotas": ("DAY", "usage_date", True),
+        "scheduled_pipeline_runs": ("DAY", "scheduled_time", True),
+        "pipeline_execution_queue": ("DAY", "scheduled_time", False),
+    }
+    for table_id, resource in tables.items():
+        inputs = resource.inputs
+        declared = TABLES[table_id]
+        assert inputs["clusterings"] == list(declared.clustering)
+        assert inputs["clusterings"][0] == "tenant_id"
+        if table_id in expected_partitioning:
+            type_, field, require_filter = expected_partitioning[table_id]
+            assert inputs["timePartitioning"]["type"] == type_
+            assert inputs["timePartitioning"]["field"] == field
+            assert declared.time_partitioning is not None
+            assert inputs["timePartitioning"]["expirationMs"] == declared.time_partitioning.expiration_days * 86_400_000
+            # require_partition_filter is set at table level, never inside time_partitioning (deprecated there)
+            assert inputs["requirePartitionFilter"] is require_filter
+            assert "requirePartitionFilter" not in inputs["timePartitioning"]
+        else:
+            assert "timePartitioning" not in inputs and "rangePartitioning" not in inputs
+
+
+def test_usage_quotas_keep_two_years(planned: Plan) -> None:
+    inputs = tables_of(planned("prod"))["tenant_usage_quotas"].inputs
+    assert inputs["timePartitioning"] == {"type": "DAY", "field": "usage_date", "expirationMs": 730 * 86_400_000}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_labels_combine_declaration_and_stack(planned: Plan, stack: str) -> None:
+    result = planned(stack)
+    stack_labels = stack_config(stack)["tenant-bigquery:labels"]
+    dataset = result.of_type(DATASET)[0]
+    assert dataset.inputs["labels"] == {"component": "tenancy", **stack_labels}
+    for resource in result.of_type(TABLE):
+        assert resource.inputs["labels"] == stack_labels
+
+
+def test_prod_protects_everything_twice(planned: Plan) -> None:
+    result = planned("prod")
+    for resource in [*result.of_type(DATASET), *result.of_type(TABLE)]:
+        assert resource.options["protect"] is True, resource.name
+    for resource in result.of_type(TABLE):
+        assert resource.inputs["deletionProtection"] is True, resource.name
+        assert resource.options["replaceOnChanges"] == []
+        assert resource.options["replacementTrigger"] is None
+
+
+def test_no_prod_dataset_deletes_contents_on_destroy(planned: Plan) -> None:
+    for dataset in planned("prod").of_type(DATASET):
+        assert dataset.inputs["deleteContentsOnDestroy"] is False
+
+
+def test_dev_recreates_on_schema_change_and_is_unprotected(planned: Plan) -> None:
+    result = planned("dev")
+    for resource in result.of_type(TABLE):
+        assert resource.options["protect"] is False
+        assert resource.inputs["deletionProtection"] is False
+        assert resource.options["replaceOnChanges"] == SCHEMA_PROPERTIES
+    assert result.of_type(DATASET)[0].inputs["deleteContentsOnDestroy"] is True
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_children_belong_to_one_component_with_a_namespaced_type(planned: Plan, stack: str) -> None:
+    result = planned(stack)
+    components = result.of_type(COMPONENT_TYPE)
+    assert [c.name for c in components] == ["tenants"]
+    assert COMPONENT_TYPE.count(":") == 2
+    for resource in [*result.of_type(DATASET), *result.of_type(TABLE)]:
+        assert resource.parent.endswith(f"{COMPONENT_TYPE}::tenants")
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_logical_names_are_deterministic(planned: Plan, stack: str) -> None:
+    names = sorted(r.name for r in planned(stack).of_type(TABLE))
+    assert names == sorted(f"tenants-{t}" for t in TABLES)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stack_outputs_name_the_dataset_and_every_table(planned: Plan, stack: str) -> None:
+    outputs = planned(stack).outputs
+    project = stack_config(stack)["gcp:project"]
+    assert outputs["datasets"] == {"tenants": "tenants"}
+    assert outputs["tables"] == {f"tenants.{t}": f"{project}.tenants.{t}" for t in TABLES}
+
+
+def with_config(repo_copy: Path, stack: str, **changes: Any) -> PlanResult:
+    path = repo_copy / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["config"].update({f"tenant-bigquery:{k}": v for k, v in changes.items()})
+    path.write_text(yaml.safe_dump(document))
+    return plan_stack(repo_copy, stack)
+
+
+def test_dataset_suffix_and_location(repo_copy: Path) -> None:
+    result = with_config(repo_copy, "dev", datasetSuffix="_dev", location="EU", defaultTableExpirationDays=30)
+    dataset = result.of_type(DATASET)[0]
+    assert dataset.name == "tenants"  # the logical name never churns with the suffix
+    assert dataset.inputs["datasetId"] == "tenants_dev"
+    assert dataset.inputs["location"] == "EU"
+    assert dataset.inputs["defaultTableExpirationMs"] == 30 * 86_400_000
+    assert {r.inputs["datasetId"] for r in result.of_type(TABLE)} == {"tenants_dev"}
+    assert result.outputs["tables"]["tenants.tenant_profiles"] == "acme-data-platform-dev.tenants_dev.tenant_profiles"
+
+
+def test_recreate_token_targets_the_named_tables(repo_copy: Path) -> None:
+    result = with_config(repo_copy, "dev", recreate={"tenants.tenant_profiles": "2026-11-25"})
+    triggers = {r.inputs["tableId"]: r.options["replacementTrigger"] for r in result.of_type(TABLE)}
+    assert triggers.pop("tenant_profiles") == "tenants.tenant_profiles=2026-11-25"
+    assert set(triggers.values()) == {None}
+
+
+def test_recreate_everything_with_one_token(repo_copy: Path) -> None:
+    result = with_config(repo_copy, "dev", recreate={"*": "reset-1"})
+    assert {r.options["replacementTrigger"] for r in result.of_type(TABLE)} == {"*=reset-1"}
+    assert result.of_type(DATASET)[0].options["replacementTrigger"] is None
+
+
+def test_a_table_entry_wins_over_the_wildcard(repo_copy: Path) -> None:
+    result = with_config(repo_copy, "dev", recreate={"*": "a", "tenants.*": "b", "tenants.tenant_api_keys": "c"})
+    triggers = {r.inputs["tableId"]: r.options["replacementTrigger"] for r in result.of_type(TABLE)}
+    assert triggers["tenant_api_keys"] == "tenants.tenant_api_keys=c"
+    assert triggers["tenant_profiles"] == "tenants.*=b"
+
+
+def test_invalid_declarations_register_nothing_and_raise_a_run_error(repo_copy: Path) -> None:
+    schema = repo_copy / "schemas" / "tenants" / "tenant_profiles.json"
+    schema.write_text(schema.read_text().replace('"STRING"', '"STRNG"', 1))
+    config = yaml.safe_load((repo_copy / "Pulumi.prod.yaml").read_text())["config"]
+    registered: list[PlanResult] = []
+    with pytest.raises(pulumi.RunError, match=r"1 problem\(s\) in the declarations; nothing was changed"):
+        registered.append(run_program("prod", config, lambda: run(repo_copy)))
+    assert registered == []
+
+
+def test_invalid_stack_config_registers_nothing(repo_copy: Path) -> None:
+    config = yaml.safe_load((repo_copy / "Pulumi.prod.yaml").read_text())["config"]
+    config["tenant-bigquery:protect"] = "sometimes"
+    with pytest.raises(pulumi.RunError):
+        run_program("prod", config, lambda: run(repo_copy))
+
+
+def test_runtime_config_arrives_as_strings_and_is_typed_the_same(repo_copy: Path) -> None:
+    """The engine hands structured config as JSON strings; the program must read it like the YAML."""
+    config = yaml.safe_load((repo_copy / "Pulumi.prod.yaml").read_text())["config"]
+    as_engine_sends = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    from_strings = run_program("prod", as_engine_sends, lambda: run(repo_copy))
+    from_yaml = plan_stack(repo_copy, "prod")
+    assert [r.to_json() for r in from_strings.resources] == [r.to_json() for r in from_yaml.resources]
