@@ -1,0 +1,111 @@
+"""Acceptance tests: the CLI as a user runs it, in a subprocess, asserting exit codes and output."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infra.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_validate_the_repository() -> None:
+    result = cli("validate")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("✓ 1 dataset(s), 8 table(s)")
+    assert "stacks checked: dev, prod" in result.stdout
+
+
+def test_validate_reports_every_problem_one_line_each_without_traceback(repo_copy: Path) -> None:
+    schema = repo_copy / "schemas" / "tenants" / "tenant_api_keys.json"
+    schema.write_text(schema.read_text().replace('"BYTES"', '"BLOB"', 1))
+    declaration = repo_copy / "stacks" / "tenants.yaml"
+    declaration.write_text(declaration.read_text().replace("clustering: [tenant_id]", "clustering: [tenant]"))
+    (repo_copy / "Pulumi.dev.yaml").write_text("config:\n  gcp:project: p\n  tenant-bigquery:protect: maybe\n")
+
+    result = cli("validate", "--root", str(repo_copy), cwd=repo_copy)
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        "schemas/tenants/tenant_api_keys.json:key_hash.type: type 'BLOB' is not a BigQuery type; use one of "
+        "BIGNUMERIC, BOOL, BYTES, DATE, DATETIME, FLOAT64, GEOGRAPHY, INT64, JSON, NUMERIC, RANGE, RECORD, "
+        "STRING, TIME, TIMESTAMP"
+    )
+    assert lines[1] == (
+        "stacks/tenants.yaml:tables.tenant_usage_quotas.clustering.tenant: not a top-level column of the schema; "
+        "clustering needs a top-level column"
+    )
+    assert lines[2] == "Pulumi.dev.yaml:config.tenant-bigquery:protect: must be true or false"
+    assert lines[3] == "3 problem(s); nothing was changed."
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_root_without_stacks_folder(tmp_path: Path) -> None:
+    result = cli("validate", "--root", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0] == "stacks: no such folder; --root must hold stacks/ and schemas/"
+
+
+def test_usage_errors_exit_2() -> None:
+    assert cli("validate", "--nope").returncode == 2
+    assert cli("plan").returncode == 2  # --stack is required
+    unknown = cli("plan", "--stack", "staging")
+    assert unknown.returncode == 2
+    assert "no Pulumi.staging.yaml" in unknown.stderr and "known stacks: dev, prod" in unknown.stderr
+
+
+def test_plan_json_lists_the_dataset_and_tables_with_options() -> None:
+    result = cli("plan", "--stack", "prod", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["stack"] == "prod"
+    tables = [r for r in document["resources"] if r["type"] == "gcp:bigquery/table:Table"]
+    datasets = [r for r in document["resources"] if r["type"] == "gcp:bigquery/dataset:Dataset"]
+    assert len(datasets) == 1 and len(tables) == 8
+    quotas = next(t for t in tables if t["name"] == "tenants-tenant_usage_quotas")
+    assert quotas["inputs"]["timePartitioning"]["field"] == "usage_date"
+    assert quotas["inputs"]["requirePartitionFilter"] is True
+    assert quotas["options"] == {"protect": True, "replaceOnChanges": [], "replacementTrigger": None}
+    assert all(t["inputs"]["deletionProtection"] for t in tables)
+
+
+def test_plan_masks_secret_config_values(repo_copy: Path) -> None:
+    stack_file = repo_copy / "Pulumi.dev.yaml"
+    stack_file.write_text(stack_file.read_text() + "  gcp:accessToken:\n    secure: v1:abcdef==\n")
+    result = cli("plan", "--stack", "dev", "--root", str(repo_copy), "--format", "json", cwd=repo_copy)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["config"]["gcp:accessToken"] == "[secret]"
+    assert "v1:abcdef" not in result.stdout
+
+
+def test_plan_text_is_a_table_a_reviewer_reads_at_a_glance() -> None:
+    result = cli("plan", "--stack", "prod")
+    assert result.returncode == 0, result.stderr
+    assert "Dataset tenants in US: protect=True, delete contents on destroy=False" in result.stdout
+    row = next(line for line in result.stdout.splitlines() if "tenants.tenant_usage_quotas" in line)
+    cells = [cell.strip() for cell in row.strip("│ ").split("│")]
+    assert cells == ["tenants.tenant_usage_quotas", "19", "DAY on usage_date, 730 d", "required", "tenant_id", "yes", "yes", "-"]
+
+
+def test_plan_refuses_invalid_declarations(repo_copy: Path) -> None:
+    declaration = repo_copy / "stacks" / "tenants.yaml"
+    declaration.write_text(declaration.read_text().replace("type: DAY", "type: WEEK", 1))
+    result = cli("plan", "--stack", "prod", "--root", str(repo_copy), cwd=repo_copy)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "partitioning.type: time partitioning needs type: one of HOUR, DAY, MONTH, YEAR" in result.stderr
+    assert "Traceback" not in result.stderr
