@@ -32,11 +32,10 @@ def run(root: Path = REPO_ROOT) -> None:
         raise pulumi.RunError(f"{len(error.problems)} problem(s) in the declarations; nothing was changed") from None
 
     datasets = {}
-    tables: dict[str, pulumi.Output[str]] = {}
+    tables: dict[str, str] = {}
     for dataset in catalog.datasets:
         component = DatasetWithTables(dataset, settings)
         datasets[dataset.dataset_id] = component.dataset_id
-        for table_id in component.tables:
-            tables[f"{dataset.dataset_id}.{table_id}"] = component.table_ids.apply(lambda ids, t=table_id: ids[t])
+        tables.update({f"{dataset.dataset_id}.{t}": full_id for t, full_id in component.table_ids.items()})
     pulumi.export("datasets", datasets)
     pulumi.export("tables", tables)

@@ -42,7 +42,7 @@ def dataset_args(dataset: Dataset, settings: Settings) -> dict[str, Any]:
     return args
 
 
-def table_args(table: Table, settings: Settings, dataset_id: pulumi.Input[str]) -> dict[str, Any]:
+def table_args(table: Table, settings: Settings, dataset_id: str) -> dict[str, Any]:
     args: dict[str, Any] = {
         "project": settings.project,
         "dataset_id": dataset_id,
@@ -71,10 +71,13 @@ def table_args(table: Table, settings: Settings, dataset_id: pulumi.Input[str]) 
     return args
 
 
-def table_options(table: Table, settings: Settings, parent: pulumi.Resource) -> pulumi.ResourceOptions:
+def table_options(
+    table: Table, settings: Settings, parent: pulumi.Resource, dataset: pulumi.Resource
+) -> pulumi.ResourceOptions:
     options = settings.options
     return pulumi.ResourceOptions(
         parent=parent,
+        depends_on=[dataset],
         protect=options.protect,
         replace_on_changes=SCHEMA_PROPERTIES if options.recreate_on_schema_change else None,
         replacement_trigger=settings.recreate_token(table.dataset, table.table_id),
@@ -85,7 +88,7 @@ class DatasetWithTables(pulumi.ComponentResource):
     """A BigQuery dataset and every table its declaration lists."""
 
     dataset_id: pulumi.Output[str]
-    table_ids: pulumi.Output[dict[str, str]]
+    table_ids: dict[str, str]
 
     def __init__(self, dataset: Dataset, settings: Settings, opts: pulumi.ResourceOptions | None = None):
         super().__init__(COMPONENT_TYPE, dataset.dataset_id, None, opts)
@@ -94,19 +97,17 @@ class DatasetWithTables(pulumi.ComponentResource):
             **dataset_args(dataset, settings),
             opts=pulumi.ResourceOptions(parent=self, protect=settings.options.protect),
         )
+        # Ids are known before anything exists: plain strings, with depends_on for the ordering,
+        # cost the engine far less than an Output per table.
+        dataset_id = settings.dataset_id(dataset.dataset_id)
         self.tables = {
             table.table_id: gcp.bigquery.Table(
                 table_resource_name(dataset.dataset_id, table.table_id),
-                **table_args(table, settings, self.dataset.dataset_id),
-                opts=table_options(table, settings, parent=self),
+                **table_args(table, settings, dataset_id),
+                opts=table_options(table, settings, parent=self, dataset=self.dataset),
             )
             for table in dataset.tables
         }
         self.dataset_id = self.dataset.dataset_id
-        self.table_ids = pulumi.Output.all(
-            **{
-                table_id: pulumi.Output.concat(resource.project, ".", resource.dataset_id, ".", resource.table_id)
-                for table_id, resource in self.tables.items()
-            }
-        )
+        self.table_ids = {table_id: f"{settings.project}.{dataset_id}.{table_id}" for table_id in self.tables}
         self.register_outputs({"dataset_id": self.dataset_id, "table_ids": self.table_ids})

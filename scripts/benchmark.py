@@ -1,0 +1,134 @@
+"""Benchmarks that print figures (never timed tests).
+
+1. The Pulumi program under mocks against a hand-written program that registers the same resources
+   with literal arguments, at 8 tables (the repository) and at 1,000 generated tables. Goal: ratio <= 1.10.
+   Both run in one process, interleaved, and the median of the repeats is compared.
+2. The change classifier (scripts/bench_changes.py), when present.
+
+Usage: python scripts/benchmark.py [--repeats N] [--tables N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+import pulumi  # noqa: E402
+import pulumi_gcp as gcp  # noqa: E402
+import yaml  # noqa: E402
+
+from infra.mockrun import run_program  # noqa: E402
+from infra.program import run  # noqa: E402
+from infra.resources import COMPONENT_TYPE  # noqa: E402
+from infra.settings import read_stack_file  # noqa: E402
+
+STACK = "prod"
+TABLE = "gcp:bigquery/table:Table"
+DATASET = "gcp:bigquery/dataset:Dataset"
+
+
+def generated_root(target: Path, tables: int) -> Path:
+    """A root with `tables` tables: the repository's 8 schemas and options, cycled under new names."""
+    shutil.copy(REPO_ROOT / f"Pulumi.{STACK}.yaml", target)
+    declaration = yaml.safe_load((REPO_ROOT / "stacks" / "tenants.yaml").read_text())
+    originals = list(declaration["tables"].items())
+    schema_dir = target / "schemas" / "tenants"
+    schema_dir.mkdir(parents=True)
+    (target / "stacks").mkdir()
+    declaration["tables"] = {}
+    for index in range(tables):
+        name, options = originals[index % len(originals)]
+        table_id = name if index < len(originals) else f"{name}_{index}"
+        shutil.copy(REPO_ROOT / "schemas" / "tenants" / f"{name}.json", schema_dir / f"{table_id}.json")
+        declaration["tables"][table_id] = options
+    (target / "stacks" / "tenants.yaml").write_text(yaml.safe_dump(declaration))
+    return target
+
+
+def hand_written_program(root: Path) -> Callable[[], None]:
+    """What someone would write by hand: literal arguments, no loading, no validation."""
+    recorded = run_program(STACK, read_stack_file(root, STACK)[0], lambda: run(root))
+    dataset = next(r for r in recorded.resources if r.type == DATASET)
+    tables = [r for r in recorded.resources if r.type == TABLE]
+    literal_dataset = _snake(dataset.inputs)
+    literal_tables = [(t.name, _snake(t.inputs), t.options["protect"]) for t in tables]
+
+    def program() -> None:
+        parent = pulumi.ComponentResource(COMPONENT_TYPE, "tenants", None, None)
+        gcp.bigquery.Dataset(
+            "tenants", **literal_dataset, opts=pulumi.ResourceOptions(parent=parent, protect=True)
+        )
+        for name, args, protect in literal_tables:
+            gcp.bigquery.Table(name, **args, opts=pulumi.ResourceOptions(parent=parent, protect=protect))
+
+    return program
+
+
+def _snake(inputs: dict[str, Any]) -> dict[str, Any]:
+    def convert(key: str) -> str:
+        return "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {convert(k): walk(v) for k, v in value.items()}
+        return value
+
+    return {convert(k): walk(v) for k, v in inputs.items() if k != "labels"} | {"labels": inputs.get("labels")}
+
+
+def timed(function: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+def bench_program(tables: int, repeats: int) -> list[str]:
+    with tempfile.TemporaryDirectory() as tmp:
+        root = REPO_ROOT if tables == 8 else generated_root(Path(tmp), tables)
+        config = read_stack_file(root, STACK)[0]
+        baseline = hand_written_program(root)
+        ours: list[float] = []
+        theirs: list[float] = []
+        for _ in range(repeats):
+            ours.append(timed(lambda: run_program(STACK, config, lambda: run(root))))
+            theirs.append(timed(lambda: run_program(STACK, config, baseline)))
+        schema_bytes = sum(p.stat().st_size for p in (root / "schemas").glob("*/*.json"))
+    ours_median, theirs_median = statistics.median(ours), statistics.median(theirs)
+    return [
+        f"program under mocks, {tables:>5} tables ({schema_bytes / 1e6:.2f} MB of schemas), median of {repeats}: "
+        f"ours {ours_median:.3f} s, hand-written {theirs_median:.3f} s, ratio {ours_median / theirs_median:.3f} "
+        f"(goal <= 1.10)"
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--tables", type=int, default=1000)
+    args = parser.parse_args()
+    for line in bench_program(8, args.repeats):
+        print(line, flush=True)
+    for line in bench_program(args.tables, max(3, args.repeats // 2)):
+        print(line, flush=True)
+    if (REPO_ROOT / "scripts" / "bench_changes.py").is_file():
+        sys.path.insert(0, str(REPO_ROOT / "scripts"))
+        from bench_changes import bench_classifier
+
+        for line in bench_classifier():
+            print(line, flush=True)
+    print(json.dumps({"python": sys.version.split()[0], "pulumi": pulumi.__version__ if hasattr(pulumi, "__version__") else "?"}))
+
+
+if __name__ == "__main__":
+    main()
