@@ -230,7 +230,11 @@ def pydantic_problems(error: ValidationError, model: type[BaseModel], file: str,
 # ---------------------------------------------------------------- YAML and JSON with line numbers
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it: ten times faster than the pure-Python one.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc, valid-type]
     """PyYAML keeps the last of two equal keys silently; a duplicated table entry must be an error."""
 
 

@@ -88,9 +88,9 @@ def check_column_name(name: str) -> str | None:
     if len(name) > MAX_COLUMN_NAME_LENGTH:
         return f"column name is {len(name)} characters; BigQuery allows at most {MAX_COLUMN_NAME_LENGTH}"
     upper = name.upper()
-    for prefix in RESERVED_COLUMN_PREFIXES:
-        if upper.startswith(prefix):
-            return f"column name {name!r} starts with the reserved prefix {prefix}; rename the column"
+    if upper.startswith(RESERVED_COLUMN_PREFIXES):
+        prefix = next(p for p in RESERVED_COLUMN_PREFIXES if upper.startswith(p))
+        return f"column name {name!r} starts with the reserved prefix {prefix}; rename the column"
     return None
 
 

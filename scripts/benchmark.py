@@ -11,7 +11,6 @@ Usage: python scripts/benchmark.py [--repeats N] [--tables N]
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -57,20 +56,27 @@ def generated_root(target: Path, tables: int) -> Path:
 
 
 def hand_written_program(root: Path) -> Callable[[], None]:
-    """What someone would write by hand: literal arguments, no loading, no validation."""
+    """What someone would write by hand: the same resources, options and outputs, literal arguments,
+    no loading and no validation."""
     recorded = run_program(STACK, read_stack_file(root, STACK)[0], lambda: run(root))
     dataset = next(r for r in recorded.resources if r.type == DATASET)
     tables = [r for r in recorded.resources if r.type == TABLE]
     literal_dataset = _snake(dataset.inputs)
     literal_tables = [(t.name, _snake(t.inputs), t.options["protect"]) for t in tables]
+    literal_outputs = recorded.outputs
 
     def program() -> None:
         parent = pulumi.ComponentResource(COMPONENT_TYPE, "tenants", None, None)
-        gcp.bigquery.Dataset(
+        created = gcp.bigquery.Dataset(
             "tenants", **literal_dataset, opts=pulumi.ResourceOptions(parent=parent, protect=True)
         )
         for name, args, protect in literal_tables:
-            gcp.bigquery.Table(name, **args, opts=pulumi.ResourceOptions(parent=parent, protect=protect))
+            gcp.bigquery.Table(
+                name, **args, opts=pulumi.ResourceOptions(parent=parent, protect=protect, depends_on=[created])
+            )
+        parent.register_outputs({"dataset_id": created.dataset_id, "table_ids": literal_outputs["tables"]})
+        pulumi.export("datasets", {"tenants": created.dataset_id})
+        pulumi.export("tables", literal_outputs["tables"])
 
     return program
 
@@ -127,7 +133,6 @@ def main() -> None:
 
         for line in bench_classifier():
             print(line, flush=True)
-    print(json.dumps({"python": sys.version.split()[0], "pulumi": pulumi.__version__ if hasattr(pulumi, "__version__") else "?"}))
 
 
 if __name__ == "__main__":
