@@ -211,4 +211,7 @@ def test_runtime_config_arrives_as_strings_and_is_typed_the_same(repo_copy: Path
     as_engine_sends = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     from_strings = run_program("prod", as_engine_sends, lambda: run(repo_copy))
     from_yaml = plan_stack(repo_copy, "prod")
-    assert [r.to_json() for r in from_strings.resources] == [r.to_json() for r in from_yaml.resources]
+    def registered(result: PlanResult) -> list[dict[str, Any]]:
+        return sorted((r.to_json() for r in result.resources), key=lambda r: (r["type"], r["name"]))
+
+    assert registered(from_strings) == registered(from_yaml)
