@@ -241,13 +241,14 @@ class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc, valid-type]
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}; keep one entry", key_node.start_mark
             )
         seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=deep)
+    return mapping
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
@@ -392,7 +393,9 @@ class _SchemaParser:
             else:
                 fields = self.columns(item["fields"], where, level + 1)
         elif "fields" in item:
-            self.fail(where + ".fields", f"only RECORD columns have fields; remove it or make the type RECORD, not {type_}")
+            self.fail(
+                where + ".fields", f"only RECORD columns have fields; remove it or make the type RECORD, not {type_}"
+            )
 
         return Column(
             name=name,
@@ -416,7 +419,9 @@ class _SchemaParser:
         for key, attribute in (("precision", "precision"), ("scale", "scale")):
             if key in item:
                 if type_ not in rules.NUMERIC_BOUNDS:
-                    self.fail(where + f".{key}", f"{key} applies only to NUMERIC and BIGNUMERIC, not {type_}; remove it")
+                    self.fail(
+                        where + f".{key}", f"{key} applies only to NUMERIC and BIGNUMERIC, not {type_}; remove it"
+                    )
                 else:
                     out[attribute] = self.integer(item[key], where + f".{key}")
         if type_ in rules.NUMERIC_BOUNDS and ("precision" in item or "scale" in item):
@@ -454,7 +459,7 @@ class _SchemaParser:
             if element not in rules.RANGE_ELEMENT_TYPES:
                 self.fail(
                     where + ".rangeElementType",
-                    "a RANGE column needs rangeElementType {\"type\": DATE, DATETIME or TIMESTAMP}",
+                    'a RANGE column needs rangeElementType {"type": DATE, DATETIME or TIMESTAMP}',
                 )
             else:
                 out["range_element_type"] = element
@@ -537,7 +542,10 @@ def _check_partitioning(
         if column is None:
             fail("range.field", f"column {rng.field!r} is not a top-level column of the schema")
         elif column.type != "INT64" or column.mode == "REPEATED":
-            fail("range.field", f"range partitioning needs a non-REPEATED INT64 column; {rng.field!r} is {column.mode} {column.type}")
+            fail(
+                "range.field",
+                f"range partitioning needs a non-REPEATED INT64 column; {rng.field!r} is {column.mode} {column.type}",
+            )
         message = rules.check_range_partitioning(rng.start, rng.end, rng.interval)
         if message:
             fail("range", message)
@@ -577,7 +585,11 @@ def _check_clustering(clustering: list[str], columns: dict[str, Column], file: s
             problems.append(Problem(file, f"{where}.{name}", "listed twice; keep one"))
         seen.add(name.lower())
         if column is None:
-            problems.append(Problem(file, f"{where}.{name}", "not a top-level column of the schema; clustering needs a top-level column"))
+            problems.append(
+                Problem(
+                    file, f"{where}.{name}", "not a top-level column of the schema; clustering needs a top-level column"
+                )
+            )
         elif column.mode == "REPEATED":
             problems.append(Problem(file, f"{where}.{name}", "a REPEATED column cannot be a clustering column"))
         elif column.type not in rules.CLUSTERING_TYPES:
@@ -585,7 +597,8 @@ def _check_clustering(clustering: list[str], columns: dict[str, Column], file: s
                 Problem(
                     file,
                     f"{where}.{name}",
-                    f"a {column.type} column cannot be a clustering column; use one of {', '.join(sorted(rules.CLUSTERING_TYPES))}",
+                    f"a {column.type} column cannot be a clustering column; "
+                    f"use one of {', '.join(sorted(rules.CLUSTERING_TYPES))}",
                 )
             )
     return problems
@@ -657,7 +670,9 @@ def _load_dataset(
             problems += partition_problems
         if table_spec.require_partition_filter and table_spec.partitioning is None:
             problems.append(
-                Problem(file, f"{where}.require_partition_filter", "needs partitioning:; remove it or partition the table")
+                Problem(
+                    file, f"{where}.require_partition_filter", "needs partitioning:; remove it or partition the table"
+                )
             )
         if "clustering" in table_spec.model_fields_set:
             problems += _check_clustering(table_spec.clustering, top, file, f"{where}.clustering")
@@ -683,7 +698,9 @@ def load_catalog(root: Path) -> Catalog:
     """Load and validate every stacks/*.yaml and its schemas; raise CatalogError with all problems."""
     stacks_dir = root / "stacks"
     if not stacks_dir.is_dir():
-        raise CatalogError([Problem(display_path(stacks_dir), "", "no such folder; --root must hold stacks/ and schemas/")])
+        raise CatalogError(
+            [Problem(display_path(stacks_dir), "", "no such folder; --root must hold stacks/ and schemas/")]
+        )
     declarations = sorted([*stacks_dir.glob("*.yaml"), *stacks_dir.glob("*.yml")])
     if not declarations:
         raise CatalogError([Problem(display_path(stacks_dir), "", "no *.yaml declarations; add one file per dataset")])

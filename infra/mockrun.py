@@ -54,8 +54,8 @@ class _EchoMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         return args.resource_id or f"{args.name}-id", args.inputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, None
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -66,7 +66,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.result = result
 
     def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
         if request.type != "pulumi:pulumi:Stack":
             self.result.resources.append(
                 RegisteredResource(
@@ -106,23 +106,23 @@ def run_program(
     secret_keys: set[str] | None = None,
 ) -> PlanResult:
     """Run `program` (default: the real one) as stack `stack` with `config`; return what it registered."""
-    if program is None:
-        from infra.program import run as program
+    from infra.program import run
 
+    body = program or run
     result = PlanResult(stack)
     SETTINGS.rpc_manager.clear()
     SETTINGS.outputs.clear()
     # A fresh root Stack per run, so consecutive runs in one process never share a parent.
     ROOT.set(None)
-    pulumi_mocks.set_mocks(
-        _EchoMocks(), project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(result)
-    )
+    pulumi_mocks.set_mocks(_EchoMocks(), project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(result))
     set_all_config(config_for_runtime(config), sorted(secret_keys or ()))
+
     def run_and_collect_outputs() -> None:
-        program()
+        body()
         root = get_root_resource()
         exports = dict(root.outputs) if isinstance(root, Stack) else {}
-        result.outputs = _sync_await(pulumi.Output.from_input(exports).future()) or {}
+        resolved: dict[str, Any] | None = _sync_await(pulumi.Output.from_input(exports).future())
+        result.outputs = resolved or {}
 
     _sync_await(run_pulumi_func(run_and_collect_outputs))
     return result

@@ -96,9 +96,7 @@ def check_column_name(name: str) -> str | None:
 
 def check_dataset_id(dataset_id: str) -> str | None:
     if not _DATASET_ID.match(dataset_id) or len(dataset_id) > 1024:
-        return (
-            f"dataset id {dataset_id!r} is invalid; use 1 to 1,024 letters, digits and underscores"
-        )
+        return f"dataset id {dataset_id!r} is invalid; use 1 to 1,024 letters, digits and underscores"
     return None
 
 
@@ -130,19 +128,13 @@ def check_labels(labels: dict[str, str]) -> list[tuple[str, str]]:
         problems.append(("", f"{len(labels)} labels; BigQuery allows at most {MAX_LABELS}"))
     for key, value in labels.items():
         if not 1 <= len(key) <= 63 or not (key[0].isalpha() and key[0] == key[0].lower()):
-            problems.append(
-                (key, "label key must be 1 to 63 characters and start with a lowercase letter")
-            )
+            problems.append((key, "label key must be 1 to 63 characters and start with a lowercase letter"))
         elif not all(_is_label_char(c) for c in key):
-            problems.append(
-                (key, "label key may use only lowercase letters, digits, '_' and '-'")
-            )
+            problems.append((key, "label key may use only lowercase letters, digits, '_' and '-'"))
         if not isinstance(value, str):
             problems.append((key, "label value must be a string; quote it in YAML"))
         elif len(value) > 63 or not all(_is_label_char(c) for c in value):
-            problems.append(
-                (key, "label value must be 0 to 63 lowercase letters, digits, '_' or '-'")
-            )
+            problems.append((key, "label value must be 0 to 63 lowercase letters, digits, '_' or '-'"))
     return problems
 
 

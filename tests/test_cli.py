@@ -98,7 +98,16 @@ def test_plan_text_is_a_table_a_reviewer_reads_at_a_glance() -> None:
     assert "Dataset tenants in US: protect=True, delete contents on destroy=False" in result.stdout
     row = next(line for line in result.stdout.splitlines() if "tenants.tenant_usage_quotas" in line)
     cells = [cell.strip() for cell in row.strip("│ ").split("│")]
-    assert cells == ["tenants.tenant_usage_quotas", "19", "DAY on usage_date, 730 d", "required", "tenant_id", "yes", "yes", "-"]
+    assert cells == [
+        "tenants.tenant_usage_quotas",
+        "19",
+        "DAY on usage_date, 730 d",
+        "required",
+        "tenant_id",
+        "yes",
+        "yes",
+        "-",
+    ]
 
 
 def test_plan_refuses_invalid_declarations(repo_copy: Path) -> None:

@@ -78,6 +78,7 @@ def test_partitioning_and_clustering(planned: Plan, stack: str) -> None:
             assert inputs["timePartitioning"]["type"] == type_
             assert inputs["timePartitioning"]["field"] == field
             assert declared.time_partitioning is not None
+            assert declared.time_partitioning.expiration_days is not None
             assert inputs["timePartitioning"]["expirationMs"] == declared.time_partitioning.expiration_days * 86_400_000
             # require_partition_filter is set at table level, never inside time_partitioning (deprecated there)
             assert inputs["requirePartitionFilter"] is require_filter
@@ -211,6 +212,7 @@ def test_runtime_config_arrives_as_strings_and_is_typed_the_same(repo_copy: Path
     as_engine_sends = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     from_strings = run_program("prod", as_engine_sends, lambda: run(repo_copy))
     from_yaml = plan_stack(repo_copy, "prod")
+
     def registered(result: PlanResult) -> list[dict[str, Any]]:
         return sorted((r.to_json() for r in result.resources), key=lambda r: (r["type"], r["name"]))
 
@@ -222,7 +224,11 @@ def test_the_entry_point_pulumi_runs_registers_the_same_resources(planned: Plan)
     import runpy
 
     config = stack_config("prod")
-    via_entry_point = run_program("prod", config, lambda: runpy.run_path(str(REPO_ROOT / "infra"), run_name="__main__"))
+
+    def entry_point() -> None:
+        runpy.run_path(str(REPO_ROOT / "infra"), run_name="__main__")
+
+    via_entry_point = run_program("prod", config, entry_point)
     assert sorted(r.name for r in via_entry_point.resources) == sorted(r.name for r in planned("prod").resources)
 
 
@@ -231,9 +237,23 @@ def test_repository_schemas_are_canonical_and_fully_described() -> None:
         for column in columns:
             where = f"{path}{column['name']}"
             assert column.get("description"), f"{where} has no description"
-            assert column["type"] in {"STRING", "BYTES", "INT64", "FLOAT64", "NUMERIC", "BIGNUMERIC", "BOOL",
-                                      "TIMESTAMP", "DATE", "TIME", "DATETIME", "GEOGRAPHY", "JSON", "RECORD",
-                                      "RANGE"}, where
+            assert column["type"] in {
+                "STRING",
+                "BYTES",
+                "INT64",
+                "FLOAT64",
+                "NUMERIC",
+                "BIGNUMERIC",
+                "BOOL",
+                "TIMESTAMP",
+                "DATE",
+                "TIME",
+                "DATETIME",
+                "GEOGRAPHY",
+                "JSON",
+                "RECORD",
+                "RANGE",
+            }, where
             assert column.get("mode") in {"NULLABLE", "REQUIRED", "REPEATED"}, where
             walk(column.get("fields", []), f"{where}.")
 

@@ -40,7 +40,9 @@ def test_project_is_required() -> None:
 
 def test_unknown_key_is_named_with_the_known_ones() -> None:
     [problem] = problems_of({"tenant-bigquery:protekt": True})
-    assert problem.startswith(f"{SOURCE}:config.tenant-bigquery:protekt: unknown key; check the spelling (allowed here:")
+    assert problem.startswith(
+        f"{SOURCE}:config.tenant-bigquery:protekt: unknown key; check the spelling (allowed here:"
+    )
     assert "deletionProtection" in problem and "recreate" in problem
 
 

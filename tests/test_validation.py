@@ -45,6 +45,7 @@ class MiniRepo:
             },
         }
         self.columns: list[dict[str, Any]] = json.loads(json.dumps(GOOD_COLUMNS))
+        self.schema_file = "events.json"
         self.write()
 
     @property
@@ -55,7 +56,7 @@ class MiniRepo:
         (self.root / "stacks").mkdir(exist_ok=True)
         (self.root / "schemas" / "ds").mkdir(parents=True, exist_ok=True)
         (self.root / "stacks" / "ds.yaml").write_text(yaml.safe_dump(self.declaration))
-        (self.root / "schemas" / "ds" / "events.json").write_text(json.dumps(self.columns, indent=2))
+        (self.root / "schemas" / "ds" / self.schema_file).write_text(json.dumps(self.columns, indent=2))
 
     def problems(self) -> list[str]:
         self.write()
@@ -431,9 +432,8 @@ def test_declared_table_without_schema(repo: MiniRepo) -> None:
 
 
 def test_schema_option_points_at_another_file(repo: MiniRepo) -> None:
-    (repo.root / "schemas" / "ds" / "events.json").rename(repo.root / "schemas" / "ds" / "events_v2.json")
-    repo.table["schema"] = "events_v2.json"
-    repo.write = lambda: (repo.root / "stacks" / "ds.yaml").write_text(yaml.safe_dump(repo.declaration))  # type: ignore[method-assign]
+    (repo.root / "schemas" / "ds" / "events.json").unlink()
+    repo.schema_file = repo.table["schema"] = "events_v2.json"
     assert repo.problems() == []
 
 
