@@ -1,0 +1,129 @@
+"""Reporters for `diff`: the classifier's result as terminal text, JSON, or a pull-request comment."""
+
+from __future__ import annotations
+
+import html
+import json
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table as RichTable
+
+from infra.changes import DiffResult, TableChanges, Verdict
+
+_STYLES = {
+    Verdict.NOOP: "dim",
+    Verdict.ADDED: "green",
+    Verdict.UPDATE: "green",
+    Verdict.UPDATE_DESTRUCTIVE: "yellow",
+    Verdict.REPLACE: "bold red",
+    Verdict.REMOVED: "bold red",
+    Verdict.REJECTED: "bold magenta",
+}
+
+
+def runbook(result: DiffResult) -> list[str]:
+    """The deliberate path for the tables that lose data or that BigQuery refuses, as plain lines."""
+    stack = result.stack or "prod"
+    tables = ["DATASET.TABLE"] if result.compares_files else [t.table for t in result.needing_runbook()]
+    snapshots = [f"     python -m infra.cli snapshot --stack {stack} --tables {t}" for t in tables]
+    return [
+        f"Runbook for {', '.join(tables)} (README, Runbooks):",
+        "  1. Snapshot each table:",
+        *snapshots,
+        f"  2. Approve: list the tables under tenant-bigquery:approveDataLoss in Pulumi.{stack}.yaml, in a change",
+        f"     of its own; merge it and run `pulumi up --stack {stack}`. Its preview shows in-place updates of",
+        "     those tables only (deletionProtection true -> false), and it records their protect as off.",
+        "     Why a run of its own: a replace deletes the old table first, and the provider refuses that delete",
+        "     while state still records deletion_protection true. Pulumi's protect may be lifted in the same",
+        "     run as a replace; deletion_protection must already be false in state from an earlier up.",
+        f"  3. Merge the change and run `pulumi up --stack {stack}` again. A replaced table comes back empty:",
+        "     copy the rows you need back from the snapshot. To remove a table, delete its declaration and its",
+        "     approveDataLoss entry in the same change. A change BigQuery refuses (partitioning) applies only",
+        "     as a replace: give the table a new tenant-bigquery:recreate token in the same change.",
+        f"  4. Remove the approval and run `pulumi up --stack {stack}`: both protections are back.",
+        "  An in-place column drop or a shorter partition expiration is not stopped by protection: the gate is",
+        f"  `diff --stack {stack} --fail-on update-destructive`, which passes once the table is approved.",
+        "  A stack without protection (protect and deletionProtection false, as dev) needs steps 1 and 3 only.",
+    ]
+
+
+# ---------------------------------------------------------------- text
+
+
+def render_text(result: DiffResult, out: Console) -> None:
+    heading = f"{result.old_label} -> {result.new_label}"
+    out.print(escape(heading + (f", stack {result.stack}" if result.stack else "")))
+    for table in result.tables:
+        approved = f" (approved in {result.stack})" if table.approved else ""
+        out.print(f"\n[bold]{escape(table.table)}[/bold]: {_styled(table.verdict)}{escape(approved)}")
+        # A borderless grid keeps long reasons wrapped inside their own column.
+        grid = RichTable.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        grid.add_column()
+        for change in table.changes:
+            grid.add_row(f"  {_styled(change.verdict)}", f"[bold]{escape(change.path)}[/bold]", escape(change.reason))
+        out.print(grid)
+    out.print(f"\n{_summary(result)}")
+    if result.needing_runbook():
+        out.print()
+        for line in runbook(result):
+            out.print(escape(line), soft_wrap=True)
+
+
+def _styled(verdict: Verdict) -> str:
+    return f"[{_STYLES[verdict]}]{verdict}[/{_STYLES[verdict]}]"
+
+
+def _summary(result: DiffResult) -> str:
+    unchanged = f"; {result.unchanged} unchanged" if result.unchanged else ""
+    if not result.tables:
+        return f"No table changes{unchanged}."
+    return f"{len(result.tables)} table(s) changed, worst: {result.verdict}{unchanged}."
+
+
+# ---------------------------------------------------------------- json
+
+
+def render_json(result: DiffResult) -> str:
+    return json.dumps({"tables": [_table_json(t, result.stack is not None) for t in result.tables]}, indent=2)
+
+
+def _table_json(table: TableChanges, with_approval: bool) -> dict[str, object]:
+    document: dict[str, object] = {
+        "table": table.table,
+        "verdict": str(table.verdict),
+        "changes": [{"path": c.path, "verdict": str(c.verdict), "reason": c.reason} for c in table.changes],
+    }
+    if with_approval:
+        document["approved"] = table.approved
+    return document
+
+
+# ---------------------------------------------------------------- markdown
+
+
+def render_markdown(result: DiffResult) -> str:
+    """A pull-request comment: one line per table, its changes folded, and the runbook when needed."""
+    stack = f", stack `{result.stack}`" if result.stack else ""
+    lines = [
+        "### Schema changes: what `pulumi up` does to the data",
+        "",
+        f"{html.escape(result.old_label)} → {html.escape(result.new_label)}{stack}. {_summary(result)}",
+        "",
+    ]
+    for table in result.tables:
+        approved = f" (approved in {result.stack})" if table.approved else ""
+        lines += [
+            f"<details><summary><code>{html.escape(table.table)}</code>: <b>{table.verdict}</b>{approved}, "
+            f"{len(table.changes)} change(s)</summary>",
+            "",
+            *(f"- `{c.path}` **{c.verdict}**: {html.escape(c.reason, quote=False)}" for c in table.changes),
+            "",
+            "</details>",
+            "",
+        ]
+    if result.needing_runbook():
+        lines += ["```text", *runbook(result), "```", ""]
+    return "\n".join(lines)

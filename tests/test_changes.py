@@ -1,0 +1,450 @@
+"""The change classifier, one test per rule, flat and nested: what each change does to the data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import pytest
+
+from infra.catalog import Column, RangePartitioning, Table, TimePartitioning
+from infra.changes import (
+    CLASSIFIED_TABLE_FIELDS,
+    COLUMN_DROP,
+    EXPIRATION_COMPUTED,
+    PARAMETERIZED_TYPES,
+    PARTITION_EXPIRATION,
+    PARTITIONING_FIXED,
+    RANGE_PARTITION_FIELD,
+    REPLACE_ON_CHANGE_PROPERTIES,
+    RULES,
+    SCHEMA_DIFF_SUPPRESS,
+    SCHEMA_IS_CHANGEABLE,
+    TIME_PARTITION_FIELD,
+    UNCLASSIFIED,
+    Change,
+    Verdict,
+    classify_schema,
+    classify_table,
+    worst,
+)
+from infra.resources import SCHEMA_PROPERTIES
+
+Schema = tuple[Column, ...]
+
+
+def col(name: str, type_: str = "STRING", mode: str = "NULLABLE", **options: object) -> Column:
+    return Column(name=name, type=type_, mode=mode, **options)  # type: ignore[arg-type]
+
+
+def record(name: str, *columns: Column, mode: str = "NULLABLE") -> Column:
+    return Column(name=name, type="RECORD", mode=mode, fields=columns)
+
+
+BASE: Schema = (col("id", "INT64", "REQUIRED"), col("name"), col("score", "FLOAT64"))
+
+
+def flat(*columns: Column) -> Schema:
+    return columns
+
+
+def nested(*columns: Column) -> Schema:
+    """The same columns one level down, inside a RECORD that itself does not change."""
+    return (col("tenant_id", mode="REQUIRED"), record("rec", *columns))
+
+
+SHAPES = {"flat": (flat, ""), "nested": (nested, "rec.")}
+
+
+def cited(changes: list[Change]) -> list[Change]:
+    """Every reason says who applies the rule and names it; return the changes for more asserts."""
+    for change in changes:
+        assert change.rule in RULES
+        assert change.reason.startswith(f"{change.rule.authority}: "), change.reason
+        assert change.reason.endswith(f"({change.rule.source})"), change.reason
+    return changes
+
+
+def classify(old: Schema, new: Schema, **options: bool) -> dict[str, Change]:
+    changes = cited(classify_schema(old, new, **options))
+    by_path = {c.path: c for c in changes}
+    assert len(by_path) == len(changes), "one change per path"
+    return by_path
+
+
+def verdicts(old: Schema, new: Schema, **options: bool) -> dict[str, Verdict]:
+    return {path: change.verdict for path, change in classify(old, new, **options).items()}
+
+
+# ---------------------------------------------------------------- noop: nothing the provider would send
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_identical_schemas_have_no_changes(shape: str) -> None:
+    wrap, _ = SHAPES[shape]
+    assert classify(wrap(*BASE), wrap(*BASE)) == {}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_reordering_columns_is_noop(shape: str) -> None:
+    wrap, prefix = SHAPES[shape]
+    changes = classify(wrap(*BASE), wrap(*reversed(BASE)))
+    [(path, change)] = changes.items()
+    assert change.verdict is Verdict.NOOP
+    assert change.rule is SCHEMA_DIFF_SUPPRESS
+    assert path == (f"{prefix}(field order)" if prefix else "(column order)")
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (col("n", "INTEGER"), col("n", "INT64")),
+        (col("n", "FLOAT"), col("n", "FLOAT64")),
+        (col("n", "BOOLEAN"), col("n", "BOOL")),
+        (col("n", "int64"), col("n", "INTEGER")),
+        (col("n", mode="nullable"), col("n", mode="NULLABLE")),
+        (col("n", mode=""), col("n", mode="NULLABLE")),
+        (col("n", mode="required"), col("n", mode="REQUIRED")),
+    ],
+    ids=["INTEGER-INT64", "FLOAT-FLOAT64", "BOOLEAN-BOOL", "case-of-type", "case-of-mode", "missing-mode", "REQUIRED"],
+)
+def test_aliases_and_spelling_are_noop_even_before_canonical_form(shape: str, old: Column, new: Column) -> None:
+    # The loader canonicalises all of these; the classifier must not depend on it.
+    wrap, _ = SHAPES[shape]
+    assert classify(wrap(old), wrap(new)) == {}
+
+
+def test_struct_and_record_differ_for_the_provider_so_only_the_canonical_spelling_is_safe() -> None:
+    # The provider aliases three type pairs, not STRUCT/RECORD: sent raw, it would replace the table.
+    # The loader turns STRUCT into RECORD (tests/test_diff_cli.py shows the file pair is a noop).
+    old = (Column("r", "STRUCT", fields=(col("a"),)),)
+    new = (Column("r", "RECORD", fields=(col("a"),)),)
+    assert verdicts(old, new) == {"r": Verdict.REPLACE}
+
+
+# ---------------------------------------------------------------- update: in place, no data lost
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(("mode", "rows_read"), [("NULLABLE", "NULL"), ("REPEATED", "an empty array")])
+def test_adding_a_nullable_or_repeated_column_is_an_update(shape: str, mode: str, rows_read: str) -> None:
+    wrap, prefix = SHAPES[shape]
+    change = classify(wrap(*BASE), wrap(*BASE, col("extra", mode=mode)))[prefix + "extra"]
+    assert change.verdict is Verdict.UPDATE
+    assert f"existing rows read {rows_read}" in change.reason
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_relaxing_required_to_nullable_is_an_update(shape: str) -> None:
+    wrap, prefix = SHAPES[shape]
+    relaxed = (col("id", "INT64", "NULLABLE"), *BASE[1:])
+    assert verdicts(wrap(*BASE), wrap(*relaxed)) == {prefix + "id": Verdict.UPDATE}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_description_and_policy_tag_changes_are_updates(shape: str) -> None:
+    wrap, prefix = SHAPES[shape]
+    described = (BASE[0], col("name", description="Display name"), col("score", "FLOAT64", policy_tags=("tag",)))
+    assert verdicts(wrap(*BASE), wrap(*described)) == {
+        prefix + "name": Verdict.UPDATE,
+        prefix + "score": Verdict.UPDATE,
+    }
+
+
+def test_required_fields_inside_a_new_record_are_an_update_and_the_reason_says_why() -> None:
+    # The provider checks only the added column's own mode; BigQuery accepts REQUIRED fields in a new RECORD.
+    added = record("event", col("at", "TIMESTAMP", "REQUIRED"), record("who", col("id", mode="REQUIRED")))
+    change = classify(BASE, (*BASE, added))["event"]
+    assert change.verdict is Verdict.UPDATE
+    assert "REQUIRED fields (event.at, event.who.id)" in change.reason
+    assert "BigQuery accepts REQUIRED fields inside a new RECORD" in change.reason
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "verdict"),
+    [
+        (col("s", max_length=10), col("s", max_length=20), Verdict.UPDATE),
+        (col("s", max_length=10), col("s"), Verdict.UPDATE),
+        (col("s", max_length=20), col("s", max_length=10), Verdict.REJECTED),
+        (col("s"), col("s", max_length=10), Verdict.REJECTED),
+        (col("n", "NUMERIC", precision=10, scale=2), col("n", "NUMERIC", precision=12, scale=3), Verdict.UPDATE),
+        (col("n", "NUMERIC", precision=10, scale=2), col("n", "NUMERIC", precision=10, scale=3), Verdict.REJECTED),
+        (col("n", "NUMERIC", precision=10, scale=2), col("n", "NUMERIC"), Verdict.UPDATE),
+    ],
+    ids=["longer", "unbounded", "shorter", "bounded", "wider-numeric", "fewer-integer-digits", "unbounded-numeric"],
+)
+def test_parameterized_types_can_be_widened_in_place_but_not_narrowed(
+    old: Column, new: Column, verdict: Verdict
+) -> None:
+    [change] = classify((old,), (new,)).values()
+    assert (change.verdict, change.rule) == (verdict, PARAMETERIZED_TYPES)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (col("n", "NUMERIC", rounding_mode="ROUND_HALF_EVEN"), col("n", "NUMERIC")),
+        (col("s", default_value_expression="'x'"), col("s", default_value_expression="'y'")),
+        (col("s", collation=""), col("s", collation="und:ci")),
+    ],
+    ids=["rounding-mode", "default-value", "collation"],
+)
+def test_column_options_the_provider_sends_in_place(old: Column, new: Column) -> None:
+    assert list(verdicts((old,), (new,)).values()) == [Verdict.UPDATE]
+
+
+# ---------------------------------------------------------------- update-destructive and replace
+
+
+def test_dropping_a_top_level_column_is_update_destructive() -> None:
+    change = classify(BASE, BASE[:2])["score"]
+    assert (change.verdict, change.rule) == (Verdict.UPDATE_DESTRUCTIVE, COLUMN_DROP)
+    assert "ALTER TABLE DROP COLUMN" in change.reason
+
+
+def test_dropping_a_nested_field_replaces() -> None:
+    change = classify(nested(*BASE), nested(*BASE[:2]))["rec.score"]
+    assert (change.verdict, change.rule) == (Verdict.REPLACE, SCHEMA_IS_CHANGEABLE)
+    assert "only top-level columns are dropped in place" in change.reason
+
+
+def test_dropping_a_record_counts_the_fields_lost() -> None:
+    old = (*BASE, record("meta", col("a"), record("b", col("c"), col("d"))))
+    change = classify(old, BASE)["meta"]
+    assert change.verdict is Verdict.UPDATE_DESTRUCTIVE
+    assert "a RECORD of 3 field(s)" in change.reason
+
+
+def test_an_external_table_never_drops_columns_in_place() -> None:
+    assert verdicts(BASE, BASE[:2], external=True) == {"score": Verdict.REPLACE}
+
+
+def test_a_top_level_drop_stays_in_place_when_only_nested_fields_are_added() -> None:
+    # The provider counts only top-level additions against drops.
+    old = (*BASE, record("meta", col("a")))
+    new = (*BASE[:2], record("meta", col("a"), col("b")))
+    assert verdicts(old, new) == {"score": Verdict.UPDATE_DESTRUCTIVE, "meta.b": Verdict.UPDATE}
+
+
+def test_a_rename_is_a_drop_plus_an_add_and_replaces_the_table() -> None:
+    renamed = (*BASE[:2], col("points", "FLOAT64"))
+    changes = classify(BASE, renamed)
+    assert {p: c.verdict for p, c in changes.items()} == {"score": Verdict.REPLACE, "points": Verdict.REPLACE}
+    assert "ALTER TABLE RENAME COLUMN would keep the data, but the provider does not use it" in changes["points"].reason
+
+
+def test_a_rename_inside_a_record_replaces_for_the_nested_drop() -> None:
+    renamed = (*BASE[:2], col("points", "FLOAT64"))
+    assert worst(verdicts(nested(*BASE), nested(*renamed)).values()) is Verdict.REPLACE
+
+
+def test_changing_only_the_letter_case_of_a_name_replaces_and_says_why() -> None:
+    changes = classify(BASE, (*BASE[:2], col("Score", "FLOAT64")))
+    assert changes["Score"].verdict is Verdict.REPLACE
+    assert "differs only in letter case" in changes["Score"].reason
+    assert "keep the old spelling" in changes["score"].reason
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_adding_a_required_column_replaces(shape: str) -> None:
+    wrap, prefix = SHAPES[shape]
+    change = classify(wrap(*BASE), wrap(*BASE, col("must", mode="REQUIRED")))[prefix + "must"]
+    assert change.verdict is Verdict.REPLACE
+    assert "BigQuery itself refuses to add a REQUIRED column" in change.reason
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(
+    ("old_mode", "new_mode"),
+    [("NULLABLE", "REQUIRED"), ("NULLABLE", "REPEATED"), ("REPEATED", "NULLABLE"), ("REQUIRED", "REPEATED")],
+)
+def test_every_mode_change_but_relaxing_required_replaces(shape: str, old_mode: str, new_mode: str) -> None:
+    wrap, prefix = SHAPES[shape]
+    assert verdicts(wrap(col("x", mode=old_mode)), wrap(col("x", mode=new_mode))) == {prefix + "x": Verdict.REPLACE}
+
+
+def test_a_records_mode_change_warns_that_the_provider_may_skip_it() -> None:
+    old = (record("r", col("a"), mode="REPEATED"),)
+    change = classify(old, (record("r", col("a")),))["r"]
+    assert change.verdict is Verdict.REPLACE
+    assert "Go map order" in change.reason
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_type_change_replaces(shape: str) -> None:
+    wrap, prefix = SHAPES[shape]
+    change = classify(wrap(col("at", "STRING")), wrap(col("at", "TIMESTAMP")))[prefix + "at"]
+    assert change.verdict is Verdict.REPLACE
+    assert change.reason == (
+        "provider: type change STRING -> TIMESTAMP forces a new table, recreated empty "
+        "(terraform-provider-google resourceBigQueryTableSchemaIsChangeable)"
+    )
+
+
+def test_a_widening_type_change_still_replaces_and_says_bigquery_could_do_it() -> None:
+    change = classify((col("n", "INT64"),), (col("n", "NUMERIC"),))["n"]
+    assert change.verdict is Verdict.REPLACE
+    assert "ALTER COLUMN SET DATA TYPE could widen INT64 to NUMERIC in place" in change.reason
+
+
+def test_a_record_turned_into_a_scalar_is_one_type_change() -> None:
+    assert verdicts((record("r", col("a")),), (col("r"),)) == {"r": Verdict.REPLACE}
+
+
+def test_a_range_element_type_change_is_rejected_by_bigquery() -> None:
+    old, new = col("r", "RANGE", range_element_type="DATE"), col("r", "RANGE", range_element_type="TIMESTAMP")
+    assert verdicts((old,), (new,)) == {"r": Verdict.REJECTED}
+
+
+# ---------------------------------------------------------------- table attributes
+
+
+def table(schema: Schema = BASE, **options: object) -> Table:
+    settings: dict[str, object] = {"description": "", **options}
+    return Table(dataset="d", table_id="t", schema=schema, schema_file="schemas/d/t.json", **settings)  # type: ignore[arg-type]
+
+
+SCHEMA_WITH_DATES: Schema = (*BASE, col("day", "DATE"), col("at", "TIMESTAMP"), col("n", "INT64"))
+
+
+def table_verdicts(old: Table, new: Table) -> dict[str, Verdict]:
+    return {c.path: c.verdict for c in cited(classify_table(old, new))}
+
+
+def test_description_labels_clustering_and_partition_filter_are_updates() -> None:
+    old = table(labels={"team": "a", "gone": "x"}, clustering=("name",))
+    new = table(labels={"team": "b", "new": "y"}, clustering=("id", "name"), description="Described")
+    assert table_verdicts(old, new) == {
+        "(description)": Verdict.UPDATE,
+        "(labels.gone)": Verdict.UPDATE,
+        "(labels.new)": Verdict.UPDATE,
+        "(labels.team)": Verdict.UPDATE,
+        "(clustering)": Verdict.UPDATE,
+    }
+    partitioned = TimePartitioning("DAY", "day")
+    filtered = classify_table(
+        table(SCHEMA_WITH_DATES, time_partitioning=partitioned),
+        table(SCHEMA_WITH_DATES, time_partitioning=partitioned, require_partition_filter=True),
+    )
+    assert [(c.path, c.verdict) for c in filtered] == [("(require_partition_filter)", Verdict.UPDATE)]
+    assert "queries without a partition filter start failing" in filtered[0].reason
+
+
+DAY_ON_DAY = TimePartitioning("DAY", "day")
+DAY_ON_AT = TimePartitioning("DAY", "at")
+MONTH_ON_DAY = TimePartitioning("MONTH", "day")
+INGESTION_DAY = TimePartitioning("DAY")
+INGESTION_HOUR = TimePartitioning("HOUR")
+RANGE_N = RangePartitioning("n", 0, 100, 10)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "verdict", "rule"),
+    [
+        ({"time_partitioning": DAY_ON_DAY}, {"time_partitioning": DAY_ON_AT}, Verdict.REPLACE, TIME_PARTITION_FIELD),
+        ({}, {"time_partitioning": DAY_ON_DAY}, Verdict.REPLACE, TIME_PARTITION_FIELD),
+        ({"time_partitioning": DAY_ON_DAY}, {}, Verdict.REPLACE, TIME_PARTITION_FIELD),
+        ({"time_partitioning": DAY_ON_DAY}, {"time_partitioning": MONTH_ON_DAY}, Verdict.REJECTED, PARTITIONING_FIXED),
+        (
+            {"time_partitioning": INGESTION_DAY},
+            {"time_partitioning": INGESTION_HOUR},
+            Verdict.REJECTED,
+            PARTITIONING_FIXED,
+        ),
+        ({}, {"time_partitioning": INGESTION_DAY}, Verdict.REJECTED, PARTITIONING_FIXED),
+        ({"time_partitioning": INGESTION_DAY}, {}, Verdict.REJECTED, PARTITIONING_FIXED),
+        ({}, {"range_partitioning": RANGE_N}, Verdict.REPLACE, RANGE_PARTITION_FIELD),
+        ({"range_partitioning": RANGE_N}, {}, Verdict.REPLACE, RANGE_PARTITION_FIELD),
+        ({"time_partitioning": DAY_ON_DAY}, {"range_partitioning": RANGE_N}, Verdict.REPLACE, RANGE_PARTITION_FIELD),
+        (
+            {"range_partitioning": RANGE_N},
+            {"range_partitioning": RangePartitioning("n", 0, 200, 10)},
+            Verdict.REJECTED,
+            PARTITIONING_FIXED,
+        ),
+        (
+            {"range_partitioning": RANGE_N},
+            {"range_partitioning": RangePartitioning("id", 0, 100, 10)},
+            Verdict.REPLACE,
+            RANGE_PARTITION_FIELD,
+        ),
+    ],
+    ids=[
+        "field-changed",
+        "column-partitioning-added",
+        "column-partitioning-removed",
+        "granularity-changed",
+        "ingestion-granularity-changed",
+        "ingestion-partitioning-added",
+        "ingestion-partitioning-removed",
+        "range-added",
+        "range-removed",
+        "time-to-range",
+        "range-bounds-changed",
+        "range-field-changed",
+    ],
+)
+def test_partitioning_changes(old: dict[str, object], new: dict[str, object], verdict: Verdict, rule: object) -> None:
+    [change] = cited(classify_table(table(SCHEMA_WITH_DATES, **old), table(SCHEMA_WITH_DATES, **new)))
+    assert (change.verdict, change.rule) == (verdict, rule)
+
+
+@pytest.mark.parametrize(
+    ("old_days", "new_days", "verdict", "rule", "says"),
+    [
+        (90, 400, Verdict.UPDATE, PARTITION_EXPIRATION, "partitions are kept longer"),
+        (400, 90, Verdict.UPDATE_DESTRUCTIVE, PARTITION_EXPIRATION, "deletes every partition older than 90 days"),
+        (None, 90, Verdict.UPDATE_DESTRUCTIVE, PARTITION_EXPIRATION, "deletes every partition older than 90 days"),
+        (90, None, Verdict.NOOP, EXPIRATION_COMPUTED, "the 90-day expiration stays in BigQuery"),
+    ],
+    ids=["longer", "shorter", "added", "removed"],
+)
+def test_partition_expiration(
+    old_days: int | None, new_days: int | None, verdict: Verdict, rule: object, says: str
+) -> None:
+    old = table(SCHEMA_WITH_DATES, time_partitioning=TimePartitioning("DAY", "day", old_days))
+    new = table(SCHEMA_WITH_DATES, time_partitioning=TimePartitioning("DAY", "day", new_days))
+    [change] = cited(classify_table(old, new))
+    assert (change.path, change.verdict, change.rule) == ("(partitioning.expiration_days)", verdict, rule)
+    assert says in change.reason
+
+
+def test_keep_forever_alone_sends_nothing() -> None:
+    old = table(SCHEMA_WITH_DATES, time_partitioning=TimePartitioning("DAY", "day"))
+    new = table(SCHEMA_WITH_DATES, time_partitioning=TimePartitioning("DAY", "day", keep_forever=True))
+    assert classify_table(old, new) == []
+
+
+def test_every_table_attribute_has_a_rule() -> None:
+    # Fails when Table gains an attribute (say an encryption key) that classify_table does not know.
+    assert {f.name for f in fields(Table)} == CLASSIFIED_TABLE_FIELDS
+
+
+def test_an_attribute_without_a_rule_is_assumed_to_replace() -> None:
+    @dataclass(frozen=True)
+    class EncryptedTable(Table):
+        kms_key_name: str = ""
+
+    def encrypted(key: str) -> EncryptedTable:
+        return EncryptedTable("d", "t", "", BASE, "schemas/d/t.json", kms_key_name=key)
+
+    [change] = cited(classify_table(encrypted("k1"), encrypted("k2")))
+    assert (change.path, change.verdict, change.rule) == ("(kms_key_name)", Verdict.REPLACE, UNCLASSIFIED)
+
+
+def test_recreate_on_schema_change_covers_the_properties_the_component_marks() -> None:
+    assert tuple(SCHEMA_PROPERTIES) == REPLACE_ON_CHANGE_PROPERTIES
+
+
+def test_verdicts_are_ordered_from_best_to_worst() -> None:
+    assert [v.value for v in sorted(Verdict, key=lambda v: v.rank)] == [
+        "noop",
+        "added",
+        "update",
+        "update-destructive",
+        "replace",
+        "removed",
+        "rejected",
+    ]
+    assert worst([Verdict.UPDATE, Verdict.REPLACE, Verdict.NOOP]) is Verdict.REPLACE
+    assert worst([]) is Verdict.NOOP

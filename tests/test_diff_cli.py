@@ -1,0 +1,505 @@
+"""Acceptance tests of `diff`: exit codes, stdout and stderr, on schema files and on git repositories."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from infra.cli import main
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CORPUS = REPO_ROOT / "tests" / "corpus" / "mozilla-pipeline-schemas"
+TABLES = sorted(f"tenants.{p.stem}" for p in (REPO_ROOT / "schemas" / "tenants").glob("*.json"))
+
+Diff = Callable[..., Result]
+
+
+@pytest.fixture
+def diff(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Diff:
+    """`python -m infra.cli diff ARGS` in-process, run from `cwd` (paths in messages are relative to it)."""
+
+    def run(*args: str, cwd: Path = tmp_path) -> Result:
+        monkeypatch.chdir(cwd)
+        return CliRunner().invoke(main, ["diff", *args])
+
+    return run
+
+
+def documents(result: Result) -> dict[str, dict[str, Any]]:
+    assert result.exit_code in (0, 1), result.output + result.stderr
+    return {t["table"]: t for t in json.loads(result.stdout)["tables"]}
+
+
+def verdicts(result: Result) -> dict[str, str]:
+    return {name: table["verdict"] for name, table in documents(result).items()}
+
+
+def write(path: Path, schema: Any) -> Path:
+    path.write_text(json.dumps(schema, indent=2))
+    return path
+
+
+# ---------------------------------------------------------------- two schema files
+
+
+NOOP_PAIRS = {
+    "INTEGER-INT64": ([{"name": "n", "type": "INTEGER"}], [{"name": "n", "type": "INT64"}]),
+    "FLOAT-FLOAT64": ([{"name": "n", "type": "FLOAT"}], [{"name": "n", "type": "FLOAT64"}]),
+    "BOOLEAN-BOOL": ([{"name": "n", "type": "BOOLEAN"}], [{"name": "n", "type": "BOOL"}]),
+    "STRUCT-RECORD": (
+        [{"name": "r", "type": "STRUCT", "fields": [{"name": "a", "type": "STRING"}]}],
+        [{"name": "r", "type": "RECORD", "fields": [{"name": "a", "type": "STRING"}]}],
+    ),
+    "missing-mode": ([{"name": "n", "type": "STRING"}], [{"name": "n", "type": "STRING", "mode": "NULLABLE"}]),
+    "letter-case": (
+        [{"name": "n", "type": "int64", "mode": "required"}],
+        [{"name": "n", "type": "INT64", "mode": "REQUIRED"}],
+    ),
+    "empty-description": (
+        [{"name": "n", "type": "STRING", "description": ""}],
+        [{"name": "n", "type": "STRING"}],
+    ),
+    "reordered": (
+        [{"name": "a", "type": "STRING"}, {"name": "b", "type": "DATE"}],
+        [{"name": "b", "type": "DATE"}, {"name": "a", "type": "STRING"}],
+    ),
+}
+
+
+@pytest.mark.parametrize("pair", NOOP_PAIRS)
+def test_spellings_and_order_the_provider_ignores_are_noop(diff: Diff, tmp_path: Path, pair: str) -> None:
+    old, new = NOOP_PAIRS[pair]
+    write(tmp_path / "old.json", old)
+    write(tmp_path / "new.json", new)
+
+    result = diff("--old", "old.json", "--new", "new.json", "--format", "json", "--fail-on", "added")
+
+    assert result.exit_code == 0, result.output
+    [table] = documents(result).values()
+    assert table["table"] == "new.json"
+    assert table["verdict"] == "noop"
+    assert all(change["verdict"] == "noop" for change in table["changes"])
+
+
+def test_json_shape_and_fail_on_thresholds(diff: Diff, tmp_path: Path) -> None:
+    write(tmp_path / "old.json", [{"name": "id", "type": "STRING"}, {"name": "at", "type": "STRING"}])
+    write(tmp_path / "new.json", [{"name": "id", "type": "STRING"}, {"name": "at", "type": "TIMESTAMP"}])
+    args = ("--old", "old.json", "--new", "new.json", "--format", "json")
+
+    result = diff(*args)
+
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == {
+        "tables": [
+            {
+                "table": "new.json",
+                "verdict": "replace",
+                "changes": [
+                    {
+                        "path": "at",
+                        "verdict": "replace",
+                        "reason": "provider: type change STRING -> TIMESTAMP forces a new table, recreated empty "
+                        "(terraform-provider-google resourceBigQueryTableSchemaIsChangeable)",
+                    }
+                ],
+            }
+        ]
+    }
+    assert diff(*args, "--fail-on", "update").exit_code == 1
+    assert diff(*args, "--fail-on", "replace").exit_code == 1
+    assert diff(*args, "--fail-on", "removed").exit_code == 0
+    assert diff(*args, "--fail-on", "rejected").exit_code == 0
+
+
+def test_an_external_table_drop_is_a_replace(diff: Diff, tmp_path: Path) -> None:
+    write(tmp_path / "old.json", [{"name": "id", "type": "STRING"}, {"name": "gone", "type": "STRING"}])
+    write(tmp_path / "new.json", [{"name": "id", "type": "STRING"}])
+    native = verdicts(diff("--old", "old.json", "--new", "new.json", "--format", "json"))
+    external = verdicts(diff("--old", "old.json", "--new", "new.json", "--format", "json", "--external"))
+    assert (native, external) == ({"new.json": "update-destructive"}, {"new.json": "replace"})
+
+
+def test_invalid_files_are_reported_like_validate_and_exit_2(diff: Diff, tmp_path: Path) -> None:
+    write(tmp_path / "old.json", [{"name": "id", "type": "BLOB"}])
+    write(tmp_path / "new.json", [{"name": "id", "type": "STRING", "mode": "SOMETIMES"}])
+
+    result = diff("--old", "old.json", "--new", "new.json")
+
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "old.json:id.type: type 'BLOB' is not a BigQuery type; use one of BIGNUMERIC, BOOL, BYTES, DATE, DATETIME, "
+        "FLOAT64, GEOGRAPHY, INT64, JSON, NUMERIC, RANGE, RECORD, STRING, TIME, TIMESTAMP",
+        "new.json:id.mode: mode 'SOMETIMES' is invalid; use NULLABLE, REQUIRED or REPEATED",
+        "2 problem(s); nothing was changed.",
+    ]
+
+
+def test_a_missing_file_and_the_column_limit_are_input_errors(diff: Diff, tmp_path: Path) -> None:
+    largest = CORPUS / "schemas" / "firefox-desktop" / "metrics" / "metrics.1.bq"
+    shutil.copy(largest, tmp_path / "metrics.json")
+
+    missing = diff("--old", "nowhere.json", "--new", "metrics.json")
+
+    assert missing.exit_code == 2
+    lines = missing.stderr.splitlines()
+    assert lines[0] == "nowhere.json: cannot read the file: No such file or directory"
+    assert lines[1].startswith("metrics.json:(top): 10,203 columns")
+    assert "Traceback" not in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--old", "a.json"), "--old and --new go together"),
+        (("--old", "a.json", "--new", "b.json", "--stack", "prod"), "--base and --stack compare the catalog"),
+        (("--external",), "--external applies to --old/--new"),
+        (("--fail-on", "terrible"), "'terrible' is not one of"),
+        (("--stack", "staging"), "no Pulumi.staging.yaml"),
+    ],
+)
+def test_usage_errors_exit_2(diff: Diff, args: tuple[str, ...], message: str) -> None:
+    result = diff(*args, "--root", str(REPO_ROOT))
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_the_command_runs_as_a_module_without_traceback(tmp_path: Path) -> None:
+    write(tmp_path / "old.json", [{"name": "id", "type": "STRING"}])
+    write(tmp_path / "new.json", [{"name": "id", "type": "STRING"}, {"name": "note", "type": "STRING"}])
+    result = subprocess.run(
+        [sys.executable, "-m", "infra.cli", "diff", "--old", "old.json", "--new", "new.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "new.json: update" in result.stdout
+    assert "note" in result.stdout and "new NULLABLE column, added in place" in result.stdout
+    assert "Runbook" not in result.stdout
+    assert result.stderr == ""
+
+
+# ---------------------------------------------------------------- the catalog at a git ref
+
+
+def git(repo: Path, *args: str) -> str:
+    identity = ["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"]
+    completed = subprocess.run(["git", *identity, *args], cwd=repo, capture_output=True, text=True, check=True)
+    return completed.stdout
+
+
+def commit(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--allow-empty", "-m", message)
+
+
+@pytest.fixture
+def repo(repo_copy: Path) -> Path:
+    """A git repository on branch main whose one commit holds the repository's catalog."""
+    git(repo_copy, "init", "-q", "-b", "main")
+    commit(repo_copy, "base")
+    return repo_copy
+
+
+def schema(repo: Path, table: str) -> list[dict[str, Any]]:
+    return json.loads((repo / "schemas" / "tenants" / f"{table}.json").read_text())  # type: ignore[no-any-return]
+
+
+def edit_schema(repo: Path, table: str, change: Callable[[list[dict[str, Any]]], None]) -> None:
+    columns = schema(repo, table)
+    change(columns)
+    write(repo / "schemas" / "tenants" / f"{table}.json", columns)
+
+
+def edit_declaration(repo: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    path = repo / "stacks" / "tenants.yaml"
+    declaration = yaml.safe_load(path.read_text())
+    change(declaration)
+    path.write_text(yaml.safe_dump(declaration, sort_keys=False))
+
+
+def edit_config(repo: Path, stack: str, **values: Any) -> None:
+    path = repo / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["config"].update({f"tenant-bigquery:{key}": value for key, value in values.items()})
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def drop_scopes(columns: list[dict[str, Any]]) -> None:
+    columns[:] = [c for c in columns if c["name"] != "scopes"]
+
+
+def retype_suspended_at(columns: list[dict[str, Any]]) -> None:
+    next(c for c in columns if c["name"] == "suspended_at")["type"] = "DATETIME"
+
+
+def add_note(columns: list[dict[str, Any]]) -> None:
+    columns.append({"name": "note", "type": "STRING", "mode": "NULLABLE"})
+
+
+def test_no_changes_against_the_default_branch(diff: Diff, repo: Path) -> None:
+    result = diff("--root", str(repo), "--fail-on", "noop")
+    assert result.exit_code == 0, result.stderr
+    assert "merge base with main" in result.stdout
+    assert "No table changes; 8 unchanged." in result.stdout
+
+
+def test_every_kind_of_table_change_in_the_working_tree(diff: Diff, repo: Path) -> None:
+    edit_schema(repo, "tenant_api_keys", drop_scopes)
+    edit_schema(repo, "tenant_profiles", retype_suspended_at)
+    edit_schema(repo, "scheduled_pipeline_runs", add_note)
+    (repo / "schemas" / "tenants" / "pipeline_execution_queue.json").unlink()
+    shutil.copy(
+        repo / "schemas" / "tenants" / "tenant_profiles.json", repo / "schemas" / "tenants" / "tenant_notes.json"
+    )
+
+    def declare(declaration: dict[str, Any]) -> None:
+        tables = declaration["tables"]
+        del tables["pipeline_execution_queue"]
+        tables["tenant_notes"] = {"description": "Notes."}
+        tables["tenant_usage_quotas"]["partitioning"]["type"] = "MONTH"
+
+    edit_declaration(repo, declare)
+
+    result = diff("--root", str(repo), "--format", "json")
+
+    assert result.exit_code == 0, result.stderr
+    assert verdicts(result) == {
+        "tenants.pipeline_execution_queue": "removed",
+        "tenants.scheduled_pipeline_runs": "update",
+        "tenants.tenant_api_keys": "update-destructive",
+        "tenants.tenant_notes": "added",
+        "tenants.tenant_profiles": "replace",
+        "tenants.tenant_usage_quotas": "rejected",
+    }
+    tables = documents(result)
+    assert [c["path"] for c in tables["tenants.tenant_api_keys"]["changes"]] == ["scopes"]
+    assert [c["path"] for c in tables["tenants.tenant_usage_quotas"]["changes"]] == ["(partitioning.type)"]
+    assert "deleted with all of its rows" in tables["tenants.pipeline_execution_queue"]["changes"][0]["reason"]
+    assert all(set(t) == {"table", "verdict", "changes"} for t in tables.values())
+    assert diff("--root", str(repo), "--fail-on", "rejected").exit_code == 1
+    assert diff("--root", str(repo), "--fail-on", "removed").exit_code == 1
+
+
+def test_a_pull_request_compares_with_the_merge_base_not_with_the_tip_of_main(diff: Diff, repo: Path) -> None:
+    git(repo, "checkout", "-q", "-b", "feature")
+    edit_schema(repo, "tenant_api_keys", drop_scopes)
+    commit(repo, "drop scopes")
+    git(repo, "checkout", "-q", "main")
+    edit_schema(repo, "tenant_profiles", retype_suspended_at)
+    commit(repo, "main moves on")
+    git(repo, "checkout", "-q", "feature")
+
+    on_branch = verdicts(diff("--root", str(repo), "--format", "json"))
+    against_main_tip = verdicts(diff("--root", str(repo), "--format", "json", "--base", "main"))
+    against_itself = verdicts(diff("--root", str(repo), "--format", "json", "--base", "HEAD"))
+
+    assert on_branch == {"tenants.tenant_api_keys": "update-destructive"}
+    assert against_main_tip == {"tenants.tenant_api_keys": "update-destructive", "tenants.tenant_profiles": "replace"}
+    assert against_itself == {}
+
+
+def test_the_catalog_may_live_in_a_subfolder_of_the_repository(diff: Diff, repo_copy: Path, tmp_path: Path) -> None:
+    outer = tmp_path / "outer"
+    shutil.move(repo_copy, outer / "infra-catalog")
+    git(outer, "init", "-q", "-b", "main")
+    commit(outer, "base")
+    edit_schema(outer / "infra-catalog", "tenant_api_keys", drop_scopes)
+
+    result = diff("--root", str(outer / "infra-catalog"), "--format", "json")
+
+    assert verdicts(result) == {"tenants.tenant_api_keys": "update-destructive"}
+
+
+def test_approval_in_the_stack_marks_the_table_and_lets_the_gate_pass(diff: Diff, repo: Path) -> None:
+    edit_schema(repo, "tenant_profiles", retype_suspended_at)
+    args = ("--root", str(repo), "--stack", "prod", "--format", "json", "--fail-on", "update-destructive")
+
+    unapproved = diff(*args)
+    edit_config(repo, "prod", approveDataLoss=["tenants.tenant_profiles"])
+    approved = diff(*args)
+    edit_schema(repo, "tenant_api_keys", drop_scopes)
+    another = diff(*args)
+
+    assert unapproved.exit_code == 1
+    assert documents(unapproved)["tenants.tenant_profiles"]["approved"] is False
+    assert approved.exit_code == 0
+    assert documents(approved)["tenants.tenant_profiles"]["approved"] is True
+    assert another.exit_code == 1
+    assert documents(another)["tenants.tenant_api_keys"]["approved"] is False
+
+
+def test_recreate_on_schema_change_turns_schema_changes_into_replaces(diff: Diff, repo: Path) -> None:
+    edit_config(repo, "dev", recreateOnSchemaChange=True)
+    commit(repo, "dev recreates on schema change")
+    edit_schema(repo, "scheduled_pipeline_runs", add_note)
+    edit_declaration(repo, lambda d: d["tables"]["tenant_profiles"].update(labels={"owner": "tenancy"}))
+
+    plain = documents(diff("--root", str(repo), "--format", "json"))
+    dev = documents(diff("--root", str(repo), "--format", "json", "--stack", "dev"))
+
+    assert plain["tenants.scheduled_pipeline_runs"]["verdict"] == "update"
+    [note] = dev["tenants.scheduled_pipeline_runs"]["changes"]
+    assert note["verdict"] == "replace"
+    assert note["reason"].startswith("Pulumi: stack dev recreates the table, empty, on any schema")
+    assert "without that setting: provider: new NULLABLE column" in note["reason"]
+    assert dev["tenants.tenant_profiles"]["verdict"] == "update"  # labels are not part of the schema
+
+
+def test_a_changed_recreate_token_replaces_exactly_the_tables_it_names(diff: Diff, repo: Path) -> None:
+    edit_config(repo, "prod", recreate={"tenants.tenant_profiles": "1", "tenants.*": "a"})
+    commit(repo, "tokens")
+    edit_config(repo, "prod", recreate={"tenants.tenant_profiles": "2", "tenants.*": "a"})
+
+    result = documents(diff("--root", str(repo), "--format", "json", "--stack", "prod"))
+
+    assert list(result) == ["tenants.tenant_profiles"]
+    [change] = result["tenants.tenant_profiles"]["changes"]
+    assert (change["path"], change["verdict"]) == ("(recreate)", "replace")
+    assert "tenants.tenant_profiles=1 -> tenants.tenant_profiles=2" in change["reason"]
+
+    edit_config(repo, "prod", recreate={"tenants.tenant_profiles": "1", "tenants.*": "b"})
+    everything_else = verdicts(diff("--root", str(repo), "--format", "json", "--stack", "prod"))
+    assert everything_else == {table: "replace" for table in TABLES if table != "tenants.tenant_profiles"}
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "path"),
+    [
+        ({"kmsKeyName": "projects/p/locations/us/keyRings/r/cryptoKeys/one"}, {"kmsKeyName": None}, "(encryption)"),
+        ({"datasetSuffix": ""}, {"datasetSuffix": "_v2"}, "(dataset)"),
+        ({"location": "US", "kmsKeyName": None}, {"location": "EU"}, "(location)"),
+    ],
+    ids=["encryption-key", "dataset-suffix", "location"],
+)
+def test_stack_settings_that_replace_every_table(
+    diff: Diff, repo: Path, before: dict[str, Any], after: dict[str, Any], path: str
+) -> None:
+    edit_config(repo, "prod", **before)
+    commit(repo, "settings before")
+    edit_config(repo, "prod", **after)
+
+    result = documents(diff("--root", str(repo), "--format", "json", "--stack", "prod"))
+
+    assert {name: [c["path"] for c in t["changes"]] for name, t in result.items()} == {
+        table: [path] for table in TABLES
+    }
+    assert {t["verdict"] for t in result.values()} == {"replace"}
+
+
+def test_bad_refs_and_folders_outside_git_exit_2(diff: Diff, repo: Path, tmp_path: Path) -> None:
+    bad_ref = diff("--root", str(repo), "--base", "no-such-branch")
+    leak = tmp_path / "leak.tar"
+    option_like = diff("--root", str(repo), f"--base=--output={leak}")
+    shutil.rmtree(repo / ".git")
+    no_git = diff("--root", str(repo))
+
+    assert bad_ref.exit_code == 2
+    assert "--base: no commit 'no-such-branch' in this repository" in bad_ref.stderr
+    assert option_like.exit_code == 2
+    assert not leak.exists()  # a ref is never read as a git option
+    assert no_git.exit_code == 2
+    assert "is not inside a git repository; compare two files with --old/--new instead" in no_git.stderr
+
+
+def test_an_invalid_working_tree_is_reported_like_validate_and_exits_2(diff: Diff, repo: Path) -> None:
+    edit_schema(repo, "tenant_api_keys", lambda columns: columns[0].update(type="BLOB"))
+
+    result = diff("--root", str(repo), cwd=repo)
+
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[0].startswith("schemas/tenants/tenant_api_keys.json:tenant_id.type: type 'BLOB'")
+    assert result.stderr.splitlines()[-1] == "1 problem(s); nothing was changed."
+
+
+def test_a_base_that_no_longer_validates_is_still_classified_with_a_warning(diff: Diff, repo: Path) -> None:
+    # A stray schema file is a problem for today's rules; the base's tables still load.
+    write(repo / "schemas" / "tenants" / "stray.json", [{"name": "id", "type": "STRING"}])
+    commit(repo, "stray file")
+    (repo / "schemas" / "tenants" / "stray.json").unlink()
+    edit_schema(repo, "tenant_api_keys", drop_scopes)
+
+    result = diff("--root", str(repo), "--format", "json")
+
+    assert verdicts(result) == {"tenants.tenant_api_keys": "update-destructive"}
+    assert result.stderr.startswith("warning: schemas/tenants/stray.json: schema file not used by any table")
+    assert "(at merge base with main" in result.stderr
+
+
+def test_a_base_whose_declarations_cannot_be_read_is_a_clear_error(diff: Diff, repo: Path) -> None:
+    declaration = repo / "stacks" / "tenants.yaml"
+    good = declaration.read_text()
+    declaration.write_text(good + "  broken: [\n")
+    commit(repo, "broken yaml")
+    declaration.write_text(good)
+
+    result = diff("--root", str(repo))
+
+    assert result.exit_code == 2
+    last = result.stderr.splitlines()[-2]
+    assert last.startswith("--base:merge base with main (")
+    assert last.endswith("cannot read stacks/tenants.yaml there; fix the ref's catalog or pick another --base")
+    assert "stacks/tenants.yaml:line" in result.stderr
+
+
+def test_a_base_before_the_catalog_existed_adds_every_table(diff: Diff, repo_copy: Path) -> None:
+    git(repo_copy, "init", "-q", "-b", "main")
+    git(repo_copy, "commit", "-q", "--allow-empty", "-m", "empty")
+    result = verdicts(diff("--root", str(repo_copy), "--format", "json"))
+    assert result == {table: "added" for table in TABLES}
+
+
+def test_markdown_folds_each_table_and_adds_the_runbook_for_data_loss(diff: Diff, repo: Path) -> None:
+    edit_schema(repo, "scheduled_pipeline_runs", add_note)
+    only_updates = diff("--root", str(repo), "--format", "markdown", "--stack", "prod")
+    edit_schema(repo, "tenant_profiles", retype_suspended_at)
+    with_replace = diff("--root", str(repo), "--format", "markdown", "--stack", "prod")
+
+    assert only_updates.exit_code == 0
+    assert "<details><summary><code>tenants.scheduled_pipeline_runs</code>: <b>update</b>" in only_updates.stdout
+    assert "- `note` **update**: provider: new NULLABLE column" in only_updates.stdout
+    assert "Runbook" not in only_updates.stdout
+    assert "<summary><code>tenants.tenant_profiles</code>: <b>replace</b>, 1 change(s)</summary>" in with_replace.stdout
+    assert "Runbook for tenants.tenant_profiles" in with_replace.stdout
+    assert "python -m infra.cli snapshot --stack prod --tables tenants.tenant_profiles" in with_replace.stdout
+    assert "tenants.scheduled_pipeline_runs" not in with_replace.stdout.split("Runbook")[1]
+
+
+def test_text_report_names_tables_changes_and_the_runbook(diff: Diff, repo: Path) -> None:
+    edit_schema(repo, "tenant_api_keys", drop_scopes)
+
+    result = diff("--root", str(repo), "--stack", "prod")
+
+    assert result.exit_code == 0
+    out = result.stdout
+    assert "tenants.tenant_api_keys: update-destructive" in out
+    assert "scopes" in out and "ALTER TABLE DROP COLUMN" in out
+    assert "1 table(s) changed, worst: update-destructive; 7 unchanged." in out
+    assert "approveDataLoss in Pulumi.prod.yaml" in out
+    assert "`diff --stack prod --fail-on update-destructive`" in out
+
+
+def test_unreadable_stack_settings_at_the_base_are_a_warning_not_a_guess(diff: Diff, repo: Path) -> None:
+    good = (repo / "Pulumi.prod.yaml").read_text()
+    edit_config(repo, "prod", protect="maybe")
+    commit(repo, "bad prod config")
+    (repo / "Pulumi.prod.yaml").write_text(good)
+    edit_schema(repo, "scheduled_pipeline_runs", add_note)
+
+    result = diff("--root", str(repo), "--format", "json", "--stack", "prod")
+
+    assert verdicts(result) == {"tenants.scheduled_pipeline_runs": "update"}
+    assert "Pulumi.prod.yaml:config.tenant-bigquery:protect: must be true or false (at merge base" in result.stderr
+    assert "stack prod: its settings at merge base with main" in result.stderr
