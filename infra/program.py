@@ -30,6 +30,11 @@ def run(root: Path = REPO_ROOT) -> None:
             pulumi.log.error(str(problem))
         # RunError ends the program with its message and no traceback; nothing was registered.
         raise pulumi.RunError(f"{len(error.problems)} problem(s) in the declarations; nothing was changed") from None
+    if settings.options.adopt_existing:
+        pulumi.log.warn(
+            "adoptExisting is on: existing datasets and tables are imported, not created; switch it off "
+            'after this `pulumi up` (README, runbook "Adopt what the bootstrap processor created")'
+        )
 
     datasets = {}
     tables: dict[str, str] = {}

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from infra.catalog import Dataset, Table, schema_to_api
-from infra.settings import Settings
+from infra.settings import Grant, Settings
 
 COMPONENT_TYPE = "tenant-bigquery:bigquery:DatasetWithTables"
 MS_PER_DAY = 86_400_000
@@ -22,9 +22,50 @@ def table_resource_name(dataset: str, table: str) -> str:
     return f"{dataset}-{table}"
 
 
+# adoptExisting: ids in the provider's import formats.
+def dataset_import_id(project: str, dataset_id: str) -> str:
+    return f"projects/{project}/datasets/{dataset_id}"
+
+
+def table_import_id(project: str, dataset_id: str, table_id: str) -> str:
+    return f"{dataset_import_id(project, dataset_id)}/tables/{table_id}"
+
+
+# What an import cannot read back as declared, so it would fail the import: settings that exist only in
+# the provider (the import sets their defaults) and labels (pulumi-gcp imports them as effectiveLabels).
+# verify checks the labels beforehand; the next `up` without adoptExisting applies all of these in place.
+ADOPT_IGNORE_DATASET = ["deleteContentsOnDestroy", "labels"]
+ADOPT_IGNORE_TABLE = ["deletionProtection", "labels"]
+
+
 def merged_labels(declared: dict[str, str], settings: Settings) -> dict[str, str]:
     # Stack-wide labels (env, cost centre) win over declared ones.
     return {**declared, **settings.options.labels}
+
+
+def table_labels(table: Table, settings: Settings) -> dict[str, str]:
+    """Declared and stack labels, plus the decisions the policy pack must see in the table's inputs."""
+    labels = merged_labels(table.labels, settings)
+    if table.time_partitioning is not None and table.time_partitioning.keep_forever:
+        labels["retention"] = "forever"  # partitions never expire, on purpose (keep_forever: true)
+    if settings.approves_data_loss(table.key):
+        labels["data-loss"] = "approved"  # deletion protection is lifted, on purpose (approveDataLoss)
+    return labels
+
+
+def dataset_accesses(grants: tuple[Grant, ...]) -> list[dict[str, str]]:
+    """The whole dataset ACL: once `accesses` is set, the provider removes every entry it does not list.
+
+    Project owners keep OWNER, as in BigQuery's default ACL, so the dataset can never be locked out of
+    its project. The default projectWriters/projectReaders entries are left out on purpose: they would
+    hand every editor and viewer of the project the tenants' data; grant groups instead.
+    """
+    # BigQuery keeps service accounts as userByEmail; any other field would show a perpetual diff.
+    member_fields = {"group": "group_by_email", "user": "user_by_email", "serviceAccount": "user_by_email"}
+    return [
+        {"role": "OWNER", "special_group": "projectOwners"},
+        *({"role": grant.role, member_fields[grant.member_type]: grant.email} for grant in grants),
+    ]
 
 
 def dataset_args(dataset: Dataset, settings: Settings) -> dict[str, Any]:
@@ -39,6 +80,10 @@ def dataset_args(dataset: Dataset, settings: Settings) -> dict[str, Any]:
     }
     if options.default_table_expiration_days is not None:
         args["default_table_expiration_ms"] = options.default_table_expiration_days * MS_PER_DAY
+    if options.access is not None:
+        args["accesses"] = dataset_accesses(settings.grants())
+    if options.kms_key_name is not None:
+        args["default_encryption_configuration"] = {"kms_key_name": options.kms_key_name}
     return args
 
 
@@ -49,8 +94,8 @@ def table_args(table: Table, settings: Settings, dataset_id: str) -> dict[str, A
         "table_id": table.table_id,
         "description": table.description or None,
         "schema": json.dumps(schema_to_api(table.schema)),
-        "labels": merged_labels(table.labels, settings) or None,
-        "deletion_protection": settings.options.deletion_protection,
+        "labels": table_labels(table, settings) or None,
+        "deletion_protection": settings.options.deletion_protection and not settings.approves_data_loss(table.key),
         "clusterings": list(table.clustering) or None,
     }
     if table.time_partitioning is not None:
@@ -68,6 +113,10 @@ def table_args(table: Table, settings: Settings, dataset_id: str) -> dict[str, A
         }
     if table.time_partitioning or table.range_partitioning:
         args["require_partition_filter"] = table.require_partition_filter
+    if settings.options.kms_key_name is not None:
+        # Named on every table, not only inherited from the dataset default: the provider reads the
+        # table's key back, and a configuration without it would plan a replacement on the next run.
+        args["encryption_configuration"] = {"kms_key_name": settings.options.kms_key_name}
     return args
 
 
@@ -75,12 +124,18 @@ def table_options(
     table: Table, settings: Settings, parent: pulumi.Resource, dataset: pulumi.Resource
 ) -> pulumi.ResourceOptions:
     options = settings.options
+    adopt = options.adopt_existing
     return pulumi.ResourceOptions(
         parent=parent,
         depends_on=[dataset],
-        protect=options.protect,
+        # An approved destructive change needs both protections off, for that table only.
+        protect=options.protect and not settings.approves_data_loss(table.key),
         replace_on_changes=SCHEMA_PROPERTIES if options.recreate_on_schema_change else None,
         replacement_trigger=settings.recreate_token(table.dataset, table.table_id),
+        import_=table_import_id(settings.project, settings.dataset_id(table.dataset), table.table_id)
+        if adopt
+        else None,
+        ignore_changes=ADOPT_IGNORE_TABLE if adopt else None,
     )
 
 
@@ -92,10 +147,16 @@ class DatasetWithTables(pulumi.ComponentResource):
 
     def __init__(self, dataset: Dataset, settings: Settings, opts: pulumi.ResourceOptions | None = None):
         super().__init__(COMPONENT_TYPE, dataset.dataset_id, None, opts)
+        adopt = settings.options.adopt_existing
         self.dataset = gcp.bigquery.Dataset(
             dataset.dataset_id,
             **dataset_args(dataset, settings),
-            opts=pulumi.ResourceOptions(parent=self, protect=settings.options.protect),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=settings.options.protect,
+                import_=dataset_import_id(settings.project, settings.dataset_id(dataset.dataset_id)) if adopt else None,
+                ignore_changes=ADOPT_IGNORE_DATASET if adopt else None,
+            ),
         )
         # Ids are known before anything exists: plain strings, with depends_on for the ordering,
         # cost the engine far less than an Output per table.

@@ -8,6 +8,7 @@ Values come either from the Pulumi runtime (strings; structured values JSON-enco
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,33 @@ from infra.catalog import Catalog, CatalogError, Problem, display_path, load_yam
 from infra.rules import check_labels
 
 PROJECT = "tenant-bigquery"
-SECRET_MASK = "[secret]"
+SECRET_MASK = "[secret]"  # noqa: S105 - the placeholder shown instead of a secret
+# BigQuery's legacy dataset roles: the API hands back these names even when given roles/bigquery.data*,
+# so any other spelling would show a perpetual diff.
+ACCESS_ROLES = {"readers": "READER", "writers": "WRITER", "owners": "OWNER"}
+MEMBER_TYPES = ("group", "user", "serviceAccount")
+PUBLIC_PRINCIPALS = {"allusers", "allauthenticatedusers"}
+_EMAIL = re.compile(r"[^@\s:]+@[^@\s:]+\.[^@\s:]+\Z")
+_KMS_KEY = re.compile(r"projects/[^/\s]+/locations/([^/\s]+)/keyRings/[^/\s]+/cryptoKeys/[^/\s]+\Z")
+
+
+class DatasetAccess(BaseModel):
+    """Who may use the datasets; each member is group:EMAIL, user:EMAIL or serviceAccount:EMAIL."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    readers: list[str] = []
+    writers: list[str] = []
+    owners: list[str] = []
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One dataset ACL entry: a legacy role for one member."""
+
+    role: str
+    member_type: str
+    email: str
 
 
 class StackSettings(BaseModel):
@@ -33,9 +60,13 @@ class StackSettings(BaseModel):
     deletion_protection: bool = Field(True, alias="deletionProtection")
     protect: bool = True
     delete_contents_on_destroy: bool = Field(False, alias="deleteContentsOnDestroy")
+    access: DatasetAccess | None = None
+    kms_key_name: str | None = Field(None, alias="kmsKeyName")
     default_table_expiration_days: int | None = Field(None, alias="defaultTableExpirationDays")
     recreate: dict[str, str] = {}
     recreate_on_schema_change: bool = Field(False, alias="recreateOnSchemaChange")
+    approve_data_loss: list[str] = Field([], alias="approveDataLoss")
+    adopt_existing: bool = Field(False, alias="adoptExisting")
 
 
 @dataclass(frozen=True)
@@ -48,6 +79,17 @@ class Settings:
     def dataset_id(self, declared: str) -> str:
         return declared + self.options.dataset_suffix
 
+    def grants(self) -> tuple[Grant, ...]:
+        """The configured access members (validated by parse_settings), emails in lower case as BigQuery keeps them."""
+        access = self.options.access
+        if access is None:
+            return ()
+        return tuple(
+            Grant(role, member_type, email.lower())
+            for key, role in ACCESS_ROLES.items()
+            for member_type, _, email in (member.partition(":") for member in getattr(access, key))
+        )
+
     def recreate_token(self, dataset: str, table: str) -> str | None:
         """The forced-recreation token of a table: its own entry, else `dataset.*`, else `*`."""
         tokens = self.options.recreate
@@ -56,8 +98,12 @@ class Settings:
                 return f"{key}={tokens[key]}"
         return None
 
+    def approves_data_loss(self, table_key: str) -> bool:
+        """Named in approveDataLoss: its protection is lifted so a reviewed destructive change can apply."""
+        return table_key in self.options.approve_data_loss
 
-_STRING_KEYS = {"location", "datasetSuffix"}
+
+_STRING_KEYS = {"location", "datasetSuffix", "kmsKeyName"}
 
 
 def _decode(key: str, value: Any) -> Any:
@@ -70,16 +116,22 @@ def _decode(key: str, value: Any) -> Any:
     return value
 
 
-def parse_settings(
-    stack: str, values: Mapping[str, Any], source: str, catalog: Catalog | None = None
-) -> Settings:
+def parse_settings(stack: str, values: Mapping[str, Any], source: str, catalog: Catalog | None = None) -> Settings:
     """Type the config of one stack; raise CatalogError naming every bad key."""
     prefix = f"{PROJECT}:"
     problems: list[Problem] = []
     project = values.get("gcp:project")
     if not isinstance(project, str) or not project:
-        problems.append(Problem(source, "config.gcp:project", "is required; set the GCP project id (pulumi config set gcp:project ID)"))
-    own = {key[len(prefix) :]: _decode(key[len(prefix) :], value) for key, value in values.items() if key.startswith(prefix)}
+        problems.append(
+            Problem(
+                source, "config.gcp:project", "is required; set the GCP project id (pulumi config set gcp:project ID)"
+            )
+        )
+    own = {
+        key[len(prefix) :]: _decode(key[len(prefix) :], value)
+        for key, value in values.items()
+        if key.startswith(prefix)
+    }
     stack_settings = StackSettings()
     try:
         stack_settings = StackSettings.model_validate(own)
@@ -97,6 +149,8 @@ def parse_settings(
         Problem(source, f"config.{prefix}labels" + (f".{key}" if key else ""), message)
         for key, message in check_labels(stack_settings.labels)
     ]
+    problems += _access_problems(stack_settings.access, source, prefix)
+    problems += _kms_key_problems(stack_settings, source, prefix)
     if catalog is not None:
         problems += _check_table_references(stack_settings, catalog, source, prefix)
     if problems:
@@ -106,6 +160,7 @@ def parse_settings(
 
 def _check_table_references(settings: StackSettings, catalog: Catalog, source: str, prefix: str) -> list[Problem]:
     known = {t.key for t in catalog.tables()} | {f"{d.dataset_id}.*" for d in catalog.datasets} | {"*"}
+    tables = sorted(t.key for t in catalog.tables())
     return [
         Problem(
             source,
@@ -114,7 +169,80 @@ def _check_table_references(settings: StackSettings, catalog: Catalog, source: s
         )
         for key in settings.recreate
         if key not in known
+    ] + [
+        # No wildcards: each approval names one reviewed table.
+        Problem(
+            source,
+            f"config.{prefix}approveDataLoss.{key}",
+            f"names no declared table; approve tables one by one as dataset.table (declared: {', '.join(tables)})",
+        )
+        for key in settings.approve_data_loss
+        if key not in tables
     ]
+
+
+def _member_problem(member: str) -> str | None:
+    member_type, _, email = member.partition(":")
+    if (email or member_type).lower() in PUBLIC_PRINCIPALS:
+        return f"{member} would make the data public (CIS GCP 7.1); grant a group, user or service account instead"
+    if member_type not in MEMBER_TYPES or not email:
+        return f"{member!r} is not a member; write group:EMAIL, user:EMAIL or serviceAccount:EMAIL"
+    if not _EMAIL.match(email):
+        return f"{email!r} is not an email address"
+    if member_type == "serviceAccount" and not email.lower().endswith(".gserviceaccount.com"):
+        return f"{email} is not a service account (NAME@PROJECT.iam.gserviceaccount.com); use user: for people"
+    return None
+
+
+def _access_problems(access: DatasetAccess | None, source: str, prefix: str) -> list[Problem]:
+    if access is None:
+        return []
+    problems: list[Problem] = []
+    seen: dict[str, str] = {}
+    for key in ACCESS_ROLES:
+        for index, member in enumerate(getattr(access, key)):
+            where = f"{key}.{index}"
+            message = _member_problem(member)
+            email = member.partition(":")[2].lower()
+            if message is None and email in seen:
+                message = f"{email} is also listed at access.{seen[email]}; keep one entry, with the role it needs"
+            if message is None:
+                seen[email] = where
+            else:
+                problems.append(Problem(source, f"config.{prefix}access.{where}", message))
+    return problems
+
+
+def kms_location(dataset_location: str) -> str:
+    """Where the key of a dataset must be: Cloud KMS calls BigQuery's US and EU multi-regions us and europe."""
+    lowered = dataset_location.lower()
+    return {"us": "us", "eu": "europe"}.get(lowered, lowered)
+
+
+def _kms_key_problems(settings: StackSettings, source: str, prefix: str) -> list[Problem]:
+    if settings.kms_key_name is None:
+        return []
+    where = f"config.{prefix}kmsKeyName"
+    match = _KMS_KEY.match(settings.kms_key_name)
+    if match is None:
+        return [
+            Problem(
+                source,
+                where,
+                "must be projects/PROJECT/locations/LOCATION/keyRings/RING/cryptoKeys/KEY (the key, not a key version)",
+            )
+        ]
+    needed = kms_location(settings.location)
+    if match.group(1) != needed:
+        return [
+            Problem(
+                source,
+                where,
+                f"the key is in {match.group(1)}, but datasets in {settings.location} need a key in {needed}; "
+                f"use a key ring in {needed}",
+            )
+        ]
+    return []
 
 
 def stack_file(root: Path, stack: str) -> Path:
@@ -126,7 +254,15 @@ def read_stack_file(root: Path, stack: str) -> tuple[dict[str, Any], set[str]]:
     path = stack_file(root, stack)
     display = display_path(path)
     if not path.is_file():
-        raise CatalogError([Problem(display, "", f"no such stack file; create it or pick one of: {', '.join(list_stacks(root)) or 'none'}")])
+        raise CatalogError(
+            [
+                Problem(
+                    display,
+                    "",
+                    f"no such stack file; create it or pick one of: {', '.join(list_stacks(root)) or 'none'}",
+                )
+            ]
+        )
     raw = load_yaml(path, display) or {}
     config = raw.get("config", {}) if isinstance(raw, dict) else None
     if not isinstance(config, dict):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -38,3 +42,32 @@ def planned() -> Callable[[str], PlanResult]:
         return cache[stack]
 
     return plan
+
+
+def load_local_bigquery_script() -> ModuleType:
+    """scripts/local_bigquery.py, loaded by path under its own name (`local_bigquery` is the server's package)."""
+    name = "local_bigquery_script"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / "local_bigquery.py")
+        assert spec is not None and spec.loader is not None
+        sys.modules[name] = importlib.util.module_from_spec(spec)  # dataclasses look the module up
+        spec.loader.exec_module(sys.modules[name])
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def bigquery_server() -> Iterator[Any]:
+    """One local BigQuery API server for the session's live tests, on free ports; always stopped.
+
+    An install failure fails the tests that need it, never skips them (DESIGN.md section 6).
+    """
+    lbq = load_local_bigquery_script()
+    try:
+        lbq.ensure_installed()
+        failure = None
+    except lbq.InstallError as error:
+        failure = str(error)
+    if failure is not None:
+        pytest.fail(f"installing the local BigQuery server failed: {failure}", pytrace=False)
+    with lbq.running_server("live-tests") as server:
+        yield server

@@ -98,3 +98,24 @@ def test_a_protected_stack_never_deletes_contents_on_destroy() -> None:
     [problem] = problems_of({"tenant-bigquery:deleteContentsOnDestroy": True})
     assert "a protected stack never deletes dataset contents on destroy" in problem
     assert problems_of({"tenant-bigquery:deleteContentsOnDestroy": True, "tenant-bigquery:protect": False}) == []
+
+
+def test_pulumi_yaml_documents_every_key_and_requires_none_by_accident() -> None:
+    """Pulumi treats a declared key without a default as required, and refuses schemas for provider keys."""
+    import yaml
+
+    from infra.settings import PROJECT, StackSettings
+
+    text = (REPO_ROOT / "Pulumi.yaml").read_text()
+    declared = yaml.safe_load(text)["config"]
+    for name, field in StackSettings.model_fields.items():
+        assert f"{PROJECT}:{field.alias or name}" in text, f"{field.alias or name} is not documented in Pulumi.yaml"
+    defaults = {}
+    for key, schema in declared.items():
+        assert key.startswith(f"{PROJECT}:"), f"{key}: only this project's keys may have a schema"
+        assert "default" in schema, f"{key} has no default, so Pulumi would require it in every stack"
+        assert schema.get("description"), key
+        defaults[key] = schema["default"]
+    # The documented defaults are the ones the program applies.
+    from_pulumi_defaults = parse_settings("test", {"gcp:project": "p", **defaults}, SOURCE, CATALOG)
+    assert from_pulumi_defaults.options == parse_settings("test", {"gcp:project": "p"}, SOURCE, CATALOG).options

@@ -1,0 +1,137 @@
+"""The data dictionary: catalog -> Markdown (docs/tables.md). Pure: no pulumi or google imports.
+
+The output depends only on the catalog, never on the machine or the working directory, so the
+committed file can be compared byte for byte (`python -m infra.cli docs --check`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.catalog import Catalog, Column, Dataset, Table, count_columns
+
+DOCS_FILE = Path("docs") / "tables.md"
+# `table.column` written in a description: how the schemas state what a column refers to.
+_REFERENCE = re.compile(r"\b([a-z][a-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)\b")
+
+
+@dataclass(frozen=True, order=True)
+class Reference:
+    """A column whose description names the column it refers to, both in the same dataset."""
+
+    table: str
+    column: str
+    target_table: str
+    target_column: str
+
+
+def walk(columns: tuple[Column, ...], prefix: str = "", depth: int = 0) -> Iterator[tuple[str, int, Column]]:
+    """Every column at every depth, parents first, as (dotted path, depth, column)."""
+    for column in columns:
+        path = f"{prefix}{column.name}"
+        yield path, depth, column
+        yield from walk(column.fields, f"{path}.", depth + 1)
+
+
+def references(dataset: Dataset) -> list[Reference]:
+    """Only references a description states as `table.column` of a declared table: never guessed from names."""
+    top_level = {table.table_id: {c.name for c in table.schema} for table in dataset.tables}
+    found = {
+        Reference(table.table_id, path, target_table, target_column)
+        for table in dataset.tables
+        for path, _, column in walk(table.schema)
+        for target_table, target_column in _REFERENCE.findall(column.description)
+        if target_column in top_level.get(target_table, set())
+        and (target_table, target_column) != (table.table_id, path)
+    }
+    return sorted(found)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", "<br>") or " "
+
+
+def _type_text(column: Column) -> str:
+    text = column.type
+    if column.max_length is not None:
+        text += f"({column.max_length})"
+    elif column.precision is not None:
+        text += f"({column.precision}, {column.scale or 0})"
+    elif column.range_element_type:
+        text += f"<{column.range_element_type}>"
+    return text + (" · policy tag" if column.policy_tags else "")
+
+
+def _partitioning_text(table: Table) -> str:
+    if table.time_partitioning is not None:
+        spec = table.time_partitioning
+        text = f"{spec.type} on `{spec.field}`" if spec.field else f"{spec.type} by ingestion time"
+        if spec.expiration_days:
+            return f"{text}; partitions expire after {spec.expiration_days} days"
+        return f"{text}; partitions kept forever" if spec.keep_forever else text
+    if table.range_partitioning is not None:
+        rng = table.range_partitioning
+        return f"integer range on `{rng.field}`: [{rng.start}, {rng.end}) in steps of {rng.interval}"
+    return "none"
+
+
+def _diagram(dataset: Dataset, edges: list[Reference]) -> list[str]:
+    labels: dict[tuple[str, str], list[str]] = {}
+    for edge in edges:
+        same_name = edge.column.rpartition(".")[2] == edge.target_column
+        name = edge.column if same_name else f"{edge.column} → {edge.target_column}"
+        labels.setdefault((edge.table, edge.target_table), []).append(name)
+    lines = ["```mermaid", "flowchart LR"]
+    lines += [f"  {table.table_id}" for table in dataset.tables]
+    lines += [f'  {source} -->|"{", ".join(names)}"| {target}' for (source, target), names in labels.items()]
+    return [*lines, "```", ""]
+
+
+def _table_section(table: Table) -> list[str]:
+    lines = [f"### `{table.key}`", "", table.description or "_No description._", ""]
+    lines.append(
+        f"- Schema: `schemas/{table.dataset}/{Path(table.schema_file).name}`, {count_columns(table.schema)} columns"
+    )
+    lines.append(f"- Partitioning: {_partitioning_text(table)}")
+    if table.time_partitioning or table.range_partitioning:
+        lines.append(f"- Partition filter: {'required' if table.require_partition_filter else 'not required'}")
+    clustering = ", ".join(f"`{name}`" for name in table.clustering) or "none"
+    lines.append(f"- Clustering: {clustering}")
+    if table.labels:
+        lines.append("- Labels: " + ", ".join(f"`{k}={v}`" for k, v in sorted(table.labels.items())))
+    lines += ["", "| Column | Type | Mode | Description |", "| --- | --- | --- | --- |"]
+    for path, depth, column in walk(table.schema):
+        indent = "&emsp;" * depth
+        lines.append(f"| {indent}`{path}` | {_type_text(column)} | {column.mode} | {_cell(column.description)} |")
+    return [*lines, ""]
+
+
+def render_data_dictionary(catalog: Catalog) -> str:
+    lines = [
+        "# Data dictionary",
+        "",
+        "<!-- Generated by `python -m infra.cli docs` from stacks/*.yaml and schemas/; edit those, not this file. -->",
+        "",
+    ]
+    for dataset in catalog.datasets:
+        lines += [f"## Dataset `{dataset.dataset_id}`", "", dataset.description or "_No description._", ""]
+        lines.append(f"Declared in `stacks/{Path(dataset.declaration_file).name}`.")
+        if dataset.labels:
+            lines.append("Labels: " + ", ".join(f"`{k}={v}`" for k, v in sorted(dataset.labels.items())) + ".")
+        lines.append("")
+        edges = references(dataset)
+        if edges:
+            lines += [
+                "### How the tables refer to each other",
+                "",
+                "An arrow from A to B labelled `column` means a description in A names that column's target as "
+                "`B.column`: references the schemas state, never guessed from column names.",
+                "",
+                *_diagram(dataset, edges),
+            ]
+        for table in dataset.tables:
+            lines += _table_section(table)
+    return "\n".join(lines).rstrip("\n") + "\n"

@@ -1,0 +1,668 @@
+"""The one google-cloud module: check a live project against the declarations (`verify`) and take
+table snapshots before a forced recreation (`snapshot`).
+
+The CLI hands in the validated catalog and typed settings and formats the result objects returned
+here. Anything that stops the API from answering (no credentials, refused credentials, missing
+permission, unreachable endpoint) is a LiveError whose message is one line that says what to do.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import google.auth
+import google.auth.transport.requests
+from google.api_core import exceptions as api_exceptions
+from google.api_core.retry import Retry
+from google.auth import exceptions as auth_exceptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import bigquery
+from requests import exceptions as requests_exceptions
+
+from infra.catalog import Catalog, Column, Dataset, Table
+from infra.resources import MS_PER_DAY, dataset_args, table_args
+from infra.rules import canonical_type
+from infra.settings import Settings
+
+# The variable google-cloud-bigquery itself reads for emulators (google.cloud.bigquery._helpers).
+EMULATOR_HOST_ENV = "BIGQUERY_EMULATOR_HOST"
+# Below requests' default pool of 10 connections per host, so no connection is thrown away.
+WORKERS = 8
+BACKUP_SUFFIX = "_backup"
+SNAPSHOT_SEPARATOR = "__"
+TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+UNDECLARED = "undeclared"
+_MAX_SCHEMA_DIFFERENCES = 6
+
+T = TypeVar("T")
+
+
+class LiveError(Exception):
+    """The live project could not be read or changed; nothing was checked or created."""
+
+
+class SnapshotRefused(Exception):
+    """A snapshot request that cannot be met as asked; refused before anything was created."""
+
+
+# ---------------------------------------------------------------- connection
+
+
+@dataclass(frozen=True)
+class Connection:
+    client: bigquery.Client
+    project: str
+    endpoint: str | None  # None: Google's API with Application Default Credentials
+    retry: Retry
+
+    @property
+    def target(self) -> str:
+        return self.endpoint or "the BigQuery API"
+
+
+def connect(project: str, endpoint: str | None = None) -> Connection:
+    """A client for `project`: anonymous against `endpoint` (or $BIGQUERY_EMULATOR_HOST), else ADC."""
+    source = "--endpoint"
+    if endpoint is None and os.environ.get(EMULATOR_HOST_ENV):
+        endpoint, source = os.environ[EMULATOR_HOST_ENV], EMULATOR_HOST_ENV
+    if endpoint is not None:
+        if not endpoint.startswith(("http://", "https://")):
+            raise LiveError(f"{source} {endpoint!r} is not a URL; use e.g. http://127.0.0.1:9050")
+        client = bigquery.Client(
+            project=project,
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options={"api_endpoint": endpoint},
+        )
+        # A local server answers at once or not at all: give up in seconds, not minutes.
+        return Connection(client, project, endpoint, bigquery.DEFAULT_RETRY.with_timeout(3))
+    try:
+        credentials, _ = google.auth.default(scopes=bigquery.Client.SCOPE)
+    except auth_exceptions.DefaultCredentialsError:
+        raise LiveError(
+            "no Google Cloud credentials found; run `gcloud auth application-default login` or set "
+            f"GOOGLE_APPLICATION_CREDENTIALS (or pass --endpoint / set {EMULATOR_HOST_ENV} for a local server)"
+        ) from None
+    try:
+        # Once here, not in every worker thread at once; a refused login fails before any check.
+        credentials.refresh(google.auth.transport.requests.Request())  # type: ignore[no-untyped-call]
+    except auth_exceptions.RefreshError as error:
+        raise LiveError(
+            f"Google Cloud credentials were refused ({_first_line(error)}); run `gcloud auth application-default login`"
+        ) from None
+    except auth_exceptions.TransportError as error:
+        raise LiveError(f"cannot reach Google's token service ({_first_line(error)}); check the network") from None
+    client = bigquery.Client(project=project, credentials=credentials)
+    return Connection(client, project, None, bigquery.DEFAULT_RETRY.with_timeout(120))
+
+
+def _first_line(error: BaseException) -> str:
+    message = getattr(error, "message", None) or str(error)
+    return str(message).strip().splitlines()[0] if str(message).strip() else type(error).__name__
+
+
+@contextmanager
+def _api_errors(conn: Connection) -> Iterator[None]:
+    """Translate the client's exceptions into one-line LiveErrors."""
+    try:
+        yield
+    except (api_exceptions.Unauthorized, auth_exceptions.RefreshError) as error:
+        raise LiveError(
+            f"{conn.target} refused the credentials ({_first_line(error)}); run `gcloud auth application-default login`"
+        ) from None
+    except api_exceptions.Forbidden as error:
+        raise LiveError(f"permission denied in project {conn.project}: {_first_line(error)}") from None
+    except (
+        api_exceptions.RetryError,
+        auth_exceptions.TransportError,
+        requests_exceptions.ConnectionError,
+        requests_exceptions.Timeout,
+    ) as error:
+        cause = getattr(error, "cause", None) or error
+        raise LiveError(f"cannot reach {conn.target} ({type(cause).__name__}); check the endpoint or network") from None
+    except api_exceptions.GoogleAPICallError as error:
+        raise LiveError(f"{conn.target} failed: {_first_line(error)}") from None
+
+
+def _or_none(call: Callable[[], T]) -> T | None:
+    try:
+        return call()
+    except api_exceptions.NotFound:
+        return None
+
+
+# ---------------------------------------------------------------- the state verify compares
+
+
+@dataclass(frozen=True)
+class Partitioning:
+    type: str  # HOUR, DAY, MONTH, YEAR, or RANGE
+    field: str | None
+    expiration_ms: int | None = None
+    range: tuple[int, int, int] | None = None  # start, end, interval
+
+    def __str__(self) -> str:
+        if self.range is not None:
+            start, end, interval = self.range
+            return f"RANGE on {self.field} [{start}, {end}) step {interval}"
+        text = f"{self.type} on {self.field or 'ingestion time'}"
+        if self.expiration_ms:
+            return f"{text}, partitions expire after {_duration(self.expiration_ms)}"
+        return f"{text}, partitions kept"
+
+
+@dataclass(frozen=True)
+class DatasetState:
+    location: str
+    labels: Mapping[str, str]
+    description: str
+    default_table_expiration_ms: int | None
+    kms_key_name: str | None
+    access: frozenset[tuple[str, str, str]] | None  # (role, entity type, entity); None: not managed
+
+
+@dataclass(frozen=True)
+class TableState:
+    schema: tuple[Column, ...]
+    partitioning: Partitioning | None
+    require_partition_filter: bool
+    clustering: tuple[str, ...]
+    labels: Mapping[str, str]
+    description: str
+    kms_key_name: str | None
+
+
+# What is declared is what the program hands the provider (infra/resources.py), read in the form the
+# API reports it, so verify checks exactly what `pulumi up` manages.
+
+
+def declared_dataset(dataset: Dataset, settings: Settings) -> DatasetState:
+    args = dataset_args(dataset, settings)
+    return DatasetState(
+        location=args["location"],
+        labels=args.get("labels") or {},
+        description=args.get("description") or "",
+        default_table_expiration_ms=args.get("default_table_expiration_ms"),
+        kms_key_name=(args.get("default_encryption_configuration") or {}).get("kms_key_name"),
+        access=frozenset(_declared_access(entry) for entry in args["accesses"]) if "accesses" in args else None,
+    )
+
+
+def _declared_access(entry: dict[str, str]) -> tuple[str, str, str]:
+    """An `accesses` entry of the provider ({role, group_by_email: ...}) as the API names it."""
+    (field, entity), *_ = ((k, v) for k, v in entry.items() if k != "role")
+    first, *rest = field.split("_")
+    return entry["role"], first + "".join(part.title() for part in rest), entity
+
+
+def declared_table(table: Table, settings: Settings) -> TableState:
+    args = table_args(table, settings, settings.dataset_id(table.dataset))
+    partitioning = None
+    if "time_partitioning" in args:
+        spec = args["time_partitioning"]
+        partitioning = Partitioning(spec["type"], spec.get("field"), spec.get("expiration_ms"))
+    elif "range_partitioning" in args:
+        spec = args["range_partitioning"]
+        rng = spec["range"]
+        partitioning = Partitioning("RANGE", spec["field"], range=(rng["start"], rng["end"], rng["interval"]))
+    return TableState(
+        schema=table.schema,
+        partitioning=partitioning,
+        require_partition_filter=bool(args.get("require_partition_filter")),
+        clustering=tuple(args.get("clusterings") or ()),
+        labels=args.get("labels") or {},
+        description=args.get("description") or "",
+        kms_key_name=(args.get("encryption_configuration") or {}).get("kms_key_name"),
+    )
+
+
+def observed_dataset(dataset: bigquery.Dataset) -> DatasetState:
+    return DatasetState(
+        location=dataset.location or "",
+        labels=dict(dataset.labels or {}),
+        description=dataset.description or "",
+        default_table_expiration_ms=dataset.default_table_expiration_ms,
+        kms_key_name=dataset.default_encryption_configuration.kms_key_name
+        if dataset.default_encryption_configuration
+        else None,
+        access=frozenset((e.role or "", e.entity_type or "", str(e.entity_id)) for e in dataset.access_entries),
+    )
+
+
+def observed_column(field: bigquery.SchemaField) -> Column:
+    """A live column in the catalog's canonical form (BigQuery reports INTEGER, BOOLEAN, ...)."""
+    extra = field.to_api_repr()
+    return Column(
+        name=field.name,
+        type=canonical_type(field.field_type) or field.field_type.upper(),
+        mode=(field.mode or "NULLABLE").upper(),
+        description=field.description or "",
+        fields=tuple(observed_column(f) for f in field.fields),
+        max_length=field.max_length,
+        precision=field.precision,
+        scale=field.scale,
+        rounding_mode=field.rounding_mode,
+        collation=extra.get("collation") or None,
+        default_value_expression=field.default_value_expression,
+        policy_tags=tuple(field.policy_tags.names) if field.policy_tags else (),
+        range_element_type=field.range_element_type.element_type if field.range_element_type else None,
+    )
+
+
+def observed_table(table: bigquery.Table) -> TableState:
+    partitioning = None
+    if table.time_partitioning is not None:
+        spec = table.time_partitioning
+        partitioning = Partitioning(str(spec.type_), spec.field, spec.expiration_ms or None)
+    elif table.range_partitioning is not None:
+        spec = table.range_partitioning
+        rng = spec.range_
+        partitioning = Partitioning("RANGE", spec.field, range=(int(rng.start), int(rng.end), int(rng.interval)))
+    return TableState(
+        schema=tuple(observed_column(f) for f in table.schema),
+        partitioning=partitioning,
+        require_partition_filter=bool(table.require_partition_filter),
+        clustering=tuple(table.clustering_fields or ()),
+        labels=dict(table.labels or {}),
+        description=table.description or "",
+        kms_key_name=table.encryption_configuration.kms_key_name if table.encryption_configuration else None,
+    )
+
+
+# ---------------------------------------------------------------- comparison (pure)
+
+
+@dataclass(frozen=True)
+class Check:
+    subject: str  # "dataset tenants" or "table tenants.tenant_profiles"
+    name: str
+    ok: bool
+    detail: str = ""
+
+    def __str__(self) -> str:
+        text = f"{'✓' if self.ok else '✗'} {self.subject} {self.name}"
+        return f"{text}: {self.detail}" if self.detail else text
+
+    def to_json(self) -> dict[str, Any]:
+        return {"subject": self.subject, "check": self.name, "ok": self.ok, "detail": self.detail}
+
+
+def _duration(ms: int) -> str:
+    return f"{ms // MS_PER_DAY} d" if ms % MS_PER_DAY == 0 else f"{ms} ms"
+
+
+def _short(text: str, limit: int = 60) -> str:
+    if not text:
+        return "none"
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _labels_text(labels: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "none"
+
+
+def _same(subject: str, name: str, declared: Any, live: Any, show: Callable[[Any], str] = str) -> Check:
+    if declared == live:
+        return Check(subject, name, True, show(declared))
+    return Check(subject, name, False, f"is {show(live)}; declared {show(declared)}")
+
+
+def _labels_check(subject: str, declared: Mapping[str, str], live: Mapping[str, str]) -> Check:
+    if dict(declared) == dict(live):
+        return Check(subject, "labels", True, _labels_text(declared))
+    parts = [f"missing {k}={v}" for k, v in sorted(declared.items()) if k not in live]
+    parts += [f"{k} is {live[k]!r}, declared {v!r}" for k, v in sorted(declared.items()) if k in live and live[k] != v]
+    parts += [f"undeclared {k}={v}" for k, v in sorted(live.items()) if k not in declared]
+    return Check(subject, "labels", False, "; ".join(parts))
+
+
+def _column_text(column: Column) -> str:
+    return f"{column.type} {column.mode}"
+
+
+_COLUMN_ATTRIBUTES = (
+    "type",
+    "mode",
+    "max_length",
+    "precision",
+    "scale",
+    "rounding_mode",
+    "collation",
+    "default_value_expression",
+    "policy_tags",
+    "range_element_type",
+)
+
+
+def schema_differences(declared: tuple[Column, ...], live: tuple[Column, ...], parent: str = "") -> list[str]:
+    """Differences by column name at every depth; column order does not matter (as for the provider)."""
+    differences: list[str] = []
+    live_by_name = {c.name: c for c in live}
+    declared_names = {c.name for c in declared}
+    for column in declared:
+        path = f"{parent}{column.name}"
+        found = live_by_name.get(column.name)
+        if found is None:
+            differences.append(f"missing column {path} ({_column_text(column)})")
+            continue
+        for attribute in _COLUMN_ATTRIBUTES:
+            # Unset and empty are the same to BigQuery (collation '', no policy tags, scale 0).
+            want, have = getattr(column, attribute) or None, getattr(found, attribute) or None
+            if want != have:
+                label = attribute.replace("_", " ")
+                differences.append(f"column {path} {label} is {have}, declared {want}")
+        if column.description != found.description:
+            differences.append(f"column {path} description differs")
+        if column.fields or found.fields:
+            differences += schema_differences(column.fields, found.fields, f"{path}.")
+    differences += [
+        f"undeclared column {parent}{c.name} ({_column_text(c)})" for c in live if c.name not in declared_names
+    ]
+    return differences
+
+
+def _schema_check(subject: str, declared: tuple[Column, ...], live: tuple[Column, ...]) -> Check:
+    differences = schema_differences(declared, live)
+    if not differences:
+        return Check(subject, "schema", True, f"{len(declared)} columns as declared")
+    shown = differences[:_MAX_SCHEMA_DIFFERENCES]
+    more = len(differences) - len(shown)
+    return Check(subject, "schema", False, "; ".join(shown) + (f"; and {more} more" if more else ""))
+
+
+def dataset_checks(subject: str, declared: DatasetState, live: DatasetState) -> list[Check]:
+    return [
+        # BigQuery treats location names case-insensitively (us == US).
+        _same(subject, "location", declared.location.upper(), live.location.upper()),
+        _labels_check(subject, declared.labels, live.labels),
+        _same(subject, "description", declared.description, live.description, _short),
+        _same(
+            subject,
+            "default table expiration",
+            declared.default_table_expiration_ms,
+            live.default_table_expiration_ms,
+            lambda ms: _duration(ms) if ms else "none",
+        ),
+        *_encryption_check(subject, "default encryption key", declared.kms_key_name, live.kms_key_name),
+        *_access_check(subject, declared.access, live.access),
+    ]
+
+
+def _access_check(
+    subject: str, declared: frozenset[tuple[str, str, str]] | None, live: frozenset[tuple[str, str, str]] | None
+) -> list[Check]:
+    """Only where the stack manages the ACL (tenant-bigquery:access); then it owns every entry."""
+    if declared is None:
+        return []
+    live = live or frozenset()
+    if declared == live:
+        return [Check(subject, "access", True, f"{len(declared)} entries as declared")]
+    parts = [f"missing {role} {kind}:{entity}" for role, kind, entity in sorted(declared - live)]
+    parts += [f"undeclared {role} {kind}:{entity}" for role, kind, entity in sorted(live - declared)]
+    return [Check(subject, "access", False, "; ".join(parts))]
+
+
+def table_checks(subject: str, declared: TableState, live: TableState) -> list[Check]:
+    checks = [
+        _schema_check(subject, declared.schema, live.schema),
+        _same(subject, "partitioning", declared.partitioning, live.partitioning, lambda p: str(p) if p else "none"),
+    ]
+    if declared.partitioning or live.partitioning:
+        checks.append(
+            _same(
+                subject,
+                "partition filter",
+                declared.require_partition_filter,
+                live.require_partition_filter,
+                lambda required: "required" if required else "not required",
+            )
+        )
+    checks += [
+        _same(subject, "clustering", declared.clustering, live.clustering, lambda c: ", ".join(c) or "none"),
+        _labels_check(subject, declared.labels, live.labels),
+        _same(subject, "description", declared.description, live.description, _short),
+        *_encryption_check(subject, "encryption key", declared.kms_key_name, live.kms_key_name),
+    ]
+    return checks
+
+
+def _encryption_check(subject: str, name: str, declared: str | None, live: str | None) -> list[Check]:
+    """Only where a customer-managed key is declared or present: Google-managed is the default."""
+    if declared is None and live is None:
+        return []
+    return [_same(subject, name, declared, live, lambda key: key or "Google-managed")]
+
+
+# ---------------------------------------------------------------- verify
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    project: str
+    target: str
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "target": self.target,
+            "ok": self.ok,
+            "checks": [c.to_json() for c in self.checks],
+        }
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    dataset: Dataset
+    live_id: str
+    live: bigquery.Dataset | None
+    listing: list[bigquery.table.TableListItem]
+    tables: list[tuple[Table, bigquery.Table | None]]
+
+
+def verify(conn: Connection, catalog: Catalog, settings: Settings, workers: int = WORKERS) -> VerifyReport:
+    """Check every declared dataset and table in the live project; every lookup runs concurrently."""
+    client, retry = conn.client, conn.retry
+    with _api_errors(conn), ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = []
+        for dataset in catalog.datasets:
+            ref = bigquery.DatasetReference(conn.project, settings.dataset_id(dataset.dataset_id))
+            live = pool.submit(_or_none, lambda ref=ref: client.get_dataset(ref, retry=retry))
+            listing = pool.submit(_or_none, lambda ref=ref: list(client.list_tables(ref, retry=retry)))
+            tables = [
+                (table, pool.submit(_or_none, lambda t=table_ref: client.get_table(t, retry=retry)))
+                for table in dataset.tables
+                for table_ref in [ref.table(table.table_id)]
+            ]
+            pending.append((dataset, ref.dataset_id, live, listing, tables))
+        fetched = [
+            _Fetched(dataset, live_id, live.result(), listing.result() or [], [(t, f.result()) for t, f in tables])
+            for dataset, live_id, live, listing, tables in pending
+        ]
+    checks = [check for item in fetched for check in _checks_of(item, conn.project, settings)]
+    return VerifyReport(conn.project, conn.target, tuple(checks))
+
+
+def _checks_of(item: _Fetched, project: str, settings: Settings) -> list[Check]:
+    subject = f"dataset {item.live_id}"
+    if item.live is None:
+        missing = [Check(f"table {item.live_id}.{t.table_id}", "exists", False, "not found") for t, _ in item.tables]
+        return [Check(subject, "exists", False, f"not found in project {project}"), *missing]
+    checks = [Check(subject, "exists", True)]
+    checks += dataset_checks(subject, declared_dataset(item.dataset, settings), observed_dataset(item.live))
+    for table, live_table in item.tables:
+        table_subject = f"table {item.live_id}.{table.table_id}"
+        if live_table is None:
+            checks.append(Check(table_subject, "exists", False, "not found"))
+            continue
+        checks.append(Check(table_subject, "exists", True))
+        checks += table_checks(table_subject, declared_table(table, settings), observed_table(live_table))
+    declared_ids = {t.table_id for t in item.dataset.tables}
+    undeclared = sorted((t.table_id, t.table_type or "TABLE") for t in item.listing if t.table_id not in declared_ids)
+    checks += [
+        Check(f"table {item.live_id}.{table_id}", UNDECLARED, False, f"a {kind} that no declaration lists")
+        for table_id, kind in undeclared
+    ]
+    if not undeclared:
+        checks.append(Check(subject, "undeclared tables", True, "none"))
+    return checks
+
+
+# ---------------------------------------------------------------- snapshot
+
+
+def _bq_name(full_id: str) -> str:
+    """project.dataset.table as the bq tool spells it: project:dataset.table."""
+    project, rest = full_id.split(".", 1)
+    return f"{project}:{rest}"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    source: str  # project.dataset.table
+    snapshot: str
+    expires: datetime
+
+    def restore_commands(self) -> tuple[str, str]:
+        """Copy the snapshot back over the table (rows and schema as they were): bq, then Python."""
+        bq = f"bq cp --restore --force {_bq_name(self.snapshot)} {_bq_name(self.source)}"
+        python = (
+            f'client.copy_table("{self.snapshot}", "{self.source}", job_config=bigquery.CopyJobConfig('
+            'operation_type="RESTORE", write_disposition="WRITE_TRUNCATE")).result()'
+        )
+        return bq, python
+
+
+@dataclass(frozen=True)
+class SnapshotReport:
+    project: str
+    taken_at: datetime
+    expires: datetime
+    snapshots: tuple[Snapshot, ...]
+    failures: tuple[tuple[str, str], ...]  # (table, why)
+    created_datasets: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def snapshot_name(table_id: str, taken_at: datetime) -> str:
+    return f"{table_id}{SNAPSHOT_SEPARATOR}{taken_at.strftime(TIMESTAMP_FORMAT)}"
+
+
+def snapshot(
+    conn: Connection,
+    settings: Settings,
+    tables: Sequence[Table],
+    expire_days: int,
+    now: datetime | None = None,
+) -> SnapshotReport:
+    """Snapshot each table into <dataset>_backup (created if missing, same location).
+
+    Refuses (SnapshotRefused) before creating anything when a table is missing or not a table, or a
+    backup dataset sits in another location.
+    """
+    taken_at = (now or datetime.now(UTC)).replace(microsecond=0)
+    expires = taken_at + timedelta(days=expire_days)
+    client, retry = conn.client, conn.retry
+    refs = {
+        table.key: bigquery.DatasetReference(conn.project, settings.dataset_id(table.dataset)).table(table.table_id)
+        for table in tables
+    }
+    with _api_errors(conn), ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        lookups = pool.map(lambda r: _or_none(lambda: client.get_table(r, retry=retry)), refs.values())
+        found = dict(zip(refs, lookups, strict=True))
+        missing = [_dotted(refs[key]) for key, live in found.items() if live is None]
+        if missing:
+            raise SnapshotRefused(f"not found in project {conn.project}: {', '.join(missing)}; nothing was snapshotted")
+        kinds = {key: live.table_type for key, live in found.items() if live is not None}
+        not_tables = [f"{_dotted(refs[key])} is a {kind}" for key, kind in kinds.items() if kind != "TABLE"]
+        if not_tables:
+            raise SnapshotRefused(f"only tables can be snapshotted: {', '.join(not_tables)}; nothing was snapshotted")
+
+        sources = sorted({ref.dataset_id for ref in refs.values()})
+        located = dict(zip(sources, pool.map(lambda d: client.get_dataset(d, retry=retry), sources), strict=True))
+        # Every refusal comes before the first creation.
+        existing = {d: _existing_backup_or_refuse(conn, located[d]) for d in sources}
+        key = settings.options.kms_key_name
+        backups = {d: existing[d] or _create_backup_dataset(conn, located[d], expire_days, key) for d in sources}
+
+        jobs = {
+            key: pool.submit(
+                _take_snapshot,
+                conn,
+                ref,
+                backups[ref.dataset_id].table(snapshot_name(ref.table_id, taken_at)),
+                expires,
+                located[ref.dataset_id].location,
+            )
+            for key, ref in refs.items()
+        }
+        snapshots, failures = [], []
+        for key, job in jobs.items():
+            try:
+                snapshots.append(Snapshot(_dotted(refs[key]), job.result(), expires))
+            except (api_exceptions.BadRequest, api_exceptions.Conflict, api_exceptions.NotFound) as error:
+                failures.append((_dotted(refs[key]), _first_line(error)))
+    created = tuple(f"{conn.project}.{backups[d].dataset_id}" for d in sources if existing[d] is None)
+    return SnapshotReport(conn.project, taken_at, expires, tuple(snapshots), tuple(failures), created)
+
+
+def _dotted(ref: bigquery.TableReference) -> str:
+    return f"{ref.project}.{ref.dataset_id}.{ref.table_id}"
+
+
+def _existing_backup_or_refuse(conn: Connection, source: bigquery.Dataset) -> bigquery.Dataset | None:
+    """The backup dataset if it exists; refuse one in another location than its source."""
+    ref = bigquery.DatasetReference(conn.project, source.dataset_id + BACKUP_SUFFIX)
+    backup = _or_none(lambda: conn.client.get_dataset(ref, retry=conn.retry))
+    if backup is not None and (backup.location or "").upper() != (source.location or "").upper():
+        raise SnapshotRefused(
+            f"backup dataset {ref.dataset_id} is in {backup.location} but {source.dataset_id} is in "
+            f"{source.location}; a snapshot must stay in its table's location: move or delete {ref.dataset_id}"
+        )
+    return backup
+
+
+def _create_backup_dataset(
+    conn: Connection, source: bigquery.Dataset, expire_days: int, kms_key_name: str | None
+) -> bigquery.Dataset:
+    backup = bigquery.Dataset(bigquery.DatasetReference(conn.project, source.dataset_id + BACKUP_SUFFIX))
+    backup.location = source.location
+    backup.default_table_expiration_ms = expire_days * MS_PER_DAY
+    backup.description = f"Table snapshots of {source.dataset_id} taken by `python -m infra.cli snapshot`."
+    if kms_key_name is not None:  # the same customer-managed key as the stack's datasets (CIS GCP 7.3)
+        backup.default_encryption_configuration = bigquery.EncryptionConfiguration(kms_key_name=kms_key_name)
+    return conn.client.create_dataset(backup, exists_ok=True, retry=conn.retry)
+
+
+def _take_snapshot(
+    conn: Connection,
+    source: bigquery.TableReference,
+    destination: bigquery.TableReference,
+    expires: datetime,
+    location: str | None,
+) -> str:
+    config = bigquery.CopyJobConfig(
+        operation_type="SNAPSHOT",
+        destination_expiration_time=expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    job = conn.client.copy_table(
+        source, destination, job_config=config, job_id_prefix="snapshot-", location=location, retry=conn.retry
+    )
+    job.result(retry=conn.retry)
+    return _dotted(destination)

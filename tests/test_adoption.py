@@ -1,0 +1,195 @@
+"""Adopting what the bootstrap processor created: the `adoptExisting` import option (under Pulumi's
+mocks), the `pulumi import --file` document, and verify/import-file refusing a live table that
+differs from its declaration before anything is imported (against the local BigQuery API server).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+import yaml
+from live_server import STACK, LiveStack, create_from_plan, delete_datasets, make_client, run_cli, write_stack
+
+from infra import adoption, mockrun
+from infra.catalog import CatalogError
+from infra.mockrun import PlanResult, plan_stack, run_program
+from infra.program import run
+from infra.resources import COMPONENT_TYPE
+from infra.settings import parse_settings, read_stack_file
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATASET = "gcp:bigquery/dataset:Dataset"
+TABLE = "gcp:bigquery/table:Table"
+PROJECTS = {"dev": "acme-data-platform-dev", "prod": "acme-data-platform-prod"}
+
+
+class OptionRecorder(mockrun.RecordingMonitor):
+    """Also records ignoreChanges, which the plan's options leave out."""
+
+    ignore_changes: ClassVar[dict[str, list[str]]] = {}
+
+    def RegisterResource(self, request: Any) -> Any:
+        OptionRecorder.ignore_changes[request.name] = list(request.ignoreChanges)
+        return super().RegisterResource(request)
+
+
+def adopting(stack: str, monkeypatch: pytest.MonkeyPatch) -> PlanResult:
+    monkeypatch.setattr(mockrun, "RecordingMonitor", OptionRecorder)
+    OptionRecorder.ignore_changes = {}
+    values, secret_keys = read_stack_file(REPO_ROOT, stack)
+    return run_program(stack, {**values, "tenant-bigquery:adoptExisting": True}, lambda: run(REPO_ROOT), secret_keys)
+
+
+def expected_ids(stack: str) -> dict[str, str]:
+    project = PROJECTS[stack]
+    ids = {"tenants": f"projects/{project}/datasets/tenants"}
+    for table in yaml.safe_load((REPO_ROOT / "stacks" / "tenants.yaml").read_text())["tables"]:
+        ids[f"tenants-{table}"] = f"projects/{project}/datasets/tenants/tables/{table}"
+    return ids
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_adopt_existing_imports_every_dataset_and_table_by_its_provider_id(
+    stack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = adopting(stack, monkeypatch)
+
+    custom = [r for r in result.resources if r.type in (DATASET, TABLE)]
+    assert len(custom) == 9
+    assert {r.name: r.options.get("import") for r in custom} == expected_ids(stack)
+    component = next(r for r in result.resources if r.type == COMPONENT_TYPE)
+    assert "import" not in component.options
+    # What an import cannot read back as declared is ignored for this one `up` only.
+    ignored = OptionRecorder.ignore_changes
+    assert ignored["tenants-tenant_profiles"] == ["deletionProtection", "labels"]
+    assert [ignored[r.name] for r in custom if r.type == DATASET] == [["deleteContentsOnDestroy", "labels"]]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_without_adopt_existing_nothing_is_imported(planned: Any, stack: str) -> None:
+    assert all("import" not in r.options for r in planned(stack).resources)
+
+
+def test_adopt_existing_must_be_a_boolean() -> None:
+    values, _ = read_stack_file(REPO_ROOT, "prod")
+    with pytest.raises(CatalogError) as error:
+        parse_settings("prod", {**values, "tenant-bigquery:adoptExisting": "yes"}, "Pulumi.prod.yaml")
+    assert [str(p) for p in error.value.problems] == [
+        "Pulumi.prod.yaml:config.tenant-bigquery:adoptExisting: must be true or false"
+    ]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_import_file_covers_every_registered_resource_as_the_program_names_it(
+    planned: Any, stack: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = planned(stack)
+    document = adoption.import_document(plan)
+    entries = document["resources"]
+    by_name = {e["name"]: e for e in entries}
+
+    assert list(document) == ["resources"]
+    assert len(by_name) == len(entries) == len(plan.resources) == 10
+    # Same type, logical name and parent (type and name) as each registration: the same URNs.
+    assert sorted((e["type"], e["logicalName"]) for e in entries) == sorted((r.type, r.name) for r in plan.resources)
+    for resource in plan.resources:
+        entry = next(e for e in entries if (e["type"], e["logicalName"]) == (resource.type, resource.name))
+        if resource.type == COMPONENT_TYPE:
+            assert entry == {
+                "type": COMPONENT_TYPE,
+                "name": "tenants-component",
+                "logicalName": "tenants",
+                "component": True,
+            }
+        else:
+            parent = by_name[entry["parent"]]
+            assert (parent["type"], parent["logicalName"]) == (COMPONENT_TYPE, "tenants")
+            assert resource.parent.endswith(f"{COMPONENT_TYPE}::tenants")
+            assert entry["version"] == adoption.GCP_VERSION
+    # The same ids as the adoptExisting import option.
+    imported = {r.name: r.options["import"] for r in adopting(stack, monkeypatch).resources if "import" in r.options}
+    assert {e["logicalName"]: e["id"] for e in entries if "id" in e} == imported == expected_ids(stack)
+
+
+def test_import_file_skip_verify_writes_the_document_offline(tmp_path: Path) -> None:
+    out = tmp_path / "import.json"
+
+    result = run_cli("import-file", "--stack", "prod", "--skip-verify", "--out", str(out))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert json.loads(out.read_text()) == adoption.import_document(plan_stack(REPO_ROOT, "prod"))
+    assert result.stderr.splitlines()[-1] == (
+        f"10 resources; next: pulumi import --stack prod --file {out} --generate-code=false"
+    )
+    to_stdout = run_cli("import-file", "--stack", "prod", "--skip-verify")
+    assert to_stdout.returncode == 0
+    assert json.loads(to_stdout.stdout) == json.loads(out.read_text())
+
+
+# ---------------------------------------------------------------- against the local server
+
+
+@pytest.fixture
+def old_environment(bigquery_server: Any, repo_copy: Path) -> Iterator[LiveStack]:
+    """What the bootstrap processor left: the declared dataset and tables, already in the project."""
+    suffix = write_stack(repo_copy, bigquery_server.project)
+    client = make_client(bigquery_server.endpoint, bigquery_server.project)
+    stack = LiveStack(repo_copy, bigquery_server.project, suffix, bigquery_server.endpoint, client)
+    create_from_plan(client, stack.plan())
+    yield stack
+    delete_datasets(client, suffix)
+    client.close()  # type: ignore[no-untyped-call]
+
+
+@pytest.mark.live
+def test_an_environment_that_matches_gets_its_import_file(old_environment: LiveStack, tmp_path: Path) -> None:
+    out = tmp_path / "import.json"
+
+    result = old_environment.cli("import-file", "--stack", STACK, "--out", str(out))
+
+    assert result.returncode == 0, result.stderr
+    ids = [e["id"] for e in json.loads(out.read_text())["resources"] if "id" in e]
+    assert f"projects/{old_environment.project}/datasets/{old_environment.dataset_id()}" in ids
+    assert len(ids) == 9
+
+
+@pytest.mark.live
+def test_a_mismatching_live_table_is_reported_before_any_import(old_environment: LiveStack, tmp_path: Path) -> None:
+    # The old script created tenant_usage_quotas with a shorter partition expiration.
+    table = old_environment.client.get_table(old_environment.table("tenant_usage_quotas"))
+    table.time_partitioning.expiration_ms = 365 * 86_400_000
+    old_environment.client.update_table(table, ["time_partitioning"])
+    expected = (
+        f"✗ table {old_environment.dataset_id()}.tenant_usage_quotas partitioning: "
+        "is DAY on usage_date, partitions expire after 365 d; declared DAY on usage_date, partitions expire after 730 d"
+    )
+
+    checked = old_environment.cli("verify", "--stack", STACK)
+    assert checked.returncode == 1
+    assert [line for line in checked.stdout.splitlines() if line.startswith("✗")] == [expected]
+
+    out = tmp_path / "import.json"
+    refused = old_environment.cli("import-file", "--stack", STACK, "--out", str(out))
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert refused.stderr.splitlines()[0] == expected
+    assert refused.stderr.splitlines()[1].startswith("refused: 1 difference(s) between the live project")
+    assert not out.exists()
+
+
+@pytest.mark.live
+def test_undeclared_tables_do_not_block_the_import_file(old_environment: LiveStack) -> None:
+    from google.cloud import bigquery
+
+    extra = bigquery.Table(old_environment.table("scratch"), schema=[bigquery.SchemaField("a", "STRING")])
+    old_environment.client.create_table(extra)
+
+    result = old_environment.cli("import-file", "--stack", STACK)
+
+    assert result.returncode == 0, result.stderr
+    assert "scratch" not in result.stdout

@@ -1,0 +1,135 @@
+"""The data dictionary: docs/tables.md is rendered from the catalog, committed, and kept current."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from infra.catalog import Catalog, Column, Dataset, Table, TimePartitioning, load_catalog
+from infra.docs import DOCS_FILE, Reference, references, render_data_dictionary
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infra.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
+    )
+
+
+def one_table_dataset(*columns: Column, time_partitioning: TimePartitioning | None = None) -> Dataset:
+    table = Table("d", "t", "A table.", columns, "schemas/d/t.json", time_partitioning=time_partitioning)
+    return Dataset("d", "A dataset.", {}, (table,), "stacks/d.yaml")
+
+
+def test_the_committed_data_dictionary_is_current() -> None:
+    result = cli("docs", "--check")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "✓ docs/tables.md is up to date\n"
+
+
+def test_a_stale_data_dictionary_fails_the_check_and_says_how_to_regenerate(repo_copy: Path) -> None:
+    (repo_copy / "docs").mkdir()
+    shutil.copy(REPO_ROOT / DOCS_FILE, repo_copy / DOCS_FILE)
+    schema = repo_copy / "schemas" / "tenants" / "tenant_profiles.json"
+    schema.write_text(schema.read_text().replace("Human-readable tenant name", "Tenant name", 1))
+
+    stale = cli("docs", "--check", "--root", str(repo_copy), cwd=repo_copy)
+    assert stale.returncode == 1
+    assert stale.stderr == (
+        f"docs/tables.md is out of date; run `python -m infra.cli docs --root {repo_copy}` and commit the result.\n"
+    )
+
+    written = cli("docs", "--root", str(repo_copy), cwd=repo_copy)
+    assert written.returncode == 0, written.stderr
+    assert "| `display_name` | STRING | REQUIRED | Tenant name shown" in (repo_copy / DOCS_FILE).read_text()
+    assert cli("docs", "--check", "--root", str(repo_copy), cwd=repo_copy).returncode == 0
+
+
+def test_a_missing_data_dictionary_fails_the_check(repo_copy: Path) -> None:
+    result = cli("docs", "--check", "--root", str(repo_copy), cwd=repo_copy)
+    assert result.returncode == 1
+    assert "is out of date" in result.stderr
+    assert not (repo_copy / DOCS_FILE).exists()
+
+
+def test_invalid_declarations_are_reported_not_rendered(repo_copy: Path) -> None:
+    schema = repo_copy / "schemas" / "tenants" / "tenant_profiles.json"
+    schema.write_text(schema.read_text().replace('"STRING"', '"STRNG"', 1))
+    result = cli("docs", "--root", str(repo_copy), cwd=repo_copy)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[0].startswith("schemas/tenants/tenant_profiles.json:tenant_id.type: type 'STRNG'")
+    assert "Traceback" not in result.stderr
+    assert not (repo_copy / DOCS_FILE).exists()
+
+
+def test_every_table_and_column_is_documented() -> None:
+    text = (REPO_ROOT / DOCS_FILE).read_text()
+    for table in load_catalog(REPO_ROOT).tables():
+        assert f"### `{table.key}`" in text
+        assert table.description in text
+    assert "| `tenant_id` | STRING | REQUIRED | Identifier of the tenant that owns this row" in text
+    assert "- Partitioning: DAY on `usage_date`; partitions expire after 730 days" in text
+    assert "- Partition filter: required" in text
+    assert "- Clustering: `tenant_id`, `status`, `plan_code`" in text
+    assert "| &emsp;`source.credential_id` | STRING | NULLABLE | Connection ref:" in text
+
+
+def test_nested_columns_are_indented_under_their_record() -> None:
+    dataset = one_table_dataset(
+        Column("source", "RECORD", "REQUIRED", "Where from.", fields=(Column("kind", "STRING", description="Kind."),)),
+        Column("tags", "STRING", "REPEATED", "A | B."),
+        Column("amount", "NUMERIC", precision=10, scale=2),
+    )
+    text = render_data_dictionary(Catalog((dataset,)))
+    assert "| `source` | RECORD | REQUIRED | Where from. |" in text
+    assert "| &emsp;`source.kind` | STRING | NULLABLE | Kind. |" in text
+    assert "| `tags` | STRING | REPEATED | A \\| B. |" in text  # a pipe in a description stays in its cell
+    assert "| `amount` | NUMERIC(10, 2) | NULLABLE |   |" in text
+
+
+def test_partitions_kept_forever_are_said_so() -> None:
+    partitioned = one_table_dataset(
+        Column("day", "DATE"), time_partitioning=TimePartitioning("DAY", "day", keep_forever=True)
+    )
+    text = render_data_dictionary(Catalog((partitioned,)))
+    assert "- Partitioning: DAY on `day`; partitions kept forever" in text
+    assert "- Partition filter: not required" in text
+
+
+def test_diagram_edges_come_only_from_references_the_descriptions_state() -> None:
+    dataset = load_catalog(REPO_ROOT).datasets[0]
+    edges = references(dataset)
+    assert Reference("tenant_api_keys", "tenant_id", "tenant_profiles", "tenant_id") in edges
+    assert (
+        Reference("tenant_pipeline_configs", "source.credential_id", "tenant_cloud_credentials", "credential_id")
+        in edges
+    )
+    assert Reference("scheduled_pipeline_runs", "pipeline_version", "tenant_pipeline_configs", "version") in edges
+    # "Mirrors plan_code of the tenant's active subscription" names no table: no edge is guessed from it.
+    assert not any(edge.table == "tenant_profiles" for edge in edges)
+    text = (REPO_ROOT / DOCS_FILE).read_text()
+    assert "```mermaid\nflowchart LR\n" in text
+    assert '  tenant_api_keys -->|"tenant_id"| tenant_profiles' in text
+    assert '  scheduled_pipeline_runs -->|"pipeline_id, pipeline_version → version"| tenant_pipeline_configs' in text
+
+
+def test_text_that_only_looks_like_a_reference_makes_no_edge() -> None:
+    dataset = one_table_dataset(
+        Column("id", "STRING", description="See other.id, e.g. t.missing or t.id (its own name)."),
+    )
+    assert references(dataset) == []
+    assert "mermaid" not in render_data_dictionary(Catalog((dataset,)))
+
+
+def test_rendering_is_pure() -> None:
+    code = "import sys, infra.docs; print(sorted(m for m in sys.modules if m.startswith(('pulumi', 'google'))))"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

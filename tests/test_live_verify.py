@@ -1,0 +1,334 @@
+"""`verify` against the real local BigQuery API server.
+
+A dataset built through the client from the plan's own inputs passes every check (so the plan and
+verify agree); then each kind of drift, one at a time, fails exactly the check that names it.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.cloud import bigquery
+from live_server import (
+    STACK,
+    TABLE_TYPE,
+    LiveStack,
+    create_from_plan,
+    delete_datasets,
+    make_client,
+    run_cli,
+    table_resource,
+    write_stack,
+)
+
+from infra import live
+from infra.catalog import load_catalog
+from infra.settings import load_settings
+
+pytestmark = pytest.mark.live
+DAY_MS = 86_400_000
+
+TABLES = [
+    "tenant_profiles",
+    "tenant_api_keys",
+    "tenant_subscriptions",
+    "tenant_usage_quotas",
+    "tenant_cloud_credentials",
+    "tenant_pipeline_configs",
+    "scheduled_pipeline_runs",
+    "pipeline_execution_queue",
+]
+
+
+@pytest.fixture
+def stack(bigquery_server: Any, repo_copy: Path) -> Iterator[LiveStack]:
+    """A stack of its own on the shared server; nothing created yet."""
+    suffix = write_stack(repo_copy, bigquery_server.project)
+    client = make_client(bigquery_server.endpoint, bigquery_server.project)
+    yield LiveStack(repo_copy, bigquery_server.project, suffix, bigquery_server.endpoint, client)
+    delete_datasets(client, suffix)
+    client.close()  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture
+def built(stack: LiveStack) -> LiveStack:
+    """The stack's dataset and tables, created through the client from the plan's inputs."""
+    create_from_plan(stack.client, stack.plan())
+    return stack
+
+
+def verify_report(stack: LiveStack) -> live.VerifyReport:
+    catalog = load_catalog(stack.root)
+    settings = load_settings(stack.root, STACK, catalog)
+    return live.verify(live.connect(settings.project, stack.endpoint), catalog, settings)
+
+
+def test_a_dataset_built_from_the_plan_passes_every_check(built: LiveStack) -> None:
+    report = verify_report(built)
+
+    assert report.failures == []
+    ds = built.dataset_id()
+    subjects = {c.subject for c in report.checks}
+    assert subjects == {f"dataset {ds}"} | {f"table {ds}.{t}" for t in TABLES}
+    names = {(c.subject, c.name) for c in report.checks}
+    for table in TABLES:
+        for name in ("exists", "schema", "partitioning", "clustering", "labels", "description"):
+            assert (f"table {ds}.{table}", name) in names
+
+
+def test_verify_prints_the_old_guides_checklist(built: LiveStack) -> None:
+    result = built.cli("verify", "--stack", STACK)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    ds = built.dataset_id()
+    assert lines[0] == f"Stack {STACK}: project {built.project}, checked through {built.endpoint}"
+    # The old guide: the dataset exists, all 8 tables exist with the right schemas, the time-series
+    # tables are partitioned.
+    assert f"✓ dataset {ds} exists" in lines
+    assert f"✓ dataset {ds} location: US" in lines
+    for table in TABLES:
+        assert f"✓ table {ds}.{table} exists" in lines
+        assert any(line.startswith(f"✓ table {ds}.{table} schema: ") for line in lines)
+    for table, partitioning in [
+        ("tenant_usage_quotas", "DAY on usage_date, partitions expire after 730 d"),
+        ("scheduled_pipeline_runs", "DAY on scheduled_time, partitions expire after 400 d"),
+        ("pipeline_execution_queue", "DAY on scheduled_time, partitions expire after 90 d"),
+    ]:
+        assert f"✓ table {ds}.{table} partitioning: {partitioning}" in lines
+    assert f"✓ table {ds}.tenant_usage_quotas partition filter: required" in lines
+    assert f"✓ table {ds}.tenant_profiles partitioning: none" in lines
+    assert f"✓ table {ds}.tenant_subscriptions clustering: tenant_id, status, plan_code" in lines
+    assert f"✓ dataset {ds} undeclared tables: none" in lines
+    assert not [line for line in lines if line.startswith("✗")]
+    assert lines[-1] == f"All {len(lines) - 2} checks hold."
+    assert result.stderr == ""
+
+
+def _update(client: bigquery.Client, table_id: str, change: Callable[[bigquery.Table], list[str]]) -> None:
+    table = client.get_table(table_id)
+    client.update_table(table, change(table))
+
+
+def _add_column(table: bigquery.Table) -> list[str]:
+    table.schema = [*table.schema, bigquery.SchemaField("note", "STRING")]
+    return ["schema"]
+
+
+def _relax_column(table: bigquery.Table) -> list[str]:
+    table.schema = [
+        bigquery.SchemaField.from_api_repr({**f.to_api_repr(), "mode": "NULLABLE"}) if f.name == "tenant_id" else f
+        for f in table.schema
+    ]
+    return ["schema"]
+
+
+def _nested_field_added(stack: LiveStack) -> None:
+    # The local server ignores nested columns added by a schema update, so the table is made with it.
+    resource = next(r for r in stack.plan().of_type(TABLE_TYPE) if r.inputs["tableId"] == "tenant_pipeline_configs")
+    api = table_resource(dict(resource.inputs))
+    schedule = next(f for f in api["schema"]["fields"] if f["name"] == "schedule")
+    schedule["fields"].append({"name": "jitter", "type": "INT64", "mode": "NULLABLE"})
+    stack.client.delete_table(stack.table("tenant_pipeline_configs"))
+    stack.client.create_table(bigquery.Table.from_api_repr(api))
+
+
+def _reorder_clustering(table: bigquery.Table) -> list[str]:
+    table.clustering_fields = ["tenant_id", "plan_code", "status"]
+    return ["clustering_fields"]
+
+
+def _shorten_expiration(table: bigquery.Table) -> list[str]:
+    table.time_partitioning = bigquery.TimePartitioning(type_="DAY", field="scheduled_time", expiration_ms=30 * DAY_MS)
+    return ["time_partitioning"]
+
+
+def _drop_filter(table: bigquery.Table) -> list[str]:
+    table.require_partition_filter = False
+    return ["require_partition_filter"]
+
+
+def _remove_label(table: bigquery.Table) -> list[str]:
+    table.labels = {"managed-by": None}
+    return ["labels"]
+
+
+def _rewrite_description(table: bigquery.Table) -> list[str]:
+    table.description = "Pipelines."
+    return ["description"]
+
+
+def _remove_dataset_label(stack: LiveStack) -> None:
+    dataset = stack.client.get_dataset(stack.dataset_id())
+    dataset.labels = {"component": None}
+    stack.client.update_dataset(dataset, ["labels"])
+
+
+def _undeclared_table(stack: LiveStack) -> None:
+    table = bigquery.Table(stack.table("legacy_events"), schema=[bigquery.SchemaField("a", "STRING")])
+    stack.client.create_table(table)
+
+
+# Each drift, and the one line verify must print for it ({ds} is the suffixed dataset).
+DRIFTS: dict[str, tuple[Callable[[LiveStack], None], str]] = {
+    "drop a table": (
+        lambda s: s.client.delete_table(s.table("tenant_api_keys")),
+        "✗ table {ds}.tenant_api_keys exists: not found",
+    ),
+    "add a column": (
+        lambda s: _update(s.client, s.table("tenant_profiles"), _add_column),
+        "✗ table {ds}.tenant_profiles schema: undeclared column note (STRING NULLABLE)",
+    ),
+    "relax a column": (
+        lambda s: _update(s.client, s.table("tenant_profiles"), _relax_column),
+        "✗ table {ds}.tenant_profiles schema: column tenant_id mode is NULLABLE, declared REQUIRED",
+    ),
+    "add a nested field": (
+        _nested_field_added,
+        "✗ table {ds}.tenant_pipeline_configs schema: undeclared column schedule.jitter (INT64 NULLABLE)",
+    ),
+    "change clustering": (
+        lambda s: _update(s.client, s.table("tenant_subscriptions"), _reorder_clustering),
+        "✗ table {ds}.tenant_subscriptions clustering: is tenant_id, plan_code, status; "
+        "declared tenant_id, status, plan_code",
+    ),
+    "change partition expiration": (
+        lambda s: _update(s.client, s.table("scheduled_pipeline_runs"), _shorten_expiration),
+        "✗ table {ds}.scheduled_pipeline_runs partitioning: is DAY on scheduled_time, partitions expire after 30 d; "
+        "declared DAY on scheduled_time, partitions expire after 400 d",
+    ),
+    "drop the partition filter": (
+        lambda s: _update(s.client, s.table("tenant_usage_quotas"), _drop_filter),
+        "✗ table {ds}.tenant_usage_quotas partition filter: is not required; declared required",
+    ),
+    "remove a table label": (
+        lambda s: _update(s.client, s.table("tenant_cloud_credentials"), _remove_label),
+        "✗ table {ds}.tenant_cloud_credentials labels: missing managed-by=pulumi",
+    ),
+    "remove a dataset label": (_remove_dataset_label, "✗ dataset {ds} labels: missing component=tenancy"),
+    "rewrite a description": (
+        lambda s: _update(s.client, s.table("tenant_pipeline_configs"), _rewrite_description),
+        "✗ table {ds}.tenant_pipeline_configs description: is 'Pipelines.'; "
+        "declared 'Pipeline definitions and schedules, one row per pipeline ve…'",
+    ),
+    "add an undeclared table": (
+        _undeclared_table,
+        "✗ table {ds}.legacy_events undeclared: a TABLE that no declaration lists",
+    ),
+}
+
+
+@pytest.mark.parametrize("drift", list(DRIFTS))
+def test_verify_names_each_drift(built: LiveStack, drift: str) -> None:
+    apply, expected = DRIFTS[drift]
+    apply(built)
+
+    result = built.cli("verify", "--stack", STACK)
+
+    assert result.returncode == 1, result.stderr
+    failed = [line for line in result.stdout.splitlines() if line.startswith("✗")]
+    assert failed == [expected.format(ds=built.dataset_id())]
+    assert result.stdout.splitlines()[-1].startswith("1 of ")
+
+
+def test_a_dataset_in_another_location_is_named(stack: LiveStack) -> None:
+    create_from_plan(stack.client, stack.plan(), location="EU")
+
+    failures = [str(c) for c in verify_report(stack).failures]
+
+    assert failures == [f"✗ dataset {stack.dataset_id()} location: is EU; declared US"]
+
+
+def test_a_missing_dataset_fails_every_table(stack: LiveStack) -> None:
+    result = stack.cli("verify", "--stack", STACK)
+
+    assert result.returncode == 1
+    ds = stack.dataset_id()
+    failed = [line for line in result.stdout.splitlines() if line.startswith("✗")]
+    assert failed == [f"✗ dataset {ds} exists: not found in project {stack.project}"] + [
+        f"✗ table {ds}.{t} exists: not found" for t in TABLES
+    ]
+
+
+def test_json_format(built: LiveStack) -> None:
+    built.client.delete_table(built.table("tenant_api_keys"))
+
+    result = built.cli("verify", "--stack", STACK, "--format", "json")
+
+    assert result.returncode == 1
+    document = json.loads(result.stdout)
+    assert (document["stack"], document["project"], document["ok"]) == (STACK, built.project, False)
+    failed = [c for c in document["checks"] if not c["ok"]]
+    subject = f"table {built.dataset_id()}.tenant_api_keys"
+    assert failed == [{"subject": subject, "check": "exists", "ok": False, "detail": "not found"}]
+
+
+def test_the_emulator_variable_of_the_client_library_is_honoured(built: LiveStack) -> None:
+    result = built.cli("verify", "--stack", STACK, endpoint=False, env={live.EMULATOR_HOST_ENV: built.endpoint})
+
+    assert result.returncode == 0, result.stderr
+    assert f"checked through {built.endpoint}" in result.stdout
+
+
+# ---------------------------------------------------------------- nothing could be checked: exit 2
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_no_credentials_is_one_line_exit_2(stack: LiveStack) -> None:
+    result = stack.cli(
+        "verify", "--stack", STACK, endpoint=False, env={"GOOGLE_APPLICATION_CREDENTIALS": "/nonexistent/adc.json"}
+    )
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "error: no Google Cloud credentials found; run `gcloud auth application-default login` or set "
+        "GOOGLE_APPLICATION_CREDENTIALS (or pass --endpoint / set BIGQUERY_EMULATOR_HOST for a local server)"
+    ]
+
+
+def test_an_unreachable_endpoint_is_one_line_exit_2(stack: LiveStack) -> None:
+    endpoint = f"http://127.0.0.1:{_closed_port()}"
+
+    result = run_cli("verify", "--stack", STACK, "--root", str(stack.root), "--endpoint", endpoint)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: cannot reach {endpoint} (ConnectionError); check the endpoint or network"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--endpoint", "localhost:9050"), "must be a URL such as http://127.0.0.1:9050"),
+        (("--format", "xml"), "'xml' is not one of 'text', 'json'"),
+    ],
+)
+def test_usage_errors_exit_2(stack: LiveStack, args: tuple[str, ...], message: str) -> None:
+    result = run_cli("verify", "--stack", STACK, "--root", str(stack.root), *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_unknown_stack_and_invalid_declarations_exit_2(stack: LiveStack) -> None:
+    unknown = stack.cli("verify", "--stack", "staging")
+    assert unknown.returncode == 2
+    assert "no Pulumi.staging.yaml" in unknown.stderr
+
+    declaration = stack.root / "stacks" / "tenants.yaml"
+    declaration.write_text(declaration.read_text().replace("clustering: [tenant_id]", "clustering: [tenant]"))
+    invalid = stack.cli("verify", "--stack", STACK)
+    assert invalid.returncode == 2
+    assert invalid.stderr.splitlines()[-1] == "1 problem(s); nothing was changed."
+    assert "Traceback" not in invalid.stderr

@@ -1,0 +1,337 @@
+"""The policy pack's validators: each rule passes and fails, on hand-made inputs and on what the real program registers.
+
+The validators are called directly; pulumi-policy itself is not installed here (its protobuf pin clashes with
+google-cloud), and building a PolicyPack would start its server. Inputs are frozen into read-only mappings and
+tuples first, because pulumi-policy hands `args.props` as Mapping/Sequence proxies, not dicts and lists.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+import yaml
+
+from infra.mockrun import PlanResult, plan_stack, run_program
+from infra.program import run
+from infra.settings import read_stack_file
+from policies import validators
+from policies.validators import DATASET, RULES, TABLE
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+POLICY_CONFIG = REPO_ROOT / "policies" / "config"
+KEY = "projects/acme-security-prod/locations/us/keyRings/bigquery-prod/cryptoKeys/tenants"
+RULE_NAMES = {rule.name for rule in RULES}
+LEVELS = {"advisory", "mandatory", "remediate", "disabled"}
+
+Plan = Callable[[str], PlanResult]
+
+
+def frozen(value: Any) -> Any:
+    if isinstance(value, dict):
+        return MappingProxyType({key: frozen(item) for key, item in value.items()})
+    if isinstance(value, list):
+        return tuple(frozen(item) for item in value)
+    return value
+
+
+def check(rule_name: str, resource_type: str, props: dict[str, Any]) -> list[str]:
+    rule = next(rule for rule in RULES if rule.name == rule_name)
+    return rule.check(resource_type, frozen(props))
+
+
+def violations(result: PlanResult) -> dict[tuple[str, str], list[str]]:
+    """(rule, resource name) -> messages, for every registered resource."""
+    found = {}
+    for resource in result.resources:
+        for rule in RULES:
+            messages = rule.check(resource.type, frozen(resource.inputs))
+            if messages:
+                found[(rule.name, resource.name)] = messages
+    return found
+
+
+def table(schema: list[dict[str, Any]] | None = None, **inputs: Any) -> dict[str, Any]:
+    return {"tableId": "t", "schema": json.dumps(schema or [{"name": "id", "type": "STRING"}]), **inputs}
+
+
+# ---------------------------------------------------------------- no public principals (CIS 7.1)
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "props"),
+    [
+        (DATASET, {"accesses": [{"role": "READER", "specialGroup": "allAuthenticatedUsers"}]}),
+        (
+            DATASET,
+            {
+                "accesses": [
+                    {"role": "OWNER", "specialGroup": "projectOwners"},
+                    {"role": "READER", "iamMember": "allUsers"},
+                ]
+            },
+        ),
+        ("gcp:bigquery/datasetAccess:DatasetAccess", {"datasetId": "d", "role": "READER", "iamMember": "allUsers"}),
+        ("gcp:bigquery/datasetIamMember:DatasetIamMember", {"role": "roles/bigquery.dataViewer", "member": "allUsers"}),
+        ("gcp:bigquery/iamMember:IamMember", {"role": "roles/bigquery.dataViewer", "member": "allAuthenticatedUsers"}),
+        ("gcp:bigquery/iamBinding:IamBinding", {"members": ["group:a@acme.example", "allAuthenticatedUsers"]}),
+        (
+            "gcp:bigquery/datasetIamPolicy:DatasetIamPolicy",
+            {"policyData": json.dumps({"bindings": [{"role": "roles/bigquery.dataViewer", "members": ["allUsers"]}]})},
+        ),
+    ],
+)
+def test_public_principals_fail(resource_type: str, props: dict[str, Any]) -> None:
+    [message] = check("bigquery-no-public-access", resource_type, props)
+    assert message.startswith("all") and "grant a group, user or service account instead" in message
+
+
+@pytest.mark.parametrize(
+    ("resource_type", "props"),
+    [
+        (
+            DATASET,
+            {
+                "accesses": [
+                    {"role": "OWNER", "specialGroup": "projectOwners"},
+                    {"role": "READER", "domain": "acme.example"},
+                ]
+            },
+        ),
+        (DATASET, {"datasetId": "d"}),  # no accesses: BigQuery's default ACL, which is not public
+        ("gcp:bigquery/iamMember:IamMember", {"member": "group:allusers@acme.example"}),
+        ("gcp:bigquery/iamPolicy:IamPolicy", {"policyData": json.dumps({"bindings": []})}),
+    ],
+)
+def test_named_principals_pass(resource_type: str, props: dict[str, Any]) -> None:
+    assert check("bigquery-no-public-access", resource_type, props) == []
+
+
+# ---------------------------------------------------------------- CMEK (CIS 7.2, 7.3)
+
+
+def test_dataset_needs_a_default_key() -> None:
+    assert (
+        check("bigquery-dataset-default-cmek", DATASET, {"defaultEncryptionConfiguration": {"kmsKeyName": KEY}}) == []
+    )
+    [missing] = check("bigquery-dataset-default-cmek", DATASET, {"datasetId": "d"})
+    assert missing.startswith("the dataset has no customer-managed key; set defaultEncryptionConfiguration.kmsKeyName")
+    version = {"kmsKeyName": f"{KEY}/cryptoKeyVersions/1"}
+    [malformed] = check("bigquery-dataset-default-cmek", DATASET, {"defaultEncryptionConfiguration": version})
+    assert "is not projects/P/locations/L/keyRings/R/cryptoKeys/K" in malformed
+
+
+def test_table_needs_a_key() -> None:
+    assert check("bigquery-table-cmek", TABLE, table(encryptionConfiguration={"kmsKeyName": KEY})) == []
+    [missing] = check("bigquery-table-cmek", TABLE, table())
+    assert missing.startswith("the table has no customer-managed key; set encryptionConfiguration.kmsKeyName")
+    assert check("bigquery-table-cmek", DATASET, {}) == []  # each rule looks only at its own resource type
+
+
+# ---------------------------------------------------------------- deletion protection (CKV_GCP_121)
+
+
+def test_deletion_protection() -> None:
+    rule = "bigquery-table-deletion-protection"
+    assert check(rule, TABLE, table(deletionProtection=True)) == []
+    assert check(rule, TABLE, table()) == []  # the provider's default is true
+    [message] = check(rule, TABLE, table(deletionProtection=False))
+    assert message.startswith("deletionProtection is false; set tenant-bigquery:deletionProtection: true")
+    approved = table(deletionProtection=False, labels={"data-loss": "approved"})
+    assert check(rule, TABLE, approved) == []
+
+
+# ---------------------------------------------------------------- secret-named columns
+
+
+@pytest.mark.parametrize(
+    ("name", "type_"),
+    [
+        ("api_key", "STRING"),
+        ("apiKey", "STRING"),
+        ("client_secret", "STRING"),
+        ("refresh_token", "STRING"),
+        ("db_password", "STRING"),
+        ("credentials", "JSON"),
+        ("private_key_pem", "STRING"),
+        ("api_keys", "STRING"),
+    ],
+)
+def test_secret_named_text_columns_fail(name: str, type_: str) -> None:
+    [message] = check("bigquery-secret-columns-protected", TABLE, table([{"name": name, "type": type_}]))
+    assert message == (
+        f"column {name} ({type_}) is named like a secret; store a hash or ciphertext as BYTES, "
+        "or attach a policy tag (policyTags.names) to restrict who reads it"
+    )
+
+
+def test_nested_secret_columns_are_found_by_path() -> None:
+    schema = [{"name": "auth", "type": "RECORD", "fields": [{"name": "access_token", "type": "STRING"}]}]
+    [message] = check("bigquery-secret-columns-protected", TABLE, table(schema))
+    assert message.startswith("column auth.access_token (STRING) is named like a secret")
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        {"name": "api_key", "type": "BYTES"},  # a hash or ciphertext
+        {
+            "name": "password",
+            "type": "STRING",
+            "policyTags": {"names": ["projects/p/locations/us/taxonomies/1/policyTags/2"]},
+        },
+        {"name": "token_count", "type": "INT64"},  # what it is: a count
+        {"name": "max_api_keys", "type": "INT64"},  # a number cannot hold key material
+        {"name": "password_changed_at", "type": "TIMESTAMP"},
+        {"name": "secret_name", "type": "STRING"},  # a Secret Manager reference, not the secret
+        {"name": "partition_key", "type": "STRING"},  # `key` alone is not key material
+        {"name": "token_hash", "type": "STRING"},
+    ],
+)
+def test_columns_that_only_mention_a_secret_pass(column: dict[str, Any]) -> None:
+    assert check("bigquery-secret-columns-protected", TABLE, table([column])) == []
+
+
+def test_the_real_schemas_have_no_unprotected_secret_columns() -> None:
+    """key_hash, ciphertext, wrapped_dek are BYTES; key_prefix, key_id, kms_key_name, credential_id,
+    credential_type and max_cloud_credentials only describe or point at secrets."""
+    names = set()
+    for schema_file in sorted((REPO_ROOT / "schemas").glob("*/*.json")):
+        schema = json.loads(schema_file.read_text())
+        names |= {column["name"] for column in schema}
+        assert check("bigquery-secret-columns-protected", TABLE, table(schema)) == [], schema_file.name
+    assert {"key_hash", "key_prefix", "ciphertext", "wrapped_dek", "kms_key_name", "credential_id"} <= names
+
+
+# ---------------------------------------------------------------- partition retention
+
+
+def test_time_partitioned_tables_declare_retention() -> None:
+    rule = "bigquery-partition-retention-declared"
+    expiring = {"type": "DAY", "field": "d", "expirationMs": 90 * 86_400_000.0}  # the engine's numbers are floats
+    assert check(rule, TABLE, table(timePartitioning=expiring)) == []
+    forever = table(timePartitioning={"type": "DAY", "field": "d"}, labels={"retention": "forever"})
+    assert check(rule, TABLE, forever) == []
+    assert check(rule, TABLE, table()) == []  # not partitioned
+    assert check(rule, TABLE, table(rangePartitioning={"field": "n"})) == []
+    [message] = check(rule, TABLE, table(timePartitioning={"type": "DAY", "field": "d"}))
+    assert "no partition expiration and no retention=forever label" in message
+    assert check(rule, TABLE, table(timePartitioning={"type": "DAY", "expirationMs": 0})) != []
+
+
+# ---------------------------------------------------------------- the real program under mocks
+
+
+def test_prod_passes_every_policy(planned: Plan) -> None:
+    assert violations(planned("prod")) == {}
+
+
+def test_prod_without_cmek_fails_the_cmek_policies() -> None:
+    values, secret_keys = read_stack_file(REPO_ROOT, "prod")
+    del values["tenant-bigquery:kmsKeyName"]
+    result = run_program("prod", values, lambda: run(REPO_ROOT), secret_keys)
+    found = violations(result)
+    assert {rule for rule, _ in found} == {"bigquery-dataset-default-cmek", "bigquery-table-cmek"}
+    assert len([name for rule, name in found if rule == "bigquery-table-cmek"]) == 8
+
+
+def test_dev_violations_are_never_mandatory(planned: Plan) -> None:
+    """Dev omits CMEK and deletion protection on purpose: its policy config must only warn about them."""
+    config = json.loads((POLICY_CONFIG / "dev.json").read_text())
+    found = {rule for rule, _ in violations(planned("dev"))}
+    assert found == {"bigquery-dataset-default-cmek", "bigquery-table-cmek", "bigquery-table-deletion-protection"}
+    for rule in found:
+        assert config.get(rule, config["all"]) in {"advisory", "disabled"}, rule
+
+
+def set_partitioning(root: Path, table_id: str, partitioning: str) -> None:
+    declaration = root / "stacks" / "tenants.yaml"
+    lines = declaration.read_text().splitlines()
+    at = lines.index(f"  {table_id}:")
+    index = next(i for i in range(at, len(lines)) if lines[i].startswith("    partitioning:"))
+    lines[index] = f"    partitioning: {partitioning}"
+    declaration.write_text("\n".join(lines) + "\n")
+
+
+def test_keep_forever_reaches_the_policy_as_a_label(repo_copy: Path) -> None:
+    set_partitioning(repo_copy, "tenant_usage_quotas", "{field: usage_date, type: DAY, keep_forever: true}")
+    inputs = next(r.inputs for r in plan_stack(repo_copy, "prod").of_type(TABLE) if r.name.endswith("usage_quotas"))
+    assert inputs["labels"]["retention"] == "forever"
+    assert "expirationMs" not in inputs["timePartitioning"]
+    assert check("bigquery-partition-retention-declared", TABLE, inputs) == []
+
+
+def test_partitions_kept_without_saying_so_fail(repo_copy: Path) -> None:
+    set_partitioning(repo_copy, "tenant_usage_quotas", "{field: usage_date, type: DAY}")
+    found = violations(plan_stack(repo_copy, "prod"))
+    assert list(found) == [("bigquery-partition-retention-declared", "tenants-tenant_usage_quotas")]
+
+
+def test_approved_data_loss_is_the_one_prod_table_without_deletion_protection(repo_copy: Path) -> None:
+    path = repo_copy / "Pulumi.prod.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["config"]["tenant-bigquery:approveDataLoss"] = ["tenants.tenant_profiles"]
+    path.write_text(yaml.safe_dump(document))
+    result = plan_stack(repo_copy, "prod")
+    profiles = next(r.inputs for r in result.of_type(TABLE) if r.name == "tenants-tenant_profiles")
+    assert profiles["deletionProtection"] is False
+    assert profiles["labels"]["data-loss"] == "approved"
+    assert violations(result) == {}
+
+
+# ---------------------------------------------------------------- the pack around the validators
+
+
+def test_rules_have_unique_policy_names_and_say_what_they_enforce() -> None:
+    assert len(RULE_NAMES) == len(RULES)
+    for rule in RULES:
+        assert re.fullmatch(r"[a-z]+(-[a-z0-9]+)+", rule.name), rule.name
+        assert rule.description.endswith(".")
+
+
+@pytest.mark.parametrize("stack_file", sorted(REPO_ROOT.glob("Pulumi.*.yaml")), ids=lambda p: p.name)
+def test_every_stack_has_a_valid_policy_config(stack_file: Path) -> None:
+    stack = stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    config: Mapping[str, str] = json.loads((POLICY_CONFIG / f"{stack}.json").read_text())
+    assert set(config) <= RULE_NAMES | {"all"}
+    assert set(config.values()) <= LEVELS
+
+
+def test_prod_enforces_every_policy() -> None:
+    assert json.loads((POLICY_CONFIG / "prod.json").read_text()) == {"all": "mandatory"}
+
+
+def test_validators_import_neither_pulumi_nor_google() -> None:
+    code = (
+        "import sys, policies.validators; print(sorted(m for m in sys.modules if m.startswith(('pulumi', 'google'))))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_pack_pins_its_own_requirements() -> None:
+    """Exact pins, and the same pulumi as the program, so the pack and the program agree on the engine protocol."""
+
+    def pins(path: Path) -> dict[str, str]:
+        lines = [line.split("#")[0].strip() for line in path.read_text().splitlines()]
+        return dict(line.split("==") for line in lines if line and not line.startswith("-r"))
+
+    pack = pins(REPO_ROOT / "policies" / "requirements.txt")
+    assert {"pulumi-policy", "pulumi"} <= set(pack)
+    assert pack["pulumi"] == pins(REPO_ROOT / "requirements.txt")["pulumi"]
+    pack_project = yaml.safe_load((REPO_ROOT / "policies" / "PulumiPolicy.yaml").read_text())
+    assert pack_project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": ".venv"}}
+
+
+def test_secret_heuristic_reads_the_last_word() -> None:
+    assert validators.names_a_secret("signing_key")
+    assert validators.names_a_secret("password_plaintext")
+    assert not validators.names_a_secret("credential_type")
+    assert not validators.names_a_secret("key_prefix")
