@@ -243,6 +243,10 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, str | int | float | bool | None):
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a plain name, not a list or mapping", key_node.start_mark
+            )
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}; keep one entry", key_node.start_mark
@@ -255,11 +259,17 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def load_yaml(path: Path, display: str) -> Any:
+def _read_text(path: Path, display: str) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CatalogError([Problem(display, "", f"cannot read the file: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise CatalogError([Problem(display, "", "not UTF-8 text; save the file as UTF-8")]) from None
+
+
+def load_yaml(path: Path, display: str) -> Any:
+    text = _read_text(path, display)
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
@@ -271,12 +281,7 @@ def load_yaml(path: Path, display: str) -> Any:
 
 
 def load_json(path: Path, display: str) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogError([Problem(display, "", f"cannot read the file: {exc.strerror}")]) from None
-    except UnicodeDecodeError:
-        raise CatalogError([Problem(display, "", "not UTF-8 text; save the file as UTF-8")]) from None
+    text = _read_text(path, display)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -562,6 +567,12 @@ def _check_partitioning(
         fail("expiration_days", "expiration_days must be at least 1; to keep data, set keep_forever: true instead")
     if spec.expiration_days is not None and spec.keep_forever:
         fail("keep_forever", "set either expiration_days or keep_forever: true, not both")
+    if spec.expiration_days is None and not spec.keep_forever:
+        fail(
+            "expiration_days",
+            "say how long partitions live: expiration_days: N, or keep_forever: true "
+            "(this project's retention rule, enforced by the policy pack too)",
+        )
     if spec.field is not None:
         column = columns.get(spec.field.lower())
         if column is None:
@@ -643,6 +654,17 @@ def _load_dataset(
         if (message := rules.check_table_id(table_id)) is not None:
             problems.append(Problem(file, where, message))
         schema_path = schema_dir / (table_spec.schema_file or f"{table_id}.json")
+        if not schema_path.resolve().is_relative_to(schema_dir.resolve()):
+            problems.append(
+                Problem(
+                    file,
+                    f"{where}.schema",
+                    f"must name a file inside schemas/{spec.dataset}/ (schemas are part of the declaration); "
+                    "move the file there",
+                )
+            )
+            skipped.append(f"{spec.dataset}.{table_id}")
+            continue
         if not schema_path.is_file():
             problems.append(
                 Problem(

@@ -121,9 +121,20 @@ def _is_label_char(char: str) -> bool:
     return char in "_-" or char.isdigit() or (char.isalpha() and char == char.lower())
 
 
+# Labels the program sets itself and the policy pack trusts: declaring one by hand would bypass a policy.
+PROGRAM_LABELS = {
+    "retention": "the program sets it for partitioning keep_forever: true",
+    "data-loss": "the program sets it for tables in tenant-bigquery:approveDataLoss",
+}
+
+
 def check_labels(labels: dict[str, str]) -> list[tuple[str, str]]:
     """Problems as (label key, message); an empty key means the whole label set."""
-    problems: list[tuple[str, str]] = []
+    problems: list[tuple[str, str]] = [
+        (key, f"label {key!r} is reserved: {reason}; remove it")
+        for key, reason in PROGRAM_LABELS.items()
+        if key in labels
+    ]
     if len(labels) > MAX_LABELS:
         problems.append(("", f"{len(labels)} labels; BigQuery allows at most {MAX_LABELS}"))
     for key, value in labels.items():

@@ -137,6 +137,15 @@ def parse_settings(stack: str, values: Mapping[str, Any], source: str, catalog: 
         stack_settings = StackSettings.model_validate(own)
     except ValidationError as error:
         problems += pydantic_problems(error, StackSettings, source, prefix=f"config.{prefix}")
+    if stack_settings.default_table_expiration_days is not None and stack_settings.protect:
+        problems.append(
+            Problem(
+                source,
+                f"config.{prefix}defaultTableExpirationDays",
+                "BigQuery gives every table created in the dataset this expiration, the stack's own (re)created "
+                "tables too, so a protected stack would lose them; remove it",
+            )
+        )
     if stack_settings.delete_contents_on_destroy and stack_settings.protect:
         problems.append(
             Problem(
@@ -269,12 +278,24 @@ def read_stack_file(root: Path, stack: str) -> tuple[dict[str, Any], set[str]]:
         raise CatalogError([Problem(display, "config", "must be a mapping of config keys to values")])
     values: dict[str, Any] = {}
     secret_keys: set[str] = set()
+    problems = []
     for key, value in config.items():
         if isinstance(value, dict) and set(value) == {"secure"}:
             secret_keys.add(key)
             values[key] = SECRET_MASK
+            if key.startswith(f"{PROJECT}:") or key == "gcp:project":
+                problems.append(
+                    Problem(
+                        display,
+                        f"config.{key}",
+                        "is a secret, which the offline commands cannot decrypt and this setting does not need; "
+                        f"store it in plain text: pulumi config set {key} VALUE",
+                    )
+                )
         else:
             values[key] = value
+    if problems:
+        raise CatalogError(problems)
     return values, secret_keys
 
 

@@ -119,3 +119,34 @@ def test_pulumi_yaml_documents_every_key_and_requires_none_by_accident() -> None
     # The documented defaults are the ones the program applies.
     from_pulumi_defaults = parse_settings("test", {"gcp:project": "p", **defaults}, SOURCE, CATALOG)
     assert from_pulumi_defaults.options == parse_settings("test", {"gcp:project": "p"}, SOURCE, CATALOG).options
+
+
+def test_a_protected_stack_refuses_a_default_table_expiration() -> None:
+    [problem] = problems_of({"tenant-bigquery:defaultTableExpirationDays": 30})
+    assert problem.startswith(f"{SOURCE}:config.tenant-bigquery:defaultTableExpirationDays: BigQuery gives every")
+    unprotected = {"tenant-bigquery:protect": False, "tenant-bigquery:defaultTableExpirationDays": 30}
+    assert problems_of(unprotected) == []
+
+
+def test_reserved_program_labels_cannot_be_set_by_a_stack() -> None:
+    [problem] = problems_of({"tenant-bigquery:labels": {"retention": "forever"}})
+    assert problem == (
+        f"{SOURCE}:config.tenant-bigquery:labels.retention: label 'retention' is reserved: the program sets it "
+        "for partitioning keep_forever: true; remove it"
+    )
+
+
+def test_a_secret_setting_of_this_stack_is_refused_with_the_fix(tmp_path: Path) -> None:
+    from infra.settings import read_stack_file
+
+    (tmp_path / "Pulumi.x.yaml").write_text(
+        "config:\n  gcp:project: p\n  gcp:accessToken:\n    secure: v1:aa\n"
+        "  tenant-bigquery:kmsKeyName:\n    secure: v1:bb\n"
+    )
+    with pytest.raises(CatalogError) as caught:
+        read_stack_file(tmp_path, "x")
+    [problem] = [str(p) for p in caught.value.problems]
+    assert problem.endswith(
+        "config.tenant-bigquery:kmsKeyName: is a secret, which the offline commands cannot decrypt and this "
+        "setting does not need; store it in plain text: pulumi config set tenant-bigquery:kmsKeyName VALUE"
+    )

@@ -496,3 +496,41 @@ def test_two_files_declaring_one_dataset(repo: MiniRepo) -> None:
     assert "stacks/ds_again.yaml:dataset: dataset 'ds' is also declared in stacks/ds.yaml; one file per dataset" in [
         str(p) for p in caught.value.problems
     ]
+
+
+def test_non_utf8_declaration(repo: MiniRepo) -> None:
+    (repo.root / DECL).write_bytes(b"dataset: ds\ndescription: caf\xe9\n")
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(repo.root)
+    assert [str(p) for p in caught.value.problems] == [f"{DECL}: not UTF-8 text; save the file as UTF-8"]
+
+
+def test_a_complex_yaml_key_is_a_one_line_error(repo: MiniRepo) -> None:
+    (repo.root / DECL).write_text("dataset: ds\ntables:\n  ? [a, b]\n  : {}\n")
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(repo.root)
+    assert "invalid YAML: a key must be a plain name, not a list or mapping" in str(caught.value)
+
+
+@pytest.mark.parametrize("schema", ["../other/events.json", "/etc/passwd"])
+def test_schema_option_stays_inside_the_dataset_folder(repo: MiniRepo, schema: str) -> None:
+    repo.table["schema"] = schema
+    problems = repo.problems()
+    assert problems[0] == (
+        f"{DECL}:tables.events.schema: must name a file inside schemas/ds/ (schemas are part of the declaration); "
+        "move the file there"
+    )
+
+
+def test_time_partitioning_says_how_long_partitions_live(repo: MiniRepo) -> None:
+    del repo.table["partitioning"]["expiration_days"]
+    assert only_problem(repo).startswith(
+        f"{DECL}:tables.events.partitioning.expiration_days: say how long partitions live: expiration_days: N, "
+        "or keep_forever: true"
+    )
+
+
+@pytest.mark.parametrize("key", ["retention", "data-loss"])
+def test_labels_the_program_sets_cannot_be_declared(repo: MiniRepo, key: str) -> None:
+    repo.table["labels"] = {key: "x"}
+    assert only_problem(repo).startswith(f"{DECL}:tables.events.labels.{key}: label {key!r} is reserved: the program")

@@ -7,6 +7,7 @@ excessive permissions, credentials persisted by checkout, dangerous triggers.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -125,7 +126,7 @@ def test_pull_requests_run_the_tests_the_report_and_a_preview_per_stack() -> Non
     jobs = workflow("pull-request.yml")["jobs"]
     assert [step["run"] for step in steps(jobs["checks"]) if "run" in step] == ["make test"]
     report = "\n".join(step.get("run", "") for step in steps(jobs["report"]))
-    assert 'python -m infra.cli diff --base "$BASE_SHA" --format markdown' in report
+    assert 'python -m infra.cli diff --base "$BASE_SHA" --stack "$stack" --format markdown' in report
     assert 'python -m infra.cli plan --stack "$stack"' in report
     assert step_using(jobs["report"], "actions/upload-artifact")["with"]["name"] == "pr-report"
     assert step_using(jobs["report"], "actions/checkout")["with"]["fetch-depth"] == 0
@@ -186,3 +187,47 @@ def test_no_pulumi_up_is_ever_cancelled() -> None:
     assert [job["concurrency"] for job in up_jobs] == [
         {"group": "pulumi-up-${{ inputs.stack }}", "cancel-in-progress": False}
     ]
+
+
+def _checkout_with_a_dropped_column(tmp_path: Path) -> tuple[Path, str]:
+    """A checkout of this repository whose last commit drops a top-level column of a prod table."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for folder in ("infra", "stacks", "schemas"):
+        shutil.copytree(REPO_ROOT / folder, checkout / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for stack_file in REPO_ROOT.glob("Pulumi*.yaml"):
+        shutil.copy(stack_file, checkout / stack_file.name)
+
+    def git(*args: str) -> str:
+        command = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args]
+        return subprocess.run(command, cwd=checkout, capture_output=True, text=True, check=True).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-q", "-m", "base")
+    base = git("rev-parse", "HEAD")
+    schema = checkout / "schemas" / "tenants" / "tenant_profiles.json"
+    columns = [c for c in json.loads(schema.read_text()) if c["name"] != "legal_name"]
+    schema.write_text(json.dumps(columns, indent=2))
+    git("commit", "-q", "-am", "drop legal_name")
+    return checkout, base
+
+
+def _run_gate(checkout: Path, base: str) -> subprocess.CompletedProcess[str]:
+    gate = workflow("pull-request.yml")["jobs"]["prod-data-gate"]
+    script = next(step["run"] for step in steps(gate) if "infra.cli diff" in step.get("run", ""))
+    # `python` is this virtualenv's, as setup-python + pip install make it in CI.
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "BASE_SHA": base, "HOME": str(checkout)}
+    return subprocess.run(["bash", "-c", script], cwd=checkout, env=env, capture_output=True, text=True, check=False)
+
+
+def test_the_prod_gate_refuses_an_unapproved_in_place_data_loss_and_passes_once_approved(tmp_path: Path) -> None:
+    checkout, base = _checkout_with_a_dropped_column(tmp_path)
+    refused = _run_gate(checkout, base)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "update-destructive" in refused.stdout
+
+    prod = checkout / "Pulumi.prod.yaml"
+    prod.write_text(prod.read_text() + "  tenant-bigquery:approveDataLoss:\n    - tenants.tenant_profiles\n")
+    approved = _run_gate(checkout, base)
+    assert approved.returncode == 0, approved.stdout + approved.stderr
