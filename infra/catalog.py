@@ -516,15 +516,6 @@ def parse_schema(raw: Any, file: str) -> tuple[tuple[Column, ...], list[Problem]
     return columns, parser.problems
 
 
-def load_schema_file(path: Path) -> tuple[Column, ...]:
-    """One schema file on its own (for `diff --old/--new`); raises CatalogError with every problem."""
-    display = display_path(path)
-    columns, problems = parse_schema(load_json(path, display), display)
-    if problems:
-        raise CatalogError(problems)
-    return columns
-
-
 # ---------------------------------------------------------------- the catalog
 
 

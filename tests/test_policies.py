@@ -7,6 +7,8 @@ tuples first, because pulumi-policy hands `args.props` as Mapping/Sequence proxi
 
 from __future__ import annotations
 
+import copy
+
 import json
 import re
 import subprocess
@@ -268,9 +270,12 @@ def test_keep_forever_reaches_the_policy_as_a_label(repo_copy: Path) -> None:
     assert check("bigquery-partition-retention-declared", TABLE, inputs) == []
 
 
-def test_partitions_kept_without_saying_so_fail(repo_copy: Path) -> None:
-    set_partitioning(repo_copy, "tenant_usage_quotas", "{field: usage_date, type: DAY}")
-    found = violations(plan_stack(repo_copy, "prod"))
+def test_partitions_kept_without_saying_so_fail(planned: Plan) -> None:
+    """`validate` refuses such a declaration already; the policy also guards resources made elsewhere."""
+    result = copy.deepcopy(planned("prod"))
+    quotas = next(r for r in result.of_type(TABLE) if r.name == "tenants-tenant_usage_quotas")
+    del quotas.inputs["timePartitioning"]["expirationMs"]
+    found = violations(result)
     assert list(found) == [("bigquery-partition-retention-declared", "tenants-tenant_usage_quotas")]
 
 
