@@ -8,13 +8,13 @@ logical names and parents are the program's by construction; the ids are the one
 from __future__ import annotations
 
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from infra.mockrun import PlanResult
-from infra.resources import COMPONENT_TYPE, dataset_import_id, table_import_id
+from infra.declared import COMPONENT_TYPE, DATASET_TYPE, TABLE_TYPE, dataset_import_id, table_import_id
 
-DATASET_TYPE = "gcp:bigquery/dataset:Dataset"
-TABLE_TYPE = "gcp:bigquery/table:Table"
+if TYPE_CHECKING:  # only the result's shape: building the document needs no Pulumi runtime
+    from infra.mockrun import PlanResult
+
 # Import with the provider version the program's SDK asks for, so state keeps one default provider.
 GCP_VERSION = metadata.version("pulumi_gcp")
 

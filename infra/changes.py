@@ -1,7 +1,8 @@
 """Old declaration vs new declaration -> what each change does to the data, with the rule behind it.
 
-Pure core: no pulumi or google imports. The rules mirror what pulumi-gcp does, because it wraps
-terraform-provider-google's `google_bigquery_table`:
+Pure core: classifies catalogs, columns and settings already in memory (reading files, git and
+stack config is infra/basediff.py's job); no pulumi or google imports. The rules mirror what
+pulumi-gcp does, because it wraps terraform-provider-google's `google_bigquery_table`:
 - `resourceBigQueryTableSchemaIsChangeable` decides whether a schema change forces a new table.
   Columns are matched by exact name at each level, so order never matters (and a change of letter
   case is a drop plus an add). Only a column's name, type, mode and fields count; everything else is
@@ -15,33 +16,17 @@ What BigQuery then accepts or refuses comes from its documentation ("Modifying t
 
 from __future__ import annotations
 
-import fnmatch
-import io
-import shutil
-import subprocess
-import tarfile
-import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from infra import rules
-from infra.catalog import (
-    Catalog,
-    CatalogError,
-    Column,
-    Problem,
-    Table,
-    count_columns,
-    display_path,
-    load_catalog,
-    load_schema_file,
-    parse_schema,
-    read_catalog,
-)
-from infra.settings import Settings, load_settings, stack_file
+from infra.catalog import Catalog, Column, Table, count_columns
+from infra.declared import SCHEMA_PROPERTIES
+
+if TYPE_CHECKING:
+    from infra.settings import Settings
 
 
 class Verdict(StrEnum):
@@ -101,7 +86,6 @@ PULUMI_CREATE = Rule("Pulumi", "Pulumi: a newly declared resource is created")
 PULUMI_DELETE = Rule("Pulumi", "Pulumi: a resource no longer declared is deleted")
 REPLACEMENT_TRIGGER = Rule("Pulumi", "Pulumi replacementTrigger from tenant-bigquery:recreate")
 REPLACE_ON_CHANGES = Rule("Pulumi", "Pulumi replaceOnChanges from tenant-bigquery:recreateOnSchemaChange")
-UNCLASSIFIED = Rule("this tool", "infra/changes.py has no rule for this attribute yet")
 RULES = (
     SCHEMA_IS_CHANGEABLE,
     SCHEMA_DIFF_SUPPRESS,
@@ -121,11 +105,7 @@ RULES = (
     PULUMI_DELETE,
     REPLACEMENT_TRIGGER,
     REPLACE_ON_CHANGES,
-    UNCLASSIFIED,
 )
-
-# The Pulumi inputs that infra/resources.py lists in replaceOnChanges for recreateOnSchemaChange.
-REPLACE_ON_CHANGE_PROPERTIES = ("schema", "timePartitioning", "rangePartitioning", "clusterings")
 
 
 @dataclass(frozen=True)
@@ -135,10 +115,15 @@ class Change:
     reason: str
     rule: Rule
     pulumi_property: str
+    # SQL that makes the live table what the new declaration says without losing data; after it and
+    # `pulumi refresh` the provider has nothing left to do for this change.
+    live_fix: str | None = None
 
 
-def _change(path: str, verdict: Verdict, rule: Rule, text: str, pulumi_property: str = "schema") -> Change:
-    return Change(path, verdict, f"{rule.authority}: {text} ({rule.source})", rule, pulumi_property)
+def _change(
+    path: str, verdict: Verdict, rule: Rule, text: str, pulumi_property: str = "schema", live_fix: str | None = None
+) -> Change:
+    return Change(path, verdict, f"{rule.authority}: {text} ({rule.source})", rule, pulumi_property, live_fix)
 
 
 @dataclass(frozen=True)
@@ -150,6 +135,15 @@ class TableChanges:
     @property
     def verdict(self) -> Verdict:
         return worst(c.verdict for c in self.changes)
+
+    @property
+    def needs_runbook(self) -> bool:
+        """Loses data or cannot apply as declared, and no live fix avoids it."""
+        return worst(c.verdict for c in self.changes if c.live_fix is None) in NEEDS_RUNBOOK
+
+    @property
+    def live_fixes(self) -> tuple[str, ...]:
+        return tuple(c.live_fix for c in self.changes if c.live_fix)
 
 
 @dataclass(frozen=True)
@@ -172,7 +166,10 @@ class DiffResult:
         return any(t.verdict.rank >= threshold.rank for t in self.tables if not t.approved)
 
     def needing_runbook(self) -> list[TableChanges]:
-        return [t for t in self.tables if t.verdict in NEEDS_RUNBOOK]
+        return [t for t in self.tables if t.needs_runbook]
+
+    def needing_live_fix(self) -> list[TableChanges]:
+        return [t for t in self.tables if t.live_fixes]
 
 
 # ---------------------------------------------------------------- schemas
@@ -339,10 +336,10 @@ def _compare_column(old: Column, new: Column, path: str, external: bool, out: li
     if old_mode != new_mode:
         out.append(_mode_change(old_mode, new_mode, path, record=bool(old.fields and new.fields)))
     if (old.description or "") != (new.description or ""):
-        out.append(_change(path, Verdict.UPDATE, SCHEMA_IS_CHANGEABLE, "column description changed, in place"))
+        out.append(_sent_in_place(path, "column description changed, in place"))
     if tuple(old.policy_tags) != tuple(new.policy_tags):
         text = "policy tag changed, in place: who may read this column changes, the data does not"
-        out.append(_change(path, Verdict.UPDATE, SCHEMA_IS_CHANGEABLE, text))
+        out.append(_sent_in_place(path, text))
     _compare_parameters(old, new, path, out)
     if _is_record(old):
         _compare_level(old.fields, new.fields, path, external, out)
@@ -385,22 +382,27 @@ def _compare_parameters(old: Column, new: Column, path: str, out: list[Change]) 
             f"roundingMode {old.rounding_mode} -> {new.rounding_mode}, in place; it applies to values written "
             "from now on, existing values stay as stored"
         )
-        out.append(_change(path, Verdict.UPDATE, SCHEMA_IS_CHANGEABLE, text))
+        out.append(_sent_in_place(path, text))
     if old.default_value_expression != new.default_value_expression:
         text = "default value changed, in place; applies to rows written from now on, existing rows keep theirs"
-        out.append(_change(path, Verdict.UPDATE, SCHEMA_IS_CHANGEABLE, text))
+        out.append(_sent_in_place(path, text))
     if old.collation != new.collation:
         text = (
             f"collation {old.collation!r} -> {new.collation!r} is sent in place; whether BigQuery accepts a "
             "new collation on an existing column is not documented: try it on dev first"
         )
-        out.append(_change(path, Verdict.UPDATE, SCHEMA_IS_CHANGEABLE, text))
+        out.append(_sent_in_place(path, text))
     if old.range_element_type != new.range_element_type:
         text = (
             f"RANGE<{old.range_element_type}> -> RANGE<{new.range_element_type}> is a type change BigQuery "
             "refuses in place; the provider compares only the type name RANGE and sends it, so apply fails"
         )
         out.append(_change(path, Verdict.REJECTED, COLUMN_TYPE_IN_PLACE, text))
+
+
+def _sent_in_place(path: str, text: str) -> Change:
+    """A column attribute the provider's schema rule ignores: sent as an update, no data lost."""
+    return _change(path, Verdict.UPDATE, SCHEMA_IS_CHANGEABLE, text)
 
 
 def _parameter_change(path: str, change: str, widened: bool) -> Change:
@@ -419,29 +421,12 @@ def _numeric_widened(old: Column, new: Column) -> bool:
     return new_scale >= old_scale and new.precision - new_scale >= old.precision - old_scale
 
 
-def classify_raw_schemas(old: Any, new: Any, *, external: bool = False) -> list[Change]:
-    """Classify two schemas as parsed from JSON. Deployed tables can exceed the documented column
-    limit (the corpus has one), so that check alone is waived; any other problem raises CatalogError."""
-    old_columns = _parse_tolerating_column_limit(old, "old")
-    new_columns = _parse_tolerating_column_limit(new, "new")
-    return classify_schema(old_columns, new_columns, external=external)
-
-
-def _parse_tolerating_column_limit(raw: Any, name: str) -> tuple[Column, ...]:
-    columns, problems = parse_schema(raw, name)
-    if count_columns(columns) > rules.MAX_COLUMNS:
-        # Over the limit, the only problem reported at (top) is the column count itself.
-        problems = [p for p in problems if p.path != "(top)"]
-    if problems:
-        raise CatalogError(problems)
-    return columns
-
-
 # ---------------------------------------------------------------- tables
 
 
-def classify_table(old: Table, new: Table) -> list[Change]:
-    """Every difference between two declarations of one table, schema included."""
+def classify_table(old: Table, new: Table, table_ref: str | None = None) -> list[Change]:
+    """Every difference between two declarations of one table, schema included; `table_ref`
+    (project.dataset.table) names the live table in the SQL a reason suggests."""
     changes: list[Change] = []
     if old.description != new.description:
         text = "table description changed, in place"
@@ -451,7 +436,7 @@ def classify_table(old: Table, new: Table) -> list[Change]:
         if before != after:
             text = f"label {key}: {before} -> {after}, in place"
             changes.append(_change(f"(labels.{key})", Verdict.UPDATE, TABLE_UPDATE, text, "labels"))
-    changes += _partitioning_changes(old, new)
+    changes += _partitioning_changes(old, new, table_ref or f"<project>.{new.key}")
     if old.require_partition_filter != new.require_partition_filter:
         text = (
             "require_partition_filter switched on, in place: queries without a partition filter start failing"
@@ -468,14 +453,11 @@ def classify_table(old: Table, new: Table) -> list[Change]:
         )
         changes.append(_change("(clustering)", Verdict.UPDATE, TABLE_UPDATE, text, "clusterings"))
     changes += classify_schema(old.schema, new.schema)
-    for name in _unclassified_fields(old):
-        if getattr(old, name) != getattr(new, name):
-            text = f"{name} changed; assumed to recreate the table until a rule classifies it"
-            changes.append(_change(f"({name})", Verdict.REPLACE, UNCLASSIFIED, text, name))
     return changes
 
 
-# Table attributes classify_table handles; schema_file is where the schema came from, not what it is.
+# Table attributes classify_table handles (a test keeps this equal to Table's fields); schema_file is
+# where the schema came from, not what it is.
 CLASSIFIED_TABLE_FIELDS = frozenset(
     {
         "dataset",
@@ -492,11 +474,7 @@ CLASSIFIED_TABLE_FIELDS = frozenset(
 )
 
 
-def _unclassified_fields(table: Table) -> list[str]:
-    return [f.name for f in fields(table) if f.name not in CLASSIFIED_TABLE_FIELDS]
-
-
-def _partitioning_changes(old: Table, new: Table) -> list[Change]:
+def _partitioning_changes(old: Table, new: Table, table_ref: str) -> list[Change]:
     old_time, new_time = old.time_partitioning, new.time_partitioning
     old_range, new_range = old.range_partitioning, new.range_partitioning
     if (old_time, old_range) == (new_time, new_range):
@@ -529,20 +507,22 @@ def _partitioning_changes(old: Table, new: Table) -> list[Change]:
             "provider sends it as an update, so apply fails; recreate the table (tenant-bigquery:recreate) to do it"
         )
         return [_change("(partitioning.type)", Verdict.REJECTED, PARTITIONING_FIXED, text, "timePartitioning")]
-    return _expiration_change(old_time.expiration_days, new_time.expiration_days)
+    return _expiration_change(old_time.expiration_days, new_time.expiration_days, new_time.keep_forever, table_ref)
 
 
-def _expiration_change(old_days: int | None, new_days: int | None) -> list[Change]:
+def _expiration_change(old_days: int | None, new_days: int | None, keep_forever: bool, table_ref: str) -> list[Change]:
     path = "(partitioning.expiration_days)"
     if old_days == new_days:
         return []
     if new_days is None:
+        fix = f"ALTER TABLE `{table_ref}` SET OPTIONS (partition_expiration_days = NULL)"
+        what = "keep_forever: true replaces" if keep_forever else "removing"
         text = (
-            f"expiration removed, but nothing is sent: expiration_ms is optional and computed, so the {old_days}-day "
-            "expiration stays in BigQuery and partitions keep expiring; only sending expiration_ms 0 stops it, "
-            "which infra/resources.py does not do"
+            f"{what} the {old_days}-day partition expiration, but the provider sends nothing (expiration_ms is "
+            "optional and computed): BigQuery keeps the expiration and goes on deleting old partitions. Clear it "
+            f"on the live table first: {fix}; then `pulumi refresh`, then apply"
         )
-        return [_change(path, Verdict.NOOP, EXPIRATION_COMPUTED, text, "timePartitioning")]
+        return [_change(path, Verdict.REJECTED, EXPIRATION_COMPUTED, text, "timePartitioning", fix)]
     if old_days is not None and new_days > old_days:
         text = f"partition expiration {old_days} -> {new_days} days, in place; partitions are kept longer"
         return [_change(path, Verdict.UPDATE, PARTITION_EXPIRATION, text, "timePartitioning")]
@@ -574,6 +554,10 @@ class StackView:
     old: Settings | None
     new: Settings
 
+    def table_ref(self, table: Table) -> str:
+        """project.dataset.table of the live table, as SQL names it."""
+        return f"{self.new.project}.{self.new.dataset_id(table.dataset)}.{table.table_id}"
+
 
 def classify_catalogs(old: Catalog, new: Catalog, stack: StackView | None = None) -> tuple[list[TableChanges], int]:
     """Per table (sorted by dataset.table) its changes; and how many tables are unchanged."""
@@ -593,13 +577,15 @@ def classify_catalogs(old: Catalog, new: Catalog, stack: StackView | None = None
             )
             changes = [_change("(table)", Verdict.REMOVED, PULUMI_DELETE, text, "table")]
         else:
-            changes = classify_table(before, after)
+            changes = classify_table(before, after, stack.table_ref(after) if stack else None)
             if stack is not None:
                 changes = _apply_stack(changes, stack, after)
         if not changes:
             unchanged += 1
             continue
-        approved = stack is not None and stack.new.approves_data_loss(key)
+        # A removed table's approval was applied while it was declared and is deleted with it (runbook).
+        settings = None if stack is None else stack.old if after is None else stack.new
+        approved = settings is not None and settings.approves_data_loss(key)
         result.append(TableChanges(key, tuple(changes), approved))
     return result, unchanged
 
@@ -623,14 +609,6 @@ def _apply_stack(changes: list[Change], stack: StackView, table: Table) -> list[
         ),
         ("(location)", DATASET_LOCATION, "dataset location", old.options.location, new.options.location, "location"),
         (
-            "(encryption)",
-            ENCRYPTION_KEY,
-            "table encryption key",
-            old.options.kms_key_name or "Google-managed",
-            new.options.kms_key_name or "Google-managed",
-            "encryptionConfiguration",
-        ),
-        (
             "(recreate)",
             REPLACEMENT_TRIGGER,
             "forced-recreation token",
@@ -643,148 +621,31 @@ def _apply_stack(changes: list[Change], stack: StackView, table: Table) -> list[
         if before != after:
             text = f"stack {stack.name}: {what} {before} -> {after}; the table is deleted and recreated empty"
             changes.append(_change(path, Verdict.REPLACE, rule, text, pulumi_property))
+    if old.options.kms_key_name != new.options.kms_key_name:
+        changes.append(_key_change(stack, table, old.options.kms_key_name, new.options.kms_key_name))
     return changes
 
 
+def _key_change(stack: StackView, table: Table, old_key: str | None, new_key: str | None) -> Change:
+    text = (
+        f"stack {stack.name}: table encryption key {old_key or 'Google-managed'} -> {new_key or 'Google-managed'}; "
+        "the table is deleted and recreated empty"
+    )
+    if new_key is None:
+        return _change("(encryption)", Verdict.REPLACE, ENCRYPTION_KEY, text, "encryptionConfiguration")
+    # BigQuery re-keys a table in place; once `pulumi refresh` records the key, the provider sees no change.
+    fix = f"ALTER TABLE `{stack.table_ref(table)}` SET OPTIONS (kms_key_name = '{new_key}')"
+    text += f". To keep its rows, re-key it in place before merging: {fix}; then `pulumi refresh --stack {stack.name}`"
+    return _change("(encryption)", Verdict.REPLACE, ENCRYPTION_KEY, text, "encryptionConfiguration", fix)
+
+
 def _recreated_on_change(change: Change, stack: str) -> Change:
-    if change.verdict is Verdict.NOOP or change.pulumi_property not in REPLACE_ON_CHANGE_PROPERTIES:
+    # The provider sends nothing for a noop or a removed expiration, so replaceOnChanges sees no change either.
+    sends_nothing = change.verdict is Verdict.NOOP or change.rule is EXPIRATION_COMPUTED
+    if sends_nothing or change.pulumi_property not in SCHEMA_PROPERTIES:
         return change
     text = (
         f"stack {stack} recreates the table, empty, on any schema, partitioning or clustering change; "
         f"without that setting: {change.reason}"
     )
     return _change(change.path, Verdict.REPLACE, REPLACE_ON_CHANGES, text, change.pulumi_property)
-
-
-def diff_schema_files(old: Path, new: Path, *, external: bool = False) -> DiffResult:
-    """Two schema files of one table, each validated as `validate` does (every problem of both at once)."""
-    problems: list[Problem] = []
-    loaded: list[tuple[Column, ...]] = []
-    for path in (old, new):
-        try:
-            loaded.append(load_schema_file(path))
-        except CatalogError as error:
-            problems += error.problems
-    if problems:
-        raise CatalogError(problems)
-    changes = classify_schema(loaded[0], loaded[1], external=external)
-    table = TableChanges(display_path(new), tuple(changes))
-    return DiffResult(display_path(old), display_path(new), (table,), compares_files=True)
-
-
-# ---------------------------------------------------------------- the catalog at a git ref
-
-
-class BaseRefError(Exception):
-    """The --base ref cannot be resolved or read; the message says how to fix it."""
-
-
-DEFAULT_BRANCHES = ("origin/HEAD", "main", "master")
-_CATALOG_PATHS = ("stacks", "schemas", "Pulumi.*.yaml")
-
-
-def diff_against_base(root: Path, base: str | None, stack: str | None) -> DiffResult:
-    """The catalog at `base` (default: the merge base with the default branch) vs the working tree."""
-    new_catalog = load_catalog(root)
-    new_settings = load_settings(root, stack, new_catalog) if stack else None
-    git = _Git(root)
-    commit, label = git.resolve(base)
-    warnings: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="tenant-bigquery-base-") as tmp:
-        old_root = Path(tmp)
-        git.extract(commit, old_root)
-        old_catalog, problems = _load_catalog_leniently(old_root, label)
-        warnings += [f"{_relative(p, old_root)} (at {label}; compared as far as it loads)" for p in problems]
-        old_settings = None
-        if stack and stack_file(old_root, stack).is_file():
-            try:
-                old_settings = load_settings(old_root, stack)
-            except CatalogError as error:
-                warnings += [f"{_relative(p, old_root)} (at {label})" for p in error.problems]
-                warnings.append(f"stack {stack}: its settings at {label} are unreadable; their changes are not shown")
-    view = StackView(stack, old_settings, new_settings) if stack and new_settings else None
-    tables, unchanged = classify_catalogs(old_catalog, new_catalog, view)
-    return DiffResult(label, "working tree", tuple(tables), stack, unchanged, tuple(warnings))
-
-
-def _relative(problem: Problem, root: Path) -> Problem:
-    prefix = root.as_posix() + "/"
-    file = problem.file[len(prefix) :] if problem.file.startswith(prefix) else problem.file
-    return Problem(file, problem.path, problem.message)
-
-
-def _load_catalog_leniently(root: Path, label: str) -> tuple[Catalog, list[Problem]]:
-    """The base was deployed as it was, so rules added since must not hide its tables: load what
-    loads, and refuse only when a declared table cannot be read at all."""
-    if not (root / "stacks").is_dir():
-        return Catalog(()), []
-    read = read_catalog(root)
-    if read.unreadable:
-        prefix = root.as_posix() + "/"
-        unreadable = [name.removeprefix(prefix) for name in read.unreadable]
-        raise CatalogError(
-            [_relative(p, root) for p in read.problems]
-            + [
-                Problem(
-                    "--base",
-                    label,
-                    f"cannot read {', '.join(unreadable)} there; fix the ref's catalog or pick another --base",
-                )
-            ]
-        )
-    return read.catalog, read.problems
-
-
-class _Git:
-    def __init__(self, root: Path):
-        executable = shutil.which("git")
-        if executable is None:
-            raise BaseRefError("git is not installed; compare two files with --old/--new instead")
-        self.executable = executable
-        self.root = root
-        self.prefix = self.run("rev-parse", "--show-prefix").decode().strip()
-        # From a subfolder, ls-tree and archive list only that subfolder: run them from the top.
-        self.root = Path(self.run("rev-parse", "--show-toplevel").decode().strip())
-
-    def run(self, *args: str) -> bytes:
-        completed = subprocess.run(  # noqa: S603 - fixed git executable, refs verified below
-            [self.executable, "-C", str(self.root), *args], capture_output=True, check=False
-        )
-        if completed.returncode != 0:
-            message = completed.stderr.decode(errors="replace").strip().splitlines()
-            detail = message[0] if message else f"git {args[0]} failed"
-            if "not a git repository" in detail:
-                detail = f"{self.root} is not inside a git repository; compare two files with --old/--new instead"
-            raise BaseRefError(detail)
-        return completed.stdout
-
-    def commit_of(self, ref: str) -> str | None:
-        try:
-            commit = self.run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
-        except BaseRefError:
-            return None
-        return commit.decode().strip()
-
-    def resolve(self, base: str | None) -> tuple[str, str]:
-        """The commit to compare with and how to name it."""
-        if base is not None:
-            commit = self.commit_of(base)
-            if commit is None:
-                raise BaseRefError(f"no commit {base!r} in this repository; pass a branch, tag or commit")
-            return commit, f"{base} ({commit[:12]})"
-        for branch in DEFAULT_BRANCHES:
-            if self.commit_of(branch) is not None:
-                commit = self.run("merge-base", "HEAD", branch).decode().strip()
-                return commit, f"merge base with {branch} ({commit[:12]})"
-        raise BaseRefError(f"no default branch ({', '.join(DEFAULT_BRANCHES)}) to compare with; pass --base REF")
-
-    def extract(self, commit: str, target: Path) -> None:
-        """stacks/, schemas/ and Pulumi.*.yaml as they were at `commit` (those that existed)."""
-        tree = f"{commit}:{self.prefix}"
-        names = self.run("ls-tree", "--name-only", "-z", tree).decode().split("\0")
-        wanted = [n for n in names if any(fnmatch.fnmatchcase(n, pattern) for pattern in _CATALOG_PATHS)]
-        if not wanted:
-            return
-        archive = self.run("archive", "--format=tar", tree, "--", *wanted)
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(target, filter="data")

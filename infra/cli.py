@@ -2,7 +2,15 @@
 
 Offline, except verify, snapshot and import-file, which call the BigQuery API (infra/live.py).
 
-Exit codes: 0 success, 1 problems found (invalid input, failed checks), 2 usage errors.
+Exit codes:
+- 0: success.
+- 1: problems found. validate, plan and docs: invalid declarations or stack config; docs --check: the
+  data dictionary is out of date; diff: a change at or above --fail-on; verify: a check failed;
+  snapshot: one was refused or failed; import-file: refused because the live project differs, or
+  the program registers a resource it cannot import.
+- 2: usage errors. diff, verify, snapshot and import-file also exit 2 when nothing could be checked:
+  invalid declarations or stack config, missing or refused credentials, an unreachable API, an
+  unwritable --out.
 """
 
 from __future__ import annotations
@@ -10,19 +18,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import click
 from rich.console import Console
-from rich.table import Table as RichTable
 
-from infra import changes, diffreport
+from infra import basediff, changes, diffreport, planreport
 from infra.catalog import Catalog, CatalogError, Table, count_columns, display_path, load_catalog
-from infra.settings import SECRET_MASK, Settings, list_stacks, load_settings, read_stack_file
+from infra.settings import Settings, list_stacks, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TABLE_TYPE = "gcp:bigquery/table:Table"
-DATASET_TYPE = "gcp:bigquery/dataset:Dataset"
 
 root_option = click.option(
     "--root",
@@ -46,14 +51,12 @@ def fail_with_problems(error: CatalogError, exit_code: int = 1) -> NoReturn:
     sys.exit(exit_code)
 
 
-def load_validated(root: Path, stack: str | None = None) -> tuple[Catalog, Settings | None]:
-    """The catalog and (optionally) one stack's settings, or exit 1 listing every problem."""
+def load_validated(root: Path) -> Catalog:
+    """The catalog, or exit 1 listing every problem."""
     try:
-        catalog = load_catalog(root)
-        settings = load_settings(root, stack, catalog) if stack else None
+        return load_catalog(root)
     except CatalogError as error:
         fail_with_problems(error)
-    return catalog, settings
 
 
 def require_stack(root: Path, stack: str) -> None:
@@ -103,105 +106,14 @@ def plan(stack: str, root: Path, output_format: str) -> None:
     from infra.mockrun import plan_stack
 
     require_stack(root, stack)
-    load_validated(root, stack)
-    result = plan_stack(root, stack)
-    values, secret_keys = read_stack_file(root, stack)
-    config = {key: SECRET_MASK if key in secret_keys else value for key, value in sorted(values.items())}
+    try:
+        result = plan_stack(root, stack)
+    except CatalogError as error:
+        fail_with_problems(error)
     if output_format == "json":
-        document = {
-            "stack": stack,
-            "config": config,
-            "resources": [r.to_json() for r in sorted(result.resources, key=_resource_order)],
-            "outputs": result.outputs,
-        }
-        click.echo(json.dumps(document, indent=2, sort_keys=False))
-        return
-    render_plan_text(stack, config, sorted(result.resources, key=_resource_order))
-
-
-def _resource_order(resource: Any) -> tuple[int, str]:
-    rank = {DATASET_TYPE: 1, TABLE_TYPE: 2}.get(resource.type, 0)
-    return rank, resource.name
-
-
-def _partitioning_text(inputs: dict[str, Any]) -> str:
-    if "timePartitioning" in inputs:
-        spec = inputs["timePartitioning"]
-        text = f"{spec['type']} on {spec.get('field') or '_PARTITIONTIME'}"
-        if spec.get("expirationMs"):
-            text += f", {int(spec['expirationMs']) // 86_400_000} d"
-        return text
-    if "rangePartitioning" in inputs:
-        spec = inputs["rangePartitioning"]
-        rng = spec["range"]
-        return f"range {spec['field']} [{rng['start']}, {rng['end']}) step {rng['interval']}"
-    return "-"
-
-
-def _access_lines(inputs: dict[str, Any]) -> list[str]:
-    if "accesses" not in inputs:
-        return ["access: BigQuery's default ACL (tenant-bigquery:access is not set)"]
-    prefixes = {"specialGroup": "", "groupByEmail": "group:", "userByEmail": "user:"}
-    return ["access (the whole ACL):"] + [
-        f"  {entry['role']} " + next(prefix + entry[field] for field, prefix in prefixes.items() if field in entry)
-        for entry in inputs["accesses"]
-    ]
-
-
-def _key_text(configuration: dict[str, Any] | None) -> str:
-    key = (configuration or {}).get("kmsKeyName")
-    return f"customer-managed key {key}" if key else "Google-managed key"
-
-
-def render_plan_text(stack: str, config: dict[str, Any], resources: list[Any]) -> None:
-    out = console()
-    out.print(f"Stack [bold]{stack}[/bold]: project {config.get('gcp:project', '?')}")
-    for dataset in (r for r in resources if r.type == DATASET_TYPE):
-        inputs = dataset.inputs
-        out.print(
-            f"Dataset [bold]{inputs['datasetId']}[/bold] in {inputs.get('location')}: "
-            f"protect={dataset.options['protect']}, "
-            f"delete contents on destroy={inputs.get('deleteContentsOnDestroy', False)}, "
-            f"labels={inputs.get('labels') or {}}"
-        )
-        for line in _access_lines(inputs):
-            out.print(f"  {line}")
-        tables = [r.inputs for r in resources if r.type == TABLE_TYPE and r.inputs["datasetId"] == inputs["datasetId"]]
-        with_key = [t for t in tables if (t.get("encryptionConfiguration") or {}).get("kmsKeyName")]
-        out.print(
-            f"  encryption: {_key_text(inputs.get('defaultEncryptionConfiguration'))}; "
-            f"tables with a customer-managed key: {len(with_key)} of {len(tables)}"
-        )
-    grid = RichTable(show_lines=False)
-    for heading in (
-        "table",
-        "columns",
-        "partitioning",
-        "filter",
-        "clustering",
-        "protect",
-        "deletion prot.",
-        "recreate",
-    ):
-        grid.add_column(heading)
-    for table in (r for r in resources if r.type == TABLE_TYPE):
-        inputs, options = table.inputs, table.options
-        recreate = []
-        if options.get("replacementTrigger") is not None:
-            recreate.append(f"token {options['replacementTrigger']}")
-        if options.get("replaceOnChanges"):
-            recreate.append("on schema change")
-        grid.add_row(
-            f"{inputs['datasetId']}.{inputs['tableId']}",
-            str(len(json.loads(inputs["schema"]))),
-            _partitioning_text(inputs),
-            "required" if inputs.get("requirePartitionFilter") else "-",
-            ", ".join(inputs.get("clusterings") or []) or "-",
-            "yes" if options["protect"] else "no",
-            "yes" if inputs.get("deletionProtection") else "no",
-            "; ".join(recreate) or "-",
-        )
-    out.print(grid)
+        click.echo(planreport.render_json(result))
+    else:
+        planreport.render_text(result, console())
 
 
 @main.command()
@@ -251,12 +163,12 @@ def diff(
         require_stack(root, stack)
     try:
         if old_file is not None and new_file is not None:
-            result = changes.diff_schema_files(old_file, new_file, external=external)
+            result = basediff.diff_schema_files(old_file, new_file, external=external)
         else:
-            result = changes.diff_against_base(root, base, stack)
+            result = basediff.diff_against_base(root, base, stack)
     except CatalogError as error:
         fail_with_problems(error, exit_code=2)
-    except changes.BaseRefError as error:
+    except basediff.BaseRefError as error:
         raise click.UsageError(f"--base: {error}") from None
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -277,7 +189,7 @@ def docs(root: Path, check: bool) -> None:
     """Render the data dictionary, docs/tables.md, from the declarations and schemas."""
     from infra.docs import DOCS_FILE, render_data_dictionary
 
-    catalog, _ = load_validated(root)
+    catalog = load_validated(root)
     target = root / DOCS_FILE
     text = render_data_dictionary(catalog)
     if check:
@@ -449,8 +361,7 @@ def import_file(stack: str, root: Path, endpoint: str | None, out: Path | None, 
             report = live.verify(live.connect(settings.project, endpoint), catalog, settings)
         except live.LiveError as error:
             live_failure(error)
-        # Tables nobody declares are not imported; every other difference would be adopted as it is.
-        blocking = [check for check in report.failures if check.name != live.UNDECLARED]
+        blocking = report.import_blockers
         if blocking:
             for check in blocking:
                 click.echo(str(check), err=True)
@@ -470,7 +381,11 @@ def import_file(stack: str, root: Path, endpoint: str | None, out: Path | None, 
     if out is None:
         click.echo(text, nl=False)
     else:
-        out.write_text(text, encoding="utf-8")
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as error:
+            click.echo(f"error: cannot write {display_path(out)}: {error.strerror or error}", err=True)
+            sys.exit(2)
     click.echo(
         f"{len(document['resources'])} resources; next: pulumi import --stack {stack} "
         f"--file {display_path(out) if out else 'FILE'} --generate-code=false",

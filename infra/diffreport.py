@@ -48,6 +48,31 @@ def runbook(result: DiffResult) -> list[str]:
     ]
 
 
+def live_fix_steps(result: DiffResult) -> list[str]:
+    """Changes the provider would only do by recreating (a new key) or not at all (a removed partition
+    expiration), made on the live tables instead, before the change is merged: nothing is lost."""
+    stack = result.stack or "prod"
+    tables = result.needing_live_fix()
+    return [
+        "Before merging, change the live tables in place, so nothing is recreated or left undone:",
+        "  1. Run in BigQuery:",
+        *(f"     {fix};" for t in tables for fix in t.live_fixes),
+        f"  2. `pulumi refresh --stack {stack}`: the state records the live tables as they now are.",
+        f"  3. Merge the change and run `pulumi up --stack {stack}`: its preview shows no replacement and no",
+        "     change for these settings.",
+    ]
+
+
+def _procedures(result: DiffResult) -> list[list[str]]:
+    """The live fixes first (they come before the merge), then the data-loss runbook."""
+    found = []
+    if result.needing_live_fix():
+        found.append(live_fix_steps(result))
+    if result.needing_runbook():
+        found.append(runbook(result))
+    return found
+
+
 # ---------------------------------------------------------------- text
 
 
@@ -66,9 +91,9 @@ def render_text(result: DiffResult, out: Console) -> None:
             grid.add_row(f"  {_styled(change.verdict)}", f"[bold]{escape(change.path)}[/bold]", escape(change.reason))
         out.print(grid)
     out.print(f"\n{_summary(result)}")
-    if result.needing_runbook():
+    for steps in _procedures(result):
         out.print()
-        for line in runbook(result):
+        for line in steps:
             out.print(escape(line), soft_wrap=True)
 
 
@@ -79,7 +104,7 @@ def _styled(verdict: Verdict) -> str:
 def _summary(result: DiffResult) -> str:
     unchanged = f"; {result.unchanged} unchanged" if result.unchanged else ""
     if not result.tables:
-        return f"No table changes{unchanged}."
+        return "No changes." if result.compares_files else f"No table changes{unchanged}."
     return f"{len(result.tables)} table(s) changed, worst: {result.verdict}{unchanged}."
 
 
@@ -124,6 +149,6 @@ def render_markdown(result: DiffResult) -> str:
             "</details>",
             "",
         ]
-    if result.needing_runbook():
-        lines += ["```text", *runbook(result), "```", ""]
+    for steps in _procedures(result):
+        lines += ["```text", *steps, "```", ""]
     return "\n".join(lines)

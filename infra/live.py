@@ -26,7 +26,7 @@ from google.cloud import bigquery
 from requests import exceptions as requests_exceptions
 
 from infra.catalog import Catalog, Column, Dataset, Table
-from infra.resources import MS_PER_DAY, dataset_args, table_args
+from infra.declared import MS_PER_DAY, dataset_args, table_args
 from infra.rules import canonical_type
 from infra.settings import Settings
 
@@ -177,7 +177,7 @@ class TableState:
     kms_key_name: str | None
 
 
-# What is declared is what the program hands the provider (infra/resources.py), read in the form the
+# What is declared is what the program hands the provider (infra/declared.py), read in the form the
 # API reports it, so verify checks exactly what `pulumi up` manages.
 
 
@@ -221,10 +221,16 @@ def declared_table(table: Table, settings: Settings) -> TableState:
     )
 
 
+def _own_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
+    """Labels without Google's `goog-` ones: pulumi-gcp adds `goog-pulumi-provisioned` to what it creates
+    (outside the declared labels), and Google's services add their own."""
+    return {k: v for k, v in (labels or {}).items() if not k.startswith("goog-")}
+
+
 def observed_dataset(dataset: bigquery.Dataset) -> DatasetState:
     return DatasetState(
         location=dataset.location or "",
-        labels=dict(dataset.labels or {}),
+        labels=_own_labels(dataset.labels),
         description=dataset.description or "",
         default_table_expiration_ms=dataset.default_table_expiration_ms,
         kms_key_name=dataset.default_encryption_configuration.kms_key_name
@@ -268,7 +274,7 @@ def observed_table(table: bigquery.Table) -> TableState:
         partitioning=partitioning,
         require_partition_filter=bool(table.require_partition_filter),
         clustering=tuple(table.clustering_fields or ()),
-        labels=dict(table.labels or {}),
+        labels=_own_labels(table.labels),
         description=table.description or "",
         kms_key_name=table.encryption_configuration.kms_key_name if table.encryption_configuration else None,
     )
@@ -454,6 +460,11 @@ class VerifyReport:
     @property
     def failures(self) -> list[Check]:
         return [c for c in self.checks if not c.ok]
+
+    @property
+    def import_blockers(self) -> list[Check]:
+        """Failures an import would adopt as they are; a table nobody declares is not imported, so it never blocks."""
+        return [c for c in self.failures if c.name != UNDECLARED]
 
     def to_json(self) -> dict[str, Any]:
         return {

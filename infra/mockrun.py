@@ -2,6 +2,9 @@
 
 This is how `plan`, the tests and the benchmark see exactly what `pulumi up` would send to the
 engine, without the Pulumi CLI, a provider plugin or credentials.
+
+It relies on SDK internals (ROOT, SETTINGS.rpc_manager/outputs, _sync_await), used nowhere else:
+requirements.txt pins pulumi, so bump it deliberately and run the tests.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from pulumi.runtime.settings import ROOT, SETTINGS, get_root_resource
 from pulumi.runtime.stack import Stack, run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.settings import PROJECT
+from infra.catalog import display_path, load_catalog
+from infra.settings import PROJECT, SECRET_MASK, parse_settings, read_stack_file, stack_file
 
 
 @dataclass
@@ -29,7 +33,8 @@ class RegisteredResource:
     name: str
     inputs: dict[str, Any]
     options: dict[str, Any]
-    parent: str
+    urn: str
+    parent: str  # the parent's URN
 
     def to_json(self) -> dict[str, Any]:
         return {"type": self.type, "name": self.name, "inputs": self.inputs, "options": self.options}
@@ -38,14 +43,12 @@ class RegisteredResource:
 @dataclass
 class PlanResult:
     stack: str
+    config: dict[str, Any]  # what the program ran with, sorted by key, secrets masked
     resources: list[RegisteredResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
 
     def of_type(self, type_: str) -> list[RegisteredResource]:
         return [r for r in self.resources if r.type == type_]
-
-    def by_name(self, name: str) -> RegisteredResource:
-        return next(r for r in self.resources if r.name == name)
 
 
 class _EchoMocks(pulumi.runtime.Mocks):
@@ -74,6 +77,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     name=request.name,
                     inputs=pulumi.runtime.rpc.deserialize_properties(request.object),
                     options=_options(request),
+                    urn=response.urn,
                     parent=request.parent,
                 )
             )
@@ -109,13 +113,14 @@ def run_program(
     from infra.program import run
 
     body = program or run
-    result = PlanResult(stack)
+    secrets = secret_keys or set()
+    result = PlanResult(stack, {k: SECRET_MASK if k in secrets else v for k, v in sorted(config.items())})
     SETTINGS.rpc_manager.clear()
     SETTINGS.outputs.clear()
     # A fresh root Stack per run, so consecutive runs in one process never share a parent.
     ROOT.set(None)
     pulumi_mocks.set_mocks(_EchoMocks(), project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(result))
-    set_all_config(config_for_runtime(config), sorted(secret_keys or ()))
+    set_all_config(config_for_runtime(config), sorted(secrets))
 
     def run_and_collect_outputs() -> None:
         body()
@@ -129,9 +134,13 @@ def run_program(
 
 
 def plan_stack(root: Path, stack: str) -> PlanResult:
-    """What stack `stack` declares: its Pulumi.<stack>.yaml config and the catalog under `root`."""
+    """What stack `stack` declares: its Pulumi.<stack>.yaml config and the catalog under `root`.
+
+    The stack file is read once. Invalid declarations or config raise CatalogError naming every
+    problem before the program runs, which would only log them and raise a RunError.
+    """
     from infra.program import run
-    from infra.settings import read_stack_file
 
     values, secret_keys = read_stack_file(root, stack)
+    parse_settings(stack, values, display_path(stack_file(root, stack)), load_catalog(root))
     return run_program(stack, values, lambda: run(root), secret_keys)

@@ -1,123 +1,26 @@
-"""The Pulumi component: one declared dataset -> a gcp.bigquery.Dataset and its Tables."""
+"""The Pulumi component: one declared dataset -> a gcp.bigquery.Dataset and its Tables.
+
+What each resource gets is plain data from infra/declared.py; this module adds only the Pulumi side.
+"""
 
 from __future__ import annotations
-
-import json
-from typing import Any
 
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.catalog import Dataset, Table, schema_to_api
-from infra.settings import Grant, Settings
-
-COMPONENT_TYPE = "tenant-bigquery:bigquery:DatasetWithTables"
-MS_PER_DAY = 86_400_000
-# Properties whose change recreates a table when recreateOnSchemaChange is on (camelCase, as the engine sees them).
-SCHEMA_PROPERTIES = ["schema", "timePartitioning", "rangePartitioning", "clusterings"]
-
-
-def table_resource_name(dataset: str, table: str) -> str:
-    """Logical names are the declared ids, never the suffixed ones, so state never churns."""
-    return f"{dataset}-{table}"
-
-
-# adoptExisting: ids in the provider's import formats.
-def dataset_import_id(project: str, dataset_id: str) -> str:
-    return f"projects/{project}/datasets/{dataset_id}"
-
-
-def table_import_id(project: str, dataset_id: str, table_id: str) -> str:
-    return f"{dataset_import_id(project, dataset_id)}/tables/{table_id}"
-
-
-# What an import cannot read back as declared, so it would fail the import: settings that exist only in
-# the provider (the import sets their defaults) and labels (pulumi-gcp imports them as effectiveLabels).
-# verify checks the labels beforehand; the next `up` without adoptExisting applies all of these in place.
-ADOPT_IGNORE_DATASET = ["deleteContentsOnDestroy", "labels"]
-ADOPT_IGNORE_TABLE = ["deletionProtection", "labels"]
-
-
-def merged_labels(declared: dict[str, str], settings: Settings) -> dict[str, str]:
-    # Stack-wide labels (env, cost centre) win over declared ones.
-    return {**declared, **settings.options.labels}
-
-
-def table_labels(table: Table, settings: Settings) -> dict[str, str]:
-    """Declared and stack labels, plus the decisions the policy pack must see in the table's inputs."""
-    labels = merged_labels(table.labels, settings)
-    if table.time_partitioning is not None and table.time_partitioning.keep_forever:
-        labels["retention"] = "forever"  # partitions never expire, on purpose (keep_forever: true)
-    if settings.approves_data_loss(table.key):
-        labels["data-loss"] = "approved"  # deletion protection is lifted, on purpose (approveDataLoss)
-    return labels
-
-
-def dataset_accesses(grants: tuple[Grant, ...]) -> list[dict[str, str]]:
-    """The whole dataset ACL: once `accesses` is set, the provider removes every entry it does not list.
-
-    Project owners keep OWNER, as in BigQuery's default ACL, so the dataset can never be locked out of
-    its project. The default projectWriters/projectReaders entries are left out on purpose: they would
-    hand every editor and viewer of the project the tenants' data; grant groups instead.
-    """
-    # BigQuery keeps service accounts as userByEmail; any other field would show a perpetual diff.
-    member_fields = {"group": "group_by_email", "user": "user_by_email", "serviceAccount": "user_by_email"}
-    return [
-        {"role": "OWNER", "special_group": "projectOwners"},
-        *({"role": grant.role, member_fields[grant.member_type]: grant.email} for grant in grants),
-    ]
-
-
-def dataset_args(dataset: Dataset, settings: Settings) -> dict[str, Any]:
-    options = settings.options
-    args: dict[str, Any] = {
-        "project": settings.project,
-        "dataset_id": settings.dataset_id(dataset.dataset_id),
-        "location": options.location,
-        "description": dataset.description or None,
-        "labels": merged_labels(dataset.labels, settings) or None,
-        "delete_contents_on_destroy": options.delete_contents_on_destroy,
-    }
-    if options.default_table_expiration_days is not None:
-        args["default_table_expiration_ms"] = options.default_table_expiration_days * MS_PER_DAY
-    if options.access is not None:
-        args["accesses"] = dataset_accesses(settings.grants())
-    if options.kms_key_name is not None:
-        args["default_encryption_configuration"] = {"kms_key_name": options.kms_key_name}
-    return args
-
-
-def table_args(table: Table, settings: Settings, dataset_id: str) -> dict[str, Any]:
-    args: dict[str, Any] = {
-        "project": settings.project,
-        "dataset_id": dataset_id,
-        "table_id": table.table_id,
-        "description": table.description or None,
-        "schema": json.dumps(schema_to_api(table.schema)),
-        "labels": table_labels(table, settings) or None,
-        "deletion_protection": settings.options.deletion_protection and not settings.approves_data_loss(table.key),
-        "clusterings": list(table.clustering) or None,
-    }
-    if table.time_partitioning is not None:
-        partitioning = table.time_partitioning
-        args["time_partitioning"] = {
-            "type": partitioning.type,
-            "field": partitioning.field,
-            "expiration_ms": partitioning.expiration_days * MS_PER_DAY if partitioning.expiration_days else None,
-        }
-    if table.range_partitioning is not None:
-        rng = table.range_partitioning
-        args["range_partitioning"] = {
-            "field": rng.field,
-            "range": {"start": rng.start, "end": rng.end, "interval": rng.interval},
-        }
-    if table.time_partitioning or table.range_partitioning:
-        args["require_partition_filter"] = table.require_partition_filter
-    if settings.options.kms_key_name is not None:
-        # Named on every table, not only inherited from the dataset default: the provider reads the
-        # table's key back, and a configuration without it would plan a replacement on the next run.
-        args["encryption_configuration"] = {"kms_key_name": settings.options.kms_key_name}
-    return args
+from infra.catalog import Dataset, Table
+from infra.declared import (
+    ADOPT_IGNORE_DATASET,
+    ADOPT_IGNORE_TABLE,
+    COMPONENT_TYPE,
+    SCHEMA_PROPERTIES,
+    dataset_args,
+    dataset_import_id,
+    table_args,
+    table_import_id,
+    table_resource_name,
+)
+from infra.settings import Settings
 
 
 def table_options(

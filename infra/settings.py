@@ -74,7 +74,6 @@ class Settings:
     stack: str
     project: str
     options: StackSettings
-    source: str
 
     def dataset_id(self, declared: str) -> str:
         return declared + self.options.dataset_suffix
@@ -164,7 +163,7 @@ def parse_settings(stack: str, values: Mapping[str, Any], source: str, catalog: 
         problems += _check_table_references(stack_settings, catalog, source, prefix)
     if problems:
         raise CatalogError(problems)
-    return Settings(stack=stack, project=str(project), options=stack_settings, source=source)
+    return Settings(stack=stack, project=str(project), options=stack_settings)
 
 
 def _check_table_references(settings: StackSettings, catalog: Catalog, source: str, prefix: str) -> list[Problem]:

@@ -2,7 +2,8 @@
 
 Goal: classifying two versions costs at most 3x loading both files with `json.load`. The classifier
 works on parsed columns, so the goal is measured on `classify_schema` alone; parsing the JSON into
-columns (`parse_schema`, which also validates) is timed and reported separately.
+columns (`parse_schema`, which also validates) is timed and reported separately, and so is the whole
+path `diff --old/--new` takes (`diff_schema_files`: read, validate, classify).
 
 Usage: python scripts/bench_changes.py
 """
@@ -21,6 +22,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from infra.basediff import diff_schema_files  # noqa: E402
 from infra.catalog import parse_schema  # noqa: E402
 from infra.changes import classify_schema  # noqa: E402
 
@@ -68,6 +70,7 @@ def bench_classifier() -> list[str]:
 
         load_time = best_of(load_both)
         old_raw, new_raw = load_both()
+        cli_time = best_of(lambda: diff_schema_files(LARGEST, new_file))
 
     parse_time = best_of(lambda: (parse_schema(old_raw, "old"), parse_schema(new_raw, "new")))
     old_columns, new_columns = parse_schema(old_raw, "old")[0], parse_schema(new_raw, "new")[0]
@@ -84,6 +87,7 @@ def bench_classifier() -> list[str]:
         f"ratio {parse_time / load_time:.2f}",
         f"  parse + classify:                             {(parse_time + classify_time) * 1000:7.1f} ms, "
         f"ratio {(parse_time + classify_time) / load_time:.2f}",
+        f"  diff_schema_files (diff --old/--new):         {cli_time * 1000:7.1f} ms, ratio {cli_time / load_time:.2f}",
     ]
 
 

@@ -27,14 +27,12 @@ import pulumi  # noqa: E402
 import pulumi_gcp as gcp  # noqa: E402
 import yaml  # noqa: E402
 
+from infra.declared import COMPONENT_TYPE, DATASET_TYPE, TABLE_TYPE  # noqa: E402
 from infra.mockrun import run_program  # noqa: E402
 from infra.program import run  # noqa: E402
-from infra.resources import COMPONENT_TYPE  # noqa: E402
 from infra.settings import read_stack_file  # noqa: E402
 
 STACK = "prod"
-TABLE = "gcp:bigquery/table:Table"
-DATASET = "gcp:bigquery/dataset:Dataset"
 
 
 def generated_root(target: Path, tables: int) -> Path:
@@ -59,8 +57,8 @@ def hand_written_program(root: Path) -> Callable[[], None]:
     """What someone would write by hand: the same resources, options and outputs, literal arguments,
     no loading and no validation."""
     recorded = run_program(STACK, read_stack_file(root, STACK)[0], lambda: run(root))
-    dataset = next(r for r in recorded.resources if r.type == DATASET)
-    tables = [r for r in recorded.resources if r.type == TABLE]
+    dataset = next(r for r in recorded.resources if r.type == DATASET_TYPE)
+    tables = [r for r in recorded.resources if r.type == TABLE_TYPE]
     literal_dataset = _snake(dataset.inputs)
     literal_tables = [(t.name, _snake(t.inputs), t.options["protect"]) for t in tables]
     literal_outputs = recorded.outputs

@@ -19,7 +19,7 @@ in ``.local-bigquery/server.json``, logs to ``.local-bigquery/server.log`` and k
 ``status`` exits 3 when none runs.  $LOCAL_BIGQUERY_PYTHON names the Python 3.13 to use.
 
 Importable API (used by the pytest session fixture).  Load this file by path under another
-name (see tests/test_local_bigquery_server.py): ``local_bigquery`` is also the name of the
+name (see tests/helpers.py): ``local_bigquery`` is also the name of the
 server's own package::
 
     lbq = <this file loaded as module "local_bigquery_script">

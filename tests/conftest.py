@@ -1,20 +1,18 @@
-"""Shared fixtures: the repository, copies of it to break, and the real program under mocks."""
+"""Shared fixtures: the repository, copies of it to break, the real program under mocks, the local server."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from helpers import REPO_ROOT, load_local_bigquery_script
+from live_server import LiveStack, create_from_plan, delete_datasets, make_client, write_stack
 
 from infra.mockrun import PlanResult, plan_stack
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 # Real-world schemas (MPL-2.0, see its README), copied in so CI needs nothing outside the clone.
 CORPUS = REPO_ROOT / "tests" / "corpus" / "mozilla-pipeline-schemas"
 
@@ -44,17 +42,6 @@ def planned() -> Callable[[str], PlanResult]:
     return plan
 
 
-def load_local_bigquery_script() -> ModuleType:
-    """scripts/local_bigquery.py, loaded by path under its own name (`local_bigquery` is the server's package)."""
-    name = "local_bigquery_script"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / "local_bigquery.py")
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)  # dataclasses look the module up
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
 @pytest.fixture(scope="session")
 def bigquery_server() -> Iterator[Any]:
     """One local BigQuery API server for the session's live tests, on free ports; always stopped.
@@ -71,3 +58,21 @@ def bigquery_server() -> Iterator[Any]:
         pytest.fail(f"installing the local BigQuery server failed: {failure}", pytrace=False)
     with lbq.running_server("live-tests") as server:
         yield server
+
+
+@pytest.fixture
+def live_stack(bigquery_server: Any, repo_copy: Path) -> Iterator[LiveStack]:
+    """A stack of its own on the shared server, in a copy of the repository; nothing created yet."""
+    suffix = write_stack(repo_copy, bigquery_server.project)
+    client = make_client(bigquery_server.endpoint, bigquery_server.project)
+    yield LiveStack(repo_copy, bigquery_server.project, suffix, bigquery_server.endpoint, client)
+    delete_datasets(client, suffix)
+    client.close()  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture
+def built_stack(live_stack: LiveStack) -> LiveStack:
+    """The live stack's dataset and tables, created through the client from the plan's inputs: what the
+    bootstrap processor (or a `pulumi up`) leaves in the project."""
+    create_from_plan(live_stack.client, live_stack.plan())
+    return live_stack

@@ -1,4 +1,4 @@
-"""Helpers for the tests against the local BigQuery API server (the server fixture is in conftest.py).
+"""Helpers for the tests against the local BigQuery API server (its fixtures are in conftest.py).
 
 Each test gets its own stack file, `Pulumi.live.yaml`, in a copy of the repository: prod's config
 with the server's project and a unique dataset suffix, so tests sharing one server never meet.
@@ -7,9 +7,7 @@ with the server's project and a unique dataset suffix, so tests sharing one serv
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +16,12 @@ from typing import Any
 import yaml
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
+from helpers import REPO_ROOT, run_cli
 
+from infra.declared import DATASET_TYPE, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 STACK = "live"
-DATASET_TYPE = "gcp:bigquery/dataset:Dataset"
-TABLE_TYPE = "gcp:bigquery/table:Table"
 # Inputs only the provider acts on; BigQuery has no such property.
 PROVIDER_ONLY = {"deletionProtection", "deleteContentsOnDestroy"}
 
@@ -69,20 +66,6 @@ def write_stack(root: Path, project: str, **config: Any) -> str:
     values |= {f"tenant-bigquery:{key}": value for key, value in config.items()}
     (root / f"Pulumi.{STACK}.yaml").write_text(yaml.safe_dump({"config": values}))
     return suffix
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m infra.cli` as a user runs it; no emulator variable unless `env` sets one."""
-    base = {"PYTHONPATH": str(REPO_ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.devnull}
-    return subprocess.run(
-        [sys.executable, "-m", "infra.cli", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-        env=base | (env or {}),
-    )
 
 
 # ---------------------------------------------------------------- the plan's inputs as API resources

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from helpers import REPO_ROOT, run_cli
 
 from infra.catalog import CatalogError
+from infra.declared import DATASET_TYPE, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack
 from infra.settings import Grant, parse_settings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 SOURCE = "Pulumi.test.yaml"
-DATASET = "gcp:bigquery/dataset:Dataset"
-TABLE = "gcp:bigquery/table:Table"
 KEY = "projects/acme-security-prod/locations/us/keyRings/bigquery-prod/cryptoKeys/tenants"
 ACCESS = "tenant-bigquery:access"
 
@@ -133,7 +130,7 @@ def test_a_wrong_key_name_is_refused(key: str, message: str) -> None:
 
 
 def test_prod_owns_the_whole_acl_with_project_owners_kept(planned: Plan) -> None:
-    [dataset] = planned("prod").of_type(DATASET)
+    [dataset] = planned("prod").of_type(DATASET_TYPE)
     accesses = dataset.inputs["accesses"]
     assert accesses[0] == {"role": "OWNER", "specialGroup": "projectOwners"}
     assert {entry["role"] for entry in accesses} <= {"READER", "WRITER", "OWNER"}
@@ -147,9 +144,9 @@ def test_prod_owns_the_whole_acl_with_project_owners_kept(planned: Plan) -> None
 
 def test_prod_encrypts_the_dataset_and_every_table_with_one_key(planned: Plan) -> None:
     result = planned("prod")
-    [dataset] = result.of_type(DATASET)
+    [dataset] = result.of_type(DATASET_TYPE)
     assert dataset.inputs["defaultEncryptionConfiguration"] == {"kmsKeyName": KEY}
-    tables = result.of_type(TABLE)
+    tables = result.of_type(TABLE_TYPE)
     assert len(tables) == 8
     for resource in tables:
         assert resource.inputs["encryptionConfiguration"] == {"kmsKeyName": KEY}, resource.name
@@ -157,8 +154,8 @@ def test_prod_encrypts_the_dataset_and_every_table_with_one_key(planned: Plan) -
 
 def test_dev_keeps_google_managed_keys(planned: Plan) -> None:
     result = planned("dev")
-    assert all("defaultEncryptionConfiguration" not in r.inputs for r in result.of_type(DATASET))
-    assert all("encryptionConfiguration" not in r.inputs for r in result.of_type(TABLE))
+    assert all("defaultEncryptionConfiguration" not in r.inputs for r in result.of_type(DATASET_TYPE))
+    assert all("encryptionConfiguration" not in r.inputs for r in result.of_type(TABLE_TYPE))
 
 
 def test_without_access_config_the_acl_is_left_to_bigquery(repo_copy: Path) -> None:
@@ -166,26 +163,15 @@ def test_without_access_config_the_acl_is_left_to_bigquery(repo_copy: Path) -> N
     document = yaml.safe_load(path.read_text())
     del document["config"][ACCESS]
     path.write_text(yaml.safe_dump(document))
-    [dataset] = plan_stack(repo_copy, "dev").of_type(DATASET)
+    [dataset] = plan_stack(repo_copy, "dev").of_type(DATASET_TYPE)
     assert "accesses" not in dataset.inputs
 
 
 # ---------------------------------------------------------------- the CLI
 
 
-def cli(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "infra.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
-    )
-
-
 def test_plan_shows_access_and_cmek() -> None:
-    result = cli("plan", "--stack", "prod")
+    result = run_cli("plan", "--stack", "prod")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     at = lines.index("  access (the whole ACL):")
@@ -200,7 +186,7 @@ def test_plan_says_when_bigquery_defaults_apply(repo_copy: Path) -> None:
     document = yaml.safe_load(path.read_text())
     del document["config"][ACCESS]
     path.write_text(yaml.safe_dump(document))
-    result = cli("plan", "--stack", "dev", "--root", str(repo_copy), cwd=repo_copy)
+    result = run_cli("plan", "--stack", "dev", "--root", str(repo_copy), cwd=repo_copy)
     assert result.returncode == 0, result.stderr
     assert "  access: BigQuery's default ACL (tenant-bigquery:access is not set)" in result.stdout.splitlines()
     assert "  encryption: Google-managed key; tables with a customer-managed key: 0 of 8" in result.stdout.splitlines()
@@ -209,7 +195,7 @@ def test_plan_says_when_bigquery_defaults_apply(repo_copy: Path) -> None:
 def test_validate_names_a_public_member_in_one_line(repo_copy: Path) -> None:
     path = repo_copy / "Pulumi.prod.yaml"
     path.write_text(path.read_text().replace("- group:data-platform-engineers@acme.example", "- allAuthenticatedUsers"))
-    result = cli("validate", "--root", str(repo_copy), cwd=repo_copy)
+    result = run_cli("validate", "--root", str(repo_copy), cwd=repo_copy)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"Pulumi.prod.yaml:config.{ACCESS}.readers.0: allAuthenticatedUsers would make the data public "

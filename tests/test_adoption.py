@@ -6,24 +6,21 @@ differs from its declaration before anything is imported (against the local BigQ
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 import yaml
-from live_server import STACK, LiveStack, create_from_plan, delete_datasets, make_client, run_cli, write_stack
+from helpers import REPO_ROOT, run_cli
+from live_server import STACK, LiveStack
 
 from infra import adoption, mockrun
 from infra.catalog import CatalogError
+from infra.declared import COMPONENT_TYPE, DATASET_TYPE, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack, run_program
 from infra.program import run
-from infra.resources import COMPONENT_TYPE
 from infra.settings import parse_settings, read_stack_file
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DATASET = "gcp:bigquery/dataset:Dataset"
-TABLE = "gcp:bigquery/table:Table"
 PROJECTS = {"dev": "acme-data-platform-dev", "prod": "acme-data-platform-prod"}
 
 
@@ -58,7 +55,7 @@ def test_adopt_existing_imports_every_dataset_and_table_by_its_provider_id(
 ) -> None:
     result = adopting(stack, monkeypatch)
 
-    custom = [r for r in result.resources if r.type in (DATASET, TABLE)]
+    custom = [r for r in result.resources if r.type in (DATASET_TYPE, TABLE_TYPE)]
     assert len(custom) == 9
     assert {r.name: r.options.get("import") for r in custom} == expected_ids(stack)
     component = next(r for r in result.resources if r.type == COMPONENT_TYPE)
@@ -66,7 +63,7 @@ def test_adopt_existing_imports_every_dataset_and_table_by_its_provider_id(
     # What an import cannot read back as declared is ignored for this one `up` only.
     ignored = OptionRecorder.ignore_changes
     assert ignored["tenants-tenant_profiles"] == ["deletionProtection", "labels"]
-    assert [ignored[r.name] for r in custom if r.type == DATASET] == [["deleteContentsOnDestroy", "labels"]]
+    assert [ignored[r.name] for r in custom if r.type == DATASET_TYPE] == [["deleteContentsOnDestroy", "labels"]]
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -132,49 +129,38 @@ def test_import_file_skip_verify_writes_the_document_offline(tmp_path: Path) -> 
 
 
 # ---------------------------------------------------------------- against the local server
-
-
-@pytest.fixture
-def old_environment(bigquery_server: Any, repo_copy: Path) -> Iterator[LiveStack]:
-    """What the bootstrap processor left: the declared dataset and tables, already in the project."""
-    suffix = write_stack(repo_copy, bigquery_server.project)
-    client = make_client(bigquery_server.endpoint, bigquery_server.project)
-    stack = LiveStack(repo_copy, bigquery_server.project, suffix, bigquery_server.endpoint, client)
-    create_from_plan(client, stack.plan())
-    yield stack
-    delete_datasets(client, suffix)
-    client.close()  # type: ignore[no-untyped-call]
+# built_stack (conftest.py) is what the bootstrap processor left: the declared dataset and tables.
 
 
 @pytest.mark.live
-def test_an_environment_that_matches_gets_its_import_file(old_environment: LiveStack, tmp_path: Path) -> None:
+def test_an_environment_that_matches_gets_its_import_file(built_stack: LiveStack, tmp_path: Path) -> None:
     out = tmp_path / "import.json"
 
-    result = old_environment.cli("import-file", "--stack", STACK, "--out", str(out))
+    result = built_stack.cli("import-file", "--stack", STACK, "--out", str(out))
 
     assert result.returncode == 0, result.stderr
     ids = [e["id"] for e in json.loads(out.read_text())["resources"] if "id" in e]
-    assert f"projects/{old_environment.project}/datasets/{old_environment.dataset_id()}" in ids
+    assert f"projects/{built_stack.project}/datasets/{built_stack.dataset_id()}" in ids
     assert len(ids) == 9
 
 
 @pytest.mark.live
-def test_a_mismatching_live_table_is_reported_before_any_import(old_environment: LiveStack, tmp_path: Path) -> None:
+def test_a_mismatching_live_table_is_reported_before_any_import(built_stack: LiveStack, tmp_path: Path) -> None:
     # The old script created tenant_usage_quotas with a shorter partition expiration.
-    table = old_environment.client.get_table(old_environment.table("tenant_usage_quotas"))
+    table = built_stack.client.get_table(built_stack.table("tenant_usage_quotas"))
     table.time_partitioning.expiration_ms = 365 * 86_400_000
-    old_environment.client.update_table(table, ["time_partitioning"])
+    built_stack.client.update_table(table, ["time_partitioning"])
     expected = (
-        f"✗ table {old_environment.dataset_id()}.tenant_usage_quotas partitioning: "
+        f"✗ table {built_stack.dataset_id()}.tenant_usage_quotas partitioning: "
         "is DAY on usage_date, partitions expire after 365 d; declared DAY on usage_date, partitions expire after 730 d"
     )
 
-    checked = old_environment.cli("verify", "--stack", STACK)
+    checked = built_stack.cli("verify", "--stack", STACK)
     assert checked.returncode == 1
     assert [line for line in checked.stdout.splitlines() if line.startswith("✗")] == [expected]
 
     out = tmp_path / "import.json"
-    refused = old_environment.cli("import-file", "--stack", STACK, "--out", str(out))
+    refused = built_stack.cli("import-file", "--stack", STACK, "--out", str(out))
     assert refused.returncode == 1
     assert refused.stdout == ""
     assert refused.stderr.splitlines()[0] == expected
@@ -183,13 +169,13 @@ def test_a_mismatching_live_table_is_reported_before_any_import(old_environment:
 
 
 @pytest.mark.live
-def test_undeclared_tables_do_not_block_the_import_file(old_environment: LiveStack) -> None:
+def test_undeclared_tables_do_not_block_the_import_file(built_stack: LiveStack) -> None:
     from google.cloud import bigquery
 
-    extra = bigquery.Table(old_environment.table("scratch"), schema=[bigquery.SchemaField("a", "STRING")])
-    old_environment.client.create_table(extra)
+    extra = bigquery.Table(built_stack.table("scratch"), schema=[bigquery.SchemaField("a", "STRING")])
+    built_stack.client.create_table(extra)
 
-    result = old_environment.cli("import-file", "--stack", STACK)
+    result = built_stack.cli("import-file", "--stack", STACK)
 
     assert result.returncode == 0, result.stderr
     assert "scratch" not in result.stdout

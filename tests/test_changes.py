@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
@@ -15,20 +18,18 @@ from infra.changes import (
     PARTITION_EXPIRATION,
     PARTITIONING_FIXED,
     RANGE_PARTITION_FIELD,
-    REPLACE_ON_CHANGE_PROPERTIES,
     RULES,
     SCHEMA_DIFF_SUPPRESS,
     SCHEMA_IS_CHANGEABLE,
     TIME_PARTITION_FIELD,
-    UNCLASSIFIED,
     Change,
     Verdict,
     classify_schema,
     classify_table,
     worst,
 )
-from infra.resources import SCHEMA_PROPERTIES
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
 Schema = tuple[Column, ...]
 
 
@@ -395,7 +396,7 @@ def test_partitioning_changes(old: dict[str, object], new: dict[str, object], ve
         (90, 400, Verdict.UPDATE, PARTITION_EXPIRATION, "partitions are kept longer"),
         (400, 90, Verdict.UPDATE_DESTRUCTIVE, PARTITION_EXPIRATION, "deletes every partition older than 90 days"),
         (None, 90, Verdict.UPDATE_DESTRUCTIVE, PARTITION_EXPIRATION, "deletes every partition older than 90 days"),
-        (90, None, Verdict.NOOP, EXPIRATION_COMPUTED, "the 90-day expiration stays in BigQuery"),
+        (90, None, Verdict.REJECTED, EXPIRATION_COMPUTED, "BigQuery keeps the expiration"),
     ],
     ids=["longer", "shorter", "added", "removed"],
 )
@@ -409,6 +410,22 @@ def test_partition_expiration(
     assert says in change.reason
 
 
+@pytest.mark.parametrize("keep_forever", [True, False], ids=["keep-forever", "expiration-removed"])
+def test_removing_an_expiration_is_rejected_and_says_how_to_clear_it_on_the_live_table(keep_forever: bool) -> None:
+    # The provider sends nothing (expiration_ms is optional and computed): partitions would keep expiring.
+    old = table(SCHEMA_WITH_DATES, time_partitioning=TimePartitioning("DAY", "day", 90))
+    new = table(SCHEMA_WITH_DATES, time_partitioning=TimePartitioning("DAY", "day", keep_forever=keep_forever))
+    [change] = cited(classify_table(old, new, "p.d_v2.t"))
+    assert (change.verdict, change.rule) == (Verdict.REJECTED, EXPIRATION_COMPUTED)
+    fix = "ALTER TABLE `p.d_v2.t` SET OPTIONS (partition_expiration_days = NULL)"
+    assert change.live_fix == fix
+    assert f"Clear it on the live table first: {fix}; then `pulumi refresh`, then apply" in change.reason
+    assert "goes on deleting old partitions" in change.reason
+    assert ("keep_forever: true" in change.reason) is keep_forever
+    [unnamed] = classify_table(old, new)
+    assert unnamed.live_fix == "ALTER TABLE `<project>.d.t` SET OPTIONS (partition_expiration_days = NULL)"
+
+
 def test_keep_forever_alone_sends_nothing() -> None:
     old = table(SCHEMA_WITH_DATES, time_partitioning=TimePartitioning("DAY", "day"))
     new = table(SCHEMA_WITH_DATES, time_partitioning=TimePartitioning("DAY", "day", keep_forever=True))
@@ -420,20 +437,17 @@ def test_every_table_attribute_has_a_rule() -> None:
     assert {f.name for f in fields(Table)} == CLASSIFIED_TABLE_FIELDS
 
 
-def test_an_attribute_without_a_rule_is_assumed_to_replace() -> None:
-    @dataclass(frozen=True)
-    class EncryptedTable(Table):
-        kms_key_name: str = ""
-
-    def encrypted(key: str) -> EncryptedTable:
-        return EncryptedTable("d", "t", "", BASE, "schemas/d/t.json", kms_key_name=key)
-
-    [change] = cited(classify_table(encrypted("k1"), encrypted("k2")))
-    assert (change.path, change.verdict, change.rule) == ("(kms_key_name)", Verdict.REPLACE, UNCLASSIFIED)
+def test_every_verdict_rests_on_a_rule_of_the_provider_bigquery_or_pulumi() -> None:
+    # No guessed verdicts: an attribute without a rule fails the test above instead.
+    assert {rule.authority for rule in RULES} == {"provider", "BigQuery", "Pulumi"}
 
 
-def test_recreate_on_schema_change_covers_the_properties_the_component_marks() -> None:
-    assert tuple(SCHEMA_PROPERTIES) == REPLACE_ON_CHANGE_PROPERTIES
+def test_the_classifier_imports_no_cloud_sdk_and_runs_no_git() -> None:
+    # DESIGN.md section 1: the classifier is pure; files, git and stack config are infra/basediff.py's.
+    edges = "{'pulumi', 'pulumi_gcp', 'google', 'subprocess', 'tarfile'}"
+    code = f"import infra.changes, sys; print(sorted(m for m in sys.modules if m.split('.')[0] in {edges}))"
+    completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"
 
 
 def test_verdicts_are_ordered_from_best_to_worst() -> None:

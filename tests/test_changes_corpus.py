@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from infra.changes import RULES, Verdict, classify_raw_schemas, worst
+from infra.basediff import diff_schema_files
+from infra.changes import RULES, Change, Verdict, worst
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "mozilla-pipeline-schemas"
 HISTORY = CORPUS / "history"
@@ -65,11 +66,22 @@ def load(path: Path) -> Any:
     return json.loads(path.read_text())
 
 
+def classify_files(old: Path, new: Path) -> list[Change]:
+    """The path `diff --old/--new` takes: read, validate (column limit waived), classify."""
+    return [change for table in diff_schema_files(old, new).tables for change in table.changes]
+
+
+def classify_raw(old: Any, new: Any, folder: Path) -> list[Change]:
+    (folder / "old.bq").write_text(json.dumps(old))
+    (folder / "new.bq").write_text(json.dumps(new))
+    return classify_files(folder / "old.bq", folder / "new.bq")
+
+
 @pytest.mark.parametrize(("history", "old", "new"), STEPS, ids=[f"{h}/{n.name}" for h, _, n in STEPS])
 def test_every_step_of_the_real_histories_gets_a_verdict_justified_by_a_named_rule(
     history: str, old: Path, new: Path
 ) -> None:
-    changes = classify_raw_schemas(load(old), load(new))
+    changes = classify_files(old, new)
     assert changes, "every step in the corpus changes the schema"
     for change in changes:
         assert change.rule in RULES
@@ -80,7 +92,7 @@ def test_every_step_of_the_real_histories_gets_a_verdict_justified_by_a_named_ru
 
 def test_the_non_additive_steps_of_activation() -> None:
     def step(old: str, new: str) -> dict[str, Verdict]:
-        changes = classify_raw_schemas(load(HISTORY / "activation" / old), load(HISTORY / "activation" / new))
+        changes = classify_files(HISTORY / "activation" / old, HISTORY / "activation" / new)
         return {c.path: c.verdict for c in changes if c.verdict is not Verdict.UPDATE}
 
     assert step("002-71d570190.bq", "003-4410fd535.bq") == {"submission_timestamp": Verdict.REPLACE}  # STRING->DATETIME
@@ -92,9 +104,7 @@ def test_the_non_additive_steps_of_activation() -> None:
 
 
 def test_required_fields_arriving_inside_a_new_record_are_applied_in_place() -> None:
-    changes = classify_raw_schemas(
-        load(HISTORY / "activation" / "008-11e6f4d5e.bq"), load(HISTORY / "activation" / "009-fbfee46a2.bq")
-    )
+    changes = classify_files(HISTORY / "activation" / "008-11e6f4d5e.bq", HISTORY / "activation" / "009-fbfee46a2.bq")
     [change] = changes
     assert (change.path, change.verdict) == ("metrics.labeled_counter", Verdict.UPDATE)
     assert "BigQuery accepts REQUIRED fields inside a new RECORD" in change.reason
@@ -103,7 +113,7 @@ def test_required_fields_arriving_inside_a_new_record_are_applied_in_place() -> 
 @pytest.mark.parametrize("history", ["discovery", "logins-sync"])
 def test_the_additive_histories_are_updates_throughout(history: str) -> None:
     for _, old, new in (s for s in STEPS if s[0] == history):
-        assert worst(c.verdict for c in classify_raw_schemas(load(old), load(new))) is Verdict.UPDATE, new.name
+        assert worst(c.verdict for c in classify_files(old, new)) is Verdict.UPDATE, new.name
 
 
 def _columns(schema: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
@@ -140,7 +150,7 @@ def mutate(schema: list[dict[str, Any]], rng: random.Random, operations: int) ->
     return new
 
 
-def test_replace_matches_the_provider_rule_on_random_mutations() -> None:
+def test_replace_matches_the_provider_rule_on_random_mutations(tmp_path: Path) -> None:
     rng = random.Random(20260101)
     base = load(HISTORY / "activation" / "041-1298f1f57.bq")
     checked = {True: 0, False: 0}
@@ -148,7 +158,24 @@ def test_replace_matches_the_provider_rule_on_random_mutations() -> None:
         old = mutate(base, rng, 1)
         new = mutate(old, rng, rng.choice([1, 1, 2]))  # mostly one change, so no other one hides it
         changeable = provider_is_changeable(copy.deepcopy(old), copy.deepcopy(new))
-        replaced = worst(c.verdict for c in classify_raw_schemas(old, new)) is Verdict.REPLACE
+        replaced = worst(c.verdict for c in classify_raw(old, new, tmp_path)) is Verdict.REPLACE
         assert replaced == (not changeable), json.dumps({"old": old, "new": new})[:2000]
         checked[changeable] += 1
     assert min(checked.values()) > 50, checked  # both outcomes exercised
+
+
+def test_the_schema_over_the_column_limit_is_compared_with_a_warning(tmp_path: Path) -> None:
+    # Deployed tables exist above the documented limit; refusing them would leave their changes unchecked.
+    largest = CORPUS / "schemas" / "firefox-desktop" / "metrics" / "metrics.1.bq"
+    grown = [*load(largest), {"name": "note", "type": "STRING", "mode": "NULLABLE"}]
+    (tmp_path / "grown.bq").write_text(json.dumps(grown))
+
+    result = diff_schema_files(largest, tmp_path / "grown.bq")
+
+    assert [(c.path, c.verdict) for t in result.tables for c in t.changes] == [("note", Verdict.UPDATE)]
+    assert [w.split(": ", 1)[1] for w in result.warnings] == [
+        "10,203 columns, more than BigQuery's documented 10,000; compared anyway, since a deployed table may "
+        "already have that many",
+        "10,204 columns, more than BigQuery's documented 10,000; compared anyway, since a deployed table may "
+        "already have that many",
+    ]

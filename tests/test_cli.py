@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from helpers import REPO_ROOT, run_cli
 
-
-def cli(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "infra.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
-    )
+from infra.catalog import count_columns, load_catalog
+from infra.declared import DATASET_TYPE, TABLE_TYPE
 
 
 def test_validate_the_repository() -> None:
-    result = cli("validate")
+    result = run_cli("validate")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("✓ 1 dataset(s), 8 table(s)")
     assert "stacks checked: dev, prod" in result.stdout
@@ -35,7 +25,7 @@ def test_validate_reports_every_problem_one_line_each_without_traceback(repo_cop
     declaration.write_text(declaration.read_text().replace("clustering: [tenant_id]", "clustering: [tenant]"))
     (repo_copy / "Pulumi.dev.yaml").write_text("config:\n  gcp:project: p\n  tenant-bigquery:protect: maybe\n")
 
-    result = cli("validate", "--root", str(repo_copy), cwd=repo_copy)
+    result = run_cli("validate", "--root", str(repo_copy), cwd=repo_copy)
 
     assert result.returncode == 1
     assert result.stdout == ""
@@ -55,26 +45,26 @@ def test_validate_reports_every_problem_one_line_each_without_traceback(repo_cop
 
 
 def test_validate_root_without_stacks_folder(tmp_path: Path) -> None:
-    result = cli("validate", "--root", str(tmp_path), cwd=tmp_path)
+    result = run_cli("validate", "--root", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.splitlines()[0] == "stacks: no such folder; --root must hold stacks/ and schemas/"
 
 
 def test_usage_errors_exit_2() -> None:
-    assert cli("validate", "--nope").returncode == 2
-    assert cli("plan").returncode == 2  # --stack is required
-    unknown = cli("plan", "--stack", "staging")
+    assert run_cli("validate", "--nope").returncode == 2
+    assert run_cli("plan").returncode == 2  # --stack is required
+    unknown = run_cli("plan", "--stack", "staging")
     assert unknown.returncode == 2
     assert "no Pulumi.staging.yaml" in unknown.stderr and "known stacks: dev, prod" in unknown.stderr
 
 
 def test_plan_json_lists_the_dataset_and_tables_with_options() -> None:
-    result = cli("plan", "--stack", "prod", "--format", "json")
+    result = run_cli("plan", "--stack", "prod", "--format", "json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["stack"] == "prod"
-    tables = [r for r in document["resources"] if r["type"] == "gcp:bigquery/table:Table"]
-    datasets = [r for r in document["resources"] if r["type"] == "gcp:bigquery/dataset:Dataset"]
+    tables = [r for r in document["resources"] if r["type"] == TABLE_TYPE]
+    datasets = [r for r in document["resources"] if r["type"] == DATASET_TYPE]
     assert len(datasets) == 1 and len(tables) == 8
     quotas = next(t for t in tables if t["name"] == "tenants-tenant_usage_quotas")
     assert quotas["inputs"]["timePartitioning"]["field"] == "usage_date"
@@ -86,14 +76,14 @@ def test_plan_json_lists_the_dataset_and_tables_with_options() -> None:
 def test_plan_masks_secret_config_values(repo_copy: Path) -> None:
     stack_file = repo_copy / "Pulumi.dev.yaml"
     stack_file.write_text(stack_file.read_text() + "  gcp:accessToken:\n    secure: v1:abcdef==\n")
-    result = cli("plan", "--stack", "dev", "--root", str(repo_copy), "--format", "json", cwd=repo_copy)
+    result = run_cli("plan", "--stack", "dev", "--root", str(repo_copy), "--format", "json", cwd=repo_copy)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["config"]["gcp:accessToken"] == "[secret]"
     assert "v1:abcdef" not in result.stdout
 
 
 def test_plan_text_is_a_table_a_reviewer_reads_at_a_glance() -> None:
-    result = cli("plan", "--stack", "prod")
+    result = run_cli("plan", "--stack", "prod")
     assert result.returncode == 0, result.stderr
     assert "Dataset tenants in US: protect=True, delete contents on destroy=False" in result.stdout
     row = next(line for line in result.stdout.splitlines() if "tenants.tenant_usage_quotas" in line)
@@ -110,11 +100,30 @@ def test_plan_text_is_a_table_a_reviewer_reads_at_a_glance() -> None:
     ]
 
 
+def test_plan_counts_leaf_columns_as_the_data_dictionary_does() -> None:
+    result = run_cli("plan", "--stack", "prod")
+    assert result.returncode == 0, result.stderr
+    assert "columns (leaf)" in result.stdout
+    rows = [line.strip("│ ").split("│") for line in result.stdout.splitlines() if "│ tenants." in line]
+    shown = {cells[0].strip(): int(cells[1]) for cells in rows}
+    expected = {table.key: count_columns(table.schema) for table in load_catalog(REPO_ROOT).tables()}
+    assert shown == expected
+    assert shown["tenants.tenant_pipeline_configs"] == 27  # 15 top-level columns; RECORDs count as their fields
+
+
 def test_plan_refuses_invalid_declarations(repo_copy: Path) -> None:
     declaration = repo_copy / "stacks" / "tenants.yaml"
     declaration.write_text(declaration.read_text().replace("type: DAY", "type: WEEK", 1))
-    result = cli("plan", "--stack", "prod", "--root", str(repo_copy), cwd=repo_copy)
+    result = run_cli("plan", "--stack", "prod", "--root", str(repo_copy), cwd=repo_copy)
     assert result.returncode == 1
     assert result.stdout == ""
     assert "partitioning.type: time partitioning needs type: one of HOUR, DAY, MONTH, YEAR" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_import_file_into_a_missing_folder_is_one_line_exit_2(tmp_path: Path) -> None:
+    out = tmp_path / "missing" / "import.json"
+    result = run_cli("import-file", "--stack", "prod", "--skip-verify", "--out", str(out))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [f"error: cannot write {out}: No such file or directory"]

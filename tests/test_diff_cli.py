@@ -84,10 +84,21 @@ def test_spellings_and_order_the_provider_ignores_are_noop(diff: Diff, tmp_path:
     result = diff("--old", "old.json", "--new", "new.json", "--format", "json", "--fail-on", "added")
 
     assert result.exit_code == 0, result.output
-    [table] = documents(result).values()
-    assert table["table"] == "new.json"
-    assert table["verdict"] == "noop"
-    assert all(change["verdict"] == "noop" for change in table["changes"])
+    # Loading canonicalises spellings, so only the reordering is left to report, as a noop.
+    assert {name: table["verdict"] for name, table in documents(result).items()} == (
+        {"new.json": "noop"} if pair == "reordered" else {}
+    )
+
+
+def test_identical_files_report_no_changes(diff: Diff, tmp_path: Path) -> None:
+    write(tmp_path / "same.json", [{"name": "id", "type": "STRING"}])
+
+    as_json = diff("--old", "same.json", "--new", "same.json", "--format", "json")
+    as_text = diff("--old", "same.json", "--new", "same.json")
+
+    assert json.loads(as_json.stdout) == {"tables": []}
+    assert as_text.stdout.splitlines()[-1] == "No changes."
+    assert "changed" not in as_text.stdout
 
 
 def test_json_shape_and_fail_on_thresholds(diff: Diff, tmp_path: Path) -> None:
@@ -144,16 +155,34 @@ def test_invalid_files_are_reported_like_validate_and_exit_2(diff: Diff, tmp_pat
     ]
 
 
-def test_a_missing_file_and_the_column_limit_are_input_errors(diff: Diff, tmp_path: Path) -> None:
-    largest = CORPUS / "schemas" / "firefox-desktop" / "metrics" / "metrics.1.bq"
-    shutil.copy(largest, tmp_path / "metrics.json")
+LARGEST = CORPUS / "schemas" / "firefox-desktop" / "metrics" / "metrics.1.bq"
+
+
+def test_a_schema_over_the_column_limit_is_compared_with_a_warning(diff: Diff, tmp_path: Path) -> None:
+    # A deployed table may already exceed the documented limit: its changes still need a verdict.
+    write(tmp_path / "metrics.json", [*json.loads(LARGEST.read_text()), {"name": "note", "type": "STRING"}])
+
+    result = diff("--old", str(LARGEST), "--new", "metrics.json", "--format", "json")
+
+    assert result.exit_code == 0, result.stderr
+    assert verdicts(result) == {"metrics.json": "update"}
+    assert result.stderr.splitlines()[1] == (
+        "warning: metrics.json: 10,204 columns, more than BigQuery's documented 10,000; compared anyway, "
+        "since a deployed table may already have that many"
+    )
+
+
+def test_a_missing_file_and_other_problems_of_a_large_schema_are_input_errors(diff: Diff, tmp_path: Path) -> None:
+    write(tmp_path / "metrics.json", [*json.loads(LARGEST.read_text()), {"name": "note", "type": "BLOB"}])
 
     missing = diff("--old", "nowhere.json", "--new", "metrics.json")
 
     assert missing.exit_code == 2
+    assert missing.stdout == ""
     lines = missing.stderr.splitlines()
     assert lines[0] == "nowhere.json: cannot read the file: No such file or directory"
-    assert lines[1].startswith("metrics.json:(top): 10,203 columns")
+    assert lines[1].startswith("metrics.json:note.type: type 'BLOB' is not a BigQuery type")
+    assert lines[2:] == ["2 problem(s); nothing was changed."]
     assert "Traceback" not in missing.stderr
 
 
@@ -339,6 +368,80 @@ def test_approval_in_the_stack_marks_the_table_and_lets_the_gate_pass(diff: Diff
     assert documents(approved)["tenants.tenant_profiles"]["approved"] is True
     assert another.exit_code == 1
     assert documents(another)["tenants.tenant_api_keys"]["approved"] is False
+
+
+@pytest.mark.parametrize("approved_at_base", [True, False])
+def test_removing_a_table_approved_at_the_base_passes_the_gate(diff: Diff, repo: Path, approved_at_base: bool) -> None:
+    # Runbook: approve and apply first; then delete the declaration and its approval in one change.
+    if approved_at_base:
+        edit_config(repo, "prod", approveDataLoss=["tenants.pipeline_execution_queue"])
+        commit(repo, "approve the removal")
+    (repo / "schemas" / "tenants" / "pipeline_execution_queue.json").unlink()
+    edit_declaration(repo, lambda d: d["tables"].pop("pipeline_execution_queue"))
+    edit_config(repo, "prod", approveDataLoss=[])
+
+    result = diff("--root", str(repo), "--stack", "prod", "--format", "json", "--fail-on", "update-destructive")
+
+    assert result.exit_code == (0 if approved_at_base else 1), result.stderr
+    [removed] = documents(result).values()
+    assert (removed["verdict"], removed["approved"]) == ("removed", approved_at_base)
+
+
+def test_removing_a_partition_expiration_asks_to_clear_it_on_the_live_table(diff: Diff, repo: Path) -> None:
+    def keep_forever(declaration: dict[str, Any]) -> None:
+        partitioning = declaration["tables"]["pipeline_execution_queue"]["partitioning"]
+        del partitioning["expiration_days"]
+        partitioning["keep_forever"] = True
+
+    edit_config(repo, "dev", datasetSuffix="_dev")
+    commit(repo, "suffix")
+    edit_declaration(repo, keep_forever)
+
+    as_json = documents(diff("--root", str(repo), "--format", "json", "--stack", "dev"))
+    text = diff("--root", str(repo), "--stack", "dev")
+
+    # dev recreates on partitioning changes, but the provider sends nothing for this one.
+    [change] = as_json["tenants.pipeline_execution_queue"]["changes"]
+    assert (change["path"], change["verdict"]) == ("(partitioning.expiration_days)", "rejected")
+    assert "BigQuery keeps the expiration and goes on deleting old partitions" in change["reason"]
+    table = "`acme-data-platform-dev.tenants_dev.pipeline_execution_queue`"
+    fix = f"ALTER TABLE {table} SET OPTIONS (partition_expiration_days = NULL)"
+    assert f"     {fix};" in text.stdout.splitlines()
+    assert "`pulumi refresh --stack dev`" in text.stdout
+    assert "Runbook" not in text.stdout
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "re_key"),
+    [
+        (
+            "projects/p/locations/us/keyRings/r/cryptoKeys/one",
+            "projects/p/locations/us/keyRings/r/cryptoKeys/two",
+            True,
+        ),
+        (None, "projects/p/locations/us/keyRings/r/cryptoKeys/two", True),
+        ("projects/p/locations/us/keyRings/r/cryptoKeys/one", None, False),
+    ],
+    ids=["changed", "added", "removed"],
+)
+def test_a_new_encryption_key_prints_the_re_key_steps_not_the_data_loss_runbook(
+    diff: Diff, repo: Path, before: str | None, after: str | None, re_key: bool
+) -> None:
+    edit_config(repo, "prod", kmsKeyName=before)
+    commit(repo, "key before")
+    edit_config(repo, "prod", kmsKeyName=after)
+
+    as_json = documents(diff("--root", str(repo), "--format", "json", "--stack", "prod"))
+    out = diff("--root", str(repo), "--stack", "prod").stdout
+    markdown = diff("--root", str(repo), "--stack", "prod", "--format", "markdown").stdout
+
+    assert {t["verdict"] for t in as_json.values()} == {"replace"}  # what an unprepared up would do
+    lines = out.splitlines()
+    alters = [f"     ALTER TABLE `acme-data-platform-prod.{t}` SET OPTIONS (kms_key_name = '{after}');" for t in TABLES]
+    assert all(line in lines for line in alters) is re_key
+    assert ("`pulumi refresh --stack prod`" in out) is re_key
+    assert ("approveDataLoss" in out) is not re_key
+    assert ("pulumi refresh --stack prod" in markdown) is re_key
 
 
 def test_recreate_on_schema_change_turns_schema_changes_into_replaces(diff: Diff, repo: Path) -> None:

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
+
+from helpers import REPO_ROOT, run_cli
 
 from infra.catalog import Catalog, Column, Dataset, Table, TimePartitioning, load_catalog
 from infra.docs import DOCS_FILE, Reference, references, render_data_dictionary
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def cli(*args: str, cwd: Path = REPO_ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "infra.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
-    )
 
 
 def one_table_dataset(*columns: Column, time_partitioning: TimePartitioning | None = None) -> Dataset:
@@ -30,7 +17,7 @@ def one_table_dataset(*columns: Column, time_partitioning: TimePartitioning | No
 
 
 def test_the_committed_data_dictionary_is_current() -> None:
-    result = cli("docs", "--check")
+    result = run_cli("docs", "--check")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "✓ docs/tables.md is up to date\n"
 
@@ -41,20 +28,20 @@ def test_a_stale_data_dictionary_fails_the_check_and_says_how_to_regenerate(repo
     schema = repo_copy / "schemas" / "tenants" / "tenant_profiles.json"
     schema.write_text(schema.read_text().replace("Human-readable tenant name", "Tenant name", 1))
 
-    stale = cli("docs", "--check", "--root", str(repo_copy), cwd=repo_copy)
+    stale = run_cli("docs", "--check", "--root", str(repo_copy), cwd=repo_copy)
     assert stale.returncode == 1
     assert stale.stderr == (
         f"docs/tables.md is out of date; run `python -m infra.cli docs --root {repo_copy}` and commit the result.\n"
     )
 
-    written = cli("docs", "--root", str(repo_copy), cwd=repo_copy)
+    written = run_cli("docs", "--root", str(repo_copy), cwd=repo_copy)
     assert written.returncode == 0, written.stderr
     assert "| `display_name` | STRING | REQUIRED | Tenant name shown" in (repo_copy / DOCS_FILE).read_text()
-    assert cli("docs", "--check", "--root", str(repo_copy), cwd=repo_copy).returncode == 0
+    assert run_cli("docs", "--check", "--root", str(repo_copy), cwd=repo_copy).returncode == 0
 
 
 def test_a_missing_data_dictionary_fails_the_check(repo_copy: Path) -> None:
-    result = cli("docs", "--check", "--root", str(repo_copy), cwd=repo_copy)
+    result = run_cli("docs", "--check", "--root", str(repo_copy), cwd=repo_copy)
     assert result.returncode == 1
     assert "is out of date" in result.stderr
     assert not (repo_copy / DOCS_FILE).exists()
@@ -63,7 +50,7 @@ def test_a_missing_data_dictionary_fails_the_check(repo_copy: Path) -> None:
 def test_invalid_declarations_are_reported_not_rendered(repo_copy: Path) -> None:
     schema = repo_copy / "schemas" / "tenants" / "tenant_profiles.json"
     schema.write_text(schema.read_text().replace('"STRING"', '"STRNG"', 1))
-    result = cli("docs", "--root", str(repo_copy), cwd=repo_copy)
+    result = run_cli("docs", "--root", str(repo_copy), cwd=repo_copy)
     assert result.returncode == 1
     assert result.stderr.splitlines()[0].startswith("schemas/tenants/tenant_profiles.json:tenant_id.type: type 'STRNG'")
     assert "Traceback" not in result.stderr
@@ -127,9 +114,3 @@ def test_text_that_only_looks_like_a_reference_makes_no_edge() -> None:
     )
     assert references(dataset) == []
     assert "mermaid" not in render_data_dictionary(Catalog((dataset,)))
-
-
-def test_rendering_is_pure() -> None:
-    code = "import sys, infra.docs; print(sorted(m for m in sys.modules if m.startswith(('pulumi', 'google'))))"
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"

@@ -9,39 +9,16 @@ The tests snapshot tables without the filter, or a stack copy whose declarations
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from google.cloud import bigquery
-from live_server import (
-    STACK,
-    LiveStack,
-    create_from_plan,
-    delete_datasets,
-    make_client,
-    recreate_table,
-    sample_row,
-    write_stack,
-)
+from live_server import STACK, LiveStack, create_from_plan, recreate_table, sample_row
 
 pytestmark = pytest.mark.live
 
 DAY_MS = 86_400_000
-
-
-@pytest.fixture
-def built(bigquery_server: Any, repo_copy: Path) -> Iterator[LiveStack]:
-    """A stack of its own on the shared server, its dataset and tables created from the plan."""
-    suffix = write_stack(repo_copy, bigquery_server.project)
-    client = make_client(bigquery_server.endpoint, bigquery_server.project)
-    stack = LiveStack(repo_copy, bigquery_server.project, suffix, bigquery_server.endpoint, client)
-    create_from_plan(client, stack.plan())
-    yield stack
-    delete_datasets(client, suffix)
-    client.close()  # type: ignore[no-untyped-call]
 
 
 def fill(stack: LiveStack, table_id: str, rows: int = 3) -> list[dict[str, Any]]:
@@ -55,94 +32,96 @@ def keys(stack: LiveStack, table: str, column: str) -> list[Any]:
     return sorted(row[0] for row in stack.client.query_and_wait(f"SELECT {column} FROM `{table}`"))
 
 
-def test_snapshot_then_the_printed_restore_brings_the_rows_back(built: LiveStack) -> None:
-    fill(built, "tenant_profiles")
-    fill(built, "pipeline_execution_queue")
+def test_snapshot_then_the_printed_restore_brings_the_rows_back(built_stack: LiveStack) -> None:
+    fill(built_stack, "tenant_profiles")
+    fill(built_stack, "pipeline_execution_queue")
     before = datetime.now(UTC).replace(microsecond=0)
 
-    result = built.cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles,tenants.pipeline_execution_queue")
+    result = built_stack.cli(
+        "snapshot", "--stack", STACK, "--tables", "tenant_profiles,tenants.pipeline_execution_queue"
+    )
 
     assert result.returncode == 0, result.stderr
-    backup = f"{built.project}.{built.dataset_id()}_backup"
+    backup = f"{built_stack.project}.{built_stack.dataset_id()}_backup"
     lines = result.stdout.splitlines()
     assert lines[0] == f"created backup dataset {backup} (default table expiration 30 d)"
     taken = re.findall(r"^✓ (\S+) -> (\S+)$", result.stdout, re.MULTILINE)
-    assert [source for source, _ in taken] == [built.table("tenant_profiles"), built.table("pipeline_execution_queue")]
+    assert [source for source, _ in taken] == [
+        built_stack.table("tenant_profiles"),
+        built_stack.table("pipeline_execution_queue"),
+    ]
     for source, snapshot in taken:
         assert re.fullmatch(rf"{re.escape(backup)}\.{source.rsplit('.', 1)[1]}__\d{{8}}T\d{{6}}Z", snapshot)
-        made = built.client.get_table(snapshot)
+        made = built_stack.client.get_table(snapshot)
         assert made.table_type == "SNAPSHOT"
         assert made.num_rows == 3
         assert made.expires is not None
         assert before + timedelta(days=30) <= made.expires <= datetime.now(UTC) + timedelta(days=30)
         bq = f"    restore: bq cp --restore --force {snapshot.replace('.', ':', 1)} {source.replace('.', ':', 1)}"
         assert bq in lines
-    dataset = built.client.get_dataset(backup)
+    dataset = built_stack.client.get_dataset(backup)
     assert (dataset.location, dataset.default_table_expiration_ms) == ("US", 30 * DAY_MS)
-    source_key = built.client.get_dataset(built.dataset_id()).default_encryption_configuration.kms_key_name
+    source_key = built_stack.client.get_dataset(built_stack.dataset_id()).default_encryption_configuration.kms_key_name
     assert dataset.default_encryption_configuration.kms_key_name == source_key is not None
 
     # A forced recreation: the tables come back empty.
-    plan = built.plan()
+    plan = built_stack.plan()
     for table in ("tenant_profiles", "pipeline_execution_queue"):
-        recreate_table(built.client, plan, table)
-    assert keys(built, built.table("tenant_profiles"), "tenant_id") == []
+        recreate_table(built_stack.client, plan, table)
+    assert keys(built_stack, built_stack.table("tenant_profiles"), "tenant_id") == []
 
     # The restore commands exactly as printed, run with a client.
     for line in lines:
         if line.startswith("    python:  "):
-            exec(line.removeprefix("    python:  "), {"client": built.client, "bigquery": bigquery})
-    assert keys(built, built.table("tenant_profiles"), "tenant_id") == ["v0", "v1", "v2"]
-    assert keys(built, built.table("pipeline_execution_queue"), "queue_entry_id") == ["v0", "v1", "v2"]
+            exec(line.removeprefix("    python:  "), {"client": built_stack.client, "bigquery": bigquery})
+    assert keys(built_stack, built_stack.table("tenant_profiles"), "tenant_id") == ["v0", "v1", "v2"]
+    assert keys(built_stack, built_stack.table("pipeline_execution_queue"), "queue_entry_id") == ["v0", "v1", "v2"]
 
 
-def test_a_missing_table_is_refused_before_anything_is_created(built: LiveStack) -> None:
-    built.client.delete_table(built.table("tenant_api_keys"))
+def test_a_missing_table_is_refused_before_anything_is_created(built_stack: LiveStack) -> None:
+    built_stack.client.delete_table(built_stack.table("tenant_api_keys"))
 
-    result = built.cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles,tenant_api_keys")
+    result = built_stack.cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles,tenant_api_keys")
 
     assert result.returncode == 1
     assert result.stdout == ""
+    missing = built_stack.table("tenant_api_keys")
     assert result.stderr.splitlines() == [
-        f"refused: not found in project {built.project}: {built.table('tenant_api_keys')}; nothing was snapshotted"
+        f"refused: not found in project {built_stack.project}: {missing}; nothing was snapshotted"
     ]
-    assert [d.dataset_id for d in built.client.list_datasets() if built.suffix in d.dataset_id] == [built.dataset_id()]
+    assert [d.dataset_id for d in built_stack.client.list_datasets() if built_stack.suffix in d.dataset_id] == [
+        built_stack.dataset_id()
+    ]
 
 
-def test_a_backup_dataset_in_another_location_is_refused(built: LiveStack) -> None:
-    backup = bigquery.Dataset(f"{built.project}.{built.dataset_id()}_backup")
+def test_a_backup_dataset_in_another_location_is_refused(built_stack: LiveStack) -> None:
+    backup = bigquery.Dataset(f"{built_stack.project}.{built_stack.dataset_id()}_backup")
     backup.location = "EU"
-    built.client.create_dataset(backup)
+    built_stack.client.create_dataset(backup)
 
-    result = built.cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles")
+    result = built_stack.cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles")
 
     assert result.returncode == 1
-    assert result.stderr.startswith(f"refused: backup dataset {built.dataset_id()}_backup is in EU but ")
-    assert list(built.client.list_tables(backup)) == []
+    assert result.stderr.startswith(f"refused: backup dataset {built_stack.dataset_id()}_backup is in EU but ")
+    assert list(built_stack.client.list_tables(backup)) == []
 
 
-def test_all_tables_into_an_existing_backup_dataset(bigquery_server: Any, repo_copy: Path) -> None:
+def test_all_tables_into_an_existing_backup_dataset(live_stack: LiveStack) -> None:
     # The local server cannot snapshot a table that requires a partition filter: declare none here.
-    declaration = repo_copy / "stacks" / "tenants.yaml"
+    declaration = live_stack.root / "stacks" / "tenants.yaml"
     declaration.write_text(declaration.read_text().replace("    require_partition_filter: true\n", ""))
-    suffix = write_stack(repo_copy, bigquery_server.project)
-    client = make_client(bigquery_server.endpoint, bigquery_server.project)
-    stack = LiveStack(repo_copy, bigquery_server.project, suffix, bigquery_server.endpoint, client)
-    try:
-        create_from_plan(client, stack.plan())
-        first = stack.cli("snapshot", "--stack", STACK, "--all", "--expire-days", "7")
-        assert first.returncode == 0, first.stderr
-        assert first.stdout.count("\n✓ ") == 8
-        backup = client.get_dataset(f"{stack.dataset_id()}_backup")
-        assert backup.default_table_expiration_ms == 7 * DAY_MS
+    client = live_stack.client
+    create_from_plan(client, live_stack.plan())
+    first = live_stack.cli("snapshot", "--stack", STACK, "--all", "--expire-days", "7")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("\n✓ ") == 8
+    backup = client.get_dataset(f"{live_stack.dataset_id()}_backup")
+    assert backup.default_table_expiration_ms == 7 * DAY_MS
 
-        second = stack.cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles", "--expire-days", "7")
-        assert second.returncode == 0, second.stderr
-        assert "created backup dataset" not in second.stdout
-        assert len(list(client.list_tables(backup))) == 9
-    finally:
-        delete_datasets(client, suffix)
-        client.close()  # type: ignore[no-untyped-call]
+    second = live_stack.cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles", "--expire-days", "7")
+    assert second.returncode == 0, second.stderr
+    assert "created backup dataset" not in second.stdout
+    assert len(list(client.list_tables(backup))) == 9
 
 
 @pytest.mark.parametrize(
@@ -155,9 +134,11 @@ def test_all_tables_into_an_existing_backup_dataset(bigquery_server: Any, repo_c
         (("--all", "--expire-days", "0"), "0 is not in the range x>=1"),
     ],
 )
-def test_usage_errors_exit_2_before_any_api_call(built: LiveStack, args: tuple[str, ...], message: str) -> None:
-    result = built.cli("snapshot", "--stack", STACK, *args)
+def test_usage_errors_exit_2_before_any_api_call(built_stack: LiveStack, args: tuple[str, ...], message: str) -> None:
+    result = built_stack.cli("snapshot", "--stack", STACK, *args)
 
     assert result.returncode == 2
     assert message in result.stderr
-    assert [d.dataset_id for d in built.client.list_datasets() if built.suffix in d.dataset_id] == [built.dataset_id()]
+    assert [d.dataset_id for d in built_stack.client.list_datasets() if built_stack.suffix in d.dataset_id] == [
+        built_stack.dataset_id()
+    ]

@@ -8,58 +8,20 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from google.cloud import bigquery
-from live_server import (
-    STACK,
-    TABLE_TYPE,
-    LiveStack,
-    create_from_plan,
-    delete_datasets,
-    make_client,
-    run_cli,
-    table_resource,
-    write_stack,
-)
+from helpers import TENANT_TABLES, run_cli
+from live_server import STACK, LiveStack, create_from_plan, table_resource
 
 from infra import live
 from infra.catalog import load_catalog
+from infra.declared import TABLE_TYPE
 from infra.settings import load_settings
 
 pytestmark = pytest.mark.live
 DAY_MS = 86_400_000
-
-TABLES = [
-    "tenant_profiles",
-    "tenant_api_keys",
-    "tenant_subscriptions",
-    "tenant_usage_quotas",
-    "tenant_cloud_credentials",
-    "tenant_pipeline_configs",
-    "scheduled_pipeline_runs",
-    "pipeline_execution_queue",
-]
-
-
-@pytest.fixture
-def stack(bigquery_server: Any, repo_copy: Path) -> Iterator[LiveStack]:
-    """A stack of its own on the shared server; nothing created yet."""
-    suffix = write_stack(repo_copy, bigquery_server.project)
-    client = make_client(bigquery_server.endpoint, bigquery_server.project)
-    yield LiveStack(repo_copy, bigquery_server.project, suffix, bigquery_server.endpoint, client)
-    delete_datasets(client, suffix)
-    client.close()  # type: ignore[no-untyped-call]
-
-
-@pytest.fixture
-def built(stack: LiveStack) -> LiveStack:
-    """The stack's dataset and tables, created through the client from the plan's inputs."""
-    create_from_plan(stack.client, stack.plan())
-    return stack
 
 
 def verify_report(stack: LiveStack) -> live.VerifyReport:
@@ -68,31 +30,31 @@ def verify_report(stack: LiveStack) -> live.VerifyReport:
     return live.verify(live.connect(settings.project, stack.endpoint), catalog, settings)
 
 
-def test_a_dataset_built_from_the_plan_passes_every_check(built: LiveStack) -> None:
-    report = verify_report(built)
+def test_a_dataset_built_from_the_plan_passes_every_check(built_stack: LiveStack) -> None:
+    report = verify_report(built_stack)
 
     assert report.failures == []
-    ds = built.dataset_id()
+    ds = built_stack.dataset_id()
     subjects = {c.subject for c in report.checks}
-    assert subjects == {f"dataset {ds}"} | {f"table {ds}.{t}" for t in TABLES}
+    assert subjects == {f"dataset {ds}"} | {f"table {ds}.{t}" for t in TENANT_TABLES}
     names = {(c.subject, c.name) for c in report.checks}
-    for table in TABLES:
+    for table in TENANT_TABLES:
         for name in ("exists", "schema", "partitioning", "clustering", "labels", "description"):
             assert (f"table {ds}.{table}", name) in names
 
 
-def test_verify_prints_the_old_guides_checklist(built: LiveStack) -> None:
-    result = built.cli("verify", "--stack", STACK)
+def test_verify_prints_the_old_guides_checklist(built_stack: LiveStack) -> None:
+    result = built_stack.cli("verify", "--stack", STACK)
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    ds = built.dataset_id()
-    assert lines[0] == f"Stack {STACK}: project {built.project}, checked through {built.endpoint}"
+    ds = built_stack.dataset_id()
+    assert lines[0] == f"Stack {STACK}: project {built_stack.project}, checked through {built_stack.endpoint}"
     # The old guide: the dataset exists, all 8 tables exist with the right schemas, the time-series
     # tables are partitioned.
     assert f"✓ dataset {ds} exists" in lines
     assert f"✓ dataset {ds} location: US" in lines
-    for table in TABLES:
+    for table in TENANT_TABLES:
         assert f"✓ table {ds}.{table} exists" in lines
         assert any(line.startswith(f"✓ table {ds}.{table} schema: ") for line in lines)
     for table, partitioning in [
@@ -224,55 +186,57 @@ DRIFTS: dict[str, tuple[Callable[[LiveStack], None], str]] = {
 
 
 @pytest.mark.parametrize("drift", list(DRIFTS))
-def test_verify_names_each_drift(built: LiveStack, drift: str) -> None:
+def test_verify_names_each_drift(built_stack: LiveStack, drift: str) -> None:
     apply, expected = DRIFTS[drift]
-    apply(built)
+    apply(built_stack)
 
-    result = built.cli("verify", "--stack", STACK)
+    result = built_stack.cli("verify", "--stack", STACK)
 
     assert result.returncode == 1, result.stderr
     failed = [line for line in result.stdout.splitlines() if line.startswith("✗")]
-    assert failed == [expected.format(ds=built.dataset_id())]
+    assert failed == [expected.format(ds=built_stack.dataset_id())]
     assert result.stdout.splitlines()[-1].startswith("1 of ")
 
 
-def test_a_dataset_in_another_location_is_named(stack: LiveStack) -> None:
-    create_from_plan(stack.client, stack.plan(), location="EU")
+def test_a_dataset_in_another_location_is_named(live_stack: LiveStack) -> None:
+    create_from_plan(live_stack.client, live_stack.plan(), location="EU")
 
-    failures = [str(c) for c in verify_report(stack).failures]
+    failures = [str(c) for c in verify_report(live_stack).failures]
 
-    assert failures == [f"✗ dataset {stack.dataset_id()} location: is EU; declared US"]
+    assert failures == [f"✗ dataset {live_stack.dataset_id()} location: is EU; declared US"]
 
 
-def test_a_missing_dataset_fails_every_table(stack: LiveStack) -> None:
-    result = stack.cli("verify", "--stack", STACK)
+def test_a_missing_dataset_fails_every_table(live_stack: LiveStack) -> None:
+    result = live_stack.cli("verify", "--stack", STACK)
 
     assert result.returncode == 1
-    ds = stack.dataset_id()
+    ds = live_stack.dataset_id()
     failed = [line for line in result.stdout.splitlines() if line.startswith("✗")]
-    assert failed == [f"✗ dataset {ds} exists: not found in project {stack.project}"] + [
-        f"✗ table {ds}.{t} exists: not found" for t in TABLES
+    assert failed == [f"✗ dataset {ds} exists: not found in project {live_stack.project}"] + [
+        f"✗ table {ds}.{t} exists: not found" for t in TENANT_TABLES
     ]
 
 
-def test_json_format(built: LiveStack) -> None:
-    built.client.delete_table(built.table("tenant_api_keys"))
+def test_json_format(built_stack: LiveStack) -> None:
+    built_stack.client.delete_table(built_stack.table("tenant_api_keys"))
 
-    result = built.cli("verify", "--stack", STACK, "--format", "json")
+    result = built_stack.cli("verify", "--stack", STACK, "--format", "json")
 
     assert result.returncode == 1
     document = json.loads(result.stdout)
-    assert (document["stack"], document["project"], document["ok"]) == (STACK, built.project, False)
+    assert (document["stack"], document["project"], document["ok"]) == (STACK, built_stack.project, False)
     failed = [c for c in document["checks"] if not c["ok"]]
-    subject = f"table {built.dataset_id()}.tenant_api_keys"
+    subject = f"table {built_stack.dataset_id()}.tenant_api_keys"
     assert failed == [{"subject": subject, "check": "exists", "ok": False, "detail": "not found"}]
 
 
-def test_the_emulator_variable_of_the_client_library_is_honoured(built: LiveStack) -> None:
-    result = built.cli("verify", "--stack", STACK, endpoint=False, env={live.EMULATOR_HOST_ENV: built.endpoint})
+def test_the_emulator_variable_of_the_client_library_is_honoured(built_stack: LiveStack) -> None:
+    result = built_stack.cli(
+        "verify", "--stack", STACK, endpoint=False, env={live.EMULATOR_HOST_ENV: built_stack.endpoint}
+    )
 
     assert result.returncode == 0, result.stderr
-    assert f"checked through {built.endpoint}" in result.stdout
+    assert f"checked through {built_stack.endpoint}" in result.stdout
 
 
 # ---------------------------------------------------------------- nothing could be checked: exit 2
@@ -284,8 +248,8 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_no_credentials_is_one_line_exit_2(stack: LiveStack) -> None:
-    result = stack.cli(
+def test_no_credentials_is_one_line_exit_2(live_stack: LiveStack) -> None:
+    result = live_stack.cli(
         "verify", "--stack", STACK, endpoint=False, env={"GOOGLE_APPLICATION_CREDENTIALS": "/nonexistent/adc.json"}
     )
 
@@ -297,10 +261,10 @@ def test_no_credentials_is_one_line_exit_2(stack: LiveStack) -> None:
     ]
 
 
-def test_an_unreachable_endpoint_is_one_line_exit_2(stack: LiveStack) -> None:
+def test_an_unreachable_endpoint_is_one_line_exit_2(live_stack: LiveStack) -> None:
     endpoint = f"http://127.0.0.1:{_closed_port()}"
 
-    result = run_cli("verify", "--stack", STACK, "--root", str(stack.root), "--endpoint", endpoint)
+    result = run_cli("verify", "--stack", STACK, "--root", str(live_stack.root), "--endpoint", endpoint)
 
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
@@ -315,20 +279,32 @@ def test_an_unreachable_endpoint_is_one_line_exit_2(stack: LiveStack) -> None:
         (("--format", "xml"), "'xml' is not one of 'text', 'json'"),
     ],
 )
-def test_usage_errors_exit_2(stack: LiveStack, args: tuple[str, ...], message: str) -> None:
-    result = run_cli("verify", "--stack", STACK, "--root", str(stack.root), *args)
+def test_usage_errors_exit_2(live_stack: LiveStack, args: tuple[str, ...], message: str) -> None:
+    result = run_cli("verify", "--stack", STACK, "--root", str(live_stack.root), *args)
     assert result.returncode == 2
     assert message in result.stderr
 
 
-def test_unknown_stack_and_invalid_declarations_exit_2(stack: LiveStack) -> None:
-    unknown = stack.cli("verify", "--stack", "staging")
+def test_unknown_stack_and_invalid_declarations_exit_2(live_stack: LiveStack) -> None:
+    unknown = live_stack.cli("verify", "--stack", "staging")
     assert unknown.returncode == 2
     assert "no Pulumi.staging.yaml" in unknown.stderr
 
-    declaration = stack.root / "stacks" / "tenants.yaml"
+    declaration = live_stack.root / "stacks" / "tenants.yaml"
     declaration.write_text(declaration.read_text().replace("clustering: [tenant_id]", "clustering: [tenant]"))
-    invalid = stack.cli("verify", "--stack", STACK)
+    invalid = live_stack.cli("verify", "--stack", STACK)
     assert invalid.returncode == 2
     assert invalid.stderr.splitlines()[-1] == "1 problem(s); nothing was changed."
     assert "Traceback" not in invalid.stderr
+
+
+def test_labels_google_and_the_provider_add_are_not_drift(built_stack: LiveStack) -> None:
+    """pulumi-gcp >= 8 labels what it creates goog-pulumi-provisioned=true, outside the declared labels."""
+    table = built_stack.client.get_table(built_stack.table("tenant_profiles"))
+    table.labels = {**table.labels, "goog-pulumi-provisioned": "true"}
+    built_stack.client.update_table(table, ["labels"])
+    dataset = built_stack.client.get_dataset(built_stack.dataset_id())
+    dataset.labels = {**dataset.labels, "goog-pulumi-provisioned": "true"}
+    built_stack.client.update_dataset(dataset, ["labels"])
+
+    assert verify_report(built_stack).failures == []

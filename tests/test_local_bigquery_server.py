@@ -1,13 +1,12 @@
 """Tests of scripts/local_bigquery.py against the real local BigQuery API server.
 
-The server (`local-bigquery` on DuckDB, DESIGN.md section 6) runs in .local-bigquery/venv;
-the module fixture installs it if missing.  An install failure fails these tests: it is
-never a skip.
+The server (`local-bigquery` on DuckDB, DESIGN.md section 6) runs in .local-bigquery/venv; these
+tests use the session's server (conftest.py) and start their own only to test starting and stopping.
+An install failure fails these tests: it is never a skip.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -15,68 +14,30 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from google.api_core.exceptions import NotFound
-from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
+from helpers import REPO_ROOT, load_local_bigquery_script
+from live_server import make_client
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from infra.rules import canonical_type
+
 SCRIPT = REPO_ROOT / "scripts" / "local_bigquery.py"
-
-
-def _load_script() -> ModuleType:
-    # Loaded by path under its own name: `local_bigquery` is also the server's package name.
-    name = "local_bigquery_script"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look the module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-lbq = _load_script()
+lbq = load_local_bigquery_script()
 
 pytestmark = pytest.mark.live
 
-# BigQuery (and this server) report legacy type names; compare schemas in canonical form.
-CANONICAL_TYPES = {"INT64": "INTEGER", "BOOL": "BOOLEAN", "FLOAT64": "FLOAT", "STRUCT": "RECORD"}
-
 
 def canonical(fields: Any) -> list[tuple[str, str, str]]:
-    return [(f.name, CANONICAL_TYPES.get(f.field_type, f.field_type), f.mode or "NULLABLE") for f in fields]
-
-
-def make_client(endpoint: str, project: str) -> bigquery.Client:
-    """A google-cloud-bigquery client for the local server (DESIGN.md section 6)."""
-    return bigquery.Client(
-        project=project,
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-        client_options={"api_endpoint": endpoint},
-    )
+    """BigQuery (and this server) report legacy type names; compare schemas in canonical form."""
+    return [(f.name, canonical_type(f.field_type) or f.field_type, f.mode or "NULLABLE") for f in fields]
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Any]:
-    try:
-        lbq.ensure_installed()
-        failure = None
-    except lbq.InstallError as err:
-        failure = str(err)
-    if failure is not None:  # fail, never skip: these tests need the real server
-        pytest.fail(f"installing the local BigQuery server failed: {failure}", pytrace=False)
-    with lbq.running_server("test-project") as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def client(server: Any) -> Iterator[bigquery.Client]:
-    client = make_client(server.endpoint, server.project)
+def client(bigquery_server: Any) -> Iterator[bigquery.Client]:
+    client = make_client(bigquery_server.endpoint, bigquery_server.project)
     yield client
     client.close()  # type: ignore[no-untyped-call]
 
@@ -173,11 +134,11 @@ def test_insert_rows_and_query_count(client: bigquery.Client, dataset: bigquery.
         client.query_and_wait(f"SELECT COUNT(*) FROM `{ref}`")
 
 
-def test_stop_ends_the_server_process(server: Any) -> None:
+def test_stop_ends_the_server_process(bigquery_server: Any) -> None:
     other = lbq.start_server("stop-test")
     try:
         assert lbq.pid_alive(other.pid)
-        assert other.endpoint != server.endpoint
+        assert other.endpoint != bigquery_server.endpoint
         run_dir = other.cleanup_dir
         assert run_dir is not None and run_dir.is_dir()
         assert other.data_dir.is_relative_to(lbq.STATE_DIR)
@@ -188,7 +149,7 @@ def test_stop_ends_the_server_process(server: Any) -> None:
         os.kill(other.pid, 0)
     assert not run_dir.exists()
     other.stop()  # idempotent
-    assert server.alive()  # the module's server is untouched
+    assert bigquery_server.alive()  # the session's server is untouched
 
 
 def _cli(*args: str, run_dir: Path) -> subprocess.CompletedProcess[str]:
@@ -202,7 +163,8 @@ def _cli(*args: str, run_dir: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_start_twice_reports_the_same_server(server: Any) -> None:
+@pytest.mark.usefixtures("bigquery_server")  # the server is installed (or the install failure reported) first
+def test_cli_start_twice_reports_the_same_server() -> None:
     # Its own run dir, so a developer's server in .local-bigquery/ is left alone.
     run_dir = lbq.STATE_DIR / f"pytest-cli-{uuid.uuid4().hex[:8]}"
     try:

@@ -8,7 +8,6 @@ tuples first, because pulumi-policy hands `args.props` as Mapping/Sequence proxi
 from __future__ import annotations
 
 import copy
-
 import json
 import re
 import subprocess

@@ -10,15 +10,15 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
+from helpers import REPO_ROOT, TENANT_TABLES
 
+from infra import mockrun
 from infra.catalog import load_catalog
+from infra.declared import COMPONENT_TYPE, DATASET_TYPE, SCHEMA_PROPERTIES, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack, run_program
 from infra.program import run
-from infra.resources import COMPONENT_TYPE, SCHEMA_PROPERTIES
+from infra.rules import CANONICAL_TYPES
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-TABLE = "gcp:bigquery/table:Table"
-DATASET = "gcp:bigquery/dataset:Dataset"
 STACKS = ("dev", "prod")
 CATALOG = load_catalog(REPO_ROOT)
 TABLES = {t.table_id: t for t in CATALOG.tables()}
@@ -27,7 +27,7 @@ Plan = Callable[[str], PlanResult]
 
 
 def tables_of(result: PlanResult) -> dict[str, Any]:
-    return {r.inputs["tableId"]: r for r in result.of_type(TABLE)}
+    return {r.inputs["tableId"]: r for r in result.of_type(TABLE_TYPE)}
 
 
 def stack_config(stack: str) -> dict[str, Any]:
@@ -37,19 +37,8 @@ def stack_config(stack: str) -> dict[str, Any]:
 @pytest.mark.parametrize("stack", STACKS)
 def test_one_dataset_and_the_eight_tables(planned: Plan, stack: str) -> None:
     result = planned(stack)
-    assert [r.inputs["datasetId"] for r in result.of_type(DATASET)] == ["tenants"]
-    assert sorted(tables_of(result)) == sorted(
-        [
-            "tenant_profiles",
-            "tenant_api_keys",
-            "tenant_subscriptions",
-            "tenant_usage_quotas",
-            "tenant_cloud_credentials",
-            "tenant_pipeline_configs",
-            "scheduled_pipeline_runs",
-            "pipeline_execution_queue",
-        ]
-    )
+    assert [r.inputs["datasetId"] for r in result.of_type(DATASET_TYPE)] == ["tenants"]
+    assert sorted(tables_of(result)) == sorted(TENANT_TABLES)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -96,49 +85,51 @@ def test_usage_quotas_keep_two_years(planned: Plan) -> None:
 def test_labels_combine_declaration_and_stack(planned: Plan, stack: str) -> None:
     result = planned(stack)
     stack_labels = stack_config(stack)["tenant-bigquery:labels"]
-    dataset = result.of_type(DATASET)[0]
+    dataset = result.of_type(DATASET_TYPE)[0]
     assert dataset.inputs["labels"] == {"component": "tenancy", **stack_labels}
-    for resource in result.of_type(TABLE):
+    for resource in result.of_type(TABLE_TYPE):
         assert resource.inputs["labels"] == stack_labels
 
 
 def test_prod_protects_everything_twice(planned: Plan) -> None:
     result = planned("prod")
-    for resource in [*result.of_type(DATASET), *result.of_type(TABLE)]:
+    for resource in [*result.of_type(DATASET_TYPE), *result.of_type(TABLE_TYPE)]:
         assert resource.options["protect"] is True, resource.name
-    for resource in result.of_type(TABLE):
+    for resource in result.of_type(TABLE_TYPE):
         assert resource.inputs["deletionProtection"] is True, resource.name
         assert resource.options["replaceOnChanges"] == []
         assert resource.options["replacementTrigger"] is None
 
 
 def test_no_prod_dataset_deletes_contents_on_destroy(planned: Plan) -> None:
-    for dataset in planned("prod").of_type(DATASET):
+    for dataset in planned("prod").of_type(DATASET_TYPE):
         assert dataset.inputs["deleteContentsOnDestroy"] is False
 
 
 def test_dev_recreates_on_schema_change_and_is_unprotected(planned: Plan) -> None:
     result = planned("dev")
-    for resource in result.of_type(TABLE):
+    for resource in result.of_type(TABLE_TYPE):
         assert resource.options["protect"] is False
         assert resource.inputs["deletionProtection"] is False
         assert resource.options["replaceOnChanges"] == SCHEMA_PROPERTIES
-    assert result.of_type(DATASET)[0].inputs["deleteContentsOnDestroy"] is True
+    assert result.of_type(DATASET_TYPE)[0].inputs["deleteContentsOnDestroy"] is True
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_children_belong_to_one_component_with_a_namespaced_type(planned: Plan, stack: str) -> None:
     result = planned(stack)
-    components = result.of_type(COMPONENT_TYPE)
-    assert [c.name for c in components] == ["tenants"]
-    assert COMPONENT_TYPE.count(":") == 2
-    for resource in [*result.of_type(DATASET), *result.of_type(TABLE)]:
-        assert resource.parent.endswith(f"{COMPONENT_TYPE}::tenants")
+    [component] = result.of_type(COMPONENT_TYPE)
+    # urn:pulumi:STACK::PROJECT::[PARENT-TYPE$]TYPE::NAME
+    _, _, qualified_type, name = component.urn.split("::")
+    assert (qualified_type.rsplit("$", 1)[-1], name) == ("tenant-bigquery:bigquery:DatasetWithTables", "tenants")
+    children = [*result.of_type(DATASET_TYPE), *result.of_type(TABLE_TYPE)]
+    assert len(children) == 9
+    assert {child.parent for child in children} == {component.urn}
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_logical_names_are_deterministic(planned: Plan, stack: str) -> None:
-    names = sorted(r.name for r in planned(stack).of_type(TABLE))
+    names = sorted(r.name for r in planned(stack).of_type(TABLE_TYPE))
     assert names == sorted(f"tenants-{t}" for t in TABLES)
 
 
@@ -160,50 +151,76 @@ def with_config(repo_copy: Path, stack: str, **changes: Any) -> PlanResult:
 
 def test_dataset_suffix_and_location(repo_copy: Path) -> None:
     result = with_config(repo_copy, "dev", datasetSuffix="_dev", location="EU", defaultTableExpirationDays=30)
-    dataset = result.of_type(DATASET)[0]
+    dataset = result.of_type(DATASET_TYPE)[0]
     assert dataset.name == "tenants"  # the logical name never churns with the suffix
     assert dataset.inputs["datasetId"] == "tenants_dev"
     assert dataset.inputs["location"] == "EU"
     assert dataset.inputs["defaultTableExpirationMs"] == 30 * 86_400_000
-    assert {r.inputs["datasetId"] for r in result.of_type(TABLE)} == {"tenants_dev"}
+    assert {r.inputs["datasetId"] for r in result.of_type(TABLE_TYPE)} == {"tenants_dev"}
     assert result.outputs["tables"]["tenants.tenant_profiles"] == "acme-data-platform-dev.tenants_dev.tenant_profiles"
 
 
 def test_recreate_token_targets_the_named_tables(repo_copy: Path) -> None:
     result = with_config(repo_copy, "dev", recreate={"tenants.tenant_profiles": "2026-11-25"})
-    triggers = {r.inputs["tableId"]: r.options["replacementTrigger"] for r in result.of_type(TABLE)}
+    triggers = {r.inputs["tableId"]: r.options["replacementTrigger"] for r in result.of_type(TABLE_TYPE)}
     assert triggers.pop("tenant_profiles") == "tenants.tenant_profiles=2026-11-25"
     assert set(triggers.values()) == {None}
 
 
 def test_recreate_everything_with_one_token(repo_copy: Path) -> None:
     result = with_config(repo_copy, "dev", recreate={"*": "reset-1"})
-    assert {r.options["replacementTrigger"] for r in result.of_type(TABLE)} == {"*=reset-1"}
-    assert result.of_type(DATASET)[0].options["replacementTrigger"] is None
+    assert {r.options["replacementTrigger"] for r in result.of_type(TABLE_TYPE)} == {"*=reset-1"}
+    assert result.of_type(DATASET_TYPE)[0].options["replacementTrigger"] is None
 
 
 def test_a_table_entry_wins_over_the_wildcard(repo_copy: Path) -> None:
     result = with_config(repo_copy, "dev", recreate={"*": "a", "tenants.*": "b", "tenants.tenant_api_keys": "c"})
-    triggers = {r.inputs["tableId"]: r.options["replacementTrigger"] for r in result.of_type(TABLE)}
+    triggers = {r.inputs["tableId"]: r.options["replacementTrigger"] for r in result.of_type(TABLE_TYPE)}
     assert triggers["tenant_api_keys"] == "tenants.tenant_api_keys=c"
     assert triggers["tenant_profiles"] == "tenants.*=b"
 
 
-def test_invalid_declarations_register_nothing_and_raise_a_run_error(repo_copy: Path) -> None:
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> list[PlanResult]:
+    """What each run's recording monitor saw, kept even when the program raises."""
+    results: list[PlanResult] = []
+
+    class KeepingMonitor(mockrun.RecordingMonitor):
+        def __init__(self, result: PlanResult):
+            super().__init__(result)
+            results.append(result)
+
+    monkeypatch.setattr(mockrun, "RecordingMonitor", KeepingMonitor)
+    return results
+
+
+def test_invalid_declarations_register_nothing_and_raise_a_run_error(
+    repo_copy: Path, recorded: list[PlanResult]
+) -> None:
     schema = repo_copy / "schemas" / "tenants" / "tenant_profiles.json"
     schema.write_text(schema.read_text().replace('"STRING"', '"STRNG"', 1))
     config = yaml.safe_load((repo_copy / "Pulumi.prod.yaml").read_text())["config"]
-    registered: list[PlanResult] = []
     with pytest.raises(pulumi.RunError, match=r"1 problem\(s\) in the declarations; nothing was changed"):
-        registered.append(run_program("prod", config, lambda: run(repo_copy)))
-    assert registered == []
+        run_program("prod", config, lambda: run(repo_copy))
+    [result] = recorded
+    assert result.resources == []
 
 
-def test_invalid_stack_config_registers_nothing(repo_copy: Path) -> None:
+def test_invalid_stack_config_registers_nothing(repo_copy: Path, recorded: list[PlanResult]) -> None:
     config = yaml.safe_load((repo_copy / "Pulumi.prod.yaml").read_text())["config"]
     config["tenant-bigquery:protect"] = "sometimes"
     with pytest.raises(pulumi.RunError):
         run_program("prod", config, lambda: run(repo_copy))
+    [result] = recorded
+    assert result.resources == []
+
+
+def test_the_recording_monitor_sees_what_a_valid_program_registers(repo_copy: Path, recorded: list[PlanResult]) -> None:
+    """The check above can fail: the same monitor records every registration of a valid run."""
+    config = yaml.safe_load((repo_copy / "Pulumi.prod.yaml").read_text())["config"]
+    result = run_program("prod", config, lambda: run(repo_copy))
+    assert recorded == [result]
+    assert len(result.resources) == 10
 
 
 def test_runtime_config_arrives_as_strings_and_is_typed_the_same(repo_copy: Path) -> None:
@@ -237,23 +254,7 @@ def test_repository_schemas_are_canonical_and_fully_described() -> None:
         for column in columns:
             where = f"{path}{column['name']}"
             assert column.get("description"), f"{where} has no description"
-            assert column["type"] in {
-                "STRING",
-                "BYTES",
-                "INT64",
-                "FLOAT64",
-                "NUMERIC",
-                "BIGNUMERIC",
-                "BOOL",
-                "TIMESTAMP",
-                "DATE",
-                "TIME",
-                "DATETIME",
-                "GEOGRAPHY",
-                "JSON",
-                "RECORD",
-                "RANGE",
-            }, where
+            assert column["type"] in CANONICAL_TYPES, where
             assert column.get("mode") in {"NULLABLE", "REQUIRED", "REPEATED"}, where
             walk(column.get("fields", []), f"{where}.")
 

@@ -1,0 +1,179 @@
+"""What `diff` compares, read from disk: two schema files, or the catalog at a git ref vs the working tree.
+
+The edge around infra/changes.py: it reads files, runs git and loads stack settings, then hands
+catalogs, columns and settings to the pure classifier.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+from infra import rules
+from infra.catalog import (
+    Catalog,
+    CatalogError,
+    Column,
+    Problem,
+    count_columns,
+    display_path,
+    load_catalog,
+    load_json,
+    parse_schema,
+    read_catalog,
+)
+from infra.changes import DiffResult, StackView, TableChanges, classify_catalogs, classify_schema
+from infra.settings import load_settings, stack_file
+
+
+def diff_schema_files(old: Path, new: Path, *, external: bool = False) -> DiffResult:
+    """Two schema files of one table, each validated as `validate` does (every problem of both at once),
+    except the column-count limit: a deployed table may already exceed it, so that is a warning."""
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    loaded: list[tuple[Column, ...]] = []
+    for path in (old, new):
+        display = display_path(path)
+        try:
+            columns, found = parse_schema(load_json(path, display), display)
+        except CatalogError as error:
+            problems += error.problems
+            continue
+        total = count_columns(columns)
+        if total > rules.MAX_COLUMNS:
+            # Once columns parsed, the count is the only problem parse_schema reports at (top).
+            found = [p for p in found if p.path != "(top)"]
+            warnings.append(
+                f"{display}: {total:,} columns, more than BigQuery's documented {rules.MAX_COLUMNS:,}; "
+                "compared anyway, since a deployed table may already have that many"
+            )
+        problems += found
+        loaded.append(columns)
+    if problems:
+        raise CatalogError(problems)
+    changes = classify_schema(loaded[0], loaded[1], external=external)
+    tables = (TableChanges(display_path(new), tuple(changes)),) if changes else ()
+    return DiffResult(display_path(old), display_path(new), tables, warnings=tuple(warnings), compares_files=True)
+
+
+# ---------------------------------------------------------------- the catalog at a git ref
+
+
+class BaseRefError(Exception):
+    """The --base ref cannot be resolved or read; the message says how to fix it."""
+
+
+DEFAULT_BRANCHES = ("origin/HEAD", "main", "master")
+_CATALOG_PATHS = ("stacks", "schemas", "Pulumi.*.yaml")
+
+
+def diff_against_base(root: Path, base: str | None, stack: str | None) -> DiffResult:
+    """The catalog at `base` (default: the merge base with the default branch) vs the working tree."""
+    new_catalog = load_catalog(root)
+    new_settings = load_settings(root, stack, new_catalog) if stack else None
+    git = _Git(root)
+    commit, label = git.resolve(base)
+    warnings: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="tenant-bigquery-base-") as tmp:
+        old_root = Path(tmp)
+        git.extract(commit, old_root)
+        old_catalog, problems = _load_catalog_leniently(old_root, label)
+        warnings += [f"{_relative(p, old_root)} (at {label}; compared as far as it loads)" for p in problems]
+        old_settings = None
+        if stack and stack_file(old_root, stack).is_file():
+            try:
+                old_settings = load_settings(old_root, stack)
+            except CatalogError as error:
+                warnings += [f"{_relative(p, old_root)} (at {label})" for p in error.problems]
+                warnings.append(f"stack {stack}: its settings at {label} are unreadable; their changes are not shown")
+    view = StackView(stack, old_settings, new_settings) if stack and new_settings else None
+    tables, unchanged = classify_catalogs(old_catalog, new_catalog, view)
+    return DiffResult(label, "working tree", tuple(tables), stack, unchanged, tuple(warnings))
+
+
+def _relative(problem: Problem, root: Path) -> Problem:
+    prefix = root.as_posix() + "/"
+    file = problem.file[len(prefix) :] if problem.file.startswith(prefix) else problem.file
+    return Problem(file, problem.path, problem.message)
+
+
+def _load_catalog_leniently(root: Path, label: str) -> tuple[Catalog, list[Problem]]:
+    """The base was deployed as it was, so rules added since must not hide its tables: load what
+    loads, and refuse only when a declared table cannot be read at all."""
+    if not (root / "stacks").is_dir():
+        return Catalog(()), []
+    read = read_catalog(root)
+    if read.unreadable:
+        prefix = root.as_posix() + "/"
+        unreadable = [name.removeprefix(prefix) for name in read.unreadable]
+        raise CatalogError(
+            [_relative(p, root) for p in read.problems]
+            + [
+                Problem(
+                    "--base",
+                    label,
+                    f"cannot read {', '.join(unreadable)} there; fix the ref's catalog or pick another --base",
+                )
+            ]
+        )
+    return read.catalog, read.problems
+
+
+class _Git:
+    def __init__(self, root: Path):
+        executable = shutil.which("git")
+        if executable is None:
+            raise BaseRefError("git is not installed; compare two files with --old/--new instead")
+        self.executable = executable
+        self.root = root
+        self.prefix = self.run("rev-parse", "--show-prefix").decode().strip()
+        # From a subfolder, ls-tree and archive list only that subfolder: run them from the top.
+        self.root = Path(self.run("rev-parse", "--show-toplevel").decode().strip())
+
+    def run(self, *args: str) -> bytes:
+        completed = subprocess.run(  # noqa: S603 - fixed git executable, refs verified below
+            [self.executable, "-C", str(self.root), *args], capture_output=True, check=False
+        )
+        if completed.returncode != 0:
+            message = completed.stderr.decode(errors="replace").strip().splitlines()
+            detail = message[0] if message else f"git {args[0]} failed"
+            if "not a git repository" in detail:
+                detail = f"{self.root} is not inside a git repository; compare two files with --old/--new instead"
+            raise BaseRefError(detail)
+        return completed.stdout
+
+    def commit_of(self, ref: str) -> str | None:
+        try:
+            commit = self.run("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}")
+        except BaseRefError:
+            return None
+        return commit.decode().strip()
+
+    def resolve(self, base: str | None) -> tuple[str, str]:
+        """The commit to compare with and how to name it."""
+        if base is not None:
+            commit = self.commit_of(base)
+            if commit is None:
+                raise BaseRefError(f"no commit {base!r} in this repository; pass a branch, tag or commit")
+            return commit, f"{base} ({commit[:12]})"
+        for branch in DEFAULT_BRANCHES:
+            if self.commit_of(branch) is not None:
+                commit = self.run("merge-base", "HEAD", branch).decode().strip()
+                return commit, f"merge base with {branch} ({commit[:12]})"
+        raise BaseRefError(f"no default branch ({', '.join(DEFAULT_BRANCHES)}) to compare with; pass --base REF")
+
+    def extract(self, commit: str, target: Path) -> None:
+        """stacks/, schemas/ and Pulumi.*.yaml as they were at `commit` (those that existed)."""
+        tree = f"{commit}:{self.prefix}"
+        names = self.run("ls-tree", "--name-only", "-z", tree).decode().split("\0")
+        wanted = [n for n in names if any(fnmatch.fnmatchcase(n, pattern) for pattern in _CATALOG_PATHS)]
+        if not wanted:
+            return
+        archive = self.run("archive", "--format=tar", tree, "--", *wanted)
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(target, filter="data")

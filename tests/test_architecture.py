@@ -1,0 +1,78 @@
+"""Imports point one way (DESIGN.md section 1): a pure core, one Pulumi edge, one google-cloud module."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+import pytest
+from helpers import REPO_ROOT
+
+PURE = [
+    "infra.adoption",
+    "infra.catalog",
+    "infra.changes",
+    "infra.declared",
+    "infra.diffreport",
+    "infra.docs",
+    "infra.planreport",
+    "infra.rules",
+    "infra.settings",
+]
+PULUMI_EDGE = {"infra.mockrun", "infra.program", "infra.resources"}
+# Who may import what, by the longest matching prefix. protobuf is Pulumi's wire format, not google-cloud.
+ALLOWED = {
+    "pulumi": PULUMI_EDGE,
+    "pulumi_gcp": PULUMI_EDGE,
+    "google.protobuf": PULUMI_EDGE,
+    "google": {"infra.live"},
+}
+# Loaded by the CLI only inside the commands that need them, so `validate` or `diff` never pay for them.
+LAZY_IN_CLI = {*PULUMI_EDGE, "infra.live"}
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_a_pure_module_loads_neither_pulumi_nor_google(module: str) -> None:
+    code = (
+        f"import sys, {module}; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'pulumi_gcp', 'google')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def _imports(tree: ast.Module, top_level_only: bool) -> list[str]:
+    nodes = tree.body if top_level_only else list(ast.walk(tree))
+    names: list[str] = []
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+            # `from infra import live` names the module in the alias.
+            names += [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
+
+
+def _guard(name: str) -> str | None:
+    matches = [prefix for prefix in ALLOWED if name == prefix or name.startswith(f"{prefix}.")]
+    return max(matches, key=len, default=None)
+
+
+def test_only_the_edges_import_pulumi_and_google() -> None:
+    offending = []
+    for path in sorted((REPO_ROOT / "infra").glob("*.py")):
+        module = f"infra.{path.stem}"
+        for name in _imports(ast.parse(path.read_text(encoding="utf-8")), top_level_only=False):
+            guard = _guard(name)
+            if guard is not None and module not in ALLOWED[guard]:
+                offending.append(f"{module} imports {name}")
+    assert offending == []
+
+
+def test_the_cli_loads_the_edges_only_inside_commands() -> None:
+    tree = ast.parse((REPO_ROOT / "infra" / "cli.py").read_text(encoding="utf-8"))
+    top_level = set(_imports(tree, top_level_only=True))
+    assert top_level & LAZY_IN_CLI == set()
+    assert not [name for name in top_level if _guard(name)]
