@@ -1,16 +1,17 @@
 """Run the real Pulumi program under the SDK's mock runtime and record what it registers.
 
 This is how `plan`, the tests and the benchmark see exactly what `pulumi up` would send to the
-engine, without the Pulumi CLI, a provider plugin or credentials.
-
-It relies on SDK internals (ROOT, SETTINGS.rpc_manager/outputs, _sync_await), used nowhere else:
-requirements.txt pins pulumi, so bump it deliberately and run the tests.
+engine, without the Pulumi CLI, a provider plugin or credentials. It uses the SDK's public testing
+API only (`pulumi.runtime.reset_options`, `set_mocks(monitor=...)`, `set_all_config`, `test`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,6 @@ from typing import Any
 import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime.config import set_all_config
-from pulumi.runtime.settings import ROOT, SETTINGS, get_root_resource
-from pulumi.runtime.stack import Stack, run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
 from infra.catalog import display_path, load_catalog
 from infra.settings import PROJECT, SECRET_MASK, parse_settings, read_stack_file, stack_file
@@ -52,9 +49,13 @@ class PlanResult:
 
 
 class _EchoMocks(pulumi.runtime.Mocks):
-    """Every resource's outputs are its inputs; the id is its logical name."""
+    """Every resource's outputs are its inputs; the id is its logical name. Keeps the inputs by type and name."""
+
+    def __init__(self) -> None:
+        self.inputs: dict[tuple[str, str], dict[str, Any]] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        self.inputs[(args.typ, args.name)] = args.inputs
         return args.resource_id or f"{args.name}-id", args.inputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
@@ -65,7 +66,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
     """Records resource options, which MockResourceArgs does not carry."""
 
     def __init__(self, result: PlanResult):
-        super().__init__(_EchoMocks())
+        self.echo = _EchoMocks()
+        super().__init__(self.echo)
         self.result = result
 
     def RegisterResource(self, request: Any) -> Any:
@@ -75,7 +77,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                 RegisteredResource(
                     type=request.type,
                     name=request.name,
-                    inputs=pulumi.runtime.rpc.deserialize_properties(request.object),
+                    inputs=self.echo.inputs[(request.type, request.name)],
                     options=_options(request),
                     urn=response.urn,
                     parent=request.parent,
@@ -90,6 +92,7 @@ def _options(request: Any) -> dict[str, Any]:
         trigger = json_format.MessageToDict(request.replacement_trigger)
     options: dict[str, Any] = {
         "protect": bool(request.protect),
+        "deleteBeforeReplace": bool(request.deleteBeforeReplace),
         "replaceOnChanges": list(request.replaceOnChanges),
         "replacementTrigger": trigger,
     }
@@ -103,33 +106,61 @@ def config_for_runtime(values: dict[str, Any]) -> dict[str, str]:
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
 
 
+@contextmanager
+def _own_event_loops() -> Iterator[None]:
+    """Run on event loops this module creates and closes.
+
+    The mock monitor answers each registration on an executor thread and gives that thread an event
+    loop of its own; left open, those loops are collected at interpreter exit, after their sockets,
+    and print "Exception ignored ... Invalid file descriptor" on stderr.
+    """
+    worker_loops: list[asyncio.AbstractEventLoop] = []
+
+    def give_worker_a_loop() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        worker_loops.append(loop)
+
+    executor = ThreadPoolExecutor(initializer=give_worker_a_loop)
+    loop = asyncio.new_event_loop()
+    loop.set_default_executor(executor)
+    asyncio.set_event_loop(loop)
+    try:
+        yield
+    finally:
+        executor.shutdown(wait=True)
+        for worker_loop in worker_loops:
+            worker_loop.close()
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
 def run_program(
     stack: str,
     config: dict[str, Any],
-    program: Callable[[], None] | None = None,
+    program: Callable[[], dict[str, Any] | None] | None = None,
     secret_keys: set[str] | None = None,
 ) -> PlanResult:
-    """Run `program` (default: the real one) as stack `stack` with `config`; return what it registered."""
+    """Run `program` (default: the real one) as stack `stack` with `config`; return what it registered.
+
+    The program returns the values it exports, which become the result's outputs.
+    """
     from infra.program import run
 
     body = program or run
     secrets = secret_keys or set()
     result = PlanResult(stack, {k: SECRET_MASK if k in secrets else v for k, v in sorted(config.items())})
-    SETTINGS.rpc_manager.clear()
-    SETTINGS.outputs.clear()
-    # A fresh root Stack per run, so consecutive runs in one process never share a parent.
-    ROOT.set(None)
-    pulumi_mocks.set_mocks(_EchoMocks(), project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(result))
-    set_all_config(config_for_runtime(config), sorted(secrets))
 
-    def run_and_collect_outputs() -> None:
-        body()
-        root = get_root_resource()
-        exports = dict(root.outputs) if isinstance(root, Stack) else {}
-        resolved: dict[str, Any] | None = _sync_await(pulumi.Output.from_input(exports).future())
-        result.outputs = resolved or {}
+    def run_and_collect_outputs() -> pulumi.Output[Any]:
+        return pulumi.Output.from_input(body() or {}).apply(result.outputs.update)
 
-    _sync_await(run_pulumi_func(run_and_collect_outputs))
+    with _own_event_loops():
+        # A fresh root stack per run, so consecutive runs in one process never share a parent.
+        pulumi.runtime.reset_options(project=PROJECT, stack=stack, preview=False)
+        monitor = RecordingMonitor(result)
+        pulumi.runtime.set_mocks(monitor.echo, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_all_config(config_for_runtime(config), sorted(secrets))
+        pulumi.runtime.test(run_and_collect_outputs)()  # type: ignore[no-untyped-call]
     return result
 
 

@@ -2,25 +2,37 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.runtime.config import CONFIG, get_config_env
 
 from infra.catalog import CatalogError, load_catalog
 from infra.resources import DatasetWithTables
-from infra.settings import parse_settings
+from infra.settings import KNOWN_CONFIG_KEYS, parse_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def runtime_config() -> dict[str, Any]:
-    """Every config value of the stack: the engine passes them in PULUMI_CONFIG, mocks set CONFIG."""
-    return {**get_config_env(), **CONFIG.get()}
+    """Every config value of the stack.
+
+    pulumi.Config reads the keys this project knows; the whole map, which the language host hands the
+    program as JSON in PULUMI_CONFIG, adds the keys it does not know, so a misspelt key is an error.
+    """
+    values: dict[str, Any] = json.loads(os.environ.get("PULUMI_CONFIG") or "{}")
+    for key in KNOWN_CONFIG_KEYS:
+        namespace, _, name = key.partition(":")
+        value = pulumi.Config(namespace).get(name)
+        if value is not None:
+            values[key] = value
+    return values
 
 
-def run(root: Path = REPO_ROOT) -> None:
+def run(root: Path = REPO_ROOT) -> dict[str, Any]:
+    """Declare every dataset and table; return the exported values."""
     stack = pulumi.get_stack()
     try:
         catalog = load_catalog(root)
@@ -42,5 +54,7 @@ def run(root: Path = REPO_ROOT) -> None:
         component = DatasetWithTables(dataset, settings)
         datasets[dataset.dataset_id] = component.dataset_id
         tables.update({f"{dataset.dataset_id}.{t}": full_id for t, full_id in component.table_ids.items()})
-    pulumi.export("datasets", datasets)
-    pulumi.export("tables", tables)
+    exports = {"datasets": datasets, "tables": tables}
+    for name, value in exports.items():
+        pulumi.export(name, value)
+    return exports

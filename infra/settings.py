@@ -69,6 +69,10 @@ class StackSettings(BaseModel):
     adopt_existing: bool = Field(False, alias="adoptExisting")
 
 
+# Every key the program reads: gcp:project and each key of the project's own namespace.
+KNOWN_CONFIG_KEYS = ("gcp:project", *(f"{PROJECT}:{f.alias or name}" for name, f in StackSettings.model_fields.items()))
+
+
 @dataclass(frozen=True)
 class Settings:
     stack: str

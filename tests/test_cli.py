@@ -69,7 +69,12 @@ def test_plan_json_lists_the_dataset_and_tables_with_options() -> None:
     quotas = next(t for t in tables if t["name"] == "tenants-tenant_usage_quotas")
     assert quotas["inputs"]["timePartitioning"]["field"] == "usage_date"
     assert quotas["inputs"]["requirePartitionFilter"] is True
-    assert quotas["options"] == {"protect": True, "replaceOnChanges": [], "replacementTrigger": None}
+    assert quotas["options"] == {
+        "protect": True,
+        "deleteBeforeReplace": False,
+        "replaceOnChanges": [],
+        "replacementTrigger": None,
+    }
     assert all(t["inputs"]["deletionProtection"] for t in tables)
 
 
