@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
+from helpers import REPO_ROOT
 
 from infra.catalog import Column, RangePartitioning, Table, TimePartitioning
 from infra.changes import (
@@ -29,7 +29,6 @@ from infra.changes import (
     worst,
 )
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 Schema = tuple[Column, ...]
 
 

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from helpers import FIXTURE_ROOT, REPO_ROOT
 
 from infra.cli import main
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CORPUS = REPO_ROOT / "tests" / "corpus" / "mozilla-pipeline-schemas"
-TABLES = sorted(f"tenants.{p.stem}" for p in (REPO_ROOT / "schemas" / "tenants").glob("*.json"))
+TABLES = sorted(f"tenants.{p.stem}" for p in (FIXTURE_ROOT / "schemas" / "tenants").glob("*.json"))
 
 Diff = Callable[..., Result]
 

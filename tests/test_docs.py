@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from helpers import REPO_ROOT, run_cli
+from helpers import FIXTURE_ROOT, REPO_ROOT, run_cli
 
 from infra.catalog import Catalog, Column, Dataset, Table, TimePartitioning, load_catalog
 from infra.docs import DOCS_FILE, Reference, references, render_data_dictionary
@@ -23,8 +22,6 @@ def test_the_committed_data_dictionary_is_current() -> None:
 
 
 def test_a_stale_data_dictionary_fails_the_check_and_says_how_to_regenerate(repo_copy: Path) -> None:
-    (repo_copy / "docs").mkdir()
-    shutil.copy(REPO_ROOT / DOCS_FILE, repo_copy / DOCS_FILE)
     schema = repo_copy / "schemas" / "tenants" / "tenant_profiles.json"
     schema.write_text(schema.read_text().replace("Human-readable tenant name", "Tenant name", 1))
 
@@ -41,6 +38,7 @@ def test_a_stale_data_dictionary_fails_the_check_and_says_how_to_regenerate(repo
 
 
 def test_a_missing_data_dictionary_fails_the_check(repo_copy: Path) -> None:
+    (repo_copy / DOCS_FILE).unlink()
     result = run_cli("docs", "--check", "--root", str(repo_copy), cwd=repo_copy)
     assert result.returncode == 1
     assert "is out of date" in result.stderr
@@ -50,11 +48,12 @@ def test_a_missing_data_dictionary_fails_the_check(repo_copy: Path) -> None:
 def test_invalid_declarations_are_reported_not_rendered(repo_copy: Path) -> None:
     schema = repo_copy / "schemas" / "tenants" / "tenant_profiles.json"
     schema.write_text(schema.read_text().replace('"STRING"', '"STRNG"', 1))
+    before = (repo_copy / DOCS_FILE).read_text()
     result = run_cli("docs", "--root", str(repo_copy), cwd=repo_copy)
     assert result.returncode == 1
     assert result.stderr.splitlines()[0].startswith("schemas/tenants/tenant_profiles.json:tenant_id.type: type 'STRNG'")
     assert "Traceback" not in result.stderr
-    assert not (repo_copy / DOCS_FILE).exists()
+    assert (repo_copy / DOCS_FILE).read_text() == before
 
 
 def test_every_table_and_column_is_documented() -> None:
@@ -92,7 +91,7 @@ def test_partitions_kept_forever_are_said_so() -> None:
 
 
 def test_diagram_edges_come_only_from_references_the_descriptions_state() -> None:
-    dataset = load_catalog(REPO_ROOT).datasets[0]
+    dataset = load_catalog(FIXTURE_ROOT).datasets[0]
     edges = references(dataset)
     assert Reference("tenant_api_keys", "tenant_id", "tenant_profiles", "tenant_id") in edges
     assert (
@@ -102,7 +101,7 @@ def test_diagram_edges_come_only_from_references_the_descriptions_state() -> Non
     assert Reference("scheduled_pipeline_runs", "pipeline_version", "tenant_pipeline_configs", "version") in edges
     # "Mirrors plan_code of the tenant's active subscription" names no table: no edge is guessed from it.
     assert not any(edge.table == "tenant_profiles" for edge in edges)
-    text = (REPO_ROOT / DOCS_FILE).read_text()
+    text = (FIXTURE_ROOT / DOCS_FILE).read_text()
     assert "```mermaid\nflowchart LR\n" in text
     assert '  tenant_api_keys -->|"tenant_id"| tenant_profiles' in text
     assert '  scheduled_pipeline_runs -->|"pipeline_id, pipeline_version → version"| tenant_pipeline_configs' in text

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import REPO_ROOT
 
 from infra.catalog import CatalogError, load_catalog
 from infra.settings import parse_settings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CATALOG = load_catalog(REPO_ROOT)
 SOURCE = "Pulumi.test.yaml"
 
