@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -224,6 +226,8 @@ def pydantic_problems(error: ValidationError, model: type[BaseModel], file: str,
             message = f"unknown key; check the spelling (allowed here: {allowed})"
         else:
             message = _PYDANTIC_MESSAGES.get(item["type"], item["msg"])
+            if item["type"] != "missing" and isinstance(item.get("input"), str | int | float | bool):
+                message += f"; got {item['input']!r}"
         problems.append(Problem(file, path, message))
     return problems
 
@@ -258,6 +262,35 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
+# YAML 1.2's core schema, which Pulumi reads stack files with: `yes`, `no`, `on`, `off` are strings,
+# `010` is ten, and a date stays a string. PyYAML alone implements YAML 1.1.
+_YAML_11_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("bool", "int", "float", "null", "timestamp")}
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _YAML_11_TAGS]
+    for first, resolvers in _SafeLoader.yaml_implicit_resolvers.items()
+}
+for _tag, _pattern, _first in (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    (
+        "float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+):
+    _UniqueKeyLoader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), list(_first))
+
+
+def _construct_yaml12_int(loader: _UniqueKeyLoader, node: yaml.ScalarNode) -> int:
+    text = str(loader.construct_scalar(node))
+    if text.startswith(("0o", "0x")):
+        return int(text, 0)
+    return int(text, 10)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _construct_yaml12_int)
+
 
 def _read_text(path: Path, display: str) -> str:
     try:
@@ -268,16 +301,37 @@ def _read_text(path: Path, display: str) -> str:
         raise CatalogError([Problem(display, "", "not UTF-8 text; save the file as UTF-8")]) from None
 
 
-def load_yaml(path: Path, display: str) -> Any:
+def load_yaml(path: Path, display: str, raw_scalars_under: str | None = None) -> Any:
+    """The document, YAML 1.2. With raw_scalars_under, the plain values of that top-level mapping stay
+    the text as written: Pulumi hands a program each stack setting as that text."""
     text = _read_text(path, display)
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        loader = _UniqueKeyLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if raw_scalars_under is not None:
+                _keep_raw_scalars(node, raw_scalars_under)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}" if mark else ""
         raise CatalogError([Problem(display, line, f"invalid YAML: {exc.problem}; fix the syntax")]) from None
     except yaml.YAMLError as exc:
         raise CatalogError([Problem(display, "", f"invalid YAML: {exc}")]) from None
+
+
+def _keep_raw_scalars(document: yaml.Node, key: str) -> None:
+    if not isinstance(document, yaml.MappingNode):
+        return
+    for key_node, value_node in document.value:
+        if key_node.value == key and isinstance(value_node, yaml.MappingNode):
+            for _, setting in value_node.value:
+                if isinstance(setting, yaml.ScalarNode):
+                    setting.tag = "tag:yaml.org,2002:str"
 
 
 def load_json(path: Path, display: str) -> Any:
@@ -287,6 +341,10 @@ def load_json(path: Path, display: str) -> Any:
     except json.JSONDecodeError as exc:
         raise CatalogError(
             [Problem(display, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}; fix the syntax")]
+        ) from None
+    except RecursionError:
+        raise CatalogError(
+            [Problem(display, "", f"nested too deeply to read; BigQuery allows {rules.MAX_NESTING_LEVELS} levels")]
         ) from None
 
 
@@ -366,8 +424,6 @@ class _SchemaParser:
                 where,
                 f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_COLUMN_KEYS))}",
             )
-        if level > rules.MAX_NESTING_LEVELS:
-            self.fail(where, f"nested {level} levels deep; BigQuery allows at most {rules.MAX_NESTING_LEVELS}")
 
         raw_type = item.get("type")
         type_ = rules.canonical_type(raw_type) if isinstance(raw_type, str) else None
@@ -397,6 +453,13 @@ class _SchemaParser:
         if type_ == "RECORD":
             if not item.get("fields"):
                 self.fail(where + ".fields", "a RECORD column needs a non-empty fields list")
+            elif level >= rules.MAX_NESTING_LEVELS:
+                # Not read further: the depth is the problem, and reading on would not end for a cyclic-looking file.
+                self.fail(
+                    where + ".fields",
+                    f"RECORD nesting deeper than {rules.MAX_NESTING_LEVELS} levels; BigQuery allows at most "
+                    f"{rules.MAX_NESTING_LEVELS}: flatten the inner records",
+                )
             else:
                 fields = self.columns(item["fields"], where, level + 1)
         elif "fields" in item:
@@ -505,6 +568,12 @@ def _join(parent: str, name: str) -> str:
 def parse_schema(raw: Any, file: str) -> tuple[tuple[Column, ...], list[Problem]]:
     parser = _SchemaParser(file)
     columns = parser.columns(raw, "", 1)
+    if raw == []:
+        parser.fail(
+            "(top)",
+            "no columns; a table needs at least one column (to remove the table, delete its entry under tables: "
+            "in stacks/<dataset>.yaml)",
+        )
     total = count_columns(columns)
     if total > rules.MAX_COLUMNS:
         parser.fail(
@@ -549,13 +618,14 @@ def _check_partitioning(
         message = rules.check_range_partitioning(rng.start, rng.end, rng.interval)
         if message:
             fail("range", message)
-        return None, RangePartitioning(rng.field, rng.start, rng.end, rng.interval), problems
+        return None, RangePartitioning(_spelled(rng.field, columns) or rng.field, rng.start, rng.end, rng.interval), problems
 
     granularity = (spec.type or "").upper()
     if granularity not in rules.PARTITION_TYPES:
-        fail("type", f"time partitioning needs type: one of {', '.join(rules.PARTITION_TYPES)} (or use range:)")
-    if spec.expiration_days is not None and spec.expiration_days < 1:
-        fail("expiration_days", "expiration_days must be at least 1; to keep data, set keep_forever: true instead")
+        got = f"; got {spec.type!r}" if spec.type is not None else ""
+        fail("type", f"time partitioning needs type: one of {', '.join(rules.PARTITION_TYPES)} (or use range:){got}")
+    if spec.expiration_days is not None and (message := rules.check_expiration_days(spec.expiration_days)):
+        fail("expiration_days", f"{message}; to keep data, set keep_forever: true instead")
     if spec.expiration_days is not None and spec.keep_forever:
         fail("keep_forever", "set either expiration_days or keep_forever: true, not both")
     if spec.expiration_days is None and not spec.keep_forever:
@@ -574,8 +644,16 @@ def _check_partitioning(
             message = rules.check_time_partition_column(column.type, granularity)
             if message:
                 fail("field", message)
-    partitioning = TimePartitioning(granularity, spec.field, spec.expiration_days, spec.keep_forever)
+    partitioning = TimePartitioning(granularity, _spelled(spec.field, columns), spec.expiration_days, spec.keep_forever)
     return partitioning, None, problems
+
+
+def _spelled(name: str | None, columns: dict[str, Column]) -> str | None:
+    """A column as the schema spells it: BigQuery matches names ignoring case, the provider compares them exactly."""
+    if name is None:
+        return None
+    column = columns.get(name.lower())
+    return column.name if column else name
 
 
 def _check_clustering(clustering: list[str], columns: dict[str, Column], file: str, where: str) -> list[Problem]:
@@ -645,7 +723,8 @@ def _load_dataset(
         if (message := rules.check_table_id(table_id)) is not None:
             problems.append(Problem(file, where, message))
         schema_path = schema_dir / (table_spec.schema_file or f"{table_id}.json")
-        if not schema_path.resolve().is_relative_to(schema_dir.resolve()):
+        # Resolved against the real root: a symlinked file or folder must not pull in files from elsewhere.
+        if not schema_path.resolve().is_relative_to(root.resolve() / "schemas" / spec.dataset):
             problems.append(
                 Problem(
                     file,
@@ -654,6 +733,7 @@ def _load_dataset(
                     "move the file there",
                 )
             )
+            referenced.add(schema_path.resolve())  # refused above; not an orphan as well
             skipped.append(f"{spec.dataset}.{table_id}")
             continue
         if not schema_path.is_file():
@@ -705,7 +785,7 @@ def _load_dataset(
                 time_partitioning=time_partitioning,
                 range_partitioning=range_partitioning,
                 require_partition_filter=table_spec.require_partition_filter,
-                clustering=tuple(table_spec.clustering),
+                clustering=tuple(_spelled(name, top) or name for name in table_spec.clustering),
                 labels=dict(table_spec.labels),
             )
         )
@@ -720,6 +800,19 @@ class CatalogRead:
     catalog: Catalog
     problems: list[Problem]
     unreadable: list[str]
+
+
+def catalog_warnings(catalog: Catalog) -> list[Problem]:
+    """Valid declarations with a known cost: said by `validate`, never an error."""
+
+    def walk(columns: tuple[Column, ...], parent: str, file: str) -> Iterator[Problem]:
+        for column in columns:
+            where = _join(parent, column.name)
+            if (message := rules.column_name_cost(column.name)) is not None:
+                yield Problem(file, where, message)
+            yield from walk(column.fields, where, file)
+
+    return [warning for table in catalog.tables() for warning in walk(table.schema, "", table.schema_file)]
 
 
 def load_catalog(root: Path) -> Catalog:
@@ -749,6 +842,16 @@ def read_catalog(root: Path) -> CatalogRead:
     unread: list[str] = []
     declared_in: dict[str, str] = {}
     for path in declarations:
+        if not path.resolve().is_relative_to(root.resolve() / "stacks"):
+            problems.append(
+                Problem(
+                    display_path(path),
+                    "",
+                    "a link to a file outside stacks/; declarations are part of the repository: copy the file here",
+                )
+            )
+            unreadable.add("*")
+            continue
         try:
             dataset, dataset_problems = _load_dataset(root, path, referenced, unreadable, unread)
         except CatalogError as error:

@@ -76,7 +76,7 @@ def test_adopt_existing_must_be_a_boolean() -> None:
     with pytest.raises(CatalogError) as error:
         parse_settings("prod", {**values, "tenant-bigquery:adoptExisting": "yes"}, "Pulumi.prod.yaml")
     assert [str(p) for p in error.value.problems] == [
-        "Pulumi.prod.yaml:config.tenant-bigquery:adoptExisting: must be true or false"
+        "Pulumi.prod.yaml:config.tenant-bigquery:adoptExisting: must be true or false; got 'yes'"
     ]
 
 

@@ -87,5 +87,5 @@ def test_approval_must_be_a_list_of_strings() -> None:
     with pytest.raises(CatalogError) as raised:
         parse_settings("prod", {**config, "tenant-bigquery:approveDataLoss": "tenants.tenant_profiles"}, "P.yaml")
     assert [str(p) for p in raised.value.problems] == [
-        "P.yaml:config.tenant-bigquery:approveDataLoss: must be a list, e.g. [a, b]"
+        "P.yaml:config.tenant-bigquery:approveDataLoss: must be a list, e.g. [a, b]; got 'tenants.tenant_profiles'"
     ]

@@ -40,7 +40,7 @@ def test_validate_reports_every_problem_one_line_each_without_traceback(repo_cop
         "stacks/tenants.yaml:tables.tenant_usage_quotas.clustering.tenant: not a top-level column of the schema; "
         "clustering needs a top-level column"
     )
-    assert lines[2] == "Pulumi.dev.yaml:config.tenant-bigquery:protect: must be true or false"
+    assert lines[2] == "Pulumi.dev.yaml:config.tenant-bigquery:protect: must be true or false; got 'maybe'"
     assert lines[3] == "3 problem(s); nothing was changed."
     assert "Traceback" not in result.stderr
 

@@ -262,7 +262,11 @@ def edit_declaration(repo: Path, change: Callable[[dict[str, Any]], None]) -> No
 def edit_config(repo: Path, stack: str, **values: Any) -> None:
     path = repo / f"Pulumi.{stack}.yaml"
     document = yaml.safe_load(path.read_text())
-    document["config"].update({f"tenant-bigquery:{key}": value for key, value in values.items()})
+    for key, value in values.items():
+        if value is None:  # unset, as `pulumi config rm` does
+            document["config"].pop(f"tenant-bigquery:{key}", None)
+        else:
+            document["config"][f"tenant-bigquery:{key}"] = value
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
@@ -604,5 +608,7 @@ def test_unreadable_stack_settings_at_the_base_are_a_warning_not_a_guess(diff: D
     result = diff("--root", str(repo), "--format", "json", "--stack", "prod")
 
     assert verdicts(result) == {"tenants.scheduled_pipeline_runs": "update"}
-    assert "Pulumi.prod.yaml:config.tenant-bigquery:protect: must be true or false (at merge base" in result.stderr
+    assert "Pulumi.prod.yaml:config.tenant-bigquery:protect: must be true or false; got 'maybe' (at merge base" in (
+        result.stderr
+    )
     assert "stack prod: its settings at merge base with main" in result.stderr
