@@ -618,7 +618,11 @@ def _check_partitioning(
         message = rules.check_range_partitioning(rng.start, rng.end, rng.interval)
         if message:
             fail("range", message)
-        return None, RangePartitioning(_spelled(rng.field, columns) or rng.field, rng.start, rng.end, rng.interval), problems
+        return (
+            None,
+            RangePartitioning(_spelled(rng.field, columns) or rng.field, rng.start, rng.end, rng.interval),
+            problems,
+        )
 
     granularity = (spec.type or "").upper()
     if granularity not in rules.PARTITION_TYPES:
