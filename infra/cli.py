@@ -24,7 +24,7 @@ import click
 from rich.console import Console
 
 from infra import basediff, changes, diffreport, planreport
-from infra.catalog import Catalog, CatalogError, Table, count_columns, display_path, load_catalog
+from infra.catalog import Catalog, CatalogError, Table, catalog_warnings, count_columns, display_path, load_catalog
 from infra.settings import Settings, list_stacks, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -89,6 +89,8 @@ def validate(root: Path) -> None:
     if problems:
         fail_with_problems(CatalogError(problems))
     assert catalog is not None
+    for warning in catalog_warnings(catalog):
+        click.echo(f"warning: {warning}", err=True)
     tables = catalog.tables()
     columns = sum(count_columns(t.schema) for t in tables)
     click.echo(

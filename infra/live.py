@@ -25,7 +25,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 from requests import exceptions as requests_exceptions
 
-from infra.catalog import Catalog, Column, Dataset, Table
+from infra.catalog import Catalog, Column, Dataset, Table, count_columns
 from infra.declared import MS_PER_DAY, dataset_args, table_args
 from infra.rules import canonical_type
 from infra.settings import Settings
@@ -375,7 +375,7 @@ def schema_differences(declared: tuple[Column, ...], live: tuple[Column, ...], p
 def _schema_check(subject: str, declared: tuple[Column, ...], live: tuple[Column, ...]) -> Check:
     differences = schema_differences(declared, live)
     if not differences:
-        return Check(subject, "schema", True, f"{len(declared)} columns as declared")
+        return Check(subject, "schema", True, f"{count_columns(declared)} columns (leaf) as declared")
     shown = differences[:_MAX_SCHEMA_DIFFERENCES]
     more = len(differences) - len(shown)
     return Check(subject, "schema", False, "; ".join(shown) + (f"; and {more} more" if more else ""))
@@ -518,6 +518,14 @@ def _checks_of(item: _Fetched, project: str, settings: Settings) -> list[Check]:
         table_subject = f"table {item.live_id}.{table.table_id}"
         if live_table is None:
             checks.append(Check(table_subject, "exists", False, "not found"))
+            continue
+        kind = live_table.table_type or "TABLE"
+        if kind != "TABLE":
+            checks.append(
+                Check(
+                    table_subject, "exists", False, f"a {kind} stands where a table is declared; drop it or rename one"
+                )
+            )
             continue
         checks.append(Check(table_subject, "exists", True))
         checks += table_checks(table_subject, declared_table(table, settings), observed_table(live_table))

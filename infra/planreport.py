@@ -51,7 +51,7 @@ def render_json(plan: Plan) -> str:
         "resources": [r.to_json() for r in sorted(plan.resources, key=_resource_order)],
         "outputs": dict(plan.outputs),
     }
-    return json.dumps(document, indent=2, sort_keys=False)
+    return json.dumps(document, indent=2, sort_keys=True)
 
 
 def _partitioning_text(inputs: dict[str, Any]) -> str:
