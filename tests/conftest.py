@@ -42,7 +42,7 @@ def planned() -> Callable[[str], PlanResult]:
 def bigquery_server() -> Iterator[Any]:
     """One local BigQuery API server for the session's live tests, on free ports; always stopped.
 
-    An install failure fails the tests that need it, never skips them (DESIGN.md section 6).
+    An install failure fails the tests that need it, never skips them.
     """
     lbq = load_local_bigquery_script()
     try:
