@@ -20,7 +20,8 @@ def runtime_config() -> dict[str, Any]:
     """Every config value of the stack.
 
     pulumi.Config reads the keys this project knows; the whole map, which the language host hands the
-    program as JSON in PULUMI_CONFIG, adds the keys it does not know, so a misspelt key is an error.
+    program as JSON in PULUMI_CONFIG (pulumi/pulumi sdk/python/cmd/pulumi-language-python/main.go),
+    adds the keys it does not know, so a misspelt key is an error.
     """
     values: dict[str, Any] = json.loads(os.environ.get("PULUMI_CONFIG") or "{}")
     for key in KNOWN_CONFIG_KEYS:

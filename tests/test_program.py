@@ -243,3 +243,13 @@ def test_the_entry_point_pulumi_runs_registers_the_same_resources(planned: Plan)
 
     via_entry_point = run_program("prod", config, entry_point)
     assert sorted(r.name for r in via_entry_point.resources) == sorted(r.name for r in planned("prod").resources)
+
+
+def test_a_misspelt_key_from_the_engine_stops_the_program(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real `pulumi up` hands the program the whole config map in PULUMI_CONFIG; a key nothing reads
+    (prod's protect silently kept at its default otherwise) stops the run before anything is registered."""
+    config = stack_config("prod")
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({**config, "tenant-bigqeury:protect": "false"}))
+    with pytest.raises(Exception, match=r"1 problem\(s\) in the declarations; nothing was changed") as raised:
+        run_program("prod", config, lambda: run(REPO_ROOT))
+    assert isinstance(raised.value, pulumi.RunError)
