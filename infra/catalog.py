@@ -344,7 +344,13 @@ def load_json(path: Path, display: str) -> Any:
         ) from None
     except RecursionError:
         raise CatalogError(
-            [Problem(display, "", f"nested too deeply to read; BigQuery allows at most {rules.MAX_NESTING_LEVELS} levels of RECORD")]
+            [
+                Problem(
+                    display,
+                    "",
+                    f"nested too deeply to read; BigQuery allows at most {rules.MAX_NESTING_LEVELS} levels of RECORD",
+                )
+            ]
         ) from None
 
 
