@@ -25,6 +25,8 @@ FIXTURE_TABLES = [t.table_id for t in load_catalog(FIXTURE_ROOT).tables()]
 def run_cli(*args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`python -m infra.cli` as a user runs it; no credentials or emulator variable unless `env` sets one."""
     base = {"PYTHONPATH": str(REPO_ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.devnull}
+    # Coverage measures the subprocess through its own variables (pyproject.toml: patch = subprocess).
+    base |= {key: value for key, value in os.environ.items() if key.startswith("COVERAGE_")}
     return subprocess.run(
         [sys.executable, "-m", "infra.cli", *args],
         cwd=cwd,
