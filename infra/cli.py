@@ -204,6 +204,46 @@ def docs(root: Path, check: bool) -> None:
     click.echo(f"wrote {display_path(target)}")
 
 
+@main.command("preview-gate")
+@stack_option
+@root_option
+@click.argument("preview_file", metavar="PREVIEW_JSON", type=click.Path(dir_okay=False, path_type=Path))
+def preview_gate(stack: str, root: Path, preview_file: Path) -> None:
+    """Refuse a preview that deletes or replaces what the stack does not approve.
+
+    PREVIEW_JSON is what `pulumi preview --stack STACK --json` printed. Exit 0 when every delete and
+    replace is approved (a table in approveDataLoss, or any table in a stack without protect), 1 when
+    one is not, 2 when the file or the stack config cannot be read.
+    """
+    from infra import previewgate
+
+    require_stack(root, stack)
+    try:
+        settings = load_settings(root, stack, load_catalog(root))
+    except CatalogError as error:
+        fail_with_problems(error, exit_code=2)
+    try:
+        text = preview_file.read_text(encoding="utf-8")
+        steps = previewgate.destructive_steps(previewgate.load_document(text), settings)
+    except OSError as error:
+        click.echo(f"error: cannot read {display_path(preview_file)}: {error.strerror or error}", err=True)
+        sys.exit(2)
+    except (UnicodeDecodeError, previewgate.PreviewDocumentError) as error:
+        click.echo(f"error: {display_path(preview_file)}: {error}", err=True)
+        sys.exit(2)
+    for step in steps:
+        click.echo(str(step))
+    refused = [step for step in steps if step.approved_by is None]
+    if refused:
+        click.echo(
+            f"refused: {len(refused)} delete(s) or replace(s) not approved in Pulumi.{stack}.yaml; name each table in "
+            'tenant-bigquery:approveDataLoss (runbook "Approve data loss in prod"), or change the declaration',
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(f"✓ nothing is deleted or replaced without approval ({len(steps)} approved).")
+
+
 # ---------------------------------------------------------------- live commands (the BigQuery API)
 
 
