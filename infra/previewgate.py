@@ -44,6 +44,10 @@ def parse_urn(urn: str) -> tuple[str, str]:
     return parts[2].rpartition("$")[2], parts[3]
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _approval(resource_type: str, name: str, step: Mapping[str, Any], settings: Settings) -> str | None:
     # Only tables can be approved; a dataset, provider or anything else deleted or replaced takes every table with it.
     if resource_type != TABLE_TYPE:
@@ -53,9 +57,8 @@ def _approval(resource_type: str, name: str, step: Mapping[str, Any], settings: 
             return f"tenant-bigquery:approveDataLoss names {key}"
     if not settings.options.protect:
         return "the stack sets tenant-bigquery:protect: false (tables are recreated freely)"
-    old = step.get("oldState")
-    old = old if isinstance(old, Mapping) else {}
-    old_inputs = old.get("inputs") if isinstance(old.get("inputs"), Mapping) else {}
+    old = _mapping(step.get("oldState"))
+    old_inputs = _mapping(old.get("inputs"))
     # A removed table's approval leaves with its declaration: the run that applied it recorded both
     # protections as off, so the state says a reviewed change already approved its loss.
     if step.get("op") == "delete" and old.get("protect") is False and old_inputs.get("deletionProtection") is False:
