@@ -224,13 +224,19 @@ def preview_gate(stack: str, root: Path, preview_file: Path) -> None:
         fail_with_problems(error, exit_code=2)
     try:
         text = preview_file.read_text(encoding="utf-8")
-        steps = previewgate.destructive_steps(previewgate.load_document(text), settings)
+        document = previewgate.load_document(text)
+        steps = previewgate.destructive_steps(document, settings)
+        others = previewgate.other_changes(document)
     except OSError as error:
         click.echo(f"error: cannot read {display_path(preview_file)}: {error.strerror or error}", err=True)
         sys.exit(2)
     except (UnicodeDecodeError, previewgate.PreviewDocumentError) as error:
         click.echo(f"error: {display_path(preview_file)}: {error}", err=True)
         sys.exit(2)
+    if others:
+        click.echo(f"{len(others)} other change(s):")
+        for line in others:
+            click.echo(line)
     for step in steps:
         click.echo(str(step))
     refused = [step for step in steps if step.approved_by is None]

@@ -85,6 +85,20 @@ def destructive_steps(document: Any, settings: Settings) -> list[Step]:
     return list(found.values())
 
 
+def other_changes(document: Mapping[str, Any]) -> list[str]:
+    """The preview's other steps that change something (create, update, import...), for the approver to read."""
+    lines = []
+    for step in document.get("steps", []):
+        op = step.get("op")
+        if op in DESTRUCTIVE_OPS or op in {"same", "read"}:
+            continue
+        resource_type, name = parse_urn(step["urn"])
+        reasons = step.get("diffReasons")
+        because = f": {', '.join(map(str, reasons))}" if isinstance(reasons, list) and reasons else ""
+        lines.append(f"  {op} {name} ({resource_type}){because}")
+    return lines
+
+
 def load_document(text: str) -> Any:
     try:
         return json.loads(text)

@@ -224,7 +224,7 @@ class _ForbiddenSecondCopy:
             self._copies += 1
             refused = self._copies == 2
         if refused:
-            raise api_exceptions.Forbidden("Access Denied: bigquery.tables.createSnapshot")
+            raise api_exceptions.Forbidden("Access Denied: bigquery.tables.createSnapshot")  # type: ignore[no-untyped-call]
         return self._client.copy_table(*args, **kwargs)
 
 

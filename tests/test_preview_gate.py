@@ -61,7 +61,13 @@ def test_updates_and_creates_pass(repo_copy: Path, tmp_path: Path) -> None:
     )
     code, out, err = gate(repo_copy, "prod", path)
     assert (code, err) == (0, "")
-    assert out == ["✓ nothing is deleted or replaced without approval (0 approved)."]
+    # The approver reads what else the commit changes in the run's summary.
+    assert out == [
+        "2 other change(s):",
+        "  update tenants-tenant_profiles (gcp:bigquery/table:Table): schema",
+        "  create tenants-new_table (gcp:bigquery/table:Table)",
+        "✓ nothing is deleted or replaced without approval (0 approved).",
+    ]
 
 
 @pytest.mark.parametrize("op", ["replace", "delete", "create-replacement", "delete-replaced", "import-replacement"])

@@ -403,3 +403,26 @@ def test_the_readme_set_up_checklist_names_every_variable_secret_and_environment
     preview_row = next(line for line in table.splitlines() if line.startswith("| `GCP_PREVIEW_SERVICE_ACCOUNT`"))
     assert "Storage Object Viewer" in preview_row and "write" not in preview_row
     assert "assertion.repository_id" in table and "assertion.repository_owner_id" in table
+
+
+def test_the_readme_set_up_makes_review_impossible_to_skip() -> None:
+    lines = _setup_table().splitlines()
+
+    def row(first_cell: str) -> str:
+        return next(line for line in lines if line.startswith(f"| {first_cell} |"))
+
+    ruleset = row("branch ruleset of `main`")
+    for setting in (
+        '"Require review from Code Owners"',
+        "no bypass list (administrators included)",
+        "1 required approval",
+    ):
+        assert setting in ruleset
+    required = row("required workflow")
+    assert '"Require workflows to pass before merging": `.github/workflows/prod-data-gate.yml`' in required
+    assert "`refs/heads/main`" in required
+    prod = row("environment `prod`")
+    assert "required reviewers" in prod
+    assert '"Prevent self-review" on' in prod
+    assert '"Allow administrators to bypass configured protection rules" off' in prod
+    assert "deployment branches: `main` only" in prod
