@@ -71,7 +71,7 @@ NOT_SECRET_TOKENS = {"page", "continuation", "idempotency", "pagination", "curso
 ENCODING_WORDS = {"value", "plaintext", "plain", "raw", "text", "pem", "b64", "base64", "json", "bytes", "str", "hex"}
 _VERSION = re.compile(r"v?\d+\Z")
 # A word anywhere in the name that says the value is protected: `encrypted_password`, `wrapped_private_key`.
-PROTECTED_WORDS = {"hash", "hashed", "digest", "encrypted", "ciphertext", "wrapped", "sealed", "enc", "hmacsha256"}
+PROTECTED_WORDS = {"hash", "hashed", "digest", "encrypted", "ciphertext", "wrapped", "sealed", "enc"}
 # Only these types can carry key material; a number, time or bool named `max_api_keys` cannot.
 SECRET_TYPES = {"STRING", "JSON", "BYTES"}
 # An explicit, reviewed exemption: this text in the column's description, or the table label
