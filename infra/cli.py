@@ -206,6 +206,52 @@ def docs(root: Path, check: bool) -> None:
     click.echo(f"wrote {display_path(target)}")
 
 
+@main.command("preview-gate")
+@stack_option
+@root_option
+@click.argument("preview_file", metavar="PREVIEW_JSON", type=click.Path(dir_okay=False, path_type=Path))
+def preview_gate(stack: str, root: Path, preview_file: Path) -> None:
+    """Refuse a preview that deletes or replaces what the stack does not approve.
+
+    PREVIEW_JSON is what `pulumi preview --stack STACK --json` printed. Exit 0 when every delete and
+    replace is approved (a table in approveDataLoss, or any table in a stack without protect), 1 when
+    one is not, 2 when the file or the stack config cannot be read.
+    """
+    from infra import previewgate
+
+    require_stack(root, stack)
+    try:
+        settings = load_settings(root, stack, load_catalog(root))
+    except CatalogError as error:
+        fail_with_problems(error, exit_code=2)
+    try:
+        text = preview_file.read_text(encoding="utf-8")
+        document = previewgate.load_document(text)
+        steps = previewgate.destructive_steps(document, settings)
+        others = previewgate.other_changes(document)
+    except OSError as error:
+        click.echo(f"error: cannot read {display_path(preview_file)}: {error.strerror or error}", err=True)
+        sys.exit(2)
+    except (UnicodeDecodeError, previewgate.PreviewDocumentError) as error:
+        click.echo(f"error: {display_path(preview_file)}: {error}", err=True)
+        sys.exit(2)
+    if others:
+        click.echo(f"{len(others)} other change(s):")
+        for line in others:
+            click.echo(line)
+    for step in steps:
+        click.echo(str(step))
+    refused = [step for step in steps if step.approved_by is None]
+    if refused:
+        click.echo(
+            f"refused: {len(refused)} delete(s) or replace(s) not approved in Pulumi.{stack}.yaml; name each table in "
+            'tenant-bigquery:approveDataLoss (runbook "Approve data loss in prod"), or change the declaration',
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(f"✓ nothing is deleted or replaced without approval ({len(steps)} approved).")
+
+
 # ---------------------------------------------------------------- live commands (the BigQuery API)
 
 
@@ -298,7 +344,9 @@ def select_tables(catalog: Catalog, names: str | None, all_tables: bool) -> list
 @click.option(
     "--expire-days",
     type=click.IntRange(min=1),
-    default=30,
+    # The prod runbook can take two deploys that each wait up to 30 days for approval (GitHub fails a
+    # waiting job after 30 days), plus review time: 90 days outlasts it.
+    default=90,
     show_default=True,
     help="Days until the snapshots expire; also the default table expiration of a new backup dataset.",
 )
@@ -321,23 +369,32 @@ def snapshot(
     except live.LiveError as error:
         live_failure(error)
     for dataset in report.created_datasets:
-        click.echo(f"created backup dataset {dataset} (default table expiration {expire_days} d)")
+        click.echo(
+            f"created backup dataset {dataset} (default table expiration {expire_days} d; "
+            "the source dataset's ACL and default key)"
+        )
     taken_at, expires = f"{report.taken_at:%Y-%m-%d %H:%M:%S}", f"{report.expires:%Y-%m-%d %H:%M}"
-    click.echo(f"Snapshots taken at {taken_at} UTC, expiring {expires} UTC:")
+    if report.snapshots:
+        click.echo(f"Snapshots taken at {taken_at} UTC, expiring {expires} UTC:")
     for taken in report.snapshots:
-        bq, python = taken.restore_commands()
+        new_table, over = taken.restore_to_new_table(), taken.restore_over_source()
         click.echo(f"✓ {taken.source} -> {taken.snapshot}")
-        click.echo(f"    restore: {bq}")
-        click.echo(f"    python:  {python}")
+        click.echo(f"    restore into a new table: {new_table.bq}")
+        click.echo(f"      python: {new_table.python}")
+        click.echo(f"    or over the table, losing every row written to it after {taken_at} UTC: {over.bq}")
+        click.echo(f"      python: {over.python}")
     for table, why in report.failures:
         click.echo(f"✗ {table}: {why}")
     if report.snapshots:
         click.echo(
-            "A restore puts back the rows and the schema of the snapshot time. To keep a recreated table's new "
-            "schema, copy the rows instead: INSERT INTO <table> (columns) SELECT columns FROM <snapshot>."
+            "Restore into a new table first and compare; copy the rows you need into the live table "
+            "(INSERT INTO <table> (columns) SELECT columns FROM <restored table>), which also keeps a recreated "
+            "table's new schema. A restore over the table puts back the snapshot's rows and schema as they were."
         )
     if not report.ok:
-        click.echo(f"{len(report.failures)} of {len(chosen)} snapshots failed.", err=True)
+        kept = f"; kept: {len(report.snapshots)} snapshot(s) listed above" if report.snapshots else ""
+        created = f", created {', '.join(report.created_datasets)}" if report.created_datasets else ""
+        click.echo(f"{len(report.failures)} of {len(chosen)} snapshots failed{kept}{created}.", err=True)
         sys.exit(1)
 
 

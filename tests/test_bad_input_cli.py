@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from google.cloud import bigquery
 from helpers import FIXTURE_ROOT, REPO_ROOT, run_cli
 from live_server import STACK, LiveStack
 
@@ -232,9 +233,7 @@ def test_verify_names_a_view_standing_where_a_table_is_declared(live_stack: Live
     )
 
 
-def _view(stack: LiveStack) -> object:
-    from google.cloud import bigquery
-
+def _view(stack: LiveStack) -> bigquery.Table:
     view = bigquery.Table(stack.table("tenant_profiles"))
     view.view_query = f"SELECT tenant_id FROM `{stack.table('tenant_api_keys')}`"
     return view

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from helpers import FIXTURE_ROOT, REPO_ROOT, run_cli
@@ -103,8 +104,9 @@ def test_diagram_edges_come_only_from_references_the_descriptions_state() -> Non
     assert not any(edge.table == "tenant_profiles" for edge in edges)
     text = (FIXTURE_ROOT / DOCS_FILE).read_text()
     assert "```mermaid\nflowchart LR\n" in text
-    assert '  tenant_api_keys -->|"tenant_id"| tenant_profiles' in text
-    assert '  scheduled_pipeline_runs -->|"pipeline_id, pipeline_version → version"| tenant_pipeline_configs' in text
+    assert '  t1["tenant_profiles"]\n  t2["tenant_api_keys"]\n' in text
+    assert '  t2 -->|"tenant_id"| t1' in text
+    assert '  t7 -->|"pipeline_id, pipeline_version → version"| t6' in text
 
 
 def test_text_that_only_looks_like_a_reference_makes_no_edge() -> None:
@@ -113,3 +115,29 @@ def test_text_that_only_looks_like_a_reference_makes_no_edge() -> None:
     )
     assert references(dataset) == []
     assert "mermaid" not in render_data_dictionary(Catalog((dataset,)))
+
+
+def test_table_ids_that_are_mermaid_keywords_are_only_labels() -> None:
+    """Mermaid's flowchart syntax page: a lower-case `end` breaks a flowchart; `class`, `style`, `graph`,
+    `subgraph` start statements. Node ids are generated, the table id is a quoted label."""
+    keywords = ("end", "class", "style", "graph", "subgraph", "click", "linkStyle", "o_table", "x_table")
+    tables = tuple(
+        Table("d", name, "", (Column("id", "STRING", description=f"Refers to {keywords[0]}.id."),), f"s/{name}.json")
+        for name in keywords
+    )
+    text = render_data_dictionary(Catalog((Dataset("d", "", {}, tables, "stacks/d.yaml"),)))
+    diagram = text[text.index("```mermaid") : text.index("```", text.index("```mermaid") + 3)]
+    lines = diagram.splitlines()[2:]
+    assert lines[: len(keywords)] == [f'  t{n}["{name}"]' for n, name in enumerate(keywords, start=1)]
+    edges = lines[len(keywords) :]
+    assert edges and all(re.fullmatch(r'  t\d+ -->\|"[^"]*"\| t\d+', edge) for edge in edges)
+    assert '  t2 -->|"id"| t1' in edges
+
+
+def test_a_range_type_is_escaped_so_github_does_not_read_it_as_html() -> None:
+    dataset = one_table_dataset(
+        Column("period", "RANGE", range_element_type="DATE", description="Valid <from, to> & more"),
+    )
+    text = render_data_dictionary(Catalog((dataset,)))
+    assert "| `period` | RANGE&lt;DATE&gt; | NULLABLE | Valid &lt;from, to&gt; &amp; more |" in text
+    assert "<DATE>" not in text
