@@ -86,14 +86,15 @@ def queue_entry(n: int, **extra: Any) -> dict[str, Any]:
         "run_id": f"r{n}",
         "pipeline_id": f"p{n % 2}",
         "pipeline_version": n,
-        "scheduled_time": f"2026-0{n % 3 + 1}-{n + 1:02d}T08:00:00Z",
+        # Recent: the declared partitions expire after 90 days.
+        "scheduled_time": f"2026-11-{n % 28 + 1:02d}T08:00:00Z",
         "priority": 10 * n,
         "state": "READY",
         "attempt": n % 4,
         "max_attempts": 5,
-        "enqueued_at": f"2026-01-{n + 1:02d}T07:00:00Z",
-        "created_at": f"2026-01-{n + 1:02d}T07:00:00Z",
-        "updated_at": f"2026-01-{n + 1:02d}T07:00:00Z",
+        "enqueued_at": f"2026-{n % 2 + 10}-{n % 28 + 1:02d}T07:00:00Z",
+        "created_at": f"2026-10-{n % 28 + 1:02d}T07:00:00Z",
+        "updated_at": f"2026-11-{n % 28 + 1:02d}T07:00:00Z",
         "last_error": {"code": f"E{n}", "message": f"failed {n}" if n % 2 else None},
     }
     return row | extra
@@ -150,3 +151,63 @@ def test_rename_a_column_in_place_keeps_every_value(built_stack: LiveStack) -> N
     assert_verify_passes(built_stack)
     again = migrate(built_stack, "--tables", PROFILES)
     assert f"✓ tenants.{PROFILES}: nothing to migrate" in again.stdout
+
+
+def test_a_new_partitioning_rebuilds_the_table_with_every_row(built_stack: LiveStack) -> None:
+    rows = [queue_entry(n) for n in range(40)]
+    insert(built_stack, QUEUE, rows)
+
+    def change(cols: list[dict[str, Any]]) -> None:
+        column(cols, "priority")["type"] = "NUMERIC"  # widening, carried by the rebuild as a CAST
+        column(column(cols, "last_error")["fields"], "message")["name"] = "detail"  # nested: only a rebuild renames it
+
+    edit_schema(built_stack, QUEUE, change)
+    edit_declaration(
+        built_stack,
+        QUEUE,
+        partitioning={"field": "enqueued_at", "type": "MONTH", "expiration_days": 400},
+        renamed_columns={"last_error.detail": "last_error.message"},
+    )
+
+    dry = migrate(built_stack, "--tables", QUEUE)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "partitioning DAY on scheduled_time -> MONTH on enqueued_at" in dry.stdout
+    assert "INSERT INTO" in dry.stdout and "CAST(`priority` AS NUMERIC)" in dry.stdout
+    assert len(read(built_stack, QUEUE, "queue_entry_id")) == 40
+
+    started = time.monotonic()
+    applied = migrate(built_stack, "--tables", QUEUE, "--apply")
+    elapsed = time.monotonic() - started
+
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert f"✓ tenants.{QUEUE}: migrated (rebuild through " in applied.stdout
+    after = read(built_stack, QUEUE, "queue_entry_id")
+    expected = [
+        {
+            **row,
+            "priority": Decimal(row["priority"]),
+            "last_error": {"code": row["last_error"]["code"], "detail": row["last_error"]["message"]},
+        }
+        for row in sorted(rows, key=lambda r: r["queue_entry_id"])
+    ]
+    assert [_comparable(r) for r in after] == [_comparable(r) for r in expected]
+    live = built_stack.client.get_table(built_stack.table(QUEUE))
+    assert (live.time_partitioning.type_, live.time_partitioning.field) == ("MONTH", "enqueued_at")
+    assert live.clustering_fields == ["tenant_id", "state"]
+    assert_verify_passes(built_stack)  # exactly the declared table: nothing left for pulumi up
+    tables = [t.table_id for t in built_stack.client.list_tables(built_stack.dataset_id())]
+    assert not [t for t in tables if "__migrate_" in t]
+    assert f"✓ tenants.{QUEUE}: nothing to migrate" in migrate(built_stack, "--tables", QUEUE).stdout
+    print(f"rebuild of 40 rows through the CLI: {elapsed:.1f} s")
+
+
+def _comparable(row: dict[str, Any]) -> dict[str, Any]:
+    """Rows read back hold datetimes and Decimals; rows inserted hold ISO strings and ints."""
+    out = {}
+    for key, value in row.items():
+        if value is None:
+            continue
+        if hasattr(value, "isoformat"):
+            value = value.strftime("%Y-%m-%dT%H:%M:%SZ")
+        out[key] = value
+    return out
