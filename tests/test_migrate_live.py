@@ -211,3 +211,66 @@ def _comparable(row: dict[str, Any]) -> dict[str, Any]:
             value = value.strftime("%Y-%m-%dT%H:%M:%SZ")
         out[key] = value
     return out
+
+
+def test_widening_types_in_place_keeps_every_value(built_stack: LiveStack) -> None:
+    rows = [queue_entry(n) for n in range(6)]
+    insert(built_stack, QUEUE, rows)
+
+    def change(cols: list[dict[str, Any]]) -> None:
+        column(cols, "attempt")["type"] = "NUMERIC"
+        column(cols, "max_attempts")["type"] = "FLOAT64"
+
+    edit_schema(built_stack, QUEUE, change)
+
+    applied = migrate(built_stack, "--tables", QUEUE, "--apply")
+
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    table = f"`{built_stack.table(QUEUE)}`"
+    assert f"  1. ALTER TABLE {table} ALTER COLUMN `attempt` SET DATA TYPE NUMERIC" in applied.stdout
+    assert f"  2. ALTER TABLE {table} ALTER COLUMN `max_attempts` SET DATA TYPE FLOAT64" in applied.stdout
+    assert "rebuild" not in applied.stdout
+    after = read(built_stack, QUEUE, "queue_entry_id")
+    assert [(r["queue_entry_id"], r["attempt"], r["max_attempts"]) for r in after] == [
+        (row["queue_entry_id"], Decimal(row["attempt"]), float(row["max_attempts"])) for row in rows
+    ]
+    assert_verify_passes(built_stack)
+
+
+def test_numeric_to_bignumeric_is_planned_in_place(built_stack: LiveStack) -> None:
+    # BigQuery coerces NUMERIC to BIGNUMERIC, so SET DATA TYPE applies in place (conversion rules);
+    # the local server refuses that statement, so only the plan is checked here.
+    edit_schema(built_stack, "tenant_subscriptions", lambda cols: column(cols, "price").update(type="BIGNUMERIC"))
+
+    dry = migrate(built_stack, "--tables", "tenant_subscriptions")
+
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    table = f"`{built_stack.table('tenant_subscriptions')}`"
+    assert f"  1. ALTER TABLE {table} ALTER COLUMN `price` SET DATA TYPE BIGNUMERIC" in dry.stdout
+
+
+def test_a_longer_string_is_planned_in_place_and_a_change_the_server_ignores_is_caught(
+    built_stack: LiveStack,
+) -> None:
+    built_stack.client.update_table(_with_max_length(built_stack, "country_code", 2), ["schema"])
+    insert(built_stack, PROFILES, [profile(n) for n in range(3)])
+    edit_schema(built_stack, PROFILES, lambda cols: column(cols, "country_code").update(maxLength="8"))
+
+    applied = migrate(built_stack, "--tables", PROFILES, "--apply")
+
+    # The local server accepts SET DATA TYPE STRING(8) but keeps STRING(2): migrate reads the table
+    # again instead of trusting the statement, and says so.
+    table = f"`{built_stack.table(PROFILES)}`"
+    assert f"  1. ALTER TABLE {table} ALTER COLUMN `country_code` SET DATA TYPE STRING(8)" in applied.stdout
+    assert applied.returncode == 1
+    assert "applied, but the table still differs: ALTER TABLE" in applied.stdout
+    assert len(read(built_stack, PROFILES, "tenant_id")) == 3
+
+
+def _with_max_length(stack: LiveStack, name: str, length: int) -> bigquery.Table:
+    table = stack.client.get_table(stack.table(PROFILES))
+    table.schema = [
+        bigquery.SchemaField.from_api_repr({**f.to_api_repr(), "maxLength": str(length)}) if f.name == name else f
+        for f in table.schema
+    ]
+    return table
