@@ -274,3 +274,114 @@ def _with_max_length(stack: LiveStack, name: str, length: int) -> bigquery.Table
         for f in table.schema
     ]
     return table
+
+
+def test_a_new_key_and_a_removed_partition_expiration_apply_in_place(built_stack: LiveStack) -> None:
+    rows = [queue_entry(n) for n in range(4)]
+    insert(built_stack, QUEUE, rows)
+    new_key = "projects/acme-security-prod/locations/us/keyRings/bigquery-prod/cryptoKeys/tenants-2027"
+    write_stack(built_stack.root, built_stack.project, kmsKeyName=new_key)
+    _keep_suffix(built_stack)
+    edit_declaration(built_stack, QUEUE, partitioning={"field": "scheduled_time", "type": "DAY", "keep_forever": True})
+
+    applied = migrate(built_stack, "--tables", QUEUE, "--apply")
+
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    lines = applied.stdout.splitlines()
+    table_id = built_stack.table(QUEUE)
+    assert f"  1. tables.patch {table_id}: timePartitioning.expirationMs = null" in lines
+    assert f"  2. tables.patch {table_id}: encryptionConfiguration.kmsKeyName = '{new_key}'" in lines
+    live = built_stack.client.get_table(table_id)
+    assert live.encryption_configuration.kms_key_name == new_key
+    assert live.time_partitioning.expiration_ms is None
+    assert [r["queue_entry_id"] for r in read(built_stack, QUEUE, "queue_entry_id")] == [
+        r["queue_entry_id"] for r in rows
+    ]
+    # What pulumi up --refresh then does in place: the dataset's default key and the retention label.
+    dataset = built_stack.client.get_dataset(built_stack.dataset_id())
+    dataset.default_encryption_configuration = bigquery.EncryptionConfiguration(kms_key_name=new_key)
+    built_stack.client.update_dataset(dataset, ["default_encryption_configuration"])
+    pulumi_up_in_place(built_stack, QUEUE)
+    result = built_stack.cli("verify", "--stack", STACK)
+    failing = [line for line in result.stdout.splitlines() if line.startswith("✗")]
+    # Only the tables this test did not migrate still carry the old key.
+    assert failing and all("encryption key" in line and QUEUE not in line for line in failing)
+
+
+def _keep_suffix(stack: LiveStack) -> None:
+    """write_stack draws a new dataset suffix; keep the one the tables were built under."""
+    path = stack.root / f"Pulumi.{STACK}.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["config"]["tenant-bigquery:datasetSuffix"] = stack.suffix
+    path.write_text(yaml.safe_dump(config))
+
+
+def test_required_and_shorter_columns_rebuild_when_every_value_fits(built_stack: LiveStack) -> None:
+    rows = [profile(n) for n in range(6)]
+    insert(built_stack, PROFILES, rows)
+
+    def change(cols: list[dict[str, Any]]) -> None:
+        column(cols, "legal_name")["mode"] = "REQUIRED"
+        column(cols, "country_code")["maxLength"] = "2"
+
+    edit_schema(built_stack, PROFILES, change)
+
+    applied = migrate(built_stack, "--tables", PROFILES, "--apply")
+
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "  data check: legal_name holds no NULL: no row may match `legal_name` IS NULL" in applied.stdout
+    assert "  data check: country_code fits 2 characters: no row may match LENGTH(`country_code`) > 2" in applied.stdout
+    after = read(built_stack, PROFILES, "tenant_id")
+    assert [_comparable(r) for r in after] == [_comparable(r) for r in sorted(rows, key=lambda r: r["tenant_id"])]
+    live = {f.name: f for f in built_stack.client.get_table(built_stack.table(PROFILES)).schema}
+    assert (live["legal_name"].mode, live["country_code"].max_length) == ("REQUIRED", 2)
+    assert_verify_passes(built_stack)
+
+
+def test_data_that_does_not_fit_is_refused_and_the_table_is_untouched(built_stack: LiveStack) -> None:
+    rows = [profile(n) for n in range(5)] + [profile(5, legal_name=None), profile(6, country_code="USA")]
+    insert(built_stack, PROFILES, rows)
+    before = read(built_stack, PROFILES, "tenant_id")
+    schema_before = built_stack.client.get_table(built_stack.table(PROFILES)).schema
+
+    def change(cols: list[dict[str, Any]]) -> None:
+        column(cols, "legal_name")["mode"] = "REQUIRED"
+        column(cols, "country_code")["maxLength"] = "2"
+
+    edit_schema(built_stack, PROFILES, change)
+
+    applied = migrate(built_stack, "--tables", PROFILES, "--apply")
+
+    assert applied.returncode == 1
+    assert f"✗ tenants.{PROFILES}: refused, nothing changed" in applied.stdout
+    assert "  refused: 1 row(s) fail the check legal_name holds no NULL (e.g. None)" in applied.stdout
+    assert "  refused: 1 row(s) fail the check country_code fits 2 characters (e.g. 'USA')" in applied.stdout
+    assert read(built_stack, PROFILES, "tenant_id") == before
+    assert built_stack.client.get_table(built_stack.table(PROFILES)).schema == schema_before
+    datasets = [d.dataset_id for d in built_stack.client.list_datasets() if built_stack.suffix in d.dataset_id]
+    assert datasets == [built_stack.dataset_id()]  # not even a snapshot was taken
+
+
+def test_dropping_a_clustering_column_needs_the_approval_then_rebuilds(built_stack: LiveStack) -> None:
+    rows = [profile(n) for n in range(4)]
+    insert(built_stack, PROFILES, rows)
+    edit_schema(built_stack, PROFILES, lambda cols: cols.remove(column(cols, "status")))
+    edit_declaration(built_stack, PROFILES, clustering=["tenant_id"])
+
+    refused = migrate(built_stack, "--tables", PROFILES, "--apply")
+
+    assert refused.returncode == 1
+    assert "  refused: the rebuild would drop status and their data: approve the table" in refused.stdout
+    assert len(read(built_stack, PROFILES, "tenant_id")) == 4
+
+    path = built_stack.root / f"Pulumi.{STACK}.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["config"]["tenant-bigquery:approveDataLoss"] = [f"tenants.{PROFILES}"]
+    path.write_text(yaml.safe_dump(config))
+    applied = migrate(built_stack, "--tables", PROFILES, "--apply")
+
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    after = read(built_stack, PROFILES, "tenant_id")
+    expected = [{k: v for k, v in row.items() if k != "status"} for row in rows]
+    assert [_comparable(r) for r in after] == [_comparable(r) for r in expected]
+    assert built_stack.client.get_table(built_stack.table(PROFILES)).clustering_fields == ["tenant_id"]
