@@ -385,3 +385,49 @@ def test_dropping_a_clustering_column_needs_the_approval_then_rebuilds(built_sta
     expected = [{k: v for k, v in row.items() if k != "status"} for row in rows]
     assert [_comparable(r) for r in after] == [_comparable(r) for r in expected]
     assert built_stack.client.get_table(built_stack.table(PROFILES)).clustering_fields == ["tenant_id"]
+
+
+@pytest.mark.parametrize(
+    ("grant", "refusal"),
+    [
+        (
+            lambda stack: list(
+                stack.client.query_and_wait(
+                    f"CREATE ROW ACCESS POLICY ops ON `{stack.table(PROFILES)}` "
+                    "GRANT TO ('group:ops@acme.example') FILTER USING (status = 'ACTIVE')"
+                )
+            ),
+            "  refused: the table has 1 row access policies, which a rebuild does not carry over",
+        ),
+        (
+            lambda stack: stack.client.set_iam_policy(
+                stack.table(PROFILES),
+                _policy(stack, {"role": "roles/bigquery.dataViewer", "members": {"group:ops@acme.example"}}),
+            ),
+            "  refused: the table has 1 table IAM bindings, which a rebuild does not carry over",
+        ),
+    ],
+    ids=["row-access-policy", "iam-binding"],
+)
+def test_a_rebuild_is_refused_when_it_would_not_carry_access_over(
+    built_stack: LiveStack, grant: Any, refusal: str
+) -> None:
+    insert(built_stack, PROFILES, [profile(n) for n in range(3)])
+    grant(built_stack)
+    edit_schema(built_stack, PROFILES, lambda cols: column(cols, "legal_name").update(mode="REQUIRED"))
+
+    result = migrate(built_stack, "--tables", PROFILES, "--apply")
+
+    assert result.returncode == 1
+    assert refusal in result.stdout
+    assert built_stack.client.get_table(built_stack.table(PROFILES)).schema[2].mode == "NULLABLE"
+    # A row access policy hides every row from anyone it does not grant (this test's client too): what a
+    # copy would have lost. Lifted, all rows are still there.
+    list(built_stack.client.query_and_wait(f"DROP ALL ROW ACCESS POLICIES ON `{built_stack.table(PROFILES)}`"))
+    assert len(read(built_stack, PROFILES, "tenant_id")) == 3
+
+
+def _policy(stack: LiveStack, binding: dict[str, Any]) -> Any:
+    policy = stack.client.get_iam_policy(stack.table(PROFILES))
+    policy.bindings = [binding]
+    return policy
