@@ -29,7 +29,10 @@ import yaml
 from google.cloud import bigquery
 from live_server import STACK, LiveStack, table_resource, write_stack
 
+from infra import live, live_migrate
+from infra.catalog import load_catalog
 from infra.declared import TABLE_TYPE
+from infra.settings import load_settings
 
 pytestmark = pytest.mark.live
 
@@ -431,3 +434,77 @@ def _policy(stack: LiveStack, binding: dict[str, Any]) -> Any:
     policy = stack.client.get_iam_policy(stack.table(PROFILES))
     policy.bindings = [binding]
     return policy
+
+
+def _interrupt_at(monkeypatch: pytest.MonkeyPatch, when: Any) -> None:
+    """Stop the run like a killed job (KeyboardInterrupt) just before the first step `when` matches."""
+    run_step = live_migrate._run_step
+
+    def interrupted(conn: Any, plan: Any, step: Any) -> None:
+        if when(step):
+            raise KeyboardInterrupt
+        run_step(conn, plan, step)
+
+    monkeypatch.setattr(live_migrate, "_run_step", interrupted)
+
+
+def _migrate_in_process(stack: LiveStack) -> None:
+    catalog = load_catalog(stack.root)
+    settings = load_settings(stack.root, STACK, catalog)
+    table = next(t for t in catalog.tables() if t.table_id == QUEUE)
+    live_migrate.migrate(live.connect(settings.project, stack.endpoint), settings, [table], apply=True)
+
+
+def _new_partitioning(stack: LiveStack) -> list[dict[str, Any]]:
+    rows = [queue_entry(n) for n in range(12)]
+    insert(stack, QUEUE, rows)
+    edit_declaration(stack, QUEUE, partitioning={"field": "scheduled_time", "type": "MONTH", "expiration_days": 90})
+    return rows
+
+
+def test_a_rebuild_interrupted_before_the_drop_leaves_the_original_intact(
+    built_stack: LiveStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _new_partitioning(built_stack)
+    before = read(built_stack, QUEUE, "queue_entry_id")
+    _interrupt_at(monkeypatch, lambda step: step.kind == "count")  # the copy is made, not yet counted
+
+    with pytest.raises(KeyboardInterrupt):
+        _migrate_in_process(built_stack)
+
+    assert read(built_stack, QUEUE, "queue_entry_id") == before
+    live_table = built_stack.client.get_table(built_stack.table(QUEUE))
+    assert live_table.time_partitioning.type_ == "DAY"
+    tables = [t.table_id for t in built_stack.client.list_tables(built_stack.dataset_id())]
+    assert not [t for t in tables if "__migrate_" in t]  # the partial copy was deleted
+    monkeypatch.undo()
+    finished = migrate(built_stack, "--tables", QUEUE, "--apply")
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert [_comparable(r) for r in read(built_stack, QUEUE, "queue_entry_id")] == [_comparable(r) for r in before]
+
+
+def test_a_rebuild_interrupted_after_the_drop_is_finished_by_the_next_run(
+    built_stack: LiveStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _new_partitioning(built_stack)
+    before = read(built_stack, QUEUE, "queue_entry_id")
+    _interrupt_at(monkeypatch, lambda step: "RENAME TO" in step.action)
+
+    with pytest.raises(KeyboardInterrupt):
+        _migrate_in_process(built_stack)
+
+    copies = [
+        t.table_id for t in built_stack.client.list_tables(built_stack.dataset_id()) if "__migrate_" in t.table_id
+    ]
+    assert len(copies) == 1  # the original is gone; the counted copy holds every row
+    monkeypatch.undo()
+    dry = migrate(built_stack, "--tables", QUEUE)
+    copy = f"{built_stack.dataset_id()}.{copies[0]}"
+    assert f"  1. ALTER TABLE `{built_stack.project}.{copy}` RENAME TO `{QUEUE}`" in dry.stdout
+
+    finished = migrate(built_stack, "--tables", QUEUE, "--apply")
+
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert [_comparable(r) for r in read(built_stack, QUEUE, "queue_entry_id")] == [_comparable(r) for r in before]
+    assert built_stack.client.get_table(built_stack.table(QUEUE)).time_partitioning.type_ == "MONTH"
+    assert_verify_passes(built_stack)
