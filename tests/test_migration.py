@@ -142,9 +142,9 @@ def test_a_new_partitioning_is_a_rebuild_and_a_removed_expiration_a_patch(prod: 
     month = Partitioning("MONTH", "scheduled_time", 90 * 86_400_000)
     assert plan(table, settings, live_of(table, settings, partitioning=month)).rebuild_table is not None
 
-    forever = dataclasses.replace(
-        table, time_partitioning=dataclasses.replace(table.time_partitioning, expiration_days=None, keep_forever=True)
-    )  # type: ignore[arg-type]
+    assert table.time_partitioning is not None
+    kept = dataclasses.replace(table.time_partitioning, expiration_days=None, keep_forever=True)
+    forever = dataclasses.replace(table, time_partitioning=kept)
     result = plan(forever, settings, live_of(table, settings))
     assert [s.action for s in result.steps] == [f"tables.patch {TABLE_ID}: timePartitioning.expirationMs = null"]
 
