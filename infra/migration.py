@@ -17,12 +17,14 @@ BigQuery rules relied on (each cited where it is used):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from infra.catalog import Column, Table
+from infra.catalog import Catalog, Column, Table
+from infra.changes import TableChanges, Verdict
 from infra.declared import table_args
 from infra.renames import find_column
 from infra.settings import Settings
@@ -699,3 +701,33 @@ def _expression(declared: Column, live: Column, source: str, renamed: dict[str, 
     if declared.mode == "REPEATED":
         return f"ARRAY(SELECT CAST(e AS {declared.type}) FROM UNNEST({source}) AS e WITH OFFSET AS o ORDER BY o)"
     return f"CAST({source} AS {declared.type})"
+
+
+# ---------------------------------------------------------------- diff: which changes migrate covers
+
+# diff names the rebuild's table by its pattern: the time is the one migrate runs at.
+_PLACEHOLDER_TIME = datetime(2000, 1, 1)
+
+
+def mark_migration(
+    changes: TableChanges, old: Catalog, new: Catalog, old_settings: Settings, new_settings: Settings
+) -> TableChanges:
+    """The table's changes, with what `migrate --apply` runs when it reaches the new declaration from the
+    old one without losing a row (its data checks permitting); the verdict left is what pulumi up does."""
+    before = next((t for t in old.tables() if t.key == changes.table), None)
+    after = next((t for t in new.tables() if t.key == changes.table), None)
+    if before is None or after is None or changes.verdict.rank < Verdict.UPDATE_DESTRUCTIVE.rank:
+        return changes
+    shape, _ = declared_shape(before, old_settings)
+    table_id = f"{new_settings.project}.{new_settings.dataset_id(after.dataset)}.{after.table_id}"
+    plan = plan_table(after, new_settings, LiveTable(table_id, shape), _PLACEHOLDER_TIME)
+    if plan.refusals or not plan.steps:
+        return changes
+    left = Verdict.UPDATE_DESTRUCTIVE if any(n.startswith("dropped column") for n in plan.notes) else Verdict.UPDATE
+    if plan.checks:
+        # Only the live rows can pass a data check, so offline the change still counts as it is declared.
+        left = changes.verdict
+    stamp = _PLACEHOLDER_TIME.strftime(TIMESTAMP_FORMAT)
+    runs = [step.action.splitlines()[0].replace(stamp, "<UTC time>") for step in plan.steps if step.kind != "count"]
+    runs += [f"data check: {check.what}" for check in plan.checks]
+    return dataclasses.replace(changes, migration=tuple(runs), migrated_verdict=left)

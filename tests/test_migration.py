@@ -10,6 +10,8 @@ https://cloud.google.com/bigquery/docs/managing-table-schemas.
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -239,3 +241,46 @@ def test_shape_ignores_nothing_the_program_declares(prod: tuple[Table, Settings]
         settings.options.kms_key_name,
     )
     assert args["table_id"] == "pipeline_execution_queue"
+
+
+# ---------------------------------------------------------------- diff: what migrate covers
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, env=GIT_ENV)
+
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+    "HOME": "/nonexistent",
+    "PATH": "/usr/bin:/bin",
+}
+
+
+def test_diff_marks_a_covered_change_and_the_prod_gate_counts_it_as_losing_no_data(repo_copy: Path) -> None:
+    _git(repo_copy, "init", "-q", "-b", "main")
+    _git(repo_copy, "add", "-A")
+    _git(repo_copy, "commit", "-q", "-m", "base")
+    path = repo_copy / "schemas" / "tenants" / "pipeline_execution_queue.json"
+    columns = json.loads(path.read_text())
+    next(c for c in columns if c["name"] == "priority")["type"] = "NUMERIC"
+    path.write_text(json.dumps(columns, indent=2))
+    args = ("diff", "--root", str(repo_copy), "--base", "main", "--stack", "prod", "--fail-on", "update-destructive")
+
+    gated = run_cli(*args, "--format", "json", cwd=repo_copy)
+    text = run_cli(*args, cwd=repo_copy)
+
+    assert gated.returncode == 0, gated.stdout + gated.stderr  # a replace as declared, lossless through migrate
+    (table,) = json.loads(gated.stdout)["tables"]
+    assert table["verdict"] == "replace"
+    assert table["migration"] == {
+        "runs": [
+            "ALTER TABLE `acme-data-platform-prod.tenants.pipeline_execution_queue` ALTER COLUMN `priority` "
+            "SET DATA TYPE NUMERIC"
+        ],
+        "verdict_after": "update",
+    }
+    assert "migrate covers it (no row lost; update after it): `migrate --apply` runs ALTER TABLE" in text.stdout
