@@ -2,8 +2,8 @@
 
 Each test builds the stack from the current declarations, inserts rows, changes the declaration in
 its copy of the repository, runs `migrate --apply`, finds every row and value again and runs `verify`.
-Never trust a statement's success: the local server accepts some DDL it does not apply (DESIGN notes
-in README "What migrate could not exercise here").
+Never trust a statement's success: the local server accepts some DDL it does not apply (README,
+section "Lossless schema changes: `migrate`", names what could not be exercised here).
 
 BigQuery rules relied on, with their documentation:
 - ALTER TABLE RENAME COLUMN, ALTER COLUMN SET DATA TYPE, DROP TABLE, ALTER TABLE RENAME TO:
