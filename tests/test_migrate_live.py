@@ -140,6 +140,10 @@ def test_rename_a_column_in_place_keeps_every_value(built_stack: LiveStack) -> N
     rename = f"ALTER TABLE `{built_stack.table(PROFILES)}` RENAME COLUMN `legal_name` TO `registered_name`"
     assert f"  1. {rename}" in dry.stdout.splitlines()
     assert read(built_stack, PROFILES, "tenant_id") == before  # a dry run changes nothing
+    as_json = json.loads(migrate(built_stack, "--tables", PROFILES, "--format", "json").stdout)
+    assert (as_json["apply"], as_json["ok"]) == (False, True)
+    (table,) = as_json["tables"]
+    assert (table["status"], table["rebuild"], [s["action"] for s in table["steps"]]) == ("planned", None, [rename])
 
     applied = migrate(built_stack, "--tables", PROFILES, "--apply")
 
