@@ -1,4 +1,4 @@
-"""Imports point one way (DESIGN.md section 1): a pure core, one Pulumi edge, one google-cloud edge."""
+"""Imports point one way (DESIGN.md section 1): a pure core, one Pulumi edge, one google-cloud module."""
 
 from __future__ import annotations
 
