@@ -28,6 +28,7 @@ from infra.catalog import (
     read_catalog,
 )
 from infra.changes import DiffResult, StackView, TableChanges, classify_catalogs, classify_schema
+from infra.migration import mark_migration
 from infra.settings import load_settings, stack_file
 
 
@@ -93,6 +94,8 @@ def diff_against_base(root: Path, base: str | None, stack: str | None) -> DiffRe
                 warnings.append(f"stack {stack}: its settings at {label} are unreadable; their changes are not shown")
     view = StackView(stack, old_settings, new_settings) if stack and new_settings else None
     tables, unchanged = classify_catalogs(old_catalog, new_catalog, view)
+    if view is not None:
+        tables = [mark_migration(t, old_catalog, new_catalog, view.old or view.new, view.new) for t in tables]
     return DiffResult(label, "working tree", tuple(tables), stack, unchanged, tuple(warnings))
 
 

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infra import rules
+from infra.renames import check_renamed_columns
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ class Table:
     require_partition_filter: bool = False
     clustering: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    renamed_columns: dict[str, str] = field(default_factory=dict)  # new name: old name, for `migrate`
 
     @property
     def key(self) -> str:
@@ -171,6 +173,7 @@ class TableSpec(_Strict):
     require_partition_filter: bool = False
     clustering: list[str] = []
     labels: dict[str, str] = {}
+    renamed_columns: dict[str, str] = {}
 
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
@@ -785,6 +788,10 @@ def _load_dataset(
             )
         if "clustering" in table_spec.model_fields_set:
             problems += _check_clustering(table_spec.clustering, top, file, f"{where}.clustering")
+        problems += [
+            Problem(file, f"{where}.renamed_columns.{new}", message)
+            for new, message in check_renamed_columns(table_spec.renamed_columns, columns)
+        ]
         tables.append(
             Table(
                 dataset=spec.dataset,
@@ -797,6 +804,7 @@ def _load_dataset(
                 require_partition_filter=table_spec.require_partition_filter,
                 clustering=tuple(_spelled(name, top) or name for name in table_spec.clustering),
                 labels=dict(table_spec.labels),
+                renamed_columns=dict(table_spec.renamed_columns),
             )
         )
     dataset = Dataset(spec.dataset, spec.description, dict(spec.labels), tuple(tables), file)

@@ -131,10 +131,18 @@ class TableChanges:
     table: str
     changes: tuple[Change, ...]
     approved: bool = False
+    # What `migrate --apply` runs instead of the replacement or refusal (infra/migration.py), and the
+    # verdict left after it: the prod gate counts that one.
+    migration: tuple[str, ...] = ()
+    migrated_verdict: Verdict | None = None
 
     @property
     def verdict(self) -> Verdict:
         return worst(c.verdict for c in self.changes)
+
+    @property
+    def gate_verdict(self) -> Verdict:
+        return self.migrated_verdict if self.migration and self.migrated_verdict else self.verdict
 
     @property
     def needs_runbook(self) -> bool:
@@ -163,7 +171,7 @@ class DiffResult:
 
     def fails(self, threshold: Verdict) -> bool:
         """A table approved for data loss in the stack's config has passed review: it never fails."""
-        return any(t.verdict.rank >= threshold.rank for t in self.tables if not t.approved)
+        return any(t.gate_verdict.rank >= threshold.rank for t in self.tables if not t.approved)
 
     def needing_runbook(self) -> list[TableChanges]:
         return [t for t in self.tables if t.needs_runbook]
@@ -457,7 +465,7 @@ def classify_table(old: Table, new: Table, table_ref: str | None = None) -> list
 
 
 # Table attributes classify_table handles (a test keeps this equal to Table's fields); schema_file is
-# where the schema came from, not what it is.
+# where the schema came from, not what it is; renamed_columns are hints for `migrate`, sent to nobody.
 CLASSIFIED_TABLE_FIELDS = frozenset(
     {
         "dataset",
@@ -470,6 +478,7 @@ CLASSIFIED_TABLE_FIELDS = frozenset(
         "require_partition_filter",
         "clustering",
         "labels",
+        "renamed_columns",
     }
 )
 

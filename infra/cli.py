@@ -1,13 +1,13 @@
 """Command line: `python -m infra.cli COMMAND`. Thin: parse, call the core, report.
 
-Offline, except verify, snapshot and import-file, which call the BigQuery API (infra/live.py).
+Offline, except verify, snapshot, migrate and import-file, which call the BigQuery API (infra/live.py).
 
 Exit codes:
 - 0: success.
 - 1: problems found. validate, plan and docs: invalid declarations or stack config; docs --check: the
   data dictionary is out of date; diff: a change at or above --fail-on; verify: a check failed;
   snapshot: one was refused or failed; import-file: refused because the live project differs, or
-  the program registers a resource it cannot import.
+  the program registers a resource it cannot import; migrate: a table was refused or failed.
 - 2: usage errors. diff, verify, snapshot and import-file also exit 2 when nothing could be checked:
   invalid declarations or stack config, missing or refused credentials, an unreachable API, an
   unwritable --out.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -210,12 +211,19 @@ def docs(root: Path, check: bool) -> None:
 @stack_option
 @root_option
 @click.argument("preview_file", metavar="PREVIEW_JSON", type=click.Path(dir_okay=False, path_type=Path))
-def preview_gate(stack: str, root: Path, preview_file: Path) -> None:
+@click.option(
+    "--migration",
+    "migration_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="What `migrate --format json` planned: a replace of a table it migrates without loss is expected.",
+)
+def preview_gate(stack: str, root: Path, preview_file: Path, migration_file: Path | None) -> None:
     """Refuse a preview that deletes or replaces what the stack does not approve.
 
     PREVIEW_JSON is what `pulumi preview --stack STACK --json` printed. Exit 0 when every delete and
-    replace is approved (a table in approveDataLoss, or any table in a stack without protect), 1 when
-    one is not, 2 when the file or the stack config cannot be read.
+    replace is approved (a table in approveDataLoss, any table in a stack without protect, or with
+    --migration a table `migrate` brings to the declaration first), 1 when one is not, 2 when a file or
+    the stack config cannot be read.
     """
     from infra import previewgate
 
@@ -224,16 +232,23 @@ def preview_gate(stack: str, root: Path, preview_file: Path) -> None:
         settings = load_settings(root, stack, load_catalog(root))
     except CatalogError as error:
         fail_with_problems(error, exit_code=2)
+    reading = preview_file
     try:
-        text = preview_file.read_text(encoding="utf-8")
-        document = previewgate.load_document(text)
-        steps = previewgate.destructive_steps(document, settings)
+        migrated: frozenset[str] = frozenset()
+        if migration_file is not None:
+            reading = migration_file
+            migrated = previewgate.migrated_tables(
+                previewgate.load_document(migration_file.read_text(encoding="utf-8"))
+            )
+        reading = preview_file
+        document = previewgate.load_document(preview_file.read_text(encoding="utf-8"))
+        steps = previewgate.destructive_steps(document, settings, migrated)
         others = previewgate.other_changes(document)
     except OSError as error:
-        click.echo(f"error: cannot read {display_path(preview_file)}: {error.strerror or error}", err=True)
+        click.echo(f"error: cannot read {display_path(reading)}: {error.strerror or error}", err=True)
         sys.exit(2)
     except (UnicodeDecodeError, previewgate.PreviewDocumentError) as error:
-        click.echo(f"error: {display_path(preview_file)}: {error}", err=True)
+        click.echo(f"error: {display_path(reading)}: {error}", err=True)
         sys.exit(2)
     if others:
         click.echo(f"{len(others)} other change(s):")
@@ -396,6 +411,68 @@ def snapshot(
         created = f", created {', '.join(report.created_datasets)}" if report.created_datasets else ""
         click.echo(f"{len(report.failures)} of {len(chosen)} snapshots failed{kept}{created}.", err=True)
         sys.exit(1)
+
+
+def _progress(total: int) -> tuple[Callable[[str, str], None], Callable[[], None]]:
+    """A progress bar on a terminal, else one line per table on stderr."""
+    if sys.stderr.isatty():
+        from rich.progress import Progress
+
+        bar = Progress(console=Console(stderr=True), transient=True)
+        task = bar.add_task("migrate", total=total)
+        bar.start()
+
+        def update(table: str, status: str) -> None:
+            bar.update(task, description=f"{table}: {status}", advance=0 if status == "planning" else 1)
+
+        return update, bar.stop
+    done = [0]
+
+    def line(table: str, status: str) -> None:
+        if status != "planning":
+            done[0] += 1
+            click.echo(f"[{done[0]}/{total}] {table}: {status}", err=True)
+
+    return line, lambda: None
+
+
+@main.command()
+@stack_option
+@root_option
+@endpoint_option
+@click.option(
+    "--tables", metavar="T1,T2", help="Only these tables: table or dataset.table, comma-separated [default: all]."
+)
+@click.option("--apply", "apply_changes", is_flag=True, help="Snapshot, then migrate; without it nothing changes.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def migrate(
+    stack: str, root: Path, endpoint: str | None, tables: str | None, apply_changes: bool, output_format: str
+) -> None:
+    """Bring live tables to the declaration without losing a row: renames, widened types, new keys and
+    partitioning, by DDL in place or a checked rebuild.
+
+    Exit 0 when every table has a lossless path (dry run) or now matches (--apply), 1 when one is refused
+    or failed (that table is unchanged, the message says why), 2 when nothing could be done.
+    """
+    from infra import live, live_migrate, migratereport
+
+    catalog, settings = load_for_live(root, stack)
+    chosen = select_tables(catalog, tables, tables is None)
+    progress, stop = _progress(len(chosen))
+    try:
+        report = live_migrate.migrate(
+            live.connect(settings.project, endpoint), settings, chosen, apply=apply_changes, progress=progress
+        )
+    except live.LiveError as error:
+        stop()
+        live_failure(error)
+    stop()
+    if output_format == "json":
+        click.echo(json.dumps({"stack": stack, **report.to_json()}, indent=2))
+    else:
+        for text in migratereport.render_text(stack, report.to_json()):
+            click.echo(text)
+    sys.exit(0 if report.ok else 1)
 
 
 @main.command("import-file")

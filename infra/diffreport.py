@@ -90,6 +90,8 @@ def render_text(result: DiffResult, out: Console) -> None:
         for change in table.changes:
             grid.add_row(f"  {_styled(change.verdict)}", f"[bold]{escape(change.path)}[/bold]", escape(change.reason))
         out.print(grid)
+        if table.migration:
+            out.print(escape(f"  {_migration_line(table)}"), soft_wrap=True)
     out.print(f"\n{_summary(result)}")
     for steps in _procedures(result):
         out.print()
@@ -123,7 +125,15 @@ def _table_json(table: TableChanges, with_approval: bool) -> dict[str, object]:
     }
     if with_approval:
         document["approved"] = table.approved
+    if table.migration:
+        document["migration"] = {"runs": list(table.migration), "verdict_after": str(table.gate_verdict)}
     return document
+
+
+def _migration_line(table: TableChanges) -> str:
+    return f"migrate covers it (no row lost; {table.gate_verdict} after it): `migrate --apply` runs " + "; ".join(
+        table.migration
+    )
 
 
 # ---------------------------------------------------------------- markdown
@@ -145,6 +155,7 @@ def render_markdown(result: DiffResult) -> str:
             f"{len(table.changes)} change(s)</summary>",
             "",
             *(f"- `{c.path}` **{c.verdict}**: {html.escape(c.reason, quote=False)}" for c in table.changes),
+            *([f"- {html.escape(_migration_line(table), quote=False)}"] if table.migration else []),
             "",
             "</details>",
             "",

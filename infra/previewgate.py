@@ -48,13 +48,20 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _approval(resource_type: str, name: str, step: Mapping[str, Any], settings: Settings) -> str | None:
+def _approval(
+    resource_type: str, name: str, step: Mapping[str, Any], settings: Settings, migrated: frozenset[str]
+) -> str | None:
     # Only tables can be approved; a dataset, provider or anything else deleted or replaced takes every table with it.
     if resource_type != TABLE_TYPE:
         return None
     for key in settings.options.approve_data_loss:
         if table_resource_name(*key.split(".", 1)) == name:
             return f"tenant-bigquery:approveDataLoss names {key}"
+    # Only a replace: after `migrate --apply` the table already matches and the engine plans none.
+    if step.get("op") != "delete":
+        for key in migrated:
+            if table_resource_name(*key.split(".", 1)) == name:
+                return f"`migrate --apply` brings {key} to the declaration with every row first"
     if not settings.options.protect:
         return "the stack sets tenant-bigquery:protect: false (tables are recreated freely)"
     old = _mapping(step.get("oldState"))
@@ -66,8 +73,20 @@ def _approval(resource_type: str, name: str, step: Mapping[str, Any], settings: 
     return None
 
 
-def destructive_steps(document: Any, settings: Settings) -> list[Step]:
-    """The steps that delete or replace a resource, each with what approves it (or None)."""
+def migrated_tables(document: Any) -> frozenset[str]:
+    """The tables (dataset.table) a `migrate --format json` dry run plans to migrate without loss."""
+    if not isinstance(document, Mapping) or not isinstance(document.get("tables"), list):
+        raise PreviewDocumentError("expected the output of `migrate --format json` (an object with `tables`)")
+    return frozenset(
+        str(t["table"])
+        for t in document["tables"]
+        if isinstance(t, Mapping) and t.get("status") == "planned" and t.get("steps") and not t.get("refusals")
+    )
+
+
+def destructive_steps(document: Any, settings: Settings, migrated: frozenset[str] = frozenset()) -> list[Step]:
+    """The steps that delete or replace a resource, each with what approves it (or None); `migrated` names
+    the tables a checked migration plan covers."""
     if not isinstance(document, Mapping):
         raise PreviewDocumentError("expected a JSON object with `steps` (the output of `pulumi preview --json`)")
     steps = document.get("steps", [])
@@ -80,7 +99,7 @@ def destructive_steps(document: Any, settings: Settings) -> list[Step]:
         if step["op"] not in DESTRUCTIVE_OPS:
             continue
         resource_type, name = parse_urn(step["urn"])
-        approval = _approval(resource_type, name, step, settings)
+        approval = _approval(resource_type, name, step, settings, migrated)
         found.setdefault(step["urn"], Step(step["op"], step["urn"], resource_type, name, approval))
     return list(found.values())
 

@@ -16,7 +16,10 @@ PURE = [
     "infra.declared",
     "infra.diffreport",
     "infra.docs",
+    "infra.migratereport",
+    "infra.migration",
     "infra.planreport",
+    "infra.renames",
     "infra.rules",
     "infra.settings",
 ]
@@ -26,10 +29,10 @@ ALLOWED = {
     "pulumi": PULUMI_EDGE,
     "pulumi_gcp": PULUMI_EDGE,
     "google.protobuf": PULUMI_EDGE,
-    "google": {"infra.live"},
+    "google": {"infra.live", "infra.live_migrate"},
 }
 # Loaded by the CLI only inside the commands that need them, so `validate` or `diff` never pay for them.
-LAZY_IN_CLI = {*PULUMI_EDGE, "infra.live"}
+LAZY_IN_CLI = {*PULUMI_EDGE, "infra.live", "infra.live_migrate"}
 
 
 @pytest.mark.parametrize("module", PURE)

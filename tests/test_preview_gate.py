@@ -167,3 +167,52 @@ def test_a_missing_file_exits_2(repo_copy: Path, tmp_path: Path) -> None:
     code, _, err = gate(repo_copy, "prod", tmp_path / "nope.json")
     assert code == 2
     assert err.splitlines() == [f"error: cannot read {tmp_path / 'nope.json'}: No such file or directory"]
+
+
+def migration(tmp_path: Path, **statuses: str) -> Path:
+    """What `migrate --format json` prints, per table: planned with steps, refused, or nothing to do."""
+    tables = [
+        {
+            "table": f"tenants.{table}",
+            "status": status,
+            "steps": [{"kind": "sql"}] if status == "planned" else [],
+            "refusals": ["no lossless path"] if status == "refused" else [],
+        }
+        for table, status in statuses.items()
+    ]
+    path = tmp_path / "migration.json"
+    path.write_text(json.dumps({"project": "p", "apply": False, "ok": True, "tables": tables}))
+    return path
+
+
+def test_a_replace_that_migrate_covers_is_expected_and_nothing_else(repo_copy: Path, tmp_path: Path) -> None:
+    """The deploy gates the first preview with the dry-run plan: `migrate --apply` runs before `pulumi up`,
+    after which the engine plans no replacement of those tables (the up job gates a refreshed preview
+    without --migration)."""
+    path = preview(
+        tmp_path,
+        step("replace", table_urn("prod", "tenant_profiles")),
+        step("replace", table_urn("prod", "tenant_api_keys")),
+        step("delete", table_urn("prod", "tenant_subscriptions")),
+    )
+    plan = migration(tmp_path, tenant_profiles="planned", tenant_api_keys="refused", tenant_subscriptions="planned")
+    result = run_cli("preview-gate", "--stack", "prod", "--root", str(repo_copy), str(path), "--migration", str(plan))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert (
+        "✓ replace tenants-tenant_profiles (gcp:bigquery/table:Table): approved: `migrate --apply` brings "
+        "tenants.tenant_profiles to the declaration with every row first" in lines
+    )
+    assert "✗ replace tenants-tenant_api_keys (gcp:bigquery/table:Table): not approved" in lines
+    assert "✗ delete tenants-tenant_subscriptions (gcp:bigquery/table:Table): not approved" in lines
+    without = gate(repo_copy, "prod", preview(tmp_path, step("replace", table_urn("prod", "tenant_profiles"))))
+    assert without[0] == 1
+
+
+def test_a_migration_file_that_is_not_one_exits_2(repo_copy: Path, tmp_path: Path) -> None:
+    path = preview(tmp_path)
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text("[]")
+    result = run_cli("preview-gate", "--stack", "prod", "--root", str(repo_copy), str(path), "--migration", str(wrong))
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("expected the output of `migrate --format json` (an object with `tables`)")

@@ -552,7 +552,7 @@ def test_unknown_declaration_key_lists_the_allowed_ones(repo: MiniRepo) -> None:
     repo.table["cluster_by"] = ["tenant_id"]
     assert only_problem(repo) == (
         f"{DECL}:tables.events.cluster_by: unknown key; check the spelling (allowed here: description, schema, "
-        "partitioning, require_partition_filter, clustering, labels)"
+        "partitioning, require_partition_filter, clustering, labels, renamed_columns)"
     )
 
 

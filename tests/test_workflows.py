@@ -198,17 +198,35 @@ def test_main_deploys_dev_then_prod_each_gated_by_a_preview_before_any_approval(
         assert job["permissions"] == {"contents": "read", "id-token": "write"}
         names = [step.get("name") for step in steps(job)]
         assert names.index(HEAD_CHECK) == 1  # right after the checkout, before any credential
-    # The preview reads state with the read-only identity; only the `up` has the deployer.
-    preview_auth = step_using(preview, "google-github-actions/auth")["with"]
-    assert preview_auth["service_account"] == "${{ vars.GCP_PREVIEW_SERVICE_ACCOUNT }}"
+    # The migration plan reads rows as the planner; the preview reads state with the read-only identity;
+    # only the `up` has the deployer.
+    preview_steps = steps(preview)
+    identities = [
+        s["with"]["service_account"] for s in preview_steps if "google-github-actions/auth" in s.get("uses", "")
+    ]
+    assert identities == ["${{ vars.GCP_PLAN_SERVICE_ACCOUNT }}", "${{ vars.GCP_PREVIEW_SERVICE_ACCOUNT }}"]
     up_auth = step_using(up, "google-github-actions/auth")["with"]
     assert up_auth["service_account"] == "${{ vars.GCP_DEPLOY_SERVICE_ACCOUNT }}"
     installer = step_using(preview, "pulumi/actions")["with"]
     assert "command" not in installer  # pulumi/actions README "Installation Only": no command installs the CLI
-    [gated] = [step for step in steps(preview) if GATE in step.get("run", "")]
-    assert 'pulumi preview --stack "$STACK" --json --policy-pack policies' in gated["run"]
-    assert gated["shell"] == "bash"  # -eo pipefail: the gate's exit status is not lost in the pipe to tee
-    action = step_using(up, "pulumi/actions")["with"]
+    runs = [step.get("run", "") for step in preview_steps]
+    planned = next(i for i, run in enumerate(runs) if "infra.cli migrate --stack" in run)
+    [gated] = [i for i, run in enumerate(runs) if GATE in run]
+    assert planned < gated and "--apply" not in runs[planned]
+    assert '--migration "$RUNNER_TEMP/migration.json"' in runs[gated]
+    assert 'pulumi preview --stack "$STACK" --json --policy-pack policies' in runs[gated]
+    assert preview_steps[gated]["shell"] == "bash"  # -eo pipefail: the gate's exit status is not lost in the pipe
+    # After the approval: migrate, gate a refreshed preview without the migration allowance, then up.
+    up_steps = steps(up)
+    up_runs = [step.get("run", "") for step in up_steps]
+    applied = next(i for i, run in enumerate(up_runs) if 'migrate --stack "$STACK" --apply' in run)
+    regated = next(i for i, run in enumerate(up_runs) if GATE in run)
+    assert "--migration" not in up_runs[regated] and "--refresh" in up_runs[regated]
+    assert up_steps[applied]["shell"] == up_steps[regated]["shell"] == "bash"
+    deploy = next(i for i, step in enumerate(up_steps) if step.get("with", {}).get("command") == "up")
+    assert applied < regated < deploy
+    action = up_steps[deploy]["with"]
+    assert action["refresh"] is True
     assert action["command"] == "up"
     assert action["policyPacks"] == "policies"
     assert action["policyPackConfigs"] == "policies/config/${{ inputs.stack }}.json"
