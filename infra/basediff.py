@@ -15,20 +15,12 @@ import tempfile
 from pathlib import Path
 
 from infra import rules
-from infra.catalog import (
-    Catalog,
-    CatalogError,
-    Column,
-    Problem,
-    count_columns,
-    display_path,
-    load_catalog,
-    load_json,
-    parse_schema,
-    read_catalog,
-)
+from infra.catalog import Catalog, load_catalog, read_catalog
 from infra.changes import DiffResult, StackView, TableChanges, classify_catalogs, classify_schema
+from infra.documents import display_path, load_json
 from infra.migration import mark_migration
+from infra.problems import DeclarationError, Problem
+from infra.schema import Column, count_columns, parse_schema
 from infra.settings import load_settings, stack_file
 
 
@@ -42,7 +34,7 @@ def diff_schema_files(old: Path, new: Path, *, external: bool = False) -> DiffRe
         display = display_path(path)
         try:
             columns, found = parse_schema(load_json(path, display), display)
-        except CatalogError as error:
+        except DeclarationError as error:
             problems += error.problems
             continue
         total = count_columns(columns)
@@ -56,7 +48,7 @@ def diff_schema_files(old: Path, new: Path, *, external: bool = False) -> DiffRe
         problems += found
         loaded.append(columns)
     if problems:
-        raise CatalogError(problems)
+        raise DeclarationError(problems)
     changes = classify_schema(loaded[0], loaded[1], external=external)
     tables = (TableChanges(display_path(new), tuple(changes)),) if changes else ()
     return DiffResult(display_path(old), display_path(new), tables, warnings=tuple(warnings), compares_files=True)
@@ -89,7 +81,7 @@ def diff_against_base(root: Path, base: str | None, stack: str | None) -> DiffRe
         if stack and stack_file(old_root, stack).is_file():
             try:
                 old_settings = load_settings(old_root, stack)
-            except CatalogError as error:
+            except DeclarationError as error:
                 warnings += [f"{_relative(p, old_root)} (at {label})" for p in error.problems]
                 warnings.append(f"stack {stack}: its settings at {label} are unreadable; their changes are not shown")
     view = StackView(stack, old_settings, new_settings) if stack and new_settings else None
@@ -114,7 +106,7 @@ def _load_catalog_leniently(root: Path, label: str) -> tuple[Catalog, list[Probl
     if read.unreadable:
         prefix = root.as_posix() + "/"
         unreadable = [name.removeprefix(prefix) for name in read.unreadable]
-        raise CatalogError(
+        raise DeclarationError(
             [_relative(p, root) for p in read.problems]
             + [
                 Problem(

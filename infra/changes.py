@@ -22,8 +22,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from infra import rules
-from infra.catalog import Catalog, Column, Table, count_columns
+from infra.catalog import Catalog, Table
 from infra.declared import SCHEMA_PROPERTIES
+from infra.schema import Column, count_columns, join_path
 
 if TYPE_CHECKING:
     from infra.settings import Settings
@@ -208,10 +209,6 @@ def _is_record(column: Column) -> bool:
     return column.type.upper() in ("RECORD", "STRUCT")
 
 
-def _join(parent: str, name: str) -> str:
-    return f"{parent}.{name}" if parent else name
-
-
 def classify_schema(old: Sequence[Column], new: Sequence[Column], *, external: bool = False) -> list[Change]:
     """Every difference between two versions of a table's columns, each with its verdict and rule."""
     changes: list[Change] = []
@@ -228,7 +225,7 @@ def _compare_level(
     for column in new:
         previous = old_by_name.get(column.name)
         if previous is not None:
-            _compare_column(previous, column, _join(parent, column.name), external, out)
+            _compare_column(previous, column, join_path(parent, column.name), external, out)
 
     kept_old_order = [c.name for c in old if c.name in new_by_name]
     kept_new_order = [c.name for c in new if c.name in old_by_name]
@@ -248,9 +245,9 @@ def _compare_level(
     # The provider refuses in-place drops alongside top-level additions: that is how a rename looks.
     drop_with_add = top_level and bool(dropped) and bool(added)
     for column in added:
-        out.append(_added_column(column, _join(parent, column.name), dropped if drop_with_add else []))
+        out.append(_added_column(column, join_path(parent, column.name), dropped if drop_with_add else []))
     for column in dropped:
-        out.append(_dropped_column(column, _join(parent, column.name), top_level, external, added))
+        out.append(_dropped_column(column, join_path(parent, column.name), top_level, external, added))
 
 
 def _added_column(column: Column, path: str, dropped_alongside: list[Column]) -> Change:
@@ -286,7 +283,7 @@ def _added_column(column: Column, path: str, dropped_alongside: list[Column]) ->
 def _required_fields(columns: tuple[Column, ...], parent: str) -> list[str]:
     found: list[str] = []
     for column in columns:
-        path = _join(parent, column.name)
+        path = join_path(parent, column.name)
         if _mode(column.mode) == "REQUIRED":
             found.append(path)
         found += _required_fields(column.fields, path)

@@ -25,7 +25,10 @@ import click
 from rich.console import Console
 
 from infra import basediff, changes, diffreport, planreport
-from infra.catalog import Catalog, CatalogError, Table, catalog_warnings, count_columns, display_path, load_catalog
+from infra.catalog import Catalog, Table, catalog_warnings, load_catalog
+from infra.documents import display_path
+from infra.problems import DeclarationError
+from infra.schema import count_columns
 from infra.settings import Settings, list_stacks, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -45,7 +48,7 @@ def console() -> Console:
     return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
-def fail_with_problems(error: CatalogError, exit_code: int = 1) -> NoReturn:
+def fail_with_problems(error: DeclarationError, exit_code: int = 1) -> NoReturn:
     for problem in error.problems:
         click.echo(str(problem), err=True)
     click.echo(f"{len(error.problems)} problem(s); nothing was changed.", err=True)
@@ -56,7 +59,7 @@ def load_validated(root: Path) -> Catalog:
     """The catalog, or exit 1 listing every problem."""
     try:
         return load_catalog(root)
-    except CatalogError as error:
+    except DeclarationError as error:
         fail_with_problems(error)
 
 
@@ -79,16 +82,16 @@ def validate(root: Path) -> None:
     catalog = None
     try:
         catalog = load_catalog(root)
-    except CatalogError as error:
+    except DeclarationError as error:
         problems += error.problems
     stacks = list_stacks(root)
     for stack in stacks:
         try:
             load_settings(root, stack, catalog)
-        except CatalogError as error:
+        except DeclarationError as error:
             problems += error.problems
     if problems:
-        fail_with_problems(CatalogError(problems))
+        fail_with_problems(DeclarationError(problems))
     assert catalog is not None
     for warning in catalog_warnings(catalog):
         click.echo(f"warning: {warning}", err=True)
@@ -111,7 +114,7 @@ def plan(stack: str, root: Path, output_format: str) -> None:
     require_stack(root, stack)
     try:
         result = plan_stack(root, stack)
-    except CatalogError as error:
+    except DeclarationError as error:
         fail_with_problems(error)
     if output_format == "json":
         click.echo(planreport.render_json(result))
@@ -169,7 +172,7 @@ def diff(
             result = basediff.diff_schema_files(old_file, new_file, external=external)
         else:
             result = basediff.diff_against_base(root, base, stack)
-    except CatalogError as error:
+    except DeclarationError as error:
         fail_with_problems(error, exit_code=2)
     except basediff.BaseRefError as error:
         raise click.UsageError(f"--base: {error}") from None
@@ -230,7 +233,7 @@ def preview_gate(stack: str, root: Path, preview_file: Path, migration_file: Pat
     require_stack(root, stack)
     try:
         settings = load_settings(root, stack, load_catalog(root))
-    except CatalogError as error:
+    except DeclarationError as error:
         fail_with_problems(error, exit_code=2)
     reading = preview_file
     try:
@@ -291,7 +294,7 @@ def load_for_live(root: Path, stack: str) -> tuple[Catalog, Settings]:
     try:
         catalog = load_catalog(root)
         return catalog, load_settings(root, stack, catalog)
-    except CatalogError as error:
+    except DeclarationError as error:
         fail_with_problems(error, exit_code=2)
 
 

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.catalog import Catalog, Column, Dataset, Table, count_columns
+from infra.catalog import Catalog, Dataset, Table
+from infra.schema import Column, count_columns
 
 DOCS_FILE = Path("docs") / "tables.md"
 # `table.column` written in a description: how the schemas state what a column refers to.

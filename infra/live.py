@@ -25,9 +25,10 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 from requests import exceptions as requests_exceptions
 
-from infra.catalog import Catalog, Column, Dataset, Table, count_columns
+from infra.catalog import Catalog, Dataset, Table
 from infra.declared import MS_PER_DAY, dataset_args, table_args
 from infra.rules import canonical_type
+from infra.schema import Column, count_columns
 from infra.settings import Settings
 
 # The variable google-cloud-bigquery itself reads for emulators (google.cloud.bigquery._helpers).

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from infra.catalog import Catalog, Column, Table
+from infra.catalog import Catalog, Table
 from infra.changes import TableChanges, Verdict
 from infra.declared import table_args
 from infra.renames import find_column
+from infra.schema import Column
 from infra.settings import Settings
 
 MIGRATE_SEPARATOR = "__migrate_"

@@ -12,8 +12,8 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from infra.catalog import count_columns, parse_schema
 from infra.declared import DATASET_TYPE, MS_PER_DAY, TABLE_TYPE
+from infra.schema import count_columns, parse_schema
 
 
 class PlannedResource(Protocol):

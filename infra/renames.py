@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from infra.catalog import Column
+    from infra.schema import Column
 
 
 def find_column(columns: tuple[Column, ...], path: str) -> Column | None:

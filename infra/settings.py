@@ -17,7 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from infra.catalog import Catalog, CatalogError, Problem, display_path, load_yaml, pydantic_problems
+from infra.catalog import Catalog
+from infra.documents import display_path, load_yaml
+from infra.problems import DeclarationError, Problem, pydantic_problems
 from infra.rules import check_dataset_id, check_expiration_days, check_labels, check_location
 
 PROJECT = "tenant-bigquery"
@@ -121,7 +123,7 @@ def _decode(key: str, value: Any) -> Any:
 
 
 def parse_settings(stack: str, values: Mapping[str, Any], source: str, catalog: Catalog | None = None) -> Settings:
-    """Type the config of one stack; raise CatalogError naming every bad key."""
+    """Type the config of one stack; raise DeclarationError naming every bad key."""
     prefix = f"{PROJECT}:"
     problems: list[Problem] = []
     project = values.get("gcp:project")
@@ -184,7 +186,7 @@ def parse_settings(stack: str, values: Mapping[str, Any], source: str, catalog: 
     if catalog is not None:
         problems += _check_table_references(stack_settings, catalog, source, prefix)
     if problems:
-        raise CatalogError(problems)
+        raise DeclarationError(problems)
     return Settings(stack=stack, project=str(project), options=stack_settings)
 
 
@@ -314,7 +316,7 @@ def read_stack_file(root: Path, stack: str) -> tuple[dict[str, Any], set[str]]:
     path = stack_file(root, stack)
     display = display_path(path)
     if not path.is_file():
-        raise CatalogError(
+        raise DeclarationError(
             [
                 Problem(
                     display,
@@ -326,7 +328,7 @@ def read_stack_file(root: Path, stack: str) -> tuple[dict[str, Any], set[str]]:
     raw = load_yaml(path, display, raw_scalars_under="config") or {}
     config = raw.get("config", {}) if isinstance(raw, dict) else None
     if not isinstance(config, dict):
-        raise CatalogError([Problem(display, "config", "must be a mapping of config keys to values")])
+        raise DeclarationError([Problem(display, "config", "must be a mapping of config keys to values")])
     values: dict[str, Any] = {}
     secret_keys: set[str] = set()
     problems = []
@@ -346,7 +348,7 @@ def read_stack_file(root: Path, stack: str) -> tuple[dict[str, Any], set[str]]:
         else:
             values[key] = value
     if problems:
-        raise CatalogError(problems)
+        raise DeclarationError(problems)
     return values, secret_keys
 
 

@@ -11,9 +11,9 @@ import pytest
 import yaml
 from helpers import FIXTURE_ROOT, REPO_ROOT, run_cli
 
-from infra.catalog import CatalogError
 from infra.declared import DATASET_TYPE, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack
+from infra.problems import DeclarationError
 from infra.settings import Grant, parse_settings
 
 SOURCE = "Pulumi.test.yaml"
@@ -26,7 +26,7 @@ Plan = Callable[[str], PlanResult]
 def problems_of(values: dict[str, Any]) -> list[str]:
     try:
         parse_settings("test", {"gcp:project": "p", **values}, SOURCE)
-    except CatalogError as error:
+    except DeclarationError as error:
         return [str(p) for p in error.problems]
     return []
 

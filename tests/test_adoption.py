@@ -15,9 +15,9 @@ from helpers import FIXTURE_ROOT, run_cli
 from live_server import STACK, LiveStack
 
 from infra import adoption, mockrun
-from infra.catalog import CatalogError
 from infra.declared import COMPONENT_TYPE, DATASET_TYPE, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack, run_program
+from infra.problems import DeclarationError
 from infra.program import run
 from infra.settings import parse_settings, read_stack_file
 
@@ -73,7 +73,7 @@ def test_without_adopt_existing_nothing_is_imported(planned: Any, stack: str) ->
 
 def test_adopt_existing_must_be_a_boolean() -> None:
     values, _ = read_stack_file(FIXTURE_ROOT, "prod")
-    with pytest.raises(CatalogError) as error:
+    with pytest.raises(DeclarationError) as error:
         parse_settings("prod", {**values, "tenant-bigquery:adoptExisting": "yes"}, "Pulumi.prod.yaml")
     assert [str(p) for p in error.value.problems] == [
         "Pulumi.prod.yaml:config.tenant-bigquery:adoptExisting: must be true or false; got 'yes'"

@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 from helpers import FIXTURE_ROOT
 
-from infra.catalog import CatalogError, load_catalog
+from infra.catalog import load_catalog
 from infra.mockrun import PlanResult, run_program
+from infra.problems import DeclarationError
 from infra.program import run
 from infra.settings import parse_settings, read_stack_file
 
@@ -74,7 +75,7 @@ def test_approval_changes_nothing_else_about_the_tables() -> None:
 )
 def test_approval_must_name_declared_tables_one_by_one(approval: list[str], path: str) -> None:
     config, _ = read_stack_file(FIXTURE_ROOT, "prod")
-    with pytest.raises(CatalogError) as raised:
+    with pytest.raises(DeclarationError) as raised:
         approving = {**config, "tenant-bigquery:approveDataLoss": approval}
         parse_settings("prod", approving, "Pulumi.prod.yaml", load_catalog(FIXTURE_ROOT))
     [problem] = raised.value.problems
@@ -84,7 +85,7 @@ def test_approval_must_name_declared_tables_one_by_one(approval: list[str], path
 
 def test_approval_must_be_a_list_of_strings() -> None:
     config, _ = read_stack_file(FIXTURE_ROOT, "prod")
-    with pytest.raises(CatalogError) as raised:
+    with pytest.raises(DeclarationError) as raised:
         parse_settings("prod", {**config, "tenant-bigquery:approveDataLoss": "tenants.tenant_profiles"}, "P.yaml")
     assert [str(p) for p in raised.value.problems] == [
         "P.yaml:config.tenant-bigquery:approveDataLoss: must be a list, e.g. [a, b]; got 'tenants.tenant_profiles'"

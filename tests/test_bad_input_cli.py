@@ -161,7 +161,13 @@ def test_the_readme_workflows_keep_the_suite_green(tmp_path: Path) -> None:
     change another's schema, remove a third and force a recreation, as the README says; then the tests
     that read the repository still pass in that copy."""
     copy = tmp_path / "repo"
-    files = subprocess.run(["git", "ls-files"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     for name in files.stdout.splitlines():
         if (REPO_ROOT / name).is_file():
             (copy / name).parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ from dataclasses import fields
 import pytest
 from helpers import REPO_ROOT
 
-from infra.catalog import Column, RangePartitioning, Table, TimePartitioning
+from infra.catalog import RangePartitioning, Table, TimePartitioning
 from infra.changes import (
     CLASSIFIED_TABLE_FIELDS,
     COLUMN_DROP,
@@ -28,6 +28,7 @@ from infra.changes import (
     classify_table,
     worst,
 )
+from infra.schema import Column
 
 Schema = tuple[Column, ...]
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from helpers import FIXTURE_ROOT, REPO_CATALOG, run_cli
 
-from infra.catalog import count_columns, load_catalog
+from infra.catalog import load_catalog
 from infra.declared import DATASET_TYPE, TABLE_TYPE
+from infra.schema import count_columns
 
 
 def test_validate_the_repository() -> None:

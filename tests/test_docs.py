@@ -7,8 +7,9 @@ from pathlib import Path
 
 from helpers import FIXTURE_ROOT, REPO_ROOT, run_cli
 
-from infra.catalog import Catalog, Column, Dataset, Table, TimePartitioning, load_catalog
+from infra.catalog import Catalog, Dataset, Table, TimePartitioning, load_catalog
 from infra.docs import DOCS_FILE, Reference, references, render_data_dictionary
+from infra.schema import Column
 
 
 def one_table_dataset(*columns: Column, time_partitioning: TimePartitioning | None = None) -> Dataset:

@@ -20,8 +20,9 @@ import pytest
 import yaml
 from helpers import REPO_ROOT, run_cli
 
-from infra.catalog import Column, Table, load_catalog
+from infra.catalog import Table, load_catalog
 from infra.migration import LiveTable, Partitioning, Shape, TablePlan, declared_shape, plan_table
+from infra.schema import Column
 from infra.settings import Settings, load_settings
 
 NOW = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)

@@ -13,11 +13,11 @@ import yaml
 from helpers import REPO_CATALOG, REPO_ROOT
 
 from infra import mockrun
-from infra.catalog import schema_to_api
 from infra.declared import COMPONENT_TYPE, DATASET_TYPE, SCHEMA_PROPERTIES, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack, run_program
 from infra.program import run
 from infra.rules import CANONICAL_TYPES
+from infra.schema import schema_to_api
 
 STACKS = ("dev", "prod")
 TABLES = {t.table_id: t for t in REPO_CATALOG.tables()}

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from helpers import FIXTURE_ROOT, REPO_ROOT
 
-from infra.catalog import CatalogError, load_catalog
+from infra.catalog import load_catalog
+from infra.problems import DeclarationError
 from infra.settings import load_settings, parse_settings
 
 CATALOG = load_catalog(FIXTURE_ROOT)
@@ -18,7 +19,7 @@ SOURCE = "Pulumi.test.yaml"
 def problems_of(values: dict[str, Any]) -> list[str]:
     try:
         parse_settings("test", {"gcp:project": "p", **values}, SOURCE, CATALOG)
-    except CatalogError as error:
+    except DeclarationError as error:
         return [str(p) for p in error.problems]
     return []
 
@@ -33,7 +34,7 @@ def test_defaults_are_the_safe_ones() -> None:
 
 
 def test_project_is_required() -> None:
-    with pytest.raises(CatalogError) as caught:
+    with pytest.raises(DeclarationError) as caught:
         parse_settings("test", {}, SOURCE, CATALOG)
     assert str(caught.value.problems[0]).startswith(f"{SOURCE}:config.gcp:project: is required")
 
@@ -80,7 +81,7 @@ def test_stack_files_mean_what_pulumi_reads(tmp_path: Path, spelling: str) -> No
     """Pulumi reads stack files as YAML 1.2 and hands the program each value's text: `no` is the string
     "no", which is not a boolean, though PyYAML (YAML 1.1) would read it as false."""
     (tmp_path / "Pulumi.test.yaml").write_text(f"config:\n  gcp:project: p\n  tenant-bigquery:protect: {spelling}\n")
-    with pytest.raises(CatalogError) as caught:
+    with pytest.raises(DeclarationError) as caught:
         load_settings(tmp_path, "test")
     [problem] = [str(p) for p in caught.value.problems]
     assert problem.endswith(
@@ -191,7 +192,7 @@ def test_a_secret_setting_of_this_stack_is_refused_with_the_fix(tmp_path: Path) 
         "config:\n  gcp:project: p\n  gcp:accessToken:\n    secure: v1:aa\n"
         "  tenant-bigquery:kmsKeyName:\n    secure: v1:bb\n"
     )
-    with pytest.raises(CatalogError) as caught:
+    with pytest.raises(DeclarationError) as caught:
         read_stack_file(tmp_path, "x")
     [problem] = [str(p) for p in caught.value.problems]
     assert problem.endswith(

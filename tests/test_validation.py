@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.catalog import CatalogError, catalog_warnings, load_catalog
+from infra.catalog import catalog_warnings, load_catalog
+from infra.problems import DeclarationError
 
 GOOD_COLUMNS: list[dict[str, Any]] = [
     {"name": "tenant_id", "type": "STRING", "mode": "REQUIRED", "description": "Tenant."},
@@ -62,7 +63,7 @@ class MiniRepo:
         self.write()
         try:
             load_catalog(self.root)
-        except CatalogError as error:
+        except DeclarationError as error:
             return [str(p) for p in error.problems]
         return []
 
@@ -261,7 +262,7 @@ def test_absurd_nesting_is_one_line_not_a_traceback(repo: MiniRepo, depth: int) 
     (repo.root / "schemas" / "ds" / "events.json").write_text(f"[{text}]")
     try:
         load_catalog(repo.root)
-    except CatalogError as error:
+    except DeclarationError as error:
         problems = [str(p) for p in error.problems]
     assert len(problems) == 1 and problems[0].startswith(SCHEMA), problems
 
@@ -308,7 +309,7 @@ def test_a_symlinked_declaration_outside_the_repository_is_refused(repo: MiniRep
     (repo.root / "stacks" / "ds.yaml").symlink_to(elsewhere / "ds.yaml")
     try:
         load_catalog(repo.root)
-    except CatalogError as error:
+    except DeclarationError as error:
         problems = [str(p) for p in error.problems]
     assert problems == [
         f"{DECL}: a link to a file outside stacks/; declarations are part of the repository: copy the file here"
@@ -527,14 +528,14 @@ def test_malformed_json_names_the_line(repo: MiniRepo) -> None:
     problems = []
     try:
         load_catalog(repo.root)
-    except CatalogError as error:
+    except DeclarationError as error:
         problems = [str(p) for p in error.problems]
     assert problems == [f"{SCHEMA}:line 3 column 12: invalid JSON: Expecting value; fix the syntax"]
 
 
 def test_malformed_yaml_names_the_line(repo: MiniRepo) -> None:
     (repo.root / DECL).write_text("dataset: ds\ntables:\n  events: {description: [unclosed\n")
-    with pytest.raises(CatalogError) as caught:
+    with pytest.raises(DeclarationError) as caught:
         load_catalog(repo.root)
     assert str(caught.value.problems[0]).startswith(f"{DECL}:line 4: invalid YAML:")
 
@@ -543,7 +544,7 @@ def test_duplicate_yaml_keys_are_errors(repo: MiniRepo) -> None:
     repo.write()
     text = (repo.root / DECL).read_text()
     (repo.root / DECL).write_text(text + "dataset: ds\n")
-    with pytest.raises(CatalogError) as caught:
+    with pytest.raises(DeclarationError) as caught:
         load_catalog(repo.root)
     assert "invalid YAML: duplicate key 'dataset'; keep one entry" in str(caught.value)
 
@@ -575,7 +576,7 @@ def test_every_problem_is_reported_at_once(repo: MiniRepo) -> None:
 def test_two_files_declaring_one_dataset(repo: MiniRepo) -> None:
     repo.write()
     (repo.root / "stacks" / "ds_again.yaml").write_text((repo.root / DECL).read_text())
-    with pytest.raises(CatalogError) as caught:
+    with pytest.raises(DeclarationError) as caught:
         load_catalog(repo.root)
     assert "stacks/ds_again.yaml:dataset: dataset 'ds' is also declared in stacks/ds.yaml; one file per dataset" in [
         str(p) for p in caught.value.problems
@@ -584,14 +585,14 @@ def test_two_files_declaring_one_dataset(repo: MiniRepo) -> None:
 
 def test_non_utf8_declaration(repo: MiniRepo) -> None:
     (repo.root / DECL).write_bytes(b"dataset: ds\ndescription: caf\xe9\n")
-    with pytest.raises(CatalogError) as caught:
+    with pytest.raises(DeclarationError) as caught:
         load_catalog(repo.root)
     assert [str(p) for p in caught.value.problems] == [f"{DECL}: not UTF-8 text; save the file as UTF-8"]
 
 
 def test_a_complex_yaml_key_is_a_one_line_error(repo: MiniRepo) -> None:
     (repo.root / DECL).write_text("dataset: ds\ntables:\n  ? [a, b]\n  : {}\n")
-    with pytest.raises(CatalogError) as caught:
+    with pytest.raises(DeclarationError) as caught:
         load_catalog(repo.root)
     assert "invalid YAML: a key must be a plain name, not a list or mapping" in str(caught.value)
 
