@@ -1,15 +1,18 @@
-"""What `diff` compares, read from disk: two schema files, or the catalog at a git ref vs the working tree.
+"""What `diff` compares, read from disk: two schema files, the catalog at a git ref vs the working tree,
+or with a stack what the program registers at a git ref vs in the working tree.
 
-The edge around infra/changes.py: it reads files, runs git and loads stack settings, then hands
-catalogs, columns and settings to the pure classifier.
+The edge around infra/changes.py and infra/resourcediff.py: it reads files, runs git and the program
+under mocks, then hands catalogs, columns and registrations to the pure classifiers.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import io
+import json
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -27,8 +30,9 @@ from infra.catalog import (
     parse_schema,
     read_catalog,
 )
-from infra.changes import DiffResult, StackView, TableChanges, classify_catalogs, classify_schema
-from infra.settings import load_settings, stack_file
+from infra.changes import DiffResult, TableChanges, classify_catalogs, classify_schema
+from infra.resourcediff import Registrations, compare_registrations, registered
+from infra.settings import stack_file
 
 
 def diff_schema_files(old: Path, new: Path, *, external: bool = False) -> DiffResult:
@@ -73,27 +77,79 @@ _CATALOG_PATHS = ("stacks", "schemas", "Pulumi.*.yaml")
 
 
 def diff_against_base(root: Path, base: str | None, stack: str | None) -> DiffResult:
-    """The catalog at `base` (default: the merge base with the default branch) vs the working tree."""
+    """The catalog at `base` (default: the merge base with the default branch) vs the working tree; with
+    `stack`, what the program registers for that stack at `base` vs now (infra/resourcediff.py)."""
+    if stack:
+        return _diff_registrations(root, base, stack)
     new_catalog = load_catalog(root)
-    new_settings = load_settings(root, stack, new_catalog) if stack else None
     git = _Git(root)
     commit, label = git.resolve(base)
-    warnings: list[str] = []
     with tempfile.TemporaryDirectory(prefix="tenant-bigquery-base-") as tmp:
         old_root = Path(tmp)
         git.extract(commit, old_root)
         old_catalog, problems = _load_catalog_leniently(old_root, label)
-        warnings += [f"{_relative(p, old_root)} (at {label}; compared as far as it loads)" for p in problems]
-        old_settings = None
-        if stack and stack_file(old_root, stack).is_file():
+    warnings = [f"{_relative(p, old_root)} (at {label}; compared as far as it loads)" for p in problems]
+    tables, unchanged = classify_catalogs(old_catalog, new_catalog)
+    return DiffResult(label, "working tree", tuple(tables), None, unchanged, tuple(warnings))
+
+
+# Run in the base's own tree (cwd, first on sys.path): its program, its mock runner, its declarations.
+_BASE_RUN = """
+import json, sys
+from pathlib import Path
+from infra.catalog import CatalogError
+from infra.mockrun import plan_stack
+try:
+    result = plan_stack(Path.cwd(), sys.argv[1])
+except CatalogError as error:
+    more = f" (and {len(error.problems) - 1} more)" if len(error.problems) > 1 else ""
+    sys.exit(f"{error.problems[0]}{more}")
+resources = [
+    {"urn": getattr(r, "urn", ""), "parent": getattr(r, "parent", ""), "type": r.type, "name": r.name,
+     "inputs": r.inputs, "options": r.options}
+    for r in result.resources
+]
+Path(sys.argv[2]).write_text(json.dumps({"config": result.config, "resources": resources}))
+"""
+
+
+def _diff_registrations(root: Path, base: str | None, stack: str) -> DiffResult:
+    from infra.mockrun import plan_stack
+
+    git = _Git(root)
+    commit, label = git.resolve(base)
+    with tempfile.TemporaryDirectory(prefix="tenant-bigquery-base-") as tmp:
+        tree = Path(tmp) / "tree"
+        git.run("worktree", "add", "--detach", "--quiet", str(tree), commit)
+        try:
+            base_root = tree / git.prefix
+            output = Path(tmp) / "registrations.json"
+            running = None
+            if stack_file(base_root, stack).is_file():
+                # The base runs in a process of its own, meanwhile the working tree runs here.
+                running = subprocess.Popen(  # noqa: S603 - this interpreter, a fixed script
+                    [sys.executable, "-c", _BASE_RUN, stack, str(output)],
+                    cwd=base_root,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
             try:
-                old_settings = load_settings(old_root, stack)
-            except CatalogError as error:
-                warnings += [f"{_relative(p, old_root)} (at {label})" for p in error.problems]
-                warnings.append(f"stack {stack}: its settings at {label} are unreadable; their changes are not shown")
-    view = StackView(stack, old_settings, new_settings) if stack and new_settings else None
-    tables, unchanged = classify_catalogs(old_catalog, new_catalog, view)
-    return DiffResult(label, "working tree", tuple(tables), stack, unchanged, tuple(warnings))
+                now = plan_stack(root, stack)
+            finally:
+                _, stderr = running.communicate() if running else (None, "")
+            if running and running.returncode != 0:
+                lines = [line for line in stderr.strip().splitlines() if line.strip()]
+                detail = lines[-1] if lines else f"exit code {running.returncode}"
+                raise BaseRefError(f"the program at {label} fails for stack {stack}: {detail}")
+            before = json.loads(output.read_text()) if running else {"config": {}, "resources": []}
+        finally:
+            git.run("worktree", "remove", "--force", str(tree))
+    old = Registrations(tuple(registered(r) for r in before["resources"]), before["config"])
+    new = Registrations(
+        tuple(registered(r.to_json() | {"urn": r.urn, "parent": r.parent}) for r in now.resources), now.config
+    )
+    return compare_registrations(old, new, stack=stack, old_label=label, new_label="working tree")
 
 
 def _relative(problem: Problem, root: Path) -> Problem:
