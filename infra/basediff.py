@@ -16,6 +16,7 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from infra import rules
 from infra.catalog import (
@@ -114,42 +115,54 @@ Path(sys.argv[2]).write_text(json.dumps({"config": result.config, "resources": r
 
 
 def _diff_registrations(root: Path, base: str | None, stack: str) -> DiffResult:
-    from infra.mockrun import plan_stack
-
     git = _Git(root)
     commit, label = git.resolve(base)
     with tempfile.TemporaryDirectory(prefix="tenant-bigquery-base-") as tmp:
         tree = Path(tmp) / "tree"
-        git.run("worktree", "add", "--detach", "--quiet", str(tree), commit)
+        git.run("worktree", "add", "--detach", "--no-checkout", "--quiet", str(tree), commit)
         try:
-            base_root = tree / git.prefix
-            output = Path(tmp) / "registrations.json"
-            running = None
-            if stack_file(base_root, stack).is_file():
-                # The base runs in a process of its own, meanwhile the working tree runs here.
-                running = subprocess.Popen(  # noqa: S603 - this interpreter, a fixed script
-                    [sys.executable, "-c", _BASE_RUN, stack, str(output)],
-                    cwd=base_root,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            try:
-                now = plan_stack(root, stack)
-            finally:
-                _, stderr = running.communicate() if running else (None, "")
-            if running and running.returncode != 0:
-                lines = [line for line in stderr.strip().splitlines() if line.strip()]
-                detail = lines[-1] if lines else f"exit code {running.returncode}"
-                raise BaseRefError(f"the program at {label} fails for stack {stack}: {detail}")
-            before = json.loads(output.read_text()) if running else {"config": {}, "resources": []}
+            old, new = _run_both(git, commit, tree, stack, label, root)
         finally:
             git.run("worktree", "remove", "--force", str(tree))
-    old = Registrations(tuple(registered(r) for r in before["resources"]), before["config"])
-    new = Registrations(
-        tuple(registered(r.to_json() | {"urn": r.urn, "parent": r.parent}) for r in now.resources), now.config
-    )
     return compare_registrations(old, new, stack=stack, old_label=label, new_label="working tree")
+
+
+def _run_both(
+    git: _Git, commit: str, tree: Path, stack: str, label: str, root: Path
+) -> tuple[Registrations, Registrations]:
+    """The base's registrations, run in its worktree, and the working tree's, run here meanwhile."""
+    # Only what the program reads: a checkout of the tests' corpus would cost more than the run.
+    wanted = [git.prefix + name for name in git.names(commit, (*_CATALOG_PATHS, "infra"))]
+    if wanted:
+        git.run("-C", str(tree), "checkout", "--quiet", commit, "--", *wanted)
+    base_root = tree / git.prefix
+    output = tree.parent / "registrations.json"
+    running = None
+    if stack_file(base_root, stack).is_file():
+        running = subprocess.Popen(  # noqa: S603 - this interpreter, a fixed script
+            [sys.executable, "-c", _BASE_RUN, stack, str(output)],
+            cwd=base_root,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    try:
+        from infra.mockrun import plan_stack
+
+        now = plan_stack(root, stack)
+    finally:
+        _, stderr = running.communicate() if running else (None, "")
+    if running and running.returncode != 0:
+        lines = [line for line in stderr.strip().splitlines() if line.strip()]
+        detail = lines[-1] if lines else f"exit code {running.returncode}"
+        raise BaseRefError(f"the program at {label} fails for stack {stack}: {detail}")
+    before: dict[str, Any] = json.loads(output.read_text()) if running else {"config": {}, "resources": []}
+    return (
+        Registrations(tuple(registered(r) for r in before["resources"]), before["config"]),
+        Registrations(
+            tuple(registered(r.to_json() | {"urn": r.urn, "parent": r.parent}) for r in now.resources), now.config
+        ),
+    )
 
 
 def _relative(problem: Problem, root: Path) -> Problem:
@@ -223,11 +236,15 @@ class _Git:
                 return commit, f"merge base with {branch} ({commit[:12]})"
         raise BaseRefError(f"no default branch ({', '.join(DEFAULT_BRANCHES)}) to compare with; pass --base REF")
 
+    def names(self, commit: str, patterns: tuple[str, ...]) -> list[str]:
+        """The entries of the catalog's folder at `commit` that match `patterns`."""
+        names = self.run("ls-tree", "--name-only", "-z", f"{commit}:{self.prefix}").decode().split("\0")
+        return [n for n in names if any(fnmatch.fnmatchcase(n, pattern) for pattern in patterns)]
+
     def extract(self, commit: str, target: Path) -> None:
         """stacks/, schemas/ and Pulumi.*.yaml as they were at `commit` (those that existed)."""
         tree = f"{commit}:{self.prefix}"
-        names = self.run("ls-tree", "--name-only", "-z", tree).decode().split("\0")
-        wanted = [n for n in names if any(fnmatch.fnmatchcase(n, pattern) for pattern in _CATALOG_PATHS)]
+        wanted = self.names(commit, _CATALOG_PATHS)
         if not wanted:
             return
         archive = self.run("archive", "--format=tar", tree, "--", *wanted)

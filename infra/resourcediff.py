@@ -156,7 +156,12 @@ DATASET_RULES: dict[str, PropertyRule] = {
     "storageBillingModel": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
 }
 OPTIONS = ("protect", "deleteBeforeReplace", "replacementTrigger", "replaceOnChanges", "ignoreChanges", "import")
-_DEFAULTS: dict[str, Any] = {"protect": False, "deleteBeforeReplace": False, "replaceOnChanges": [], "ignoreChanges": []}
+_DEFAULTS: dict[str, Any] = {
+    "protect": False,
+    "deleteBeforeReplace": False,
+    "replaceOnChanges": [],
+    "ignoreChanges": [],
+}
 _ACL_ROLES = {"READER": 1, "WRITER": 2, "OWNER": 3}
 
 
