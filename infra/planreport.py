@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from infra.catalog import count_columns, parse_schema
-from infra.declared import DATASET_TYPE, MS_PER_DAY, TABLE_TYPE
+from infra.declared import BASELINE_TRIGGER, DATASET_TYPE, MS_PER_DAY, TABLE_TYPE
 
 
 class PlannedResource(Protocol):
@@ -123,7 +123,7 @@ def render_text(plan: Plan, out: Console) -> None:
     for table in (r for r in resources if r.type == TABLE_TYPE):
         inputs, options = table.inputs, table.options
         recreate = []
-        if options.get("replacementTrigger") is not None:
+        if options.get("replacementTrigger") not in (None, BASELINE_TRIGGER):
             recreate.append(f"token {options['replacementTrigger']}")
         if options.get("replaceOnChanges"):
             recreate.append("on schema change")
