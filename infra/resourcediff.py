@@ -191,7 +191,7 @@ class Registered:
 def registered(document: Mapping[str, Any]) -> Registered:
     """From {urn, parent (the parent's URN), type, name, inputs, options}."""
     parent = str(document.get("parent") or "")
-    parent_name = parent.rsplit("::", 1)[-1] if f"::{COMPONENT_TYPE}::" in parent else ""
+    parent_name = parent.rsplit("::", 1)[-1] if f"{COMPONENT_TYPE}::" in parent else ""
     return Registered(
         str(document.get("urn") or ""),
         document["type"],

@@ -236,7 +236,8 @@ def commit(repo: Path, message: str) -> None:
 
 @pytest.fixture
 def repo(repo_copy: Path) -> Path:
-    """A git repository on branch main whose one commit holds the repository's catalog."""
+    """A git repository on branch main whose one commit holds the repository's catalog and program."""
+    shutil.copytree(REPO_ROOT / "infra", repo_copy / "infra", ignore=shutil.ignore_patterns("__pycache__"))
     git(repo_copy, "init", "-q", "-b", "main")
     commit(repo_copy, "base")
     return repo_copy
@@ -263,6 +264,8 @@ def edit_config(repo: Path, stack: str, **values: Any) -> None:
     path = repo / f"Pulumi.{stack}.yaml"
     document = yaml.safe_load(path.read_text())
     document["config"].update({f"tenant-bigquery:{key}": value for key, value in values.items()})
+    for key in [k for k, v in document["config"].items() if v is None]:
+        del document["config"][key]  # unset, as a stack file leaves it
     path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 
@@ -401,8 +404,10 @@ def test_removing_a_partition_expiration_asks_to_clear_it_on_the_live_table(diff
     text = diff("--root", str(repo), "--stack", "dev")
 
     # dev recreates on partitioning changes, but the provider sends nothing for this one.
-    [change] = as_json["tenants.pipeline_execution_queue"]["changes"]
-    assert (change["path"], change["verdict"]) == ("(partitioning.expiration_days)", "rejected")
+    changes = {c["path"]: c for c in as_json["tenants.pipeline_execution_queue"]["changes"]}
+    change = changes["(partitioning.expiration_days)"]
+    assert change["verdict"] == "rejected"
+    assert changes["(labels.retention)"]["verdict"] == "update"
     assert "BigQuery keeps the expiration and goes on deleting old partitions" in change["reason"]
     table = "`acme-data-platform-dev.tenants_dev.pipeline_execution_queue`"
     fix = f"ALTER TABLE {table} SET OPTIONS (partition_expiration_days = NULL)"
@@ -456,8 +461,9 @@ def test_recreate_on_schema_change_turns_schema_changes_into_replaces(diff: Diff
     assert plain["tenants.scheduled_pipeline_runs"]["verdict"] == "update"
     [note] = dev["tenants.scheduled_pipeline_runs"]["changes"]
     assert note["verdict"] == "replace"
-    assert note["reason"].startswith("Pulumi: stack dev recreates the table, empty, on any schema")
-    assert "without that setting: provider: new NULLABLE column" in note["reason"]
+    assert note["reason"].startswith("Pulumi: replaceOnChanges lists schema (recreateOnSchemaChange)")
+    assert "without it: provider: new NULLABLE column" in note["reason"]
+    assert "applyReplaceOnChanges" in note["reason"]
     assert dev["tenants.tenant_profiles"]["verdict"] == "update"  # labels are not part of the schema
 
 
@@ -470,8 +476,9 @@ def test_a_changed_recreate_token_replaces_exactly_the_tables_it_names(diff: Dif
 
     assert list(result) == ["tenants.tenant_profiles"]
     [change] = result["tenants.tenant_profiles"]["changes"]
-    assert (change["path"], change["verdict"]) == ("(recreate)", "replace")
+    assert (change["path"], change["verdict"]) == ("(option replacementTrigger)", "replace")
     assert "tenants.tenant_profiles=1 -> tenants.tenant_profiles=2" in change["reason"]
+    assert "shouldTriggerReplace" in change["reason"]
 
     edit_config(repo, "prod", recreate={"tenants.tenant_profiles": "1", "tenants.*": "b"})
     everything_else = verdicts(diff("--root", str(repo), "--format", "json", "--stack", "prod"))
@@ -479,27 +486,55 @@ def test_a_changed_recreate_token_replaces_exactly_the_tables_it_names(diff: Dif
 
 
 @pytest.mark.parametrize(
-    ("before", "after", "path"),
+    ("before", "after", "path", "dataset_path"),
     [
-        ({"kmsKeyName": "projects/p/locations/us/keyRings/r/cryptoKeys/one"}, {"kmsKeyName": None}, "(encryption)"),
-        ({"datasetSuffix": ""}, {"datasetSuffix": "_v2"}, "(dataset)"),
-        ({"location": "US", "kmsKeyName": None}, {"location": "EU"}, "(location)"),
+        (
+            {"kmsKeyName": "projects/p/locations/us/keyRings/r/cryptoKeys/one"},
+            {"kmsKeyName": None},
+            "(encryptionConfiguration)",
+            "(defaultEncryptionConfiguration)",
+        ),
+        ({"datasetSuffix": ""}, {"datasetSuffix": "_v2"}, "(datasetId)", "(datasetId)"),
     ],
-    ids=["encryption-key", "dataset-suffix", "location"],
+    ids=["encryption-key", "dataset-suffix"],
 )
 def test_stack_settings_that_replace_every_table(
-    diff: Diff, repo: Path, before: dict[str, Any], after: dict[str, Any], path: str
+    diff: Diff, repo: Path, before: dict[str, Any], after: dict[str, Any], path: str, dataset_path: str
 ) -> None:
+    """terraform-provider-google resource_bigquery_table.go ResourceBigQueryTable: dataset_id and
+    encryption_configuration are ForceNew; the dataset's key is updated in place (resourceBigQueryDatasetUpdate)."""
     edit_config(repo, "prod", **before)
     commit(repo, "settings before")
     edit_config(repo, "prod", **after)
 
-    result = documents(diff("--root", str(repo), "--format", "json", "--stack", "prod"))
+    result = json.loads(diff("--root", str(repo), "--format", "json", "--stack", "prod").stdout)
 
-    assert {name: [c["path"] for c in t["changes"]] for name, t in result.items()} == {
-        table: [path] for table in TABLES
-    }
-    assert {t["verdict"] for t in result.values()} == {"replace"}
+    tables = {t["table"]: t for t in result["tables"]}
+    paths = {name: [c["path"] for c in t["changes"]] for name, t in tables.items()}
+    assert paths == {table: [path] for table in TABLES}
+    assert {t["verdict"] for t in tables.values()} == {"replace"}
+    [dataset] = result["datasets"]
+    assert dataset_path in [c["path"] for c in dataset["changes"]]
+
+
+def test_a_new_location_replaces_the_dataset_and_a_case_change_does_nothing(diff: Diff, repo: Path) -> None:
+    """terraform-provider-google resource_bigquery_dataset.go ResourceBigQueryDataset: location is ForceNew with
+    DiffSuppressFunc tpgresource.CaseDiffSuppress; tables send no location, so only the dataset is replaced."""
+    edit_config(repo, "prod", location="US", kmsKeyName=None)
+    commit(repo, "US, no key")
+    edit_config(repo, "prod", location="us")
+    case_only = json.loads(diff("--root", str(repo), "--format", "json", "--stack", "prod").stdout)
+    edit_config(repo, "prod", location="EU")
+    moved = json.loads(diff("--root", str(repo), "--format", "json", "--stack", "prod").stdout)
+
+    assert case_only["tables"] == []
+    [dataset] = case_only["datasets"]
+    assert [(c["path"], c["verdict"]) for c in dataset["changes"]] == [("(location)", "noop")]
+    assert "CaseDiffSuppress" in dataset["changes"][0]["reason"]
+    assert moved["tables"] == []
+    [dataset] = moved["datasets"]
+    assert (dataset["dataset"], dataset["verdict"]) == ("tenants", "replace")
+    assert "every table goes with it" in dataset["changes"][0]["reason"]
 
 
 def test_bad_refs_and_folders_outside_git_exit_2(diff: Diff, repo: Path, tmp_path: Path) -> None:
@@ -594,15 +629,16 @@ def test_text_report_names_tables_changes_and_the_runbook(diff: Diff, repo: Path
     assert "`diff --stack prod --fail-on update-destructive`" in out
 
 
-def test_unreadable_stack_settings_at_the_base_are_a_warning_not_a_guess(diff: Diff, repo: Path) -> None:
+def test_a_base_whose_program_fails_is_a_one_line_error(diff: Diff, repo: Path) -> None:
     good = (repo / "Pulumi.prod.yaml").read_text()
     edit_config(repo, "prod", protect="maybe")
     commit(repo, "bad prod config")
     (repo / "Pulumi.prod.yaml").write_text(good)
-    edit_schema(repo, "scheduled_pipeline_runs", add_note)
 
     result = diff("--root", str(repo), "--format", "json", "--stack", "prod")
 
-    assert verdicts(result) == {"tenants.scheduled_pipeline_runs": "update"}
-    assert "Pulumi.prod.yaml:config.tenant-bigquery:protect: must be true or false (at merge base" in result.stderr
-    assert "stack prod: its settings at merge base with main" in result.stderr
+    assert result.exit_code == 2
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert line.startswith("Error: --base: the program at merge base with main (")
+    assert "fails for stack prod: Pulumi.prod.yaml:config.tenant-bigquery:protect: must be true or false" in line
+    assert "Traceback" not in result.stderr
