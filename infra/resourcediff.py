@@ -283,6 +283,37 @@ def _resource_changes(old: Registered, new: Registered, protected: bool) -> list
         changes.append(_change("(option import)", Verdict.REJECTED, ENGINE_IMPORT_REPLACE, text, "import"))
     if protected:
         changes = [_with_safety(c, old, new) for c in changes]
+    return _with_replacement_guards(changes, old, new)
+
+
+def _with_replacement_guards(changes: list[Change], old: Registered, new: Registered) -> list[Change]:
+    """What stops a replacement on the way: said once, on the first change that replaces."""
+    first = next((i for i, c in enumerate(changes) if c.verdict is Verdict.REPLACE), None)
+    if first is None:
+        return changes
+    guards = []
+    if old.options.get("protect") and new.options.get("protect"):
+        guards.append(
+            f"the engine refuses this replacement while protect is on in state and program ({STEPS} "
+            "continueStepsFromDiff: new.Protect && old.Protect)"
+        )
+    if old.inputs.get("deletionProtection"):
+        guards.append(
+            f"the provider's delete fails while state records deletion_protection true ({TF_TABLE} "
+            "resourceBigQueryTableDelete): an earlier up must lift it (approveDataLoss)"
+        )
+    engine_made = any(
+        c.rule in (ENGINE_TRIGGER, ENGINE_REPLACE_ON_CHANGES) for c in changes if c.verdict is Verdict.REPLACE
+    )
+    if engine_made and not new.options.get("deleteBeforeReplace"):
+        guards.append(
+            "without deleteBeforeReplace the engine creates the new one first unless the provider forces "
+            "the replacement (pulumi-terraform-bridge pkg/tfbridge/provider.go Diff): 409 Already Exists"
+        )
+    if not guards:
+        return changes
+    change = changes[first]
+    changes[first] = replace(change, reason=f"{change.reason}. Also: {'; '.join(guards)}")
     return changes
 
 
