@@ -642,3 +642,44 @@ def test_a_base_whose_program_fails_is_a_one_line_error(diff: Diff, repo: Path) 
     assert line.startswith("Error: --base: the program at merge base with main (")
     assert "fails for stack prod: Pulumi.prod.yaml:config.tenant-bigquery:protect: must be true or false" in line
     assert "Traceback" not in result.stderr
+
+
+def test_stack_settings_outside_the_schema_files_are_reported_and_gated(diff: Diff, repo: Path) -> None:
+    """Every registered input and option is compared: protect, deletionProtection, the ACL, the stack labels and
+    the dataset description, none of them in a schema file."""
+    edit_config(
+        repo,
+        "prod",
+        protect=False,
+        deletionProtection=False,
+        labels={"env": "prod", "managed-by": "pulumi", "team": "data"},
+    )
+    path = repo / "Pulumi.prod.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["config"]["tenant-bigquery:access"]["readers"].append("group:everyone@acme.example")
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    edit_declaration(repo, lambda d: d.update(description="Tenants, described anew."))
+    args = ("--root", str(repo), "--stack", "prod")
+
+    as_json = json.loads(diff(*args, "--format", "json").stdout)
+    text = diff(*args, "--fail-on", "update-destructive")
+    markdown = diff(*args, "--format", "markdown").stdout
+
+    [dataset] = as_json["datasets"]
+    paths = {c["path"]: c for c in dataset["changes"]}
+    assert {"(option protect)", "(accesses)", "(labels)", "(description)"} <= set(paths)
+    assert paths["(accesses)"]["lowersSafety"] == "ACL widened: READER groupByEmail=everyone@acme.example"
+    assert paths["(option protect)"]["lowersSafety"] == "Pulumi protect turned off"
+    for table in as_json["tables"]:
+        table_paths = {c["path"]: c["lowersSafety"] for c in table["changes"]}
+        assert table_paths["(option protect)"] == "Pulumi protect turned off"
+        assert table_paths["(deletionProtection)"] == "deletionProtection turned off"
+        assert "(labels.team)" in table_paths
+    assert text.exit_code == 1
+    assert "Lowered safeties of protected stack prod" in text.stdout
+    [line] = [line for line in text.stdout.splitlines() if line.startswith("  dataset tenants: ")]
+    assert "Pulumi protect turned off" in line and "ACL widened: READER groupByEmail=everyone@acme.example" in line
+    assert "[lowers a safety: deletionProtection turned off]" in markdown
+
+    edit_config(repo, "prod", approveDataLoss=["tenants", *TABLES])
+    assert diff(*args, "--fail-on", "update-destructive").exit_code == 0
