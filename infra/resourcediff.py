@@ -445,14 +445,16 @@ def _option_change(key: str, before: Any, after: Any, kind: str) -> Change:
         return _change(
             path, Verdict.REPLACE, ENGINE_TRIGGER, f"{what}: the {kind} is deleted first and {what_is_lost}", key
         )
-    if key in ("replaceOnChanges", "ignoreChanges"):
-        return _change(
-            path,
-            Verdict.NOOP,
-            ENGINE_REPLACE_ON_CHANGES if key == "replaceOnChanges" else ENGINE_IGNORE_CHANGES,
-            f"{what}: applies to the changes of this run and later ones",
-            key,
+    if key == "ignoreChanges" and set(before or ()) - set(after or ()):
+        no_longer = ", ".join(sorted(set(before or ()) - set(after or ())))
+        text = (
+            f"{what}: {no_longer} are compared with state again; where state holds the imported values "
+            "(adoptExisting), this up updates them in place"
         )
+        return _change(path, Verdict.UPDATE, ENGINE_IGNORE_CHANGES, text, key)
+    if key in ("replaceOnChanges", "ignoreChanges"):
+        rule = ENGINE_REPLACE_ON_CHANGES if key == "replaceOnChanges" else ENGINE_IGNORE_CHANGES
+        return _change(path, Verdict.NOOP, rule, f"{what}: applies to the changes of this run and later ones", key)
     if key == "import":
         text = (
             f"{what}: the id is the one state records, so nothing is imported; an up compares inputs as usual"
