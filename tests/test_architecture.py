@@ -17,6 +17,7 @@ PURE = [
     "infra.diffreport",
     "infra.docs",
     "infra.planreport",
+    "infra.resourcediff",
     "infra.rules",
     "infra.settings",
 ]
