@@ -132,7 +132,8 @@ def _summary(result: DiffResult) -> str:
         for kind in ("dataset", "table", "component")
         if (count := sum(r.kind == kind for r in result.resources))
     ]
-    return f"{' and '.join(counts)} changed, worst: {result.verdict}{unchanged}."
+    listed = ", ".join(counts[:-1]) + " and " + counts[-1] if len(counts) > 1 else counts[0]
+    return f"{listed} changed, worst: {result.verdict}{unchanged}."
 
 
 # ---------------------------------------------------------------- json

@@ -445,7 +445,7 @@ def test_a_new_encryption_key_prints_the_re_key_steps_not_the_data_loss_runbook(
     alters = [f"     ALTER TABLE `acme-data-platform-prod.{t}` SET OPTIONS (kms_key_name = '{after}');" for t in TABLES]
     assert all(line in lines for line in alters) is re_key
     assert ("`pulumi refresh --stack prod`" in out) is re_key
-    assert ("approveDataLoss" in out) is not re_key
+    assert ("Runbook for" in out) is not re_key
     assert ("pulumi refresh --stack prod" in markdown) is re_key
 
 
