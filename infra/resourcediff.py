@@ -15,12 +15,13 @@ pkg/resource/deploy/step_generator.go (`generateStepsFromDiff`, `shouldTriggerRe
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from infra.catalog import RangePartitioning, Table, TimePartitioning, parse_schema
+from infra.catalog import Column, RangePartitioning, Table, TimePartitioning, parse_schema
 from infra.changes import (
     EXPIRATION_COMPUTED,
     Change,
@@ -362,18 +363,25 @@ def _show(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+@functools.lru_cache(maxsize=4096)
+def _columns(schema: str) -> tuple[Column, ...]:
+    """Parsed once per distinct schema: equal schemas then share their columns, which compare at once."""
+    columns, _ = parse_schema(json.loads(schema), "(registered schema)")
+    return tuple(columns)
+
+
 def _as_table(resource: Registered) -> Table:
     """The catalog's view of a registered table, for the column classifier."""
     inputs = resource.inputs
     labels = dict(inputs.get("labels") or {})
-    columns, _ = parse_schema(json.loads(inputs.get("schema") or "[]"), resource.key)
+    columns = _columns(inputs.get("schema") or "[]")
     time, rng = inputs.get("timePartitioning"), inputs.get("rangePartitioning")
     expiration = int(time["expirationMs"]) // MS_PER_DAY if time and time.get("expirationMs") else None
     return Table(
         dataset=resource.parent,
         table_id=str(inputs.get("tableId")),
         description=inputs.get("description") or "",
-        schema=tuple(columns),
+        schema=columns,
         schema_file="",
         time_partitioning=TimePartitioning(
             time["type"], time.get("field"), expiration, labels.get("retention") == "forever"
