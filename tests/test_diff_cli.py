@@ -683,3 +683,23 @@ def test_stack_settings_outside_the_schema_files_are_reported_and_gated(diff: Di
 
     edit_config(repo, "prod", approveDataLoss=["tenants", *TABLES])
     assert diff(*args, "--fail-on", "update-destructive").exit_code == 0
+
+
+def test_an_unchanged_tree_has_no_changes_for_the_stack(diff: Diff, repo: Path) -> None:
+    result = diff("--root", str(repo), "--stack", "prod", "--fail-on", "noop")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "No changes."
+    assert json.loads(diff("--root", str(repo), "--stack", "prod", "--format", "json").stdout) == {
+        "tables": [],
+        "datasets": [],
+        "components": [],
+    }
+    assert len(git(repo, "worktree", "list").splitlines()) == 1  # the base's worktree is removed again
+
+
+def test_a_base_without_the_stack_adds_everything(diff: Diff, repo_copy: Path) -> None:
+    git(repo_copy, "init", "-q", "-b", "main")
+    git(repo_copy, "commit", "-q", "--allow-empty", "-m", "empty")
+    result = json.loads(diff("--root", str(repo_copy), "--stack", "prod", "--format", "json").stdout)
+    assert {t["table"]: t["verdict"] for t in result["tables"]} == {table: "added" for table in TABLES}
+    assert [d["verdict"] for d in result["datasets"]] == ["added"]
