@@ -157,6 +157,7 @@ DATASET_RULES: dict[str, PropertyRule] = {
     "storageBillingModel": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
 }
 OPTIONS = ("protect", "deleteBeforeReplace", "replacementTrigger", "replaceOnChanges", "ignoreChanges", "import")
+_KIND_ORDER = {"dataset": 0, "table": 1, "component": 2}
 _DEFAULTS: dict[str, Any] = {
     "protect": False,
     "deleteBeforeReplace": False,
@@ -232,20 +233,18 @@ def compare_registrations(
     unchanged = 0
     for urn in old_by_urn.keys() | new_by_urn.keys():
         before, after = old_by_urn.get(urn), new_by_urn.get(urn)
-        if before is not None and after is not None:
-            changes = _resource_changes(before, after, protected)
+        if after is None:
+            assert before is not None
+            current, changes, approvals = before, [_removed(before)], old.approved()
         else:
-            changes = [_added(after)] if after is not None else [_removed(before)] if before is not None else []
-        current = after or before
-        assert current is not None
+            changes = _resource_changes(before, after, protected) if before is not None else [_added(after)]
+            current, approvals = after, new.approved()
         if not changes:
             unchanged += current.kind == "table"
             continue
-        approvals = new.approved() if after is not None else old.approved()
         ordered = tuple(sorted(changes, key=lambda c: -c.verdict.rank))
         result.append(TableChanges(current.key, ordered, current.key in approvals, current.kind))
-    _kind_order = {"dataset": 0, "table": 1, "component": 2}
-    result.sort(key=lambda t: (-t.verdict.rank, _kind_order[t.kind], t.name))
+    result.sort(key=lambda t: (-t.verdict.rank, _KIND_ORDER[t.kind], t.name))
     return DiffResult(old_label, new_label, tuple(result), stack, unchanged)
 
 
