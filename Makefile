@@ -23,7 +23,7 @@ typecheck: install
 # the test session starts it on a free port and stops it.
 pytest: install
 	$(PY) scripts/local_bigquery.py install
-	$(PY) -m pytest
+	$(PY) -m pytest --cov --cov-report=term
 
 test: lint typecheck pytest
 

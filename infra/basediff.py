@@ -7,6 +7,8 @@ under mocks, then hands catalogs, columns and registrations to the pure classifi
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import fnmatch
 import io
 import json
@@ -19,21 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from infra import rules
-from infra.catalog import (
-    Catalog,
-    CatalogError,
-    Column,
-    Problem,
-    count_columns,
-    display_path,
-    load_catalog,
-    load_json,
-    parse_schema,
-    read_catalog,
-)
+from infra.catalog import Catalog, load_catalog, read_catalog
 from infra.changes import DiffResult, TableChanges, classify_catalogs, classify_schema
+from infra.documents import display_path, load_json
+from infra.migration import mark_migration
+from infra.problems import DeclarationError, Problem
 from infra.resourcediff import Registrations, compare_registrations, registered
-from infra.settings import stack_file
+from infra.schema import Column, count_columns, parse_schema
+from infra.settings import Settings, load_settings, stack_file
 
 
 def diff_schema_files(old: Path, new: Path, *, external: bool = False) -> DiffResult:
@@ -46,7 +41,7 @@ def diff_schema_files(old: Path, new: Path, *, external: bool = False) -> DiffRe
         display = display_path(path)
         try:
             columns, found = parse_schema(load_json(path, display), display)
-        except CatalogError as error:
+        except DeclarationError as error:
             problems += error.problems
             continue
         total = count_columns(columns)
@@ -60,7 +55,7 @@ def diff_schema_files(old: Path, new: Path, *, external: bool = False) -> DiffRe
         problems += found
         loaded.append(columns)
     if problems:
-        raise CatalogError(problems)
+        raise DeclarationError(problems)
     changes = classify_schema(loaded[0], loaded[1], external=external)
     tables = (TableChanges(display_path(new), tuple(changes)),) if changes else ()
     return DiffResult(display_path(old), display_path(new), tables, warnings=tuple(warnings), compares_files=True)
@@ -98,11 +93,14 @@ def diff_against_base(root: Path, base: str | None, stack: str | None) -> DiffRe
 _BASE_RUN = """
 import json, sys
 from pathlib import Path
-from infra.catalog import CatalogError
 from infra.mockrun import plan_stack
 try:
+    from infra.problems import DeclarationError as Invalid
+except ImportError:  # a base from before infra/problems.py
+    from infra.catalog import CatalogError as Invalid
+try:
     result = plan_stack(Path.cwd(), sys.argv[1])
-except CatalogError as error:
+except Invalid as error:
     more = f" (and {len(error.problems) - 1} more)" if len(error.problems) > 1 else ""
     sys.exit(f"{error.problems[0]}{more}")
 resources = [
@@ -122,9 +120,31 @@ def _diff_registrations(root: Path, base: str | None, stack: str) -> DiffResult:
         git.run("worktree", "add", "--detach", "--no-checkout", "--quiet", str(tree), commit)
         try:
             old, new = _run_both(git, commit, tree, stack, label, root)
+            result = compare_registrations(old, new, stack=stack, old_label=label, new_label="working tree")
+            return _with_migrations(result, tree / git.prefix, root, stack)
         finally:
             git.run("worktree", "remove", "--force", str(tree))
-    return compare_registrations(old, new, stack=stack, old_label=label, new_label="working tree")
+
+
+def _with_migrations(result: DiffResult, base_root: Path, root: Path, stack: str) -> DiffResult:
+    """Marks the table changes `migrate --apply` covers (infra/migration.py), from both catalogs."""
+    if not any(t.kind == "table" for t in result.resources):
+        return result
+    new_catalog = load_catalog(root)
+    new_settings = load_settings(root, stack, new_catalog)
+    try:
+        old_catalog, _ = _load_catalog_leniently(base_root, result.old_label)
+    except DeclarationError:
+        return result  # the base's program ran, but today's reader cannot read its catalog: nothing to mark
+    old_settings: Settings = new_settings
+    if stack_file(base_root, stack).is_file():
+        with contextlib.suppress(DeclarationError):  # the base's program ran; its settings loaded there
+            old_settings = load_settings(base_root, stack)
+    marked = tuple(
+        mark_migration(t, old_catalog, new_catalog, old_settings, new_settings) if t.kind == "table" else t
+        for t in result.resources
+    )
+    return dataclasses.replace(result, resources=marked)
 
 
 def _run_both(
@@ -180,7 +200,7 @@ def _load_catalog_leniently(root: Path, label: str) -> tuple[Catalog, list[Probl
     if read.unreadable:
         prefix = root.as_posix() + "/"
         unreadable = [name.removeprefix(prefix) for name in read.unreadable]
-        raise CatalogError(
+        raise DeclarationError(
             [_relative(p, root) for p in read.problems]
             + [
                 Problem(

@@ -1,4 +1,4 @@
-"""Declarations + schema files -> a typed, canonical catalog, collecting every problem.
+"""Declarations (stacks/*.yaml) + schema files -> a typed, canonical catalog, collecting every problem.
 
 Pure core: no pulumi or google imports. Every problem is reported as
 `<file>:<field path>: <how to fix it>`, all of them at once, never as a traceback.
@@ -6,86 +6,17 @@ Pure core: no pulumi or google imports. Every problem is reported as
 
 from __future__ import annotations
 
-import json
-import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infra import rules
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    path: str
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.file}:{self.path}: {self.message}" if self.path else f"{self.file}: {self.message}"
-
-
-class CatalogError(Exception):
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-
-# Not frozen: a frozen dataclass costs 6x more to build, which dominates loading a 13,000-field schema.
-@dataclass(slots=True)
-class Column:
-    name: str
-    type: str
-    mode: str = "NULLABLE"
-    description: str = ""
-    fields: tuple[Column, ...] = ()
-    max_length: int | None = None
-    precision: int | None = None
-    scale: int | None = None
-    rounding_mode: str | None = None
-    collation: str | None = None
-    default_value_expression: str | None = None
-    policy_tags: tuple[str, ...] = ()
-    range_element_type: str | None = None
-
-    def to_api(self) -> dict[str, Any]:
-        """The column in BigQuery's schema JSON, canonical spelling, stable key order."""
-        out: dict[str, Any] = {"name": self.name, "type": self.type, "mode": self.mode}
-        if self.description:
-            out["description"] = self.description
-        if self.fields:
-            out["fields"] = [f.to_api() for f in self.fields]
-        # The REST API carries int64 values as strings; sending them the same way avoids a diff.
-        if self.max_length is not None:
-            out["maxLength"] = str(self.max_length)
-        if self.precision is not None:
-            out["precision"] = str(self.precision)
-        if self.scale is not None:
-            out["scale"] = str(self.scale)
-        if self.rounding_mode:
-            out["roundingMode"] = self.rounding_mode
-        if self.collation is not None:
-            out["collation"] = self.collation
-        if self.default_value_expression:
-            out["defaultValueExpression"] = self.default_value_expression
-        if self.policy_tags:
-            out["policyTags"] = {"names": list(self.policy_tags)}
-        if self.range_element_type:
-            out["rangeElementType"] = {"type": self.range_element_type}
-        return out
-
-
-def schema_to_api(columns: tuple[Column, ...]) -> list[dict[str, Any]]:
-    return [c.to_api() for c in columns]
-
-
-def count_columns(columns: tuple[Column, ...]) -> int:
-    """Leaf columns at every depth: BigQuery's limit counts nested and repeated fields, and a RECORD
-    counts as the fields it holds (real deployed schemas have more fields than 10,000 this way)."""
-    return sum(count_columns(c.fields) if c.fields else 1 for c in columns)
+from infra.documents import display_path, load_json, load_yaml
+from infra.problems import DeclarationError, Problem, pydantic_problems
+from infra.renames import check_renamed_columns
+from infra.schema import Column, join_path, parse_schema
 
 
 @dataclass(frozen=True)
@@ -116,6 +47,7 @@ class Table:
     require_partition_filter: bool = False
     clustering: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    renamed_columns: dict[str, str] = field(default_factory=dict)  # new name: old name, for `migrate`
 
     @property
     def key(self) -> str:
@@ -169,6 +101,7 @@ class TableSpec(_Strict):
     require_partition_filter: bool = False
     clustering: list[str] = []
     labels: dict[str, str] = {}
+    renamed_columns: dict[str, str] = {}
 
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
 
@@ -178,345 +111,6 @@ class DatasetSpec(_Strict):
     description: str = ""
     labels: dict[str, str] = {}
     tables: dict[str, TableSpec]
-
-
-_PYDANTIC_MESSAGES = {
-    "missing": "is required; add it",
-    "int_type": "must be a whole number",
-    "bool_type": "must be true or false",
-    "string_type": "must be a string (quote it in YAML)",
-    "list_type": "must be a list, e.g. [a, b]",
-    "dict_type": "must be a mapping of keys to values",
-    "model_type": "must be a mapping of keys to values",
-}
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Walk the model along loc (minus the unknown key) to list what is allowed there."""
-    current: Any = model
-    for part in loc[:-1]:
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            info = current.model_fields.get(str(part))
-            if info is None:
-                info = next((f for f in current.model_fields.values() if f.alias == part), None)
-            current = info.annotation if info else None
-        elif isinstance(part, str) and current is not None and getattr(current, "__origin__", None) is dict:
-            current = current.__args__[1]
-        else:
-            args = [a for a in getattr(current, "__args__", ()) if a is not type(None)]
-            current = args[-1] if args else None
-            if isinstance(current, type) and issubclass(current, BaseModel):
-                info = current.model_fields.get(str(part))
-                current = info.annotation if info else current
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return [f.alias or name for name, f in current.model_fields.items()]
-    args = [a for a in getattr(current, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
-    return [f.alias or name for name, f in args[0].model_fields.items()] if args else []
-
-
-def pydantic_problems(error: ValidationError, model: type[BaseModel], file: str, prefix: str = "") -> list[Problem]:
-    problems = []
-    for item in error.errors():
-        loc = tuple(item["loc"])
-        path = prefix + ".".join(str(p) for p in loc)
-        if item["type"] == "extra_forbidden":
-            allowed = ", ".join(_allowed_keys(model, loc))
-            message = f"unknown key; check the spelling (allowed here: {allowed})"
-        else:
-            message = _PYDANTIC_MESSAGES.get(item["type"], item["msg"])
-        problems.append(Problem(file, path, message))
-    return problems
-
-
-# ---------------------------------------------------------------- YAML and JSON with line numbers
-
-
-# libyaml's parser when PyYAML was built with it: ten times faster than the pure-Python one.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc, valid-type]
-    """PyYAML keeps the last of two equal keys silently; a duplicated table entry must be an error."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if not isinstance(key, str | int | float | bool | None):
-            raise yaml.constructor.ConstructorError(
-                None, None, "a key must be a plain name, not a list or mapping", key_node.start_mark
-            )
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}; keep one entry", key_node.start_mark
-            )
-        seen.add(key)
-    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=deep)
-    return mapping
-
-
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-def _read_text(path: Path, display: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise CatalogError([Problem(display, "", f"cannot read the file: {exc.strerror}")]) from None
-    except UnicodeDecodeError:
-        raise CatalogError([Problem(display, "", "not UTF-8 text; save the file as UTF-8")]) from None
-
-
-def load_yaml(path: Path, display: str) -> Any:
-    text = _read_text(path, display)
-    try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f"line {mark.line + 1}" if mark else ""
-        raise CatalogError([Problem(display, line, f"invalid YAML: {exc.problem}; fix the syntax")]) from None
-    except yaml.YAMLError as exc:
-        raise CatalogError([Problem(display, "", f"invalid YAML: {exc}")]) from None
-
-
-def load_json(path: Path, display: str) -> Any:
-    text = _read_text(path, display)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CatalogError(
-            [Problem(display, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}; fix the syntax")]
-        ) from None
-
-
-def display_path(path: Path) -> str:
-    relative = os.path.relpath(path)
-    return path.as_posix() if relative.startswith("..") else Path(relative).as_posix()
-
-
-# ---------------------------------------------------------------- schema files
-
-
-_BASIC_COLUMN_KEYS = frozenset({"name", "type", "mode", "description", "fields"})
-_COLUMN_KEYS = {
-    "name",
-    "type",
-    "mode",
-    "description",
-    "fields",
-    "maxLength",
-    "precision",
-    "scale",
-    "roundingMode",
-    "collation",
-    "defaultValueExpression",
-    "policyTags",
-    "rangeElementType",
-}
-
-
-class _SchemaParser:
-    def __init__(self, file: str):
-        self.file = file
-        self.problems: list[Problem] = []
-
-    def fail(self, path: str, message: str) -> None:
-        self.problems.append(Problem(self.file, path, message))
-
-    def columns(self, raw: Any, parent_path: str, level: int) -> tuple[Column, ...]:
-        if not isinstance(raw, list):
-            hint = " (a table resource? keep only its schema.fields list)" if isinstance(raw, dict) else ""
-            self.fail(parent_path or "(top)", f"expected a JSON list of columns, as `bq show --schema` prints{hint}")
-            return ()
-        columns: list[Column] = []
-        seen: dict[str, str] = {}
-        for index, item in enumerate(raw):
-            column = self.column(item, parent_path, index, level)
-            if column is None:
-                continue
-            folded = column.name.lower()
-            if folded in seen:
-                self.fail(
-                    _join(parent_path, column.name),
-                    f"duplicate column name (same as {seen[folded]!r} ignoring case); rename or remove one",
-                )
-            else:
-                seen[folded] = column.name
-            columns.append(column)
-        return tuple(columns)
-
-    def column(self, item: Any, parent_path: str, index: int, level: int) -> Column | None:
-        if not isinstance(item, dict):
-            self.fail(_join(parent_path, f"[{index}]"), "each column must be a JSON object with at least name and type")
-            return None
-        name = item.get("name")
-        if isinstance(name, str) and name:
-            where = f"{parent_path}.{name}" if parent_path else name
-            message = rules.check_column_name(name)
-            if message:
-                self.fail(where, message)
-        else:
-            where = _join(parent_path, f"[{index}]")
-            self.fail(where + ".name", "every column needs a non-empty string name")
-            name = f"[{index}]"
-        unknown = sorted(item.keys() - _COLUMN_KEYS)
-        if unknown:
-            self.fail(
-                where,
-                f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_COLUMN_KEYS))}",
-            )
-        if level > rules.MAX_NESTING_LEVELS:
-            self.fail(where, f"nested {level} levels deep; BigQuery allows at most {rules.MAX_NESTING_LEVELS}")
-
-        raw_type = item.get("type")
-        type_ = rules.canonical_type(raw_type) if isinstance(raw_type, str) else None
-        if type_ is None:
-            self.fail(
-                where + ".type",
-                f"type {raw_type!r} is not a BigQuery type; use one of {', '.join(rules.CANONICAL_TYPES)}",
-            )
-            type_ = "STRING"
-
-        raw_mode = item.get("mode", "NULLABLE")
-        mode = raw_mode.upper() if isinstance(raw_mode, str) else None
-        if mode == "":
-            mode = "NULLABLE"
-        if mode not in rules.MODES:
-            self.fail(where + ".mode", f"mode {raw_mode!r} is invalid; use NULLABLE, REQUIRED or REPEATED")
-            mode = "NULLABLE"
-
-        description = item.get("description") or ""
-        if not isinstance(description, str):
-            self.fail(where + ".description", "description must be a string")
-            description = ""
-        elif (message := rules.check_description(description, rules.MAX_COLUMN_DESCRIPTION)) is not None:
-            self.fail(where + ".description", message)
-
-        fields: tuple[Column, ...] = ()
-        if type_ == "RECORD":
-            if not item.get("fields"):
-                self.fail(where + ".fields", "a RECORD column needs a non-empty fields list")
-            else:
-                fields = self.columns(item["fields"], where, level + 1)
-        elif "fields" in item:
-            self.fail(
-                where + ".fields", f"only RECORD columns have fields; remove it or make the type RECORD, not {type_}"
-            )
-
-        if type_ != "RANGE" and _BASIC_COLUMN_KEYS.issuperset(item):  # the common case: no parameters
-            return Column(name, type_, mode, description, fields)
-        return Column(
-            name=name,
-            type=type_,
-            mode=mode,
-            description=description,
-            fields=fields,
-            **self.parameters(item, type_, where),
-        )
-
-    def parameters(self, item: dict[str, Any], type_: str, where: str) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if "maxLength" in item:
-            if type_ not in ("STRING", "BYTES"):
-                self.fail(where + ".maxLength", f"maxLength applies only to STRING and BYTES, not {type_}; remove it")
-            else:
-                value = self.integer(item["maxLength"], where + ".maxLength")
-                if value is not None and value < 1:
-                    self.fail(where + ".maxLength", "maxLength must be at least 1")
-                out["max_length"] = value
-        for key, attribute in (("precision", "precision"), ("scale", "scale")):
-            if key in item:
-                if type_ not in rules.NUMERIC_BOUNDS:
-                    self.fail(
-                        where + f".{key}", f"{key} applies only to NUMERIC and BIGNUMERIC, not {type_}; remove it"
-                    )
-                else:
-                    out[attribute] = self.integer(item[key], where + f".{key}")
-        if type_ in rules.NUMERIC_BOUNDS and ("precision" in item or "scale" in item):
-            message = rules.check_numeric_parameters(type_, out.get("precision"), out.get("scale"))
-            if message:
-                self.fail(where + ".precision", message)
-        if "roundingMode" in item:
-            value = item["roundingMode"]
-            if type_ not in rules.NUMERIC_BOUNDS:
-                self.fail(where + ".roundingMode", f"roundingMode applies only to NUMERIC and BIGNUMERIC, not {type_}")
-            elif value not in rules.ROUNDING_MODES:
-                self.fail(where + ".roundingMode", f"roundingMode must be one of {', '.join(rules.ROUNDING_MODES)}")
-            else:
-                out["rounding_mode"] = value
-        if "collation" in item:
-            value = item["collation"]
-            if type_ != "STRING":
-                self.fail(where + ".collation", f"collation applies only to STRING, not {type_}; remove it")
-            elif value not in rules.COLLATIONS:
-                self.fail(where + ".collation", "collation must be 'und:ci' or ''")
-            else:
-                out["collation"] = value
-        if "defaultValueExpression" in item:
-            value = item["defaultValueExpression"]
-            if not isinstance(value, str):
-                self.fail(where + ".defaultValueExpression", "defaultValueExpression must be a SQL expression string")
-            else:
-                out["default_value_expression"] = value
-        if "policyTags" in item:
-            out["policy_tags"] = self.policy_tags(item["policyTags"], where + ".policyTags")
-        range_element = item.get("rangeElementType")
-        if type_ == "RANGE":
-            element = range_element.get("type") if isinstance(range_element, dict) else None
-            element = element.upper() if isinstance(element, str) else element
-            if element not in rules.RANGE_ELEMENT_TYPES:
-                self.fail(
-                    where + ".rangeElementType",
-                    'a RANGE column needs rangeElementType {"type": DATE, DATETIME or TIMESTAMP}',
-                )
-            else:
-                out["range_element_type"] = element
-        elif range_element is not None:
-            self.fail(where + ".rangeElementType", f"rangeElementType applies only to RANGE, not {type_}; remove it")
-        return out
-
-    def integer(self, value: Any, where: str) -> int | None:
-        if isinstance(value, bool):
-            value = None
-        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
-        if not isinstance(value, int):
-            self.fail(where, "must be a whole number")
-            return None
-        return value
-
-    def policy_tags(self, value: Any, where: str) -> tuple[str, ...]:
-        names = value.get("names") if isinstance(value, dict) else None
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            self.fail(where, 'policyTags must be {"names": ["projects/.../policyTags/..."]}')
-            return ()
-        if len(names) > 1:
-            self.fail(where, "a column can carry at most one policy tag; keep one")
-        return tuple(names)
-
-
-def _join(parent: str, name: str) -> str:
-    if not parent:
-        return name
-    return f"{parent}{name}" if name.startswith("[") else f"{parent}.{name}"
-
-
-def parse_schema(raw: Any, file: str) -> tuple[tuple[Column, ...], list[Problem]]:
-    parser = _SchemaParser(file)
-    columns = parser.columns(raw, "", 1)
-    total = count_columns(columns)
-    if total > rules.MAX_COLUMNS:
-        parser.fail(
-            "(top)",
-            f"{total:,} columns, counting leaf fields at every depth (nested and repeated included, "
-            "a RECORD counted as its fields); "
-            f"BigQuery allows at most {rules.MAX_COLUMNS:,} per table; split the table or drop fields",
-        )
-    return columns, parser.problems
-
-
-# ---------------------------------------------------------------- the catalog
 
 
 def _top_level(columns: tuple[Column, ...]) -> dict[str, Column]:
@@ -549,13 +143,18 @@ def _check_partitioning(
         message = rules.check_range_partitioning(rng.start, rng.end, rng.interval)
         if message:
             fail("range", message)
-        return None, RangePartitioning(rng.field, rng.start, rng.end, rng.interval), problems
+        return (
+            None,
+            RangePartitioning(_spelled(rng.field, columns) or rng.field, rng.start, rng.end, rng.interval),
+            problems,
+        )
 
     granularity = (spec.type or "").upper()
     if granularity not in rules.PARTITION_TYPES:
-        fail("type", f"time partitioning needs type: one of {', '.join(rules.PARTITION_TYPES)} (or use range:)")
-    if spec.expiration_days is not None and spec.expiration_days < 1:
-        fail("expiration_days", "expiration_days must be at least 1; to keep data, set keep_forever: true instead")
+        got = f"; got {spec.type!r}" if spec.type is not None else ""
+        fail("type", f"time partitioning needs type: one of {', '.join(rules.PARTITION_TYPES)} (or use range:){got}")
+    if spec.expiration_days is not None and (message := rules.check_expiration_days(spec.expiration_days)):
+        fail("expiration_days", f"{message}; to keep data, set keep_forever: true instead")
     if spec.expiration_days is not None and spec.keep_forever:
         fail("keep_forever", "set either expiration_days or keep_forever: true, not both")
     if spec.expiration_days is None and not spec.keep_forever:
@@ -574,8 +173,16 @@ def _check_partitioning(
             message = rules.check_time_partition_column(column.type, granularity)
             if message:
                 fail("field", message)
-    partitioning = TimePartitioning(granularity, spec.field, spec.expiration_days, spec.keep_forever)
+    partitioning = TimePartitioning(granularity, _spelled(spec.field, columns), spec.expiration_days, spec.keep_forever)
     return partitioning, None, problems
+
+
+def _spelled(name: str | None, columns: dict[str, Column]) -> str | None:
+    """A column as the schema spells it: BigQuery matches names ignoring case, the provider compares them exactly."""
+    if name is None:
+        return None
+    column = columns.get(name.lower())
+    return column.name if column else name
 
 
 def _check_clustering(clustering: list[str], columns: dict[str, Column], file: str, where: str) -> list[Problem]:
@@ -645,7 +252,8 @@ def _load_dataset(
         if (message := rules.check_table_id(table_id)) is not None:
             problems.append(Problem(file, where, message))
         schema_path = schema_dir / (table_spec.schema_file or f"{table_id}.json")
-        if not schema_path.resolve().is_relative_to(schema_dir.resolve()):
+        # Resolved against the real root: a symlinked file or folder must not pull in files from elsewhere.
+        if not schema_path.resolve().is_relative_to(root.resolve() / "schemas" / spec.dataset):
             problems.append(
                 Problem(
                     file,
@@ -654,6 +262,7 @@ def _load_dataset(
                     "move the file there",
                 )
             )
+            referenced.add(schema_path.resolve())  # refused above; not an orphan as well
             skipped.append(f"{spec.dataset}.{table_id}")
             continue
         if not schema_path.is_file():
@@ -670,7 +279,7 @@ def _load_dataset(
         schema_display = display_path(schema_path)
         try:
             columns, schema_problems = parse_schema(load_json(schema_path, schema_display), schema_display)
-        except CatalogError as error:
+        except DeclarationError as error:
             problems += error.problems
             skipped.append(f"{spec.dataset}.{table_id}")
             continue
@@ -695,6 +304,10 @@ def _load_dataset(
             )
         if "clustering" in table_spec.model_fields_set:
             problems += _check_clustering(table_spec.clustering, top, file, f"{where}.clustering")
+        problems += [
+            Problem(file, f"{where}.renamed_columns.{new}", message)
+            for new, message in check_renamed_columns(table_spec.renamed_columns, columns)
+        ]
         tables.append(
             Table(
                 dataset=spec.dataset,
@@ -705,8 +318,9 @@ def _load_dataset(
                 time_partitioning=time_partitioning,
                 range_partitioning=range_partitioning,
                 require_partition_filter=table_spec.require_partition_filter,
-                clustering=tuple(table_spec.clustering),
+                clustering=tuple(_spelled(name, top) or name for name in table_spec.clustering),
                 labels=dict(table_spec.labels),
+                renamed_columns=dict(table_spec.renamed_columns),
             )
         )
     dataset = Dataset(spec.dataset, spec.description, dict(spec.labels), tuple(tables), file)
@@ -722,11 +336,24 @@ class CatalogRead:
     unreadable: list[str]
 
 
+def catalog_warnings(catalog: Catalog) -> list[Problem]:
+    """Valid declarations with a known cost: said by `validate`, never an error."""
+
+    def walk(columns: tuple[Column, ...], parent: str, file: str) -> Iterator[Problem]:
+        for column in columns:
+            where = join_path(parent, column.name)
+            if (message := rules.column_name_cost(column.name)) is not None:
+                yield Problem(file, where, message)
+            yield from walk(column.fields, where, file)
+
+    return [warning for table in catalog.tables() for warning in walk(table.schema, "", table.schema_file)]
+
+
 def load_catalog(root: Path) -> Catalog:
-    """Load and validate every stacks/*.yaml and its schemas; raise CatalogError with all problems."""
+    """Load and validate every stacks/*.yaml and its schemas; raise DeclarationError with all problems."""
     read = read_catalog(root)
     if read.problems:
-        raise CatalogError(read.problems)
+        raise DeclarationError(read.problems)
     return read.catalog
 
 
@@ -735,12 +362,14 @@ def read_catalog(root: Path) -> CatalogRead:
     tightens); `unreadable` names declaration files and tables that could not be read at all."""
     stacks_dir = root / "stacks"
     if not stacks_dir.is_dir():
-        raise CatalogError(
+        raise DeclarationError(
             [Problem(display_path(stacks_dir), "", "no such folder; --root must hold stacks/ and schemas/")]
         )
     declarations = sorted([*stacks_dir.glob("*.yaml"), *stacks_dir.glob("*.yml")])
     if not declarations:
-        raise CatalogError([Problem(display_path(stacks_dir), "", "no *.yaml declarations; add one file per dataset")])
+        raise DeclarationError(
+            [Problem(display_path(stacks_dir), "", "no *.yaml declarations; add one file per dataset")]
+        )
 
     problems: list[Problem] = []
     datasets: list[Dataset] = []
@@ -749,9 +378,19 @@ def read_catalog(root: Path) -> CatalogRead:
     unread: list[str] = []
     declared_in: dict[str, str] = {}
     for path in declarations:
+        if not path.resolve().is_relative_to(root.resolve() / "stacks"):
+            problems.append(
+                Problem(
+                    display_path(path),
+                    "",
+                    "a link to a file outside stacks/; declarations are part of the repository: copy the file here",
+                )
+            )
+            unreadable.add("*")
+            continue
         try:
             dataset, dataset_problems = _load_dataset(root, path, referenced, unreadable, unread)
-        except CatalogError as error:
+        except DeclarationError as error:
             problems += error.problems
             unreadable.add("*")
             unread.append(display_path(path))

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from infra import rules
-from infra.catalog import Catalog, Column, Table, count_columns
+from infra.catalog import Catalog, Table
+from infra.schema import Column, count_columns, join_path
 
 
 class Verdict(StrEnum):
@@ -128,10 +129,18 @@ class TableChanges:
     changes: tuple[Change, ...]
     approved: bool = False
     kind: str = "table"
+    # What `migrate --apply` runs instead of the replacement or refusal (infra/migration.py), and the
+    # verdict left after it: the prod gate counts that one.
+    migration: tuple[str, ...] = ()
+    migrated_verdict: Verdict | None = None
 
     @property
     def verdict(self) -> Verdict:
         return worst(c.verdict for c in self.changes)
+
+    @property
+    def gate_verdict(self) -> Verdict:
+        return self.migrated_verdict if self.migration and self.migrated_verdict else self.verdict
 
     @property
     def lowered_safeties(self) -> tuple[str, ...]:
@@ -164,9 +173,9 @@ class DiffResult:
 
     def fails(self, threshold: Verdict) -> bool:
         """A resource approved in the stack's approveDataLoss has passed review: it never fails. A lowered
-        safety counts as update-destructive."""
+        safety counts as update-destructive; a change `migrate` covers counts as what is left after it."""
         return any(
-            t.verdict.rank >= threshold.rank
+            t.gate_verdict.rank >= threshold.rank
             or (t.lowered_safeties and threshold.rank <= Verdict.UPDATE_DESTRUCTIVE.rank)
             for t in self.resources
             if not t.approved
@@ -210,10 +219,6 @@ def _is_record(column: Column) -> bool:
     return column.type.upper() in ("RECORD", "STRUCT")
 
 
-def _join(parent: str, name: str) -> str:
-    return f"{parent}.{name}" if parent else name
-
-
 def classify_schema(old: Sequence[Column], new: Sequence[Column], *, external: bool = False) -> list[Change]:
     """Every difference between two versions of a table's columns, each with its verdict and rule."""
     changes: list[Change] = []
@@ -230,7 +235,7 @@ def _compare_level(
     for column in new:
         previous = old_by_name.get(column.name)
         if previous is not None:
-            _compare_column(previous, column, _join(parent, column.name), external, out)
+            _compare_column(previous, column, join_path(parent, column.name), external, out)
 
     kept_old_order = [c.name for c in old if c.name in new_by_name]
     kept_new_order = [c.name for c in new if c.name in old_by_name]
@@ -250,9 +255,9 @@ def _compare_level(
     # The provider refuses in-place drops alongside top-level additions: that is how a rename looks.
     drop_with_add = top_level and bool(dropped) and bool(added)
     for column in added:
-        out.append(_added_column(column, _join(parent, column.name), dropped if drop_with_add else []))
+        out.append(_added_column(column, join_path(parent, column.name), dropped if drop_with_add else []))
     for column in dropped:
-        out.append(_dropped_column(column, _join(parent, column.name), top_level, external, added))
+        out.append(_dropped_column(column, join_path(parent, column.name), top_level, external, added))
 
 
 def _added_column(column: Column, path: str, dropped_alongside: list[Column]) -> Change:
@@ -288,7 +293,7 @@ def _added_column(column: Column, path: str, dropped_alongside: list[Column]) ->
 def _required_fields(columns: tuple[Column, ...], parent: str) -> list[str]:
     found: list[str] = []
     for column in columns:
-        path = _join(parent, column.name)
+        path = join_path(parent, column.name)
         if _mode(column.mode) == "REQUIRED":
             found.append(path)
         found += _required_fields(column.fields, path)
@@ -495,7 +500,7 @@ def _drop_of_a_key_column(change: Change, old: Table) -> Change:
 
 
 # Table attributes classify_table handles (a test keeps this equal to Table's fields); schema_file is
-# where the schema came from, not what it is.
+# where the schema came from, not what it is; renamed_columns are hints for `migrate`, sent to nobody.
 CLASSIFIED_TABLE_FIELDS = frozenset(
     {
         "dataset",
@@ -508,6 +513,7 @@ CLASSIFIED_TABLE_FIELDS = frozenset(
         "require_partition_filter",
         "clustering",
         "labels",
+        "renamed_columns",
     }
 )
 

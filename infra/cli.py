@@ -1,13 +1,13 @@
 """Command line: `python -m infra.cli COMMAND`. Thin: parse, call the core, report.
 
-Offline, except verify, snapshot and import-file, which call the BigQuery API (infra/live.py).
+Offline, except verify, snapshot, migrate and import-file, which call the BigQuery API (infra/live.py).
 
 Exit codes:
 - 0: success.
 - 1: problems found. validate, plan and docs: invalid declarations or stack config; docs --check: the
   data dictionary is out of date; diff: a change at or above --fail-on; verify: a check failed;
   snapshot: one was refused or failed; import-file: refused because the live project differs, or
-  the program registers a resource it cannot import.
+  the program registers a resource it cannot import; migrate: a table was refused or failed.
 - 2: usage errors. diff, verify, snapshot and import-file also exit 2 when nothing could be checked:
   invalid declarations or stack config, missing or refused credentials, an unreachable API, an
   unwritable --out.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -24,7 +25,10 @@ import click
 from rich.console import Console
 
 from infra import basediff, changes, diffreport, planreport
-from infra.catalog import Catalog, CatalogError, Table, count_columns, display_path, load_catalog
+from infra.catalog import Catalog, Table, catalog_warnings, load_catalog
+from infra.documents import display_path
+from infra.problems import DeclarationError
+from infra.schema import count_columns
 from infra.settings import Settings, list_stacks, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -44,7 +48,7 @@ def console() -> Console:
     return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
-def fail_with_problems(error: CatalogError, exit_code: int = 1) -> NoReturn:
+def fail_with_problems(error: DeclarationError, exit_code: int = 1) -> NoReturn:
     for problem in error.problems:
         click.echo(str(problem), err=True)
     click.echo(f"{len(error.problems)} problem(s); nothing was changed.", err=True)
@@ -55,7 +59,7 @@ def load_validated(root: Path) -> Catalog:
     """The catalog, or exit 1 listing every problem."""
     try:
         return load_catalog(root)
-    except CatalogError as error:
+    except DeclarationError as error:
         fail_with_problems(error)
 
 
@@ -78,17 +82,19 @@ def validate(root: Path) -> None:
     catalog = None
     try:
         catalog = load_catalog(root)
-    except CatalogError as error:
+    except DeclarationError as error:
         problems += error.problems
     stacks = list_stacks(root)
     for stack in stacks:
         try:
             load_settings(root, stack, catalog)
-        except CatalogError as error:
+        except DeclarationError as error:
             problems += error.problems
     if problems:
-        fail_with_problems(CatalogError(problems))
+        fail_with_problems(DeclarationError(problems))
     assert catalog is not None
+    for warning in catalog_warnings(catalog):
+        click.echo(f"warning: {warning}", err=True)
     tables = catalog.tables()
     columns = sum(count_columns(t.schema) for t in tables)
     click.echo(
@@ -108,7 +114,7 @@ def plan(stack: str, root: Path, output_format: str) -> None:
     require_stack(root, stack)
     try:
         result = plan_stack(root, stack)
-    except CatalogError as error:
+    except DeclarationError as error:
         fail_with_problems(error)
     if output_format == "json":
         click.echo(planreport.render_json(result))
@@ -167,7 +173,7 @@ def diff(
             result = basediff.diff_schema_files(old_file, new_file, external=external)
         else:
             result = basediff.diff_against_base(root, base, stack)
-    except CatalogError as error:
+    except DeclarationError as error:
         fail_with_problems(error, exit_code=2)
     except basediff.BaseRefError as error:
         raise click.UsageError(f"--base: {error}") from None
@@ -205,6 +211,66 @@ def docs(root: Path, check: bool) -> None:
     click.echo(f"wrote {display_path(target)}")
 
 
+@main.command("preview-gate")
+@stack_option
+@root_option
+@click.argument("preview_file", metavar="PREVIEW_JSON", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--migration",
+    "migration_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="What `migrate --format json` planned: a replace of a table it migrates without loss is expected.",
+)
+def preview_gate(stack: str, root: Path, preview_file: Path, migration_file: Path | None) -> None:
+    """Refuse a preview that deletes or replaces what the stack does not approve.
+
+    PREVIEW_JSON is what `pulumi preview --stack STACK --json` printed. Exit 0 when every delete and
+    replace is approved (a table in approveDataLoss, any table in a stack without protect, or with
+    --migration a table `migrate` brings to the declaration first), 1 when one is not, 2 when a file or
+    the stack config cannot be read.
+    """
+    from infra import previewgate
+
+    require_stack(root, stack)
+    try:
+        settings = load_settings(root, stack, load_catalog(root))
+    except DeclarationError as error:
+        fail_with_problems(error, exit_code=2)
+    reading = preview_file
+    try:
+        migrated: frozenset[str] = frozenset()
+        if migration_file is not None:
+            reading = migration_file
+            migrated = previewgate.migrated_tables(
+                previewgate.load_document(migration_file.read_text(encoding="utf-8"))
+            )
+        reading = preview_file
+        document = previewgate.load_document(preview_file.read_text(encoding="utf-8"))
+        steps = previewgate.destructive_steps(document, settings, migrated)
+        others = previewgate.other_changes(document)
+    except OSError as error:
+        click.echo(f"error: cannot read {display_path(reading)}: {error.strerror or error}", err=True)
+        sys.exit(2)
+    except (UnicodeDecodeError, previewgate.PreviewDocumentError) as error:
+        click.echo(f"error: {display_path(reading)}: {error}", err=True)
+        sys.exit(2)
+    if others:
+        click.echo(f"{len(others)} other change(s):")
+        for line in others:
+            click.echo(line)
+    for step in steps:
+        click.echo(str(step))
+    refused = [step for step in steps if step.approved_by is None]
+    if refused:
+        click.echo(
+            f"refused: {len(refused)} delete(s) or replace(s) not approved in Pulumi.{stack}.yaml; name each table in "
+            'tenant-bigquery:approveDataLoss (runbook "Approve data loss in prod"), or change the declaration',
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(f"✓ nothing is deleted or replaced without approval ({len(steps)} approved).")
+
+
 # ---------------------------------------------------------------- live commands (the BigQuery API)
 
 
@@ -229,7 +295,7 @@ def load_for_live(root: Path, stack: str) -> tuple[Catalog, Settings]:
     try:
         catalog = load_catalog(root)
         return catalog, load_settings(root, stack, catalog)
-    except CatalogError as error:
+    except DeclarationError as error:
         fail_with_problems(error, exit_code=2)
 
 
@@ -297,7 +363,9 @@ def select_tables(catalog: Catalog, names: str | None, all_tables: bool) -> list
 @click.option(
     "--expire-days",
     type=click.IntRange(min=1),
-    default=30,
+    # The prod runbook can take two deploys that each wait up to 30 days for approval (GitHub fails a
+    # waiting job after 30 days), plus review time: 90 days outlasts it.
+    default=90,
     show_default=True,
     help="Days until the snapshots expire; also the default table expiration of a new backup dataset.",
 )
@@ -320,24 +388,95 @@ def snapshot(
     except live.LiveError as error:
         live_failure(error)
     for dataset in report.created_datasets:
-        click.echo(f"created backup dataset {dataset} (default table expiration {expire_days} d)")
+        click.echo(
+            f"created backup dataset {dataset} (default table expiration {expire_days} d; "
+            "the source dataset's ACL and default key)"
+        )
     taken_at, expires = f"{report.taken_at:%Y-%m-%d %H:%M:%S}", f"{report.expires:%Y-%m-%d %H:%M}"
-    click.echo(f"Snapshots taken at {taken_at} UTC, expiring {expires} UTC:")
+    if report.snapshots:
+        click.echo(f"Snapshots taken at {taken_at} UTC, expiring {expires} UTC:")
     for taken in report.snapshots:
-        bq, python = taken.restore_commands()
+        new_table, over = taken.restore_to_new_table(), taken.restore_over_source()
         click.echo(f"✓ {taken.source} -> {taken.snapshot}")
-        click.echo(f"    restore: {bq}")
-        click.echo(f"    python:  {python}")
+        click.echo(f"    restore into a new table: {new_table.bq}")
+        click.echo(f"      python: {new_table.python}")
+        click.echo(f"    or over the table, losing every row written to it after {taken_at} UTC: {over.bq}")
+        click.echo(f"      python: {over.python}")
     for table, why in report.failures:
         click.echo(f"✗ {table}: {why}")
     if report.snapshots:
         click.echo(
-            "A restore puts back the rows and the schema of the snapshot time. To keep a recreated table's new "
-            "schema, copy the rows instead: INSERT INTO <table> (columns) SELECT columns FROM <snapshot>."
+            "Restore into a new table first and compare; copy the rows you need into the live table "
+            "(INSERT INTO <table> (columns) SELECT columns FROM <restored table>), which also keeps a recreated "
+            "table's new schema. A restore over the table puts back the snapshot's rows and schema as they were."
         )
     if not report.ok:
-        click.echo(f"{len(report.failures)} of {len(chosen)} snapshots failed.", err=True)
+        kept = f"; kept: {len(report.snapshots)} snapshot(s) listed above" if report.snapshots else ""
+        created = f", created {', '.join(report.created_datasets)}" if report.created_datasets else ""
+        click.echo(f"{len(report.failures)} of {len(chosen)} snapshots failed{kept}{created}.", err=True)
         sys.exit(1)
+
+
+def _progress(total: int) -> tuple[Callable[[str, str], None], Callable[[], None]]:
+    """A progress bar on a terminal, else one line per table on stderr."""
+    if sys.stderr.isatty():
+        from rich.progress import Progress
+
+        bar = Progress(console=Console(stderr=True), transient=True)
+        task = bar.add_task("migrate", total=total)
+        bar.start()
+
+        def update(table: str, status: str) -> None:
+            bar.update(task, description=f"{table}: {status}", advance=0 if status == "planning" else 1)
+
+        return update, bar.stop
+    done = [0]
+
+    def line(table: str, status: str) -> None:
+        if status != "planning":
+            done[0] += 1
+            click.echo(f"[{done[0]}/{total}] {table}: {status}", err=True)
+
+    return line, lambda: None
+
+
+@main.command()
+@stack_option
+@root_option
+@endpoint_option
+@click.option(
+    "--tables", metavar="T1,T2", help="Only these tables: table or dataset.table, comma-separated [default: all]."
+)
+@click.option("--apply", "apply_changes", is_flag=True, help="Snapshot, then migrate; without it nothing changes.")
+@click.option("--format", "output_format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def migrate(
+    stack: str, root: Path, endpoint: str | None, tables: str | None, apply_changes: bool, output_format: str
+) -> None:
+    """Bring live tables to the declaration without losing a row: renames, widened types, new keys and
+    partitioning, by DDL in place or a checked rebuild.
+
+    Exit 0 when every table has a lossless path (dry run) or now matches (--apply), 1 when one is refused
+    or failed (that table is unchanged, the message says why), 2 when nothing could be done.
+    """
+    from infra import live, live_migrate, migratereport
+
+    catalog, settings = load_for_live(root, stack)
+    chosen = select_tables(catalog, tables, tables is None)
+    progress, stop = _progress(len(chosen))
+    try:
+        report = live_migrate.migrate(
+            live.connect(settings.project, endpoint), settings, chosen, apply=apply_changes, progress=progress
+        )
+    except live.LiveError as error:
+        stop()
+        live_failure(error)
+    stop()
+    if output_format == "json":
+        click.echo(json.dumps({"stack": stack, **report.to_json()}, indent=2))
+    else:
+        for text in migratereport.render_text(stack, report.to_json()):
+            click.echo(text)
+    sys.exit(0 if report.ok else 1)
 
 
 @main.command("import-file")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra.catalog import Dataset, Table, schema_to_api
+from infra.catalog import Dataset, Table
+from infra.schema import schema_to_api
 from infra.settings import Grant, Settings
 
 COMPONENT_TYPE = "tenant-bigquery:bigquery:DatasetWithTables"

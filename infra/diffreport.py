@@ -112,6 +112,8 @@ def render_text(result: DiffResult, out: Console) -> None:
         for change in table.changes:
             grid.add_row(f"  {_styled(change.verdict)}", f"[bold]{escape(change.path)}[/bold]", escape(_reason(change)))
         out.print(grid)
+        if table.migration:
+            out.print(escape(f"  {_migration_line(table)}"), soft_wrap=True)
     out.print(f"\n{_summary(result)}")
     for steps in _procedures(result):
         out.print()
@@ -156,6 +158,8 @@ def _resource_json(resource: TableChanges, with_stack: bool) -> dict[str, object
     }
     if with_stack:
         document["approved"] = resource.approved
+    if resource.migration:
+        document["migration"] = {"runs": list(resource.migration), "verdict_after": str(resource.gate_verdict)}
     return document
 
 
@@ -164,6 +168,12 @@ def _change_json(change: Change, with_stack: bool) -> dict[str, object]:
     if with_stack:
         document |= {"property": change.pulumi_property, "lowersSafety": change.lowers_safety}
     return document
+
+
+def _migration_line(table: TableChanges) -> str:
+    return f"migrate covers it (no row lost; {table.gate_verdict} after it): `migrate --apply` runs " + "; ".join(
+        table.migration
+    )
 
 
 # ---------------------------------------------------------------- markdown
@@ -186,6 +196,7 @@ def render_markdown(result: DiffResult) -> str:
             f"{len(table.changes)} change(s)</summary>",
             "",
             *(f"- `{c.path}` **{c.verdict}**: {html.escape(_reason(c), quote=False)}" for c in table.changes),
+            *([f"- {html.escape(_migration_line(table), quote=False)}"] if table.migration else []),
             "",
             "</details>",
             "",

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.catalog import Catalog, Column, Dataset, Table, count_columns
+from infra.catalog import Catalog, Dataset, Table
+from infra.schema import Column, count_columns
 
 DOCS_FILE = Path("docs") / "tables.md"
 # `table.column` written in a description: how the schemas state what a column refers to.
@@ -50,8 +51,13 @@ def references(dataset: Dataset) -> list[Reference]:
     return sorted(found)
 
 
+def _html_escaped(text: str) -> str:
+    """GitHub renders Markdown cells as HTML: `RANGE<DATE>` would be read as a tag and vanish."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", "<br>") or " "
+    return _html_escaped(text).replace("|", "\\|").replace("\n", "<br>") or " "
 
 
 def _type_text(column: Column) -> str:
@@ -62,7 +68,7 @@ def _type_text(column: Column) -> str:
         text += f"({column.precision}, {column.scale or 0})"
     elif column.range_element_type:
         text += f"<{column.range_element_type}>"
-    return text + (" · policy tag" if column.policy_tags else "")
+    return _html_escaped(text) + (" · policy tag" if column.policy_tags else "")
 
 
 def _partitioning_text(table: Table) -> str:
@@ -84,10 +90,21 @@ def _diagram(dataset: Dataset, edges: list[Reference]) -> list[str]:
         same_name = edge.column.rpartition(".")[2] == edge.target_column
         name = edge.column if same_name else f"{edge.column} → {edge.target_column}"
         labels.setdefault((edge.table, edge.target_table), []).append(name)
+    # Node ids are t1, t2, ... and the table id only a quoted label: a bare `end`, `class`, `style` or
+    # `graph` is Mermaid syntax, and "end" in lower case breaks a flowchart (Mermaid's flowchart syntax page).
+    node = {table.table_id: f"t{index}" for index, table in enumerate(dataset.tables, start=1)}
     lines = ["```mermaid", "flowchart LR"]
-    lines += [f"  {table.table_id}" for table in dataset.tables]
-    lines += [f'  {source} -->|"{", ".join(names)}"| {target}' for (source, target), names in labels.items()]
+    lines += [f'  {node[table.table_id]}["{_mermaid_text(table.table_id)}"]' for table in dataset.tables]
+    lines += [
+        f'  {node[source]} -->|"{_mermaid_text(", ".join(names))}"| {node[target]}'
+        for (source, target), names in labels.items()
+    ]
     return [*lines, "```", ""]
+
+
+def _mermaid_text(text: str) -> str:
+    """Text inside a quoted Mermaid label: its own quotes as the entity code Mermaid reads."""
+    return text.replace('"', "#quot;")
 
 
 def _table_section(table: Table) -> list[str]:

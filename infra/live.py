@@ -25,9 +25,10 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 from requests import exceptions as requests_exceptions
 
-from infra.catalog import Catalog, Column, Dataset, Table
+from infra.catalog import Catalog, Dataset, Table
 from infra.declared import MS_PER_DAY, dataset_args, table_args
 from infra.rules import canonical_type
+from infra.schema import Column, count_columns
 from infra.settings import Settings
 
 # The variable google-cloud-bigquery itself reads for emulators (google.cloud.bigquery._helpers).
@@ -375,7 +376,7 @@ def schema_differences(declared: tuple[Column, ...], live: tuple[Column, ...], p
 def _schema_check(subject: str, declared: tuple[Column, ...], live: tuple[Column, ...]) -> Check:
     differences = schema_differences(declared, live)
     if not differences:
-        return Check(subject, "schema", True, f"{len(declared)} columns as declared")
+        return Check(subject, "schema", True, f"{count_columns(declared)} columns (leaf) as declared")
     shown = differences[:_MAX_SCHEMA_DIFFERENCES]
     more = len(differences) - len(shown)
     return Check(subject, "schema", False, "; ".join(shown) + (f"; and {more} more" if more else ""))
@@ -519,6 +520,14 @@ def _checks_of(item: _Fetched, project: str, settings: Settings) -> list[Check]:
         if live_table is None:
             checks.append(Check(table_subject, "exists", False, "not found"))
             continue
+        kind = live_table.table_type or "TABLE"
+        if kind != "TABLE":
+            checks.append(
+                Check(
+                    table_subject, "exists", False, f"a {kind} stands where a table is declared; drop it or rename one"
+                )
+            )
+            continue
         checks.append(Check(table_subject, "exists", True))
         checks += table_checks(table_subject, declared_table(table, settings), observed_table(live_table))
     declared_ids = {t.table_id for t in item.dataset.tables}
@@ -542,19 +551,40 @@ def _bq_name(full_id: str) -> str:
 
 
 @dataclass(frozen=True)
+class Restore:
+    """One way back from a snapshot, as a bq command and the same google-cloud-bigquery call."""
+
+    target: str  # project.dataset.table
+    bq: str
+    python: str
+
+
+@dataclass(frozen=True)
 class Snapshot:
     source: str  # project.dataset.table
     snapshot: str
     expires: datetime
 
-    def restore_commands(self) -> tuple[str, str]:
-        """Copy the snapshot back over the table (rows and schema as they were): bq, then Python."""
-        bq = f"bq cp --restore --force {_bq_name(self.snapshot)} {_bq_name(self.source)}"
+    @property
+    def restored_name(self) -> str:
+        """A new table beside the source: `<table>__restored_<snapshot time>`."""
+        return f"{self.source}{SNAPSHOT_SEPARATOR}restored_{self.snapshot.rsplit(SNAPSHOT_SEPARATOR, 1)[1]}"
+
+    def _restore(self, target: str, bq_flag: str, disposition: str) -> Restore:
+        bq = f"bq cp --restore {bq_flag} {_bq_name(self.snapshot)} {_bq_name(target)}"
         python = (
-            f'client.copy_table("{self.snapshot}", "{self.source}", job_config=bigquery.CopyJobConfig('
-            'operation_type="RESTORE", write_disposition="WRITE_TRUNCATE")).result()'
+            f'client.copy_table("{self.snapshot}", "{target}", job_config=bigquery.CopyJobConfig('
+            f'operation_type="RESTORE", write_disposition="{disposition}")).result()'
         )
-        return bq, python
+        return Restore(target, bq, python)
+
+    def restore_to_new_table(self) -> Restore:
+        """Safe: a new table with the snapshot's rows and schema; fails rather than overwrite anything."""
+        return self._restore(self.restored_name, "--no_clobber", "WRITE_EMPTY")
+
+    def restore_over_source(self) -> Restore:
+        """Replaces the table's rows and schema with the snapshot's: rows written since are lost."""
+        return self._restore(self.source, "--force", "WRITE_TRUNCATE")
 
 
 @dataclass(frozen=True)
@@ -582,10 +612,12 @@ def snapshot(
     expire_days: int,
     now: datetime | None = None,
 ) -> SnapshotReport:
-    """Snapshot each table into <dataset>_backup (created if missing, same location).
+    """Snapshot each table into <dataset>_backup (created if missing: same location, ACL and default key).
 
-    Refuses (SnapshotRefused) before creating anything when a table is missing or not a table, or a
-    backup dataset sits in another location.
+    Refuses (SnapshotRefused) before creating anything when a table is missing or not a table, or an
+    existing backup dataset sits in another location, grants more than its source or has another key.
+    Once something may have been created, an API error no longer aborts: it is a failure of the tables
+    concerned, and the report still lists what was created.
     """
     taken_at = (now or datetime.now(UTC)).replace(microsecond=0)
     expires = taken_at + timedelta(days=expire_days)
@@ -609,9 +641,24 @@ def snapshot(
         located = dict(zip(sources, pool.map(lambda d: client.get_dataset(d, retry=retry), sources), strict=True))
         # Every refusal comes before the first creation.
         existing = {d: _existing_backup_or_refuse(conn, located[d]) for d in sources}
-        key = settings.options.kms_key_name
-        backups = {d: existing[d] or _create_backup_dataset(conn, located[d], expire_days, key) for d in sources}
 
+    backups: dict[str, bigquery.Dataset] = {}
+    failures: list[tuple[str, str]] = []
+    created: list[str] = []
+    for d in sources:
+        backup = existing[d]
+        if backup is not None:
+            backups[d] = backup
+            continue
+        try:
+            backups[d] = _create_backup_dataset(conn, located[d], expire_days)
+            created.append(f"{conn.project}.{backups[d].dataset_id}")
+        except (api_exceptions.GoogleAPICallError, api_exceptions.RetryError) as error:
+            why = f"backup dataset {d}{BACKUP_SUFFIX} not created: {_first_line(error)}"
+            failures += [(_dotted(ref), why) for ref in refs.values() if ref.dataset_id == d]
+
+    snapshots = []
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         jobs = {
             key: pool.submit(
                 _take_snapshot,
@@ -622,43 +669,72 @@ def snapshot(
                 located[ref.dataset_id].location,
             )
             for key, ref in refs.items()
+            if ref.dataset_id in backups
         }
-        snapshots, failures = [], []
         for key, job in jobs.items():
             try:
                 snapshots.append(Snapshot(_dotted(refs[key]), job.result(), expires))
-            except (api_exceptions.BadRequest, api_exceptions.Conflict, api_exceptions.NotFound) as error:
+            except (api_exceptions.GoogleAPICallError, api_exceptions.RetryError) as error:
                 failures.append((_dotted(refs[key]), _first_line(error)))
-    created = tuple(f"{conn.project}.{backups[d].dataset_id}" for d in sources if existing[d] is None)
-    return SnapshotReport(conn.project, taken_at, expires, tuple(snapshots), tuple(failures), created)
+    return SnapshotReport(conn.project, taken_at, expires, tuple(snapshots), tuple(failures), tuple(created))
 
 
 def _dotted(ref: bigquery.TableReference) -> str:
     return f"{ref.project}.{ref.dataset_id}.{ref.table_id}"
 
 
+def _acl(dataset: bigquery.Dataset) -> set[tuple[str, str, str]]:
+    return {(e.role or "", e.entity_type or "", str(e.entity_id)) for e in dataset.access_entries}
+
+
+def _default_key(dataset: bigquery.Dataset) -> str | None:
+    configuration = dataset.default_encryption_configuration
+    return configuration.kms_key_name if configuration is not None else None
+
+
 def _existing_backup_or_refuse(conn: Connection, source: bigquery.Dataset) -> bigquery.Dataset | None:
-    """The backup dataset if it exists; refuse one in another location than its source."""
-    ref = bigquery.DatasetReference(conn.project, source.dataset_id + BACKUP_SUFFIX)
+    """The backup dataset if it exists; refuse one in another location, with a broader ACL or another key.
+
+    A snapshot holds the same rows as its table, so its dataset must protect them as the source does.
+    """
+    name, backup_name = source.dataset_id, source.dataset_id + BACKUP_SUFFIX
+    ref = bigquery.DatasetReference(conn.project, backup_name)
     backup = _or_none(lambda: conn.client.get_dataset(ref, retry=conn.retry))
-    if backup is not None and (backup.location or "").upper() != (source.location or "").upper():
+    if backup is None:
+        return None
+    if (backup.location or "").upper() != (source.location or "").upper():
         raise SnapshotRefused(
-            f"backup dataset {ref.dataset_id} is in {backup.location} but {source.dataset_id} is in "
-            f"{source.location}; a snapshot must stay in its table's location: move or delete {ref.dataset_id}"
+            f"backup dataset {backup_name} is in {backup.location} but {name} is in "
+            f"{source.location}; a snapshot must stay in its table's location: move or delete {backup_name}"
+        )
+    broader = sorted(_acl(backup) - _acl(source))
+    if broader:
+        extra = ", ".join(f"{role} {kind} {who}" for role, kind, who in broader)
+        raise SnapshotRefused(
+            f"backup dataset {backup_name} grants what {name} does not ({extra}): anyone in it could read the "
+            f"snapshots; remove those entries from {backup_name}'s ACL, or delete {backup_name} to have it "
+            f"created with {name}'s ACL"
+        )
+    if _default_key(backup) != _default_key(source):
+        raise SnapshotRefused(
+            f"backup dataset {backup_name} has default key {_default_key(backup) or 'none (Google-managed)'} but "
+            f"{name} has {_default_key(source) or 'none (Google-managed)'}; snapshots take the backup dataset's key: "
+            f"set it to {name}'s (bq update --default_kms_key KEY {conn.project}:{backup_name}), "
+            f"or delete {backup_name}"
         )
     return backup
 
 
-def _create_backup_dataset(
-    conn: Connection, source: bigquery.Dataset, expire_days: int, kms_key_name: str | None
-) -> bigquery.Dataset:
+def _create_backup_dataset(conn: Connection, source: bigquery.Dataset, expire_days: int) -> bigquery.Dataset:
+    """Same location, ACL and default key as the source: the snapshots are as private as the tables."""
     backup = bigquery.Dataset(bigquery.DatasetReference(conn.project, source.dataset_id + BACKUP_SUFFIX))
     backup.location = source.location
     backup.default_table_expiration_ms = expire_days * MS_PER_DAY
     backup.description = f"Table snapshots of {source.dataset_id} taken by `python -m infra.cli snapshot`."
-    if kms_key_name is not None:  # the same customer-managed key as the stack's datasets (CIS GCP 7.3)
-        backup.default_encryption_configuration = bigquery.EncryptionConfiguration(kms_key_name=kms_key_name)
-    return conn.client.create_dataset(backup, exists_ok=True, retry=conn.retry)
+    backup.access_entries = list(source.access_entries)
+    if source.default_encryption_configuration is not None:
+        backup.default_encryption_configuration = source.default_encryption_configuration
+    return conn.client.create_dataset(backup, retry=conn.retry)
 
 
 def _take_snapshot(

@@ -20,7 +20,8 @@ import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 
-from infra.catalog import display_path, load_catalog
+from infra.catalog import load_catalog
+from infra.documents import display_path
 from infra.settings import PROJECT, SECRET_MASK, parse_settings, read_stack_file, stack_file
 
 
@@ -168,7 +169,7 @@ def run_program(
 def plan_stack(root: Path, stack: str) -> PlanResult:
     """What stack `stack` declares: its Pulumi.<stack>.yaml config and the catalog under `root`.
 
-    The stack file is read once. Invalid declarations or config raise CatalogError naming every
+    The stack file is read once. Invalid declarations or config raise DeclarationError naming every
     problem before the program runs, which would only log them and raise a RunError.
     """
     from infra.program import run

@@ -12,8 +12,8 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from infra.catalog import count_columns, parse_schema
 from infra.declared import BASELINE_TRIGGER, DATASET_TYPE, MS_PER_DAY, TABLE_TYPE
+from infra.schema import count_columns, parse_schema
 
 
 class PlannedResource(Protocol):
@@ -51,7 +51,7 @@ def render_json(plan: Plan) -> str:
         "resources": [r.to_json() for r in sorted(plan.resources, key=_resource_order)],
         "outputs": dict(plan.outputs),
     }
-    return json.dumps(document, indent=2, sort_keys=False)
+    return json.dumps(document, indent=2, sort_keys=True)
 
 
 def _partitioning_text(inputs: dict[str, Any]) -> str:

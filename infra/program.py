@@ -9,7 +9,8 @@ from typing import Any
 
 import pulumi
 
-from infra.catalog import CatalogError, load_catalog
+from infra.catalog import load_catalog
+from infra.problems import DeclarationError
 from infra.resources import DatasetWithTables
 from infra.settings import KNOWN_CONFIG_KEYS, parse_settings
 
@@ -20,7 +21,8 @@ def runtime_config() -> dict[str, Any]:
     """Every config value of the stack.
 
     pulumi.Config reads the keys this project knows; the whole map, which the language host hands the
-    program as JSON in PULUMI_CONFIG, adds the keys it does not know, so a misspelt key is an error.
+    program as JSON in PULUMI_CONFIG (pulumi/pulumi sdk/python/cmd/pulumi-language-python/main.go),
+    adds the keys it does not know, so a misspelt key is an error.
     """
     values: dict[str, Any] = json.loads(os.environ.get("PULUMI_CONFIG") or "{}")
     for key in KNOWN_CONFIG_KEYS:
@@ -37,7 +39,7 @@ def run(root: Path = REPO_ROOT) -> dict[str, Any]:
     try:
         catalog = load_catalog(root)
         settings = parse_settings(stack, runtime_config(), f"Pulumi.{stack}.yaml", catalog)
-    except CatalogError as error:
+    except DeclarationError as error:
         for problem in error.problems:
             pulumi.log.error(str(problem))
         # RunError ends the program with its message and no traceback; nothing was registered.

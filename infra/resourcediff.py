@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from infra.catalog import Column, RangePartitioning, Table, TimePartitioning, parse_schema
+from infra.catalog import RangePartitioning, Table, TimePartitioning
 from infra.changes import (
     EXPIRATION_COMPUTED,
     Change,
@@ -35,6 +35,7 @@ from infra.changes import (
     table_removed,
 )
 from infra.declared import COMPONENT_TYPE, DATASET_TYPE, MS_PER_DAY, TABLE_TYPE
+from infra.schema import Column, parse_schema
 from infra.settings import PROJECT
 
 TF_TABLE = "terraform-provider-google resource_bigquery_table.go"

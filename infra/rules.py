@@ -8,6 +8,7 @@ tables", "Quotas and limits", "Labels"; the pulumi-gcp/terraform-provider-google
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # Every documented spelling maps to the one this repo emits. STRUCT must become RECORD: the
 # provider does not treat them as equal and would plan a replace on every run.
@@ -70,7 +71,61 @@ COLLATIONS = ("und:ci", "")
 # (max precision - scale, max scale) per type.
 NUMERIC_BOUNDS = {"NUMERIC": (29, 9), "BIGNUMERIC": (38, 38)}
 
-_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_STRICT_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# "Flexible column names" (BigQuery docs, Specify a schema): letters, numbers and marks of any
+# language, connector and dash punctuation, spaces and these characters.
+_FLEXIBLE_SPECIALS = frozenset("&%=+:'<>#|")
+MAX_INT64 = 2**63 - 1
+MS_PER_DAY = 86_400_000
+# BigQuery locations (docs: BigQuery locations), in the spelling the API reports: multi-regions upper case.
+LOCATIONS = (
+    "US",
+    "EU",
+    *[
+        "us-central1",
+        "us-east1",
+        "us-east4",
+        "us-east5",
+        "us-south1",
+        "us-west1",
+        "us-west2",
+        "us-west3",
+        "us-west4",
+        "northamerica-northeast1",
+        "northamerica-northeast2",
+        "northamerica-south1",
+        "southamerica-east1",
+        "southamerica-west1",
+        "europe-central2",
+        "europe-north1",
+        "europe-north2",
+        "europe-southwest1",
+        "europe-west1",
+        "europe-west2",
+        "europe-west3",
+        "europe-west4",
+        "europe-west6",
+        "europe-west8",
+        "europe-west9",
+        "europe-west10",
+        "europe-west12",
+        "asia-east1",
+        "asia-east2",
+        "asia-northeast1",
+        "asia-northeast2",
+        "asia-northeast3",
+        "asia-south1",
+        "asia-south2",
+        "asia-southeast1",
+        "asia-southeast2",
+        "australia-southeast1",
+        "australia-southeast2",
+        "me-central1",
+        "me-central2",
+        "me-west1",
+        "africa-south1",
+    ],
+)
 _DATASET_ID = re.compile(r"[A-Za-z0-9_]+\Z")
 _TABLE_ID = re.compile(r"[a-z][a-z0-9_]*\Z")
 
@@ -79,11 +134,17 @@ def canonical_type(raw: str) -> str | None:
     return TYPE_ALIASES.get(raw.upper())
 
 
+def _is_flexible_name_char(char: str) -> bool:
+    category = unicodedata.category(char)
+    return category[0] in "LNM" or category in ("Pc", "Pd", "Zs") or char in _FLEXIBLE_SPECIALS
+
+
 def check_column_name(name: str) -> str | None:
-    if not _COLUMN_NAME.match(name):
+    if not all(_is_flexible_name_char(c) for c in name):
+        bad = "".join(sorted({c for c in name if not _is_flexible_name_char(c)}))
         return (
-            f"column name {name!r} is invalid; start with a letter or underscore and use only "
-            "letters, digits and underscores"
+            f"column name {name!r} has characters BigQuery does not allow in column names ({bad!r}); "
+            "use letters, digits, spaces, '_', '-' or any of & % = + : ' < > # |"
         )
     if len(name) > MAX_COLUMN_NAME_LENGTH:
         return f"column name is {len(name)} characters; BigQuery allows at most {MAX_COLUMN_NAME_LENGTH}"
@@ -91,6 +152,32 @@ def check_column_name(name: str) -> str | None:
     if upper.startswith(RESERVED_COLUMN_PREFIXES):
         prefix = next(p for p in RESERVED_COLUMN_PREFIXES if upper.startswith(p))
         return f"column name {name!r} starts with the reserved prefix {prefix}; rename the column"
+    return None
+
+
+def column_name_cost(name: str) -> str | None:
+    """A warning for a valid name outside the classic rule, which some BigQuery interfaces need handled."""
+    if _STRICT_COLUMN_NAME.match(name):
+        return None
+    return (
+        f"column name {name!r} is a flexible column name: the BigQuery Storage Read and Write APIs need special "
+        "handling for it and legacy SQL cannot query it; rename it to letters, digits and underscores, "
+        "starting with a letter or underscore, to avoid that"
+    )
+
+
+def check_location(location: str) -> str | None:
+    """The location in the spelling BigQuery reports, or None when BigQuery has no such location."""
+    return next((known for known in LOCATIONS if known.lower() == location.lower()), None)
+
+
+def check_expiration_days(days: int) -> str | None:
+    if days < 1:
+        return f"{days} is too short; BigQuery's minimum is one hour, so use at least 1 day"
+    if days * MS_PER_DAY > MAX_INT64:
+        return (
+            f"{days:,} days exceed what BigQuery stores (int64 milliseconds); use at most {MAX_INT64 // MS_PER_DAY:,}"
+        )
     return None
 
 

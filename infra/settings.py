@@ -7,6 +7,7 @@ Values come either from the Pulumi runtime (strings; structured values JSON-enco
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -16,8 +17,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from infra.catalog import Catalog, CatalogError, Problem, display_path, load_yaml, pydantic_problems
-from infra.rules import check_labels
+from infra.catalog import Catalog
+from infra.documents import display_path, load_yaml
+from infra.problems import DeclarationError, Problem, pydantic_problems
+from infra.rules import check_dataset_id, check_expiration_days, check_labels, check_location
 
 PROJECT = "tenant-bigquery"
 SECRET_MASK = "[secret]"  # noqa: S105 - the placeholder shown instead of a secret
@@ -120,7 +123,7 @@ def _decode(key: str, value: Any) -> Any:
 
 
 def parse_settings(stack: str, values: Mapping[str, Any], source: str, catalog: Catalog | None = None) -> Settings:
-    """Type the config of one stack; raise CatalogError naming every bad key."""
+    """Type the config of one stack; raise DeclarationError naming every bad key."""
     prefix = f"{PROJECT}:"
     problems: list[Problem] = []
     project = values.get("gcp:project")
@@ -130,16 +133,33 @@ def parse_settings(stack: str, values: Mapping[str, Any], source: str, catalog: 
                 source, "config.gcp:project", "is required; set the GCP project id (pulumi config set gcp:project ID)"
             )
         )
+    problems += _unknown_key_problems(values, source)
     own = {
         key[len(prefix) :]: _decode(key[len(prefix) :], value)
         for key, value in values.items()
-        if key.startswith(prefix)
+        if key in KNOWN_CONFIG_KEYS and key.startswith(prefix)
     }
     stack_settings = StackSettings()
     try:
         stack_settings = StackSettings.model_validate(own)
     except ValidationError as error:
         problems += pydantic_problems(error, StackSettings, source, prefix=f"config.{prefix}")
+    location = check_location(stack_settings.location)
+    if location is None:
+        problems.append(
+            Problem(
+                source,
+                f"config.{prefix}location",
+                f"{stack_settings.location!r} is not a BigQuery location; use US, EU or a region such as "
+                "us-central1 (BigQuery docs: BigQuery locations)",
+            )
+        )
+    else:
+        stack_settings = stack_settings.model_copy(update={"location": location})
+    problems += _suffix_problems(stack_settings.dataset_suffix, catalog, source, prefix)
+    days = stack_settings.default_table_expiration_days
+    if days is not None and (message := check_expiration_days(days)) is not None:
+        problems.append(Problem(source, f"config.{prefix}defaultTableExpirationDays", message))
     if stack_settings.default_table_expiration_days is not None and stack_settings.protect:
         problems.append(
             Problem(
@@ -166,8 +186,38 @@ def parse_settings(stack: str, values: Mapping[str, Any], source: str, catalog: 
     if catalog is not None:
         problems += _check_table_references(stack_settings, catalog, source, prefix)
     if problems:
-        raise CatalogError(problems)
+        raise DeclarationError(problems)
     return Settings(stack=stack, project=str(project), options=stack_settings)
+
+
+def _unknown_key_problems(values: Mapping[str, Any], source: str) -> list[Problem]:
+    """A misspelt key would be ignored and its setting silently keep its default (prod's protection too)."""
+    problems = []
+    for key in values:
+        namespace = key.partition(":")[0]
+        if namespace in ("gcp", "pulumi") or key in KNOWN_CONFIG_KEYS:
+            continue
+        close = difflib.get_close_matches(key, KNOWN_CONFIG_KEYS, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(KNOWN_CONFIG_KEYS)}"
+        what = "unknown key" if namespace == PROJECT else f"unknown namespace {namespace!r}"
+        problems.append(Problem(source, f"config.{key}", f"{what}, which nothing reads{hint}"))
+    return problems
+
+
+def _suffix_problems(suffix: str, catalog: Catalog | None, source: str, prefix: str) -> list[Problem]:
+    if not suffix:
+        return []
+    names = [d.dataset_id for d in catalog.datasets] if catalog is not None else ["dataset"]
+    for name in names:
+        if check_dataset_id(name + suffix) is not None:
+            return [
+                Problem(
+                    source,
+                    f"config.{prefix}datasetSuffix",
+                    f"{suffix!r} makes the dataset id {name + suffix!r} invalid; use letters, digits and underscores",
+                )
+            ]
+    return []
 
 
 def _check_table_references(settings: StackSettings, catalog: Catalog, source: str, prefix: str) -> list[Problem]:
@@ -268,7 +318,7 @@ def read_stack_file(root: Path, stack: str) -> tuple[dict[str, Any], set[str]]:
     path = stack_file(root, stack)
     display = display_path(path)
     if not path.is_file():
-        raise CatalogError(
+        raise DeclarationError(
             [
                 Problem(
                     display,
@@ -277,10 +327,10 @@ def read_stack_file(root: Path, stack: str) -> tuple[dict[str, Any], set[str]]:
                 )
             ]
         )
-    raw = load_yaml(path, display) or {}
+    raw = load_yaml(path, display, raw_scalars_under="config") or {}
     config = raw.get("config", {}) if isinstance(raw, dict) else None
     if not isinstance(config, dict):
-        raise CatalogError([Problem(display, "config", "must be a mapping of config keys to values")])
+        raise DeclarationError([Problem(display, "config", "must be a mapping of config keys to values")])
     values: dict[str, Any] = {}
     secret_keys: set[str] = set()
     problems = []
@@ -300,7 +350,7 @@ def read_stack_file(root: Path, stack: str) -> tuple[dict[str, Any], set[str]]:
         else:
             values[key] = value
     if problems:
-        raise CatalogError(problems)
+        raise DeclarationError(problems)
     return values, secret_keys
 
 

@@ -4,7 +4,7 @@
 The server is `local-bigquery` (PyPI, MIT): the BigQuery REST API on loopback, backed by
 DuckDB.  It needs Python 3.13 and lives in its own virtual environment,
 ``.local-bigquery/venv`` under the repository root (git-ignored), installed from
-``scripts/local-bigquery-requirements.txt``.  See DESIGN.md section 6.
+``scripts/local-bigquery-requirements.txt``.
 
 Command line (standard library only, so it runs before the project's venv exists)::
 

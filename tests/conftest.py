@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import REPO_ROOT, load_local_bigquery_script
+from helpers import FIXTURE_ROOT, REPO_ROOT, load_local_bigquery_script
 from live_server import LiveStack, create_from_plan, delete_datasets, make_client, write_stack
 
 from infra.mockrun import PlanResult, plan_stack
@@ -19,13 +19,9 @@ CORPUS = REPO_ROOT / "tests" / "corpus" / "mozilla-pipeline-schemas"
 
 @pytest.fixture
 def repo_copy(tmp_path: Path) -> Path:
-    """A writable copy of stacks/, schemas/ and the stack files, to break one thing at a time."""
+    """A writable copy of the fixture catalog and stack files, to break one thing at a time."""
     root = tmp_path / "repo"
-    root.mkdir()
-    for name in ("stacks", "schemas"):
-        shutil.copytree(REPO_ROOT / name, root / name)
-    for stack_file in REPO_ROOT.glob("Pulumi*.yaml"):
-        shutil.copy(stack_file, root / stack_file.name)
+    shutil.copytree(FIXTURE_ROOT, root)
     return root
 
 
@@ -46,7 +42,7 @@ def planned() -> Callable[[str], PlanResult]:
 def bigquery_server() -> Iterator[Any]:
     """One local BigQuery API server for the session's live tests, on free ports; always stopped.
 
-    An install failure fails the tests that need it, never skips them (DESIGN.md section 6).
+    An install failure fails the tests that need it, never skips them.
     """
     lbq = load_local_bigquery_script()
     try:

@@ -9,23 +9,24 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from infra.catalog import load_catalog
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# The 8 tables the bootstrap processor created, in declaration order (stacks/tenants.yaml).
-TENANT_TABLES = [
-    "tenant_profiles",
-    "tenant_api_keys",
-    "tenant_subscriptions",
-    "tenant_usage_quotas",
-    "tenant_cloud_credentials",
-    "tenant_pipeline_configs",
-    "scheduled_pipeline_runs",
-    "pipeline_execution_queue",
-]
+# What the repository declares today: tests about the repository's own catalog read it, so adding,
+# changing or removing a table as the README says keeps them true.
+REPO_CATALOG = load_catalog(REPO_ROOT)
+REPO_TABLES = {t.key: t for t in REPO_CATALOG.tables()}
+# A frozen copy of the tenants catalog and stack files: generic behaviour is tested on it, so that
+# what the repository declares can change freely.
+FIXTURE_ROOT = REPO_ROOT / "tests" / "fixtures" / "repo"
+FIXTURE_TABLES = [t.table_id for t in load_catalog(FIXTURE_ROOT).tables()]
 
 
 def run_cli(*args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """`python -m infra.cli` as a user runs it; no credentials or emulator variable unless `env` sets one."""
     base = {"PYTHONPATH": str(REPO_ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.devnull}
+    # Coverage measures the subprocess through its own variables (pyproject.toml: patch = subprocess).
+    base |= {key: value for key, value in os.environ.items() if key.startswith("COVERAGE_")}
     return subprocess.run(
         [sys.executable, "-m", "infra.cli", *args],
         cwd=cwd,

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
-from helpers import REPO_ROOT, run_cli
+from helpers import FIXTURE_ROOT, run_cli
 
 from infra.declared import DATASET_TYPE, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack
@@ -60,7 +60,7 @@ def make_client(endpoint: str, project: str) -> bigquery.Client:
 
 def write_stack(root: Path, project: str, **config: Any) -> str:
     """Pulumi.live.yaml: prod's config, the server's project, a unique dataset suffix; returns the suffix."""
-    values = yaml.safe_load((REPO_ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    values = yaml.safe_load((FIXTURE_ROOT / "Pulumi.prod.yaml").read_text())["config"]
     suffix = f"_t{uuid.uuid4().hex[:10]}"
     values |= {"gcp:project": project, "tenant-bigquery:datasetSuffix": suffix}
     values |= {f"tenant-bigquery:{key}": value for key, value in config.items()}

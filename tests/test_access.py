@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import REPO_ROOT, run_cli
+from helpers import FIXTURE_ROOT, REPO_ROOT, run_cli
 
-from infra.catalog import CatalogError
 from infra.declared import DATASET_TYPE, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack
+from infra.problems import DeclarationError
 from infra.settings import Grant, parse_settings
 
 SOURCE = "Pulumi.test.yaml"
@@ -26,7 +26,7 @@ Plan = Callable[[str], PlanResult]
 def problems_of(values: dict[str, Any]) -> list[str]:
     try:
         parse_settings("test", {"gcp:project": "p", **values}, SOURCE)
-    except CatalogError as error:
+    except DeclarationError as error:
         return [str(p) for p in error.problems]
     return []
 
@@ -142,8 +142,8 @@ def test_prod_owns_the_whole_acl_with_project_owners_kept(planned: Plan) -> None
     assert len(accesses) == 1 + sum(len(members) for members in config[ACCESS].values())
 
 
-def test_prod_encrypts_the_dataset_and_every_table_with_one_key(planned: Plan) -> None:
-    result = planned("prod")
+def test_prod_encrypts_the_dataset_and_every_table_with_one_key() -> None:
+    result = plan_stack(FIXTURE_ROOT, "prod")
     [dataset] = result.of_type(DATASET_TYPE)
     assert dataset.inputs["defaultEncryptionConfiguration"] == {"kmsKeyName": KEY}
     tables = result.of_type(TABLE_TYPE)
@@ -171,7 +171,7 @@ def test_without_access_config_the_acl_is_left_to_bigquery(repo_copy: Path) -> N
 
 
 def test_plan_shows_access_and_cmek() -> None:
-    result = run_cli("plan", "--stack", "prod")
+    result = run_cli("plan", "--stack", "prod", "--root", str(FIXTURE_ROOT), cwd=FIXTURE_ROOT)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     at = lines.index("  access (the whole ACL):")

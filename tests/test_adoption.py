@@ -11,13 +11,13 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
-from helpers import REPO_ROOT, run_cli
+from helpers import FIXTURE_ROOT, run_cli
 from live_server import STACK, LiveStack
 
 from infra import adoption, mockrun
-from infra.catalog import CatalogError
 from infra.declared import COMPONENT_TYPE, DATASET_TYPE, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack, run_program
+from infra.problems import DeclarationError
 from infra.program import run
 from infra.settings import parse_settings, read_stack_file
 
@@ -37,14 +37,14 @@ class OptionRecorder(mockrun.RecordingMonitor):
 def adopting(stack: str, monkeypatch: pytest.MonkeyPatch) -> PlanResult:
     monkeypatch.setattr(mockrun, "RecordingMonitor", OptionRecorder)
     OptionRecorder.ignore_changes = {}
-    values, secret_keys = read_stack_file(REPO_ROOT, stack)
-    return run_program(stack, {**values, "tenant-bigquery:adoptExisting": True}, lambda: run(REPO_ROOT), secret_keys)
+    values, secret_keys = read_stack_file(FIXTURE_ROOT, stack)
+    return run_program(stack, {**values, "tenant-bigquery:adoptExisting": True}, lambda: run(FIXTURE_ROOT), secret_keys)
 
 
 def expected_ids(stack: str) -> dict[str, str]:
     project = PROJECTS[stack]
     ids = {"tenants": f"projects/{project}/datasets/tenants"}
-    for table in yaml.safe_load((REPO_ROOT / "stacks" / "tenants.yaml").read_text())["tables"]:
+    for table in yaml.safe_load((FIXTURE_ROOT / "stacks" / "tenants.yaml").read_text())["tables"]:
         ids[f"tenants-{table}"] = f"projects/{project}/datasets/tenants/tables/{table}"
     return ids
 
@@ -72,11 +72,11 @@ def test_without_adopt_existing_nothing_is_imported(planned: Any, stack: str) ->
 
 
 def test_adopt_existing_must_be_a_boolean() -> None:
-    values, _ = read_stack_file(REPO_ROOT, "prod")
-    with pytest.raises(CatalogError) as error:
+    values, _ = read_stack_file(FIXTURE_ROOT, "prod")
+    with pytest.raises(DeclarationError) as error:
         parse_settings("prod", {**values, "tenant-bigquery:adoptExisting": "yes"}, "Pulumi.prod.yaml")
     assert [str(p) for p in error.value.problems] == [
-        "Pulumi.prod.yaml:config.tenant-bigquery:adoptExisting: must be true or false"
+        "Pulumi.prod.yaml:config.tenant-bigquery:adoptExisting: must be true or false; got 'yes'"
     ]
 
 
@@ -84,7 +84,7 @@ def test_adopt_existing_must_be_a_boolean() -> None:
 def test_the_import_file_covers_every_registered_resource_as_the_program_names_it(
     planned: Any, stack: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plan = planned(stack)
+    plan = plan_stack(FIXTURE_ROOT, stack)
     document = adoption.import_document(plan)
     entries = document["resources"]
     by_name = {e["name"]: e for e in entries}
@@ -115,15 +115,15 @@ def test_the_import_file_covers_every_registered_resource_as_the_program_names_i
 def test_import_file_skip_verify_writes_the_document_offline(tmp_path: Path) -> None:
     out = tmp_path / "import.json"
 
-    result = run_cli("import-file", "--stack", "prod", "--skip-verify", "--out", str(out))
+    result = run_cli("import-file", "--stack", "prod", "--root", str(FIXTURE_ROOT), "--skip-verify", "--out", str(out))
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
-    assert json.loads(out.read_text()) == adoption.import_document(plan_stack(REPO_ROOT, "prod"))
+    assert json.loads(out.read_text()) == adoption.import_document(plan_stack(FIXTURE_ROOT, "prod"))
     assert result.stderr.splitlines()[-1] == (
         f"10 resources; next: pulumi import --stack prod --file {out} --generate-code=false"
     )
-    to_stdout = run_cli("import-file", "--stack", "prod", "--skip-verify")
+    to_stdout = run_cli("import-file", "--stack", "prod", "--root", str(FIXTURE_ROOT), "--skip-verify")
     assert to_stdout.returncode == 0
     assert json.loads(to_stdout.stdout) == json.loads(out.read_text())
 

@@ -2,25 +2,25 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import FIXTURE_ROOT
 
-from infra.catalog import CatalogError, load_catalog
+from infra.catalog import load_catalog
 from infra.mockrun import PlanResult, run_program
+from infra.problems import DeclarationError
 from infra.program import run
 from infra.settings import parse_settings, read_stack_file
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 TABLE = "gcp:bigquery/table:Table"
 DATASET = "gcp:bigquery/dataset:Dataset"
 
 
 def plan_prod(**extra: Any) -> PlanResult:
-    config, secret_keys = read_stack_file(REPO_ROOT, "prod")
+    config, secret_keys = read_stack_file(FIXTURE_ROOT, "prod")
     config = {**config, **{f"tenant-bigquery:{key}": value for key, value in extra.items()}}
-    return run_program("prod", config, lambda: run(REPO_ROOT), secret_keys)
+    return run_program("prod", config, lambda: run(FIXTURE_ROOT), secret_keys)
 
 
 def protection(result: PlanResult) -> dict[str, tuple[bool, bool]]:
@@ -74,20 +74,19 @@ def test_approval_changes_nothing_else_about_the_tables() -> None:
     ],
 )
 def test_approval_must_name_declared_tables_one_by_one(approval: list[str], path: str) -> None:
-    config, _ = read_stack_file(REPO_ROOT, "prod")
-    with pytest.raises(CatalogError) as raised:
-        parse_settings(
-            "prod", {**config, "tenant-bigquery:approveDataLoss": approval}, "Pulumi.prod.yaml", load_catalog(REPO_ROOT)
-        )
+    config, _ = read_stack_file(FIXTURE_ROOT, "prod")
+    with pytest.raises(DeclarationError) as raised:
+        approving = {**config, "tenant-bigquery:approveDataLoss": approval}
+        parse_settings("prod", approving, "Pulumi.prod.yaml", load_catalog(FIXTURE_ROOT))
     [problem] = raised.value.problems
     assert str(problem).startswith(f"Pulumi.prod.yaml:config.tenant-bigquery:{path}: names no declared table; ")
     assert "approve tables one by one as dataset.table" in problem.message
 
 
 def test_approval_must_be_a_list_of_strings() -> None:
-    config, _ = read_stack_file(REPO_ROOT, "prod")
-    with pytest.raises(CatalogError) as raised:
+    config, _ = read_stack_file(FIXTURE_ROOT, "prod")
+    with pytest.raises(DeclarationError) as raised:
         parse_settings("prod", {**config, "tenant-bigquery:approveDataLoss": "tenants.tenant_profiles"}, "P.yaml")
     assert [str(p) for p in raised.value.problems] == [
-        "P.yaml:config.tenant-bigquery:approveDataLoss: must be a list, e.g. [a, b]"
+        "P.yaml:config.tenant-bigquery:approveDataLoss: must be a list, e.g. [a, b]; got 'tenants.tenant_profiles'"
     ]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import fields
-from pathlib import Path
 
 import pytest
+from helpers import REPO_ROOT
 
-from infra.catalog import Column, RangePartitioning, Table, TimePartitioning
+from infra.catalog import RangePartitioning, Table, TimePartitioning
 from infra.changes import (
     CLASSIFIED_TABLE_FIELDS,
     COLUMN_DROP,
@@ -28,8 +28,8 @@ from infra.changes import (
     classify_table,
     worst,
 )
+from infra.schema import Column
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 Schema = tuple[Column, ...]
 
 
@@ -443,7 +443,7 @@ def test_every_verdict_rests_on_a_rule_of_the_provider_bigquery_or_pulumi() -> N
 
 
 def test_the_classifier_imports_no_cloud_sdk_and_runs_no_git() -> None:
-    # DESIGN.md section 1: the classifier is pure; files, git and stack config are infra/basediff.py's.
+    # docs/architecture.md: the classifier is pure; files, git and stack config are infra/basediff.py's.
     edges = "{'pulumi', 'pulumi_gcp', 'google', 'subprocess', 'tarfile'}"
     code = f"import infra.changes, sys; print(sorted(m for m in sys.modules if m.split('.')[0] in {edges}))"
     completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers import REPO_ROOT, run_cli
+from helpers import FIXTURE_ROOT, REPO_CATALOG, run_cli
 
-from infra.catalog import count_columns, load_catalog
+from infra.catalog import load_catalog
 from infra.declared import DATASET_TYPE, TABLE_TYPE
+from infra.schema import count_columns
 
 
 def test_validate_the_repository() -> None:
     result = run_cli("validate")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("✓ 1 dataset(s), 8 table(s)")
+    tables = len(REPO_CATALOG.tables())
+    assert result.stdout.startswith(f"✓ {len(REPO_CATALOG.datasets)} dataset(s), {tables} table(s)")
     assert "stacks checked: dev, prod" in result.stdout
 
 
@@ -39,7 +41,7 @@ def test_validate_reports_every_problem_one_line_each_without_traceback(repo_cop
         "stacks/tenants.yaml:tables.tenant_usage_quotas.clustering.tenant: not a top-level column of the schema; "
         "clustering needs a top-level column"
     )
-    assert lines[2] == "Pulumi.dev.yaml:config.tenant-bigquery:protect: must be true or false"
+    assert lines[2] == "Pulumi.dev.yaml:config.tenant-bigquery:protect: must be true or false; got 'maybe'"
     assert lines[3] == "3 problem(s); nothing was changed."
     assert "Traceback" not in result.stderr
 
@@ -59,7 +61,7 @@ def test_usage_errors_exit_2() -> None:
 
 
 def test_plan_json_lists_the_dataset_and_tables_with_options() -> None:
-    result = run_cli("plan", "--stack", "prod", "--format", "json")
+    result = run_cli("plan", "--stack", "prod", "--format", "json", "--root", str(FIXTURE_ROOT), cwd=FIXTURE_ROOT)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["stack"] == "prod"
@@ -89,7 +91,7 @@ def test_plan_masks_secret_config_values(repo_copy: Path) -> None:
 
 
 def test_plan_text_is_a_table_a_reviewer_reads_at_a_glance() -> None:
-    result = run_cli("plan", "--stack", "prod")
+    result = run_cli("plan", "--stack", "prod", "--root", str(FIXTURE_ROOT), cwd=FIXTURE_ROOT)
     assert result.returncode == 0, result.stderr
     assert "Dataset tenants in US: protect=True, delete contents on destroy=False" in result.stdout
     row = next(line for line in result.stdout.splitlines() if "tenants.tenant_usage_quotas" in line)
@@ -107,12 +109,12 @@ def test_plan_text_is_a_table_a_reviewer_reads_at_a_glance() -> None:
 
 
 def test_plan_counts_leaf_columns_as_the_data_dictionary_does() -> None:
-    result = run_cli("plan", "--stack", "prod")
+    result = run_cli("plan", "--stack", "prod", "--root", str(FIXTURE_ROOT), cwd=FIXTURE_ROOT)
     assert result.returncode == 0, result.stderr
     assert "columns (leaf)" in result.stdout
     rows = [line.strip("│ ").split("│") for line in result.stdout.splitlines() if "│ tenants." in line]
     shown = {cells[0].strip(): int(cells[1]) for cells in rows}
-    expected = {table.key: count_columns(table.schema) for table in load_catalog(REPO_ROOT).tables()}
+    expected = {table.key: count_columns(table.schema) for table in load_catalog(FIXTURE_ROOT).tables()}
     assert shown == expected
     assert shown["tenants.tenant_pipeline_configs"] == 27  # 15 top-level columns; RECORDs count as their fields
 
@@ -129,7 +131,7 @@ def test_plan_refuses_invalid_declarations(repo_copy: Path) -> None:
 
 def test_import_file_into_a_missing_folder_is_one_line_exit_2(tmp_path: Path) -> None:
     out = tmp_path / "missing" / "import.json"
-    result = run_cli("import-file", "--stack", "prod", "--skip-verify", "--out", str(out))
+    result = run_cli("import-file", "--stack", "prod", "--root", str(FIXTURE_ROOT), "--skip-verify", "--out", str(out))
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [f"error: cannot write {out}: No such file or directory"]

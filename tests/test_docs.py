@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
+import re
 from pathlib import Path
 
-from helpers import REPO_ROOT, run_cli
+from helpers import FIXTURE_ROOT, REPO_ROOT, run_cli
 
-from infra.catalog import Catalog, Column, Dataset, Table, TimePartitioning, load_catalog
+from infra.catalog import Catalog, Dataset, Table, TimePartitioning, load_catalog
 from infra.docs import DOCS_FILE, Reference, references, render_data_dictionary
+from infra.schema import Column
 
 
 def one_table_dataset(*columns: Column, time_partitioning: TimePartitioning | None = None) -> Dataset:
@@ -23,8 +24,6 @@ def test_the_committed_data_dictionary_is_current() -> None:
 
 
 def test_a_stale_data_dictionary_fails_the_check_and_says_how_to_regenerate(repo_copy: Path) -> None:
-    (repo_copy / "docs").mkdir()
-    shutil.copy(REPO_ROOT / DOCS_FILE, repo_copy / DOCS_FILE)
     schema = repo_copy / "schemas" / "tenants" / "tenant_profiles.json"
     schema.write_text(schema.read_text().replace("Human-readable tenant name", "Tenant name", 1))
 
@@ -41,6 +40,7 @@ def test_a_stale_data_dictionary_fails_the_check_and_says_how_to_regenerate(repo
 
 
 def test_a_missing_data_dictionary_fails_the_check(repo_copy: Path) -> None:
+    (repo_copy / DOCS_FILE).unlink()
     result = run_cli("docs", "--check", "--root", str(repo_copy), cwd=repo_copy)
     assert result.returncode == 1
     assert "is out of date" in result.stderr
@@ -50,11 +50,12 @@ def test_a_missing_data_dictionary_fails_the_check(repo_copy: Path) -> None:
 def test_invalid_declarations_are_reported_not_rendered(repo_copy: Path) -> None:
     schema = repo_copy / "schemas" / "tenants" / "tenant_profiles.json"
     schema.write_text(schema.read_text().replace('"STRING"', '"STRNG"', 1))
+    before = (repo_copy / DOCS_FILE).read_text()
     result = run_cli("docs", "--root", str(repo_copy), cwd=repo_copy)
     assert result.returncode == 1
     assert result.stderr.splitlines()[0].startswith("schemas/tenants/tenant_profiles.json:tenant_id.type: type 'STRNG'")
     assert "Traceback" not in result.stderr
-    assert not (repo_copy / DOCS_FILE).exists()
+    assert (repo_copy / DOCS_FILE).read_text() == before
 
 
 def test_every_table_and_column_is_documented() -> None:
@@ -92,7 +93,7 @@ def test_partitions_kept_forever_are_said_so() -> None:
 
 
 def test_diagram_edges_come_only_from_references_the_descriptions_state() -> None:
-    dataset = load_catalog(REPO_ROOT).datasets[0]
+    dataset = load_catalog(FIXTURE_ROOT).datasets[0]
     edges = references(dataset)
     assert Reference("tenant_api_keys", "tenant_id", "tenant_profiles", "tenant_id") in edges
     assert (
@@ -102,10 +103,11 @@ def test_diagram_edges_come_only_from_references_the_descriptions_state() -> Non
     assert Reference("scheduled_pipeline_runs", "pipeline_version", "tenant_pipeline_configs", "version") in edges
     # "Mirrors plan_code of the tenant's active subscription" names no table: no edge is guessed from it.
     assert not any(edge.table == "tenant_profiles" for edge in edges)
-    text = (REPO_ROOT / DOCS_FILE).read_text()
+    text = (FIXTURE_ROOT / DOCS_FILE).read_text()
     assert "```mermaid\nflowchart LR\n" in text
-    assert '  tenant_api_keys -->|"tenant_id"| tenant_profiles' in text
-    assert '  scheduled_pipeline_runs -->|"pipeline_id, pipeline_version → version"| tenant_pipeline_configs' in text
+    assert '  t1["tenant_profiles"]\n  t2["tenant_api_keys"]\n' in text
+    assert '  t2 -->|"tenant_id"| t1' in text
+    assert '  t7 -->|"pipeline_id, pipeline_version → version"| t6' in text
 
 
 def test_text_that_only_looks_like_a_reference_makes_no_edge() -> None:
@@ -114,3 +116,29 @@ def test_text_that_only_looks_like_a_reference_makes_no_edge() -> None:
     )
     assert references(dataset) == []
     assert "mermaid" not in render_data_dictionary(Catalog((dataset,)))
+
+
+def test_table_ids_that_are_mermaid_keywords_are_only_labels() -> None:
+    """Mermaid's flowchart syntax page: a lower-case `end` breaks a flowchart; `class`, `style`, `graph`,
+    `subgraph` start statements. Node ids are generated, the table id is a quoted label."""
+    keywords = ("end", "class", "style", "graph", "subgraph", "click", "linkStyle", "o_table", "x_table")
+    tables = tuple(
+        Table("d", name, "", (Column("id", "STRING", description=f"Refers to {keywords[0]}.id."),), f"s/{name}.json")
+        for name in keywords
+    )
+    text = render_data_dictionary(Catalog((Dataset("d", "", {}, tables, "stacks/d.yaml"),)))
+    diagram = text[text.index("```mermaid") : text.index("```", text.index("```mermaid") + 3)]
+    lines = diagram.splitlines()[2:]
+    assert lines[: len(keywords)] == [f'  t{n}["{name}"]' for n, name in enumerate(keywords, start=1)]
+    edges = lines[len(keywords) :]
+    assert edges and all(re.fullmatch(r'  t\d+ -->\|"[^"]*"\| t\d+', edge) for edge in edges)
+    assert '  t2 -->|"id"| t1' in edges
+
+
+def test_a_range_type_is_escaped_so_github_does_not_read_it_as_html() -> None:
+    dataset = one_table_dataset(
+        Column("period", "RANGE", range_element_type="DATE", description="Valid <from, to> & more"),
+    )
+    text = render_data_dictionary(Catalog((dataset,)))
+    assert "| `period` | RANGE&lt;DATE&gt; | NULLABLE | Valid &lt;from, to&gt; &amp; more |" in text
+    assert "<DATE>" not in text

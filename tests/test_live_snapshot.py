@@ -9,10 +9,13 @@ The tests snapshot tables without the filter, or a stack copy whose declarations
 from __future__ import annotations
 
 import re
+import threading
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from click.testing import CliRunner
+from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 from live_server import STACK, LiveStack, create_from_plan, recreate_table, sample_row
 
@@ -26,6 +29,10 @@ def fill(stack: LiveStack, table_id: str, rows: int = 3) -> list[dict[str, Any]]
     data = [sample_row(list(table.schema), n) for n in range(rows)]
     assert stack.client.insert_rows_json(table, data) == []
     return data
+
+
+def acl(dataset: bigquery.Dataset) -> set[tuple[str, str, str]]:
+    return {(e.role or "", e.entity_type or "", str(e.entity_id)) for e in dataset.access_entries}
 
 
 def keys(stack: LiveStack, table: str, column: str) -> list[Any]:
@@ -44,7 +51,9 @@ def test_snapshot_then_the_printed_restore_brings_the_rows_back(built_stack: Liv
     assert result.returncode == 0, result.stderr
     backup = f"{built_stack.project}.{built_stack.dataset_id()}_backup"
     lines = result.stdout.splitlines()
-    assert lines[0] == f"created backup dataset {backup} (default table expiration 30 d)"
+    assert lines[0] == (
+        f"created backup dataset {backup} (default table expiration 90 d; the source dataset's ACL and default key)"
+    )
     taken = re.findall(r"^✓ (\S+) -> (\S+)$", result.stdout, re.MULTILINE)
     assert [source for source, _ in taken] == [
         built_stack.table("tenant_profiles"),
@@ -56,12 +65,25 @@ def test_snapshot_then_the_printed_restore_brings_the_rows_back(built_stack: Liv
         assert made.table_type == "SNAPSHOT"
         assert made.num_rows == 3
         assert made.expires is not None
-        assert before + timedelta(days=30) <= made.expires <= datetime.now(UTC) + timedelta(days=30)
-        bq = f"    restore: bq cp --restore --force {snapshot.replace('.', ':', 1)} {source.replace('.', ':', 1)}"
-        assert bq in lines
+        assert before + timedelta(days=90) <= made.expires <= datetime.now(UTC) + timedelta(days=90)
+        bq_snapshot, bq_source = snapshot.replace(".", ":", 1), source.replace(".", ":", 1)
+        stamp = snapshot.rsplit("__", 1)[1]
+        assert (
+            f"    restore into a new table: bq cp --restore --no_clobber {bq_snapshot} {bq_source}__restored_{stamp}"
+            in lines
+        )
+        assert any(
+            line.startswith("    or over the table, losing every row written to it after ")
+            and line.endswith(f"UTC: bq cp --restore --force {bq_snapshot} {bq_source}")
+            for line in lines
+        )
+    # The backup dataset is as private as its source (BigQuery's default ACL would add project readers and writers).
     dataset = built_stack.client.get_dataset(backup)
-    assert (dataset.location, dataset.default_table_expiration_ms) == ("US", 30 * DAY_MS)
-    source_key = built_stack.client.get_dataset(built_stack.dataset_id()).default_encryption_configuration.kms_key_name
+    source_dataset = built_stack.client.get_dataset(built_stack.dataset_id())
+    assert (dataset.location, dataset.default_table_expiration_ms) == ("US", 90 * DAY_MS)
+    assert acl(dataset) == acl(source_dataset)
+    assert not any(entry.entity_id in {"projectReaders", "projectWriters"} for entry in dataset.access_entries)
+    source_key = source_dataset.default_encryption_configuration.kms_key_name
     assert dataset.default_encryption_configuration.kms_key_name == source_key is not None
 
     # A forced recreation: the tables come back empty.
@@ -70,10 +92,17 @@ def test_snapshot_then_the_printed_restore_brings_the_rows_back(built_stack: Liv
         recreate_table(built_stack.client, plan, table)
     assert keys(built_stack, built_stack.table("tenant_profiles"), "tenant_id") == []
 
-    # The restore commands exactly as printed, run with a client.
-    for line in lines:
-        if line.startswith("    python:  "):
-            exec(line.removeprefix("    python:  "), {"client": built_stack.client, "bigquery": bigquery})
+    # First the safe way: into a new table, beside the live one, exactly as printed.
+    python = [line.removeprefix("      python: ") for line in lines if line.startswith("      python: ")]
+    new_table, over_source = python[0::2], python[1::2]
+    exec(new_table[0], {"client": built_stack.client, "bigquery": bigquery})
+    restored = f"{taken[0][0]}__restored_{taken[0][1].rsplit('__', 1)[1]}"
+    assert keys(built_stack, restored, "tenant_id") == ["v0", "v1", "v2"]
+    assert keys(built_stack, built_stack.table("tenant_profiles"), "tenant_id") == []
+
+    # Then over the tables themselves.
+    for line in over_source:
+        exec(line, {"client": built_stack.client, "bigquery": bigquery})
     assert keys(built_stack, built_stack.table("tenant_profiles"), "tenant_id") == ["v0", "v1", "v2"]
     assert keys(built_stack, built_stack.table("pipeline_execution_queue"), "queue_entry_id") == ["v0", "v1", "v2"]
 
@@ -142,3 +171,93 @@ def test_usage_errors_exit_2_before_any_api_call(built_stack: LiveStack, args: t
     assert [d.dataset_id for d in built_stack.client.list_datasets() if built_stack.suffix in d.dataset_id] == [
         built_stack.dataset_id()
     ]
+
+
+def test_an_existing_backup_dataset_that_grants_more_than_its_source_is_refused(built_stack: LiveStack) -> None:
+    """BigQuery's default ACL lets every project viewer read a dataset: such a backup dataset is refused."""
+    backup = bigquery.Dataset(f"{built_stack.project}.{built_stack.dataset_id()}_backup")
+    backup.location = "US"
+    source = built_stack.client.get_dataset(built_stack.dataset_id())
+    backup.default_encryption_configuration = source.default_encryption_configuration
+    viewers = bigquery.AccessEntry(role="READER", entity_type="specialGroup", entity_id="projectReaders")
+    backup.access_entries = [*source.access_entries, viewers]
+    built_stack.client.create_dataset(backup)
+
+    result = built_stack.cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles")
+
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    name = f"{built_stack.dataset_id()}_backup"
+    assert line.startswith(
+        f"refused: backup dataset {name} grants what {built_stack.dataset_id()} does not "
+        "(READER specialGroup projectReaders): anyone in it could read the snapshots; remove those entries"
+    )
+    assert list(built_stack.client.list_tables(backup)) == []
+
+
+def test_an_existing_backup_dataset_with_another_key_is_refused(built_stack: LiveStack) -> None:
+    backup = bigquery.Dataset(f"{built_stack.project}.{built_stack.dataset_id()}_backup")
+    backup.location = "US"
+    backup.access_entries = built_stack.client.get_dataset(built_stack.dataset_id()).access_entries
+    built_stack.client.create_dataset(backup)  # no default key: Google-managed
+
+    result = built_stack.cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles")
+
+    assert result.returncode == 1
+    assert "has default key none (Google-managed) but" in result.stderr
+    assert "bq update --default_kms_key" in result.stderr
+    assert list(built_stack.client.list_tables(backup)) == []
+
+
+class _ForbiddenSecondCopy:
+    """The real client, except that the second snapshot job is refused as a missing permission would be."""
+
+    def __init__(self, client: bigquery.Client):
+        self._client, self._copies = client, 0
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def copy_table(self, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            self._copies += 1
+            refused = self._copies == 2
+        if refused:
+            raise api_exceptions.Forbidden("Access Denied: bigquery.tables.createSnapshot")  # type: ignore[no-untyped-call]
+        return self._client.copy_table(*args, **kwargs)
+
+
+def test_a_permission_error_after_the_first_snapshot_reports_what_was_created(
+    built_stack: LiveStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infra import cli, live
+
+    real = live.connect(built_stack.project, built_stack.endpoint)
+    flaky = live.Connection(cast(bigquery.Client, _ForbiddenSecondCopy(real.client)), *astuple_rest(real))
+    monkeypatch.setattr(live, "connect", lambda project, endpoint=None: flaky)
+    args = [
+        "snapshot",
+        "--stack",
+        STACK,
+        "--root",
+        str(built_stack.root),
+        "--tables",
+        "tenant_profiles,tenant_api_keys",
+    ]
+
+    result = CliRunner().invoke(cli.main, args)
+
+    assert result.exit_code == 1, result.output
+    backup = f"{built_stack.project}.{built_stack.dataset_id()}_backup"
+    assert f"created backup dataset {backup}" in result.stdout
+    assert len(re.findall(r"^✓ ", result.stdout, re.MULTILINE)) == 1
+    assert f"✗ {built_stack.table('tenant_api_keys')}: Access Denied: bigquery.tables.createSnapshot" in result.stdout
+    assert result.stderr.splitlines()[-1] == (
+        f"1 of 2 snapshots failed; kept: 1 snapshot(s) listed above, created {backup}."
+    )
+    assert len(list(built_stack.client.list_tables(backup))) == 1
+
+
+def astuple_rest(conn: Any) -> tuple[Any, ...]:
+    return conn.project, conn.endpoint, conn.retry

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 from google.cloud import bigquery
-from helpers import TENANT_TABLES, run_cli
+from helpers import FIXTURE_TABLES, run_cli
 from live_server import STACK, LiveStack, create_from_plan, table_resource
 
 from infra import live
@@ -36,9 +36,9 @@ def test_a_dataset_built_from_the_plan_passes_every_check(built_stack: LiveStack
     assert report.failures == []
     ds = built_stack.dataset_id()
     subjects = {c.subject for c in report.checks}
-    assert subjects == {f"dataset {ds}"} | {f"table {ds}.{t}" for t in TENANT_TABLES}
+    assert subjects == {f"dataset {ds}"} | {f"table {ds}.{t}" for t in FIXTURE_TABLES}
     names = {(c.subject, c.name) for c in report.checks}
-    for table in TENANT_TABLES:
+    for table in FIXTURE_TABLES:
         for name in ("exists", "schema", "partitioning", "clustering", "labels", "description"):
             assert (f"table {ds}.{table}", name) in names
 
@@ -54,7 +54,7 @@ def test_verify_prints_the_old_guides_checklist(built_stack: LiveStack) -> None:
     # tables are partitioned.
     assert f"✓ dataset {ds} exists" in lines
     assert f"✓ dataset {ds} location: US" in lines
-    for table in TENANT_TABLES:
+    for table in FIXTURE_TABLES:
         assert f"✓ table {ds}.{table} exists" in lines
         assert any(line.startswith(f"✓ table {ds}.{table} schema: ") for line in lines)
     for table, partitioning in [
@@ -213,7 +213,7 @@ def test_a_missing_dataset_fails_every_table(live_stack: LiveStack) -> None:
     ds = live_stack.dataset_id()
     failed = [line for line in result.stdout.splitlines() if line.startswith("✗")]
     assert failed == [f"✗ dataset {ds} exists: not found in project {live_stack.project}"] + [
-        f"✗ table {ds}.{t} exists: not found" for t in TENANT_TABLES
+        f"✗ table {ds}.{t} exists: not found" for t in FIXTURE_TABLES
     ]
 
 

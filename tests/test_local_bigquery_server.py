@@ -1,6 +1,6 @@
 """Tests of scripts/local_bigquery.py against the real local BigQuery API server.
 
-The server (`local-bigquery` on DuckDB, DESIGN.md section 6) runs in .local-bigquery/venv; these
+The server (`local-bigquery` on DuckDB, see scripts/local_bigquery.py) runs in .local-bigquery/venv; these
 tests use the session's server (conftest.py) and start their own only to test starting and stopping.
 An install failure fails these tests: it is never a skip.
 """

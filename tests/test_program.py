@@ -10,18 +10,18 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
-from helpers import REPO_ROOT, TENANT_TABLES
+from helpers import REPO_CATALOG, REPO_ROOT
 
 from infra import mockrun
-from infra.catalog import load_catalog
 from infra.declared import BASELINE_TRIGGER, COMPONENT_TYPE, DATASET_TYPE, SCHEMA_PROPERTIES, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack, run_program
 from infra.program import run
 from infra.rules import CANONICAL_TYPES
+from infra.schema import schema_to_api
+from infra.settings import load_settings
 
 STACKS = ("dev", "prod")
-CATALOG = load_catalog(REPO_ROOT)
-TABLES = {t.table_id: t for t in CATALOG.tables()}
+TABLES = {t.table_id: t for t in REPO_CATALOG.tables()}
 
 Plan = Callable[[str], PlanResult]
 
@@ -35,60 +35,57 @@ def stack_config(stack: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_one_dataset_and_the_eight_tables(planned: Plan, stack: str) -> None:
+def test_every_declared_dataset_and_table_is_registered(planned: Plan, stack: str) -> None:
     result = planned(stack)
-    assert [r.inputs["datasetId"] for r in result.of_type(DATASET_TYPE)] == ["tenants"]
-    assert sorted(tables_of(result)) == sorted(TENANT_TABLES)
+    assert [r.inputs["datasetId"] for r in result.of_type(DATASET_TYPE)] == [
+        d.dataset_id for d in REPO_CATALOG.datasets
+    ]
+    assert sorted(tables_of(result)) == sorted(TABLES)
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_every_table_sends_its_schema_file_in_canonical_form(planned: Plan, stack: str) -> None:
+def test_every_table_sends_its_schema_in_canonical_form(planned: Plan, stack: str) -> None:
+    def walk(columns: list[dict[str, Any]], path: str) -> None:
+        for column in columns:
+            where = f"{path}{column['name']}"
+            assert column["type"] in CANONICAL_TYPES, where
+            assert column["mode"] in {"NULLABLE", "REQUIRED", "REPEATED"}, where
+            walk(column.get("fields", []), f"{where}.")
+
     for table_id, resource in tables_of(planned(stack)).items():
         sent = json.loads(resource.inputs["schema"])
-        on_disk = json.loads((REPO_ROOT / "schemas" / "tenants" / f"{table_id}.json").read_text())
-        assert sent == on_disk, table_id  # the repo's files are already canonical
+        assert sent == schema_to_api(TABLES[table_id].schema), table_id
+        walk(sent, f"{table_id}:")
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_partitioning_and_clustering(planned: Plan, stack: str) -> None:
-    tables = tables_of(planned(stack))
-    expected_partitioning = {
-        "tenant_usage_quotas": ("DAY", "usage_date", True),
-        "scheduled_pipeline_runs": ("DAY", "scheduled_time", True),
-        "pipeline_execution_queue": ("DAY", "scheduled_time", False),
-    }
-    for table_id, resource in tables.items():
+    for table_id, resource in tables_of(planned(stack)).items():
         inputs = resource.inputs
         declared = TABLES[table_id]
-        assert inputs["clusterings"] == list(declared.clustering)
-        assert inputs["clusterings"][0] == "tenant_id"
-        if table_id in expected_partitioning:
-            type_, field, require_filter = expected_partitioning[table_id]
-            assert inputs["timePartitioning"]["type"] == type_
-            assert inputs["timePartitioning"]["field"] == field
-            assert declared.time_partitioning is not None
-            assert declared.time_partitioning.expiration_days is not None
-            assert inputs["timePartitioning"]["expirationMs"] == declared.time_partitioning.expiration_days * 86_400_000
+        assert inputs.get("clusterings", []) == list(declared.clustering)
+        partitioning = declared.time_partitioning
+        if partitioning is not None:
+            sent = inputs["timePartitioning"]
+            assert (sent["type"], sent.get("field")) == (partitioning.type, partitioning.field)
+            if partitioning.expiration_days is not None:
+                assert sent["expirationMs"] == partitioning.expiration_days * 86_400_000
             # require_partition_filter is set at table level, never inside time_partitioning (deprecated there)
-            assert inputs.get("requirePartitionFilter", False) is require_filter
-            assert "requirePartitionFilter" not in inputs["timePartitioning"]
-        else:
+            assert inputs.get("requirePartitionFilter", False) is declared.require_partition_filter
+            assert "requirePartitionFilter" not in sent
+        elif declared.range_partitioning is None:
             assert "timePartitioning" not in inputs and "rangePartitioning" not in inputs
-
-
-def test_usage_quotas_keep_two_years(planned: Plan) -> None:
-    inputs = tables_of(planned("prod"))["tenant_usage_quotas"].inputs
-    assert inputs["timePartitioning"] == {"type": "DAY", "field": "usage_date", "expirationMs": 730 * 86_400_000}
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_labels_combine_declaration_and_stack(planned: Plan, stack: str) -> None:
     result = planned(stack)
     stack_labels = stack_config(stack)["tenant-bigquery:labels"]
+    [declared_dataset] = REPO_CATALOG.datasets
     dataset = result.of_type(DATASET_TYPE)[0]
-    assert dataset.inputs["labels"] == {"component": "tenancy", **stack_labels}
-    for resource in result.of_type(TABLE_TYPE):
-        assert resource.inputs["labels"] == stack_labels
+    assert dataset.inputs["labels"] == {**declared_dataset.labels, **stack_labels}
+    for table_id, resource in tables_of(result).items():
+        assert resource.inputs["labels"] == {**TABLES[table_id].labels, **stack_labels}
 
 
 def test_prod_protects_everything_twice(planned: Plan) -> None:
@@ -123,7 +120,7 @@ def test_children_belong_to_one_component_with_a_namespaced_type(planned: Plan, 
     _, _, qualified_type, name = component.urn.split("::")
     assert (qualified_type.rsplit("$", 1)[-1], name) == ("tenant-bigquery:bigquery:DatasetWithTables", "tenants")
     children = [*result.of_type(DATASET_TYPE), *result.of_type(TABLE_TYPE)]
-    assert len(children) == 9
+    assert len(children) == 1 + len(TABLES)
     assert {child.parent for child in children} == {component.urn}
 
 
@@ -188,8 +185,10 @@ def test_every_table_and_the_dataset_delete_before_they_replace(planned: Plan, s
 def test_every_table_sends_a_non_null_trigger(planned: Plan, stack: str) -> None:
     """step_generator.go shouldTriggerReplace: a null trigger on either side never replaces, so a table
     without a token sends the baseline and setting or removing a token is a value-to-value change."""
-    triggers = {r.options["replacementTrigger"] for r in planned(stack).of_type(TABLE_TYPE)}
-    assert triggers == {BASELINE_TRIGGER}
+    settings = load_settings(REPO_ROOT, stack)
+    for table in planned(stack).of_type(TABLE_TYPE):
+        token = settings.recreate_token("tenants", table.inputs["tableId"])
+        assert table.options["replacementTrigger"] == (token or BASELINE_TRIGGER)
 
 
 def test_require_partition_filter_is_sent_only_when_true(repo_copy: Path) -> None:
@@ -277,16 +276,11 @@ def test_the_entry_point_pulumi_runs_registers_the_same_resources(planned: Plan)
     assert sorted(r.name for r in via_entry_point.resources) == sorted(r.name for r in planned("prod").resources)
 
 
-def test_repository_schemas_are_canonical_and_fully_described() -> None:
-    def walk(columns: list[dict[str, Any]], path: str) -> None:
-        for column in columns:
-            where = f"{path}{column['name']}"
-            assert column.get("description"), f"{where} has no description"
-            assert column["type"] in CANONICAL_TYPES, where
-            assert column.get("mode") in {"NULLABLE", "REQUIRED", "REPEATED"}, where
-            walk(column.get("fields", []), f"{where}.")
-
-    for schema_file in sorted((REPO_ROOT / "schemas").glob("*/*.json")):
-        columns = json.loads(schema_file.read_text())
-        assert columns[0]["name"] == "tenant_id", schema_file.name
-        walk(columns, f"{schema_file.name}:")
+def test_a_misspelt_key_from_the_engine_stops_the_program(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real `pulumi up` hands the program the whole config map in PULUMI_CONFIG; a key nothing reads
+    (prod's protect silently kept at its default otherwise) stops the run before anything is registered."""
+    config = stack_config("prod")
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({**config, "tenant-bigqeury:protect": "false"}))
+    with pytest.raises(Exception, match=r"1 problem\(s\) in the declarations; nothing was changed") as raised:
+        run_program("prod", config, lambda: run(REPO_ROOT))
+    assert isinstance(raised.value, pulumi.RunError)

@@ -6,19 +6,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import FIXTURE_ROOT, REPO_ROOT
 
-from infra.catalog import CatalogError, load_catalog
-from infra.settings import parse_settings
+from infra.catalog import load_catalog
+from infra.problems import DeclarationError
+from infra.settings import load_settings, parse_settings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CATALOG = load_catalog(REPO_ROOT)
+CATALOG = load_catalog(FIXTURE_ROOT)
 SOURCE = "Pulumi.test.yaml"
 
 
 def problems_of(values: dict[str, Any]) -> list[str]:
     try:
         parse_settings("test", {"gcp:project": "p", **values}, SOURCE, CATALOG)
-    except CatalogError as error:
+    except DeclarationError as error:
         return [str(p) for p in error.problems]
     return []
 
@@ -33,17 +34,65 @@ def test_defaults_are_the_safe_ones() -> None:
 
 
 def test_project_is_required() -> None:
-    with pytest.raises(CatalogError) as caught:
+    with pytest.raises(DeclarationError) as caught:
         parse_settings("test", {}, SOURCE, CATALOG)
     assert str(caught.value.problems[0]).startswith(f"{SOURCE}:config.gcp:project: is required")
 
 
-def test_unknown_key_is_named_with_the_known_ones() -> None:
+def test_unknown_key_is_named_with_the_closest_known_one() -> None:
     [problem] = problems_of({"tenant-bigquery:protekt": True})
-    assert problem.startswith(
-        f"{SOURCE}:config.tenant-bigquery:protekt: unknown key; check the spelling (allowed here:"
+    assert problem.startswith(f"{SOURCE}:config.tenant-bigquery:protekt: unknown key")
+    assert problem.endswith("did you mean tenant-bigquery:protect?")
+
+
+def test_a_misspelt_namespace_is_an_error_not_an_ignored_setting() -> None:
+    """Otherwise prod silently keeps protect's default, whatever the file says."""
+    [problem] = problems_of({"tenant-bigqeury:protect": False})
+    assert problem.startswith(f"{SOURCE}:config.tenant-bigqeury:protect: unknown namespace 'tenant-bigqeury'")
+    assert problem.endswith("did you mean tenant-bigquery:protect?")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "offending"),
+    [
+        ("datasetSuffix", "_dev x", "'_dev x' makes the dataset id 'tenants_dev x' invalid"),
+        ("datasetSuffix", "-dev", "'-dev' makes the dataset id 'tenants-dev' invalid"),
+        ("location", "Mars", "'Mars' is not a BigQuery location"),
+        ("defaultTableExpirationDays", -5, "-5 is too short; BigQuery's minimum is one hour"),
+        ("defaultTableExpirationDays", 0, "0 is too short"),
+        ("defaultTableExpirationDays", 10**14, "100,000,000,000,000 days exceed what BigQuery stores"),
+    ],
+)
+def test_values_bigquery_would_refuse_are_named(key: str, value: Any, offending: str) -> None:
+    [problem] = problems_of({f"tenant-bigquery:{key}": value, "tenant-bigquery:protect": False})
+    assert problem.startswith(f"{SOURCE}:config.tenant-bigquery:{key}: {offending}")
+
+
+@pytest.mark.parametrize(("written", "sent"), [("us", "US"), ("Eu", "EU"), ("US-CENTRAL1", "us-central1")])
+def test_location_is_sent_in_the_spelling_bigquery_reports(written: str, sent: str) -> None:
+    """The provider ignores case in dataset location (resource_bigquery_dataset.go, location's
+    DiffSuppressFunc); one canonical spelling keeps plan, verify and diff in agreement."""
+    settings = parse_settings("test", {"gcp:project": "p", "tenant-bigquery:location": written}, SOURCE, CATALOG)
+    assert settings.options.location == sent
+
+
+@pytest.mark.parametrize("spelling", ["no", "off", "yes", "on", "True", "FALSE "])
+def test_stack_files_mean_what_pulumi_reads(tmp_path: Path, spelling: str) -> None:
+    """Pulumi reads stack files as YAML 1.2 and hands the program each value's text: `no` is the string
+    "no", which is not a boolean, though PyYAML (YAML 1.1) would read it as false."""
+    (tmp_path / "Pulumi.test.yaml").write_text(f"config:\n  gcp:project: p\n  tenant-bigquery:protect: {spelling}\n")
+    with pytest.raises(DeclarationError) as caught:
+        load_settings(tmp_path, "test")
+    [problem] = [str(p) for p in caught.value.problems]
+    assert problem.endswith(
+        f"Pulumi.test.yaml:config.tenant-bigquery:protect: must be true or false; got {spelling.strip()!r}"
     )
-    assert "deletionProtection" in problem and "recreate" in problem
+
+
+@pytest.mark.parametrize(("spelling", "value"), [("true", True), ("false", False)])
+def test_yaml_12_booleans_are_read_as_booleans(tmp_path: Path, spelling: str, value: bool) -> None:
+    (tmp_path / "Pulumi.test.yaml").write_text(f"config:\n  gcp:project: p\n  tenant-bigquery:protect: {spelling}\n")
+    assert load_settings(tmp_path, "test").options.protect is value
 
 
 def test_keys_of_other_namespaces_are_left_alone() -> None:
@@ -53,11 +102,11 @@ def test_keys_of_other_namespaces_are_left_alone() -> None:
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("protect", "sometimes", "must be true or false"),
-        ("deletionProtection", 1, "must be true or false"),
-        ("defaultTableExpirationDays", "soon", "must be a whole number"),
+        ("protect", "sometimes", "must be true or false; got 'sometimes'"),
+        ("deletionProtection", 1, "must be true or false; got 1"),
+        ("defaultTableExpirationDays", "soon", "must be a whole number; got 'soon'"),
         ("labels", ["env=dev"], "must be a mapping of keys to values"),
-        ("location", 5, "must be a string (quote it in YAML)"),
+        ("location", 5, "must be a string (quote it in YAML); got 5"),
     ],
 )
 def test_wrong_types_are_named(key: str, value: Any, message: str) -> None:
@@ -143,7 +192,7 @@ def test_a_secret_setting_of_this_stack_is_refused_with_the_fix(tmp_path: Path) 
         "config:\n  gcp:project: p\n  gcp:accessToken:\n    secure: v1:aa\n"
         "  tenant-bigquery:kmsKeyName:\n    secure: v1:bb\n"
     )
-    with pytest.raises(CatalogError) as caught:
+    with pytest.raises(DeclarationError) as caught:
         read_stack_file(tmp_path, "x")
     [problem] = [str(p) for p in caught.value.problems]
     assert problem.endswith(

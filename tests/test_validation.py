@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.catalog import CatalogError, load_catalog
+from infra.catalog import catalog_warnings, load_catalog
+from infra.problems import DeclarationError
 
 GOOD_COLUMNS: list[dict[str, Any]] = [
     {"name": "tenant_id", "type": "STRING", "mode": "REQUIRED", "description": "Tenant."},
@@ -62,7 +63,7 @@ class MiniRepo:
         self.write()
         try:
             load_catalog(self.root)
-        except CatalogError as error:
+        except DeclarationError as error:
             return [str(p) for p in error.problems]
         return []
 
@@ -90,10 +91,27 @@ def test_the_mini_repo_is_valid(repo: MiniRepo) -> None:
 # ------------------------------------------------------------------ column names
 
 
-@pytest.mark.parametrize("name", ["1st", "has-dash", "has space", "ünïcode"])
-def test_column_name_must_be_letters_digits_underscores(repo: MiniRepo, name: str) -> None:
+@pytest.mark.parametrize("name", ["1st", "cost-center", "first name", "größe", "名前", "a&b", "ratio%", "x:y#z|w"])
+def test_flexible_column_names_are_valid(repo: MiniRepo, name: str) -> None:
+    """BigQuery docs, Specify a schema, "Flexible column names": letters, numbers and marks of any
+    language, connector and dash punctuation, whitespace and & % = + : ' < > # |; a digit may come first."""
     repo.columns[3]["name"] = name
-    assert only_problem(repo).startswith(f"{SCHEMA}:{name}: column name {name!r} is invalid; start with a letter")
+    repo.table["clustering"] = ["tenant_id"]
+    assert repo.problems() == []
+    [warning] = [str(w) for w in catalog_warnings(load_catalog(repo.root))]
+    assert warning.startswith(f"{SCHEMA}:{name}: column name {name!r} is a flexible column name: ")
+    assert "Storage Read and Write APIs" in warning
+
+
+@pytest.mark.parametrize("name", ["a.b", "why?", "at@home", "(x)", "back`tick", "semi;colon", "tab\tname"])
+def test_column_name_characters_bigquery_refuses(repo: MiniRepo, name: str) -> None:
+    repo.columns[3]["name"] = name
+    problem = only_problem(repo)
+    assert problem.startswith(f"{SCHEMA}:{name}: column name {name!r} has characters BigQuery does not allow")
+
+
+def test_classic_column_names_carry_no_warning(repo: MiniRepo) -> None:
+    assert catalog_warnings(load_catalog(repo.root)) == []
 
 
 def test_column_name_longer_than_300_characters(repo: MiniRepo) -> None:
@@ -228,7 +246,74 @@ def test_nesting_deeper_than_15_levels(repo: MiniRepo) -> None:
         leaf = {"name": f"level{level}", "type": "RECORD", "fields": [leaf]}
     repo.columns.append(leaf)
     problem = only_problem(repo)
-    assert problem.endswith("leaf: nested 16 levels deep; BigQuery allows at most 15")
+    assert problem.startswith(f"{SCHEMA}:level14.level13.level12")
+    assert problem.endswith(
+        "level0.fields: RECORD nesting deeper than 15 levels; BigQuery allows at most 15: flatten the inner records"
+    )
+
+
+@pytest.mark.parametrize("depth", [500, 5_000])
+def test_absurd_nesting_is_one_line_not_a_traceback(repo: MiniRepo, depth: int) -> None:
+    leaf: dict[str, Any] = {"name": "leaf", "type": "STRING"}
+    text = json.dumps(leaf)
+    for level in range(depth):
+        text = f'{{"name": "l{level}", "type": "RECORD", "fields": [{text}]}}'
+    repo.write()
+    (repo.root / "schemas" / "ds" / "events.json").write_text(f"[{text}]")
+    try:
+        load_catalog(repo.root)
+    except DeclarationError as error:
+        problems = [str(p) for p in error.problems]
+    assert len(problems) == 1 and problems[0].startswith(SCHEMA), problems
+
+
+def test_an_empty_schema_is_an_error_not_a_removed_table(repo: MiniRepo) -> None:
+    repo.columns = []
+    del repo.table["partitioning"], repo.table["clustering"]
+    assert only_problem(repo).startswith(f"{SCHEMA}:(top): no columns; a table needs at least one column")
+
+
+def test_unknown_partition_type_names_the_value(repo: MiniRepo) -> None:
+    repo.table["partitioning"]["type"] = "WEEK"
+    assert only_problem(repo).endswith("one of HOUR, DAY, MONTH, YEAR (or use range:); got 'WEEK'")
+
+
+def test_partition_expiration_beyond_int64_milliseconds(repo: MiniRepo) -> None:
+    repo.table["partitioning"]["expiration_days"] = 10**14
+    assert "exceed what BigQuery stores (int64 milliseconds)" in only_problem(repo)
+
+
+def test_clustering_and_partitioning_columns_are_sent_as_the_schema_spells_them(repo: MiniRepo) -> None:
+    """BigQuery matches column names ignoring case; the provider compares clustering exactly
+    (terraform-provider-google resource_bigquery_table.go: `clustering` is a plain TypeList)."""
+    repo.table["partitioning"]["field"] = "EVENT_DATE"
+    repo.table["clustering"] = ["Tenant_ID"]
+    [table] = load_catalog(repo.root).tables()
+    assert table.clustering == ("tenant_id",)
+    assert table.time_partitioning is not None and table.time_partitioning.field == "event_date"
+
+
+def test_a_symlinked_schema_folder_outside_the_repository_is_refused(repo: MiniRepo, tmp_path_factory: Any) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    repo.write()
+    (repo.root / "schemas" / "ds" / "events.json").rename(elsewhere / "events.json")
+    (repo.root / "schemas" / "ds").rmdir()
+    (repo.root / "schemas" / "ds").symlink_to(elsewhere)
+    assert "must name a file inside schemas/ds/" in only_problem(repo)
+
+
+def test_a_symlinked_declaration_outside_the_repository_is_refused(repo: MiniRepo, tmp_path_factory: Any) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    repo.write()
+    (repo.root / "stacks" / "ds.yaml").rename(elsewhere / "ds.yaml")
+    (repo.root / "stacks" / "ds.yaml").symlink_to(elsewhere / "ds.yaml")
+    try:
+        load_catalog(repo.root)
+    except DeclarationError as error:
+        problems = [str(p) for p in error.problems]
+    assert problems == [
+        f"{DECL}: a link to a file outside stacks/; declarations are part of the repository: copy the file here"
+    ]
 
 
 def test_column_count_names_the_count_it_uses(repo: MiniRepo) -> None:
@@ -297,7 +382,7 @@ def test_partition_type_is_required(repo: MiniRepo) -> None:
 
 def test_partition_expiration_must_be_positive(repo: MiniRepo) -> None:
     repo.table["partitioning"]["expiration_days"] = 0
-    assert "expiration_days must be at least 1" in only_problem(repo)
+    assert "0 is too short; BigQuery's minimum is one hour, so use at least 1 day" in only_problem(repo)
 
 
 def test_expiration_and_keep_forever_exclude_each_other(repo: MiniRepo) -> None:
@@ -443,14 +528,14 @@ def test_malformed_json_names_the_line(repo: MiniRepo) -> None:
     problems = []
     try:
         load_catalog(repo.root)
-    except CatalogError as error:
+    except DeclarationError as error:
         problems = [str(p) for p in error.problems]
     assert problems == [f"{SCHEMA}:line 3 column 12: invalid JSON: Expecting value; fix the syntax"]
 
 
 def test_malformed_yaml_names_the_line(repo: MiniRepo) -> None:
     (repo.root / DECL).write_text("dataset: ds\ntables:\n  events: {description: [unclosed\n")
-    with pytest.raises(CatalogError) as caught:
+    with pytest.raises(DeclarationError) as caught:
         load_catalog(repo.root)
     assert str(caught.value.problems[0]).startswith(f"{DECL}:line 4: invalid YAML:")
 
@@ -459,7 +544,7 @@ def test_duplicate_yaml_keys_are_errors(repo: MiniRepo) -> None:
     repo.write()
     text = (repo.root / DECL).read_text()
     (repo.root / DECL).write_text(text + "dataset: ds\n")
-    with pytest.raises(CatalogError) as caught:
+    with pytest.raises(DeclarationError) as caught:
         load_catalog(repo.root)
     assert "invalid YAML: duplicate key 'dataset'; keep one entry" in str(caught.value)
 
@@ -468,7 +553,7 @@ def test_unknown_declaration_key_lists_the_allowed_ones(repo: MiniRepo) -> None:
     repo.table["cluster_by"] = ["tenant_id"]
     assert only_problem(repo) == (
         f"{DECL}:tables.events.cluster_by: unknown key; check the spelling (allowed here: description, schema, "
-        "partitioning, require_partition_filter, clustering, labels)"
+        "partitioning, require_partition_filter, clustering, labels, renamed_columns)"
     )
 
 
@@ -476,8 +561,8 @@ def test_wrong_value_type_in_declaration(repo: MiniRepo) -> None:
     repo.table["clustering"] = "tenant_id"
     repo.table["partitioning"]["expiration_days"] = "30"
     problems = repo.problems()
-    assert f"{DECL}:tables.events.partitioning.expiration_days: must be a whole number" in problems
-    assert f"{DECL}:tables.events.clustering: must be a list, e.g. [a, b]" in problems
+    assert f"{DECL}:tables.events.partitioning.expiration_days: must be a whole number; got '30'" in problems
+    assert f"{DECL}:tables.events.clustering: must be a list, e.g. [a, b]; got 'tenant_id'" in problems
 
 
 def test_every_problem_is_reported_at_once(repo: MiniRepo) -> None:
@@ -491,7 +576,7 @@ def test_every_problem_is_reported_at_once(repo: MiniRepo) -> None:
 def test_two_files_declaring_one_dataset(repo: MiniRepo) -> None:
     repo.write()
     (repo.root / "stacks" / "ds_again.yaml").write_text((repo.root / DECL).read_text())
-    with pytest.raises(CatalogError) as caught:
+    with pytest.raises(DeclarationError) as caught:
         load_catalog(repo.root)
     assert "stacks/ds_again.yaml:dataset: dataset 'ds' is also declared in stacks/ds.yaml; one file per dataset" in [
         str(p) for p in caught.value.problems
@@ -500,14 +585,14 @@ def test_two_files_declaring_one_dataset(repo: MiniRepo) -> None:
 
 def test_non_utf8_declaration(repo: MiniRepo) -> None:
     (repo.root / DECL).write_bytes(b"dataset: ds\ndescription: caf\xe9\n")
-    with pytest.raises(CatalogError) as caught:
+    with pytest.raises(DeclarationError) as caught:
         load_catalog(repo.root)
     assert [str(p) for p in caught.value.problems] == [f"{DECL}: not UTF-8 text; save the file as UTF-8"]
 
 
 def test_a_complex_yaml_key_is_a_one_line_error(repo: MiniRepo) -> None:
     (repo.root / DECL).write_text("dataset: ds\ntables:\n  ? [a, b]\n  : {}\n")
-    with pytest.raises(CatalogError) as caught:
+    with pytest.raises(DeclarationError) as caught:
         load_catalog(repo.root)
     assert "invalid YAML: a key must be a plain name, not a list or mapping" in str(caught.value)
 

@@ -1,0 +1,137 @@
+"""YAML (1.2, as Pulumi reads it) and JSON files -> data, with line-numbered one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra import rules
+from infra.problems import DeclarationError, Problem
+
+# libyaml's parser when PyYAML was built with it: ten times faster than the pure-Python one.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc, valid-type]
+    """PyYAML keeps the last of two equal keys silently; a duplicated table entry must be an error."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, str | int | float | bool | None):
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a plain name, not a list or mapping", key_node.start_mark
+            )
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}; keep one entry", key_node.start_mark
+            )
+        seen.add(key)
+    mapping: dict[Any, Any] = loader.construct_mapping(node, deep=deep)
+    return mapping
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+# YAML 1.2's core schema, which Pulumi reads stack files with: `yes`, `no`, `on`, `off` are strings,
+# `010` is ten, and a date stays a string. PyYAML alone implements YAML 1.1.
+_YAML_11_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("bool", "int", "float", "null", "timestamp")}
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _YAML_11_TAGS]
+    for first, resolvers in _SafeLoader.yaml_implicit_resolvers.items()
+}
+for _tag, _pattern, _first in (
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    (
+        "float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+):
+    _UniqueKeyLoader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), list(_first))
+
+
+def _construct_yaml12_int(loader: _UniqueKeyLoader, node: yaml.ScalarNode) -> int:
+    text = str(loader.construct_scalar(node))
+    if text.startswith(("0o", "0x")):
+        return int(text, 0)
+    return int(text, 10)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _construct_yaml12_int)
+
+
+def _read_text(path: Path, display: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DeclarationError([Problem(display, "", f"cannot read the file: {exc.strerror}")]) from None
+    except UnicodeDecodeError:
+        raise DeclarationError([Problem(display, "", "not UTF-8 text; save the file as UTF-8")]) from None
+
+
+def load_yaml(path: Path, display: str, raw_scalars_under: str | None = None) -> Any:
+    """The document, YAML 1.2. With raw_scalars_under, the plain values of that top-level mapping stay
+    the text as written: Pulumi hands a program each stack setting as that text."""
+    text = _read_text(path, display)
+    try:
+        loader = _UniqueKeyLoader(text)
+        try:
+            node = loader.get_single_node()
+            if node is None:
+                return None
+            if raw_scalars_under is not None:
+                _keep_raw_scalars(node, raw_scalars_under)
+            return loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f"line {mark.line + 1}" if mark else ""
+        raise DeclarationError([Problem(display, line, f"invalid YAML: {exc.problem}; fix the syntax")]) from None
+    except yaml.YAMLError as exc:
+        raise DeclarationError([Problem(display, "", f"invalid YAML: {exc}")]) from None
+
+
+def _keep_raw_scalars(document: yaml.Node, key: str) -> None:
+    if not isinstance(document, yaml.MappingNode):
+        return
+    for key_node, value_node in document.value:
+        if key_node.value == key and isinstance(value_node, yaml.MappingNode):
+            for _, setting in value_node.value:
+                if isinstance(setting, yaml.ScalarNode):
+                    setting.tag = "tag:yaml.org,2002:str"
+
+
+def load_json(path: Path, display: str) -> Any:
+    text = _read_text(path, display)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DeclarationError(
+            [Problem(display, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}; fix the syntax")]
+        ) from None
+    except RecursionError:
+        raise DeclarationError(
+            [
+                Problem(
+                    display,
+                    "",
+                    f"nested too deeply to read; BigQuery allows at most {rules.MAX_NESTING_LEVELS} levels of RECORD",
+                )
+            ]
+        ) from None
+
+
+def display_path(path: Path) -> str:
+    relative = os.path.relpath(path)
+    return path.as_posix() if relative.startswith("..") else Path(relative).as_posix()

@@ -1,0 +1,258 @@
+"""`migrate` against the BigQuery API: read each live table, plan (infra/migration.py), check the data,
+snapshot, apply table by table, and check the result by reading the table again.
+
+A failure inside a rebuild before the original is dropped deletes the partial copy and leaves the
+original as it was; after the drop, the checked copy holds every row and the next run renames it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from google.api_core import exceptions as api_exceptions
+from google.cloud import bigquery
+
+from infra import live
+from infra.catalog import Table
+from infra.migration import (
+    MIGRATE_SEPARATOR,
+    LiveTable,
+    Partitioning,
+    Shape,
+    Step,
+    TablePlan,
+    plan_table,
+    where,
+)
+from infra.settings import Settings
+
+SNAPSHOT_EXPIRE_DAYS = 30
+SAMPLE_ROWS = 3
+# What the API calls each patched property, as update_table names it.
+_PATCH_FIELDS = {"encryptionConfiguration": "encryption_configuration", "timePartitioning": "time_partitioning"}
+
+
+class MigrationFailed(Exception):
+    """A step or a check failed; the message says what state the table is in."""
+
+
+@dataclass
+class TableResult:
+    plan: TablePlan
+    status: str  # nothing | planned | refused | applied | failed
+    message: str = ""
+    snapshot: str | None = None
+    seconds: float = 0.0
+    checks: list[live.Check] = field(default_factory=list)  # verify, after --apply
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.plan.to_json(),
+            "status": self.status,
+            "message": self.message,
+            "snapshot": self.snapshot,
+            "seconds": round(self.seconds, 3),
+            "verify": [c.to_json() for c in self.checks],
+        }
+
+
+@dataclass(frozen=True)
+class MigrateReport:
+    project: str
+    target: str
+    applied: bool
+    results: tuple[TableResult, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status in ("nothing", "planned", "applied") for r in self.results)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "target": self.target,
+            "apply": self.applied,
+            "ok": self.ok,
+            "tables": [r.to_json() for r in self.results],
+        }
+
+
+def _shape(table: bigquery.Table) -> Shape:
+    state = live.observed_table(table)
+    partitioning = None
+    if state.partitioning is not None:
+        p = state.partitioning
+        partitioning = Partitioning(p.type, p.field, p.expiration_ms, p.range)
+    return Shape(state.schema, partitioning, state.require_partition_filter, state.clustering, state.kms_key_name)
+
+
+def _table_id(conn: live.Connection, settings: Settings, table: Table) -> str:
+    return f"{conn.project}.{settings.dataset_id(table.dataset)}.{table.table_id}"
+
+
+def read_live(conn: live.Connection, settings: Settings, table: Table, *, facts: bool) -> LiveTable:
+    """The live table; with `facts`, also what a rebuild could not carry over (extra API calls)."""
+    table_id = _table_id(conn, settings, table)
+    client, retry = conn.client, conn.retry
+    found = live._or_none(lambda: client.get_table(table_id, retry=retry))
+    dataset = table_id.rsplit(".", 1)[0]
+    listing = live._or_none(lambda: list(client.list_tables(dataset, retry=retry))) or []
+    prefix = f"{table.table_id}{MIGRATE_SEPARATOR}"
+    leftovers = tuple(sorted(f"{dataset}.{t.table_id}" for t in listing if t.table_id.startswith(prefix)))
+    if found is None:
+        return LiveTable(table_id, None, leftovers=leftovers)
+    if not facts:
+        return LiveTable(table_id, _shape(found), leftovers=leftovers)
+    project, dataset_id, name = table_id.split(".")
+    # The Python client has no call for row access policies; this is the REST method rowAccessPolicies.list.
+    policies = client._connection.api_request(  # type: ignore[no-untyped-call]
+        method="GET", path=f"/projects/{project}/datasets/{dataset_id}/tables/{name}/rowAccessPolicies"
+    )
+    bindings = client.get_iam_policy(table_id, retry=retry).bindings
+    return LiveTable(
+        table_id,
+        _shape(found),
+        row_access_policies=len(policies.get("rowAccessPolicies") or []),
+        iam_bindings=len(bindings),
+        streaming_buffer=found.streaming_buffer is not None,
+        leftovers=leftovers,
+    )
+
+
+def _query(conn: live.Connection, sql: str) -> list[bigquery.Row]:
+    return list(conn.client.query_and_wait(sql, retry=conn.retry))
+
+
+def check_data(conn: live.Connection, plan: TablePlan) -> TablePlan:
+    """Run the plan's data checks (each scans the columns it names); a failing one refuses the plan."""
+    failures = []
+    for check in plan.checks:
+        condition = where(f"({check.predicate})", plan.source_filter)
+        (row,) = _query(conn, f"SELECT COUNT(*) FROM {live_table_sql(plan)}{condition}")  # noqa: S608
+        if row[0]:
+            samples = _query(conn, f"SELECT {check.column} FROM {live_table_sql(plan)}{condition} LIMIT {SAMPLE_ROWS}")  # noqa: S608
+            shown = ", ".join(repr(s[0]) for s in samples)
+            failures.append(
+                f"{row[0]} row(s) fail the check {check.what} (e.g. {shown}); fix those rows or keep the "
+                "declaration, then migrate again"
+            )
+    return plan.refused(*failures) if failures else plan
+
+
+def live_table_sql(plan: TablePlan) -> str:
+    return f"`{plan.table_id}`"
+
+
+def plan(conn: live.Connection, settings: Settings, table: Table, now: datetime) -> TablePlan:
+    """The plan for one table from its live state; a rebuild reads what it could not carry over first."""
+    first = plan_table(table, settings, read_live(conn, settings, table, facts=False), now)
+    if first.rebuild_table is None:
+        return first  # checks come only with a rebuild
+    second = plan_table(table, settings, read_live(conn, settings, table, facts=True), now)
+    return second if second.refusals else check_data(conn, second)
+
+
+def _run_step(conn: live.Connection, plan: TablePlan, step: Step) -> None:
+    client, retry = conn.client, conn.retry
+    if step.kind == "sql":
+        _query(conn, step.action)
+    elif step.kind == "create":
+        client.create_table(bigquery.Table.from_api_repr(step.payload), retry=retry)
+    elif step.kind == "patch":
+        target = bigquery.Table(plan.table_id)
+        target._properties.update(step.payload)
+        client.update_table(target, [_PATCH_FIELDS[key] for key in step.payload], retry=retry)
+    elif step.kind == "count":
+        (source,), (copied,) = _query(conn, step.payload["source"]), _query(conn, step.payload["target"])
+        if source[0] != copied[0]:
+            raise MigrationFailed(f"the copy holds {copied[0]} rows, the original {source[0]}")
+
+
+def apply_plan(conn: live.Connection, plan: TablePlan) -> None:
+    """Run every step in order; inside a rebuild, undo the copy if anything fails before the drop."""
+    dropped = False
+    for step in plan.steps:
+        try:
+            _run_step(conn, plan, step)
+        except (api_exceptions.GoogleAPICallError, MigrationFailed) as error:
+            raise MigrationFailed(_failure_state(conn, plan, dropped, live._first_line(error))) from None
+        except BaseException:
+            # Interrupted (Ctrl-C, a killed job): say in which state the table is, then stop.
+            _failure_state(conn, plan, dropped, "interrupted")
+            raise
+        dropped = dropped or step.action == f"DROP TABLE `{plan.table_id}`"
+
+
+def _failure_state(conn: live.Connection, plan: TablePlan, dropped: bool, why: str) -> str:
+    if plan.rebuild_table is None:
+        return f"{why}; the statements before it stay applied, run migrate again to continue"
+    if dropped:
+        return (
+            f"{why} after the original was dropped: every row is in {plan.rebuild_table} (counted before the "
+            "drop); run migrate again to rename it back"
+        )
+    conn.client.delete_table(plan.rebuild_table, not_found_ok=True, retry=conn.retry)
+    return f"{why}; the original table is untouched and the partial copy {plan.rebuild_table} was deleted"
+
+
+Progress = Callable[[str, str], None]
+
+
+def migrate(
+    conn: live.Connection,
+    settings: Settings,
+    tables: Sequence[Table],
+    *,
+    apply: bool,
+    progress: Progress | None = None,
+    now: datetime | None = None,
+) -> MigrateReport:
+    """Plan every table (checks included); with `apply`, snapshot and migrate them one by one."""
+    when = (now or datetime.now(UTC)).replace(microsecond=0)
+    say = progress or (lambda table, status: None)
+    results = []
+    with live._api_errors(conn):
+        for table in tables:
+            say(table.key, "planning")
+            started = datetime.now(UTC)
+            table_plan = plan(conn, settings, table, when)
+            result = TableResult(table_plan, "refused" if table_plan.refusals else "nothing")
+            if not table_plan.refusals and table_plan.steps:
+                result.status = "planned"
+                if apply:
+                    result = _apply_one(conn, settings, table, result, when)
+            result.seconds = (datetime.now(UTC) - started).total_seconds()
+            say(table.key, result.status)
+            results.append(result)
+    return MigrateReport(conn.project, conn.target, apply, tuple(results))
+
+
+def _apply_one(
+    conn: live.Connection, settings: Settings, table: Table, result: TableResult, now: datetime
+) -> TableResult:
+    table_plan = result.plan
+    # A table that is gone (a rebuild interrupted after the drop) has nothing to snapshot: its copy is the data.
+    if live._or_none(lambda: conn.client.get_table(table_plan.table_id, retry=conn.retry)) is not None:
+        try:
+            taken = live.snapshot(conn, settings, [table], SNAPSHOT_EXPIRE_DAYS, now=now)
+        except live.SnapshotRefused as error:
+            return replace(result, status="failed", message=f"not migrated: no snapshot ({error})")
+        if not taken.ok:
+            why = "; ".join(reason for _, reason in taken.failures)
+            return replace(result, status="failed", message=f"not migrated: the snapshot failed ({why})")
+        result.snapshot = taken.snapshots[0].snapshot
+    try:
+        apply_plan(conn, table_plan)
+    except MigrationFailed as error:
+        return replace(result, status="failed", message=str(error))
+    again = plan_table(table, settings, read_live(conn, settings, table, facts=False), now)
+    found = conn.client.get_table(table_plan.table_id, retry=conn.retry)
+    subject = f"table {table_plan.table_id.split('.', 1)[1]}"
+    checks = live.table_checks(subject, live.declared_table(table, settings), live.observed_table(found))
+    if again.steps or again.refusals:
+        left = "; ".join((*(s.action.splitlines()[0] for s in again.steps), *again.refusals))
+        return replace(result, status="failed", checks=checks, message=f"applied, but the table still differs: {left}")
+    return replace(result, status="applied", checks=checks)

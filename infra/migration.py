@@ -1,0 +1,734 @@
+# ruff: noqa: S608 - SQL built from validated column names and API-reported table ids, never from row data
+"""Plan how a live table reaches its declaration without losing a row (`migrate`).
+
+Pure core: no pulumi or google imports. The API edge (infra/live_migrate.py) reads the live table
+into a LiveTable, hands it here with the declared table, and runs the TablePlan that comes back.
+
+Only differences `pulumi up` would resolve by a replacement, a refusal, or a loss the declaration
+does not ask for are planned; everything the provider changes in place is left to it (`notes`).
+BigQuery rules relied on (each cited where it is used):
+- DDL reference (https://cloud.google.com/bigquery/docs/reference/standard-sql/data-definition-language):
+  ALTER TABLE RENAME COLUMN, ALTER COLUMN SET DATA TYPE, DROP TABLE, ALTER TABLE RENAME TO.
+- Conversion rules (https://cloud.google.com/bigquery/docs/reference/standard-sql/conversion_rules):
+  which types coerce (SET DATA TYPE accepts exactly those) and which cast.
+- Modifying table schemas (https://cloud.google.com/bigquery/docs/managing-table-schemas): a REQUIRED
+  column cannot be added to an existing table; renames and type changes beyond these need a new table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from infra.catalog import Catalog, Table
+from infra.changes import TableChanges, Verdict
+from infra.declared import table_args
+from infra.renames import find_column
+from infra.schema import Column
+from infra.settings import Settings
+
+MIGRATE_SEPARATOR = "__migrate_"
+TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+# Conversion rules, "Coerce to": the only type changes ALTER COLUMN SET DATA TYPE makes in place.
+COERCIONS = {"INT64": {"NUMERIC", "BIGNUMERIC", "FLOAT64"}, "NUMERIC": {"BIGNUMERIC", "FLOAT64"}}
+# Conversion rules, "Cast to": a rebuild casts with these; anything else has no lossless path.
+CASTS = {
+    "INT64": {"BOOL", "NUMERIC", "BIGNUMERIC", "FLOAT64", "STRING"},
+    "NUMERIC": {"INT64", "BIGNUMERIC", "FLOAT64", "STRING"},
+    "BIGNUMERIC": {"INT64", "NUMERIC", "FLOAT64", "STRING"},
+    "FLOAT64": {"INT64", "NUMERIC", "BIGNUMERIC", "STRING"},
+    "BOOL": {"INT64", "STRING"},
+    "STRING": {"BOOL", "INT64", "NUMERIC", "BIGNUMERIC", "FLOAT64", "BYTES", "DATE", "DATETIME", "TIME", "TIMESTAMP"},
+    "BYTES": {"STRING"},
+    "DATE": {"STRING", "DATETIME", "TIMESTAMP"},
+    "DATETIME": {"STRING", "DATE", "TIME", "TIMESTAMP"},
+    "TIME": {"STRING"},
+    "TIMESTAMP": {"STRING", "DATE", "DATETIME", "TIME"},
+}
+# Values that cannot be compared with `!=`, so a round trip cannot prove a cast kept them.
+_NOT_COMPARABLE = {"JSON", "GEOGRAPHY", "RECORD", "RANGE"}
+# Widest (precision, scale) of each decimal type: an unparameterized column holds these.
+_DECIMAL_LIMITS = {"NUMERIC": (38, 9), "BIGNUMERIC": (76, 38)}
+
+
+# ---------------------------------------------------------------- what the planner compares
+
+
+@dataclass(frozen=True)
+class Partitioning:
+    type: str  # HOUR, DAY, MONTH, YEAR, or RANGE
+    field: str | None
+    expiration_ms: int | None = None
+    range: tuple[int, int, int] | None = None
+
+    def layout(self) -> tuple[str, str | None, tuple[int, int, int] | None]:
+        """What decides where rows live; a rebuild is the only way to change it."""
+        return self.type, self.field, self.range
+
+    def __str__(self) -> str:
+        if self.range is not None:
+            start, end, interval = self.range
+            return f"RANGE on {self.field} [{start}, {end}) step {interval}"
+        return f"{self.type} on {self.field or 'ingestion time'}"
+
+
+@dataclass(frozen=True)
+class Shape:
+    schema: tuple[Column, ...]
+    partitioning: Partitioning | None
+    require_partition_filter: bool
+    clustering: tuple[str, ...]
+    kms_key_name: str | None
+
+
+@dataclass(frozen=True)
+class LiveTable:
+    """The live table as the API reports it, and what a rebuild could not carry over."""
+
+    table_id: str  # project.dataset.table
+    shape: Shape | None  # None: no such table
+    row_access_policies: int = 0
+    iam_bindings: int = 0
+    streaming_buffer: bool = False
+    leftovers: tuple[str, ...] = ()  # table ids of earlier, interrupted rebuilds (<table>__migrate_<time>)
+
+
+def declared_shape(table: Table, settings: Settings) -> tuple[Shape, dict[str, Any]]:
+    """The shape the program declares, and the provider arguments it comes from (infra/declared.py)."""
+    args = table_args(table, settings, settings.dataset_id(table.dataset))
+    partitioning = None
+    if "time_partitioning" in args:
+        spec = args["time_partitioning"]
+        partitioning = Partitioning(spec["type"], spec.get("field"), spec.get("expiration_ms"))
+    elif "range_partitioning" in args:
+        spec = args["range_partitioning"]
+        rng = spec["range"]
+        partitioning = Partitioning("RANGE", spec["field"], range=(rng["start"], rng["end"], rng["interval"]))
+    shape = Shape(
+        schema=table.schema,
+        partitioning=partitioning,
+        require_partition_filter=bool(args.get("require_partition_filter")),
+        clustering=tuple(args.get("clusterings") or ()),
+        kms_key_name=(args.get("encryption_configuration") or {}).get("kms_key_name"),
+    )
+    return shape, args
+
+
+def table_resource(args: dict[str, Any], table_id: str) -> dict[str, Any]:
+    """The REST table resource (tables.insert) of the provider arguments, under another table id."""
+    resource: dict[str, Any] = {
+        "tableReference": {"projectId": args["project"], "datasetId": args["dataset_id"], "tableId": table_id},
+        "schema": {"fields": json.loads(args["schema"])},
+    }
+    if args.get("description"):
+        resource["description"] = args["description"]
+    if args.get("labels"):
+        resource["labels"] = args["labels"]
+    if args.get("clusterings"):
+        resource["clustering"] = {"fields": args["clusterings"]}
+    if "time_partitioning" in args:
+        spec = args["time_partitioning"]
+        time = {"type": spec["type"]}
+        if spec.get("field"):
+            time["field"] = spec["field"]
+        if spec.get("expiration_ms"):
+            time["expirationMs"] = str(spec["expiration_ms"])
+        resource["timePartitioning"] = time
+    if "range_partitioning" in args:
+        spec = args["range_partitioning"]
+        resource["rangePartitioning"] = {
+            "field": spec["field"],
+            "range": {k: str(v) for k, v in spec["range"].items()},
+        }
+    if args.get("require_partition_filter"):
+        resource["requirePartitionFilter"] = True
+    if args.get("encryption_configuration"):
+        resource["encryptionConfiguration"] = {"kmsKeyName": args["encryption_configuration"]["kms_key_name"]}
+    return resource
+
+
+# ---------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class Step:
+    """One statement or API call; `payload` is what the edge sends for the API kinds."""
+
+    kind: str  # sql | patch | create | count
+    action: str  # the SQL, or the API call as a person would read it
+    reason: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "action": self.action, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class DataCheck:
+    """Rows matching `predicate` would not survive the change; the plan needs none."""
+
+    what: str
+    predicate: str
+    column: str  # the live column shown in samples
+
+    def to_json(self) -> dict[str, Any]:
+        return {"what": self.what, "predicate": self.predicate}
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    table: str  # dataset.table as declared
+    table_id: str  # project.dataset.table live
+    steps: tuple[Step, ...] = ()
+    checks: tuple[DataCheck, ...] = ()
+    refusals: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    source_filter: str = ""  # WHERE clause the live table's partition filter requires
+    rebuild_table: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.steps and not self.refusals
+
+    def refused(self, *why: str) -> TablePlan:
+        return TablePlan(self.table, self.table_id, (), self.checks, (*self.refusals, *why), self.notes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "table": self.table,
+            "table_id": self.table_id,
+            "rebuild": self.rebuild_table,
+            "checks": [c.to_json() for c in self.checks],
+            "steps": [s.to_json() for s in self.steps],
+            "refusals": list(self.refusals),
+            "notes": list(self.notes),
+        }
+
+
+def quote(table_id: str) -> str:
+    return f"`{table_id}`"
+
+
+def migrate_table_id(table_id: str, now: datetime) -> str:
+    return f"{table_id}{MIGRATE_SEPARATOR}{now.strftime(TIMESTAMP_FORMAT)}"
+
+
+def sql_type(column: Column, with_mode: bool = True) -> str:
+    """The column's type in GoogleSQL, without NOT NULL (not allowed inside STRUCT<> nor in CAST)."""
+    if column.type == "RECORD":
+        inner = ", ".join(f"`{f.name}` {sql_type(f)}" for f in column.fields)
+        base = f"STRUCT<{inner}>"
+    elif column.type == "RANGE":
+        base = f"RANGE<{column.range_element_type}>"
+    else:
+        base = column.type
+    return f"ARRAY<{base}>" if with_mode and column.mode == "REPEATED" else base
+
+
+def _parameters(column: Column) -> str:
+    if column.max_length is not None:
+        return f"{column.type}({column.max_length})"
+    if column.precision is not None:
+        scale = f", {column.scale}" if column.scale is not None else ""
+        return f"{column.type}({column.precision}{scale})"
+    return column.type
+
+
+def _decimal_bounds(column: Column) -> tuple[int, int]:
+    """(integer digits, scale) a NUMERIC/BIGNUMERIC column holds."""
+    max_precision, max_scale = _DECIMAL_LIMITS[column.type]
+    if column.precision is None:
+        return max_precision - max_scale, max_scale
+    scale = column.scale or 0
+    return column.precision - scale, scale
+
+
+@dataclass
+class _Planner:
+    table: Table
+    live: LiveTable
+    declared: Shape
+    approved: bool
+    in_place: list[Step] = field(default_factory=list)
+    rebuild_reasons: list[str] = field(default_factory=list)
+    checks: list[DataCheck] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    added_any: bool = False
+
+    @property
+    def live_shape(self) -> Shape:
+        assert self.live.shape is not None
+        return self.live.shape
+
+    def pinned(self) -> set[str]:
+        """Live columns the table is partitioned or clustered on: DDL on them is left to a rebuild."""
+        live = self.live_shape
+        names = set(live.clustering)
+        if live.partitioning is not None and live.partitioning.field:
+            names.add(live.partitioning.field)
+        return names
+
+    # ------------------------------------------------------------ columns
+
+    def columns(self, declared: tuple[Column, ...], live: tuple[Column, ...], parent: str, in_array: bool) -> None:
+        matched: set[str] = set()
+        for column in declared:
+            path = f"{parent}{column.name}"
+            found = next((c for c in live if c.name == column.name), None)
+            old_path = self.table.renamed_columns.get(path)
+            old = old_path.rsplit(".", 1)[-1] if old_path else None
+            renamed_from = next((c for c in live if c.name == old), None) if old else None
+            if found is not None and renamed_from is not None:
+                self.refusals.append(
+                    f"columns {path} and {old_path} both exist live, so the hint {path}: {old_path} cannot be "
+                    f"followed; copy what you need into {path} and drop {old_path} with pulumi up, or remove the hint"
+                )
+                matched.add(renamed_from.name)
+            if found is None and renamed_from is not None:
+                found = renamed_from
+                self.rename(path, found, parent, in_array)
+            if found is None:
+                self.added(column, path)
+                continue
+            matched.add(found.name)
+            self.column(column, found, path, in_array)
+        for column in live:
+            if column.name not in matched:
+                self.dropped_column(column, f"{parent}{column.name}", bool(parent))
+
+    def rename(self, path: str, old: Column, parent: str, in_array: bool) -> None:
+        old_path = f"{parent}{old.name}"
+        new_name = path.rsplit(".", 1)[-1]
+        if parent or in_array or old.name in self.pinned():
+            where = "a nested column" if parent else "a partitioning or clustering column"
+            self.rebuild_reasons.append(
+                f"rename {old_path} -> {path}: {where}, which RENAME COLUMN does not rename in place"
+            )
+            return
+        self.in_place.append(
+            Step(
+                "sql",
+                f"ALTER TABLE {quote(self.live.table_id)} RENAME COLUMN `{old.name}` TO `{new_name}`",
+                f"renamed_columns hint {path}: {old_path}; RENAME COLUMN keeps every value (DDL reference)",
+            )
+        )
+
+    def added(self, column: Column, path: str) -> None:
+        self.added_any = True
+        if column.mode == "REQUIRED":
+            self.refusals.append(
+                f"new column {path} is REQUIRED and existing rows have no value for it (BigQuery cannot add a "
+                "REQUIRED column to a table holding rows; the provider would recreate the table empty): declare it "
+                "NULLABLE, fill it, then declare it REQUIRED and run migrate again"
+            )
+        else:
+            self.notes.append(f"new column {path}: pulumi up adds it in place")
+
+    def dropped_column(self, column: Column, path: str, nested: bool) -> None:
+        self.dropped.append(path)
+        if nested or column.name in self.pinned():
+            why = "a nested field" if nested else "a partitioning or clustering column"
+            self.rebuild_reasons.append(f"drop {path}: {why}, which DROP COLUMN refuses (DDL reference)")
+        else:
+            self.notes.append(f"dropped column {path}: pulumi up drops it in place (its data is lost; prod approval)")
+
+    def column(self, declared: Column, live: Column, path: str, in_array: bool) -> None:
+        if (declared.mode == "REPEATED") != (live.mode == "REPEATED"):
+            self.refusals.append(
+                f"column {path} changes between REPEATED and {declared.mode if live.mode == 'REPEATED' else live.mode}"
+                "; no lossless path: keep the mode, or add a new column and fill it"
+            )
+            return
+        if declared.type == "RECORD" or live.type == "RECORD":
+            if declared.type != live.type:
+                self.refusals.append(
+                    f"column {path} changes between RECORD and {declared.type if live.type == 'RECORD' else live.type}"
+                    "; no lossless path: add a new column and fill it"
+                )
+                return
+            self.columns(declared.fields, live.fields, f"{path}.", in_array or declared.mode == "REPEATED")
+        else:
+            self.scalar(declared, live, path, in_array)
+        self.mode(declared, live, path, in_array)
+
+    def scalar(self, declared: Column, live: Column, path: str, in_array: bool) -> None:
+        simple = "." not in path and not in_array and live.mode != "REPEATED" and live.name not in self.pinned()
+        source = self.source_path(path, live.name)
+        if declared.type != live.type:
+            change = f"{live.type} -> {declared.type}"
+            if declared.type in COERCIONS.get(live.type, set()) and declared.precision is None and simple:
+                self.set_data_type(declared, path, f"column {path} {change} widens (conversion rules: coercion)")
+                return
+            if declared.type not in CASTS.get(live.type, set()) or live.type in _NOT_COMPARABLE:
+                self.refusals.append(f"column {path} {change}: BigQuery cannot cast it without loss; keep the type")
+                return
+            widening = declared.type in COERCIONS.get(live.type, set())
+            self.rebuild_reasons.append(f"column {path} {change}" + ("" if widening else ", every value checked"))
+            if not widening:
+                self.round_trip(declared, live, path, source)
+            return
+        if declared.type in ("STRING", "BYTES") and declared.max_length != live.max_length:
+            # Unlimited (None) is the longest; a limit on an unlimited column narrows it.
+            longer = declared.max_length is None or (
+                live.max_length is not None and declared.max_length > live.max_length
+            )
+            change = f"length {live.max_length or 'unlimited'} -> {declared.max_length or 'unlimited'}"
+            if longer and simple:
+                self.set_data_type(declared, path, f"column {path} {change} widens")
+            elif longer:
+                self.rebuild_reasons.append(f"column {path} {change}")
+            elif in_array:
+                self.refusals.append(f"column {path} {change}: values inside arrays are not checked; keep the length")
+            else:
+                self.rebuild_reasons.append(f"column {path} {change}, every value checked")
+                self.checks.append(
+                    DataCheck(
+                        f"{path} fits {declared.max_length} {'bytes' if declared.type == 'BYTES' else 'characters'}",
+                        f"LENGTH({source}) > {declared.max_length}",
+                        source,
+                    )
+                )
+        if declared.type in _DECIMAL_LIMITS and (declared.precision, declared.scale) != (live.precision, live.scale):
+            (want_digits, want_scale), (have_digits, have_scale) = _decimal_bounds(declared), _decimal_bounds(live)
+            change = f"{_parameters(live)} -> {_parameters(declared)}"
+            if want_digits >= have_digits and want_scale >= have_scale:
+                if simple:
+                    self.set_data_type(declared, path, f"column {path} {change} widens")
+                else:
+                    self.rebuild_reasons.append(f"column {path} {change}")
+            elif in_array:
+                self.refusals.append(f"column {path} {change}: values inside arrays are not checked; keep it")
+            else:
+                self.rebuild_reasons.append(f"column {path} {change}, every value checked")
+                self.checks.append(
+                    DataCheck(
+                        f"{path} fits {_parameters(declared)}",
+                        f"ROUND({source}, {want_scale}) != {source} OR ABS({source}) >= POW(10, {want_digits})",
+                        source,
+                    )
+                )
+
+    def round_trip(self, declared: Column, live: Column, path: str, source: str) -> None:
+        if "." in path and self.in_array_path(path):
+            self.refusals.append(f"column {path}: values inside arrays are not checked; keep the type")
+            return
+        cast = f"SAFE_CAST({source} AS {declared.type})"
+        self.checks.append(
+            DataCheck(
+                f"{path} survives {live.type} -> {declared.type} and back (SAFE_CAST round trip)",
+                f"{source} IS NOT NULL AND ({cast} IS NULL OR CAST({cast} AS {live.type}) != {source})",
+                source,
+            )
+        )
+
+    def in_array_path(self, path: str) -> bool:
+        columns = self.live_shape.schema
+        for part in path.split(".")[:-1]:
+            found = next((c for c in columns if c.name == part), None)
+            if found is None or found.mode == "REPEATED":
+                return True
+            columns = found.fields
+        return False
+
+    def source_path(self, path: str, live_name: str) -> str:
+        """The live column's path as SQL, following renames of its parents."""
+        parts = path.split(".")
+        live_parts = []
+        for index in range(len(parts) - 1):
+            declared_prefix = ".".join(parts[: index + 1])
+            old = self.table.renamed_columns.get(declared_prefix)
+            live_parts.append(
+                old.rsplit(".", 1)[-1] if old and find_column(self.live_shape.schema, old) else parts[index]
+            )
+        return ".".join(f"`{p}`" for p in [*live_parts, live_name])
+
+    def set_data_type(self, declared: Column, path: str, why: str) -> None:
+        self.in_place.append(
+            Step(
+                "sql",
+                f"ALTER TABLE {quote(self.live.table_id)} ALTER COLUMN `{path}` SET DATA TYPE {_parameters(declared)}",
+                f"{why}; SET DATA TYPE changes it in place (DDL reference)",
+            )
+        )
+
+    def mode(self, declared: Column, live: Column, path: str, in_array: bool) -> None:
+        if declared.mode == live.mode or "REPEATED" in (declared.mode, live.mode):
+            return
+        if declared.mode == "NULLABLE":
+            self.notes.append(f"column {path} REQUIRED -> NULLABLE: pulumi up relaxes it in place")
+            return
+        if in_array:
+            self.refusals.append(f"column {path} NULLABLE -> REQUIRED inside an array is not checked; keep it NULLABLE")
+            return
+        self.rebuild_reasons.append(f"column {path} NULLABLE -> REQUIRED, no NULL checked")
+        source = self.source_path(path, live.name)
+        parent = source.rsplit(".", 1)[0] if "." in path else None
+        predicate = f"{source} IS NULL" + (f" AND {parent} IS NOT NULL" if parent else "")
+        self.checks.append(DataCheck(f"{path} holds no NULL", predicate, source))
+
+    # ------------------------------------------------------------ table options
+
+    def options(self) -> None:
+        declared, live = self.declared, self.live_shape
+        want, have = declared.partitioning, live.partitioning
+        if (want.layout() if want else None) != (have.layout() if have else None):
+            self.rebuild_reasons.append(
+                f"partitioning {have or 'none'} -> {want or 'none'} (the provider recreates the table or BigQuery "
+                "refuses the change)"
+            )
+        elif want is not None and have is not None and want.expiration_ms != have.expiration_ms:
+            if want.expiration_ms is None:
+                patch = {"timePartitioning": {"type": want.type, "field": want.field, "expirationMs": None}}
+                self.in_place.append(
+                    Step(
+                        "patch",
+                        f"tables.patch {self.live.table_id}: timePartitioning.expirationMs = null",
+                        "partition expiration removed (keep_forever): the provider sends nothing, so partitions "
+                        "would keep expiring; same as ALTER TABLE ... SET OPTIONS (partition_expiration_days = NULL)",
+                        patch,
+                    )
+                )
+            else:
+                self.notes.append("partition expiration: pulumi up changes it in place")
+        if declared.kms_key_name != live.kms_key_name:
+            if declared.kms_key_name is None:
+                self.refusals.append(
+                    f"the live table is encrypted with {live.kms_key_name} but no key is declared; the provider would "
+                    "recreate it empty: declare tenant-bigquery:kmsKeyName"
+                )
+            else:
+                self.in_place.append(
+                    Step(
+                        "patch",
+                        f"tables.patch {self.live.table_id}: encryptionConfiguration.kmsKeyName = "
+                        f"'{declared.kms_key_name}'",
+                        f"key {live.kms_key_name or 'Google-managed'} -> {declared.kms_key_name}: the provider would "
+                        "recreate the table empty; re-keying in place keeps it (same as ALTER TABLE ... SET OPTIONS "
+                        "(kms_key_name = ...))",
+                        {"encryptionConfiguration": {"kmsKeyName": declared.kms_key_name}},
+                    )
+                )
+        for name, want_value, have_value in (
+            ("clustering", declared.clustering, live.clustering),
+            ("partition filter", declared.require_partition_filter, live.require_partition_filter),
+        ):
+            if want_value != have_value:
+                self.notes.append(f"{name}: pulumi up changes it in place")
+
+
+def partition_filter(shape: Shape) -> str:
+    """A condition every row meets, for tables that require a partition filter in every query."""
+    if not shape.require_partition_filter or shape.partitioning is None:
+        return ""
+    column = f"`{shape.partitioning.field}`" if shape.partitioning.field else "_PARTITIONTIME"
+    return f"({column} IS NULL OR {column} IS NOT NULL)"
+
+
+def where(*conditions: str) -> str:
+    present = [c for c in conditions if c]
+    return f" WHERE {' AND '.join(present)}" if present else ""
+
+
+def plan_table(
+    table: Table, settings: Settings, live: LiveTable, now: datetime, *, approved: bool | None = None
+) -> TablePlan:
+    """What migrate does to one table; a plan with refusals changes nothing."""
+    declared, args = declared_shape(table, settings)
+    if live.shape is None:
+        if len(live.leftovers) == 1:
+            (leftover,) = live.leftovers
+            name = live.table_id.rsplit(".", 1)[1]
+            step = Step(
+                "sql",
+                f"ALTER TABLE {quote(leftover)} RENAME TO `{name}`",
+                "an earlier rebuild was interrupted after it dropped the original: its copy, checked before the "
+                "drop, becomes the table again (DDL reference: RENAME TO)",
+            )
+            return TablePlan(table.key, live.table_id, (step,))
+        return TablePlan(table.key, live.table_id, notes=("not found: pulumi up creates it",))
+
+    planner = _Planner(table, live, declared, settings.approves_data_loss(table.key) if approved is None else approved)
+    planner.columns(declared.schema, live.shape.schema, "", False)
+    if planner.added_any and any("." not in path for path in planner.dropped):
+        planner.rebuild_reasons.append(
+            "columns dropped and added in one change, which the provider applies by recreating the table empty "
+            "(declare renamed_columns if this is a rename)"
+        )
+    planner.options()
+    cleanup = tuple(
+        Step(
+            "sql",
+            f"DROP TABLE {quote(leftover)}",
+            "left by an interrupted rebuild before it dropped the original, so the original is complete",
+        )
+        for leftover in live.leftovers
+    )
+    base = TablePlan(table.key, live.table_id, cleanup, tuple(planner.checks), (), tuple(planner.notes))
+    if planner.refusals:
+        return base.refused(*planner.refusals)
+    if not planner.rebuild_reasons:
+        return TablePlan(table.key, live.table_id, (*cleanup, *planner.in_place), (), (), tuple(planner.notes))
+
+    refusals = []
+    if planner.dropped and not planner.approved:
+        refusals.append(
+            f"the rebuild would drop {', '.join(planner.dropped)} and their data: approve the table in "
+            'tenant-bigquery:approveDataLoss (runbook "Approve data loss in prod"), or keep the columns'
+        )
+    for count, what, todo in (
+        (live.row_access_policies, "row access policies", "a copy would read only the rows you may see; drop them"),
+        (live.iam_bindings, "table IAM bindings", "a new table would not have them; remove them"),
+    ):
+        if count:
+            refusals.append(
+                f"the table has {count} {what}, which a rebuild does not carry over ({todo}, migrate, "
+                "then restore them)"
+            )
+    if live.streaming_buffer:
+        refusals.append(
+            "the table has an active streaming buffer, whose rows a copy may miss: stop streaming, wait until "
+            "BigQuery reports no streaming buffer, then migrate"
+        )
+    if refusals:
+        return base.refused(*refusals)
+    return TablePlan(
+        table.key,
+        live.table_id,
+        (*cleanup, *_rebuild_steps(planner, args, now)),
+        tuple(planner.checks),
+        (),
+        (),  # the rebuilt table is exactly the declared one: nothing is left to pulumi up
+        partition_filter(live.shape),
+        migrate_table_id(live.table_id, now),
+    )
+
+
+def _rebuild_steps(planner: _Planner, args: dict[str, Any], now: datetime) -> list[Step]:
+    live = planner.live
+    assert live.shape is not None
+    target = migrate_table_id(live.table_id, now)
+    declared = planner.declared
+    reasons = "; ".join(planner.rebuild_reasons)
+    resource = table_resource(args, target.rsplit(".", 1)[1])
+    layout = f"partitioning {declared.partitioning or 'none'}, clustering {', '.join(declared.clustering) or 'none'}"
+    names, expressions = [], []
+    for column in declared.schema:
+        path = column.name
+        old = planner.table.renamed_columns.get(path)
+        found = find_column(live.shape.schema, path)
+        if found is None and old is not None:
+            found = find_column(live.shape.schema, old)
+        if found is None:
+            continue  # a new column: NULL in every copied row
+        names.append(f"`{column.name}`")
+        expressions.append(_expression(column, found, f"`{found.name}`", planner.table.renamed_columns, path))
+    source_filter = where(partition_filter(live.shape))
+    target_filter = where(partition_filter(declared))
+    return [
+        Step(
+            "create",
+            f"tables.insert {target}: the declared table ({len(declared.schema)} columns, {layout})",
+            f"rebuild because {reasons}; created through the API with exactly the declared arguments",
+            resource,
+        ),
+        Step(
+            "sql",
+            f"INSERT INTO {quote(target)} ({', '.join(names)})\nSELECT {', '.join(expressions)}\n"
+            f"FROM {quote(live.table_id)}{source_filter}",
+            "copies every row with an explicit column mapping (renames and casts); scans the table once",
+        ),
+        Step(
+            "count",
+            f"SELECT COUNT(*) FROM both tables: {live.table_id} = {target}",
+            "the copy must hold exactly as many rows as the original before the original is dropped",
+            {
+                "source": f"SELECT COUNT(*) FROM {quote(live.table_id)}{source_filter}",
+                "target": f"SELECT COUNT(*) FROM {quote(target)}{target_filter}",
+            },
+        ),
+        Step(
+            "sql",
+            f"DROP TABLE {quote(live.table_id)}",
+            "only after the count matched; time travel keeps it recoverable, and so does the snapshot taken first",
+        ),
+        Step(
+            "sql",
+            f"ALTER TABLE {quote(target)} RENAME TO `{live.table_id.rsplit('.', 1)[1]}`",
+            "the copy takes the table's name (DDL reference: RENAME TO)",
+        ),
+    ]
+
+
+def _same_structure(declared: Column, live: Column, renamed: dict[str, str], path: str) -> bool:
+    if (declared.name, declared.type, declared.mode) != (live.name, live.type, live.mode):
+        return False
+    if len(declared.fields) != len(live.fields) or any(k.startswith(f"{path}.") for k in renamed):
+        return False
+    return all(
+        (found := find_column(live.fields, f.name)) is not None
+        and _same_structure(f, found, renamed, f"{path}.{f.name}")
+        for f in declared.fields
+    )
+
+
+def _expression(declared: Column, live: Column, source: str, renamed: dict[str, str], path: str) -> str:
+    """SQL reading the live value at `source` as the declared column (renames, casts, nested records)."""
+    if declared.type == "RECORD":
+        if _same_structure(declared, live, renamed, path) and declared.name == live.name:
+            return source
+        element = "e" if declared.mode == "REPEATED" else source
+        fields = []
+        for sub in declared.fields:
+            sub_path = f"{path}.{sub.name}"
+            old = renamed.get(sub_path)
+            found = find_column(live.fields, sub.name) or (
+                find_column(live.fields, old.rsplit(".", 1)[-1]) if old else None
+            )
+            if found is None:
+                fields.append(f"CAST(NULL AS {sql_type(sub)}) AS `{sub.name}`")
+            else:
+                inner = _expression(sub, found, f"{element}.`{found.name}`", renamed, sub_path)
+                fields.append(f"{inner} AS `{sub.name}`")
+        if declared.mode == "REPEATED":
+            return f"ARRAY(SELECT AS STRUCT {', '.join(fields)} FROM UNNEST({source}) AS e WITH OFFSET AS o ORDER BY o)"
+        return f"IF({source} IS NULL, NULL, STRUCT({', '.join(fields)}))"
+    if declared.type == live.type:
+        return source
+    if declared.mode == "REPEATED":
+        return f"ARRAY(SELECT CAST(e AS {declared.type}) FROM UNNEST({source}) AS e WITH OFFSET AS o ORDER BY o)"
+    return f"CAST({source} AS {declared.type})"
+
+
+# ---------------------------------------------------------------- diff: which changes migrate covers
+
+# diff names the rebuild's table by its pattern: the time is the one migrate runs at.
+_PLACEHOLDER_TIME = datetime(2000, 1, 1)
+
+
+def mark_migration(
+    changes: TableChanges, old: Catalog, new: Catalog, old_settings: Settings, new_settings: Settings
+) -> TableChanges:
+    """The table's changes, with what `migrate --apply` runs when it reaches the new declaration from the
+    old one without losing a row (its data checks permitting); the verdict left is what pulumi up does."""
+    before = next((t for t in old.tables() if t.key == changes.name), None)
+    after = next((t for t in new.tables() if t.key == changes.name), None)
+    if before is None or after is None or changes.verdict.rank < Verdict.UPDATE_DESTRUCTIVE.rank:
+        return changes
+    shape, _ = declared_shape(before, old_settings)
+    table_id = f"{new_settings.project}.{new_settings.dataset_id(after.dataset)}.{after.table_id}"
+    plan = plan_table(after, new_settings, LiveTable(table_id, shape), _PLACEHOLDER_TIME)
+    if plan.refusals or not plan.steps:
+        return changes
+    left = Verdict.UPDATE_DESTRUCTIVE if any(n.startswith("dropped column") for n in plan.notes) else Verdict.UPDATE
+    if plan.checks:
+        # Only the live rows can pass a data check, so offline the change still counts as it is declared.
+        left = changes.verdict
+    stamp = _PLACEHOLDER_TIME.strftime(TIMESTAMP_FORMAT)
+    runs = [step.action.splitlines()[0].replace(stamp, "<UTC time>") for step in plan.steps if step.kind != "count"]
+    runs += [f"data check: {check.what}" for check in plan.checks]
+    return dataclasses.replace(changes, migration=tuple(runs), migrated_verdict=left)

@@ -1,0 +1,287 @@
+"""The migrate planner on fixtures, without a server: which change takes which lossless path, and why.
+
+The live side is the declared table with one thing changed, as the API would report it.
+BigQuery rules behind each path (see infra/migration.py):
+https://cloud.google.com/bigquery/docs/reference/standard-sql/data-definition-language,
+https://cloud.google.com/bigquery/docs/reference/standard-sql/conversion_rules,
+https://cloud.google.com/bigquery/docs/managing-table-schemas.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from helpers import REPO_ROOT, run_cli
+
+from infra.catalog import Table, load_catalog
+from infra.migration import LiveTable, Partitioning, Shape, TablePlan, declared_shape, plan_table
+from infra.schema import Column
+from infra.settings import Settings, load_settings
+
+NOW = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)
+TABLE_ID = "acme-data-platform-prod.tenants.pipeline_execution_queue"
+
+
+@pytest.fixture(scope="module")
+def prod() -> tuple[Table, Settings]:
+    catalog = load_catalog(REPO_ROOT)
+    table = next(t for t in catalog.tables() if t.table_id == "pipeline_execution_queue")
+    return table, load_settings(REPO_ROOT, "prod", catalog)
+
+
+def live_of(table: Table, settings: Settings, **changes: Any) -> LiveTable:
+    shape, _ = declared_shape(table, settings)
+    facts = {k: changes.pop(k) for k in ("streaming_buffer", "row_access_policies", "leftovers") if k in changes}
+    return LiveTable(TABLE_ID, dataclasses.replace(shape, **changes), **facts)
+
+
+def with_column(columns: tuple[Column, ...], column: str, **changes: Any) -> tuple[Column, ...]:
+    return tuple(dataclasses.replace(c, **changes) if c.name == column else c for c in columns)
+
+
+def plan(table: Table, settings: Settings, live: LiveTable) -> TablePlan:
+    return plan_table(table, settings, live, NOW)
+
+
+def test_a_table_as_declared_plans_nothing(prod: tuple[Table, Settings]) -> None:
+    table, settings = prod
+    result = plan(table, settings, live_of(table, settings))
+    assert result.empty and result.notes == ()
+
+
+def test_a_missing_table_is_left_to_pulumi_up(prod: tuple[Table, Settings]) -> None:
+    table, settings = prod
+    result = plan(table, settings, LiveTable(TABLE_ID, None))
+    assert result.empty and result.notes == ("not found: pulumi up creates it",)
+
+
+def test_a_rename_hint_renames_in_place_and_is_done_once_the_old_column_is_gone(prod: tuple[Table, Settings]) -> None:
+    table, settings = prod
+    hinted = dataclasses.replace(table, renamed_columns={"lease_owner": "leased_by"})
+    live = live_of(table, settings, schema=with_column(table.schema, "lease_owner", name="leased_by"))
+
+    result = plan(hinted, settings, live)
+
+    assert [s.action for s in result.steps] == [f"ALTER TABLE `{TABLE_ID}` RENAME COLUMN `leased_by` TO `lease_owner`"]
+    assert plan(hinted, settings, live_of(table, settings)).empty  # already renamed: nothing to do
+
+
+def test_renaming_a_clustering_column_rebuilds(prod: tuple[Table, Settings]) -> None:
+    table, settings = prod
+    hinted = dataclasses.replace(table, renamed_columns={"state": "queue_state"})
+    live = live_of(
+        table,
+        settings,
+        schema=with_column(table.schema, "state", name="queue_state"),
+        clustering=("tenant_id", "queue_state"),
+    )
+
+    result = plan(hinted, settings, live)
+
+    assert [s.kind for s in result.steps] == ["create", "sql", "count", "sql", "sql"]
+    assert "`queue_state`" in result.steps[1].action
+    assert result.steps[3].action == f"DROP TABLE `{TABLE_ID}`"
+    assert result.steps[4].action.endswith("RENAME TO `pipeline_execution_queue`")
+    assert result.rebuild_table == f"{TABLE_ID}__migrate_20261129T200000Z"
+
+
+def test_widening_in_place_and_on_a_partitioning_column(prod: tuple[Table, Settings]) -> None:
+    table, settings = prod
+    narrow = with_column(table.schema, "priority", type="INT64")
+    numeric = dataclasses.replace(table, schema=with_column(table.schema, "priority", type="NUMERIC"))
+
+    result = plan(numeric, settings, live_of(table, settings, schema=narrow))
+
+    assert [s.action for s in result.steps] == [
+        f"ALTER TABLE `{TABLE_ID}` ALTER COLUMN `priority` SET DATA TYPE NUMERIC"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("live_type", "declared_type", "expected"),
+    [
+        ("STRING", "INT64", "rebuild"),  # every value checked by a SAFE_CAST round trip
+        ("INT64", "BOOL", "rebuild"),
+        ("DATE", "INT64", "refused"),  # no cast at all
+        ("JSON", "STRING", "refused"),  # JSON values cannot be compared after a round trip
+    ],
+)
+def test_other_type_changes(prod: tuple[Table, Settings], live_type: str, declared_type: str, expected: str) -> None:
+    table, settings = prod
+    declared = dataclasses.replace(table, schema=with_column(table.schema, "run_id", type=declared_type))
+    live = live_of(table, settings, schema=with_column(table.schema, "run_id", type=live_type))
+
+    result = plan(declared, settings, live)
+
+    if expected == "rebuild":
+        assert result.rebuild_table is not None
+        (check,) = result.checks
+        assert "SAFE_CAST(`run_id` AS " in check.predicate
+    else:
+        assert result.refusals and not result.steps
+
+
+def test_a_new_required_column_is_refused_with_the_way_through(prod: tuple[Table, Settings]) -> None:
+    table, settings = prod
+    declared = dataclasses.replace(table, schema=(*table.schema, Column("shard", "INT64", "REQUIRED")))
+
+    result = plan(declared, settings, live_of(table, settings))
+
+    (why,) = result.refusals
+    assert why.startswith("new column shard is REQUIRED") and why.endswith(
+        "then declare it REQUIRED and run migrate again"
+    )
+
+
+def test_a_new_partitioning_is_a_rebuild_and_a_removed_expiration_a_patch(prod: tuple[Table, Settings]) -> None:
+    table, settings = prod
+    month = Partitioning("MONTH", "scheduled_time", 90 * 86_400_000)
+    assert plan(table, settings, live_of(table, settings, partitioning=month)).rebuild_table is not None
+
+    assert table.time_partitioning is not None
+    kept = dataclasses.replace(table.time_partitioning, expiration_days=None, keep_forever=True)
+    forever = dataclasses.replace(table, time_partitioning=kept)
+    result = plan(forever, settings, live_of(table, settings))
+    assert [s.action for s in result.steps] == [f"tables.patch {TABLE_ID}: timePartitioning.expirationMs = null"]
+
+
+@pytest.mark.parametrize(
+    ("facts", "refusal"),
+    [
+        ({"streaming_buffer": True}, "the table has an active streaming buffer"),
+        ({"row_access_policies": 2}, "the table has 2 row access policies"),
+    ],
+)
+def test_a_rebuild_refuses_what_it_would_not_carry_over(
+    prod: tuple[Table, Settings], facts: dict[str, Any], refusal: str
+) -> None:
+    table, settings = prod
+    live = live_of(table, settings, partitioning=Partitioning("MONTH", "scheduled_time", 90 * 86_400_000), **facts)
+
+    result = plan(table, settings, live)
+
+    assert not result.steps
+    assert result.refusals[0].startswith(refusal)
+
+
+def test_a_leftover_copy_is_dropped_when_the_original_exists(prod: tuple[Table, Settings]) -> None:
+    table, settings = prod
+    leftover = f"{TABLE_ID}__migrate_20261128T100000Z"
+    result = plan(table, settings, live_of(table, settings, leftovers=(leftover,)))
+    assert [s.action for s in result.steps] == [f"DROP TABLE `{leftover}`"]
+
+
+def test_nested_rename_maps_the_record_field_by_field(prod: tuple[Table, Settings]) -> None:
+    table, settings = prod
+    error = next(c for c in table.schema if c.name == "last_error")
+    renamed = dataclasses.replace(error, fields=with_column(error.fields, "message", name="detail"))
+    declared = dataclasses.replace(
+        table,
+        schema=tuple(renamed if c.name == "last_error" else c for c in table.schema),
+        renamed_columns={"last_error.detail": "last_error.message"},
+    )
+
+    result = plan(declared, settings, live_of(table, settings))
+
+    assert (
+        "IF(`last_error` IS NULL, NULL, STRUCT(`last_error`.`code` AS `code`, `last_error`.`message` AS `detail`))"
+        in result.steps[1].action
+    )
+
+
+# ---------------------------------------------------------------- validate: the hints
+
+
+def write_hints(root: Path, hints: dict[str, str]) -> None:
+    path = root / "stacks" / "tenants.yaml"
+    declaration = yaml.safe_load(path.read_text())
+    declaration["tables"]["tenant_profiles"]["renamed_columns"] = hints
+    path.write_text(yaml.safe_dump(declaration, sort_keys=False))
+
+
+@pytest.mark.parametrize(
+    ("hints", "message"),
+    [
+        ({"full_name": "legal_name"}, "'full_name' is not a column of the schema; the new name must be declared"),
+        ({"display_name": "legal_name"}, "'legal_name' is still declared; a renamed column's old name must be gone"),
+    ],
+)
+def test_validate_names_a_wrong_hint_in_one_line(repo_copy: Path, hints: dict[str, str], message: str) -> None:
+    write_hints(repo_copy, hints)
+
+    result = run_cli("validate", "--root", str(repo_copy), cwd=repo_copy)
+
+    assert result.returncode == 1
+    (new,) = hints
+    assert (
+        result.stderr.splitlines()[0] == f"stacks/tenants.yaml:tables.tenant_profiles.renamed_columns.{new}: {message}"
+    )
+
+
+def test_validate_accepts_a_hint_whose_new_name_is_declared(repo_copy: Path) -> None:
+    write_hints(repo_copy, {"display_name": "name"})
+    result = run_cli("validate", "--root", str(repo_copy), cwd=repo_copy)
+    assert result.returncode == 0, result.stderr
+
+
+def test_shape_ignores_nothing_the_program_declares(prod: tuple[Table, Settings]) -> None:
+    table, settings = prod
+    shape, args = declared_shape(table, settings)
+    assert shape == Shape(
+        table.schema,
+        Partitioning("DAY", "scheduled_time", 90 * 86_400_000),
+        False,
+        ("tenant_id", "state"),
+        settings.options.kms_key_name,
+    )
+    assert args["table_id"] == "pipeline_execution_queue"
+
+
+# ---------------------------------------------------------------- diff: what migrate covers
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, env=GIT_ENV)
+
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t",
+    "HOME": "/nonexistent",
+    "PATH": "/usr/bin:/bin",
+}
+
+
+def test_diff_marks_a_covered_change_and_the_prod_gate_counts_it_as_losing_no_data(repo_copy: Path) -> None:
+    _git(repo_copy, "init", "-q", "-b", "main")
+    _git(repo_copy, "add", "-A")
+    _git(repo_copy, "commit", "-q", "-m", "base")
+    path = repo_copy / "schemas" / "tenants" / "pipeline_execution_queue.json"
+    columns = json.loads(path.read_text())
+    next(c for c in columns if c["name"] == "priority")["type"] = "NUMERIC"
+    path.write_text(json.dumps(columns, indent=2))
+    args = ("diff", "--root", str(repo_copy), "--base", "main", "--stack", "prod", "--fail-on", "update-destructive")
+
+    gated = run_cli(*args, "--format", "json", cwd=repo_copy)
+    text = run_cli(*args, cwd=repo_copy)
+
+    assert gated.returncode == 0, gated.stdout + gated.stderr  # a replace as declared, lossless through migrate
+    (table,) = json.loads(gated.stdout)["tables"]
+    assert table["verdict"] == "replace"
+    assert table["migration"] == {
+        "runs": [
+            "ALTER TABLE `acme-data-platform-prod.tenants.pipeline_execution_queue` ALTER COLUMN `priority` "
+            "SET DATA TYPE NUMERIC"
+        ],
+        "verdict_after": "update",
+    }
+    assert "migrate covers it (no row lost; update after it): `migrate --apply` runs ALTER TABLE" in text.stdout
