@@ -328,6 +328,7 @@ def _input_changes(old: Registered, new: Registered) -> list[Change]:
         if any(k in CLASSIFIED_TABLE_PROPERTIES for k in differing):
             ref = f"{new.inputs.get('project')}.{new.inputs.get('datasetId')}.{new.inputs.get('tableId')}"
             changes += classify_table(_as_table(old), _as_table(new), ref)
+            changes += _unclassified(old, new, differing, changes)
         rules = TABLE_RULES
         differing = [k for k in differing if k not in CLASSIFIED_TABLE_PROPERTIES]
     else:
@@ -335,6 +336,29 @@ def _input_changes(old: Registered, new: Registered) -> list[Change]:
     for key in differing:
         changes.append(_property_change(new, key, rules.get(key), old.inputs.get(key), new.inputs.get(key)))
     return changes
+
+
+_PARTITIONING = frozenset({"timePartitioning", "rangePartitioning"})
+
+
+def _unclassified(old: Registered, new: Registered, differing: list[str], found: list[Change]) -> list[Change]:
+    """A catalog property whose registered value changed where the classifier sees no difference (an
+    explicit false that is now left out): said, so no changed input goes unreported."""
+    covered = {c.pulumi_property for c in found}
+    if covered & _PARTITIONING:
+        covered |= _PARTITIONING
+    return [
+        _change(
+            f"({key})",
+            Verdict.NOOP,
+            TABLE_IN_PLACE,
+            f"{key} {_show(old.inputs.get(key))} -> {_show(new.inputs.get(key))}: the same to the provider, "
+            "which reads an unset value as false or empty",
+            key,
+        )
+        for key in differing
+        if key in CLASSIFIED_TABLE_PROPERTIES and key not in covered
+    ]
 
 
 def _property_change(new: Registered, key: str, rule: PropertyRule | None, before: Any, after: Any) -> Change:

@@ -271,3 +271,11 @@ def test_an_unprotected_stack_has_no_safeties_to_lower(dev: Registrations) -> No
     [dataset] = [r for r in dev.resources if r.type == DATASET_TYPE]
     new = changed(dev, "tenants", DATASET_TYPE, inputs={"accesses": [*dataset.inputs["accesses"], reader]})
     assert not compare(dev, new).fails(Verdict.UPDATE_DESTRUCTIVE)
+
+
+def test_an_explicit_false_now_left_out_is_reported_as_nothing(prod: Registrations) -> None:
+    """The previous program sent requirePartitionFilter false; now it is left out (the provider reads it back
+    only when true, resource_bigquery_table.go resourceBigQueryTableRead): reported, as a noop."""
+    queue = "tenants-pipeline_execution_queue"
+    result = compare(changed(prod, queue, inputs={"requirePartitionFilter": False}), prod)
+    assert only(result) == {"tenants.pipeline_execution_queue": ("(requirePartitionFilter)", Verdict.NOOP)}
