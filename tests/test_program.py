@@ -174,8 +174,9 @@ def test_recreate_everything_with_one_token(repo_copy: Path) -> None:
 def test_every_table_and_the_dataset_delete_before_they_replace(planned: Plan, stack: str) -> None:
     """pulumi/pulumi step_generator.go continueStepsFromDiff: `deleteBeforeReplace := diff.DeleteBeforeReplace`
     unless the option is set; pulumi-terraform-bridge provider.go Diff reports delete-first only for
-    replacements the provider forces (`len(replaces) > 0 && ...`). A trigger or replaceOnChanges replacement
-    would otherwise create a table whose id exists: 409 Already Exists."""
+    replacements the provider forces (`len(replaces) > 0 && ...`), even though pulumi-gcp provider/resources.go
+    marks google_bigquery_table DeleteBeforeReplace (and not google_bigquery_dataset). A trigger or
+    replaceOnChanges replacement would otherwise create a table whose id exists: 409 Already Exists."""
     result = planned(stack)
     for resource in [*result.of_type(DATASET_TYPE), *result.of_type(TABLE_TYPE)]:
         assert resource.options["deleteBeforeReplace"] is True, resource.name
