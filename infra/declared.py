@@ -10,13 +10,13 @@ import json
 from typing import Any
 
 from infra.catalog import Dataset, Table
+from infra.rules import MS_PER_DAY
 from infra.schema import schema_to_api
 from infra.settings import Grant, Settings
 
 COMPONENT_TYPE = "tenant-bigquery:bigquery:DatasetWithTables"
 DATASET_TYPE = "gcp:bigquery/dataset:Dataset"
 TABLE_TYPE = "gcp:bigquery/table:Table"
-MS_PER_DAY = 86_400_000
 # Properties whose change recreates a table when recreateOnSchemaChange is on (camelCase, as the engine sees them).
 SCHEMA_PROPERTIES = ["schema", "timePartitioning", "rangePartitioning", "clusterings"]
 # The replacement trigger of a table without a recreate token. The engine never replaces on a null

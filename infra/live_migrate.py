@@ -15,7 +15,7 @@ from typing import Any
 from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
-from infra import live
+from infra import drift, live
 from infra.catalog import Table
 from infra.migration import (
     MIGRATE_SEPARATOR,
@@ -46,7 +46,7 @@ class TableResult:
     message: str = ""
     snapshot: str | None = None
     seconds: float = 0.0
-    checks: list[live.Check] = field(default_factory=list)  # verify, after --apply
+    checks: list[drift.Check] = field(default_factory=list)  # verify, after --apply
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -251,7 +251,7 @@ def _apply_one(
     again = plan_table(table, settings, read_live(conn, settings, table, facts=False), now)
     found = conn.client.get_table(table_plan.table_id, retry=conn.retry)
     subject = f"table {table_plan.table_id.split('.', 1)[1]}"
-    checks = live.table_checks(subject, live.declared_table(table, settings), live.observed_table(found))
+    checks = drift.table_checks(subject, drift.declared_table(table, settings), live.observed_table(found))
     if again.steps or again.refusals:
         left = "; ".join((*(s.action.splitlines()[0] for s in again.steps), *again.refusals))
         return replace(result, status="failed", checks=checks, message=f"applied, but the table still differs: {left}")

@@ -12,7 +12,8 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from infra.declared import BASELINE_TRIGGER, DATASET_TYPE, MS_PER_DAY, TABLE_TYPE
+from infra.declared import BASELINE_TRIGGER, DATASET_TYPE, TABLE_TYPE
+from infra.rules import MS_PER_DAY
 from infra.schema import count_columns, parse_schema
 
 

@@ -34,7 +34,8 @@ from infra.changes import (
     table_added,
     table_removed,
 )
-from infra.declared import COMPONENT_TYPE, DATASET_TYPE, MS_PER_DAY, TABLE_TYPE
+from infra.declared import COMPONENT_TYPE, DATASET_TYPE, TABLE_TYPE
+from infra.rules import MS_PER_DAY
 from infra.schema import Column, parse_schema
 from infra.settings import PROJECT
 

@@ -17,6 +17,7 @@ PURE = [
     "infra.diffreport",
     "infra.docs",
     "infra.documents",
+    "infra.drift",
     "infra.migratereport",
     "infra.migration",
     "infra.planreport",

@@ -15,7 +15,7 @@ from google.cloud import bigquery
 from helpers import FIXTURE_TABLES, run_cli
 from live_server import STACK, LiveStack, create_from_plan, table_resource
 
-from infra import live
+from infra import drift, live
 from infra.catalog import load_catalog
 from infra.declared import TABLE_TYPE
 from infra.settings import load_settings
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.live
 DAY_MS = 86_400_000
 
 
-def verify_report(stack: LiveStack) -> live.VerifyReport:
+def verify_report(stack: LiveStack) -> drift.VerifyReport:
     catalog = load_catalog(stack.root)
     settings = load_settings(stack.root, STACK, catalog)
     return live.verify(live.connect(settings.project, stack.endpoint), catalog, settings)

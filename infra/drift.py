@@ -1,0 +1,296 @@
+"""What `verify` compares, as plain data: the declared and the observed state of a dataset and its
+tables, and the checks that say what differs. Pure: no google-cloud import (infra/live.py reads the API
+and turns its objects into these states).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from infra.catalog import Dataset, Table
+from infra.declared import dataset_args, table_args
+from infra.rules import MS_PER_DAY
+from infra.schema import Column, count_columns
+from infra.settings import Settings
+
+UNDECLARED = "undeclared"
+_MAX_SCHEMA_DIFFERENCES = 6
+
+
+@dataclass(frozen=True)
+class Partitioning:
+    type: str  # HOUR, DAY, MONTH, YEAR, or RANGE
+    field: str | None
+    expiration_ms: int | None = None
+    range: tuple[int, int, int] | None = None  # start, end, interval
+
+    def __str__(self) -> str:
+        if self.range is not None:
+            start, end, interval = self.range
+            return f"RANGE on {self.field} [{start}, {end}) step {interval}"
+        text = f"{self.type} on {self.field or 'ingestion time'}"
+        if self.expiration_ms:
+            return f"{text}, partitions expire after {_duration(self.expiration_ms)}"
+        return f"{text}, partitions kept"
+
+
+@dataclass(frozen=True)
+class DatasetState:
+    location: str
+    labels: Mapping[str, str]
+    description: str
+    default_table_expiration_ms: int | None
+    kms_key_name: str | None
+    access: frozenset[tuple[str, str, str]] | None  # (role, entity type, entity); None: not managed
+
+
+@dataclass(frozen=True)
+class TableState:
+    schema: tuple[Column, ...]
+    partitioning: Partitioning | None
+    require_partition_filter: bool
+    clustering: tuple[str, ...]
+    labels: Mapping[str, str]
+    description: str
+    kms_key_name: str | None
+
+
+# What is declared is what the program hands the provider (infra/declared.py), read in the form the
+# API reports it, so verify checks exactly what `pulumi up` manages.
+
+
+def declared_dataset(dataset: Dataset, settings: Settings) -> DatasetState:
+    args = dataset_args(dataset, settings)
+    return DatasetState(
+        location=args["location"],
+        labels=args.get("labels") or {},
+        description=args.get("description") or "",
+        default_table_expiration_ms=args.get("default_table_expiration_ms"),
+        kms_key_name=(args.get("default_encryption_configuration") or {}).get("kms_key_name"),
+        access=frozenset(_declared_access(entry) for entry in args["accesses"]) if "accesses" in args else None,
+    )
+
+
+def _declared_access(entry: dict[str, str]) -> tuple[str, str, str]:
+    """An `accesses` entry of the provider ({role, group_by_email: ...}) as the API names it."""
+    (field, entity), *_ = ((k, v) for k, v in entry.items() if k != "role")
+    first, *rest = field.split("_")
+    return entry["role"], first + "".join(part.title() for part in rest), entity
+
+
+def declared_table(table: Table, settings: Settings) -> TableState:
+    args = table_args(table, settings, settings.dataset_id(table.dataset))
+    partitioning = None
+    if "time_partitioning" in args:
+        spec = args["time_partitioning"]
+        partitioning = Partitioning(spec["type"], spec.get("field"), spec.get("expiration_ms"))
+    elif "range_partitioning" in args:
+        spec = args["range_partitioning"]
+        rng = spec["range"]
+        partitioning = Partitioning("RANGE", spec["field"], range=(rng["start"], rng["end"], rng["interval"]))
+    return TableState(
+        schema=table.schema,
+        partitioning=partitioning,
+        require_partition_filter=bool(args.get("require_partition_filter")),
+        clustering=tuple(args.get("clusterings") or ()),
+        labels=args.get("labels") or {},
+        description=args.get("description") or "",
+        kms_key_name=(args.get("encryption_configuration") or {}).get("kms_key_name"),
+    )
+
+
+def own_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
+    """Labels without Google's `goog-` ones: pulumi-gcp adds `goog-pulumi-provisioned` to what it creates
+    (outside the declared labels), and Google's services add their own."""
+    return {k: v for k, v in (labels or {}).items() if not k.startswith("goog-")}
+
+
+@dataclass(frozen=True)
+class Check:
+    subject: str  # "dataset tenants" or "table tenants.tenant_profiles"
+    name: str
+    ok: bool
+    detail: str = ""
+
+    def __str__(self) -> str:
+        text = f"{'✓' if self.ok else '✗'} {self.subject} {self.name}"
+        return f"{text}: {self.detail}" if self.detail else text
+
+    def to_json(self) -> dict[str, Any]:
+        return {"subject": self.subject, "check": self.name, "ok": self.ok, "detail": self.detail}
+
+
+def _duration(ms: int) -> str:
+    return f"{ms // MS_PER_DAY} d" if ms % MS_PER_DAY == 0 else f"{ms} ms"
+
+
+def _short(text: str, limit: int = 60) -> str:
+    if not text:
+        return "none"
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _labels_text(labels: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "none"
+
+
+def _same(subject: str, name: str, declared: Any, live: Any, show: Callable[[Any], str] = str) -> Check:
+    if declared == live:
+        return Check(subject, name, True, show(declared))
+    return Check(subject, name, False, f"is {show(live)}; declared {show(declared)}")
+
+
+def _labels_check(subject: str, declared: Mapping[str, str], live: Mapping[str, str]) -> Check:
+    if dict(declared) == dict(live):
+        return Check(subject, "labels", True, _labels_text(declared))
+    parts = [f"missing {k}={v}" for k, v in sorted(declared.items()) if k not in live]
+    parts += [f"{k} is {live[k]!r}, declared {v!r}" for k, v in sorted(declared.items()) if k in live and live[k] != v]
+    parts += [f"undeclared {k}={v}" for k, v in sorted(live.items()) if k not in declared]
+    return Check(subject, "labels", False, "; ".join(parts))
+
+
+def _column_text(column: Column) -> str:
+    return f"{column.type} {column.mode}"
+
+
+_COLUMN_ATTRIBUTES = (
+    "type",
+    "mode",
+    "max_length",
+    "precision",
+    "scale",
+    "rounding_mode",
+    "collation",
+    "default_value_expression",
+    "policy_tags",
+    "range_element_type",
+)
+
+
+def schema_differences(declared: tuple[Column, ...], live: tuple[Column, ...], parent: str = "") -> list[str]:
+    """Differences by column name at every depth; column order does not matter (as for the provider)."""
+    differences: list[str] = []
+    live_by_name = {c.name: c for c in live}
+    declared_names = {c.name for c in declared}
+    for column in declared:
+        path = f"{parent}{column.name}"
+        found = live_by_name.get(column.name)
+        if found is None:
+            differences.append(f"missing column {path} ({_column_text(column)})")
+            continue
+        for attribute in _COLUMN_ATTRIBUTES:
+            # Unset and empty are the same to BigQuery (collation '', no policy tags, scale 0).
+            want, have = getattr(column, attribute) or None, getattr(found, attribute) or None
+            if want != have:
+                label = attribute.replace("_", " ")
+                differences.append(f"column {path} {label} is {have}, declared {want}")
+        if column.description != found.description:
+            differences.append(f"column {path} description differs")
+        if column.fields or found.fields:
+            differences += schema_differences(column.fields, found.fields, f"{path}.")
+    differences += [
+        f"undeclared column {parent}{c.name} ({_column_text(c)})" for c in live if c.name not in declared_names
+    ]
+    return differences
+
+
+def _schema_check(subject: str, declared: tuple[Column, ...], live: tuple[Column, ...]) -> Check:
+    differences = schema_differences(declared, live)
+    if not differences:
+        return Check(subject, "schema", True, f"{count_columns(declared)} columns (leaf) as declared")
+    shown = differences[:_MAX_SCHEMA_DIFFERENCES]
+    more = len(differences) - len(shown)
+    return Check(subject, "schema", False, "; ".join(shown) + (f"; and {more} more" if more else ""))
+
+
+def dataset_checks(subject: str, declared: DatasetState, live: DatasetState) -> list[Check]:
+    return [
+        # BigQuery treats location names case-insensitively (us == US).
+        _same(subject, "location", declared.location.upper(), live.location.upper()),
+        _labels_check(subject, declared.labels, live.labels),
+        _same(subject, "description", declared.description, live.description, _short),
+        _same(
+            subject,
+            "default table expiration",
+            declared.default_table_expiration_ms,
+            live.default_table_expiration_ms,
+            lambda ms: _duration(ms) if ms else "none",
+        ),
+        *_encryption_check(subject, "default encryption key", declared.kms_key_name, live.kms_key_name),
+        *_access_check(subject, declared.access, live.access),
+    ]
+
+
+def _access_check(
+    subject: str, declared: frozenset[tuple[str, str, str]] | None, live: frozenset[tuple[str, str, str]] | None
+) -> list[Check]:
+    """Only where the stack manages the ACL (tenant-bigquery:access); then it owns every entry."""
+    if declared is None:
+        return []
+    live = live or frozenset()
+    if declared == live:
+        return [Check(subject, "access", True, f"{len(declared)} entries as declared")]
+    parts = [f"missing {role} {kind}:{entity}" for role, kind, entity in sorted(declared - live)]
+    parts += [f"undeclared {role} {kind}:{entity}" for role, kind, entity in sorted(live - declared)]
+    return [Check(subject, "access", False, "; ".join(parts))]
+
+
+def table_checks(subject: str, declared: TableState, live: TableState) -> list[Check]:
+    checks = [
+        _schema_check(subject, declared.schema, live.schema),
+        _same(subject, "partitioning", declared.partitioning, live.partitioning, lambda p: str(p) if p else "none"),
+    ]
+    if declared.partitioning or live.partitioning:
+        checks.append(
+            _same(
+                subject,
+                "partition filter",
+                declared.require_partition_filter,
+                live.require_partition_filter,
+                lambda required: "required" if required else "not required",
+            )
+        )
+    checks += [
+        _same(subject, "clustering", declared.clustering, live.clustering, lambda c: ", ".join(c) or "none"),
+        _labels_check(subject, declared.labels, live.labels),
+        _same(subject, "description", declared.description, live.description, _short),
+        *_encryption_check(subject, "encryption key", declared.kms_key_name, live.kms_key_name),
+    ]
+    return checks
+
+
+def _encryption_check(subject: str, name: str, declared: str | None, live: str | None) -> list[Check]:
+    """Only where a customer-managed key is declared or present: Google-managed is the default."""
+    if declared is None and live is None:
+        return []
+    return [_same(subject, name, declared, live, lambda key: key or "Google-managed")]
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    project: str
+    target: str
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    @property
+    def import_blockers(self) -> list[Check]:
+        """Failures an import would adopt as they are; a table nobody declares is not imported, so it never blocks."""
+        return [c for c in self.failures if c.name != UNDECLARED]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "target": self.target,
+            "ok": self.ok,
+            "checks": [c.to_json() for c in self.checks],
+        }

@@ -1,0 +1,68 @@
+"""What `verify` compares, without a server: the declared state of the fixture catalog against observed
+states built by hand, one drift at a time. The same checks run against the local server in
+test_live_verify.py."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from helpers import FIXTURE_ROOT
+
+from infra.catalog import load_catalog
+from infra.drift import Partitioning, TableState, dataset_checks, declared_dataset, declared_table, table_checks
+from infra.schema import Column
+from infra.settings import load_settings
+
+CATALOG = load_catalog(FIXTURE_ROOT)
+SETTINGS = load_settings(FIXTURE_ROOT, "prod", CATALOG)
+TABLES = {t.table_id: t for t in CATALOG.tables()}
+SUBJECT = "table tenants.tenant_usage_quotas"
+
+
+def declared(table_id: str = "tenant_usage_quotas") -> TableState:
+    return declared_table(TABLES[table_id], SETTINGS)
+
+
+def failures(observed: TableState, table_id: str = "tenant_usage_quotas") -> dict[str, str]:
+    return {c.name: c.detail for c in table_checks(SUBJECT, declared(table_id), observed) if not c.ok}
+
+
+def test_the_declared_state_passes_every_check() -> None:
+    assert failures(declared()) == {}
+    [dataset] = CATALOG.datasets
+    state = declared_dataset(dataset, SETTINGS)
+    assert all(c.ok for c in dataset_checks("dataset tenants", state, state))
+
+
+def test_type_aliases_and_column_order_are_no_drift() -> None:
+    state = declared("tenant_profiles")
+    renamed_types = tuple(
+        replace(c, type={"INT64": "INTEGER", "BOOL": "BOOLEAN", "FLOAT64": "FLOAT"}.get(c.type, c.type))
+        for c in reversed(state.schema)
+    )
+    assert failures(replace(state, schema=renamed_types), "tenant_profiles") == {}
+
+
+@pytest.mark.parametrize(
+    ("drift", "check", "says"),
+    [
+        (lambda s: replace(s, schema=(*s.schema, Column("note", "STRING"))), "schema", "undeclared column note"),
+        (lambda s: replace(s, schema=s.schema[1:]), "schema", "column tenant_id"),
+        (lambda s: replace(s, clustering=()), "clustering", ""),
+        (lambda s: replace(s, require_partition_filter=False), "partition filter", ""),
+        (
+            lambda s: replace(s, partitioning=Partitioning("DAY", "usage_date", 365 * 86_400_000)),
+            "partitioning",
+            "365 d",
+        ),
+        (lambda s: replace(s, labels={**s.labels, "team": "x"}), "labels", "team"),
+        (lambda s: replace(s, kms_key_name=None), "encryption key", ""),
+    ],
+    ids=["added column", "missing column", "clustering", "filter", "expiration", "labels", "key"],
+)
+def test_each_drift_fails_exactly_its_check(drift: object, check: str, says: str) -> None:
+    assert callable(drift)
+    found = failures(drift(declared()))
+    assert list(found) == [check]
+    assert says in found[check]
