@@ -1,27 +1,34 @@
-"""What `diff` compares, read from disk: two schema files, or the catalog at a git ref vs the working tree.
+"""What `diff` compares, read from disk: two schema files, the catalog at a git ref vs the working tree,
+or with a stack what the program registers at a git ref vs in the working tree.
 
-The edge around infra/changes.py: it reads files, runs git and loads stack settings, then hands
-catalogs, columns and settings to the pure classifier.
+The edge around infra/changes.py and infra/resourcediff.py: it reads files, runs git and the program
+under mocks, then hands catalogs, columns and registrations to the pure classifiers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import fnmatch
 import io
+import json
 import shutil
 import subprocess
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from infra import rules
 from infra.catalog import Catalog, load_catalog, read_catalog
-from infra.changes import DiffResult, StackView, TableChanges, classify_catalogs, classify_schema
+from infra.changes import DiffResult, TableChanges, classify_catalogs, classify_schema
 from infra.documents import display_path, load_json
 from infra.migration import mark_migration
 from infra.problems import DeclarationError, Problem
+from infra.resourcediff import Registrations, compare_registrations, registered
 from infra.schema import Column, count_columns, parse_schema
-from infra.settings import load_settings, stack_file
+from infra.settings import Settings, load_settings, stack_file
 
 
 def diff_schema_files(old: Path, new: Path, *, external: bool = False) -> DiffResult:
@@ -66,29 +73,116 @@ _CATALOG_PATHS = ("stacks", "schemas", "Pulumi.*.yaml")
 
 
 def diff_against_base(root: Path, base: str | None, stack: str | None) -> DiffResult:
-    """The catalog at `base` (default: the merge base with the default branch) vs the working tree."""
+    """The catalog at `base` (default: the merge base with the default branch) vs the working tree; with
+    `stack`, what the program registers for that stack at `base` vs now (infra/resourcediff.py)."""
+    if stack:
+        return _diff_registrations(root, base, stack)
     new_catalog = load_catalog(root)
-    new_settings = load_settings(root, stack, new_catalog) if stack else None
     git = _Git(root)
     commit, label = git.resolve(base)
-    warnings: list[str] = []
     with tempfile.TemporaryDirectory(prefix="tenant-bigquery-base-") as tmp:
         old_root = Path(tmp)
         git.extract(commit, old_root)
         old_catalog, problems = _load_catalog_leniently(old_root, label)
-        warnings += [f"{_relative(p, old_root)} (at {label}; compared as far as it loads)" for p in problems]
-        old_settings = None
-        if stack and stack_file(old_root, stack).is_file():
-            try:
-                old_settings = load_settings(old_root, stack)
-            except DeclarationError as error:
-                warnings += [f"{_relative(p, old_root)} (at {label})" for p in error.problems]
-                warnings.append(f"stack {stack}: its settings at {label} are unreadable; their changes are not shown")
-    view = StackView(stack, old_settings, new_settings) if stack and new_settings else None
-    tables, unchanged = classify_catalogs(old_catalog, new_catalog, view)
-    if view is not None:
-        tables = [mark_migration(t, old_catalog, new_catalog, view.old or view.new, view.new) for t in tables]
-    return DiffResult(label, "working tree", tuple(tables), stack, unchanged, tuple(warnings))
+    warnings = [f"{_relative(p, old_root)} (at {label}; compared as far as it loads)" for p in problems]
+    tables, unchanged = classify_catalogs(old_catalog, new_catalog)
+    return DiffResult(label, "working tree", tuple(tables), None, unchanged, tuple(warnings))
+
+
+# Run in the base's own tree (cwd, first on sys.path): its program, its mock runner, its declarations.
+_BASE_RUN = """
+import json, sys
+from pathlib import Path
+from infra.mockrun import plan_stack
+try:
+    from infra.problems import DeclarationError as Invalid
+except ImportError:  # a base from before infra/problems.py
+    from infra.catalog import CatalogError as Invalid
+try:
+    result = plan_stack(Path.cwd(), sys.argv[1])
+except Invalid as error:
+    more = f" (and {len(error.problems) - 1} more)" if len(error.problems) > 1 else ""
+    sys.exit(f"{error.problems[0]}{more}")
+resources = [
+    {"urn": getattr(r, "urn", ""), "parent": getattr(r, "parent", ""), "type": r.type, "name": r.name,
+     "inputs": r.inputs, "options": r.options}
+    for r in result.resources
+]
+Path(sys.argv[2]).write_text(json.dumps({"config": result.config, "resources": resources}))
+"""
+
+
+def _diff_registrations(root: Path, base: str | None, stack: str) -> DiffResult:
+    git = _Git(root)
+    commit, label = git.resolve(base)
+    with tempfile.TemporaryDirectory(prefix="tenant-bigquery-base-") as tmp:
+        tree = Path(tmp) / "tree"
+        git.run("worktree", "add", "--detach", "--no-checkout", "--quiet", str(tree), commit)
+        try:
+            old, new = _run_both(git, commit, tree, stack, label, root)
+            result = compare_registrations(old, new, stack=stack, old_label=label, new_label="working tree")
+            return _with_migrations(result, tree / git.prefix, root, stack)
+        finally:
+            git.run("worktree", "remove", "--force", str(tree))
+
+
+def _with_migrations(result: DiffResult, base_root: Path, root: Path, stack: str) -> DiffResult:
+    """Marks the table changes `migrate --apply` covers (infra/migration.py), from both catalogs."""
+    if not any(t.kind == "table" for t in result.resources):
+        return result
+    new_catalog = load_catalog(root)
+    new_settings = load_settings(root, stack, new_catalog)
+    try:
+        old_catalog, _ = _load_catalog_leniently(base_root, result.old_label)
+    except DeclarationError:
+        return result  # the base's program ran, but today's reader cannot read its catalog: nothing to mark
+    old_settings: Settings = new_settings
+    if stack_file(base_root, stack).is_file():
+        with contextlib.suppress(DeclarationError):  # the base's program ran; its settings loaded there
+            old_settings = load_settings(base_root, stack)
+    marked = tuple(
+        mark_migration(t, old_catalog, new_catalog, old_settings, new_settings) if t.kind == "table" else t
+        for t in result.resources
+    )
+    return dataclasses.replace(result, resources=marked)
+
+
+def _run_both(
+    git: _Git, commit: str, tree: Path, stack: str, label: str, root: Path
+) -> tuple[Registrations, Registrations]:
+    """The base's registrations, run in its worktree, and the working tree's, run here meanwhile."""
+    # Only what the program reads: a checkout of the tests' corpus would cost more than the run.
+    wanted = [git.prefix + name for name in git.names(commit, (*_CATALOG_PATHS, "infra"))]
+    if wanted:
+        git.run("-C", str(tree), "checkout", "--quiet", commit, "--", *wanted)
+    base_root = tree / git.prefix
+    output = tree.parent / "registrations.json"
+    running = None
+    if stack_file(base_root, stack).is_file():
+        running = subprocess.Popen(  # noqa: S603 - this interpreter, a fixed script
+            [sys.executable, "-c", _BASE_RUN, stack, str(output)],
+            cwd=base_root,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    try:
+        from infra.mockrun import plan_stack
+
+        now = plan_stack(root, stack)
+    finally:
+        _, stderr = running.communicate() if running else (None, "")
+    if running and running.returncode != 0:
+        lines = [line for line in stderr.strip().splitlines() if line.strip()]
+        detail = lines[-1] if lines else f"exit code {running.returncode}"
+        raise BaseRefError(f"the program at {label} fails for stack {stack}: {detail}")
+    before: dict[str, Any] = json.loads(output.read_text()) if running else {"config": {}, "resources": []}
+    return (
+        Registrations(tuple(registered(r) for r in before["resources"]), before["config"]),
+        Registrations(
+            tuple(registered(r.to_json() | {"urn": r.urn, "parent": r.parent}) for r in now.resources), now.config
+        ),
+    )
 
 
 def _relative(problem: Problem, root: Path) -> Problem:
@@ -162,11 +256,15 @@ class _Git:
                 return commit, f"merge base with {branch} ({commit[:12]})"
         raise BaseRefError(f"no default branch ({', '.join(DEFAULT_BRANCHES)}) to compare with; pass --base REF")
 
+    def names(self, commit: str, patterns: tuple[str, ...]) -> list[str]:
+        """The entries of the catalog's folder at `commit` that match `patterns`."""
+        names = self.run("ls-tree", "--name-only", "-z", f"{commit}:{self.prefix}").decode().split("\0")
+        return [n for n in names if any(fnmatch.fnmatchcase(n, pattern) for pattern in patterns)]
+
     def extract(self, commit: str, target: Path) -> None:
         """stacks/, schemas/ and Pulumi.*.yaml as they were at `commit` (those that existed)."""
         tree = f"{commit}:{self.prefix}"
-        names = self.run("ls-tree", "--name-only", "-z", tree).decode().split("\0")
-        wanted = [n for n in names if any(fnmatch.fnmatchcase(n, pattern) for pattern in _CATALOG_PATHS)]
+        wanted = self.names(commit, _CATALOG_PATHS)
         if not wanted:
             return
         archive = self.run("archive", "--format=tar", tree, "--", *wanted)

@@ -8,8 +8,8 @@ pulumi-gcp does, because it wraps terraform-provider-google's `google_bigquery_t
   case is a drop plus an add). Only a column's name, type, mode and fields count; everything else is
   sent in place. It checks only the top of an added column for REQUIRED, not the fields inside it.
 - `resourceBigQueryTableColumnDrop` runs `ALTER TABLE DROP COLUMN` for dropped top-level columns.
-- `time_partitioning.field`, `range_partitioning.field`, `encryption_configuration`, `project` and
-  `dataset_id` are ForceNew, and so is a dataset's `location`.
+- `time_partitioning.field` and `range_partitioning.field` are ForceNew. Every other property of a
+  table, a dataset and the resource options has its rule in infra/resourcediff.py.
 What BigQuery then accepts or refuses comes from its documentation ("Modifying table schemas",
 "Managing partitioned tables").
 """
@@ -19,15 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
 from infra import rules
 from infra.catalog import Catalog, Table
-from infra.declared import SCHEMA_PROPERTIES
 from infra.schema import Column, count_columns, join_path
-
-if TYPE_CHECKING:
-    from infra.settings import Settings
 
 
 class Verdict(StrEnum):
@@ -73,9 +68,6 @@ TIME_PARTITION_FIELD = Rule(
 RANGE_PARTITION_FIELD = Rule(
     "provider", "terraform-provider-google google_bigquery_table range_partitioning.field ForceNew"
 )
-TABLE_IDENTITY = Rule("provider", "terraform-provider-google google_bigquery_table project and dataset_id ForceNew")
-DATASET_LOCATION = Rule("provider", "terraform-provider-google google_bigquery_dataset location ForceNew")
-ENCRYPTION_KEY = Rule("provider", "terraform-provider-google google_bigquery_table encryption_configuration ForceNew")
 EXPIRATION_COMPUTED = Rule(
     "provider", "terraform-provider-google google_bigquery_table time_partitioning.expiration_ms Optional+Computed"
 )
@@ -84,9 +76,11 @@ PARTITION_EXPIRATION = Rule("BigQuery", "BigQuery docs: Managing partitioned tab
 PARAMETERIZED_TYPES = Rule("BigQuery", "BigQuery docs: Modifying table schemas, parameterized data types")
 COLUMN_TYPE_IN_PLACE = Rule("BigQuery", "BigQuery docs: Modifying table schemas")
 PULUMI_CREATE = Rule("Pulumi", "Pulumi: a newly declared resource is created")
-PULUMI_DELETE = Rule("Pulumi", "Pulumi: a resource no longer declared is deleted")
-REPLACEMENT_TRIGGER = Rule("Pulumi", "Pulumi replacementTrigger from tenant-bigquery:recreate")
-REPLACE_ON_CHANGES = Rule("Pulumi", "Pulumi replaceOnChanges from tenant-bigquery:recreateOnSchemaChange")
+PULUMI_DELETE = Rule(
+    "Pulumi", "pulumi/pulumi pkg/resource/deploy/step.go DeleteStep.Apply: refused while state records protect"
+)
+PULUMI_IMPORT = Rule("Pulumi", "pulumi/pulumi pkg/resource/deploy/step_generator.go generateSteps: isImport")
+DROP_REFUSED = Rule("BigQuery", "BigQuery docs: DDL reference, ALTER TABLE DROP COLUMN")
 RULES = (
     SCHEMA_IS_CHANGEABLE,
     SCHEMA_DIFF_SUPPRESS,
@@ -94,9 +88,6 @@ RULES = (
     TABLE_UPDATE,
     TIME_PARTITION_FIELD,
     RANGE_PARTITION_FIELD,
-    TABLE_IDENTITY,
-    DATASET_LOCATION,
-    ENCRYPTION_KEY,
     EXPIRATION_COMPUTED,
     PARTITIONING_FIXED,
     PARTITION_EXPIRATION,
@@ -104,8 +95,8 @@ RULES = (
     COLUMN_TYPE_IN_PLACE,
     PULUMI_CREATE,
     PULUMI_DELETE,
-    REPLACEMENT_TRIGGER,
-    REPLACE_ON_CHANGES,
+    PULUMI_IMPORT,
+    DROP_REFUSED,
 )
 
 
@@ -119,6 +110,9 @@ class Change:
     # SQL that makes the live table what the new declaration says without losing data; after it and
     # `pulumi refresh` the provider has nothing left to do for this change.
     live_fix: str | None = None
+    # Set when the change lowers a safety of a protected stack: why, in a few words. The prod gate
+    # treats it like data loss.
+    lowers_safety: str | None = None
 
 
 def _change(
@@ -129,9 +123,12 @@ def _change(
 
 @dataclass(frozen=True)
 class TableChanges:
-    table: str
+    """The changes of one registered resource: a table (named dataset.table), a dataset or a component."""
+
+    name: str
     changes: tuple[Change, ...]
     approved: bool = False
+    kind: str = "table"
     # What `migrate --apply` runs instead of the replacement or refusal (infra/migration.py), and the
     # verdict left after it: the prod gate counts that one.
     migration: tuple[str, ...] = ()
@@ -146,9 +143,13 @@ class TableChanges:
         return self.migrated_verdict if self.migration and self.migrated_verdict else self.verdict
 
     @property
+    def lowered_safeties(self) -> tuple[str, ...]:
+        return tuple(c.lowers_safety for c in self.changes if c.lowers_safety)
+
+    @property
     def needs_runbook(self) -> bool:
-        """Loses data or cannot apply as declared, and no live fix avoids it."""
-        return worst(c.verdict for c in self.changes if c.live_fix is None) in NEEDS_RUNBOOK
+        """A table that loses data or cannot apply as declared, and no live fix avoids it."""
+        return self.kind == "table" and worst(c.verdict for c in self.changes if c.live_fix is None) in NEEDS_RUNBOOK
 
     @property
     def live_fixes(self) -> tuple[str, ...]:
@@ -159,7 +160,7 @@ class TableChanges:
 class DiffResult:
     old_label: str
     new_label: str
-    tables: tuple[TableChanges, ...]
+    resources: tuple[TableChanges, ...]
     stack: str | None = None
     unchanged: int = 0
     warnings: tuple[str, ...] = ()
@@ -168,17 +169,26 @@ class DiffResult:
 
     @property
     def verdict(self) -> Verdict:
-        return worst(t.verdict for t in self.tables)
+        return worst(t.verdict for t in self.resources)
 
     def fails(self, threshold: Verdict) -> bool:
-        """A table approved for data loss in the stack's config has passed review: it never fails."""
-        return any(t.gate_verdict.rank >= threshold.rank for t in self.tables if not t.approved)
+        """A resource approved in the stack's approveDataLoss has passed review: it never fails. A lowered
+        safety counts as update-destructive; a change `migrate` covers counts as what is left after it."""
+        return any(
+            t.gate_verdict.rank >= threshold.rank
+            or (t.lowered_safeties and threshold.rank <= Verdict.UPDATE_DESTRUCTIVE.rank)
+            for t in self.resources
+            if not t.approved
+        )
 
     def needing_runbook(self) -> list[TableChanges]:
-        return [t for t in self.tables if t.needs_runbook]
+        return [t for t in self.resources if t.needs_runbook]
 
     def needing_live_fix(self) -> list[TableChanges]:
-        return [t for t in self.tables if t.live_fixes]
+        return [t for t in self.resources if t.live_fixes]
+
+    def lowering_safety(self) -> list[TableChanges]:
+        return [t for t in self.resources if t.lowered_safeties and not t.approved]
 
 
 # ---------------------------------------------------------------- schemas
@@ -309,7 +319,11 @@ def _dropped_column(column: Column, path: str, top_level: bool, external: bool, 
             f"(a rename looks like this){hint}"
         )
         return _change(path, Verdict.REPLACE, SCHEMA_IS_CHANGEABLE, text)
-    text = f"{what} is dropped in place with ALTER TABLE DROP COLUMN: its data is lost, the other columns stay"
+    text = (
+        f"{what} is dropped in place with ALTER TABLE DROP COLUMN: its data is lost, the other columns stay. "
+        "On a table with row access policies the provider replaces the table instead, recreated empty "
+        "(resourceBigQueryTableSchemaIsChangeable asks BigQuery for them)"
+    )
     return _change(path, Verdict.UPDATE_DESTRUCTIVE, COLUMN_DROP, text)
 
 
@@ -457,8 +471,32 @@ def classify_table(old: Table, new: Table, table_ref: str | None = None) -> list
             "no data lost, new data is clustered the new way"
         )
         changes.append(_change("(clustering)", Verdict.UPDATE, TABLE_UPDATE, text, "clusterings"))
-    changes += classify_schema(old.schema, new.schema)
+    changes += [_drop_of_a_key_column(c, old) for c in classify_schema(old.schema, new.schema)]
     return changes
+
+
+def _drop_of_a_key_column(change: Change, old: Table) -> Change:
+    """BigQuery's ALTER TABLE DROP COLUMN refuses a column the table is clustered or partitioned on."""
+    if change.rule is not COLUMN_DROP:
+        return change
+    partition_field = old.time_partitioning.field if old.time_partitioning else None
+    if old.range_partitioning:
+        partition_field = old.range_partitioning.field
+    if change.path == partition_field:
+        text = (
+            f"{change.path} is the partitioning column: the partitioning changes with it, which replaces the "
+            "table, recreated empty (BigQuery would refuse to drop it in place)"
+        )
+        rule = RANGE_PARTITION_FIELD if old.range_partitioning else TIME_PARTITION_FIELD
+        return _change(change.path, Verdict.REPLACE, rule, text)
+    if change.path in old.clustering:
+        text = (
+            f"{change.path} is a clustering column: the provider runs ALTER TABLE DROP COLUMN before it updates "
+            "the clustering (resourceBigQueryTableUpdate), and BigQuery refuses to drop a clustering column, so "
+            "apply fails. Remove it from clustering in an earlier change, or recreate the table"
+        )
+        return _change(change.path, Verdict.REJECTED, DROP_REFUSED, text)
+    return change
 
 
 # Table attributes classify_table handles (a test keeps this equal to Table's fields); schema_file is
@@ -549,23 +587,10 @@ def _describe_partitioning(table: Table) -> str:
     return "none"
 
 
-# ---------------------------------------------------------------- catalogs and stacks
+# ---------------------------------------------------------------- catalogs
 
 
-@dataclass(frozen=True)
-class StackView:
-    """One stack's settings at the base (None when absent or unreadable there) and in the working tree."""
-
-    name: str
-    old: Settings | None
-    new: Settings
-
-    def table_ref(self, table: Table) -> str:
-        """project.dataset.table of the live table, as SQL names it."""
-        return f"{self.new.project}.{self.new.dataset_id(table.dataset)}.{table.table_id}"
-
-
-def classify_catalogs(old: Catalog, new: Catalog, stack: StackView | None = None) -> tuple[list[TableChanges], int]:
+def classify_catalogs(old: Catalog, new: Catalog) -> tuple[list[TableChanges], int]:
     """Per table (sorted by dataset.table) its changes; and how many tables are unchanged."""
     old_tables = {t.key: t for t in old.tables()}
     new_tables = {t.key: t for t in new.tables()}
@@ -574,84 +599,29 @@ def classify_catalogs(old: Catalog, new: Catalog, stack: StackView | None = None
     for key in sorted(old_tables.keys() | new_tables.keys()):
         before, after = old_tables.get(key), new_tables.get(key)
         if before is None:
-            text = "new table, created empty; no existing data is touched"
-            changes = [_change("(table)", Verdict.ADDED, PULUMI_CREATE, text, "table")]
+            changes = [table_added()]
         elif after is None:
-            text = (
-                "no longer declared: the table is deleted with all of its rows (a protected stack refuses "
-                "unless an earlier up applied its approval in tenant-bigquery:approveDataLoss while still declared)"
-            )
-            changes = [_change("(table)", Verdict.REMOVED, PULUMI_DELETE, text, "table")]
+            changes = [table_removed()]
         else:
-            changes = classify_table(before, after, stack.table_ref(after) if stack else None)
-            if stack is not None:
-                changes = _apply_stack(changes, stack, after)
+            changes = classify_table(before, after)
         if not changes:
             unchanged += 1
             continue
-        # A removed table's approval was applied while it was declared and is deleted with it (runbook).
-        settings = None if stack is None else stack.old if after is None else stack.new
-        approved = settings is not None and settings.approves_data_loss(key)
-        result.append(TableChanges(key, tuple(changes), approved))
+        result.append(TableChanges(key, tuple(changes)))
     return result, unchanged
 
 
-def _apply_stack(changes: list[Change], stack: StackView, table: Table) -> list[Change]:
-    """What the stack's config adds: recreateOnSchemaChange, and settings whose change replaces the table."""
-    if stack.new.options.recreate_on_schema_change:
-        changes = [_recreated_on_change(c, stack.name) for c in changes]
-    if stack.old is None:
-        return changes
-    old, new = stack.old, stack.new
-    replacing = [
-        ("(project)", TABLE_IDENTITY, "GCP project", old.project, new.project, "project"),
-        (
-            "(dataset)",
-            TABLE_IDENTITY,
-            "dataset id",
-            old.dataset_id(table.dataset),
-            new.dataset_id(table.dataset),
-            "datasetId",
-        ),
-        ("(location)", DATASET_LOCATION, "dataset location", old.options.location, new.options.location, "location"),
-        (
-            "(recreate)",
-            REPLACEMENT_TRIGGER,
-            "forced-recreation token",
-            old.recreate_token(table.dataset, table.table_id) or "none",
-            new.recreate_token(table.dataset, table.table_id) or "none",
-            "replacementTrigger",
-        ),
-    ]
-    for path, rule, what, before, after, pulumi_property in replacing:
-        if before != after:
-            text = f"stack {stack.name}: {what} {before} -> {after}; the table is deleted and recreated empty"
-            changes.append(_change(path, Verdict.REPLACE, rule, text, pulumi_property))
-    if old.options.kms_key_name != new.options.kms_key_name:
-        changes.append(_key_change(stack, table, old.options.kms_key_name, new.options.kms_key_name))
-    return changes
+def table_added(imported: bool = False) -> Change:
+    if imported:
+        text = "adopted with Pulumi's import option: the live table is imported as it is, nothing is created"
+        return _change("(table)", Verdict.ADDED, PULUMI_IMPORT, text, "table")
+    text = "new table, created empty; no existing data is touched"
+    return _change("(table)", Verdict.ADDED, PULUMI_CREATE, text, "table")
 
 
-def _key_change(stack: StackView, table: Table, old_key: str | None, new_key: str | None) -> Change:
+def table_removed() -> Change:
     text = (
-        f"stack {stack.name}: table encryption key {old_key or 'Google-managed'} -> {new_key or 'Google-managed'}; "
-        "the table is deleted and recreated empty"
+        "no longer declared: the table is deleted with all of its rows (a protected stack refuses "
+        "unless an earlier up applied its approval in tenant-bigquery:approveDataLoss while still declared)"
     )
-    if new_key is None:
-        return _change("(encryption)", Verdict.REPLACE, ENCRYPTION_KEY, text, "encryptionConfiguration")
-    # BigQuery re-keys a table in place; once `pulumi refresh` records the key, the provider sees no change.
-    fix = f"ALTER TABLE `{stack.table_ref(table)}` SET OPTIONS (kms_key_name = '{new_key}')"
-    text += f". To keep its rows, re-key it in place before merging: {fix}; then `pulumi refresh --stack {stack.name}`"
-    return _change("(encryption)", Verdict.REPLACE, ENCRYPTION_KEY, text, "encryptionConfiguration", fix)
-
-
-def _recreated_on_change(change: Change, stack: str) -> Change:
-    # The provider sends nothing for a noop or a removed expiration, so replaceOnChanges sees no change either.
-    sends_nothing = change.verdict is Verdict.NOOP or change.rule is EXPIRATION_COMPUTED
-    if sends_nothing or change.pulumi_property not in SCHEMA_PROPERTIES:
-        return change
-    text = (
-        f"stack {stack} recreates the table, empty, on any schema, partitioning or clustering change; "
-        f"without that setting: {change.reason}"
-    )
-    return _change(change.path, Verdict.REPLACE, REPLACE_ON_CHANGES, text, change.pulumi_property)
+    return _change("(table)", Verdict.REMOVED, PULUMI_DELETE, text, "table")

@@ -135,8 +135,8 @@ def plan(stack: str, root: Path, output_format: str) -> None:
 @click.option(
     "--stack",
     "stack",
-    help="Also apply this stack's config: settings whose change replaces tables (recreate tokens, "
-    "recreateOnSchemaChange, key, project, suffix, location) and approveDataLoss.",
+    help="Compare what the program registers for this stack at --base and in the working tree: every input "
+    "and option of the dataset, tables and component; approveDataLoss marks approved ones.",
 )
 @root_option
 @click.option(
@@ -146,7 +146,8 @@ def plan(stack: str, root: Path, output_format: str) -> None:
     "--fail-on",
     type=click.Choice([v.value for v in changes.Verdict]),
     help="Exit 1 if a change is at least this bad (noop < added < update < update-destructive < replace < removed "
-    "< rejected). With --stack, tables in its approveDataLoss do not count.",
+    "< rejected). With --stack, a lowered safety counts as update-destructive, and what its approveDataLoss "
+    "approves does not count.",
 )
 def diff(
     old_file: Path | None,
@@ -158,7 +159,7 @@ def diff(
     output_format: str,
     fail_on: str | None,
 ) -> None:
-    """Say what each schema or table change does to the data, before `pulumi up`."""
+    """Say what each change does to the data, before `pulumi up`."""
     if (old_file is None) != (new_file is None):
         raise click.UsageError("--old and --new go together")
     if old_file is not None and (base or stack):

@@ -19,6 +19,10 @@ DATASET_TYPE = "gcp:bigquery/dataset:Dataset"
 TABLE_TYPE = "gcp:bigquery/table:Table"
 # Properties whose change recreates a table when recreateOnSchemaChange is on (camelCase, as the engine sees them).
 SCHEMA_PROPERTIES = ["schema", "timePartitioning", "rangePartitioning", "clusterings"]
+# The replacement trigger of a table without a recreate token. The engine never replaces on a null
+# trigger (shouldTriggerReplace), so every table sends a value: setting, changing or removing a token
+# is then a value-to-value change. Tokens read `key=value`, so none equals this.
+BASELINE_TRIGGER = "baseline"
 
 
 def table_resource_name(dataset: str, table: str) -> str:
@@ -40,6 +44,10 @@ def table_import_id(project: str, dataset_id: str, table_id: str) -> str:
 # verify checks the labels beforehand; the next `up` without adoptExisting applies all of these in place.
 ADOPT_IGNORE_DATASET = ["deleteContentsOnDestroy", "labels"]
 ADOPT_IGNORE_TABLE = ["deletionProtection", "labels"]
+
+
+def replacement_trigger(table: Table, settings: Settings) -> str:
+    return settings.recreate_token(table.dataset, table.table_id) or BASELINE_TRIGGER
 
 
 def merged_labels(declared: dict[str, str], settings: Settings) -> dict[str, str]:
@@ -115,8 +123,10 @@ def table_args(table: Table, settings: Settings, dataset_id: str) -> dict[str, A
             "field": rng.field,
             "range": {"start": rng.start, "end": rng.end, "interval": rng.interval},
         }
-    if table.time_partitioning or table.range_partitioning:
-        args["require_partition_filter"] = table.require_partition_filter
+    if table.require_partition_filter:
+        # Only when true: the provider reads it back only when true (resourceBigQueryTableRead), so an
+        # explicit false would differ from an imported table's state.
+        args["require_partition_filter"] = True
     if settings.options.kms_key_name is not None:
         # Named on every table, not only inherited from the dataset default: the provider reads the
         # table's key back, and a configuration without it would plan a replacement on the next run.

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
 
-from infra.changes import DiffResult, TableChanges, Verdict
+from infra.changes import Change, DiffResult, TableChanges, Verdict
 
 _STYLES = {
     Verdict.NOOP: "dim",
@@ -25,7 +25,7 @@ _STYLES = {
 def runbook(result: DiffResult) -> list[str]:
     """The deliberate path for the tables that lose data or that BigQuery refuses, as plain lines."""
     stack = result.stack or "prod"
-    tables = ["DATASET.TABLE"] if result.compares_files else [t.table for t in result.needing_runbook()]
+    tables = ["DATASET.TABLE"] if result.compares_files else [t.name for t in result.needing_runbook()]
     snapshots = [f"     python -m infra.cli snapshot --stack {stack} --tables {t}" for t in tables]
     return [
         f"Runbook for {', '.join(tables)} (README, Runbooks):",
@@ -63,14 +63,36 @@ def live_fix_steps(result: DiffResult) -> list[str]:
     ]
 
 
+def safety_steps(result: DiffResult) -> list[str]:
+    """Why the prod gate fails on a change that loses no data yet."""
+    stack = result.stack or "prod"
+    return [
+        f"Lowered safeties of protected stack {stack}: `diff --stack {stack} --fail-on update-destructive` fails",
+        "until each is approved like data loss:",
+        *(f"  {_title(t)}: {'; '.join(t.lowered_safeties)}" for t in result.lowering_safety()),
+        f"  Approve: list each under tenant-bigquery:approveDataLoss in Pulumi.{stack}.yaml (a table as",
+        "  dataset.table, the dataset by its id), reviewed, in the same change.",
+    ]
+
+
 def _procedures(result: DiffResult) -> list[list[str]]:
-    """The live fixes first (they come before the merge), then the data-loss runbook."""
+    """The live fixes first (they come before the merge), then the data-loss runbook, then lowered safeties."""
     found = []
     if result.needing_live_fix():
         found.append(live_fix_steps(result))
     if result.needing_runbook():
         found.append(runbook(result))
+    if result.lowering_safety():
+        found.append(safety_steps(result))
     return found
+
+
+def _title(resource: TableChanges) -> str:
+    return resource.name if resource.kind == "table" else f"{resource.kind} {resource.name}"
+
+
+def _reason(change: Change) -> str:
+    return f"[lowers a safety: {change.lowers_safety}] {change.reason}" if change.lowers_safety else change.reason
 
 
 # ---------------------------------------------------------------- text
@@ -79,16 +101,16 @@ def _procedures(result: DiffResult) -> list[list[str]]:
 def render_text(result: DiffResult, out: Console) -> None:
     heading = f"{result.old_label} -> {result.new_label}"
     out.print(escape(heading + (f", stack {result.stack}" if result.stack else "")))
-    for table in result.tables:
+    for table in result.resources:
         approved = f" (approved in {result.stack})" if table.approved else ""
-        out.print(f"\n[bold]{escape(table.table)}[/bold]: {_styled(table.verdict)}{escape(approved)}")
+        out.print(f"\n[bold]{escape(_title(table))}[/bold]: {_styled(table.verdict)}{escape(approved)}")
         # A borderless grid keeps long reasons wrapped inside their own column.
         grid = RichTable.grid(padding=(0, 2))
         grid.add_column(no_wrap=True)
         grid.add_column(overflow="fold")
         grid.add_column()
         for change in table.changes:
-            grid.add_row(f"  {_styled(change.verdict)}", f"[bold]{escape(change.path)}[/bold]", escape(change.reason))
+            grid.add_row(f"  {_styled(change.verdict)}", f"[bold]{escape(change.path)}[/bold]", escape(_reason(change)))
         out.print(grid)
         if table.migration:
             out.print(escape(f"  {_migration_line(table)}"), soft_wrap=True)
@@ -105,28 +127,46 @@ def _styled(verdict: Verdict) -> str:
 
 def _summary(result: DiffResult) -> str:
     unchanged = f"; {result.unchanged} unchanged" if result.unchanged else ""
-    if not result.tables:
-        return "No changes." if result.compares_files else f"No table changes{unchanged}."
-    return f"{len(result.tables)} table(s) changed, worst: {result.verdict}{unchanged}."
+    if not result.resources:
+        return "No changes." if result.compares_files or result.stack else f"No table changes{unchanged}."
+    counts = [
+        f"{count} {kind}(s)"
+        for kind in ("dataset", "table", "component")
+        if (count := sum(r.kind == kind for r in result.resources))
+    ]
+    listed = ", ".join(counts[:-1]) + " and " + counts[-1] if len(counts) > 1 else counts[0]
+    return f"{listed} changed, worst: {result.verdict}{unchanged}."
 
 
 # ---------------------------------------------------------------- json
 
 
 def render_json(result: DiffResult) -> str:
-    return json.dumps({"tables": [_table_json(t, result.stack is not None) for t in result.tables]}, indent=2)
-
-
-def _table_json(table: TableChanges, with_approval: bool) -> dict[str, object]:
-    document: dict[str, object] = {
-        "table": table.table,
-        "verdict": str(table.verdict),
-        "changes": [{"path": c.path, "verdict": str(c.verdict), "reason": c.reason} for c in table.changes],
+    with_stack = result.stack is not None
+    document = {
+        f"{kind}s": [_resource_json(t, with_stack) for t in result.resources if t.kind == kind]
+        for kind in (("table", "dataset", "component") if with_stack else ("table",))
     }
-    if with_approval:
-        document["approved"] = table.approved
-    if table.migration:
-        document["migration"] = {"runs": list(table.migration), "verdict_after": str(table.gate_verdict)}
+    return json.dumps(document, indent=2)
+
+
+def _resource_json(resource: TableChanges, with_stack: bool) -> dict[str, object]:
+    document: dict[str, object] = {
+        resource.kind: resource.name,
+        "verdict": str(resource.verdict),
+        "changes": [_change_json(c, with_stack) for c in resource.changes],
+    }
+    if with_stack:
+        document["approved"] = resource.approved
+    if resource.migration:
+        document["migration"] = {"runs": list(resource.migration), "verdict_after": str(resource.gate_verdict)}
+    return document
+
+
+def _change_json(change: Change, with_stack: bool) -> dict[str, object]:
+    document: dict[str, object] = {"path": change.path, "verdict": str(change.verdict), "reason": change.reason}
+    if with_stack:
+        document |= {"property": change.pulumi_property, "lowersSafety": change.lowers_safety}
     return document
 
 
@@ -143,18 +183,19 @@ def render_markdown(result: DiffResult) -> str:
     """A pull-request comment: one line per table, its changes folded, and the runbook when needed."""
     stack = f", stack `{result.stack}`" if result.stack else ""
     lines = [
-        "### Schema changes: what `pulumi up` does to the data",
+        "### Changes: what `pulumi up` does to the data",
         "",
         f"{html.escape(result.old_label)} → {html.escape(result.new_label)}{stack}. {_summary(result)}",
         "",
     ]
-    for table in result.tables:
+    for table in result.resources:
         approved = f" (approved in {result.stack})" if table.approved else ""
+        kind = "" if table.kind == "table" else f"{table.kind} "
         lines += [
-            f"<details><summary><code>{html.escape(table.table)}</code>: <b>{table.verdict}</b>{approved}, "
+            f"<details><summary>{kind}<code>{html.escape(table.name)}</code>: <b>{table.verdict}</b>{approved}, "
             f"{len(table.changes)} change(s)</summary>",
             "",
-            *(f"- `{c.path}` **{c.verdict}**: {html.escape(c.reason, quote=False)}" for c in table.changes),
+            *(f"- `{c.path}` **{c.verdict}**: {html.escape(_reason(c), quote=False)}" for c in table.changes),
             *([f"- {html.escape(_migration_line(table), quote=False)}"] if table.migration else []),
             "",
             "</details>",

@@ -715,8 +715,8 @@ def mark_migration(
 ) -> TableChanges:
     """The table's changes, with what `migrate --apply` runs when it reaches the new declaration from the
     old one without losing a row (its data checks permitting); the verdict left is what pulumi up does."""
-    before = next((t for t in old.tables() if t.key == changes.table), None)
-    after = next((t for t in new.tables() if t.key == changes.table), None)
+    before = next((t for t in old.tables() if t.key == changes.name), None)
+    after = next((t for t in new.tables() if t.key == changes.name), None)
     if before is None or after is None or changes.verdict.rank < Verdict.UPDATE_DESTRUCTIVE.rank:
         return changes
     shape, _ = declared_shape(before, old_settings)

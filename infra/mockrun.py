@@ -96,6 +96,7 @@ def _options(request: Any) -> dict[str, Any]:
         "deleteBeforeReplace": bool(request.deleteBeforeReplace),
         "replaceOnChanges": list(request.replaceOnChanges),
         "replacementTrigger": trigger,
+        "ignoreChanges": list(request.ignoreChanges),
     }
     if request.importId:
         options["import"] = request.importId

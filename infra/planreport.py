@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from infra.declared import DATASET_TYPE, TABLE_TYPE
+from infra.declared import BASELINE_TRIGGER, DATASET_TYPE, TABLE_TYPE
 from infra.rules import MS_PER_DAY
 from infra.schema import count_columns, parse_schema
 
@@ -124,7 +124,7 @@ def render_text(plan: Plan, out: Console) -> None:
     for table in (r for r in resources if r.type == TABLE_TYPE):
         inputs, options = table.inputs, table.options
         recreate = []
-        if options.get("replacementTrigger") is not None:
+        if options.get("replacementTrigger") not in (None, BASELINE_TRIGGER):
             recreate.append(f"token {options['replacementTrigger']}")
         if options.get("replaceOnChanges"):
             recreate.append("on schema change")

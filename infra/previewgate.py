@@ -55,7 +55,8 @@ def _approval(
     if resource_type != TABLE_TYPE:
         return None
     for key in settings.options.approve_data_loss:
-        if table_resource_name(*key.split(".", 1)) == name:
+        # A dataset id there approves only its lowered safeties for `diff`, never a delete.
+        if "." in key and table_resource_name(*key.split(".", 1)) == name:
             return f"tenant-bigquery:approveDataLoss names {key}"
     # Only a replace: after `migrate --apply` the table already matches and the engine plans none.
     if step.get("op") != "delete":

@@ -16,6 +16,7 @@ from infra.declared import (
     SCHEMA_PROPERTIES,
     dataset_args,
     dataset_import_id,
+    replacement_trigger,
     table_args,
     table_import_id,
     table_resource_name,
@@ -34,7 +35,10 @@ def table_options(
         # An approved destructive change needs both protections off, for that table only.
         protect=options.protect and not settings.approves_data_loss(table.key),
         replace_on_changes=SCHEMA_PROPERTIES if options.recreate_on_schema_change else None,
-        replacement_trigger=settings.recreate_token(table.dataset, table.table_id),
+        replacement_trigger=replacement_trigger(table, settings),
+        # The bridge asks for delete-first only on replacements the provider itself forces; a replacement
+        # from the trigger or replaceOnChanges would create first and fail: the table id already exists.
+        delete_before_replace=True,
         import_=table_import_id(settings.project, settings.dataset_id(table.dataset), table.table_id)
         if adopt
         else None,
@@ -57,6 +61,7 @@ class DatasetWithTables(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=settings.options.protect,
+                delete_before_replace=True,  # a new location or project: the dataset id exists until deleted
                 import_=dataset_import_id(settings.project, settings.dataset_id(dataset.dataset_id)) if adopt else None,
                 ignore_changes=ADOPT_IGNORE_DATASET if adopt else None,
             ),

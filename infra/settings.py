@@ -223,6 +223,7 @@ def _suffix_problems(suffix: str, catalog: Catalog | None, source: str, prefix: 
 def _check_table_references(settings: StackSettings, catalog: Catalog, source: str, prefix: str) -> list[Problem]:
     known = {t.key for t in catalog.tables()} | {f"{d.dataset_id}.*" for d in catalog.datasets} | {"*"}
     tables = sorted(t.key for t in catalog.tables())
+    datasets = {d.dataset_id for d in catalog.datasets}
     return [
         Problem(
             source,
@@ -232,14 +233,15 @@ def _check_table_references(settings: StackSettings, catalog: Catalog, source: s
         for key in settings.recreate
         if key not in known
     ] + [
-        # No wildcards: each approval names one reviewed table.
+        # No wildcards: each approval names one reviewed table, or a dataset for its own lowered safeties.
         Problem(
             source,
             f"config.{prefix}approveDataLoss.{key}",
-            f"names no declared table; approve tables one by one as dataset.table (declared: {', '.join(tables)})",
+            f"names no declared table; approve tables one by one as dataset.table (declared: {', '.join(tables)}), "
+            f"a dataset's own lowered safeties by its id ({', '.join(sorted(datasets))})",
         )
         for key in settings.approve_data_loss
-        if key not in tables
+        if key not in tables and key not in datasets
     ]
 
 

@@ -3,7 +3,9 @@
 1. The Pulumi program under mocks against a hand-written program that registers the same resources
    with literal arguments, at 8 tables (the repository) and at 1,000 generated tables. Goal: ratio <= 1.10.
    Both run in one process, interleaved, and the median of the repeats is compared.
-2. The change classifier (scripts/bench_changes.py), when present.
+2. `diff --base HEAD --stack prod` (both runs of the program and the comparison) at 8 tables and at the
+   generated count: unchanged, and with a stack label added to every table. Goal at 8 tables: < 2 s.
+3. The change classifier (scripts/bench_changes.py), when present.
 
 Usage: python scripts/benchmark.py [--repeats N] [--tables N]
 """
@@ -11,8 +13,10 @@ Usage: python scripts/benchmark.py [--repeats N] [--tables N]
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,7 +64,7 @@ def hand_written_program(root: Path) -> Callable[[], None]:
     dataset = next(r for r in recorded.resources if r.type == DATASET_TYPE)
     tables = [r for r in recorded.resources if r.type == TABLE_TYPE]
     literal_dataset = _snake(dataset.inputs)
-    literal_tables = [(t.name, _snake(t.inputs), t.options["protect"]) for t in tables]
+    literal_tables = [(t.name, _snake(t.inputs), t.options) for t in tables]
     literal_outputs = recorded.outputs
 
     def program() -> None:
@@ -68,10 +72,15 @@ def hand_written_program(root: Path) -> Callable[[], None]:
         created = gcp.bigquery.Dataset(
             "tenants", **literal_dataset, opts=pulumi.ResourceOptions(parent=parent, protect=True)
         )
-        for name, args, protect in literal_tables:
-            gcp.bigquery.Table(
-                name, **args, opts=pulumi.ResourceOptions(parent=parent, protect=protect, depends_on=[created])
+        for name, args, options in literal_tables:
+            opts = pulumi.ResourceOptions(
+                parent=parent,
+                protect=options["protect"],
+                delete_before_replace=options["deleteBeforeReplace"],
+                replacement_trigger=options["replacementTrigger"],
+                depends_on=[created],
             )
+            gcp.bigquery.Table(name, **args, opts=opts)
         parent.register_outputs({"dataset_id": created.dataset_id, "table_ids": literal_outputs["tables"]})
         pulumi.export("datasets", {"tenants": created.dataset_id})
         pulumi.export("tables", literal_outputs["tables"])
@@ -116,6 +125,38 @@ def bench_program(tables: int, repeats: int) -> list[str]:
     ]
 
 
+def bench_diff(tables: int, repeats: int) -> list[str]:
+    """`diff --base HEAD --stack prod` as a user runs it, in a git repository of `tables` tables."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = generated_root(Path(tmp), tables) if tables != 8 else Path(tmp)
+        if tables == 8:
+            for name in ("stacks", "schemas"):
+                shutil.copytree(REPO_ROOT / name, root / name)
+            shutil.copy(REPO_ROOT / f"Pulumi.{STACK}.yaml", root)
+        shutil.copytree(REPO_ROOT / "infra", root / "infra", ignore=shutil.ignore_patterns("__pycache__"))
+        git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@example.com", "-c", "commit.gpgsign=false"]
+        for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "base"]):
+            subprocess.run([*git, *args], cwd=root, check=True)
+        command = [sys.executable, "-m", "infra.cli", "diff", "--base", "HEAD", "--stack", STACK, "--root", str(root)]
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+
+        def diff() -> str:
+            done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
+            return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr.strip()
+
+        results = []
+        for case in ("unchanged", "a stack label on every table"):
+            if case != "unchanged":
+                stack_file = root / f"Pulumi.{STACK}.yaml"
+                document = yaml.safe_load(stack_file.read_text())
+                document["config"]["tenant-bigquery:labels"]["team"] = "data"
+                stack_file.write_text(yaml.safe_dump(document))
+            summary = diff()
+            seconds = statistics.median(timed(diff) for _ in range(repeats))
+            results.append(f"diff --base HEAD --stack {STACK}, {tables:>5} tables, {case}: {seconds:.2f} s ({summary})")
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
@@ -125,6 +166,9 @@ def main() -> None:
         print(line, flush=True)
     for line in bench_program(args.tables, max(3, args.repeats // 2)):
         print(line, flush=True)
+    for tables in (8, args.tables):
+        for line in bench_diff(tables, 3):
+            print(line, flush=True)
     if (REPO_ROOT / "scripts" / "bench_changes.py").is_file():
         sys.path.insert(0, str(REPO_ROOT / "scripts"))
         from bench_changes import bench_classifier

@@ -24,6 +24,7 @@ PURE = [
     "infra.previewgate",
     "infra.problems",
     "infra.renames",
+    "infra.resourcediff",
     "infra.rules",
     "infra.schema",
     "infra.settings",

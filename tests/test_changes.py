@@ -462,3 +462,34 @@ def test_verdicts_are_ordered_from_best_to_worst() -> None:
     ]
     assert worst([Verdict.UPDATE, Verdict.REPLACE, Verdict.NOOP]) is Verdict.REPLACE
     assert worst([]) is Verdict.NOOP
+
+
+def test_dropping_a_clustering_column_is_refused_by_bigquery() -> None:
+    """BigQuery docs, DDL reference, ALTER TABLE DROP COLUMN: a clustering column cannot be dropped; and
+    terraform-provider-google resource_bigquery_table.go resourceBigQueryTableUpdate runs
+    resourceBigQueryTableColumnDrop before the PUT that would change the clustering, so apply fails."""
+    old = table(SCHEMA_WITH_DATES, clustering=("name", "n"))
+    without_n = tuple(c for c in SCHEMA_WITH_DATES if c.name != "n")
+    for new in (table(without_n, clustering=("name", "n")), table(without_n, clustering=("name",))):
+        changes = {c.path: c for c in cited(classify_table(old, new))}
+        assert changes["n"].verdict is Verdict.REJECTED
+        assert "clustering column" in changes["n"].reason and "ALTER TABLE DROP COLUMN" in changes["n"].reason
+
+
+def test_dropping_the_partitioning_column_replaces_the_table() -> None:
+    """resource_bigquery_table.go ResourceBigQueryTable: time_partitioning.field is ForceNew, so the table is
+    replaced and no ALTER TABLE DROP COLUMN runs (BigQuery would refuse it on a partitioning column)."""
+    old = table(SCHEMA_WITH_DATES, time_partitioning=TimePartitioning("DAY", "day"))
+    new = table(tuple(c for c in SCHEMA_WITH_DATES if c.name != "day"), time_partitioning=TimePartitioning("DAY", "at"))
+    changes = {c.path: c for c in cited(classify_table(old, new))}
+    assert changes["day"].verdict is Verdict.REPLACE
+    assert changes["day"].rule is TIME_PARTITION_FIELD
+
+
+def test_an_in_place_drop_names_the_row_access_policy_exception() -> None:
+    """resource_bigquery_table.go resourceBigQueryTableSchemaIsChangeable (terraform-provider-google v7.3.0 and
+    later, which pulumi-gcp 10.2.0 bundles): a top-level drop is not changeable when
+    bigQueryTableHasRowAccessPolicy finds policies, so the table is replaced instead."""
+    [change] = cited(classify_schema(BASE, BASE[:2]))
+    assert change.verdict is Verdict.UPDATE_DESTRUCTIVE
+    assert "row access policies the provider replaces the table" in change.reason

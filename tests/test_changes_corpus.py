@@ -68,7 +68,7 @@ def load(path: Path) -> Any:
 
 def classify_files(old: Path, new: Path) -> list[Change]:
     """The path `diff --old/--new` takes: read, validate (column limit waived), classify."""
-    return [change for table in diff_schema_files(old, new).tables for change in table.changes]
+    return [change for table in diff_schema_files(old, new).resources for change in table.changes]
 
 
 def classify_raw(old: Any, new: Any, folder: Path) -> list[Change]:
@@ -172,7 +172,7 @@ def test_the_schema_over_the_column_limit_is_compared_with_a_warning(tmp_path: P
 
     result = diff_schema_files(largest, tmp_path / "grown.bq")
 
-    assert [(c.path, c.verdict) for t in result.tables for c in t.changes] == [("note", Verdict.UPDATE)]
+    assert [(c.path, c.verdict) for t in result.resources for c in t.changes] == [("note", Verdict.UPDATE)]
     assert [w.split(": ", 1)[1] for w in result.warnings] == [
         "10,203 columns, more than BigQuery's documented 10,000; compared anyway, since a deployed table may "
         "already have that many",

@@ -73,9 +73,10 @@ def test_plan_json_lists_the_dataset_and_tables_with_options() -> None:
     assert quotas["inputs"]["requirePartitionFilter"] is True
     assert quotas["options"] == {
         "protect": True,
-        "deleteBeforeReplace": False,
+        "deleteBeforeReplace": True,
         "replaceOnChanges": [],
-        "replacementTrigger": None,
+        "replacementTrigger": "baseline",
+        "ignoreChanges": [],
     }
     assert all(t["inputs"]["deletionProtection"] for t in tables)
 

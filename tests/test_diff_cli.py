@@ -236,7 +236,8 @@ def commit(repo: Path, message: str) -> None:
 
 @pytest.fixture
 def repo(repo_copy: Path) -> Path:
-    """A git repository on branch main whose one commit holds the repository's catalog."""
+    """A git repository on branch main whose one commit holds the repository's catalog and program."""
+    shutil.copytree(REPO_ROOT / "infra", repo_copy / "infra", ignore=shutil.ignore_patterns("__pycache__"))
     git(repo_copy, "init", "-q", "-b", "main")
     commit(repo_copy, "base")
     return repo_copy
@@ -405,8 +406,10 @@ def test_removing_a_partition_expiration_asks_to_clear_it_on_the_live_table(diff
     text = diff("--root", str(repo), "--stack", "dev")
 
     # dev recreates on partitioning changes, but the provider sends nothing for this one.
-    [change] = as_json["tenants.pipeline_execution_queue"]["changes"]
-    assert (change["path"], change["verdict"]) == ("(partitioning.expiration_days)", "rejected")
+    changes = {c["path"]: c for c in as_json["tenants.pipeline_execution_queue"]["changes"]}
+    change = changes["(partitioning.expiration_days)"]
+    assert change["verdict"] == "rejected"
+    assert changes["(labels.retention)"]["verdict"] == "update"
     assert "BigQuery keeps the expiration and goes on deleting old partitions" in change["reason"]
     table = "`acme-data-platform-dev.tenants_dev.pipeline_execution_queue`"
     fix = f"ALTER TABLE {table} SET OPTIONS (partition_expiration_days = NULL)"
@@ -444,7 +447,7 @@ def test_a_new_encryption_key_prints_the_re_key_steps_not_the_data_loss_runbook(
     alters = [f"     ALTER TABLE `acme-data-platform-prod.{t}` SET OPTIONS (kms_key_name = '{after}');" for t in TABLES]
     assert all(line in lines for line in alters) is re_key
     assert ("`pulumi refresh --stack prod`" in out) is re_key
-    assert ("approveDataLoss" in out) is not re_key
+    assert ("Runbook for" in out) is not re_key
     assert ("pulumi refresh --stack prod" in markdown) is re_key
 
 
@@ -460,8 +463,9 @@ def test_recreate_on_schema_change_turns_schema_changes_into_replaces(diff: Diff
     assert plain["tenants.scheduled_pipeline_runs"]["verdict"] == "update"
     [note] = dev["tenants.scheduled_pipeline_runs"]["changes"]
     assert note["verdict"] == "replace"
-    assert note["reason"].startswith("Pulumi: stack dev recreates the table, empty, on any schema")
-    assert "without that setting: provider: new NULLABLE column" in note["reason"]
+    assert note["reason"].startswith("Pulumi: replaceOnChanges lists schema (recreateOnSchemaChange)")
+    assert "without it: provider: new NULLABLE column" in note["reason"]
+    assert "applyReplaceOnChanges" in note["reason"]
     assert dev["tenants.tenant_profiles"]["verdict"] == "update"  # labels are not part of the schema
 
 
@@ -474,8 +478,9 @@ def test_a_changed_recreate_token_replaces_exactly_the_tables_it_names(diff: Dif
 
     assert list(result) == ["tenants.tenant_profiles"]
     [change] = result["tenants.tenant_profiles"]["changes"]
-    assert (change["path"], change["verdict"]) == ("(recreate)", "replace")
+    assert (change["path"], change["verdict"]) == ("(option replacementTrigger)", "replace")
     assert "tenants.tenant_profiles=1 -> tenants.tenant_profiles=2" in change["reason"]
+    assert "shouldTriggerReplace" in change["reason"]
 
     edit_config(repo, "prod", recreate={"tenants.tenant_profiles": "1", "tenants.*": "b"})
     everything_else = verdicts(diff("--root", str(repo), "--format", "json", "--stack", "prod"))
@@ -483,27 +488,54 @@ def test_a_changed_recreate_token_replaces_exactly_the_tables_it_names(diff: Dif
 
 
 @pytest.mark.parametrize(
-    ("before", "after", "path"),
+    ("before", "after", "path", "dataset_path"),
     [
-        ({"kmsKeyName": "projects/p/locations/us/keyRings/r/cryptoKeys/one"}, {"kmsKeyName": None}, "(encryption)"),
-        ({"datasetSuffix": ""}, {"datasetSuffix": "_v2"}, "(dataset)"),
-        ({"location": "US", "kmsKeyName": None}, {"location": "EU"}, "(location)"),
+        (
+            {"kmsKeyName": "projects/p/locations/us/keyRings/r/cryptoKeys/one"},
+            {"kmsKeyName": None},
+            "(encryptionConfiguration)",
+            "(defaultEncryptionConfiguration)",
+        ),
+        ({"datasetSuffix": ""}, {"datasetSuffix": "_v2"}, "(datasetId)", "(datasetId)"),
     ],
-    ids=["encryption-key", "dataset-suffix", "location"],
+    ids=["encryption-key", "dataset-suffix"],
 )
 def test_stack_settings_that_replace_every_table(
-    diff: Diff, repo: Path, before: dict[str, Any], after: dict[str, Any], path: str
+    diff: Diff, repo: Path, before: dict[str, Any], after: dict[str, Any], path: str, dataset_path: str
 ) -> None:
+    """terraform-provider-google resource_bigquery_table.go ResourceBigQueryTable: dataset_id and
+    encryption_configuration are ForceNew; the dataset's key is updated in place (resourceBigQueryDatasetUpdate)."""
     edit_config(repo, "prod", **before)
     commit(repo, "settings before")
     edit_config(repo, "prod", **after)
 
-    result = documents(diff("--root", str(repo), "--format", "json", "--stack", "prod"))
+    result = json.loads(diff("--root", str(repo), "--format", "json", "--stack", "prod").stdout)
 
-    assert {name: [c["path"] for c in t["changes"]] for name, t in result.items()} == {
-        table: [path] for table in TABLES
-    }
-    assert {t["verdict"] for t in result.values()} == {"replace"}
+    tables = {t["table"]: t for t in result["tables"]}
+    paths = {name: [c["path"] for c in t["changes"]] for name, t in tables.items()}
+    assert paths == {table: [path] for table in TABLES}
+    assert {t["verdict"] for t in tables.values()} == {"replace"}
+    [dataset] = result["datasets"]
+    assert dataset_path in [c["path"] for c in dataset["changes"]]
+
+
+def test_a_new_location_replaces_the_dataset_and_a_case_change_does_nothing(diff: Diff, repo: Path) -> None:
+    """terraform-provider-google resource_bigquery_dataset.go ResourceBigQueryDataset: location is ForceNew with
+    DiffSuppressFunc tpgresource.CaseDiffSuppress; tables send no location, so only the dataset is replaced,
+    and the old report's replacement of every table was wrong."""
+    edit_config(repo, "prod", location="US", kmsKeyName=None)
+    commit(repo, "US, no key")
+    edit_config(repo, "prod", location="us")
+    case_only = json.loads(diff("--root", str(repo), "--format", "json", "--stack", "prod").stdout)
+    edit_config(repo, "prod", location="EU")
+    moved = json.loads(diff("--root", str(repo), "--format", "json", "--stack", "prod").stdout)
+
+    # The program sends the canonical spelling; the provider would ignore the case anyway (test_resourcediff).
+    assert case_only == {"tables": [], "datasets": [], "components": []}
+    assert moved["tables"] == []
+    [dataset] = moved["datasets"]
+    assert (dataset["dataset"], dataset["verdict"]) == ("tenants", "replace")
+    assert "every table goes with it" in dataset["changes"][0]["reason"]
 
 
 def test_bad_refs_and_folders_outside_git_exit_2(diff: Diff, repo: Path, tmp_path: Path) -> None:
@@ -598,17 +630,77 @@ def test_text_report_names_tables_changes_and_the_runbook(diff: Diff, repo: Path
     assert "`diff --stack prod --fail-on update-destructive`" in out
 
 
-def test_unreadable_stack_settings_at_the_base_are_a_warning_not_a_guess(diff: Diff, repo: Path) -> None:
+def test_a_base_whose_program_fails_is_a_one_line_error(diff: Diff, repo: Path) -> None:
     good = (repo / "Pulumi.prod.yaml").read_text()
     edit_config(repo, "prod", protect="maybe")
     commit(repo, "bad prod config")
     (repo / "Pulumi.prod.yaml").write_text(good)
-    edit_schema(repo, "scheduled_pipeline_runs", add_note)
 
     result = diff("--root", str(repo), "--format", "json", "--stack", "prod")
 
-    assert verdicts(result) == {"tenants.scheduled_pipeline_runs": "update"}
-    assert "Pulumi.prod.yaml:config.tenant-bigquery:protect: must be true or false; got 'maybe' (at merge base" in (
-        result.stderr
+    assert result.exit_code == 2
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert line.startswith("Error: --base: the program at merge base with main (")
+    assert "fails for stack prod: Pulumi.prod.yaml:config.tenant-bigquery:protect: must be true or false" in line
+    assert "Traceback" not in result.stderr
+
+
+def test_stack_settings_outside_the_schema_files_are_reported_and_gated(diff: Diff, repo: Path) -> None:
+    """Every registered input and option is compared: protect, deletionProtection, the ACL, the stack labels and
+    the dataset description, none of them in a schema file."""
+    edit_config(
+        repo,
+        "prod",
+        protect=False,
+        deletionProtection=False,
+        labels={"env": "prod", "managed-by": "pulumi", "team": "data"},
     )
-    assert "stack prod: its settings at merge base with main" in result.stderr
+    path = repo / "Pulumi.prod.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["config"]["tenant-bigquery:access"]["readers"].append("group:everyone@acme.example")
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    edit_declaration(repo, lambda d: d.update(description="Tenants, described anew."))
+    args = ("--root", str(repo), "--stack", "prod")
+
+    as_json = json.loads(diff(*args, "--format", "json").stdout)
+    text = diff(*args, "--fail-on", "update-destructive")
+    markdown = diff(*args, "--format", "markdown").stdout
+
+    [dataset] = as_json["datasets"]
+    paths = {c["path"]: c for c in dataset["changes"]}
+    assert {"(option protect)", "(accesses)", "(labels)", "(description)"} <= set(paths)
+    assert paths["(accesses)"]["lowersSafety"] == "ACL widened: READER groupByEmail=everyone@acme.example"
+    assert paths["(option protect)"]["lowersSafety"] == "Pulumi protect turned off"
+    for table in as_json["tables"]:
+        table_paths = {c["path"]: c["lowersSafety"] for c in table["changes"]}
+        assert table_paths["(option protect)"] == "Pulumi protect turned off"
+        assert table_paths["(deletionProtection)"] == "deletionProtection turned off"
+        assert "(labels.team)" in table_paths
+    assert text.exit_code == 1
+    assert "Lowered safeties of protected stack prod" in text.stdout
+    [line] = [line for line in text.stdout.splitlines() if line.startswith("  dataset tenants: ")]
+    assert "Pulumi protect turned off" in line and "ACL widened: READER groupByEmail=everyone@acme.example" in line
+    assert "[lowers a safety: deletionProtection turned off]" in markdown
+
+    edit_config(repo, "prod", approveDataLoss=["tenants", *TABLES])
+    assert diff(*args, "--fail-on", "update-destructive").exit_code == 0
+
+
+def test_an_unchanged_tree_has_no_changes_for_the_stack(diff: Diff, repo: Path) -> None:
+    result = diff("--root", str(repo), "--stack", "prod", "--fail-on", "noop")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "No changes."
+    assert json.loads(diff("--root", str(repo), "--stack", "prod", "--format", "json").stdout) == {
+        "tables": [],
+        "datasets": [],
+        "components": [],
+    }
+    assert len(git(repo, "worktree", "list").splitlines()) == 1  # the base's worktree is removed again
+
+
+def test_a_base_without_the_stack_adds_everything(diff: Diff, repo_copy: Path) -> None:
+    git(repo_copy, "init", "-q", "-b", "main")
+    git(repo_copy, "commit", "-q", "--allow-empty", "-m", "empty")
+    result = json.loads(diff("--root", str(repo_copy), "--stack", "prod", "--format", "json").stdout)
+    assert {t["table"]: t["verdict"] for t in result["tables"]} == {table: "added" for table in TABLES}
+    assert [d["verdict"] for d in result["datasets"]] == ["added"]

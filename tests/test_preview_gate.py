@@ -102,6 +102,19 @@ def test_a_table_named_in_approve_data_loss_may_be_replaced_and_no_other(repo_co
     ]
 
 
+def test_a_dataset_in_approve_data_loss_approves_no_delete(repo_copy: Path, tmp_path: Path) -> None:
+    """A dataset id there approves its lowered safeties for `diff --stack`; a replacement still needs the table."""
+    approve(repo_copy, "tenants")
+    path = preview(
+        tmp_path,
+        step("replace", urn("prod", "gcp:bigquery/dataset:Dataset", "tenants")),
+        step("replace", table_urn("prod", "tenant_profiles")),
+    )
+    code, out, _ = gate(repo_copy, "prod", path)
+    assert code == 1
+    assert [line.split(":")[-1].strip() for line in out] == ["not approved", "not approved"]
+
+
 def test_a_removed_table_whose_protection_an_earlier_run_lifted_may_be_deleted(repo_copy: Path, tmp_path: Path) -> None:
     """Removing a table deletes its approval with its declaration; the state still says it was approved."""
     lifted = {"protect": False, "inputs": {"deletionProtection": False}}

@@ -13,11 +13,12 @@ import yaml
 from helpers import REPO_CATALOG, REPO_ROOT
 
 from infra import mockrun
-from infra.declared import COMPONENT_TYPE, DATASET_TYPE, SCHEMA_PROPERTIES, TABLE_TYPE
+from infra.declared import BASELINE_TRIGGER, COMPONENT_TYPE, DATASET_TYPE, SCHEMA_PROPERTIES, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack, run_program
 from infra.program import run
 from infra.rules import CANONICAL_TYPES
 from infra.schema import schema_to_api
+from infra.settings import load_settings
 
 STACKS = ("dev", "prod")
 TABLES = {t.table_id: t for t in REPO_CATALOG.tables()}
@@ -94,7 +95,7 @@ def test_prod_protects_everything_twice(planned: Plan) -> None:
     for resource in result.of_type(TABLE_TYPE):
         assert resource.inputs["deletionProtection"] is True, resource.name
         assert resource.options["replaceOnChanges"] == []
-        assert resource.options["replacementTrigger"] is None
+        assert resource.options["replacementTrigger"] == BASELINE_TRIGGER
 
 
 def test_no_prod_dataset_deletes_contents_on_destroy(planned: Plan) -> None:
@@ -160,13 +161,44 @@ def test_recreate_token_targets_the_named_tables(repo_copy: Path) -> None:
     result = with_config(repo_copy, "dev", recreate={"tenants.tenant_profiles": "2026-11-25"})
     triggers = {r.inputs["tableId"]: r.options["replacementTrigger"] for r in result.of_type(TABLE_TYPE)}
     assert triggers.pop("tenant_profiles") == "tenants.tenant_profiles=2026-11-25"
-    assert set(triggers.values()) == {None}
+    assert set(triggers.values()) == {BASELINE_TRIGGER}
 
 
 def test_recreate_everything_with_one_token(repo_copy: Path) -> None:
     result = with_config(repo_copy, "dev", recreate={"*": "reset-1"})
     assert {r.options["replacementTrigger"] for r in result.of_type(TABLE_TYPE)} == {"*=reset-1"}
     assert result.of_type(DATASET_TYPE)[0].options["replacementTrigger"] is None
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_table_and_the_dataset_delete_before_they_replace(planned: Plan, stack: str) -> None:
+    """pulumi/pulumi step_generator.go continueStepsFromDiff: `deleteBeforeReplace := diff.DeleteBeforeReplace`
+    unless the option is set; pulumi-terraform-bridge provider.go Diff reports delete-first only for
+    replacements the provider forces (`len(replaces) > 0 && ...`), even though pulumi-gcp provider/resources.go
+    marks google_bigquery_table DeleteBeforeReplace (and not google_bigquery_dataset). A trigger or
+    replaceOnChanges replacement would otherwise create a table whose id exists: 409 Already Exists."""
+    result = planned(stack)
+    for resource in [*result.of_type(DATASET_TYPE), *result.of_type(TABLE_TYPE)]:
+        assert resource.options["deleteBeforeReplace"] is True, resource.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_table_sends_a_non_null_trigger(planned: Plan, stack: str) -> None:
+    """step_generator.go shouldTriggerReplace: a null trigger on either side never replaces, so a table
+    without a token sends the baseline and setting or removing a token is a value-to-value change."""
+    settings = load_settings(REPO_ROOT, stack)
+    for table in planned(stack).of_type(TABLE_TYPE):
+        token = settings.recreate_token("tenants", table.inputs["tableId"])
+        assert table.options["replacementTrigger"] == (token or BASELINE_TRIGGER)
+
+
+def test_require_partition_filter_is_sent_only_when_true(repo_copy: Path) -> None:
+    """terraform-provider-google resource_bigquery_table.go resourceBigQueryTableRead sets
+    require_partition_filter only when BigQuery returns true: an explicit false differs from an import."""
+    result = with_config(repo_copy, "dev")
+    sent = {r.inputs["tableId"]: r.inputs.get("requirePartitionFilter") for r in result.of_type(TABLE_TYPE)}
+    assert sent["pipeline_execution_queue"] is None  # partitioned, filter not required
+    assert sent["tenant_usage_quotas"] is True
 
 
 def test_a_table_entry_wins_over_the_wildcard(repo_copy: Path) -> None:

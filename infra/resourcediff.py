@@ -1,0 +1,540 @@
+"""What the program registers at the base vs now -> every change of every input and option, with its rule.
+
+Pure core: compares registrations as infra/mockrun.py records them (plain dicts), paired by URN (type,
+name and the parent chain). Each input property of a table or dataset has the provider's rule below,
+each resource option the engine's; the schema and the other table settings the catalog declares keep
+the column classifier of infra/changes.py. A property without a rule is still reported, as an update.
+
+Sources: hashicorp/terraform-provider-google google/services/bigquery/resource_bigquery_table.go
+(`ResourceBigQueryTable` schema, `resourceBigQueryTableUpdate`) and resource_bigquery_dataset.go
+(`ResourceBigQueryDataset` schema, `resourceBigQueryDatasetDelete`); pulumi/pulumi
+pkg/resource/deploy/step_generator.go (`generateStepsFromDiff`, `shouldTriggerReplace`,
+`applyReplaceOnChanges`, `continueStepsFromDiff`); pulumi/pulumi-terraform-bridge pkg/tfbridge/provider.go
+(`Diff`: delete-before-replace only for replacements the provider forces).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from infra.catalog import RangePartitioning, Table, TimePartitioning
+from infra.changes import (
+    EXPIRATION_COMPUTED,
+    Change,
+    DiffResult,
+    Rule,
+    TableChanges,
+    Verdict,
+    _change,
+    classify_table,
+    table_added,
+    table_removed,
+)
+from infra.declared import COMPONENT_TYPE, DATASET_TYPE, TABLE_TYPE
+from infra.rules import MS_PER_DAY
+from infra.schema import Column, parse_schema
+from infra.settings import PROJECT
+
+TF_TABLE = "terraform-provider-google resource_bigquery_table.go"
+TF_DATASET = "terraform-provider-google resource_bigquery_dataset.go"
+STEPS = "pulumi/pulumi pkg/resource/deploy/step_generator.go"
+
+TABLE_FORCE_NEW = Rule("provider", f"{TF_TABLE} ResourceBigQueryTable: ForceNew")
+TABLE_NESTED_FORCE_NEW = Rule("provider", f"{TF_TABLE} ResourceBigQueryTable: ForceNew fields inside")
+TABLE_IN_PLACE = Rule("provider", f"{TF_TABLE} resourceBigQueryTableUpdate")
+TABLE_CLIENT_SIDE = Rule("provider", f"{TF_TABLE} resourceBigQueryTableUpdate: clientSideFields")
+DATASET_FORCE_NEW = Rule("provider", f"{TF_DATASET} ResourceBigQueryDataset: ForceNew")
+DATASET_LOCATION = Rule("provider", f"{TF_DATASET} ResourceBigQueryDataset: location ForceNew, CaseDiffSuppress")
+DATASET_IN_PLACE = Rule("provider", f"{TF_DATASET} resourceBigQueryDatasetUpdate")
+DATASET_CLIENT_SIDE = Rule("provider", f"{TF_DATASET} resourceBigQueryDatasetDelete: read from state at delete")
+NO_RULE = Rule("unknown", "no rule known")
+ENGINE_PROTECT = Rule("Pulumi", f"{STEPS} continueStepsFromDiff: new.Protect && old.Protect refuses a replace")
+ENGINE_DELETE_FIRST = Rule("Pulumi", f"{STEPS} continueStepsFromDiff: goal.DeleteBeforeReplace overrides the provider")
+ENGINE_TRIGGER = Rule("Pulumi", f"{STEPS} shouldTriggerReplace")
+ENGINE_REPLACE_ON_CHANGES = Rule("Pulumi", f"{STEPS} applyReplaceOnChanges")
+ENGINE_IGNORE_CHANGES = Rule("Pulumi", f"{STEPS} diff: processIgnoreChanges keeps the old value")
+ENGINE_IMPORT = Rule("Pulumi", f"{STEPS} generateSteps: isImport only when the id differs from the state's")
+ENGINE_IMPORT_REPLACE = Rule("Pulumi", f"{STEPS} continueStepsFromDiff: a replacement with goal.ID is an error")
+ENGINE_STATE_ONLY = Rule("Pulumi", "a component exists in Pulumi's state only")
+RULES = (
+    TABLE_FORCE_NEW,
+    TABLE_NESTED_FORCE_NEW,
+    TABLE_IN_PLACE,
+    TABLE_CLIENT_SIDE,
+    DATASET_FORCE_NEW,
+    DATASET_LOCATION,
+    DATASET_IN_PLACE,
+    DATASET_CLIENT_SIDE,
+    NO_RULE,
+    ENGINE_PROTECT,
+    ENGINE_DELETE_FIRST,
+    ENGINE_TRIGGER,
+    ENGINE_REPLACE_ON_CHANGES,
+    ENGINE_IGNORE_CHANGES,
+    ENGINE_IMPORT,
+    ENGINE_IMPORT_REPLACE,
+    ENGINE_STATE_ONLY,
+)
+
+
+@dataclass(frozen=True)
+class PropertyRule:
+    verdict: Verdict
+    rule: Rule
+    text: str
+
+
+_REPLACES_TABLE = "forces a new table, deleted first and recreated empty"
+_REPLACES_DATASET = (
+    "forces a new dataset, deleted first: BigQuery refuses to delete it while it holds tables unless state "
+    "records deleteContentsOnDestroy true, and then every table goes with it"
+)
+_STATE_ONLY = "recorded in Pulumi's state only, nothing is sent to BigQuery"
+_NEW_TABLES = "in place; applies to tables created from now on"
+
+# The table properties the catalog declares: the column classifier (infra/changes.py classify_table) judges them.
+CLASSIFIED_TABLE_PROPERTIES = frozenset(
+    {
+        "schema",
+        "timePartitioning",
+        "rangePartitioning",
+        "requirePartitionFilter",
+        "clusterings",
+        "description",
+        "labels",
+    }
+)
+TABLE_RULES: dict[str, PropertyRule] = {
+    "datasetId": PropertyRule(Verdict.REPLACE, TABLE_FORCE_NEW, _REPLACES_TABLE),
+    "tableId": PropertyRule(Verdict.REPLACE, TABLE_FORCE_NEW, _REPLACES_TABLE),
+    "project": PropertyRule(Verdict.REPLACE, TABLE_FORCE_NEW, _REPLACES_TABLE),
+    "encryptionConfiguration": PropertyRule(Verdict.REPLACE, TABLE_FORCE_NEW, _REPLACES_TABLE),
+    "biglakeConfiguration": PropertyRule(Verdict.REPLACE, TABLE_FORCE_NEW, _REPLACES_TABLE),
+    "schemaForeignTypeInfo": PropertyRule(Verdict.REPLACE, TABLE_FORCE_NEW, _REPLACES_TABLE),
+    "tableReplicationInfo": PropertyRule(Verdict.REPLACE, TABLE_FORCE_NEW, _REPLACES_TABLE),
+    "externalDataConfiguration": PropertyRule(Verdict.REPLACE, TABLE_NESTED_FORCE_NEW, _REPLACES_TABLE),
+    "materializedView": PropertyRule(Verdict.REPLACE, TABLE_NESTED_FORCE_NEW, _REPLACES_TABLE),
+    "deletionProtection": PropertyRule(Verdict.UPDATE, TABLE_CLIENT_SIDE, _STATE_ONLY),
+    "deletionPolicy": PropertyRule(Verdict.UPDATE, TABLE_CLIENT_SIDE, _STATE_ONLY),
+    "ignoreSchemaChanges": PropertyRule(Verdict.UPDATE, TABLE_CLIENT_SIDE, _STATE_ONLY),
+    "ignoreAutoGeneratedSchema": PropertyRule(Verdict.UPDATE, TABLE_CLIENT_SIDE, _STATE_ONLY),
+    "tableMetadataView": PropertyRule(Verdict.UPDATE, TABLE_CLIENT_SIDE, _STATE_ONLY),
+    "expirationTime": PropertyRule(
+        Verdict.UPDATE_DESTRUCTIVE, TABLE_IN_PLACE, "in place; BigQuery deletes the table and its rows at that time"
+    ),
+    "externalCatalogTableOptions": PropertyRule(Verdict.UPDATE, TABLE_IN_PLACE, "in place"),
+    "friendlyName": PropertyRule(Verdict.UPDATE, TABLE_IN_PLACE, "in place"),
+    "maxStaleness": PropertyRule(Verdict.UPDATE, TABLE_IN_PLACE, "in place"),
+    "resourceTags": PropertyRule(Verdict.UPDATE, TABLE_IN_PLACE, "in place"),
+    "tableConstraints": PropertyRule(Verdict.UPDATE, TABLE_IN_PLACE, "in place"),
+    "view": PropertyRule(Verdict.UPDATE, TABLE_IN_PLACE, "in place"),
+}
+DATASET_RULES: dict[str, PropertyRule] = {
+    "datasetId": PropertyRule(Verdict.REPLACE, DATASET_FORCE_NEW, _REPLACES_DATASET),
+    "project": PropertyRule(Verdict.REPLACE, DATASET_FORCE_NEW, _REPLACES_DATASET),
+    "externalDatasetReference": PropertyRule(Verdict.REPLACE, DATASET_FORCE_NEW, _REPLACES_DATASET),
+    "location": PropertyRule(Verdict.REPLACE, DATASET_LOCATION, _REPLACES_DATASET),
+    "deleteContentsOnDestroy": PropertyRule(Verdict.UPDATE, DATASET_CLIENT_SIDE, _STATE_ONLY),
+    "deletionPolicy": PropertyRule(Verdict.UPDATE, DATASET_CLIENT_SIDE, _STATE_ONLY),
+    "accesses": PropertyRule(
+        Verdict.UPDATE, DATASET_IN_PLACE, "in place; the whole ACL is replaced, entries not listed are removed"
+    ),
+    "defaultCollation": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, _NEW_TABLES),
+    "defaultEncryptionConfiguration": PropertyRule(
+        Verdict.UPDATE, DATASET_IN_PLACE, _NEW_TABLES + "; existing tables keep their key"
+    ),
+    "defaultPartitionExpirationMs": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, _NEW_TABLES),
+    "defaultTableExpirationMs": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, _NEW_TABLES),
+    "description": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
+    "externalCatalogDatasetOptions": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
+    "friendlyName": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
+    "isCaseInsensitive": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
+    "labels": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
+    "maxTimeTravelHours": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
+    "resourceTags": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
+    "storageBillingModel": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
+}
+OPTIONS = ("protect", "deleteBeforeReplace", "replacementTrigger", "replaceOnChanges", "ignoreChanges", "import")
+_KIND_ORDER = {"dataset": 0, "table": 1, "component": 2}
+_DEFAULTS: dict[str, Any] = {
+    "protect": False,
+    "deleteBeforeReplace": False,
+    "replaceOnChanges": [],
+    "ignoreChanges": [],
+}
+_ACL_ROLES = {"READER": 1, "WRITER": 2, "OWNER": 3}
+
+
+@dataclass(frozen=True)
+class Registered:
+    """One registration: what `pulumi up` would send the engine for one resource."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str  # the parent's logical name, "" at the top
+    inputs: Mapping[str, Any]
+    options: Mapping[str, Any]
+
+    @property
+    def key(self) -> str:
+        """How reports name it: dataset.table for a table, the logical name otherwise."""
+        if self.type == TABLE_TYPE:
+            return f"{self.parent or self.inputs.get('datasetId')}.{self.inputs.get('tableId')}"
+        return self.name
+
+    @property
+    def kind(self) -> str:
+        return {TABLE_TYPE: "table", DATASET_TYPE: "dataset"}.get(self.type, "component")
+
+
+def registered(document: Mapping[str, Any]) -> Registered:
+    """From {urn, parent (the parent's URN), type, name, inputs, options}."""
+    parent = str(document.get("parent") or "")
+    parent_name = parent.rsplit("::", 1)[-1] if f"{COMPONENT_TYPE}::" in parent else ""
+    return Registered(
+        str(document.get("urn") or ""),
+        document["type"],
+        document["name"],
+        parent_name,
+        document["inputs"],
+        document["options"],
+    )
+
+
+@dataclass(frozen=True)
+class Registrations:
+    resources: tuple[Registered, ...]
+    config: Mapping[str, Any]
+
+    def approved(self) -> frozenset[str]:
+        return frozenset(self.config.get(f"{PROJECT}:approveDataLoss") or ())
+
+    def protected(self) -> bool:
+        return any(r.options.get("protect") for r in self.resources)
+
+
+def compare_registrations(
+    old: Registrations, new: Registrations, *, stack: str, old_label: str, new_label: str
+) -> DiffResult:
+    """Every registered resource's changes from `old` (what state holds after the base's `up`) to `new`."""
+    # A base whose runner recorded no URNs pairs by type and name, which are unique in this program.
+    with_urns = all(r.urn for r in (*old.resources, *new.resources))
+
+    def identity(resource: Registered) -> str:
+        return resource.urn if with_urns else f"{resource.type}::{resource.name}"
+
+    old_by_urn = {identity(r): r for r in old.resources}
+    new_by_urn = {identity(r): r for r in new.resources}
+    protected = old.protected()
+    result: list[TableChanges] = []
+    unchanged = 0
+    for urn in old_by_urn.keys() | new_by_urn.keys():
+        before, after = old_by_urn.get(urn), new_by_urn.get(urn)
+        if after is None:
+            assert before is not None
+            current, changes, approvals = before, [_removed(before)], old.approved()
+        else:
+            changes = _resource_changes(before, after, protected) if before is not None else [_added(after)]
+            current, approvals = after, new.approved()
+        if not changes:
+            unchanged += current.kind == "table"
+            continue
+        ordered = tuple(sorted(changes, key=lambda c: -c.verdict.rank))
+        result.append(TableChanges(current.key, ordered, current.key in approvals, current.kind))
+    result.sort(key=lambda t: (-t.verdict.rank, _KIND_ORDER[t.kind], t.name))
+    return DiffResult(old_label, new_label, tuple(result), stack, unchanged)
+
+
+def _added(resource: Registered) -> Change:
+    imported = "import" in resource.options
+    if resource.kind == "table":
+        return table_added(imported)
+    if resource.kind == "dataset":
+        what = "adopted with Pulumi's import option, nothing is created" if imported else "new dataset, created empty"
+        return _change("(dataset)", Verdict.ADDED, ENGINE_IMPORT if imported else DATASET_IN_PLACE, what, "dataset")
+    return _change("(component)", Verdict.NOOP, ENGINE_STATE_ONLY, "new component", "component")
+
+
+def _removed(resource: Registered) -> Change:
+    if resource.kind == "table":
+        return table_removed()
+    if resource.kind == "dataset":
+        text = (
+            "no longer declared: the dataset is deleted (refused while state records protect; BigQuery refuses "
+            "while it holds tables unless state records deleteContentsOnDestroy true)"
+        )
+        return _change("(dataset)", Verdict.REMOVED, DATASET_CLIENT_SIDE, text, "dataset")
+    return _change("(component)", Verdict.NOOP, ENGINE_STATE_ONLY, "component no longer declared", "component")
+
+
+def _resource_changes(old: Registered, new: Registered, protected: bool) -> list[Change]:
+    if old.inputs == new.inputs and old.options == new.options:
+        return []  # the common case, cheaply
+    changes = _input_changes(old, new)
+    ignored = set(new.options.get("ignoreChanges") or ())
+    on_change = set(new.options.get("replaceOnChanges") or ())
+    changes = [_under_options(c, ignored, on_change) for c in changes]
+    changes += _option_changes(old, new)
+    if new.options.get("import") and any(c.verdict is Verdict.REPLACE for c in changes):
+        text = "a replacement while the import option is set is an error: the new resource would get another id"
+        changes.append(_change("(option import)", Verdict.REJECTED, ENGINE_IMPORT_REPLACE, text, "import"))
+    if protected:
+        changes = [_with_safety(c, old, new) for c in changes]
+    return _with_replacement_guards(changes, old, new)
+
+
+def _with_replacement_guards(changes: list[Change], old: Registered, new: Registered) -> list[Change]:
+    """What stops a replacement on the way: said once, on the first change that replaces."""
+    first = next((i for i, c in enumerate(changes) if c.verdict is Verdict.REPLACE), None)
+    if first is None:
+        return changes
+    guards = []
+    if old.options.get("protect") and new.options.get("protect"):
+        guards.append(
+            f"the engine refuses this replacement while protect is on in state and program ({STEPS} "
+            "continueStepsFromDiff: new.Protect && old.Protect)"
+        )
+    if old.inputs.get("deletionProtection"):
+        guards.append(
+            f"the provider's delete fails while state records deletion_protection true ({TF_TABLE} "
+            "resourceBigQueryTableDelete): an earlier up must lift it (approveDataLoss)"
+        )
+    engine_made = any(
+        c.rule in (ENGINE_TRIGGER, ENGINE_REPLACE_ON_CHANGES) for c in changes if c.verdict is Verdict.REPLACE
+    )
+    if engine_made and not new.options.get("deleteBeforeReplace"):
+        guards.append(
+            "without deleteBeforeReplace the engine creates the new one first unless the provider forces "
+            "the replacement (pulumi-terraform-bridge pkg/tfbridge/provider.go Diff): 409 Already Exists"
+        )
+    if not guards:
+        return changes
+    change = changes[first]
+    changes[first] = replace(change, reason=f"{change.reason}. Also: {'; '.join(guards)}")
+    return changes
+
+
+def _input_changes(old: Registered, new: Registered) -> list[Change]:
+    changes: list[Change] = []
+    keys = sorted(old.inputs.keys() | new.inputs.keys())
+    differing = [k for k in keys if old.inputs.get(k) != new.inputs.get(k)]
+    if not differing:
+        return changes
+    if new.type == TABLE_TYPE:
+        if any(k in CLASSIFIED_TABLE_PROPERTIES for k in differing):
+            ref = f"{new.inputs.get('project')}.{new.inputs.get('datasetId')}.{new.inputs.get('tableId')}"
+            changes += classify_table(_as_table(old), _as_table(new), ref)
+            changes += _unclassified(old, new, differing, changes)
+        rules = TABLE_RULES
+        differing = [k for k in differing if k not in CLASSIFIED_TABLE_PROPERTIES]
+    else:
+        rules = DATASET_RULES if new.type == DATASET_TYPE else {}
+    for key in differing:
+        changes.append(_property_change(new, key, rules.get(key), old.inputs.get(key), new.inputs.get(key)))
+    return changes
+
+
+_PARTITIONING = frozenset({"timePartitioning", "rangePartitioning"})
+
+
+def _unclassified(old: Registered, new: Registered, differing: list[str], found: list[Change]) -> list[Change]:
+    """A catalog property whose registered value changed where the classifier sees no difference (an
+    explicit false that is now left out): said, so no changed input goes unreported."""
+    covered = {c.pulumi_property for c in found}
+    if covered & _PARTITIONING:
+        covered |= _PARTITIONING
+    return [
+        _change(
+            f"({key})",
+            Verdict.NOOP,
+            TABLE_IN_PLACE,
+            f"{key} {_show(old.inputs.get(key))} -> {_show(new.inputs.get(key))}: the same to the provider, "
+            "which reads an unset value as false or empty",
+            key,
+        )
+        for key in differing
+        if key in CLASSIFIED_TABLE_PROPERTIES and key not in covered
+    ]
+
+
+def _property_change(new: Registered, key: str, rule: PropertyRule | None, before: Any, after: Any) -> Change:
+    what = f"{key} {_show(before)} -> {_show(after)}"
+    path = f"({key})"
+    if rule is None:
+        return _change(path, Verdict.UPDATE, NO_RULE, f"{what}; reported as an update", key)
+    if key == "location" and isinstance(before, str) and isinstance(after, str) and before.lower() == after.lower():
+        return _change(
+            path, Verdict.NOOP, rule.rule, f"{what} differs only in letter case, which the provider ignores", key
+        )
+    if key == "expirationTime" and after is None:
+        return _change(path, Verdict.UPDATE, rule.rule, f"{what}, in place; the table no longer expires", key)
+    fix = None
+    text = f"{what}: {rule.text}"
+    if key == "encryptionConfiguration" and (after or {}).get("kmsKeyName"):
+        # BigQuery re-keys a table in place; once `pulumi refresh` records the key, the provider sees no change.
+        ref = f"{new.inputs.get('project')}.{new.inputs.get('datasetId')}.{new.inputs.get('tableId')}"
+        fix = f"ALTER TABLE `{ref}` SET OPTIONS (kms_key_name = '{after['kmsKeyName']}')"
+        text += f". To keep its rows, re-key it in place before merging: {fix}; then `pulumi refresh`"
+    return _change(path, rule.verdict, rule.rule, text, key, fix)
+
+
+def _show(value: Any) -> str:
+    text = "none" if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+@functools.lru_cache(maxsize=4096)
+def _columns(schema: str) -> tuple[Column, ...]:
+    """Parsed once per distinct schema: equal schemas then share their columns, which compare at once."""
+    columns, _ = parse_schema(json.loads(schema), "(registered schema)")
+    return tuple(columns)
+
+
+def _as_table(resource: Registered) -> Table:
+    """The catalog's view of a registered table, for the column classifier."""
+    inputs = resource.inputs
+    labels = dict(inputs.get("labels") or {})
+    columns = _columns(inputs.get("schema") or "[]")
+    time, rng = inputs.get("timePartitioning"), inputs.get("rangePartitioning")
+    expiration = int(time["expirationMs"]) // MS_PER_DAY if time and time.get("expirationMs") else None
+    return Table(
+        dataset=resource.parent,
+        table_id=str(inputs.get("tableId")),
+        description=inputs.get("description") or "",
+        schema=columns,
+        schema_file="",
+        time_partitioning=TimePartitioning(
+            time["type"], time.get("field"), expiration, labels.get("retention") == "forever"
+        )
+        if time
+        else None,
+        range_partitioning=RangePartitioning(
+            rng["field"], *(int(rng["range"][k]) for k in ("start", "end", "interval"))
+        )
+        if rng
+        else None,
+        require_partition_filter=bool(inputs.get("requirePartitionFilter")),
+        clustering=tuple(inputs.get("clusterings") or ()),
+        labels=labels,
+    )
+
+
+def _under_options(change: Change, ignored: set[str], on_change: set[str]) -> Change:
+    if change.pulumi_property in ignored and change.verdict is not Verdict.NOOP:
+        text = f"ignoreChanges lists {change.pulumi_property}: the old value is kept; without it: {change.reason}"
+        return _change(change.path, Verdict.NOOP, ENGINE_IGNORE_CHANGES, text, change.pulumi_property)
+    # The provider sends nothing for a noop or a removed expiration, so the engine sees no change to replace on.
+    sends_nothing = change.verdict is Verdict.NOOP or change.rule is EXPIRATION_COMPUTED
+    if change.pulumi_property in on_change and not sends_nothing and change.verdict is not Verdict.REPLACE:
+        text = (
+            f"replaceOnChanges lists {change.pulumi_property} (recreateOnSchemaChange): the table is recreated, "
+            f"empty; without it: {change.reason}"
+        )
+        return _change(change.path, Verdict.REPLACE, ENGINE_REPLACE_ON_CHANGES, text, change.pulumi_property)
+    return change
+
+
+def _option_changes(old: Registered, new: Registered) -> list[Change]:
+    changes = []
+    for key in sorted(old.options.keys() | new.options.keys(), key=_option_order):
+        # An option a runner did not record is at its default.
+        before, after = old.options.get(key, _DEFAULTS.get(key)), new.options.get(key, _DEFAULTS.get(key))
+        if before != after:
+            changes.append(_option_change(key, before, after, new.kind))
+    return changes
+
+
+def _option_order(key: str) -> tuple[int, str]:
+    return (OPTIONS.index(key) if key in OPTIONS else len(OPTIONS), key)
+
+
+def _option_change(key: str, before: Any, after: Any, kind: str) -> Change:
+    path, what = f"(option {key})", f"{key} {_show(before)} -> {_show(after)}"
+    if key == "protect":
+        text = (
+            f"{what}: {_STATE_ONLY}; from this run on the engine lets a replacement or a deletion through"
+            if before
+            else f"{what}: {_STATE_ONLY}; from the next run on the engine stops a replacement or a deletion"
+        )
+        return _change(path, Verdict.NOOP, ENGINE_PROTECT, text, key)
+    if key == "deleteBeforeReplace":
+        text = f"{what}: {_STATE_ONLY}; a replacement " + (
+            "deletes first"
+            if after
+            else "creates first unless the provider forces it (pulumi-terraform-bridge provider.go Diff), and "
+            "creating a table whose id exists fails with 409 Already Exists"
+        )
+        return _change(path, Verdict.NOOP, ENGINE_DELETE_FIRST, text, key)
+    if key == "replacementTrigger":
+        if before is None or after is None:
+            text = f"{what}: a null trigger on either side never replaces; {_STATE_ONLY}"
+            return _change(path, Verdict.NOOP, ENGINE_TRIGGER, text, key)
+        what_is_lost = "recreated empty" if kind == "table" else "recreated"
+        return _change(
+            path, Verdict.REPLACE, ENGINE_TRIGGER, f"{what}: the {kind} is deleted first and {what_is_lost}", key
+        )
+    if key == "ignoreChanges" and set(before or ()) - set(after or ()):
+        no_longer = ", ".join(sorted(set(before or ()) - set(after or ())))
+        text = (
+            f"{what}: {no_longer} are compared with state again; where state holds the imported values "
+            "(adoptExisting), this up updates them in place"
+        )
+        return _change(path, Verdict.UPDATE, ENGINE_IGNORE_CHANGES, text, key)
+    if key in ("replaceOnChanges", "ignoreChanges"):
+        rule = ENGINE_REPLACE_ON_CHANGES if key == "replaceOnChanges" else ENGINE_IGNORE_CHANGES
+        return _change(path, Verdict.NOOP, rule, f"{what}: applies to the changes of this run and later ones", key)
+    if key == "import":
+        text = (
+            f"{what}: the id is the one state records, so nothing is imported; an up compares inputs as usual"
+            if after
+            else f"{what}: {_STATE_ONLY}"
+        )
+        return _change(path, Verdict.NOOP, ENGINE_IMPORT, text, key)
+    return _change(path, Verdict.UPDATE, NO_RULE, f"{what}; reported as an update", key)
+
+
+# ---------------------------------------------------------------- safeties of a protected stack
+
+
+def _with_safety(change: Change, old: Registered, new: Registered) -> Change:
+    reason = _lowered(change.pulumi_property, old, new)
+    return replace(change, lowers_safety=reason) if reason else change
+
+
+def _lowered(prop: str, old: Registered, new: Registered) -> str | None:
+    before, after = old.inputs.get(prop), new.inputs.get(prop)
+    if prop == "protect" and old.options.get("protect") and not new.options.get("protect"):
+        return "Pulumi protect turned off"
+    if prop == "deletionProtection" and before and not after:
+        return "deletionProtection turned off"
+    if prop == "deleteContentsOnDestroy" and after and not before:
+        return "deleteContentsOnDestroy turned on"
+    keys = prop in ("encryptionConfiguration", "defaultEncryptionConfiguration")
+    if keys and (before or {}).get("kmsKeyName") and not (after or {}).get("kmsKeyName"):
+        return "customer-managed key removed"
+    if prop == "accesses":
+        widened = _widened(before or [], after or [])
+        if widened:
+            return "ACL widened: " + ", ".join(widened)
+    return None
+
+
+def _widened(before: Iterable[Mapping[str, str]], after: Iterable[Mapping[str, str]]) -> list[str]:
+    """Entries that grant a member more than before."""
+
+    def member(entry: Mapping[str, str]) -> str:
+        return ",".join(f"{k}={v}" for k, v in sorted(entry.items()) if k != "role")
+
+    had: dict[str, int] = {}
+    for entry in before:
+        had[member(entry)] = max(had.get(member(entry), 0), _ACL_ROLES.get(entry.get("role", ""), 3))
+    return [
+        f"{entry.get('role')} {member(entry)}"
+        for entry in after
+        if _ACL_ROLES.get(entry.get("role", ""), 3) > had.get(member(entry), 0)
+    ]

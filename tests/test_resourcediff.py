@@ -1,0 +1,281 @@
+"""The registration diff: every input property and option of every resource has a rule, named by its source."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pulumi_gcp
+import pytest
+
+from infra.changes import DiffResult, Verdict
+from infra.declared import BASELINE_TRIGGER, DATASET_TYPE, TABLE_TYPE
+from infra.mockrun import PlanResult
+from infra.resourcediff import (
+    CLASSIFIED_TABLE_PROPERTIES,
+    DATASET_RULES,
+    OPTIONS,
+    TABLE_RULES,
+    Registered,
+    Registrations,
+    compare_registrations,
+    registered,
+)
+
+Plan = Callable[[str], PlanResult]
+PROFILES = "tenants-tenant_profiles"
+
+
+def camel(name: str) -> str:
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
+
+
+def sdk_properties(args: type) -> set[str]:
+    """Every input property of a pulumi-gcp resource, as the engine names it."""
+    parameters = inspect.signature(args).parameters  # the constructor's: TableArgs(dataset_id=..., ...)
+    return {camel(p) for p in parameters if p not in ("self", "__self__")}
+
+
+def test_every_table_input_property_of_the_installed_sdk_has_a_rule() -> None:
+    properties = sdk_properties(pulumi_gcp.bigquery.TableArgs)
+    assert "schema" in properties and len(properties) > 20
+    ruled = set(TABLE_RULES) | CLASSIFIED_TABLE_PROPERTIES
+    assert properties - ruled == set(), "a property of bigquery.Table without a rule in infra/resourcediff.py"
+    assert ruled - properties == set(), "a rule for a property bigquery.Table no longer has"
+
+
+def test_every_dataset_input_property_of_the_installed_sdk_has_a_rule() -> None:
+    properties = sdk_properties(pulumi_gcp.bigquery.DatasetArgs)
+    assert "location" in properties
+    assert properties - set(DATASET_RULES) == set(), "a property of bigquery.Dataset without a rule"
+    assert set(DATASET_RULES) - properties == set(), "a rule for a property bigquery.Dataset no longer has"
+
+
+def test_every_recorded_option_has_a_rule(planned: Plan) -> None:
+    for stack in ("dev", "prod"):
+        for resource in planned(stack).resources:
+            assert set(resource.options) <= set(OPTIONS), resource.name
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def registrations(plan: PlanResult) -> Registrations:
+    return Registrations(
+        tuple(registered(r.to_json() | {"urn": r.urn, "parent": r.parent}) for r in plan.resources), plan.config
+    )
+
+
+def changed(
+    base: Registrations,
+    name: str,
+    type_: str = TABLE_TYPE,
+    inputs: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+    approve: list[str] | None = None,
+) -> Registrations:
+    """`base` with one resource's inputs or options changed (a None value removes the key)."""
+
+    def edit(resource: Registered) -> Registered:
+        if (resource.type, resource.name) != (type_, name):
+            return resource
+        new_inputs, new_options = copy.deepcopy(dict(resource.inputs)), dict(resource.options)
+        for target, edits in ((new_inputs, inputs or {}), (new_options, options or {})):
+            for key, value in edits.items():
+                target.pop(key, None) if value is None else target.__setitem__(key, value)
+        return Registered(resource.urn, resource.type, resource.name, resource.parent, new_inputs, new_options)
+
+    config = dict(base.config) | ({"tenant-bigquery:approveDataLoss": approve} if approve is not None else {})
+    return Registrations(tuple(edit(r) for r in base.resources), config)
+
+
+def compare(old: Registrations, new: Registrations) -> DiffResult:
+    return compare_registrations(old, new, stack="prod", old_label="base", new_label="now")
+
+
+def only(result: DiffResult) -> dict[str, tuple[str, Verdict]]:
+    return {r.name: (c.path, c.verdict) for r in result.resources for c in r.changes}
+
+
+@pytest.fixture(scope="module")
+def prod(planned: Plan) -> Registrations:
+    return registrations(planned("prod"))
+
+
+@pytest.fixture(scope="module")
+def dev(planned: Plan) -> Registrations:
+    return registrations(planned("dev"))
+
+
+# ---------------------------------------------------------------- properties
+
+
+def test_the_same_registrations_are_no_changes(prod: Registrations) -> None:
+    result = compare(prod, prod)
+    assert result.resources == () and result.unchanged == 8
+
+
+def test_a_property_without_a_rule_is_an_update_not_dropped(prod: Registrations) -> None:
+    result = compare(prod, changed(prod, PROFILES, inputs={"somethingNew": True}))
+    [resource] = result.resources
+    [change] = resource.changes
+    assert (change.path, change.verdict) == ("(somethingNew)", Verdict.UPDATE)
+    assert change.reason.startswith("unknown: somethingNew none -> true; reported as an update (no rule known)")
+
+
+def test_an_unknown_option_is_an_update_not_dropped(prod: Registrations) -> None:
+    result = compare(prod, changed(prod, PROFILES, options={"retainOnDelete": True}))
+    assert only(result) == {"tenants.tenant_profiles": ("(option retainOnDelete)", Verdict.UPDATE)}
+
+
+@pytest.mark.parametrize(
+    ("name", "type_", "inputs", "path", "verdict"),
+    [
+        (PROFILES, TABLE_TYPE, {"expirationTime": 1_900_000_000_000}, "(expirationTime)", Verdict.UPDATE_DESTRUCTIVE),
+        (PROFILES, TABLE_TYPE, {"friendlyName": "Profiles"}, "(friendlyName)", Verdict.UPDATE),
+        (PROFILES, TABLE_TYPE, {"project": "elsewhere"}, "(project)", Verdict.REPLACE),
+        ("tenants", DATASET_TYPE, {"description": "Other words"}, "(description)", Verdict.UPDATE),
+        ("tenants", DATASET_TYPE, {"labels": {"env": "prod"}}, "(labels)", Verdict.UPDATE),
+        ("tenants", DATASET_TYPE, {"project": "elsewhere"}, "(project)", Verdict.REPLACE),
+        ("tenants", DATASET_TYPE, {"location": "us"}, "(location)", Verdict.NOOP),
+        ("tenants", DATASET_TYPE, {"location": "EU"}, "(location)", Verdict.REPLACE),
+    ],
+)
+def test_provider_rules_of_single_properties(
+    prod: Registrations, name: str, type_: str, inputs: dict[str, Any], path: str, verdict: Verdict
+) -> None:
+    """terraform-provider-google resource_bigquery_table.go / resource_bigquery_dataset.go: ForceNew properties
+    replace (project, location), CaseDiffSuppress on the dataset location, everything else is updated in place
+    (resourceBigQueryTableUpdate, resourceBigQueryDatasetUpdate)."""
+    result = compare(prod, changed(prod, name, type_, inputs=inputs))
+    [resource] = result.resources
+    assert [(c.path, c.verdict) for c in resource.changes] == [(path, verdict)]
+    assert "terraform-provider-google resource_bigquery_" in resource.changes[0].reason
+
+
+def test_ignore_changes_keeps_a_property_from_being_sent(prod: Registrations) -> None:
+    """step_generator.go diff: processIgnoreChanges puts the old value back for an ignored property."""
+    new = changed(prod, PROFILES, inputs={"labels": {"env": "x"}}, options={"ignoreChanges": ["labels"]})
+    result = compare(changed(prod, PROFILES, options={"ignoreChanges": ["labels"]}), new)
+    assert {c.verdict for r in result.resources for c in r.changes} == {Verdict.NOOP}
+
+
+def test_a_replacement_while_importing_is_refused(prod: Registrations) -> None:
+    """step_generator.go continueStepsFromDiff: a replacement of a resource whose goal has an ID is an error."""
+    importing = changed(prod, PROFILES, options={"import": "projects/p/datasets/tenants/tables/tenant_profiles"})
+    result = compare(importing, changed(importing, PROFILES, inputs={"project": "elsewhere"}))
+    assert result.resources[0].verdict is Verdict.REJECTED
+
+
+# ---------------------------------------------------------------- the replacement trigger
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "verdict"),
+    [
+        (None, BASELINE_TRIGGER, Verdict.NOOP),
+        (None, "tenants.tenant_profiles=1", Verdict.NOOP),
+        (BASELINE_TRIGGER, None, Verdict.NOOP),
+        (BASELINE_TRIGGER, "tenants.tenant_profiles=1", Verdict.REPLACE),
+        ("tenants.tenant_profiles=1", BASELINE_TRIGGER, Verdict.REPLACE),
+        ("tenants.tenant_profiles=1", "tenants.tenant_profiles=2", Verdict.REPLACE),
+    ],
+    ids=["first-baseline", "first-token", "dropped", "set", "removed", "changed"],
+)
+def test_replacement_trigger_null_semantics(
+    dev: Registrations, before: str | None, after: str, verdict: Verdict
+) -> None:
+    """pulumi/pulumi pkg/resource/deploy/step_generator.go shouldTriggerReplace: unknowns replace, a null on
+    either side never does, otherwise any change replaces."""
+    old = changed(dev, PROFILES, options={"replacementTrigger": before})
+    result = compare(old, changed(dev, PROFILES, options={"replacementTrigger": after}))
+    [change] = result.resources[0].changes
+    assert (change.path, change.verdict) == ("(option replacementTrigger)", verdict)
+    assert "shouldTriggerReplace" in change.reason
+
+
+def test_the_first_deploy_of_this_version_recreates_nothing(prod: Registrations) -> None:
+    """What the previous program registered (no trigger, no delete-before-replace) -> this one: option changes
+    only, none of them a replacement."""
+    previous = prod
+    for resource in prod.resources:
+        if resource.type == TABLE_TYPE:
+            options = {"replacementTrigger": None, "deleteBeforeReplace": False}
+            previous = changed(previous, resource.name, options=options)
+    result = compare(previous, prod)
+    assert result.verdict is Verdict.NOOP
+    assert not result.fails(Verdict.UPDATE)
+
+
+def test_a_replacement_the_engine_makes_without_delete_before_replace_says_409(dev: Registrations) -> None:
+    """pulumi-terraform-bridge pkg/tfbridge/provider.go Diff: delete-before-replace only with `len(replaces) > 0`;
+    a trigger replacement gets a bare DiffSome from the engine, so it would create first."""
+    old = changed(dev, PROFILES, options={"deleteBeforeReplace": False})
+    new = changed(old, PROFILES, options={"replacementTrigger": "tenants.tenant_profiles=1"})
+    [change] = [c for c in compare(old, new).resources[0].changes if c.verdict is Verdict.REPLACE]
+    assert "409 Already Exists" in change.reason
+    with_option = compare(dev, changed(dev, PROFILES, options={"replacementTrigger": "tenants.tenant_profiles=1"}))
+    assert "409" not in with_option.resources[0].changes[0].reason
+
+
+# ---------------------------------------------------------------- lowered safeties of a protected stack
+
+
+LOWERINGS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any], str]] = {
+    "dataset-protect": ("tenants", DATASET_TYPE, {}, {"protect": False}, "Pulumi protect turned off"),
+    "table-protect": (PROFILES, TABLE_TYPE, {}, {"protect": False}, "Pulumi protect turned off"),
+    "deletion-protection": (PROFILES, TABLE_TYPE, {"deletionProtection": False}, {}, "deletionProtection turned off"),
+    "delete-contents": ("tenants", DATASET_TYPE, {"deleteContentsOnDestroy": True}, {}, "deleteContentsOnDestroy"),
+    "dataset-key": ("tenants", DATASET_TYPE, {"defaultEncryptionConfiguration": None}, {}, "key removed"),
+    "table-key": (PROFILES, TABLE_TYPE, {"encryptionConfiguration": None}, {}, "key removed"),
+}
+
+
+@pytest.mark.parametrize("case", LOWERINGS)
+def test_lowering_a_safety_fails_the_prod_gate_until_approved(prod: Registrations, case: str) -> None:
+    name, type_, inputs, options, why = LOWERINGS[case]
+    result = compare(prod, changed(prod, name, type_, inputs=inputs, options=options))
+    key = "tenants.tenant_profiles" if type_ == TABLE_TYPE else "tenants"
+    approved = compare(prod, changed(prod, name, type_, inputs=inputs, options=options, approve=[key]))
+
+    [resource] = [r for r in result.resources if r.lowered_safeties]
+    assert why in resource.lowered_safeties[0]
+    assert result.fails(Verdict.UPDATE_DESTRUCTIVE)
+    assert result.fails(Verdict.REPLACE) is (case == "table-key")  # a removed table key also replaces the table
+    assert not approved.fails(Verdict.UPDATE_DESTRUCTIVE)
+
+
+def test_widening_the_acl_fails_the_gate_and_narrowing_does_not(prod: Registrations) -> None:
+    [dataset] = [r for r in prod.resources if r.type == DATASET_TYPE]
+    accesses = list(dataset.inputs["accesses"])
+    reader = {"role": "READER", "groupByEmail": "everyone@acme.example"}
+    engineers = "data-platform-engineers@acme.example"
+    promoted = [{**a, "role": "OWNER"} if a.get("groupByEmail") == engineers else a for a in accesses]
+
+    wider = compare(prod, changed(prod, "tenants", DATASET_TYPE, inputs={"accesses": [*accesses, reader]}))
+    higher = compare(prod, changed(prod, "tenants", DATASET_TYPE, inputs={"accesses": promoted}))
+    narrower = compare(prod, changed(prod, "tenants", DATASET_TYPE, inputs={"accesses": accesses[:-1]}))
+
+    assert wider.resources[0].lowered_safeties == ("ACL widened: READER groupByEmail=everyone@acme.example",)
+    assert wider.fails(Verdict.UPDATE_DESTRUCTIVE) and not wider.fails(Verdict.REPLACE)
+    assert higher.fails(Verdict.UPDATE_DESTRUCTIVE)
+    assert narrower.resources[0].lowered_safeties == ()
+    assert not narrower.fails(Verdict.UPDATE_DESTRUCTIVE)
+
+
+def test_an_unprotected_stack_has_no_safeties_to_lower(dev: Registrations) -> None:
+    reader = {"role": "READER", "groupByEmail": "everyone@acme.example"}
+    [dataset] = [r for r in dev.resources if r.type == DATASET_TYPE]
+    new = changed(dev, "tenants", DATASET_TYPE, inputs={"accesses": [*dataset.inputs["accesses"], reader]})
+    assert not compare(dev, new).fails(Verdict.UPDATE_DESTRUCTIVE)
+
+
+def test_an_explicit_false_now_left_out_is_reported_as_nothing(prod: Registrations) -> None:
+    """The previous program sent requirePartitionFilter false; now it is left out (the provider reads it back
+    only when true, resource_bigquery_table.go resourceBigQueryTableRead): reported, as a noop."""
+    queue = "tenants-pipeline_execution_queue"
+    result = compare(changed(prod, queue, inputs={"requirePartitionFilter": False}), prod)
+    assert only(result) == {"tenants.pipeline_execution_queue": ("(requirePartitionFilter)", Verdict.NOOP)}

@@ -1,0 +1,166 @@
+"""The README's runbooks walked step by step as changes of what the program registers, each step judged by the
+engine's and the provider's rules (infra/resourcediff.py names the source of each):
+
+- pulumi/pulumi pkg/resource/deploy/step_generator.go: shouldTriggerReplace (null never replaces),
+  continueStepsFromDiff (protect refuses a replacement; deleteBeforeReplace overrides the provider),
+  generateSteps (import when the goal has an id state lacks).
+- terraform-provider-google resource_bigquery_table.go resourceBigQueryTableDelete (deletion_protection read
+  from state), resourceBigQueryTableUpdate (deletion_protection is client-side only).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra.changes import DiffResult, Verdict
+from infra.mockrun import plan_stack
+from infra.resourcediff import Registrations, compare_registrations, registered
+
+PROFILES = "tenants.tenant_profiles"
+
+
+def registrations(root: Path, stack: str, **config: Any) -> Registrations:
+    """What `pulumi up` registers with the stack file changed by `config` (None unsets a key)."""
+    path = root / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text())
+    for key, value in config.items():
+        if value is None:
+            document["config"].pop(f"tenant-bigquery:{key}", None)
+        else:
+            document["config"][f"tenant-bigquery:{key}"] = value
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    plan = plan_stack(root, stack)
+    return Registrations(
+        tuple(registered(r.to_json() | {"urn": r.urn, "parent": r.parent}) for r in plan.resources), plan.config
+    )
+
+
+def up(old: Registrations, new: Registrations, stack: str) -> DiffResult:
+    """What the next `pulumi up` does when state holds `old` and the program registers `new`."""
+    return compare_registrations(old, new, stack=stack, old_label="state", new_label="program")
+
+
+def verdicts(result: DiffResult) -> dict[str, Verdict]:
+    return {r.name: r.verdict for r in result.resources}
+
+
+def replaced(result: DiffResult) -> list[str]:
+    return [r.name for r in result.resources if r.verdict is Verdict.REPLACE]
+
+
+def replace_reason(result: DiffResult, name: str) -> str:
+    [resource] = [r for r in result.resources if r.name == name]
+    return next(c.reason for c in resource.changes if c.verdict is Verdict.REPLACE)
+
+
+# ---------------------------------------------------------------- Force recreation
+
+
+def test_force_recreation_in_dev(repo_copy: Path) -> None:
+    state = registrations(repo_copy, "dev")
+
+    token = registrations(repo_copy, "dev", recreate={PROFILES: "2026-11-25"})  # step 2
+    first = up(state, token, "dev")
+    assert replaced(first) == [PROFILES]  # step 3: exactly that table, from the trigger
+    reason = replace_reason(first, PROFILES)
+    assert "shouldTriggerReplace" in reason and "Also:" not in reason  # deleted first, nothing in the way
+
+    assert up(token, registrations(repo_copy, "dev"), "dev").resources == ()  # step 6: left in place, nothing
+    again = registrations(repo_copy, "dev", recreate={PROFILES: "2026-12-01"})
+    assert replaced(up(token, again, "dev")) == [PROFILES]  # a new token recreates again
+    removed = registrations(repo_copy, "dev", recreate=None)
+    assert replaced(up(again, removed, "dev")) == [PROFILES]  # removing the entry recreates once more
+
+
+def test_force_every_table_with_one_token(repo_copy: Path) -> None:
+    state = registrations(repo_copy, "dev")
+    everything = registrations(repo_copy, "dev", recreate={"*": "reset-1"})
+    result = up(state, everything, "dev")
+    assert sorted(replaced(result)) == sorted(r.key for r in state.resources if r.kind == "table")
+    assert "tenants" not in verdicts(result)  # the dataset is kept
+
+
+def test_force_recreation_in_prod_needs_the_approval_first(repo_copy: Path) -> None:
+    state = registrations(repo_copy, "prod")
+
+    direct = up(state, registrations(repo_copy, "prod", recreate={PROFILES: "1"}), "prod")
+    reason = replace_reason(direct, PROFILES)
+    assert "the engine refuses this replacement while protect is on" in reason
+    assert "deletion_protection true" in reason
+
+    registrations(repo_copy, "prod", recreate=None)
+    approved = registrations(repo_copy, "prod", approveDataLoss=[PROFILES])
+    approval = up(state, approved, "prod")
+    assert verdicts(approval) == {PROFILES: Verdict.UPDATE}  # deletionProtection and the label, in place
+    assert not approval.fails(Verdict.UPDATE_DESTRUCTIVE)  # lowered, but approved
+
+    recreate = registrations(repo_copy, "prod", recreate={PROFILES: "1"})
+    forced = up(approved, recreate, "prod")
+    assert replaced(forced) == [PROFILES]
+    assert "Also:" not in replace_reason(forced, PROFILES)
+
+    restored = registrations(repo_copy, "prod", approveDataLoss=None)
+    back = up(recreate, restored, "prod")
+    assert verdicts(back) == {PROFILES: Verdict.UPDATE}  # both protections back, nothing replaced
+
+
+# ---------------------------------------------------------------- Approve data loss in prod
+
+
+def change_column_type(root: Path) -> None:
+    path = root / "schemas" / "tenants" / "tenant_profiles.json"
+    columns = json.loads(path.read_text())
+    next(c for c in columns if c["name"] == "suspended_at")["type"] = "DATETIME"
+    path.write_text(json.dumps(columns, indent=2))
+
+
+def test_approve_data_loss_for_a_replacement_takes_two_runs(repo_copy: Path) -> None:
+    state = registrations(repo_copy, "prod")
+    approved = registrations(repo_copy, "prod", approveDataLoss=[PROFILES])  # step 2, a change of its own
+    step2 = up(state, approved, "prod")
+    assert verdicts(step2) == {PROFILES: Verdict.UPDATE}
+    paths = {c.path for r in step2.resources for c in r.changes}
+    assert paths == {"(deletionProtection)", "(labels.data-loss)", "(option protect)"}  # the label the README names
+
+    change_column_type(repo_copy)
+    changed = registrations(repo_copy, "prod")
+    step3 = up(approved, changed, "prod")
+    assert replaced(step3) == [PROFILES]
+    assert "Also:" not in replace_reason(step3, PROFILES)  # protect and deletion_protection already off in state
+    assert not step3.fails(Verdict.UPDATE_DESTRUCTIVE)
+
+    restored = registrations(repo_copy, "prod", approveDataLoss=None)
+    assert verdicts(up(changed, restored, "prod")) == {PROFILES: Verdict.UPDATE}  # step 4
+
+
+def test_approval_and_replacement_in_one_run_fail_at_the_delete(repo_copy: Path) -> None:
+    state = registrations(repo_copy, "prod")
+    change_column_type(repo_copy)
+    both = registrations(repo_copy, "prod", approveDataLoss=[PROFILES])
+    reason = replace_reason(up(state, both, "prod"), PROFILES)
+    # protect may be lifted in the same run; deletion_protection is read from the old state at the delete.
+    assert "the engine refuses" not in reason
+    assert "resourceBigQueryTableDelete" in reason
+
+
+# ---------------------------------------------------------------- Adopt what the bootstrap processor created
+
+
+def test_adopt_with_the_import_option_then_switch_it_off(repo_copy: Path) -> None:
+    nothing = Registrations((), {})
+    adopting = registrations(repo_copy, "prod", adoptExisting=True)
+    first = up(nothing, adopting, "prod")
+    by_kind = {(r.kind, r.verdict) for r in first.resources}
+    assert by_kind == {("dataset", Verdict.ADDED), ("table", Verdict.ADDED), ("component", Verdict.NOOP)}
+    assert all("import" in r.changes[0].reason for r in first.resources if r.kind != "component")
+
+    after = registrations(repo_copy, "prod", adoptExisting=None)
+    second = up(adopting, after, "prod")
+    assert replaced(second) == []
+    ignored = [c for r in second.resources for c in r.changes if c.path == "(option ignoreChanges)"]
+    assert len(ignored) == 9
+    assert all(c.verdict is Verdict.UPDATE and "imported values" in c.reason for c in ignored)
