@@ -20,7 +20,7 @@ import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 
-from infra.catalog import load_catalog
+from infra.catalog import Catalog, load_catalog
 from infra.documents import display_path
 from infra.settings import PROJECT, SECRET_MASK, parse_settings, read_stack_file, stack_file
 
@@ -166,14 +166,15 @@ def run_program(
     return result
 
 
-def plan_stack(root: Path, stack: str) -> PlanResult:
+def plan_stack(root: Path, stack: str, catalog: Catalog | None = None) -> PlanResult:
     """What stack `stack` declares: its Pulumi.<stack>.yaml config and the catalog under `root`.
 
-    The stack file is read once. Invalid declarations or config raise DeclarationError naming every
-    problem before the program runs, which would only log them and raise a RunError.
+    Pass `catalog` when it is already loaded and validated. The stack file is read once. Invalid
+    declarations or config raise DeclarationError naming every problem before the program runs.
     """
-    from infra.program import run
+    from infra.program import declare
 
     values, secret_keys = read_stack_file(root, stack)
-    parse_settings(stack, values, display_path(stack_file(root, stack)), load_catalog(root))
-    return run_program(stack, values, lambda: run(root), secret_keys)
+    catalog = load_catalog(root) if catalog is None else catalog
+    settings = parse_settings(stack, values, display_path(stack_file(root, stack)), catalog)
+    return run_program(stack, values, lambda: declare(catalog, settings), secret_keys)

@@ -28,6 +28,10 @@ class DeclarationError(Exception):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+class MissingStackError(DeclarationError):
+    """No Pulumi.<stack>.yaml: a usage error (exit 2) wherever a command names a stack."""
+
+
 _PYDANTIC_MESSAGES = {
     "missing": "is required; add it",
     "int_type": "must be a whole number",

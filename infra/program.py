@@ -1,4 +1,8 @@
-"""The Pulumi program: load and validate everything first, then declare resources and outputs."""
+"""The Pulumi program: load and validate everything first, then declare resources and outputs.
+
+`run` is what `pulumi up` runs; `declare` is its second half, which the mock run (infra/mockrun.py) calls
+with the catalog and settings the CLI already validated.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,10 @@ from typing import Any
 
 import pulumi
 
-from infra.catalog import load_catalog
+from infra.catalog import Catalog, load_catalog
 from infra.problems import DeclarationError
 from infra.resources import DatasetWithTables
-from infra.settings import KNOWN_CONFIG_KEYS, parse_settings
+from infra.settings import KNOWN_CONFIG_KEYS, Settings, parse_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +48,11 @@ def run(root: Path = REPO_ROOT) -> dict[str, Any]:
             pulumi.log.error(str(problem))
         # RunError ends the program with its message and no traceback; nothing was registered.
         raise pulumi.RunError(f"{len(error.problems)} problem(s) in the declarations; nothing was changed") from None
+    return declare(catalog, settings)
+
+
+def declare(catalog: Catalog, settings: Settings) -> dict[str, Any]:
+    """Register every dataset and table of a validated catalog; export and return their ids."""
     if settings.options.adopt_existing:
         pulumi.log.warn(
             "adoptExisting is on: existing datasets and tables are imported, not created; switch it off "

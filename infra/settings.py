@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infra.catalog import Catalog
 from infra.documents import display_path, load_yaml
-from infra.problems import DeclarationError, Problem, pydantic_problems
+from infra.problems import DeclarationError, MissingStackError, Problem, pydantic_problems
 from infra.rules import check_dataset_id, check_expiration_days, check_labels, check_location
 
 PROJECT = "tenant-bigquery"
@@ -313,20 +313,19 @@ def stack_file(root: Path, stack: str) -> Path:
     return root / f"Pulumi.{stack}.yaml"
 
 
+def require_stack_file(root: Path, stack: str) -> Path:
+    """Pulumi.<stack>.yaml, or MissingStackError: the one message for a stack that does not exist."""
+    path = stack_file(root, stack)
+    if not path.is_file():
+        known = ", ".join(list_stacks(root)) or "none"
+        raise MissingStackError([Problem(display_path(path), "", f"no such stack file; known stacks: {known}")])
+    return path
+
+
 def read_stack_file(root: Path, stack: str) -> tuple[dict[str, Any], set[str]]:
     """Config values of Pulumi.<stack>.yaml and the keys whose values are secrets (masked, never decrypted)."""
-    path = stack_file(root, stack)
+    path = require_stack_file(root, stack)
     display = display_path(path)
-    if not path.is_file():
-        raise DeclarationError(
-            [
-                Problem(
-                    display,
-                    "",
-                    f"no such stack file; create it or pick one of: {', '.join(list_stacks(root)) or 'none'}",
-                )
-            ]
-        )
     raw = load_yaml(path, display, raw_scalars_under="config") or {}
     config = raw.get("config", {}) if isinstance(raw, dict) else None
     if not isinstance(config, dict):

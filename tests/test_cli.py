@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from helpers import FIXTURE_ROOT, REPO_CATALOG, run_cli
+from helpers import FIXTURE_ROOT, REPO_CATALOG, invoke, run_cli
 
 from infra.catalog import load_catalog
 from infra.declared import DATASET_TYPE, TABLE_TYPE
@@ -55,9 +55,23 @@ def test_validate_root_without_stacks_folder(tmp_path: Path) -> None:
 def test_usage_errors_exit_2() -> None:
     assert run_cli("validate", "--nope").returncode == 2
     assert run_cli("plan").returncode == 2  # --stack is required
-    unknown = run_cli("plan", "--stack", "staging")
-    assert unknown.returncode == 2
-    assert "no Pulumi.staging.yaml" in unknown.stderr and "known stacks: dev, prod" in unknown.stderr
+
+
+def test_a_missing_stack_is_one_usage_error_everywhere(tmp_path: Path) -> None:
+    preview = tmp_path / "preview.json"
+    preview.write_text("{}")
+    for command in (
+        ["plan"],
+        ["diff", "--base", "HEAD"],
+        ["preview-gate", str(preview)],
+        ["verify"],
+        ["snapshot", "--all"],
+        ["migrate"],
+        ["import-file"],
+    ):
+        result = invoke(*command, "--stack", "staging")
+        assert result.returncode == 2, command
+        assert "Pulumi.staging.yaml: no such stack file; known stacks: dev, prod" in result.stderr, command
 
 
 def test_plan_json_lists_the_dataset_and_tables_with_options() -> None:

@@ -193,7 +193,7 @@ def test_a_missing_file_and_other_problems_of_a_large_schema_are_input_errors(di
         (("--old", "a.json", "--new", "b.json", "--stack", "prod"), "--base and --stack compare the catalog"),
         (("--external",), "--external applies to --old/--new"),
         (("--fail-on", "terrible"), "'terrible' is not one of"),
-        (("--stack", "staging"), "no Pulumi.staging.yaml"),
+        (("--stack", "staging"), "Pulumi.staging.yaml: no such stack file; known stacks: dev, prod"),
     ],
 )
 def test_usage_errors_exit_2(diff: Diff, args: tuple[str, ...], message: str) -> None:

@@ -1,0 +1,267 @@
+"""What each CLI command does, as one function returning a result object for a reporter (infra/report.py).
+
+The CLI parses options and maps errors to exit codes; the workflows live here. Each function loads the
+catalog once and validates it before anything else. The edges (the Pulumi mock run, the BigQuery API) are
+imported inside the functions that need them, so `validate` and `diff --old/--new` never load them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from infra.catalog import Catalog, Table, catalog_warnings, load_catalog
+from infra.documents import display_path
+from infra.problems import DeclarationError, Problem
+from infra.settings import Settings, list_stacks, load_settings, require_stack_file
+
+if TYPE_CHECKING:
+    from infra.changes import DiffResult
+    from infra.drift import Check, VerifyReport
+    from infra.live import SnapshotReport
+    from infra.live_migrate import MigrateReport
+    from infra.mockrun import PlanResult
+    from infra.previewgate import Step
+
+
+class CommandFailed(Exception):
+    """A command that cannot go on: `prefix: message` on stderr and this exit code."""
+
+    def __init__(self, message: str, exit_code: int, prefix: str = "error"):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.prefix = prefix
+
+
+class BadOption(ValueError):
+    """A usage error found while running: a --tables name that names no declared table, a --base that git
+    cannot resolve. `option` names the option when the message does not."""
+
+    def __init__(self, message: str, option: str | None = None):
+        super().__init__(message)
+        self.option = option
+
+
+@dataclass(frozen=True)
+class Validated:
+    datasets: int
+    tables: int
+    columns: int
+    stacks: list[str]
+    warnings: list[Problem]
+
+
+def validate(root: Path) -> Validated:
+    """The catalog and every stack's config, all problems at once (DeclarationError)."""
+    from infra.schema import count_columns
+
+    problems: list[Problem] = []
+    catalog = None
+    try:
+        catalog = load_catalog(root)
+    except DeclarationError as error:
+        problems += error.problems
+    stacks = list_stacks(root)
+    for stack in stacks:
+        try:
+            load_settings(root, stack, catalog)
+        except DeclarationError as error:
+            problems += error.problems
+    if problems or catalog is None:
+        raise DeclarationError(problems)
+    tables = catalog.tables()
+    columns = sum(count_columns(t.schema) for t in tables)
+    return Validated(len(catalog.datasets), len(tables), columns, stacks, catalog_warnings(catalog))
+
+
+def load_stack(root: Path, stack: str) -> tuple[Catalog, Settings]:
+    """The validated catalog and stack settings; a missing stack file raises MissingStackError."""
+    catalog = load_catalog(root)
+    return catalog, load_settings(root, stack, catalog)
+
+
+def plan(root: Path, stack: str) -> PlanResult:
+    """What the program registers for the stack, run under Pulumi's mocks."""
+    from infra.mockrun import plan_stack
+
+    catalog, _ = load_stack(root, stack)
+    return plan_stack(root, stack, catalog)
+
+
+def diff(
+    root: Path, old_file: Path | None, new_file: Path | None, external: bool, base: str | None, stack: str | None
+) -> DiffResult:
+    from infra import basediff
+
+    if old_file is not None and new_file is not None:
+        return basediff.diff_schema_files(old_file, new_file, external=external)
+    if stack is not None:
+        require_stack_file(root, stack)
+    try:
+        return basediff.diff_against_base(root, base, stack)
+    except basediff.BaseRefError as error:
+        raise BadOption(f"--base: {error}") from None
+
+
+@dataclass(frozen=True)
+class DocsResult:
+    root: Path
+    target: Path
+    up_to_date: bool  # with --check: the committed file is what would be written
+    written: bool
+
+
+def docs(root: Path, check: bool) -> DocsResult:
+    from infra.docs import DOCS_FILE, render_data_dictionary
+
+    target = root / DOCS_FILE
+    text = render_data_dictionary(load_catalog(root))
+    if check:
+        current = target.read_text(encoding="utf-8") if target.is_file() else None
+        return DocsResult(root, target, up_to_date=current == text, written=False)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(text, encoding="utf-8")
+    return DocsResult(root, target, up_to_date=True, written=True)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    stack: str
+    others: list[str]  # changes that neither delete nor replace
+    steps: list[Step]
+
+    @property
+    def refused(self) -> list[Step]:
+        return [step for step in self.steps if step.approved_by is None]
+
+
+def preview_gate(root: Path, stack: str, preview_file: Path, migration_file: Path | None) -> GateResult:
+    """Every delete and replace of a `pulumi preview --json` document, each approved or not."""
+    from infra import previewgate
+
+    _, settings = load_stack(root, stack)
+    reading = preview_file
+    try:
+        migrated: frozenset[str] = frozenset()
+        if migration_file is not None:
+            reading = migration_file
+            migrated = previewgate.migrated_tables(
+                previewgate.load_document(migration_file.read_text(encoding="utf-8"))
+            )
+        reading = preview_file
+        document = previewgate.load_document(preview_file.read_text(encoding="utf-8"))
+        steps = previewgate.destructive_steps(document, settings, migrated)
+        others = previewgate.other_changes(document)
+    except OSError as error:
+        raise CommandFailed(f"cannot read {display_path(reading)}: {error.strerror or error}", 2) from None
+    except (UnicodeDecodeError, previewgate.PreviewDocumentError) as error:
+        raise CommandFailed(f"{display_path(reading)}: {error}", 2) from None
+    return GateResult(stack, others, list(steps))
+
+
+def select_tables(catalog: Catalog, names: str | None) -> list[Table]:
+    """Tables named in --tables (table or dataset.table, comma-separated), or every declared table for None."""
+    declared = catalog.tables()
+    if names is None:
+        return declared
+    chosen: list[Table] = []
+    for name in (n.strip() for n in names.split(",") if n.strip()):
+        matches = [t for t in declared if name in (t.key, t.table_id)]
+        if len(matches) != 1:
+            why = "names no declared table" if not matches else "is declared in several datasets; write dataset.table"
+            known = ", ".join(t.key for t in declared)
+            raise BadOption(f"{name!r} {why} (declared: {known})", "--tables")
+        if matches[0] not in chosen:
+            chosen.append(matches[0])
+    if not chosen:
+        raise BadOption("name at least one table", "--tables")
+    return chosen
+
+
+def _live_failed(error: Exception) -> CommandFailed:
+    return CommandFailed(str(error), 2)
+
+
+def verify(root: Path, stack: str, endpoint: str | None) -> VerifyReport:
+    from infra import live
+
+    catalog, settings = load_stack(root, stack)
+    try:
+        return live.verify(live.connect(settings.project, endpoint), catalog, settings)
+    except live.LiveError as error:
+        raise _live_failed(error) from None
+
+
+@dataclass(frozen=True)
+class SnapshotResult:
+    report: SnapshotReport
+    requested: int
+    expire_days: int
+
+
+def snapshot(root: Path, stack: str, endpoint: str | None, names: str | None, expire_days: int) -> SnapshotResult:
+    from infra import live
+
+    catalog, settings = load_stack(root, stack)
+    chosen = select_tables(catalog, names)
+    try:
+        report = live.snapshot(live.connect(settings.project, endpoint), settings, chosen, expire_days)
+    except live.SnapshotRefused as error:
+        raise CommandFailed(str(error), 1, prefix="refused") from None
+    except live.LiveError as error:
+        raise _live_failed(error) from None
+    return SnapshotResult(report, len(chosen), expire_days)
+
+
+def migrate(
+    root: Path,
+    stack: str,
+    endpoint: str | None,
+    names: str | None,
+    apply: bool,
+    progress: Callable[[int], tuple[Callable[[str, str], None], Callable[[], None]]],
+) -> MigrateReport:
+    """`progress(total)` gives the per-table callback and what stops it."""
+    from infra import live, live_migrate
+
+    catalog, settings = load_stack(root, stack)
+    chosen = select_tables(catalog, names)
+    update, stop = progress(len(chosen))
+    try:
+        return live_migrate.migrate(
+            live.connect(settings.project, endpoint), settings, chosen, apply=apply, progress=update
+        )
+    except live.LiveError as error:
+        raise _live_failed(error) from None
+    finally:
+        stop()
+
+
+@dataclass
+class ImportFile:
+    stack: str
+    document: dict[str, Any] | None = None
+    blockers: list[Check] = field(default_factory=list)  # differences that refuse the import
+
+
+def import_file(root: Path, stack: str, endpoint: str | None, skip_verify: bool) -> ImportFile:
+    """A `pulumi import --file` document, unless verify finds the live project differs."""
+    from infra import adoption
+    from infra.mockrun import plan_stack
+
+    catalog, settings = load_stack(root, stack)
+    if not skip_verify:
+        from infra import live
+
+        try:
+            report = live.verify(live.connect(settings.project, endpoint), catalog, settings)
+        except live.LiveError as error:
+            raise _live_failed(error) from None
+        if report.import_blockers:
+            return ImportFile(stack, blockers=list(report.import_blockers))
+    try:
+        return ImportFile(stack, document=adoption.import_document(plan_stack(root, stack, catalog)))
+    except adoption.AdoptionError as error:
+        raise CommandFailed(str(error), 1) from None

@@ -1,0 +1,261 @@
+"""What each command prints: the one mapping from a command's --format to its reporter, and the reporters
+of the commands without a module of their own (validate, docs, preview-gate, verify, snapshot, import-file).
+
+A reporter takes the result object of infra/commands.py, writes stdout and stderr, and returns the exit
+code it implies (0 or 1). planreport, diffreport and rich are imported only by the reporters that use them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from infra import commands
+    from infra.changes import DiffResult
+    from infra.drift import VerifyReport
+    from infra.live_migrate import MigrateReport
+    from infra.mockrun import PlanResult
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+Reporter = Callable[[Any], int]
+
+
+def echo(text: str, err: bool = False) -> None:
+    click.echo(text, err=err)
+
+
+def console() -> Console:
+    from rich.console import Console
+
+    # Piped output (CI logs, PR comments) gets a wide table instead of rich's 80-column default.
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+
+
+def _display(path: Path) -> str:
+    from infra.documents import display_path
+
+    return display_path(path)
+
+
+def validate_text(result: commands.Validated) -> int:
+    for warning in result.warnings:
+        echo(f"warning: {warning}", err=True)
+    echo(
+        f"✓ {result.datasets} dataset(s), {result.tables} table(s), {result.columns:,} column(s) valid; "
+        f"stacks checked: {', '.join(result.stacks) or 'none'}"
+    )
+    return 0
+
+
+def plan_text(result: PlanResult) -> int:
+    from infra import planreport
+
+    planreport.render_text(result, console())
+    return 0
+
+
+def plan_json(result: PlanResult) -> int:
+    from infra import planreport
+
+    echo(planreport.render_json(result))
+    return 0
+
+
+def _diff_warnings(result: DiffResult) -> None:
+    for warning in result.warnings:
+        echo(f"warning: {warning}", err=True)
+
+
+def diff_text(result: DiffResult) -> int:
+    from infra import diffreport
+
+    _diff_warnings(result)
+    diffreport.render_text(result, console())
+    return 0
+
+
+def diff_json(result: DiffResult) -> int:
+    from infra import diffreport
+
+    _diff_warnings(result)
+    echo(diffreport.render_json(result))
+    return 0
+
+
+def diff_markdown(result: DiffResult) -> int:
+    from infra import diffreport
+
+    _diff_warnings(result)
+    echo(diffreport.render_markdown(result))
+    return 0
+
+
+def docs_text(result: commands.DocsResult) -> int:
+    shown = _display(result.target)
+    if result.written:
+        echo(f"wrote {shown}")
+        return 0
+    if not result.up_to_date:
+        command = "python -m infra.cli docs" + ("" if result.root == REPO_ROOT else f" --root {result.root}")
+        echo(f"{shown} is out of date; run `{command}` and commit the result.", err=True)
+        return 1
+    echo(f"✓ {shown} is up to date")
+    return 0
+
+
+def gate_text(result: commands.GateResult) -> int:
+    if result.others:
+        echo(f"{len(result.others)} other change(s):")
+        for line in result.others:
+            echo(line)
+    for step in result.steps:
+        echo(str(step))
+    if result.refused:
+        echo(
+            f"refused: {len(result.refused)} delete(s) or replace(s) not approved in Pulumi.{result.stack}.yaml; name "
+            'each table in tenant-bigquery:approveDataLoss (runbook "Approve data loss in prod"), or change the '
+            "declaration",
+            err=True,
+        )
+        return 1
+    echo(f"✓ nothing is deleted or replaced without approval ({len(result.steps)} approved).")
+    return 0
+
+
+def verify_text(stack: str, report: VerifyReport) -> int:
+    echo(f"Stack {stack}: project {report.project}, checked through {report.target}")
+    for check in report.checks:
+        echo(str(check))
+    failed, total = len(report.failures), len(report.checks)
+    echo(f"{failed} of {total} checks failed." if failed else f"All {total} checks hold.")
+    return 0 if report.ok else 1
+
+
+def verify_json(stack: str, report: VerifyReport) -> int:
+    echo(json.dumps({"stack": stack, **report.to_json()}, indent=2))
+    return 0 if report.ok else 1
+
+
+def snapshot_text(result: commands.SnapshotResult) -> int:
+    report = result.report
+    for dataset in report.created_datasets:
+        echo(
+            f"created backup dataset {dataset} (default table expiration {result.expire_days} d; "
+            "the source dataset's ACL and default key)"
+        )
+    taken_at, expires = f"{report.taken_at:%Y-%m-%d %H:%M:%S}", f"{report.expires:%Y-%m-%d %H:%M}"
+    if report.snapshots:
+        echo(f"Snapshots taken at {taken_at} UTC, expiring {expires} UTC:")
+    for taken in report.snapshots:
+        new_table, over = taken.restore_to_new_table(), taken.restore_over_source()
+        echo(f"✓ {taken.source} -> {taken.snapshot}")
+        echo(f"    restore into a new table: {new_table.bq}")
+        echo(f"      python: {new_table.python}")
+        echo(f"    or over the table, losing every row written to it after {taken_at} UTC: {over.bq}")
+        echo(f"      python: {over.python}")
+    for table, why in report.failures:
+        echo(f"✗ {table}: {why}")
+    if report.snapshots:
+        echo(
+            "Restore into a new table first and compare; copy the rows you need into the live table "
+            "(INSERT INTO <table> (columns) SELECT columns FROM <restored table>), which also keeps a recreated "
+            "table's new schema. A restore over the table puts back the snapshot's rows and schema as they were."
+        )
+    if report.ok:
+        return 0
+    kept = f"; kept: {len(report.snapshots)} snapshot(s) listed above" if report.snapshots else ""
+    created = f", created {', '.join(report.created_datasets)}" if report.created_datasets else ""
+    echo(f"{len(report.failures)} of {result.requested} snapshots failed{kept}{created}.", err=True)
+    return 1
+
+
+def migrate_text(stack: str, report: MigrateReport) -> int:
+    from infra import migratereport
+
+    for text in migratereport.render_text(stack, report.to_json()):
+        echo(text)
+    return 0 if report.ok else 1
+
+
+def migrate_json(stack: str, report: MigrateReport) -> int:
+    echo(json.dumps({"stack": stack, **report.to_json()}, indent=2))
+    return 0 if report.ok else 1
+
+
+def progress(total: int) -> tuple[Callable[[str, str], None], Callable[[], None]]:
+    """migrate's progress: a bar on a terminal, else one line per table on stderr."""
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.progress import Progress
+
+        bar = Progress(console=Console(stderr=True), transient=True)
+        task = bar.add_task("migrate", total=total)
+        bar.start()
+
+        def update(table: str, status: str) -> None:
+            bar.update(task, description=f"{table}: {status}", advance=0 if status == "planning" else 1)
+
+        return update, bar.stop
+    done = [0]
+
+    def line(table: str, status: str) -> None:
+        if status != "planning":
+            done[0] += 1
+            echo(f"[{done[0]}/{total}] {table}: {status}", err=True)
+
+    return line, lambda: None
+
+
+def import_file_text(result: commands.ImportFile, out: Path | None) -> int:
+    """The document on stdout or in `out`; exit 2 when `out` cannot be written."""
+    if result.document is None:
+        for check in result.blockers:
+            echo(str(check), err=True)
+        echo(
+            f"refused: {len(result.blockers)} difference(s) between the live project and the declarations; align "
+            'them first (runbook "Adopt what the bootstrap processor created"), or pass --skip-verify to '
+            "import the live state as it is.",
+            err=True,
+        )
+        return 1
+    text = json.dumps(result.document, indent=2) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        try:
+            out.write_text(text, encoding="utf-8")
+        except OSError as error:
+            echo(f"error: cannot write {_display(out)}: {error.strerror or error}", err=True)
+            return 2
+    echo(
+        f"{len(result.document['resources'])} resources; next: pulumi import --stack {result.stack} "
+        f"--file {_display(out) if out else 'FILE'} --generate-code=false",
+        err=True,
+    )
+    return 0
+
+
+# The one mapping from a command's --format to its reporter; a command's --format choices are its keys.
+REPORTERS: dict[str, dict[str, Callable[..., int]]] = {
+    "plan": {"text": plan_text, "json": plan_json},
+    "diff": {"text": diff_text, "json": diff_json, "markdown": diff_markdown},
+    "verify": {"text": verify_text, "json": verify_json},
+    "migrate": {"text": migrate_text, "json": migrate_json},
+}
+
+
+def formats(command: str) -> list[str]:
+    return list(REPORTERS[command])
+
+
+def report(command: str, output_format: str, *result: Any) -> int:
+    return REPORTERS[command][output_format](*result)
