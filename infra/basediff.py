@@ -18,17 +18,19 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra import rules
-from infra.catalog import Catalog, load_catalog, read_catalog
 from infra.changes import DiffResult, TableChanges, classify_catalogs, classify_schema
 from infra.documents import display_path, load_json
-from infra.migration import mark_migration
 from infra.problems import DeclarationError, Problem
-from infra.resourcediff import Registrations, compare_registrations, registered
 from infra.schema import Column, count_columns, parse_schema
-from infra.settings import Settings, load_settings, stack_file
+
+# The catalog's models (pydantic), the registrations' rules and the migration planner are imported by the
+# functions that compare catalogs, so `diff --old/--new` loads none of them.
+if TYPE_CHECKING:
+    from infra.catalog import Catalog
+    from infra.resourcediff import Registrations
 
 
 def diff_schema_files(old: Path, new: Path, *, external: bool = False) -> DiffResult:
@@ -75,6 +77,8 @@ _CATALOG_PATHS = ("stacks", "schemas", "Pulumi.*.yaml")
 def diff_against_base(root: Path, base: str | None, stack: str | None) -> DiffResult:
     """The catalog at `base` (default: the merge base with the default branch) vs the working tree; with
     `stack`, what the program registers for that stack at `base` vs now (infra/resourcediff.py)."""
+    from infra.catalog import load_catalog
+
     if stack:
         return _diff_registrations(root, base, stack)
     new_catalog = load_catalog(root)
@@ -113,6 +117,8 @@ Path(sys.argv[2]).write_text(json.dumps({"config": result.config, "resources": r
 
 
 def _diff_registrations(root: Path, base: str | None, stack: str) -> DiffResult:
+    from infra.resourcediff import compare_registrations
+
     git = _Git(root)
     commit, label = git.resolve(base)
     with tempfile.TemporaryDirectory(prefix="tenant-bigquery-base-") as tmp:
@@ -128,6 +134,10 @@ def _diff_registrations(root: Path, base: str | None, stack: str) -> DiffResult:
 
 def _with_migrations(result: DiffResult, base_root: Path, root: Path, stack: str) -> DiffResult:
     """Marks the table changes `migrate --apply` covers (infra/migration.py), from both catalogs."""
+    from infra.catalog import load_catalog
+    from infra.migration import mark_migration
+    from infra.settings import Settings, load_settings, stack_file
+
     if not any(t.kind == "table" for t in result.resources):
         return result
     new_catalog = load_catalog(root)
@@ -151,6 +161,9 @@ def _run_both(
     git: _Git, commit: str, tree: Path, stack: str, label: str, root: Path
 ) -> tuple[Registrations, Registrations]:
     """The base's registrations, run in its worktree, and the working tree's, run here meanwhile."""
+    from infra.resourcediff import Registrations, registered
+    from infra.settings import stack_file
+
     # Only what the program reads: a checkout of the tests' corpus would cost more than the run.
     wanted = [git.prefix + name for name in git.names(commit, (*_CATALOG_PATHS, "infra"))]
     if wanted:
@@ -194,6 +207,8 @@ def _relative(problem: Problem, root: Path) -> Problem:
 def _load_catalog_leniently(root: Path, label: str) -> tuple[Catalog, list[Problem]]:
     """The base was deployed as it was, so rules added since must not hide its tables: load what
     loads, and refuse only when a declared table cannot be read at all."""
+    from infra.catalog import Catalog, read_catalog
+
     if not (root / "stacks").is_dir():
         return Catalog(()), []
     read = read_catalog(root)

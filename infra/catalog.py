@@ -75,7 +75,8 @@ class Catalog:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # Built on first validation, not at import: commands that validate nothing do not pay for it.
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
 
 class RangeSpec(_Strict):
@@ -103,7 +104,7 @@ class TableSpec(_Strict):
     labels: dict[str, str] = {}
     renamed_columns: dict[str, str] = {}
 
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, defer_build=True)
 
 
 class DatasetSpec(_Strict):

@@ -19,10 +19,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from infra import rules
-from infra.catalog import Catalog, Table
 from infra.schema import Column, count_columns, join_path
+
+if TYPE_CHECKING:
+    from infra.catalog import Catalog, Table
 
 
 class Verdict(StrEnum):

@@ -12,18 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from infra.catalog import Catalog, Table, catalog_warnings, load_catalog
 from infra.documents import display_path
 from infra.problems import DeclarationError, Problem
-from infra.settings import Settings, list_stacks, load_settings, require_stack_file
 
+# Even the catalog (pydantic) is imported by the commands that read it: `diff --old/--new` does not.
 if TYPE_CHECKING:
+    from infra.catalog import Catalog, Table
     from infra.changes import DiffResult
     from infra.drift import Check, VerifyReport
     from infra.live import SnapshotReport
     from infra.live_migrate import MigrateReport
     from infra.mockrun import PlanResult
     from infra.previewgate import Step
+    from infra.settings import Settings
 
 
 class CommandFailed(Exception):
@@ -55,7 +56,9 @@ class Validated:
 
 def validate(root: Path) -> Validated:
     """The catalog and every stack's config, all problems at once (DeclarationError)."""
+    from infra.catalog import catalog_warnings, load_catalog
     from infra.schema import count_columns
+    from infra.settings import list_stacks, load_settings
 
     problems: list[Problem] = []
     catalog = None
@@ -78,6 +81,9 @@ def validate(root: Path) -> Validated:
 
 def load_stack(root: Path, stack: str) -> tuple[Catalog, Settings]:
     """The validated catalog and stack settings; a missing stack file raises MissingStackError."""
+    from infra.catalog import load_catalog
+    from infra.settings import load_settings
+
     catalog = load_catalog(root)
     return catalog, load_settings(root, stack, catalog)
 
@@ -98,6 +104,8 @@ def diff(
     if old_file is not None and new_file is not None:
         return basediff.diff_schema_files(old_file, new_file, external=external)
     if stack is not None:
+        from infra.settings import require_stack_file
+
         require_stack_file(root, stack)
     try:
         return basediff.diff_against_base(root, base, stack)
@@ -114,6 +122,7 @@ class DocsResult:
 
 
 def docs(root: Path, check: bool) -> DocsResult:
+    from infra.catalog import load_catalog
     from infra.docs import DOCS_FILE, render_data_dictionary
 
     target = root / DOCS_FILE

@@ -7,9 +7,10 @@ and never a traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ _PYDANTIC_MESSAGES = {
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Walk the model along loc (minus the unknown key) to list what is allowed there."""
+    from pydantic import BaseModel  # only here: `diff --old/--new` reports problems without pydantic
+
     current: Any = model
     for part in loc[:-1]:
         if isinstance(current, type) and issubclass(current, BaseModel):

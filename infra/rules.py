@@ -139,8 +139,12 @@ def _is_flexible_name_char(char: str) -> bool:
     return category[0] in "LNM" or category in ("Pc", "Pd", "Zs") or char in _FLEXIBLE_SPECIALS
 
 
+# The ASCII characters the rule allows, so that the usual name is checked without unicodedata.
+_FLEXIBLE_ASCII = frozenset(c for c in map(chr, range(128)) if _is_flexible_name_char(c))
+
+
 def check_column_name(name: str) -> str | None:
-    if not all(_is_flexible_name_char(c) for c in name):
+    if not (name.isascii() and _FLEXIBLE_ASCII.issuperset(name)) and not all(map(_is_flexible_name_char, name)):
         bad = "".join(sorted({c for c in name if not _is_flexible_name_char(c)}))
         return (
             f"column name {name!r} has characters BigQuery does not allow in column names ({bad!r}); "

@@ -36,7 +36,7 @@ _KMS_KEY = re.compile(r"projects/[^/\s]+/locations/([^/\s]+)/keyRings/[^/\s]+/cr
 class DatasetAccess(BaseModel):
     """Who may use the datasets; each member is group:EMAIL, user:EMAIL or serviceAccount:EMAIL."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
     readers: list[str] = []
     writers: list[str] = []
@@ -55,7 +55,7 @@ class Grant:
 class StackSettings(BaseModel):
     """Keys of the `tenant-bigquery:` namespace; each is documented in Pulumi.yaml."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True, defer_build=True)
 
     location: str = "US"
     dataset_suffix: str = Field("", alias="datasetSuffix")

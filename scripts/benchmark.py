@@ -6,13 +6,17 @@
 2. `diff --base HEAD --stack prod` (both runs of the program and the comparison) at 8 tables and at the
    generated count: unchanged, and with a stack label added to every table. Goal at 8 tables: < 2 s.
 3. The change classifier (scripts/bench_changes.py), when present.
+4. The command line as whole processes, median of the repeats, interleaved with its baseline: `validate`
+   of the repository against `python -c "import json, yaml"`, and `diff --old/--new` of the 2.7 MB corpus
+   schema and an edited copy against `json.load` of both files in one process. Goal: ratio <= 3.
 
-Usage: python scripts/benchmark.py [--repeats N] [--tables N]
+Usage: python scripts/benchmark.py [--repeats N] [--tables N] [--command-line-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -157,11 +161,48 @@ def bench_diff(tables: int, repeats: int) -> list[str]:
     return results
 
 
+def bench_command_line(repeats: int) -> list[str]:
+    sys.path.insert(0, str(REPO_ROOT / "scripts"))
+    from bench_changes import LARGEST, evolved
+
+    python = sys.executable
+    with tempfile.TemporaryDirectory() as tmp:
+        edited = Path(tmp) / "edited.bq"
+        edited.write_text(json.dumps(evolved(json.loads(LARGEST.read_text()))))
+        load_both = "import json, sys\nfor name in sys.argv[1:]:\n    with open(name) as f: json.load(f)"
+        cases = [
+            ("validate", [python, "-m", "infra.cli", "validate"], [python, "-c", "import json, yaml"]),
+            (
+                "diff --old/--new, 2.7 MB schema",
+                [python, "-m", "infra.cli", "diff", "--old", str(LARGEST), "--new", str(edited)],
+                [python, "-c", load_both, str(LARGEST), str(edited)],
+            ),
+        ]
+        results = []
+        for name, ours, baseline in cases:
+            times: dict[str, list[float]] = {"ours": [], "baseline": []}
+            for _ in range(repeats):
+                for key, command in (("ours", ours), ("baseline", baseline)):
+                    run = lambda: subprocess.run(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, check=True)  # noqa: E731
+                    times[key].append(timed(run))
+            ours_median, base_median = statistics.median(times["ours"]), statistics.median(times["baseline"])
+            results.append(
+                f"{name} as a process, median of {repeats}: {ours_median * 1000:.0f} ms, baseline "
+                f"{base_median * 1000:.0f} ms, ratio {ours_median / base_median:.1f} (goal <= 3)"
+            )
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--tables", type=int, default=1000)
+    parser.add_argument("--command-line-only", action="store_true", help="Only the whole-process figures (4).")
     args = parser.parse_args()
+    for line in bench_command_line(max(args.repeats, 11)):
+        print(line, flush=True)
+    if args.command_line_only:
+        return
     for line in bench_program(8, args.repeats):
         print(line, flush=True)
     for line in bench_program(args.tables, max(3, args.repeats // 2)):

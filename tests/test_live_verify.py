@@ -288,7 +288,7 @@ def test_usage_errors_exit_2(live_stack: LiveStack, args: tuple[str, ...], messa
 def test_unknown_stack_and_invalid_declarations_exit_2(live_stack: LiveStack) -> None:
     unknown = live_stack.cli("verify", "--stack", "staging")
     assert unknown.returncode == 2
-    assert "no Pulumi.staging.yaml" in unknown.stderr
+    assert "Pulumi.staging.yaml: no such stack file; known stacks: dev, live, prod" in unknown.stderr
 
     declaration = live_stack.root / "stacks" / "tenants.yaml"
     declaration.write_text(declaration.read_text().replace("clustering: [tenant_id]", "clustering: [tenant]"))
