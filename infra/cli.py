@@ -15,42 +15,28 @@ Exit codes:
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import click
 
-from infra import reporters
-from infra.reporters import REPO_ROOT, formats, report
+from infra import commands, reporters
+from infra.commands import BadOption, CommandFailed
+from infra.options import VERDICTS, endpoint_option, format_option, root_option, stack_option
+from infra.problems import DeclarationError, MissingStackError
+from infra.reporters import report
 
-# changes.Verdict's values, worst last (tests/test_cli.py keeps them equal); spelled here so that parsing
-# options loads no module of the core.
-VERDICTS = ("noop", "added", "update", "update-destructive", "replace", "removed", "rejected")
-
-root_option = click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=REPO_ROOT,
-    show_default="the repository",
-    help="Folder holding stacks/, schemas/ and Pulumi.<stack>.yaml.",
-)
-stack_option = click.option("--stack", "stack", required=True, help="Stack name: reads Pulumi.<stack>.yaml.")
-
-
-def format_option(command: str) -> Callable[..., Any]:
-    choices = formats(command)
-    return click.option("--format", "output_format", type=click.Choice(choices), default=choices[0], show_default=True)
+# No pydantic plugin is used here; looking for one scans the metadata of every installed distribution, a
+# large share of `validate`'s run (scripts/benchmark.py). Set the variable to "" to look anyway.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
 @contextmanager
 def exit_codes(invalid: int = 1) -> Iterator[None]:
     """Errors as one line each and an exit code; `invalid` is the code for invalid declarations or config."""
-    from infra.commands import BadOption, CommandFailed
-    from infra.problems import DeclarationError, MissingStackError
-
     try:
         yield
     except MissingStackError as error:
@@ -78,8 +64,6 @@ def main() -> None:
 @root_option
 def validate(root: Path) -> None:
     """Check every declaration, schema and stack config against BigQuery's rules."""
-    from infra import commands
-
     with exit_codes():
         sys.exit(reporters.validate_text(commands.validate(root)))
 
@@ -90,8 +74,6 @@ def validate(root: Path) -> None:
 @format_option("plan")
 def plan(stack: str, root: Path, output_format: str) -> None:
     """Run the real Pulumi program under mocks and show what the stack declares."""
-    from infra import commands
-
     with exit_codes():
         sys.exit(report("plan", output_format, commands.plan(root, stack)))
 
@@ -138,8 +120,6 @@ def diff(
         raise click.UsageError("--old/--new compare two files; --base and --stack compare the catalog")
     if external and old_file is None:
         raise click.UsageError("--external applies to --old/--new; catalog tables are native tables")
-    from infra import commands
-
     with exit_codes(invalid=2):
         result = commands.diff(root, old_file, new_file, external, base, stack)
     report("diff", output_format, result)
@@ -154,8 +134,6 @@ def diff(
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the committed file is not what would be written.")
 def docs(root: Path, check: bool) -> None:
     """Render the data dictionary, docs/tables.md, from the declarations and schemas."""
-    from infra import commands
-
     with exit_codes():
         sys.exit(reporters.docs_text(commands.docs(root, check)))
 
@@ -178,28 +156,8 @@ def preview_gate(stack: str, root: Path, preview_file: Path, migration_file: Pat
     --migration a table `migrate` brings to the declaration first), 1 when one is not, 2 when a file or
     the stack config cannot be read.
     """
-    from infra import commands
-
     with exit_codes(invalid=2):
         sys.exit(reporters.gate_text(commands.preview_gate(root, stack, preview_file, migration_file)))
-
-
-# ---------------------------------------------------------------- live commands (the BigQuery API)
-
-
-def _endpoint_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is not None and not value.startswith(("http://", "https://")):
-        raise click.BadParameter("must be a URL such as http://127.0.0.1:9050")
-    return value
-
-
-endpoint_option = click.option(
-    "--endpoint",
-    metavar="URL",
-    callback=_endpoint_url,
-    help="A local BigQuery API server, used with anonymous credentials [default: $BIGQUERY_EMULATOR_HOST, "
-    "else Google's API with Application Default Credentials].",
-)
 
 
 @main.command()
@@ -212,8 +170,6 @@ def verify(stack: str, root: Path, endpoint: str | None, output_format: str) -> 
 
     Exit 0 when every check holds, 1 when one fails, 2 when nothing could be checked.
     """
-    from infra import commands
-
     with exit_codes(invalid=2):
         sys.exit(report("verify", output_format, stack, commands.verify(root, stack, endpoint)))
 
@@ -242,8 +198,6 @@ def snapshot(
     """
     if all_tables == (tables is not None):
         raise click.UsageError("pass either --tables T1,T2 or --all")
-    from infra import commands
-
     with exit_codes(invalid=2):
         sys.exit(reporters.snapshot_text(commands.snapshot(root, stack, endpoint, tables, expire_days)))
 
@@ -266,8 +220,6 @@ def migrate(
     Exit 0 when every table has a lossless path (dry run) or now matches (--apply), 1 when one is refused
     or failed (that table is unchanged, the message says why), 2 when nothing could be done.
     """
-    from infra import commands
-
     with exit_codes(invalid=2):
         result = commands.migrate(root, stack, endpoint, tables, apply_changes, reporters.progress)
     sys.exit(report("migrate", output_format, stack, result))
@@ -284,8 +236,6 @@ def import_file(stack: str, root: Path, endpoint: str | None, out: Path | None, 
 
     It first runs verify and refuses (exit 1) while a declared dataset or table differs from the live one.
     """
-    from infra import commands
-
     with exit_codes(invalid=2):
         result = commands.import_file(root, stack, endpoint, skip_verify)
     sys.exit(reporters.import_file_text(result, out))

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import html
 import json
-
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table as RichTable
+from typing import TYPE_CHECKING
 
 from infra.changes import Change, DiffResult, TableChanges, Verdict
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _STYLES = {
     Verdict.NOOP: "dim",
@@ -99,6 +99,10 @@ def _reason(change: Change) -> str:
 
 
 def render_text(result: DiffResult, out: Console) -> None:
+    # rich only here: the JSON and markdown reports do without it.
+    from rich.markup import escape
+    from rich.table import Table as RichTable
+
     heading = f"{result.old_label} -> {result.new_label}"
     out.print(escape(heading + (f", stack {result.stack}" if result.stack else "")))
     for table in result.resources:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from helpers import REPO_ROOT
@@ -80,11 +82,36 @@ def test_only_the_edges_import_pulumi_and_google() -> None:
     assert offending == []
 
 
-def test_the_cli_loads_the_edges_only_inside_commands() -> None:
-    tree = ast.parse((REPO_ROOT / "infra" / "cli.py").read_text(encoding="utf-8"))
+@pytest.mark.parametrize("module", ["cli", "commands", "options", "reporters"])
+def test_the_cli_loads_the_edges_only_inside_commands(module: str) -> None:
+    tree = ast.parse((REPO_ROOT / "infra" / f"{module}.py").read_text(encoding="utf-8"))
     top_level = set(_imports(tree, top_level_only=True))
     assert top_level & LAZY_IN_CLI == set()
     assert not [name for name in top_level if _guard(name)]
+
+
+@pytest.mark.parametrize(
+    ("args", "unloaded"),
+    [
+        (["validate"], ("pulumi", "pulumi_gcp", "google", "rich")),
+        (["diff", "--old", "a.json", "--new", "b.json", "--format", "json"], ("pulumi", "google", "rich", "pydantic")),
+    ],
+)
+def test_a_fast_command_loads_only_what_it_needs(tmp_path: Path, args: list[str], unloaded: tuple[str, ...]) -> None:
+    for name in ("a.json", "b.json"):
+        (tmp_path / name).write_text('[{"name": "id", "type": "STRING"}]')
+    code = (
+        "import sys; from infra.cli import main\n"
+        "try: main(sys.argv[1:])\n"
+        "except SystemExit as done: assert not done.code, done.code\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules}))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
+    loaded = done.stdout.strip().splitlines()[-1]
+    assert [name for name in unloaded if repr(name) in loaded] == []
 
 
 def test_nothing_refers_to_a_document_outside_the_repository() -> None:

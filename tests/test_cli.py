@@ -46,6 +46,13 @@ def test_validate_reports_every_problem_one_line_each_without_traceback(repo_cop
     assert "Traceback" not in result.stderr
 
 
+def test_the_cli_spells_every_verdict_in_order() -> None:
+    from infra.changes import Verdict
+    from infra.options import VERDICTS
+
+    assert list(VERDICTS) == [v.value for v in Verdict]
+
+
 def test_validate_root_without_stacks_folder(tmp_path: Path) -> None:
     result = run_cli("validate", "--root", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 1
