@@ -92,8 +92,7 @@ def plan(root: Path, stack: str) -> PlanResult:
     """What the program registers for the stack, run under Pulumi's mocks."""
     from infra.mockrun import plan_stack
 
-    catalog, _ = load_stack(root, stack)
-    return plan_stack(root, stack, catalog)
+    return plan_stack(root, stack)
 
 
 def diff(

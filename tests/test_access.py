@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import FIXTURE_ROOT, REPO_ROOT, run_cli
+from helpers import FIXTURE_ROOT, REPO_ROOT, invoke
 
 from infra.declared import DATASET_TYPE, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack
@@ -171,7 +171,7 @@ def test_without_access_config_the_acl_is_left_to_bigquery(repo_copy: Path) -> N
 
 
 def test_plan_shows_access_and_cmek() -> None:
-    result = run_cli("plan", "--stack", "prod", "--root", str(FIXTURE_ROOT), cwd=FIXTURE_ROOT)
+    result = invoke("plan", "--stack", "prod", "--root", str(FIXTURE_ROOT), cwd=FIXTURE_ROOT)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     at = lines.index("  access (the whole ACL):")
@@ -186,7 +186,7 @@ def test_plan_says_when_bigquery_defaults_apply(repo_copy: Path) -> None:
     document = yaml.safe_load(path.read_text())
     del document["config"][ACCESS]
     path.write_text(yaml.safe_dump(document))
-    result = run_cli("plan", "--stack", "dev", "--root", str(repo_copy), cwd=repo_copy)
+    result = invoke("plan", "--stack", "dev", "--root", str(repo_copy), cwd=repo_copy)
     assert result.returncode == 0, result.stderr
     assert "  access: BigQuery's default ACL (tenant-bigquery:access is not set)" in result.stdout.splitlines()
     assert "  encryption: Google-managed key; tables with a customer-managed key: 0 of 8" in result.stdout.splitlines()
@@ -195,7 +195,7 @@ def test_plan_says_when_bigquery_defaults_apply(repo_copy: Path) -> None:
 def test_validate_names_a_public_member_in_one_line(repo_copy: Path) -> None:
     path = repo_copy / "Pulumi.prod.yaml"
     path.write_text(path.read_text().replace("- group:data-platform-engineers@acme.example", "- allAuthenticatedUsers"))
-    result = run_cli("validate", "--root", str(repo_copy), cwd=repo_copy)
+    result = invoke("validate", "--root", str(repo_copy), cwd=repo_copy)
     assert result.returncode == 1
     assert result.stderr.splitlines() == [
         f"Pulumi.prod.yaml:config.{ACCESS}.readers.0: allAuthenticatedUsers would make the data public "

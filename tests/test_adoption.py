@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 import yaml
-from helpers import FIXTURE_ROOT, run_cli
+from helpers import FIXTURE_ROOT, invoke
 from live_server import STACK, LiveStack
 
 from infra import adoption, mockrun
@@ -115,7 +115,7 @@ def test_the_import_file_covers_every_registered_resource_as_the_program_names_i
 def test_import_file_skip_verify_writes_the_document_offline(tmp_path: Path) -> None:
     out = tmp_path / "import.json"
 
-    result = run_cli("import-file", "--stack", "prod", "--root", str(FIXTURE_ROOT), "--skip-verify", "--out", str(out))
+    result = invoke("import-file", "--stack", "prod", "--root", str(FIXTURE_ROOT), "--skip-verify", "--out", str(out))
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
@@ -123,7 +123,7 @@ def test_import_file_skip_verify_writes_the_document_offline(tmp_path: Path) -> 
     assert result.stderr.splitlines()[-1] == (
         f"10 resources; next: pulumi import --stack prod --file {out} --generate-code=false"
     )
-    to_stdout = run_cli("import-file", "--stack", "prod", "--root", str(FIXTURE_ROOT), "--skip-verify")
+    to_stdout = invoke("import-file", "--stack", "prod", "--root", str(FIXTURE_ROOT), "--skip-verify")
     assert to_stdout.returncode == 0
     assert json.loads(to_stdout.stdout) == json.loads(out.read_text())
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from google.cloud import bigquery
-from helpers import FIXTURE_ROOT, REPO_ROOT, run_cli
+from helpers import FIXTURE_ROOT, REPO_ROOT, invoke, run_cli
 from live_server import STACK, LiveStack
 
 from infra.mockrun import plan_stack
@@ -23,7 +23,7 @@ SCHEMA = "schemas/tenants/tenant_profiles.json"
 
 
 def validate(root: Path) -> subprocess.CompletedProcess[str]:
-    return run_cli("validate", "--root", str(root), cwd=root)
+    return invoke("validate", "--root", str(root), cwd=root)
 
 
 def assert_one_line_refusal(result: subprocess.CompletedProcess[str], line: str) -> None:
@@ -35,7 +35,7 @@ def assert_one_line_refusal(result: subprocess.CompletedProcess[str], line: str)
 def test_an_empty_schema_does_not_remove_the_table(repo_copy: Path) -> None:
     (repo_copy / SCHEMA).write_text("[]")
     for command in (["validate"], ["plan", "--stack", "dev"]):
-        result = run_cli(*command, "--root", str(repo_copy), cwd=repo_copy)
+        result = invoke(*command, "--root", str(repo_copy), cwd=repo_copy)
         assert result.returncode == 1
         assert result.stderr.startswith(f"{SCHEMA}:(top): no columns; a table needs at least one column")
 
@@ -141,15 +141,15 @@ def test_clustering_spelled_in_another_case_is_sent_as_the_schema_spells_it(repo
     declaration.write_text(
         declaration.read_text().replace("clustering: [tenant_id, status]", "clustering: [TENANT_ID, Status]")
     )
-    result = run_cli("plan", "--stack", "dev", "--format", "json", "--root", str(repo_copy), cwd=repo_copy)
+    result = invoke("plan", "--stack", "dev", "--format", "json", "--root", str(repo_copy), cwd=repo_copy)
     assert result.returncode == 0, result.stderr
     profiles = next(r for r in json.loads(result.stdout)["resources"] if r["name"] == "tenants-tenant_profiles")
     assert profiles["inputs"]["clusterings"] == ["tenant_id", "status"]
 
 
 def test_plan_json_is_byte_stable_with_sorted_keys() -> None:
-    first = run_cli("plan", "--stack", "prod", "--format", "json")
-    second = run_cli("plan", "--stack", "prod", "--format", "json")
+    first = invoke("plan", "--stack", "prod", "--format", "json")
+    second = invoke("plan", "--stack", "prod", "--format", "json")
     assert first.returncode == 0 and first.stdout == second.stdout
     document = json.loads(first.stdout)
     assert list(document) == sorted(document)

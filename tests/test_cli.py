@@ -13,7 +13,7 @@ from infra.schema import count_columns
 
 
 def test_validate_the_repository() -> None:
-    result = run_cli("validate")
+    result = invoke("validate")
     assert result.returncode == 0, result.stderr
     tables = len(REPO_CATALOG.tables())
     assert result.stdout.startswith(f"✓ {len(REPO_CATALOG.datasets)} dataset(s), {tables} table(s)")
@@ -54,14 +54,14 @@ def test_the_cli_spells_every_verdict_in_order() -> None:
 
 
 def test_validate_root_without_stacks_folder(tmp_path: Path) -> None:
-    result = run_cli("validate", "--root", str(tmp_path), cwd=tmp_path)
+    result = invoke("validate", "--root", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 1
     assert result.stderr.splitlines()[0] == "stacks: no such folder; --root must hold stacks/ and schemas/"
 
 
 def test_usage_errors_exit_2() -> None:
-    assert run_cli("validate", "--nope").returncode == 2
-    assert run_cli("plan").returncode == 2  # --stack is required
+    assert invoke("validate", "--nope").returncode == 2
+    assert invoke("plan").returncode == 2  # --stack is required
 
 
 def test_a_missing_stack_is_one_usage_error_everywhere(tmp_path: Path) -> None:
@@ -82,7 +82,7 @@ def test_a_missing_stack_is_one_usage_error_everywhere(tmp_path: Path) -> None:
 
 
 def test_plan_json_lists_the_dataset_and_tables_with_options() -> None:
-    result = run_cli("plan", "--stack", "prod", "--format", "json", "--root", str(FIXTURE_ROOT), cwd=FIXTURE_ROOT)
+    result = invoke("plan", "--stack", "prod", "--format", "json", "--root", str(FIXTURE_ROOT), cwd=FIXTURE_ROOT)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["stack"] == "prod"
@@ -105,14 +105,14 @@ def test_plan_json_lists_the_dataset_and_tables_with_options() -> None:
 def test_plan_masks_secret_config_values(repo_copy: Path) -> None:
     stack_file = repo_copy / "Pulumi.dev.yaml"
     stack_file.write_text(stack_file.read_text() + "  gcp:accessToken:\n    secure: v1:abcdef==\n")
-    result = run_cli("plan", "--stack", "dev", "--root", str(repo_copy), "--format", "json", cwd=repo_copy)
+    result = invoke("plan", "--stack", "dev", "--root", str(repo_copy), "--format", "json", cwd=repo_copy)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["config"]["gcp:accessToken"] == "[secret]"
     assert "v1:abcdef" not in result.stdout
 
 
 def test_plan_text_is_a_table_a_reviewer_reads_at_a_glance() -> None:
-    result = run_cli("plan", "--stack", "prod", "--root", str(FIXTURE_ROOT), cwd=FIXTURE_ROOT)
+    result = invoke("plan", "--stack", "prod", "--root", str(FIXTURE_ROOT), cwd=FIXTURE_ROOT)
     assert result.returncode == 0, result.stderr
     assert "Dataset tenants in US: protect=True, delete contents on destroy=False" in result.stdout
     row = next(line for line in result.stdout.splitlines() if "tenants.tenant_usage_quotas" in line)
@@ -130,7 +130,7 @@ def test_plan_text_is_a_table_a_reviewer_reads_at_a_glance() -> None:
 
 
 def test_plan_counts_leaf_columns_as_the_data_dictionary_does() -> None:
-    result = run_cli("plan", "--stack", "prod", "--root", str(FIXTURE_ROOT), cwd=FIXTURE_ROOT)
+    result = invoke("plan", "--stack", "prod", "--root", str(FIXTURE_ROOT), cwd=FIXTURE_ROOT)
     assert result.returncode == 0, result.stderr
     assert "columns (leaf)" in result.stdout
     rows = [line.strip("│ ").split("│") for line in result.stdout.splitlines() if "│ tenants." in line]
@@ -152,7 +152,7 @@ def test_plan_refuses_invalid_declarations(repo_copy: Path) -> None:
 
 def test_import_file_into_a_missing_folder_is_one_line_exit_2(tmp_path: Path) -> None:
     out = tmp_path / "missing" / "import.json"
-    result = run_cli("import-file", "--stack", "prod", "--root", str(FIXTURE_ROOT), "--skip-verify", "--out", str(out))
+    result = invoke("import-file", "--stack", "prod", "--root", str(FIXTURE_ROOT), "--skip-verify", "--out", str(out))
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [f"error: cannot write {out}: No such file or directory"]

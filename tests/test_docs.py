@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from helpers import FIXTURE_ROOT, REPO_ROOT, run_cli
+from helpers import FIXTURE_ROOT, REPO_ROOT, invoke, run_cli
 
 from infra.catalog import Catalog, Dataset, Table, TimePartitioning, load_catalog
 from infra.docs import DOCS_FILE, Reference, references, render_data_dictionary
@@ -18,7 +18,7 @@ def one_table_dataset(*columns: Column, time_partitioning: TimePartitioning | No
 
 
 def test_the_committed_data_dictionary_is_current() -> None:
-    result = run_cli("docs", "--check")
+    result = invoke("docs", "--check")
     assert result.returncode == 0, result.stderr
     assert result.stdout == "✓ docs/tables.md is up to date\n"
 
@@ -27,21 +27,21 @@ def test_a_stale_data_dictionary_fails_the_check_and_says_how_to_regenerate(repo
     schema = repo_copy / "schemas" / "tenants" / "tenant_profiles.json"
     schema.write_text(schema.read_text().replace("Human-readable tenant name", "Tenant name", 1))
 
-    stale = run_cli("docs", "--check", "--root", str(repo_copy), cwd=repo_copy)
+    stale = invoke("docs", "--check", "--root", str(repo_copy), cwd=repo_copy)
     assert stale.returncode == 1
     assert stale.stderr == (
         f"docs/tables.md is out of date; run `python -m infra.cli docs --root {repo_copy}` and commit the result.\n"
     )
 
-    written = run_cli("docs", "--root", str(repo_copy), cwd=repo_copy)
+    written = invoke("docs", "--root", str(repo_copy), cwd=repo_copy)
     assert written.returncode == 0, written.stderr
     assert "| `display_name` | STRING | REQUIRED | Tenant name shown" in (repo_copy / DOCS_FILE).read_text()
-    assert run_cli("docs", "--check", "--root", str(repo_copy), cwd=repo_copy).returncode == 0
+    assert invoke("docs", "--check", "--root", str(repo_copy), cwd=repo_copy).returncode == 0
 
 
 def test_a_missing_data_dictionary_fails_the_check(repo_copy: Path) -> None:
     (repo_copy / DOCS_FILE).unlink()
-    result = run_cli("docs", "--check", "--root", str(repo_copy), cwd=repo_copy)
+    result = invoke("docs", "--check", "--root", str(repo_copy), cwd=repo_copy)
     assert result.returncode == 1
     assert "is out of date" in result.stderr
     assert not (repo_copy / DOCS_FILE).exists()

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import REPO_ROOT, run_cli
+from helpers import REPO_ROOT, invoke, run_cli
 
 from infra.catalog import Table, load_catalog
 from infra.migration import LiveTable, Partitioning, Shape, TablePlan, declared_shape, plan_table
@@ -216,7 +216,7 @@ def write_hints(root: Path, hints: dict[str, str]) -> None:
 def test_validate_names_a_wrong_hint_in_one_line(repo_copy: Path, hints: dict[str, str], message: str) -> None:
     write_hints(repo_copy, hints)
 
-    result = run_cli("validate", "--root", str(repo_copy), cwd=repo_copy)
+    result = invoke("validate", "--root", str(repo_copy), cwd=repo_copy)
 
     assert result.returncode == 1
     (new,) = hints
@@ -227,7 +227,7 @@ def test_validate_names_a_wrong_hint_in_one_line(repo_copy: Path, hints: dict[st
 
 def test_validate_accepts_a_hint_whose_new_name_is_declared(repo_copy: Path) -> None:
     write_hints(repo_copy, {"display_name": "name"})
-    result = run_cli("validate", "--root", str(repo_copy), cwd=repo_copy)
+    result = invoke("validate", "--root", str(repo_copy), cwd=repo_copy)
     assert result.returncode == 0, result.stderr
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import run_cli
+from helpers import invoke
 
 STACK_URN = "urn:pulumi:{stack}::tenant-bigquery::pulumi:pulumi:Stack::tenant-bigquery-{stack}"
 PARENT = "pulumi:pulumi:Stack$tenant-bigquery:bigquery:DatasetWithTables"
@@ -43,7 +43,7 @@ def preview(tmp_path: Path, *steps: dict[str, Any], stack: str = "prod") -> Path
 
 
 def gate(root: Path, stack: str, path: Path) -> tuple[int, list[str], str]:
-    result = run_cli("preview-gate", "--stack", stack, "--root", str(root), str(path))
+    result = invoke("preview-gate", "--stack", stack, "--root", str(root), str(path))
     return result.returncode, result.stdout.splitlines(), result.stderr
 
 
@@ -209,7 +209,7 @@ def test_a_replace_that_migrate_covers_is_expected_and_nothing_else(repo_copy: P
         step("delete", table_urn("prod", "tenant_subscriptions")),
     )
     plan = migration(tmp_path, tenant_profiles="planned", tenant_api_keys="refused", tenant_subscriptions="planned")
-    result = run_cli("preview-gate", "--stack", "prod", "--root", str(repo_copy), str(path), "--migration", str(plan))
+    result = invoke("preview-gate", "--stack", "prod", "--root", str(repo_copy), str(path), "--migration", str(plan))
     assert result.returncode == 1
     lines = result.stdout.splitlines()
     assert (
@@ -226,6 +226,6 @@ def test_a_migration_file_that_is_not_one_exits_2(repo_copy: Path, tmp_path: Pat
     path = preview(tmp_path)
     wrong = tmp_path / "wrong.json"
     wrong.write_text("[]")
-    result = run_cli("preview-gate", "--stack", "prod", "--root", str(repo_copy), str(path), "--migration", str(wrong))
+    result = invoke("preview-gate", "--stack", "prod", "--root", str(repo_copy), str(path), "--migration", str(wrong))
     assert result.returncode == 2
     assert result.stderr.strip().endswith("expected the output of `migrate --format json` (an object with `tables`)")
