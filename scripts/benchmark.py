@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -170,12 +171,17 @@ def bench_command_line(repeats: int) -> list[str]:
         edited = Path(tmp) / "edited.bq"
         edited.write_text(json.dumps(evolved(json.loads(LARGEST.read_text()))))
         load_both = "import json, sys\nfor name in sys.argv[1:]:\n    with open(name) as f: json.load(f)"
+        cli = [python, "-m", "infra.cli"]
+        files = [str(LARGEST), str(edited)]
         cases = [
-            ("validate", [python, "-m", "infra.cli", "validate"], [python, "-c", "import json, yaml"]),
-            (
-                "diff --old/--new, 2.7 MB schema",
-                [python, "-m", "infra.cli", "diff", "--old", str(LARGEST), "--new", str(edited)],
-                [python, "-c", load_both, str(LARGEST), str(edited)],
+            ("validate", [*cli, "validate"], [python, "-c", "import json, yaml"]),
+            *(
+                (
+                    f"diff --old/--new --format {output}, 2.7 MB schema",
+                    [*cli, "diff", "--old", files[0], "--new", files[1], "--format", output],
+                    [python, "-c", load_both, *files],
+                )
+                for output in ("text", "json")
             ),
         ]
         results = []
@@ -183,8 +189,18 @@ def bench_command_line(repeats: int) -> list[str]:
             times: dict[str, list[float]] = {"ours": [], "baseline": []}
             for _ in range(repeats):
                 for key, command in (("ours", ours), ("baseline", baseline)):
-                    run = lambda: subprocess.run(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, check=True)  # noqa: E731
-                    times[key].append(timed(run))
+                    times[key].append(
+                        timed(
+                            partial(
+                                subprocess.run,
+                                command,
+                                cwd=REPO_ROOT,
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL,
+                                check=True,
+                            )
+                        )
+                    )
             ours_median, base_median = statistics.median(times["ours"]), statistics.median(times["baseline"])
             results.append(
                 f"{name} as a process, median of {repeats}: {ours_median * 1000:.0f} ms, baseline "
