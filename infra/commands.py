@@ -1,4 +1,4 @@
-"""What each CLI command does, as one function returning a result object for a reporter (infra/report.py).
+"""What each CLI command does, as one function returning a result object for a reporter (infra/reporters.py).
 
 The CLI parses options and maps errors to exit codes; the workflows live here. Each function loads the
 catalog once and validates it before anything else. The edges (the Pulumi mock run, the BigQuery API) are
@@ -80,10 +80,11 @@ def validate(root: Path) -> Validated:
 
 
 def load_stack(root: Path, stack: str) -> tuple[Catalog, Settings]:
-    """The validated catalog and stack settings; a missing stack file raises MissingStackError."""
+    """The validated catalog and stack settings; a missing stack file raises MissingStackError first."""
     from infra.catalog import load_catalog
-    from infra.settings import load_settings
+    from infra.settings import load_settings, require_stack_file
 
+    require_stack_file(root, stack)
     catalog = load_catalog(root)
     return catalog, load_settings(root, stack, catalog)
 

@@ -26,8 +26,6 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-Reporter = Callable[[Any], int]
-
 
 def echo(text: str, err: bool = False) -> None:
     click.echo(text, err=err)
