@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from helpers import FIXTURE_ROOT, REPO_CATALOG, invoke, run_cli
 
 from infra.catalog import load_catalog
@@ -156,3 +157,25 @@ def test_import_file_into_a_missing_folder_is_one_line_exit_2(tmp_path: Path) ->
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [f"error: cannot write {out}: No such file or directory"]
+
+
+def test_plan_and_import_file_read_the_catalog_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import infra.catalog
+    import infra.mockrun
+    import infra.program
+
+    reads: list[Path] = []
+    original = infra.catalog.load_catalog
+
+    def counting(root: Path) -> infra.catalog.Catalog:
+        reads.append(root)
+        return original(root)
+
+    monkeypatch.setattr(infra.catalog, "load_catalog", counting)
+    monkeypatch.setattr(infra.mockrun, "load_catalog", counting)
+    monkeypatch.setattr(infra.program, "load_catalog", counting)  # `pulumi up`'s path must not run here
+    for command in (["plan"], ["import-file", "--skip-verify", "--out", str(tmp_path / "import.json")]):
+        reads.clear()
+        result = invoke(*command, "--stack", "prod", "--root", str(FIXTURE_ROOT), cwd=FIXTURE_ROOT)
+        assert result.returncode == 0, result.stderr
+        assert reads == [FIXTURE_ROOT], command
