@@ -10,6 +10,7 @@ from typing import Any
 import pulumi
 
 from infra.catalog import load_catalog
+from infra.declared import declare
 from infra.problems import DeclarationError
 from infra.resources import DatasetWithTables
 from infra.settings import KNOWN_CONFIG_KEYS, parse_settings
@@ -52,10 +53,11 @@ def run(root: Path = REPO_ROOT) -> dict[str, Any]:
 
     datasets = {}
     tables: dict[str, str] = {}
-    for dataset in catalog.datasets:
-        component = DatasetWithTables(dataset, settings)
-        datasets[dataset.dataset_id] = component.dataset_id
-        tables.update({f"{dataset.dataset_id}.{t}": full_id for t, full_id in component.table_ids.items()})
+    for declared in declare(catalog, settings):
+        dataset_id = declared.dataset.dataset_id
+        component = DatasetWithTables(declared, settings)
+        datasets[dataset_id] = component.dataset_id
+        tables.update({f"{dataset_id}.{t}": full_id for t, full_id in component.table_ids.items()})
     exports = {"datasets": datasets, "tables": tables}
     for name, value in exports.items():
         pulumi.export(name, value)
