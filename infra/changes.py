@@ -22,6 +22,8 @@ from enum import StrEnum
 
 from infra import rules
 from infra.catalog import Catalog, Table
+from infra.declared import partitioning_args
+from infra.render import partitioning_text
 from infra.schema import Column, count_columns, join_path
 
 
@@ -525,7 +527,7 @@ def _partitioning_changes(old: Table, new: Table, table_ref: str) -> list[Change
         return []
     old_field = old_time.field if old_time else old_range.field if old_range else None
     new_field = new_time.field if new_time else new_range.field if new_range else None
-    was, now = _describe_partitioning(old), _describe_partitioning(new)
+    was, now = partitioning_text(*partitioning_args(old)), partitioning_text(*partitioning_args(new))
 
     if old_range or new_range:
         if old_range and new_range and old_range.field == new_range.field:
@@ -575,16 +577,6 @@ def _expiration_change(old_days: int | None, new_days: int | None, keep_forever:
         f"older than {new_days} days"
     )
     return [_change(path, Verdict.UPDATE_DESTRUCTIVE, PARTITION_EXPIRATION, text, "timePartitioning")]
-
-
-def _describe_partitioning(table: Table) -> str:
-    if table.time_partitioning:
-        spec = table.time_partitioning
-        return f"{spec.type} on {spec.field or '_PARTITIONTIME'}"
-    if table.range_partitioning:
-        rng = table.range_partitioning
-        return f"range {rng.field} [{rng.start}, {rng.end}) step {rng.interval}"
-    return "none"
 
 
 # ---------------------------------------------------------------- catalogs

@@ -220,6 +220,15 @@ def range_partitioning_args(partitioning: RangePartitioning) -> RangePartitionin
     }
 
 
+def partitioning_args(table: Table) -> tuple[TimePartitioningArgs | None, RangePartitioningArgs | None]:
+    """A table's partitioning as the provider receives it; the same without stack settings (docs, diff)."""
+    time, range_ = table.time_partitioning, table.range_partitioning
+    return (
+        time_partitioning_args(time) if time is not None else None,
+        range_partitioning_args(range_) if range_ is not None else None,
+    )
+
+
 def table_args(table: Table, settings: Settings, dataset_id: str) -> TableArgs:
     args: TableArgs = {
         "project": settings.project,
@@ -231,10 +240,11 @@ def table_args(table: Table, settings: Settings, dataset_id: str) -> TableArgs:
         "deletion_protection": settings.options.deletion_protection and not settings.approves_data_loss(table.key),
         "clusterings": list(table.clustering) or None,
     }
-    if table.time_partitioning is not None:
-        args["time_partitioning"] = time_partitioning_args(table.time_partitioning)
-    if table.range_partitioning is not None:
-        args["range_partitioning"] = range_partitioning_args(table.range_partitioning)
+    time, range_ = partitioning_args(table)
+    if time is not None:
+        args["time_partitioning"] = time
+    if range_ is not None:
+        args["range_partitioning"] = range_
     if table.require_partition_filter:
         # Only when true: the provider reads it back only when true (resourceBigQueryTableRead), so an
         # explicit false would differ from an imported table's state.

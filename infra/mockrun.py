@@ -21,6 +21,7 @@ from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 
 from infra.catalog import load_catalog
+from infra.declared import DeclaredDataset, declare
 from infra.documents import display_path
 from infra.settings import PROJECT, SECRET_MASK, parse_settings, read_stack_file, stack_file
 
@@ -44,6 +45,9 @@ class PlanResult:
     config: dict[str, Any]  # what the program ran with, sorted by key, secrets masked
     resources: list[RegisteredResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    # What each resource receives, as the program built it (infra/declared.py); empty for a program
+    # other than the real one.
+    declared: tuple[DeclaredDataset, ...] = ()
 
     def of_type(self, type_: str) -> list[RegisteredResource]:
         return [r for r in self.resources if r.type == type_]
@@ -175,5 +179,8 @@ def plan_stack(root: Path, stack: str) -> PlanResult:
     from infra.program import run
 
     values, secret_keys = read_stack_file(root, stack)
-    parse_settings(stack, values, display_path(stack_file(root, stack)), load_catalog(root))
-    return run_program(stack, values, lambda: run(root), secret_keys)
+    catalog = load_catalog(root)
+    settings = parse_settings(stack, values, display_path(stack_file(root, stack)), catalog)
+    result = run_program(stack, values, lambda: run(root), secret_keys)
+    result.declared = declare(catalog, settings)
+    return result

@@ -23,6 +23,7 @@ PURE = [
     "infra.planreport",
     "infra.previewgate",
     "infra.problems",
+    "infra.render",
     "infra.renames",
     "infra.resourcediff",
     "infra.rules",
