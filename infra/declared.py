@@ -9,7 +9,6 @@ values; infra/render.py is the one place they become text.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, NotRequired, TypedDict
 
@@ -98,17 +97,17 @@ class DeclaredDataset:
 
 def declare(catalog: Catalog, settings: Settings) -> tuple[DeclaredDataset, ...]:
     """Every dataset and table with what its resource receives."""
-    return tuple(declare_dataset(dataset, settings) for dataset in catalog.datasets)
-
-
-def declare_dataset(dataset: Dataset, settings: Settings) -> DeclaredDataset:
-    dataset_id = settings.dataset_id(dataset.dataset_id)
-    tables = tuple(DeclaredTable(table, table_args(table, settings, dataset_id)) for table in dataset.tables)
-    return DeclaredDataset(dataset, dataset_args(dataset, settings), tables)
-
-
-def declared_tables(datasets: tuple[DeclaredDataset, ...]) -> Iterator[DeclaredTable]:
-    return (table for dataset in datasets for table in dataset.tables)
+    return tuple(
+        DeclaredDataset(
+            dataset,
+            dataset_args(dataset, settings),
+            tuple(
+                DeclaredTable(table, table_args(table, settings, settings.dataset_id(dataset.dataset_id)))
+                for table in dataset.tables
+            ),
+        )
+        for dataset in catalog.datasets
+    )
 
 
 COMPONENT_TYPE = "tenant-bigquery:bigquery:DatasetWithTables"

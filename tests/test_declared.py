@@ -52,7 +52,7 @@ def test_plan_docs_and_verify_show_the_one_text() -> None:
     render_text(result, out)
     plan_text = out.file.getvalue()  # type: ignore[attr-defined]
     docs_text = render_data_dictionary(CATALOG)
-    tables = list(d.declared_tables(result.declared))
+    tables = [t for dataset in result.declared for t in dataset.tables]
     assert any("time_partitioning" in t.args for t in tables)
 
     for table in tables:

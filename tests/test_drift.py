@@ -10,7 +10,7 @@ import pytest
 from helpers import FIXTURE_ROOT
 
 from infra.catalog import load_catalog
-from infra.declared import declare, declared_tables
+from infra.declared import declare
 from infra.drift import TableState, dataset_checks, declared_dataset, declared_table, table_checks
 from infra.schema import Column
 from infra.settings import load_settings
@@ -18,7 +18,7 @@ from infra.settings import load_settings
 CATALOG = load_catalog(FIXTURE_ROOT)
 SETTINGS = load_settings(FIXTURE_ROOT, "prod", CATALOG)
 DECLARED = declare(CATALOG, SETTINGS)
-TABLES = {t.table.table_id: t for t in declared_tables(DECLARED)}
+TABLES = {t.table.table_id: t for t in (t for dataset in DECLARED for t in dataset.tables)}
 SUBJECT = "table tenants.tenant_usage_quotas"
 
 
