@@ -1,9 +1,9 @@
 """The Pulumi component: one declared dataset -> a gcp.bigquery.Dataset and its Tables.
 
 What each resource receives is infra/declared.py's typed arguments; this module adds only the Pulumi side.
-mypy checks every argument name and top-level value against pulumi-gcp's signatures; the nested ones
-(partitioning, encryption, access) are our TypedDicts, the provider's `...ArgsDict` shapes without
-`pulumi.Input`, which mypy cannot match to theirs: hence `type: ignore[arg-type]`, never `call-arg`.
+mypy checks every argument name against pulumi-gcp's signatures (a misspelt one matches no overload);
+the nested values (partitioning, encryption, access) are our TypedDicts, the provider's `...ArgsDict`
+shapes without `pulumi.Input`, which mypy does not accept as theirs: hence `type: ignore[arg-type]`.
 """
 
 from __future__ import annotations
