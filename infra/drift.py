@@ -218,7 +218,6 @@ def _access_check(
 
 
 def table_checks(subject: str, declared: TableState, live: TableState) -> list[Check]:
-    partitioned = declared.time_partitioning or declared.range_partitioning
     checks = [
         _schema_check(subject, declared.schema, live.schema),
         _same(
@@ -229,7 +228,7 @@ def table_checks(subject: str, declared: TableState, live: TableState) -> list[C
             lambda both: partitioning_text(*both),
         ),
     ]
-    if partitioned or live.time_partitioning or live.range_partitioning:
+    if declared.time_partitioning or declared.range_partitioning or live.time_partitioning or live.range_partitioning:
         checks.append(
             _same(
                 subject,
