@@ -23,7 +23,7 @@ from enum import StrEnum
 from infra import rules
 from infra.catalog import Catalog, Table
 from infra.declared import partitioning_args
-from infra.render import partitioning_text
+from infra.render import clustering_text, partitioning_text
 from infra.schema import Column, count_columns, join_path
 
 
@@ -469,7 +469,7 @@ def classify_table(old: Table, new: Table, table_ref: str | None = None) -> list
         )
     if old.clustering != new.clustering:
         text = (
-            f"clustering [{', '.join(old.clustering)}] -> [{', '.join(new.clustering)}], in place; "
+            f"clustering {clustering_text(old.clustering)} -> {clustering_text(new.clustering)}, in place; "
             "no data lost, new data is clustered the new way"
         )
         changes.append(_change("(clustering)", Verdict.UPDATE, TABLE_UPDATE, text, "clusterings"))

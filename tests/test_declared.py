@@ -1,10 +1,12 @@
 """One typed representation of what each resource receives (infra/declared.py), and one text of it
-(infra/render.py) that plan, docs and verify all show."""
+(infra/render.py) that plan, docs, verify, diff and migrate all show."""
 
 from __future__ import annotations
 
 import inspect
 import io
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import pulumi_gcp as gcp
@@ -13,12 +15,15 @@ from helpers import FIXTURE_ROOT
 from rich.console import Console
 
 from infra import declared as d
-from infra.catalog import load_catalog
+from infra.catalog import RangePartitioning, load_catalog
+from infra.changes import classify_table
 from infra.docs import render_data_dictionary
 from infra.drift import declared_table, table_checks
+from infra.migration import LiveTable, declared_shape, plan_table
 from infra.mockrun import plan_stack
 from infra.planreport import render_text
 from infra.render import clustering_text, columns_text, partitioning_text
+from infra.settings import load_settings
 
 CATALOG = load_catalog(FIXTURE_ROOT)
 
@@ -88,3 +93,23 @@ def test_partitioning_text(
     time: d.TimePartitioningArgs | None, range_: d.RangePartitioningArgs | None, text: str
 ) -> None:
     assert partitioning_text(time, range_) == text
+
+
+def test_diff_and_migrate_show_the_one_text() -> None:
+    table = next(t for t in CATALOG.tables() if t.time_partitioning is not None)
+    assert table.range_partitioning is None
+    ranged = replace(
+        table,
+        time_partitioning=None,
+        range_partitioning=RangePartitioning("n", 0, 100, 10),
+        clustering=(),
+    )
+    was, now = partitioning_text(*d.partitioning_args(table)), partitioning_text(*d.partitioning_args(ranged))
+    reasons = " ".join(c.reason for c in classify_table(table, ranged))
+    assert f"partitioning {was} -> {now}" in reasons
+    assert f"clustering {clustering_text(table.clustering)} -> {clustering_text(())}" in reasons
+
+    settings = load_settings(FIXTURE_ROOT, "prod", CATALOG)
+    live_shape, _ = declared_shape(table, settings)
+    plan = plan_table(ranged, settings, LiveTable("p.d.t", live_shape), datetime(2026, 1, 1))
+    assert any(f"partitioning {was} -> {now}" in step.reason for step in plan.steps)
