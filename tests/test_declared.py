@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import re
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -113,3 +114,30 @@ def test_diff_and_migrate_show_the_one_text() -> None:
     live_shape, _ = declared_shape(table, settings)
     plan = plan_table(ranged, settings, LiveTable("p.d.t", live_shape), datetime(2026, 1, 1))
     assert any(f"partitioning {was} -> {now}" in step.reason for step in plan.steps)
+
+
+def _as_engine_sees(value: Any) -> Any:
+    """The SDK sends argument names in camelCase and leaves out None."""
+    if isinstance(value, dict):
+        return {
+            re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key): _as_engine_sees(item)
+            for key, item in value.items()
+            if item is not None
+        }
+    if isinstance(value, list):
+        return [_as_engine_sees(item) for item in value]
+    return value
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+def test_the_program_registers_exactly_the_declared_arguments(stack: str) -> None:
+    """What plan's text shows (the declaration) is what plan's JSON shows (the registrations)."""
+    result = plan_stack(FIXTURE_ROOT, stack)
+    registered = {(r.type, r.name): r.inputs for r in result.resources}
+    for dataset in result.declared:
+        name = dataset.dataset.dataset_id
+        assert registered.pop((d.DATASET_TYPE, name)) == _as_engine_sees(dataset.args)
+        for table in dataset.tables:
+            key = (d.TABLE_TYPE, d.table_resource_name(name, table.table.table_id))
+            assert registered.pop(key) == _as_engine_sees(table.args)
+    assert [type_ for type_, _ in registered] == [d.COMPONENT_TYPE] * len(result.declared)
