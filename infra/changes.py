@@ -107,8 +107,8 @@ class Change:
     reason: str
     rule: Rule
     pulumi_property: str
-    # SQL that makes the live table what the new declaration says without losing data; after it and
-    # `pulumi refresh` the provider has nothing left to do for this change.
+    # What makes the live table what the new declaration says without losing data (`migrate --apply`
+    # runs it); after it and a refresh the provider has nothing left to do for this change.
     live_fix: str | None = None
     # Set when the change lowers a safety of a protected stack: why, in a few words. The prod gate
     # treats it like data loss.
@@ -563,8 +563,8 @@ def _expiration_change(old_days: int | None, new_days: int | None, keep_forever:
         what = "keep_forever: true replaces" if keep_forever else "removing"
         text = (
             f"{what} the {old_days}-day partition expiration, but the provider sends nothing (expiration_ms is "
-            "optional and computed): BigQuery keeps the expiration and goes on deleting old partitions. Clear it "
-            f"on the live table first: {fix}; then `pulumi refresh`, then apply"
+            "optional and computed): BigQuery keeps the expiration and goes on deleting old partitions. `migrate "
+            f"--apply` clears it on the live table first ({fix}), then `pulumi up --refresh` applies the rest"
         )
         return [_change(path, Verdict.REJECTED, EXPIRATION_COMPUTED, text, "timePartitioning", fix)]
     if old_days is not None and new_days > old_days:

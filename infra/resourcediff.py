@@ -376,10 +376,10 @@ def _property_change(new: Registered, key: str, rule: PropertyRule | None, befor
     fix = None
     text = f"{what}: {rule.text}"
     if key == "encryptionConfiguration" and (after or {}).get("kmsKeyName"):
-        # BigQuery re-keys a table in place; once `pulumi refresh` records the key, the provider sees no change.
+        # BigQuery re-keys a table in place; once a refresh records the key, the provider sees no change.
         ref = f"{new.inputs.get('project')}.{new.inputs.get('datasetId')}.{new.inputs.get('tableId')}"
         fix = f"ALTER TABLE `{ref}` SET OPTIONS (kms_key_name = '{after['kmsKeyName']}')"
-        text += f". To keep its rows, re-key it in place before merging: {fix}; then `pulumi refresh`"
+        text += f". `migrate --apply` re-keys it in place with its rows ({fix}), then `pulumi up --refresh`"
     return _change(path, rule.verdict, rule.rule, text, key, fix)
 
 

@@ -419,7 +419,7 @@ def test_removing_an_expiration_is_rejected_and_says_how_to_clear_it_on_the_live
     assert (change.verdict, change.rule) == (Verdict.REJECTED, EXPIRATION_COMPUTED)
     fix = "ALTER TABLE `p.d_v2.t` SET OPTIONS (partition_expiration_days = NULL)"
     assert change.live_fix == fix
-    assert f"Clear it on the live table first: {fix}; then `pulumi refresh`, then apply" in change.reason
+    assert f"`migrate --apply` clears it on the live table first ({fix})" in change.reason
     assert "goes on deleting old partitions" in change.reason
     assert ("keep_forever: true" in change.reason) is keep_forever
     [unnamed] = classify_table(old, new)
