@@ -81,23 +81,6 @@ PULUMI_DELETE = Rule(
 )
 PULUMI_IMPORT = Rule("Pulumi", "pulumi/pulumi pkg/resource/deploy/step_generator.go generateSteps: isImport")
 DROP_REFUSED = Rule("BigQuery", "BigQuery docs: DDL reference, ALTER TABLE DROP COLUMN")
-RULES = (
-    SCHEMA_IS_CHANGEABLE,
-    SCHEMA_DIFF_SUPPRESS,
-    COLUMN_DROP,
-    TABLE_UPDATE,
-    TIME_PARTITION_FIELD,
-    RANGE_PARTITION_FIELD,
-    EXPIRATION_COMPUTED,
-    PARTITIONING_FIXED,
-    PARTITION_EXPIRATION,
-    PARAMETERIZED_TYPES,
-    COLUMN_TYPE_IN_PLACE,
-    PULUMI_CREATE,
-    PULUMI_DELETE,
-    PULUMI_IMPORT,
-    DROP_REFUSED,
-)
 
 
 @dataclass(frozen=True)
@@ -497,25 +480,6 @@ def _drop_of_a_key_column(change: Change, old: Table) -> Change:
         )
         return _change(change.path, Verdict.REJECTED, DROP_REFUSED, text)
     return change
-
-
-# Table attributes classify_table handles (a test keeps this equal to Table's fields); schema_file is
-# where the schema came from, not what it is; renamed_columns are hints for `migrate`, sent to nobody.
-CLASSIFIED_TABLE_FIELDS = frozenset(
-    {
-        "dataset",
-        "table_id",
-        "description",
-        "schema",
-        "schema_file",
-        "time_partitioning",
-        "range_partitioning",
-        "require_partition_filter",
-        "clustering",
-        "labels",
-        "renamed_columns",
-    }
-)
 
 
 def _partitioning_changes(old: Table, new: Table, table_ref: str) -> list[Change]:

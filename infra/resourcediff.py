@@ -60,25 +60,6 @@ ENGINE_IGNORE_CHANGES = Rule("Pulumi", f"{STEPS} diff: processIgnoreChanges keep
 ENGINE_IMPORT = Rule("Pulumi", f"{STEPS} generateSteps: isImport only when the id differs from the state's")
 ENGINE_IMPORT_REPLACE = Rule("Pulumi", f"{STEPS} continueStepsFromDiff: a replacement with goal.ID is an error")
 ENGINE_STATE_ONLY = Rule("Pulumi", "a component exists in Pulumi's state only")
-RULES = (
-    TABLE_FORCE_NEW,
-    TABLE_NESTED_FORCE_NEW,
-    TABLE_IN_PLACE,
-    TABLE_CLIENT_SIDE,
-    DATASET_FORCE_NEW,
-    DATASET_LOCATION,
-    DATASET_IN_PLACE,
-    DATASET_CLIENT_SIDE,
-    NO_RULE,
-    ENGINE_PROTECT,
-    ENGINE_DELETE_FIRST,
-    ENGINE_TRIGGER,
-    ENGINE_REPLACE_ON_CHANGES,
-    ENGINE_IGNORE_CHANGES,
-    ENGINE_IMPORT,
-    ENGINE_IMPORT_REPLACE,
-    ENGINE_STATE_ONLY,
-)
 
 
 @dataclass(frozen=True)
