@@ -83,23 +83,6 @@ PULUMI_DELETE = Rule(
 )
 PULUMI_IMPORT = Rule("Pulumi", "pulumi/pulumi pkg/resource/deploy/step_generator.go generateSteps: isImport")
 DROP_REFUSED = Rule("BigQuery", "BigQuery docs: DDL reference, ALTER TABLE DROP COLUMN")
-RULES = (
-    SCHEMA_IS_CHANGEABLE,
-    SCHEMA_DIFF_SUPPRESS,
-    COLUMN_DROP,
-    TABLE_UPDATE,
-    TIME_PARTITION_FIELD,
-    RANGE_PARTITION_FIELD,
-    EXPIRATION_COMPUTED,
-    PARTITIONING_FIXED,
-    PARTITION_EXPIRATION,
-    PARAMETERIZED_TYPES,
-    COLUMN_TYPE_IN_PLACE,
-    PULUMI_CREATE,
-    PULUMI_DELETE,
-    PULUMI_IMPORT,
-    DROP_REFUSED,
-)
 
 
 @dataclass(frozen=True)
@@ -109,8 +92,8 @@ class Change:
     reason: str
     rule: Rule
     pulumi_property: str
-    # SQL that makes the live table what the new declaration says without losing data; after it and
-    # `pulumi refresh` the provider has nothing left to do for this change.
+    # What makes the live table what the new declaration says without losing data (`migrate --apply`
+    # runs it); after it and a refresh the provider has nothing left to do for this change.
     live_fix: str | None = None
     # Set when the change lowers a safety of a protected stack: why, in a few words. The prod gate
     # treats it like data loss.
@@ -501,25 +484,6 @@ def _drop_of_a_key_column(change: Change, old: Table) -> Change:
     return change
 
 
-# Table attributes classify_table handles (a test keeps this equal to Table's fields); schema_file is
-# where the schema came from, not what it is; renamed_columns are hints for `migrate`, sent to nobody.
-CLASSIFIED_TABLE_FIELDS = frozenset(
-    {
-        "dataset",
-        "table_id",
-        "description",
-        "schema",
-        "schema_file",
-        "time_partitioning",
-        "range_partitioning",
-        "require_partition_filter",
-        "clustering",
-        "labels",
-        "renamed_columns",
-    }
-)
-
-
 def _partitioning_changes(old: Table, new: Table, table_ref: str) -> list[Change]:
     old_time, new_time = old.time_partitioning, new.time_partitioning
     old_range, new_range = old.range_partitioning, new.range_partitioning
@@ -565,8 +529,8 @@ def _expiration_change(old_days: int | None, new_days: int | None, keep_forever:
         what = "keep_forever: true replaces" if keep_forever else "removing"
         text = (
             f"{what} the {old_days}-day partition expiration, but the provider sends nothing (expiration_ms is "
-            "optional and computed): BigQuery keeps the expiration and goes on deleting old partitions. Clear it "
-            f"on the live table first: {fix}; then `pulumi refresh`, then apply"
+            "optional and computed): BigQuery keeps the expiration and goes on deleting old partitions. `migrate "
+            f"--apply` clears it on the live table first ({fix}), then `pulumi up --refresh` applies the rest"
         )
         return [_change(path, Verdict.REJECTED, EXPIRATION_COMPUTED, text, "timePartitioning", fix)]
     if old_days is not None and new_days > old_days:

@@ -13,6 +13,10 @@ from dataclasses import dataclass
 from typing import Literal, NotRequired, TypedDict
 
 from infra.catalog import Catalog, Dataset, RangePartitioning, Table, TimePartitioning
+from infra.contract import COMPONENT_TYPE as COMPONENT_TYPE
+from infra.contract import DATA_LOSS_APPROVED, RETENTION_FOREVER
+from infra.contract import DATASET_TYPE as DATASET_TYPE
+from infra.contract import TABLE_TYPE as TABLE_TYPE
 from infra.rules import MS_PER_DAY
 from infra.schema import schema_to_api
 from infra.settings import Grant, Settings
@@ -110,9 +114,6 @@ def declare(catalog: Catalog, settings: Settings) -> tuple[DeclaredDataset, ...]
     )
 
 
-COMPONENT_TYPE = "tenant-bigquery:bigquery:DatasetWithTables"
-DATASET_TYPE = "gcp:bigquery/dataset:Dataset"
-TABLE_TYPE = "gcp:bigquery/table:Table"
 # Properties whose change recreates a table when recreateOnSchemaChange is on (camelCase, as the engine sees them).
 SCHEMA_PROPERTIES = ["schema", "timePartitioning", "rangePartitioning", "clusterings"]
 # The replacement trigger of a table without a recreate token. The engine never replaces on a null
@@ -155,9 +156,9 @@ def table_labels(table: Table, settings: Settings) -> dict[str, str]:
     """Declared and stack labels, plus the decisions the policy pack must see in the table's inputs."""
     labels = merged_labels(table.labels, settings)
     if table.time_partitioning is not None and table.time_partitioning.keep_forever:
-        labels["retention"] = "forever"  # partitions never expire, on purpose (keep_forever: true)
+        labels.update([RETENTION_FOREVER])  # partitions never expire, on purpose (keep_forever: true)
     if settings.approves_data_loss(table.key):
-        labels["data-loss"] = "approved"  # deletion protection is lifted, on purpose (approveDataLoss)
+        labels.update([DATA_LOSS_APPROVED])  # deletion protection is lifted, on purpose (approveDataLoss)
     return labels
 
 

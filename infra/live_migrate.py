@@ -26,9 +26,8 @@ from infra.migration import (
     plan_table,
     where,
 )
-from infra.settings import Settings
+from infra.settings import SNAPSHOT_EXPIRE_DAYS, Settings
 
-SNAPSHOT_EXPIRE_DAYS = 30
 SAMPLE_ROWS = 3
 # What the API calls each patched property, as update_table names it.
 _PATCH_FIELDS = {"encryptionConfiguration": "encryption_configuration", "timePartitioning": "time_partitioning"}
