@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 from infra import rules
 from infra.schema import Column, count_columns, join_path
 
+# Table-level rendering reads the catalog's types (pydantic): imported by the functions that compare
+# tables, so that comparing two schema files (`diff --old/--new`) does not load them.
 if TYPE_CHECKING:
     from infra.catalog import Catalog, Table
 
@@ -84,23 +86,6 @@ PULUMI_DELETE = Rule(
 )
 PULUMI_IMPORT = Rule("Pulumi", "pulumi/pulumi pkg/resource/deploy/step_generator.go generateSteps: isImport")
 DROP_REFUSED = Rule("BigQuery", "BigQuery docs: DDL reference, ALTER TABLE DROP COLUMN")
-RULES = (
-    SCHEMA_IS_CHANGEABLE,
-    SCHEMA_DIFF_SUPPRESS,
-    COLUMN_DROP,
-    TABLE_UPDATE,
-    TIME_PARTITION_FIELD,
-    RANGE_PARTITION_FIELD,
-    EXPIRATION_COMPUTED,
-    PARTITIONING_FIXED,
-    PARTITION_EXPIRATION,
-    PARAMETERIZED_TYPES,
-    COLUMN_TYPE_IN_PLACE,
-    PULUMI_CREATE,
-    PULUMI_DELETE,
-    PULUMI_IMPORT,
-    DROP_REFUSED,
-)
 
 
 @dataclass(frozen=True)
@@ -110,8 +95,8 @@ class Change:
     reason: str
     rule: Rule
     pulumi_property: str
-    # SQL that makes the live table what the new declaration says without losing data; after it and
-    # `pulumi refresh` the provider has nothing left to do for this change.
+    # What makes the live table what the new declaration says without losing data (`migrate --apply`
+    # runs it); after it and a refresh the provider has nothing left to do for this change.
     live_fix: str | None = None
     # Set when the change lowers a safety of a protected stack: why, in a few words. The prod gate
     # treats it like data loss.
@@ -449,6 +434,8 @@ def _numeric_widened(old: Column, new: Column) -> bool:
 def classify_table(old: Table, new: Table, table_ref: str | None = None) -> list[Change]:
     """Every difference between two declarations of one table, schema included; `table_ref`
     (project.dataset.table) names the live table in the SQL a reason suggests."""
+    from infra.render import clustering_text
+
     changes: list[Change] = []
     if old.description != new.description:
         text = "table description changed, in place"
@@ -470,7 +457,7 @@ def classify_table(old: Table, new: Table, table_ref: str | None = None) -> list
         )
     if old.clustering != new.clustering:
         text = (
-            f"clustering [{', '.join(old.clustering)}] -> [{', '.join(new.clustering)}], in place; "
+            f"clustering {clustering_text(old.clustering)} -> {clustering_text(new.clustering)}, in place; "
             "no data lost, new data is clustered the new way"
         )
         changes.append(_change("(clustering)", Verdict.UPDATE, TABLE_UPDATE, text, "clusterings"))
@@ -502,33 +489,17 @@ def _drop_of_a_key_column(change: Change, old: Table) -> Change:
     return change
 
 
-# Table attributes classify_table handles (a test keeps this equal to Table's fields); schema_file is
-# where the schema came from, not what it is; renamed_columns are hints for `migrate`, sent to nobody.
-CLASSIFIED_TABLE_FIELDS = frozenset(
-    {
-        "dataset",
-        "table_id",
-        "description",
-        "schema",
-        "schema_file",
-        "time_partitioning",
-        "range_partitioning",
-        "require_partition_filter",
-        "clustering",
-        "labels",
-        "renamed_columns",
-    }
-)
-
-
 def _partitioning_changes(old: Table, new: Table, table_ref: str) -> list[Change]:
+    from infra.declared import partitioning_args
+    from infra.render import partitioning_text
+
     old_time, new_time = old.time_partitioning, new.time_partitioning
     old_range, new_range = old.range_partitioning, new.range_partitioning
     if (old_time, old_range) == (new_time, new_range):
         return []
     old_field = old_time.field if old_time else old_range.field if old_range else None
     new_field = new_time.field if new_time else new_range.field if new_range else None
-    was, now = _describe_partitioning(old), _describe_partitioning(new)
+    was, now = partitioning_text(*partitioning_args(old)), partitioning_text(*partitioning_args(new))
 
     if old_range or new_range:
         if old_range and new_range and old_range.field == new_range.field:
@@ -566,8 +537,8 @@ def _expiration_change(old_days: int | None, new_days: int | None, keep_forever:
         what = "keep_forever: true replaces" if keep_forever else "removing"
         text = (
             f"{what} the {old_days}-day partition expiration, but the provider sends nothing (expiration_ms is "
-            "optional and computed): BigQuery keeps the expiration and goes on deleting old partitions. Clear it "
-            f"on the live table first: {fix}; then `pulumi refresh`, then apply"
+            "optional and computed): BigQuery keeps the expiration and goes on deleting old partitions. `migrate "
+            f"--apply` clears it on the live table first ({fix}), then `pulumi up --refresh` applies the rest"
         )
         return [_change(path, Verdict.REJECTED, EXPIRATION_COMPUTED, text, "timePartitioning", fix)]
     if old_days is not None and new_days > old_days:
@@ -578,16 +549,6 @@ def _expiration_change(old_days: int | None, new_days: int | None, keep_forever:
         f"older than {new_days} days"
     )
     return [_change(path, Verdict.UPDATE_DESTRUCTIVE, PARTITION_EXPIRATION, text, "timePartitioning")]
-
-
-def _describe_partitioning(table: Table) -> str:
-    if table.time_partitioning:
-        spec = table.time_partitioning
-        return f"{spec.type} on {spec.field or '_PARTITIONTIME'}"
-    if table.range_partitioning:
-        rng = table.range_partitioning
-        return f"range {rng.field} [{rng.start}, {rng.end}) step {rng.interval}"
-    return "none"
 
 
 # ---------------------------------------------------------------- catalogs

@@ -1,22 +1,119 @@
-"""What the program declares, as plain data: the provider arguments, names and ids of each dataset and table.
+"""What each resource receives, typed: the provider arguments of every dataset and table, built once.
 
-Pure (no pulumi or google imports): the Pulumi component (infra/resources.py) hands these to the
-provider, and verify (infra/live.py) and the import file (infra/adoption.py) read the same values.
+Pure (no pulumi or google imports). The TypedDicts mirror pulumi-gcp's argument names (its `...ArgsDict`
+types, which this module cannot import), so mypy checks them where the program hands them to the
+provider (infra/resources.py). `plan`, verify (infra/drift.py), `migrate` and the reports read the same
+values; infra/render.py is the one place they become text.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal, NotRequired, TypedDict
 
-from infra.catalog import Dataset, Table
+from infra.catalog import Catalog, Dataset, RangePartitioning, Table, TimePartitioning
+from infra.contract import COMPONENT_TYPE as COMPONENT_TYPE
+from infra.contract import DATA_LOSS_APPROVED, RETENTION_FOREVER
+from infra.contract import DATASET_TYPE as DATASET_TYPE
+from infra.contract import TABLE_TYPE as TABLE_TYPE
 from infra.rules import MS_PER_DAY
 from infra.schema import schema_to_api
 from infra.settings import Grant, Settings
 
-COMPONENT_TYPE = "tenant-bigquery:bigquery:DatasetWithTables"
-DATASET_TYPE = "gcp:bigquery/dataset:Dataset"
-TABLE_TYPE = "gcp:bigquery/table:Table"
+
+class RangeArgs(TypedDict):
+    start: int
+    end: int
+    interval: int
+
+
+class TimePartitioningArgs(TypedDict):
+    type: str  # HOUR, DAY, MONTH or YEAR
+    field: str | None  # None: by ingestion time
+    expiration_ms: int | None  # None: partitions are kept
+
+
+class RangePartitioningArgs(TypedDict):
+    field: str
+    range: RangeArgs
+
+
+class EncryptionArgs(TypedDict):
+    kms_key_name: str
+
+
+# The member fields of an ACL entry, as the provider and as the BigQuery API (entity type) name them.
+MemberField = Literal["special_group", "group_by_email", "user_by_email"]
+API_MEMBER_FIELDS: dict[MemberField, str] = {
+    "special_group": "specialGroup",
+    "group_by_email": "groupByEmail",
+    "user_by_email": "userByEmail",
+}
+
+
+class AccessArgs(TypedDict):
+    role: str
+    special_group: NotRequired[str]
+    group_by_email: NotRequired[str]
+    user_by_email: NotRequired[str]
+
+
+class DatasetArgs(TypedDict):
+    project: str
+    dataset_id: str
+    location: str
+    description: str | None
+    labels: dict[str, str] | None
+    delete_contents_on_destroy: bool
+    default_table_expiration_ms: NotRequired[int]
+    accesses: NotRequired[list[AccessArgs]]
+    default_encryption_configuration: NotRequired[EncryptionArgs]
+
+
+class TableArgs(TypedDict):
+    project: str
+    dataset_id: str
+    table_id: str
+    description: str | None
+    schema: str  # BigQuery's JSON schema, as the provider takes it
+    labels: dict[str, str] | None
+    deletion_protection: bool
+    clusterings: list[str] | None
+    time_partitioning: NotRequired[TimePartitioningArgs]
+    range_partitioning: NotRequired[RangePartitioningArgs]
+    require_partition_filter: NotRequired[bool]
+    encryption_configuration: NotRequired[EncryptionArgs]
+
+
+@dataclass(frozen=True)
+class DeclaredTable:
+    table: Table
+    args: TableArgs
+
+
+@dataclass(frozen=True)
+class DeclaredDataset:
+    dataset: Dataset
+    args: DatasetArgs
+    tables: tuple[DeclaredTable, ...]
+
+
+def declare(catalog: Catalog, settings: Settings) -> tuple[DeclaredDataset, ...]:
+    """Every dataset and table with what its resource receives."""
+    return tuple(
+        DeclaredDataset(
+            dataset,
+            dataset_args(dataset, settings),
+            tuple(
+                DeclaredTable(table, table_args(table, settings, settings.dataset_id(dataset.dataset_id)))
+                for table in dataset.tables
+            ),
+        )
+        for dataset in catalog.datasets
+    )
+
+
 # Properties whose change recreates a table when recreateOnSchemaChange is on (camelCase, as the engine sees them).
 SCHEMA_PROPERTIES = ["schema", "timePartitioning", "rangePartitioning", "clusterings"]
 # The replacement trigger of a table without a recreate token. The engine never replaces on a null
@@ -59,13 +156,13 @@ def table_labels(table: Table, settings: Settings) -> dict[str, str]:
     """Declared and stack labels, plus the decisions the policy pack must see in the table's inputs."""
     labels = merged_labels(table.labels, settings)
     if table.time_partitioning is not None and table.time_partitioning.keep_forever:
-        labels["retention"] = "forever"  # partitions never expire, on purpose (keep_forever: true)
+        labels.update([RETENTION_FOREVER])  # partitions never expire, on purpose (keep_forever: true)
     if settings.approves_data_loss(table.key):
-        labels["data-loss"] = "approved"  # deletion protection is lifted, on purpose (approveDataLoss)
+        labels.update([DATA_LOSS_APPROVED])  # deletion protection is lifted, on purpose (approveDataLoss)
     return labels
 
 
-def dataset_accesses(grants: tuple[Grant, ...]) -> list[dict[str, str]]:
+def dataset_accesses(grants: tuple[Grant, ...]) -> list[AccessArgs]:
     """The whole dataset ACL: once `accesses` is set, the provider removes every entry it does not list.
 
     Project owners keep OWNER, as in BigQuery's default ACL, so the dataset can never be locked out of
@@ -73,16 +170,24 @@ def dataset_accesses(grants: tuple[Grant, ...]) -> list[dict[str, str]]:
     hand every editor and viewer of the project the tenants' data; grant groups instead.
     """
     # BigQuery keeps service accounts as userByEmail; any other field would show a perpetual diff.
-    member_fields = {"group": "group_by_email", "user": "user_by_email", "serviceAccount": "user_by_email"}
-    return [
-        {"role": "OWNER", "special_group": "projectOwners"},
-        *({"role": grant.role, member_fields[grant.member_type]: grant.email} for grant in grants),
-    ]
+    owners: AccessArgs = {"role": "OWNER", "special_group": "projectOwners"}
+    return [owners, *(_grant_access(grant) for grant in grants)]
 
 
-def dataset_args(dataset: Dataset, settings: Settings) -> dict[str, Any]:
+def _grant_access(grant: Grant) -> AccessArgs:
+    if grant.member_type == "group":
+        return {"role": grant.role, "group_by_email": grant.email}
+    return {"role": grant.role, "user_by_email": grant.email}
+
+
+def access_members(entry: AccessArgs) -> list[tuple[MemberField, str]]:
+    """The member an entry names (one field), with the field that names it."""
+    return [(field, entry[field]) for field in API_MEMBER_FIELDS if field in entry]
+
+
+def dataset_args(dataset: Dataset, settings: Settings) -> DatasetArgs:
     options = settings.options
-    args: dict[str, Any] = {
+    args: DatasetArgs = {
         "project": settings.project,
         "dataset_id": settings.dataset_id(dataset.dataset_id),
         "location": options.location,
@@ -99,8 +204,33 @@ def dataset_args(dataset: Dataset, settings: Settings) -> dict[str, Any]:
     return args
 
 
-def table_args(table: Table, settings: Settings, dataset_id: str) -> dict[str, Any]:
-    args: dict[str, Any] = {
+def time_partitioning_args(partitioning: TimePartitioning) -> TimePartitioningArgs:
+    days = partitioning.expiration_days
+    return {
+        "type": partitioning.type,
+        "field": partitioning.field,
+        "expiration_ms": days * MS_PER_DAY if days else None,
+    }
+
+
+def range_partitioning_args(partitioning: RangePartitioning) -> RangePartitioningArgs:
+    return {
+        "field": partitioning.field,
+        "range": {"start": partitioning.start, "end": partitioning.end, "interval": partitioning.interval},
+    }
+
+
+def partitioning_args(table: Table) -> tuple[TimePartitioningArgs | None, RangePartitioningArgs | None]:
+    """A table's partitioning as the provider receives it; the same without stack settings (docs, diff)."""
+    time, range_ = table.time_partitioning, table.range_partitioning
+    return (
+        time_partitioning_args(time) if time is not None else None,
+        range_partitioning_args(range_) if range_ is not None else None,
+    )
+
+
+def table_args(table: Table, settings: Settings, dataset_id: str) -> TableArgs:
+    args: TableArgs = {
         "project": settings.project,
         "dataset_id": dataset_id,
         "table_id": table.table_id,
@@ -110,19 +240,11 @@ def table_args(table: Table, settings: Settings, dataset_id: str) -> dict[str, A
         "deletion_protection": settings.options.deletion_protection and not settings.approves_data_loss(table.key),
         "clusterings": list(table.clustering) or None,
     }
-    if table.time_partitioning is not None:
-        partitioning = table.time_partitioning
-        args["time_partitioning"] = {
-            "type": partitioning.type,
-            "field": partitioning.field,
-            "expiration_ms": partitioning.expiration_days * MS_PER_DAY if partitioning.expiration_days else None,
-        }
-    if table.range_partitioning is not None:
-        rng = table.range_partitioning
-        args["range_partitioning"] = {
-            "field": rng.field,
-            "range": {"start": rng.start, "end": rng.end, "interval": rng.interval},
-        }
+    time, range_ = partitioning_args(table)
+    if time is not None:
+        args["time_partitioning"] = time
+    if range_ is not None:
+        args["range_partitioning"] = range_
     if table.require_partition_filter:
         # Only when true: the provider reads it back only when true (resourceBigQueryTableRead), so an
         # explicit false would differ from an imported table's state.

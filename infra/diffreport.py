@@ -23,43 +23,30 @@ _STYLES = {
 
 
 def runbook(result: DiffResult) -> list[str]:
-    """The deliberate path for the tables that lose data or that BigQuery refuses, as plain lines."""
+    """The commands of the README's runbook for the tables that lose data, with their names filled in."""
     stack = result.stack or "prod"
     tables = ["DATASET.TABLE"] if result.compares_files else [t.name for t in result.needing_runbook()]
-    snapshots = [f"     python -m infra.cli snapshot --stack {stack} --tables {t}" for t in tables]
     return [
-        f"Runbook for {', '.join(tables)} (README, Runbooks):",
-        "  1. Snapshot each table:",
-        *snapshots,
-        f"  2. Approve: list the tables under tenant-bigquery:approveDataLoss in Pulumi.{stack}.yaml, in a change",
-        f"     of its own; merge it and run `pulumi up --stack {stack}`. Its preview shows in-place updates of",
-        "     those tables only (deletionProtection true -> false), and it records their protect as off.",
-        "     Why a run of its own: a replace deletes the old table first, and the provider refuses that delete",
-        "     while state still records deletion_protection true. Pulumi's protect may be lifted in the same",
-        "     run as a replace; deletion_protection must already be false in state from an earlier up.",
-        f"  3. Merge the change and run `pulumi up --stack {stack}` again. A replaced table comes back empty:",
-        "     copy the rows you need back from the snapshot. To remove a table, delete its declaration and its",
-        "     approveDataLoss entry in the same change. A change BigQuery refuses (partitioning) applies only",
-        "     as a replace: give the table a new tenant-bigquery:recreate token in the same change.",
-        f"  4. Remove the approval and run `pulumi up --stack {stack}`: both protections are back.",
-        "  An in-place column drop or a shorter partition expiration is not stopped by protection: the gate is",
-        f"  `diff --stack {stack} --fail-on update-destructive`, which passes once the table is approved.",
-        "  A stack without protection (protect and deletionProtection false, as dev) needs steps 1 and 3 only.",
+        f'Runbook for {", ".join(tables)} (README, runbook "Approve data loss in prod"):',
+        "  1. Snapshot: " + "; ".join(f"python -m infra.cli snapshot --stack {stack} --tables {t}" for t in tables),
+        f"  2. In a change of its own, list them under tenant-bigquery:approveDataLoss in Pulumi.{stack}.yaml;",
+        f"     merge it and `pulumi up --stack {stack}` (a replace needs deletion_protection false in state first).",
+        f"  3. Merge this change and `pulumi up --stack {stack}`; a replaced table comes back empty.",
+        f"  4. Remove the approval and `pulumi up --stack {stack}`. A stack without protection needs 1 and 3 only.",
+        "  Protection does not stop an in-place loss (a dropped column, a shorter partition expiration); the gate",
+        f"  `diff --stack {stack} --fail-on update-destructive` does, until the table is approved.",
     ]
 
 
 def live_fix_steps(result: DiffResult) -> list[str]:
     """Changes the provider would only do by recreating (a new key) or not at all (a removed partition
-    expiration), made on the live tables instead, before the change is merged: nothing is lost."""
+    expiration): `migrate` makes them on the live tables first, and nothing is lost."""
     stack = result.stack or "prod"
     tables = result.needing_live_fix()
     return [
-        "Before merging, change the live tables in place, so nothing is recreated or left undone:",
-        "  1. Run in BigQuery:",
+        f"`python -m infra.cli migrate --stack {stack} --apply` changes the live tables in place first (the",
+        "deploy runs it before `pulumi up --refresh`), so nothing is recreated or left undone. It runs:",
         *(f"     {fix};" for t in tables for fix in t.live_fixes),
-        f"  2. `pulumi refresh --stack {stack}`: the state records the live tables as they now are.",
-        f"  3. Merge the change and run `pulumi up --stack {stack}`: its preview shows no replacement and no",
-        "     change for these settings.",
     ]
 
 

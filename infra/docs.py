@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.catalog import Catalog, Dataset, Table
-from infra.schema import Column, count_columns
+from infra.declared import partitioning_args
+from infra.render import clustering_text, columns_text, partitioning_text
+from infra.schema import Column
 
 DOCS_FILE = Path("docs") / "tables.md"
 # `table.column` written in a description: how the schemas state what a column refers to.
@@ -71,19 +73,6 @@ def _type_text(column: Column) -> str:
     return _html_escaped(text) + (" · policy tag" if column.policy_tags else "")
 
 
-def _partitioning_text(table: Table) -> str:
-    if table.time_partitioning is not None:
-        spec = table.time_partitioning
-        text = f"{spec.type} on `{spec.field}`" if spec.field else f"{spec.type} by ingestion time"
-        if spec.expiration_days:
-            return f"{text}; partitions expire after {spec.expiration_days} days"
-        return f"{text}; partitions kept forever" if spec.keep_forever else text
-    if table.range_partitioning is not None:
-        rng = table.range_partitioning
-        return f"integer range on `{rng.field}`: [{rng.start}, {rng.end}) in steps of {rng.interval}"
-    return "none"
-
-
 def _diagram(dataset: Dataset, edges: list[Reference]) -> list[str]:
     labels: dict[tuple[str, str], list[str]] = {}
     for edge in edges:
@@ -109,14 +98,11 @@ def _mermaid_text(text: str) -> str:
 
 def _table_section(table: Table) -> list[str]:
     lines = [f"### `{table.key}`", "", table.description or "_No description._", ""]
-    lines.append(
-        f"- Schema: `schemas/{table.dataset}/{Path(table.schema_file).name}`, {count_columns(table.schema)} columns"
-    )
-    lines.append(f"- Partitioning: {_partitioning_text(table)}")
+    lines.append(f"- Schema: `schemas/{table.dataset}/{Path(table.schema_file).name}`, {columns_text(table.schema)}")
+    lines.append(f"- Partitioning: {partitioning_text(*partitioning_args(table))}")
     if table.time_partitioning or table.range_partitioning:
         lines.append(f"- Partition filter: {'required' if table.require_partition_filter else 'not required'}")
-    clustering = ", ".join(f"`{name}`" for name in table.clustering) or "none"
-    lines.append(f"- Clustering: {clustering}")
+    lines.append(f"- Clustering: {clustering_text(table.clustering)}")
     if table.labels:
         lines.append("- Labels: " + ", ".join(f"`{k}={v}`" for k, v in sorted(table.labels.items())))
     lines += ["", "| Column | Type | Mode | Description |", "| --- | --- | --- | --- |"]

@@ -9,31 +9,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from infra.catalog import Dataset, Table
-from infra.declared import dataset_args, table_args
-from infra.rules import MS_PER_DAY
-from infra.schema import Column, count_columns
-from infra.settings import Settings
+from infra.declared import (
+    API_MEMBER_FIELDS,
+    DeclaredDataset,
+    DeclaredTable,
+    RangePartitioningArgs,
+    TimePartitioningArgs,
+    access_members,
+)
+from infra.render import NONE, clustering_text, columns_text, duration_text, partitioning_text
+from infra.schema import Column
 
 UNDECLARED = "undeclared"
 _MAX_SCHEMA_DIFFERENCES = 6
-
-
-@dataclass(frozen=True)
-class Partitioning:
-    type: str  # HOUR, DAY, MONTH, YEAR, or RANGE
-    field: str | None
-    expiration_ms: int | None = None
-    range: tuple[int, int, int] | None = None  # start, end, interval
-
-    def __str__(self) -> str:
-        if self.range is not None:
-            start, end, interval = self.range
-            return f"RANGE on {self.field} [{start}, {end}) step {interval}"
-        text = f"{self.type} on {self.field or 'ingestion time'}"
-        if self.expiration_ms:
-            return f"{text}, partitions expire after {_duration(self.expiration_ms)}"
-        return f"{text}, partitions kept"
 
 
 @dataclass(frozen=True)
@@ -49,7 +37,8 @@ class DatasetState:
 @dataclass(frozen=True)
 class TableState:
     schema: tuple[Column, ...]
-    partitioning: Partitioning | None
+    time_partitioning: TimePartitioningArgs | None
+    range_partitioning: RangePartitioningArgs | None
     require_partition_filter: bool
     clustering: tuple[str, ...]
     labels: Mapping[str, str]
@@ -61,43 +50,38 @@ class TableState:
 # API reports it, so verify checks exactly what `pulumi up` manages.
 
 
-def declared_dataset(dataset: Dataset, settings: Settings) -> DatasetState:
-    args = dataset_args(dataset, settings)
+def declared_dataset(declared: DeclaredDataset) -> DatasetState:
+    args = declared.args
+    accesses = args.get("accesses")
     return DatasetState(
         location=args["location"],
-        labels=args.get("labels") or {},
-        description=args.get("description") or "",
+        labels=args["labels"] or {},
+        description=args["description"] or "",
         default_table_expiration_ms=args.get("default_table_expiration_ms"),
-        kms_key_name=(args.get("default_encryption_configuration") or {}).get("kms_key_name"),
-        access=frozenset(_declared_access(entry) for entry in args["accesses"]) if "accesses" in args else None,
+        kms_key_name=args["default_encryption_configuration"]["kms_key_name"]
+        if "default_encryption_configuration" in args
+        else None,
+        access=None
+        if accesses is None
+        else frozenset(
+            (entry["role"], API_MEMBER_FIELDS[field], member)
+            for entry in accesses
+            for field, member in access_members(entry)
+        ),
     )
 
 
-def _declared_access(entry: dict[str, str]) -> tuple[str, str, str]:
-    """An `accesses` entry of the provider ({role, group_by_email: ...}) as the API names it."""
-    (field, entity), *_ = ((k, v) for k, v in entry.items() if k != "role")
-    first, *rest = field.split("_")
-    return entry["role"], first + "".join(part.title() for part in rest), entity
-
-
-def declared_table(table: Table, settings: Settings) -> TableState:
-    args = table_args(table, settings, settings.dataset_id(table.dataset))
-    partitioning = None
-    if "time_partitioning" in args:
-        spec = args["time_partitioning"]
-        partitioning = Partitioning(spec["type"], spec.get("field"), spec.get("expiration_ms"))
-    elif "range_partitioning" in args:
-        spec = args["range_partitioning"]
-        rng = spec["range"]
-        partitioning = Partitioning("RANGE", spec["field"], range=(rng["start"], rng["end"], rng["interval"]))
+def declared_table(declared: DeclaredTable) -> TableState:
+    args = declared.args
     return TableState(
-        schema=table.schema,
-        partitioning=partitioning,
-        require_partition_filter=bool(args.get("require_partition_filter")),
-        clustering=tuple(args.get("clusterings") or ()),
-        labels=args.get("labels") or {},
-        description=args.get("description") or "",
-        kms_key_name=(args.get("encryption_configuration") or {}).get("kms_key_name"),
+        schema=declared.table.schema,
+        time_partitioning=args.get("time_partitioning"),
+        range_partitioning=args.get("range_partitioning"),
+        require_partition_filter=args.get("require_partition_filter", False),
+        clustering=tuple(args["clusterings"] or ()),
+        labels=args["labels"] or {},
+        description=args["description"] or "",
+        kms_key_name=args["encryption_configuration"]["kms_key_name"] if "encryption_configuration" in args else None,
     )
 
 
@@ -120,10 +104,6 @@ class Check:
 
     def to_json(self) -> dict[str, Any]:
         return {"subject": self.subject, "check": self.name, "ok": self.ok, "detail": self.detail}
-
-
-def _duration(ms: int) -> str:
-    return f"{ms // MS_PER_DAY} d" if ms % MS_PER_DAY == 0 else f"{ms} ms"
 
 
 def _short(text: str, limit: int = 60) -> str:
@@ -199,7 +179,7 @@ def schema_differences(declared: tuple[Column, ...], live: tuple[Column, ...], p
 def _schema_check(subject: str, declared: tuple[Column, ...], live: tuple[Column, ...]) -> Check:
     differences = schema_differences(declared, live)
     if not differences:
-        return Check(subject, "schema", True, f"{count_columns(declared)} columns (leaf) as declared")
+        return Check(subject, "schema", True, f"{columns_text(declared)} as declared")
     shown = differences[:_MAX_SCHEMA_DIFFERENCES]
     more = len(differences) - len(shown)
     return Check(subject, "schema", False, "; ".join(shown) + (f"; and {more} more" if more else ""))
@@ -216,7 +196,7 @@ def dataset_checks(subject: str, declared: DatasetState, live: DatasetState) -> 
             "default table expiration",
             declared.default_table_expiration_ms,
             live.default_table_expiration_ms,
-            lambda ms: _duration(ms) if ms else "none",
+            lambda ms: duration_text(ms) if ms else NONE,
         ),
         *_encryption_check(subject, "default encryption key", declared.kms_key_name, live.kms_key_name),
         *_access_check(subject, declared.access, live.access),
@@ -240,9 +220,15 @@ def _access_check(
 def table_checks(subject: str, declared: TableState, live: TableState) -> list[Check]:
     checks = [
         _schema_check(subject, declared.schema, live.schema),
-        _same(subject, "partitioning", declared.partitioning, live.partitioning, lambda p: str(p) if p else "none"),
+        _same(
+            subject,
+            "partitioning",
+            (declared.time_partitioning, declared.range_partitioning),
+            (live.time_partitioning, live.range_partitioning),
+            lambda both: partitioning_text(*both),
+        ),
     ]
-    if declared.partitioning or live.partitioning:
+    if declared.time_partitioning or declared.range_partitioning or live.time_partitioning or live.range_partitioning:
         checks.append(
             _same(
                 subject,
@@ -253,7 +239,7 @@ def table_checks(subject: str, declared: TableState, live: TableState) -> list[C
             )
         )
     checks += [
-        _same(subject, "clustering", declared.clustering, live.clustering, lambda c: ", ".join(c) or "none"),
+        _same(subject, "clustering", declared.clustering, live.clustering, clustering_text),
         _labels_check(subject, declared.labels, live.labels),
         _same(subject, "description", declared.description, live.description, _short),
         *_encryption_check(subject, "encryption key", declared.kms_key_name, live.kms_key_name),

@@ -25,12 +25,12 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 from requests import exceptions as requests_exceptions
 
-from infra.catalog import Catalog, Dataset, Table
+from infra.catalog import Catalog, Table
+from infra.declared import DeclaredDataset, DeclaredTable, declare
 from infra.drift import (
     UNDECLARED,
     Check,
     DatasetState,
-    Partitioning,
     TableState,
     VerifyReport,
     dataset_checks,
@@ -181,17 +181,20 @@ def observed_column(field: bigquery.SchemaField) -> Column:
 
 
 def observed_table(table: bigquery.Table) -> TableState:
-    partitioning = None
-    if table.time_partitioning is not None:
-        spec = table.time_partitioning
-        partitioning = Partitioning(str(spec.type_), spec.field, spec.expiration_ms or None)
-    elif table.range_partitioning is not None:
-        spec = table.range_partitioning
-        rng = spec.range_
-        partitioning = Partitioning("RANGE", spec.field, range=(int(rng.start), int(rng.end), int(rng.interval)))
+    # In the provider's argument shapes (infra/declared.py), so declared and live compare as they are.
+    time = table.time_partitioning
+    rng = table.range_partitioning
     return TableState(
         schema=tuple(observed_column(f) for f in table.schema),
-        partitioning=partitioning,
+        time_partitioning={"type": str(time.type_), "field": time.field, "expiration_ms": time.expiration_ms or None}
+        if time is not None
+        else None,
+        range_partitioning={
+            "field": rng.field,
+            "range": {"start": int(rng.range_.start), "end": int(rng.range_.end), "interval": int(rng.range_.interval)},
+        }
+        if rng is not None
+        else None,
         require_partition_filter=bool(table.require_partition_filter),
         clustering=tuple(table.clustering_fields or ()),
         labels=own_labels(table.labels),
@@ -205,11 +208,11 @@ def observed_table(table: bigquery.Table) -> TableState:
 
 @dataclass(frozen=True)
 class _Fetched:
-    dataset: Dataset
+    dataset: DeclaredDataset
     live_id: str
     live: bigquery.Dataset | None
     listing: list[bigquery.table.TableListItem]
-    tables: list[tuple[Table, bigquery.Table | None]]
+    tables: list[tuple[DeclaredTable, bigquery.Table | None]]
 
 
 def verify(conn: Connection, catalog: Catalog, settings: Settings, workers: int = WORKERS) -> VerifyReport:
@@ -217,33 +220,35 @@ def verify(conn: Connection, catalog: Catalog, settings: Settings, workers: int 
     client, retry = conn.client, conn.retry
     with _api_errors(conn), ThreadPoolExecutor(max_workers=workers) as pool:
         pending = []
-        for dataset in catalog.datasets:
-            ref = bigquery.DatasetReference(conn.project, settings.dataset_id(dataset.dataset_id))
+        for dataset in declare(catalog, settings):
+            ref = bigquery.DatasetReference(conn.project, dataset.args["dataset_id"])
             live = pool.submit(_or_none, lambda ref=ref: client.get_dataset(ref, retry=retry))
             listing = pool.submit(_or_none, lambda ref=ref: list(client.list_tables(ref, retry=retry)))
             tables = [
                 (table, pool.submit(_or_none, lambda t=table_ref: client.get_table(t, retry=retry)))
                 for table in dataset.tables
-                for table_ref in [ref.table(table.table_id)]
+                for table_ref in [ref.table(table.args["table_id"])]
             ]
             pending.append((dataset, ref.dataset_id, live, listing, tables))
         fetched = [
             _Fetched(dataset, live_id, live.result(), listing.result() or [], [(t, f.result()) for t, f in tables])
             for dataset, live_id, live, listing, tables in pending
         ]
-    checks = [check for item in fetched for check in _checks_of(item, conn.project, settings)]
+    checks = [check for item in fetched for check in _checks_of(item, conn.project)]
     return VerifyReport(conn.project, conn.target, tuple(checks))
 
 
-def _checks_of(item: _Fetched, project: str, settings: Settings) -> list[Check]:
+def _checks_of(item: _Fetched, project: str) -> list[Check]:
     subject = f"dataset {item.live_id}"
     if item.live is None:
-        missing = [Check(f"table {item.live_id}.{t.table_id}", "exists", False, "not found") for t, _ in item.tables]
+        missing = [
+            Check(f"table {item.live_id}.{t.args['table_id']}", "exists", False, "not found") for t, _ in item.tables
+        ]
         return [Check(subject, "exists", False, f"not found in project {project}"), *missing]
     checks = [Check(subject, "exists", True)]
-    checks += dataset_checks(subject, declared_dataset(item.dataset, settings), observed_dataset(item.live))
+    checks += dataset_checks(subject, declared_dataset(item.dataset), observed_dataset(item.live))
     for table, live_table in item.tables:
-        table_subject = f"table {item.live_id}.{table.table_id}"
+        table_subject = f"table {item.live_id}.{table.args['table_id']}"
         if live_table is None:
             checks.append(Check(table_subject, "exists", False, "not found"))
             continue
@@ -256,8 +261,8 @@ def _checks_of(item: _Fetched, project: str, settings: Settings) -> list[Check]:
             )
             continue
         checks.append(Check(table_subject, "exists", True))
-        checks += table_checks(table_subject, declared_table(table, settings), observed_table(live_table))
-    declared_ids = {t.table_id for t in item.dataset.tables}
+        checks += table_checks(table_subject, declared_table(table), observed_table(live_table))
+    declared_ids = {t.args["table_id"] for t in item.dataset.tables}
     undeclared = sorted((t.table_id, t.table_type or "TABLE") for t in item.listing if t.table_id not in declared_ids)
     checks += [
         Check(f"table {item.live_id}.{table_id}", UNDECLARED, False, f"a {kind} that no declaration lists")

@@ -20,16 +20,14 @@ from infra.catalog import Table
 from infra.migration import (
     MIGRATE_SEPARATOR,
     LiveTable,
-    Partitioning,
-    Shape,
     Step,
     TablePlan,
+    declared_shape,
     plan_table,
     where,
 )
-from infra.settings import Settings
+from infra.settings import SNAPSHOT_EXPIRE_DAYS, Settings
 
-SNAPSHOT_EXPIRE_DAYS = 30
 SAMPLE_ROWS = 3
 # What the API calls each patched property, as update_table names it.
 _PATCH_FIELDS = {"encryptionConfiguration": "encryption_configuration", "timePartitioning": "time_partitioning"}
@@ -80,15 +78,6 @@ class MigrateReport:
         }
 
 
-def _shape(table: bigquery.Table) -> Shape:
-    state = live.observed_table(table)
-    partitioning = None
-    if state.partitioning is not None:
-        p = state.partitioning
-        partitioning = Partitioning(p.type, p.field, p.expiration_ms, p.range)
-    return Shape(state.schema, partitioning, state.require_partition_filter, state.clustering, state.kms_key_name)
-
-
 def _table_id(conn: live.Connection, settings: Settings, table: Table) -> str:
     return f"{conn.project}.{settings.dataset_id(table.dataset)}.{table.table_id}"
 
@@ -105,7 +94,7 @@ def read_live(conn: live.Connection, settings: Settings, table: Table, *, facts:
     if found is None:
         return LiveTable(table_id, None, leftovers=leftovers)
     if not facts:
-        return LiveTable(table_id, _shape(found), leftovers=leftovers)
+        return LiveTable(table_id, live.observed_table(found), leftovers=leftovers)
     project, dataset_id, name = table_id.split(".")
     # The Python client has no call for row access policies; this is the REST method rowAccessPolicies.list.
     policies = client._connection.api_request(  # type: ignore[no-untyped-call]
@@ -114,7 +103,7 @@ def read_live(conn: live.Connection, settings: Settings, table: Table, *, facts:
     bindings = client.get_iam_policy(table_id, retry=retry).bindings
     return LiveTable(
         table_id,
-        _shape(found),
+        live.observed_table(found),
         row_access_policies=len(policies.get("rowAccessPolicies") or []),
         iam_bindings=len(bindings),
         streaming_buffer=found.streaming_buffer is not None,
@@ -251,7 +240,7 @@ def _apply_one(
     again = plan_table(table, settings, read_live(conn, settings, table, facts=False), now)
     found = conn.client.get_table(table_plan.table_id, retry=conn.retry)
     subject = f"table {table_plan.table_id.split('.', 1)[1]}"
-    checks = drift.table_checks(subject, drift.declared_table(table, settings), live.observed_table(found))
+    checks = drift.table_checks(subject, declared_shape(table, settings)[0], live.observed_table(found))
     if again.steps or again.refusals:
         left = "; ".join((*(s.action.splitlines()[0] for s in again.steps), *again.refusals))
         return replace(result, status="failed", checks=checks, message=f"applied, but the table still differs: {left}")

@@ -25,8 +25,10 @@ from typing import Any
 
 from infra.catalog import Catalog, Table
 from infra.changes import TableChanges, Verdict
-from infra.declared import table_args
+from infra.declared import DeclaredTable, TableArgs, table_args
+from infra.drift import TableState, declared_table
 from infra.renames import find_column
+from infra.render import clustering_text, partitioning_text
 from infra.schema import Column
 from infra.settings import Settings
 
@@ -57,31 +59,20 @@ _DECIMAL_LIMITS = {"NUMERIC": (38, 9), "BIGNUMERIC": (76, 38)}
 # ---------------------------------------------------------------- what the planner compares
 
 
-@dataclass(frozen=True)
-class Partitioning:
-    type: str  # HOUR, DAY, MONTH, YEAR, or RANGE
-    field: str | None
-    expiration_ms: int | None = None
-    range: tuple[int, int, int] | None = None
-
-    def layout(self) -> tuple[str, str | None, tuple[int, int, int] | None]:
-        """What decides where rows live; a rebuild is the only way to change it."""
-        return self.type, self.field, self.range
-
-    def __str__(self) -> str:
-        if self.range is not None:
-            start, end, interval = self.range
-            return f"RANGE on {self.field} [{start}, {end}) step {interval}"
-        return f"{self.type} on {self.field or 'ingestion time'}"
+def _layout(shape: TableState) -> tuple[Any, ...]:
+    """What decides where rows live; a rebuild is the only way to change it (not the expiration)."""
+    time = shape.time_partitioning
+    return (time["type"], time["field"]) if time else None, shape.range_partitioning
 
 
-@dataclass(frozen=True)
-class Shape:
-    schema: tuple[Column, ...]
-    partitioning: Partitioning | None
-    require_partition_filter: bool
-    clustering: tuple[str, ...]
-    kms_key_name: str | None
+def _partitioning_text(shape: TableState) -> str:
+    return partitioning_text(shape.time_partitioning, shape.range_partitioning)
+
+
+def _partitioning_field(shape: TableState) -> str | None:
+    if shape.range_partitioning is not None:
+        return shape.range_partitioning["field"]
+    return shape.time_partitioning["field"] if shape.time_partitioning else None
 
 
 @dataclass(frozen=True)
@@ -89,63 +80,45 @@ class LiveTable:
     """The live table as the API reports it, and what a rebuild could not carry over."""
 
     table_id: str  # project.dataset.table
-    shape: Shape | None  # None: no such table
+    shape: TableState | None  # None: no such table (what verify compares, infra/drift.py)
     row_access_policies: int = 0
     iam_bindings: int = 0
     streaming_buffer: bool = False
     leftovers: tuple[str, ...] = ()  # table ids of earlier, interrupted rebuilds (<table>__migrate_<time>)
 
 
-def declared_shape(table: Table, settings: Settings) -> tuple[Shape, dict[str, Any]]:
-    """The shape the program declares, and the provider arguments it comes from (infra/declared.py)."""
-    args = table_args(table, settings, settings.dataset_id(table.dataset))
-    partitioning = None
-    if "time_partitioning" in args:
-        spec = args["time_partitioning"]
-        partitioning = Partitioning(spec["type"], spec.get("field"), spec.get("expiration_ms"))
-    elif "range_partitioning" in args:
-        spec = args["range_partitioning"]
-        rng = spec["range"]
-        partitioning = Partitioning("RANGE", spec["field"], range=(rng["start"], rng["end"], rng["interval"]))
-    shape = Shape(
-        schema=table.schema,
-        partitioning=partitioning,
-        require_partition_filter=bool(args.get("require_partition_filter")),
-        clustering=tuple(args.get("clusterings") or ()),
-        kms_key_name=(args.get("encryption_configuration") or {}).get("kms_key_name"),
-    )
-    return shape, args
+def declared_shape(table: Table, settings: Settings) -> tuple[TableState, TableArgs]:
+    """The state the program declares, and the provider arguments it comes from (infra/declared.py)."""
+    declared = DeclaredTable(table, table_args(table, settings, settings.dataset_id(table.dataset)))
+    return declared_table(declared), declared.args
 
 
-def table_resource(args: dict[str, Any], table_id: str) -> dict[str, Any]:
+def table_resource(args: TableArgs, table_id: str) -> dict[str, Any]:
     """The REST table resource (tables.insert) of the provider arguments, under another table id."""
     resource: dict[str, Any] = {
         "tableReference": {"projectId": args["project"], "datasetId": args["dataset_id"], "tableId": table_id},
         "schema": {"fields": json.loads(args["schema"])},
     }
-    if args.get("description"):
+    if args["description"]:
         resource["description"] = args["description"]
-    if args.get("labels"):
+    if args["labels"]:
         resource["labels"] = args["labels"]
-    if args.get("clusterings"):
+    if args["clusterings"]:
         resource["clustering"] = {"fields": args["clusterings"]}
     if "time_partitioning" in args:
         spec = args["time_partitioning"]
         time = {"type": spec["type"]}
-        if spec.get("field"):
+        if spec["field"]:
             time["field"] = spec["field"]
-        if spec.get("expiration_ms"):
+        if spec["expiration_ms"]:
             time["expirationMs"] = str(spec["expiration_ms"])
         resource["timePartitioning"] = time
     if "range_partitioning" in args:
-        spec = args["range_partitioning"]
-        resource["rangePartitioning"] = {
-            "field": spec["field"],
-            "range": {k: str(v) for k, v in spec["range"].items()},
-        }
+        rng = args["range_partitioning"]
+        resource["rangePartitioning"] = {"field": rng["field"], "range": {k: str(v) for k, v in rng["range"].items()}}
     if args.get("require_partition_filter"):
         resource["requirePartitionFilter"] = True
-    if args.get("encryption_configuration"):
+    if "encryption_configuration" in args:
         resource["encryptionConfiguration"] = {"kmsKeyName": args["encryption_configuration"]["kms_key_name"]}
     return resource
 
@@ -250,7 +223,7 @@ def _decimal_bounds(column: Column) -> tuple[int, int]:
 class _Planner:
     table: Table
     live: LiveTable
-    declared: Shape
+    declared: TableState
     approved: bool
     in_place: list[Step] = field(default_factory=list)
     rebuild_reasons: list[str] = field(default_factory=list)
@@ -261,7 +234,7 @@ class _Planner:
     added_any: bool = False
 
     @property
-    def live_shape(self) -> Shape:
+    def live_shape(self) -> TableState:
         assert self.live.shape is not None
         return self.live.shape
 
@@ -269,8 +242,8 @@ class _Planner:
         """Live columns the table is partitioned or clustered on: DDL on them is left to a rebuild."""
         live = self.live_shape
         names = set(live.clustering)
-        if live.partitioning is not None and live.partitioning.field:
-            names.add(live.partitioning.field)
+        if field := _partitioning_field(live):
+            names.add(field)
         return names
 
     # ------------------------------------------------------------ columns
@@ -475,15 +448,15 @@ class _Planner:
 
     def options(self) -> None:
         declared, live = self.declared, self.live_shape
-        want, have = declared.partitioning, live.partitioning
-        if (want.layout() if want else None) != (have.layout() if have else None):
+        want, have = declared.time_partitioning, live.time_partitioning
+        if _layout(declared) != _layout(live):
             self.rebuild_reasons.append(
-                f"partitioning {have or 'none'} -> {want or 'none'} (the provider recreates the table or BigQuery "
-                "refuses the change)"
+                f"partitioning {_partitioning_text(live)} -> {_partitioning_text(declared)} (the provider recreates "
+                "the table or BigQuery refuses the change)"
             )
-        elif want is not None and have is not None and want.expiration_ms != have.expiration_ms:
-            if want.expiration_ms is None:
-                patch = {"timePartitioning": {"type": want.type, "field": want.field, "expirationMs": None}}
+        elif want is not None and have is not None and want["expiration_ms"] != have["expiration_ms"]:
+            if want["expiration_ms"] is None:
+                patch = {"timePartitioning": {"type": want["type"], "field": want["field"], "expirationMs": None}}
                 self.in_place.append(
                     Step(
                         "patch",
@@ -521,11 +494,12 @@ class _Planner:
                 self.notes.append(f"{name}: pulumi up changes it in place")
 
 
-def partition_filter(shape: Shape) -> str:
+def partition_filter(shape: TableState) -> str:
     """A condition every row meets, for tables that require a partition filter in every query."""
-    if not shape.require_partition_filter or shape.partitioning is None:
+    if not shape.require_partition_filter or not (shape.time_partitioning or shape.range_partitioning):
         return ""
-    column = f"`{shape.partitioning.field}`" if shape.partitioning.field else "_PARTITIONTIME"
+    field = _partitioning_field(shape)
+    column = f"`{field}`" if field else "_PARTITIONTIME"
     return f"({column} IS NULL OR {column} IS NOT NULL)"
 
 
@@ -608,14 +582,14 @@ def plan_table(
     )
 
 
-def _rebuild_steps(planner: _Planner, args: dict[str, Any], now: datetime) -> list[Step]:
+def _rebuild_steps(planner: _Planner, args: TableArgs, now: datetime) -> list[Step]:
     live = planner.live
     assert live.shape is not None
     target = migrate_table_id(live.table_id, now)
     declared = planner.declared
     reasons = "; ".join(planner.rebuild_reasons)
     resource = table_resource(args, target.rsplit(".", 1)[1])
-    layout = f"partitioning {declared.partitioning or 'none'}, clustering {', '.join(declared.clustering) or 'none'}"
+    layout = f"partitioning {_partitioning_text(declared)}, clustering {clustering_text(declared.clustering)}"
     names, expressions = [], []
     for column in declared.schema:
         path = column.name

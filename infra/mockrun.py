@@ -21,6 +21,7 @@ from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 
 from infra.catalog import Catalog, load_catalog
+from infra.declared import DeclaredDataset, declare
 from infra.documents import display_path
 from infra.settings import PROJECT, SECRET_MASK, parse_settings, read_stack_file, stack_file
 
@@ -44,6 +45,9 @@ class PlanResult:
     config: dict[str, Any]  # what the program ran with, sorted by key, secrets masked
     resources: list[RegisteredResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    # What each resource receives, as the program built it (infra/declared.py); empty for a program
+    # other than the real one.
+    declared: tuple[DeclaredDataset, ...] = ()
 
     def of_type(self, type_: str) -> list[RegisteredResource]:
         return [r for r in self.resources if r.type == type_]
@@ -172,9 +176,11 @@ def plan_stack(root: Path, stack: str, catalog: Catalog | None = None) -> PlanRe
     Pass `catalog` when it is already loaded and validated. The stack file is read once. Invalid
     declarations or config raise DeclarationError naming every problem before the program runs.
     """
-    from infra.program import declare
+    from infra.program import register
 
     values, secret_keys = read_stack_file(root, stack)
     catalog = load_catalog(root) if catalog is None else catalog
     settings = parse_settings(stack, values, display_path(stack_file(root, stack)), catalog)
-    return run_program(stack, values, lambda: declare(catalog, settings), secret_keys)
+    result = run_program(stack, values, lambda: register(catalog, settings), secret_keys)
+    result.declared = declare(catalog, settings)
+    return result

@@ -1,6 +1,8 @@
 """What `plan` prints: the program's registrations as a reviewer's table (text) or a document (JSON).
 
-Pure: it reads the plain data a plan result holds (infra/mockrun.py), never Pulumi itself.
+Pure: it reads the plain data a plan result holds (infra/mockrun.py), never Pulumi itself. The JSON is
+the registrations as recorded; the text reads what each resource receives from the typed declaration the
+program registered (infra/declared.py) and its options from the registrations.
 """
 
 from __future__ import annotations
@@ -12,9 +14,18 @@ from typing import Any, Protocol
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from infra.declared import BASELINE_TRIGGER, DATASET_TYPE, TABLE_TYPE
-from infra.rules import MS_PER_DAY
-from infra.schema import count_columns, parse_schema
+from infra.declared import (
+    BASELINE_TRIGGER,
+    DATASET_TYPE,
+    TABLE_TYPE,
+    DatasetArgs,
+    DeclaredDataset,
+    EncryptionArgs,
+    access_members,
+    table_resource_name,
+)
+from infra.render import clustering_text, partitioning_text
+from infra.schema import count_columns
 
 
 class PlannedResource(Protocol):
@@ -38,6 +49,8 @@ class Plan(Protocol):
     def resources(self) -> Sequence[PlannedResource]: ...
     @property
     def outputs(self) -> Mapping[str, Any]: ...
+    @property
+    def declared(self) -> Sequence[DeclaredDataset]: ...
 
 
 def _resource_order(resource: PlannedResource) -> tuple[int, str]:
@@ -55,59 +68,41 @@ def render_json(plan: Plan) -> str:
     return json.dumps(document, indent=2, sort_keys=True)
 
 
-def _partitioning_text(inputs: dict[str, Any]) -> str:
-    if "timePartitioning" in inputs:
-        spec = inputs["timePartitioning"]
-        text = f"{spec['type']} on {spec.get('field') or '_PARTITIONTIME'}"
-        if spec.get("expirationMs"):
-            text += f", {int(spec['expirationMs']) // MS_PER_DAY} d"
-        return text
-    if "rangePartitioning" in inputs:
-        spec = inputs["rangePartitioning"]
-        rng = spec["range"]
-        return f"range {spec['field']} [{rng['start']}, {rng['end']}) step {rng['interval']}"
-    return "-"
+_MEMBER_PREFIXES = {"special_group": "", "group_by_email": "group:", "user_by_email": "user:"}
 
 
-def _access_lines(inputs: dict[str, Any]) -> list[str]:
-    if "accesses" not in inputs:
+def _access_lines(args: DatasetArgs) -> list[str]:
+    if "accesses" not in args:
         return ["access: BigQuery's default ACL (tenant-bigquery:access is not set)"]
-    prefixes = {"specialGroup": "", "groupByEmail": "group:", "userByEmail": "user:"}
     return ["access (the whole ACL):"] + [
-        f"  {entry['role']} " + next(prefix + entry[field] for field, prefix in prefixes.items() if field in entry)
-        for entry in inputs["accesses"]
+        f"  {entry['role']} {_MEMBER_PREFIXES[field]}{member}"
+        for entry in args["accesses"]
+        for field, member in access_members(entry)
     ]
 
 
-def _key_text(configuration: dict[str, Any] | None) -> str:
-    key = (configuration or {}).get("kmsKeyName")
-    return f"customer-managed key {key}" if key else "Google-managed key"
-
-
-def _leaf_columns(inputs: dict[str, Any]) -> int:
-    """Counted as the data dictionary and BigQuery's column limit count them: a RECORD as its fields."""
-    columns, _ = parse_schema(json.loads(inputs["schema"]), inputs["tableId"])
-    return count_columns(columns)
+def _key_text(configuration: EncryptionArgs | None) -> str:
+    return f"customer-managed key {configuration['kms_key_name']}" if configuration else "Google-managed key"
 
 
 def render_text(plan: Plan, out: Console) -> None:
-    resources = sorted(plan.resources, key=_resource_order)
+    options = {(r.type, r.name): r.options for r in plan.resources}
     out.print(f"Stack [bold]{plan.stack}[/bold]: project {plan.config.get('gcp:project', '?')}")
-    for dataset in (r for r in resources if r.type == DATASET_TYPE):
-        inputs = dataset.inputs
+    datasets = sorted(plan.declared, key=lambda d: d.dataset.dataset_id)
+    for dataset in datasets:
+        args = dataset.args
         out.print(
-            f"Dataset [bold]{inputs['datasetId']}[/bold] in {inputs.get('location')}: "
-            f"protect={dataset.options['protect']}, "
-            f"delete contents on destroy={inputs.get('deleteContentsOnDestroy', False)}, "
-            f"labels={dict(sorted((inputs.get('labels') or {}).items()))}"
+            f"Dataset [bold]{args['dataset_id']}[/bold] in {args['location']}: "
+            f"protect={options[(DATASET_TYPE, dataset.dataset.dataset_id)]['protect']}, "
+            f"delete contents on destroy={args['delete_contents_on_destroy']}, "
+            f"labels={dict(sorted((args['labels'] or {}).items()))}"
         )
-        for line in _access_lines(inputs):
+        for line in _access_lines(args):
             out.print(f"  {line}")
-        tables = [r.inputs for r in resources if r.type == TABLE_TYPE and r.inputs["datasetId"] == inputs["datasetId"]]
-        with_key = [t for t in tables if (t.get("encryptionConfiguration") or {}).get("kmsKeyName")]
+        with_key = [t for t in dataset.tables if "encryption_configuration" in t.args]
         out.print(
-            f"  encryption: {_key_text(inputs.get('defaultEncryptionConfiguration'))}; "
-            f"tables with a customer-managed key: {len(with_key)} of {len(tables)}"
+            f"  encryption: {_key_text(args.get('default_encryption_configuration'))}; "
+            f"tables with a customer-managed key: {len(with_key)} of {len(dataset.tables)}"
         )
     grid = RichTable(show_lines=False)
     for heading in (
@@ -121,21 +116,25 @@ def render_text(plan: Plan, out: Console) -> None:
         "recreate",
     ):
         grid.add_column(heading)
-    for table in (r for r in resources if r.type == TABLE_TYPE):
-        inputs, options = table.inputs, table.options
+    tables = sorted(
+        ((table_resource_name(d.dataset.dataset_id, t.table.table_id), t) for d in datasets for t in d.tables),
+        key=lambda named: named[0],
+    )
+    for name, table in tables:
+        received, table_options = table.args, options[(TABLE_TYPE, name)]
         recreate = []
-        if options.get("replacementTrigger") not in (None, BASELINE_TRIGGER):
-            recreate.append(f"token {options['replacementTrigger']}")
-        if options.get("replaceOnChanges"):
+        if table_options.get("replacementTrigger") not in (None, BASELINE_TRIGGER):
+            recreate.append(f"token {table_options['replacementTrigger']}")
+        if table_options.get("replaceOnChanges"):
             recreate.append("on schema change")
         grid.add_row(
-            f"{inputs['datasetId']}.{inputs['tableId']}",
-            str(_leaf_columns(inputs)),
-            _partitioning_text(inputs),
-            "required" if inputs.get("requirePartitionFilter") else "-",
-            ", ".join(inputs.get("clusterings") or []) or "-",
-            "yes" if options["protect"] else "no",
-            "yes" if inputs.get("deletionProtection") else "no",
+            f"{received['dataset_id']}.{received['table_id']}",
+            str(count_columns(table.table.schema)),
+            partitioning_text(received.get("time_partitioning"), received.get("range_partitioning")),
+            "required" if received.get("require_partition_filter") else "-",
+            clustering_text(received["clusterings"]),
+            "yes" if table_options["protect"] else "no",
+            "yes" if received["deletion_protection"] else "no",
             "; ".join(recreate) or "-",
         )
     out.print(grid)

@@ -1,7 +1,7 @@
 """The Pulumi program: load and validate everything first, then declare resources and outputs.
 
-`run` is what `pulumi up` runs; `declare` is its second half, which the mock run (infra/mockrun.py) calls
-with the catalog and settings the CLI already validated.
+`run` is what `pulumi up` runs; `register` is its second half, which the mock run (infra/mockrun.py)
+calls with the catalog and settings the CLI already validated.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import pulumi
 
 from infra.catalog import Catalog, load_catalog
+from infra.declared import declare
 from infra.problems import DeclarationError
 from infra.resources import DatasetWithTables
 from infra.settings import KNOWN_CONFIG_KEYS, Settings, parse_settings
@@ -48,10 +49,10 @@ def run(root: Path = REPO_ROOT) -> dict[str, Any]:
             pulumi.log.error(str(problem))
         # RunError ends the program with its message and no traceback; nothing was registered.
         raise pulumi.RunError(f"{len(error.problems)} problem(s) in the declarations; nothing was changed") from None
-    return declare(catalog, settings)
+    return register(catalog, settings)
 
 
-def declare(catalog: Catalog, settings: Settings) -> dict[str, Any]:
+def register(catalog: Catalog, settings: Settings) -> dict[str, Any]:
     """Register every dataset and table of a validated catalog; export and return their ids."""
     if settings.options.adopt_existing:
         pulumi.log.warn(
@@ -61,10 +62,11 @@ def declare(catalog: Catalog, settings: Settings) -> dict[str, Any]:
 
     datasets = {}
     tables: dict[str, str] = {}
-    for dataset in catalog.datasets:
-        component = DatasetWithTables(dataset, settings)
-        datasets[dataset.dataset_id] = component.dataset_id
-        tables.update({f"{dataset.dataset_id}.{t}": full_id for t, full_id in component.table_ids.items()})
+    for declared in declare(catalog, settings):
+        dataset_id = declared.dataset.dataset_id
+        component = DatasetWithTables(declared, settings)
+        datasets[dataset_id] = component.dataset_id
+        tables.update({f"{dataset_id}.{t}": full_id for t, full_id in component.table_ids.items()})
     exports = {"datasets": datasets, "tables": tables}
     for name, value in exports.items():
         pulumi.export(name, value)

@@ -60,25 +60,6 @@ ENGINE_IGNORE_CHANGES = Rule("Pulumi", f"{STEPS} diff: processIgnoreChanges keep
 ENGINE_IMPORT = Rule("Pulumi", f"{STEPS} generateSteps: isImport only when the id differs from the state's")
 ENGINE_IMPORT_REPLACE = Rule("Pulumi", f"{STEPS} continueStepsFromDiff: a replacement with goal.ID is an error")
 ENGINE_STATE_ONLY = Rule("Pulumi", "a component exists in Pulumi's state only")
-RULES = (
-    TABLE_FORCE_NEW,
-    TABLE_NESTED_FORCE_NEW,
-    TABLE_IN_PLACE,
-    TABLE_CLIENT_SIDE,
-    DATASET_FORCE_NEW,
-    DATASET_LOCATION,
-    DATASET_IN_PLACE,
-    DATASET_CLIENT_SIDE,
-    NO_RULE,
-    ENGINE_PROTECT,
-    ENGINE_DELETE_FIRST,
-    ENGINE_TRIGGER,
-    ENGINE_REPLACE_ON_CHANGES,
-    ENGINE_IGNORE_CHANGES,
-    ENGINE_IMPORT,
-    ENGINE_IMPORT_REPLACE,
-    ENGINE_STATE_ONLY,
-)
 
 
 @dataclass(frozen=True)
@@ -376,10 +357,10 @@ def _property_change(new: Registered, key: str, rule: PropertyRule | None, befor
     fix = None
     text = f"{what}: {rule.text}"
     if key == "encryptionConfiguration" and (after or {}).get("kmsKeyName"):
-        # BigQuery re-keys a table in place; once `pulumi refresh` records the key, the provider sees no change.
+        # BigQuery re-keys a table in place; once a refresh records the key, the provider sees no change.
         ref = f"{new.inputs.get('project')}.{new.inputs.get('datasetId')}.{new.inputs.get('tableId')}"
         fix = f"ALTER TABLE `{ref}` SET OPTIONS (kms_key_name = '{after['kmsKeyName']}')"
-        text += f". To keep its rows, re-key it in place before merging: {fix}; then `pulumi refresh`"
+        text += f". `migrate --apply` re-keys it in place with its rows ({fix}), then `pulumi up --refresh`"
     return _change(path, rule.verdict, rule.rule, text, key, fix)
 
 

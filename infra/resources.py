@@ -1,6 +1,9 @@
 """The Pulumi component: one declared dataset -> a gcp.bigquery.Dataset and its Tables.
 
-What each resource gets is plain data from infra/declared.py; this module adds only the Pulumi side.
+What each resource receives is infra/declared.py's typed arguments; this module adds only the Pulumi side.
+mypy checks every argument name against pulumi-gcp's signatures (a misspelt one matches no overload);
+the nested values (partitioning, encryption, access) are our TypedDicts, the provider's `...ArgsDict`
+shapes without `pulumi.Input`, which mypy does not accept as theirs: hence `type: ignore[arg-type]`.
 """
 
 from __future__ import annotations
@@ -8,16 +11,15 @@ from __future__ import annotations
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.catalog import Dataset, Table
+from infra.catalog import Table
 from infra.declared import (
     ADOPT_IGNORE_DATASET,
     ADOPT_IGNORE_TABLE,
     COMPONENT_TYPE,
     SCHEMA_PROPERTIES,
-    dataset_args,
+    DeclaredDataset,
     dataset_import_id,
     replacement_trigger,
-    table_args,
     table_import_id,
     table_resource_name,
 )
@@ -52,12 +54,13 @@ class DatasetWithTables(pulumi.ComponentResource):
     dataset_id: pulumi.Output[str]
     table_ids: dict[str, str]
 
-    def __init__(self, dataset: Dataset, settings: Settings, opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, declared: DeclaredDataset, settings: Settings, opts: pulumi.ResourceOptions | None = None):
+        dataset = declared.dataset
         super().__init__(COMPONENT_TYPE, dataset.dataset_id, None, opts)
         adopt = settings.options.adopt_existing
         self.dataset = gcp.bigquery.Dataset(
             dataset.dataset_id,
-            **dataset_args(dataset, settings),
+            **declared.args,  # type: ignore[arg-type]
             opts=pulumi.ResourceOptions(
                 parent=self,
                 protect=settings.options.protect,
@@ -68,14 +71,14 @@ class DatasetWithTables(pulumi.ComponentResource):
         )
         # Ids are known before anything exists: plain strings, with depends_on for the ordering,
         # cost the engine far less than an Output per table.
-        dataset_id = settings.dataset_id(dataset.dataset_id)
+        dataset_id = declared.args["dataset_id"]
         self.tables = {
-            table.table_id: gcp.bigquery.Table(
-                table_resource_name(dataset.dataset_id, table.table_id),
-                **table_args(table, settings, dataset_id),
-                opts=table_options(table, settings, parent=self, dataset=self.dataset),
+            table.table.table_id: gcp.bigquery.Table(
+                table_resource_name(dataset.dataset_id, table.table.table_id),
+                **table.args,  # type: ignore[arg-type]
+                opts=table_options(table.table, settings, parent=self, dataset=self.dataset),
             )
-            for table in dataset.tables
+            for table in declared.tables
         }
         self.dataset_id = self.dataset.dataset_id
         self.table_ids = {table_id: f"{settings.project}.{dataset_id}.{table_id}" for table_id in self.tables}

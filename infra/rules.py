@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from infra.contract import DATA_LOSS_APPROVED, RETENTION_FOREVER
+
 # Every documented spelling maps to the one this repo emits. STRUCT must become RECORD: the
 # provider does not treat them as equal and would plan a replace on every run.
 TYPE_ALIASES: dict[str, str] = {
@@ -214,8 +216,8 @@ def _is_label_char(char: str) -> bool:
 
 # Labels the program sets itself and the policy pack trusts: declaring one by hand would bypass a policy.
 PROGRAM_LABELS = {
-    "retention": "the program sets it for partitioning keep_forever: true",
-    "data-loss": "the program sets it for tables in tenant-bigquery:approveDataLoss",
+    RETENTION_FOREVER[0]: "the program sets it for partitioning keep_forever: true",
+    DATA_LOSS_APPROVED[0]: "the program sets it for tables in tenant-bigquery:approveDataLoss",
 }
 
 

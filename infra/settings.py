@@ -18,19 +18,22 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from infra.catalog import Catalog
+from infra.contract import KMS_KEY, PUBLIC_PRINCIPALS
 from infra.documents import display_path, load_yaml
 from infra.problems import DeclarationError, MissingStackError, Problem, pydantic_problems
 from infra.rules import check_dataset_id, check_expiration_days, check_labels, check_location
 
 PROJECT = "tenant-bigquery"
+# How long snapshots (`snapshot`, and `migrate` before it changes a table) are kept: the prod approval
+# runbook can take two deploys that each wait up to 30 days for approval (GitHub fails a waiting job
+# after 30 days), plus review time; 90 days outlasts it.
+SNAPSHOT_EXPIRE_DAYS = 90
 SECRET_MASK = "[secret]"  # noqa: S105 - the placeholder shown instead of a secret
 # BigQuery's legacy dataset roles: the API hands back these names even when given roles/bigquery.data*,
 # so any other spelling would show a perpetual diff.
 ACCESS_ROLES = {"readers": "READER", "writers": "WRITER", "owners": "OWNER"}
 MEMBER_TYPES = ("group", "user", "serviceAccount")
-PUBLIC_PRINCIPALS = {"allusers", "allauthenticatedusers"}
 _EMAIL = re.compile(r"[^@\s:]+@[^@\s:]+\.[^@\s:]+\Z")
-_KMS_KEY = re.compile(r"projects/[^/\s]+/locations/([^/\s]+)/keyRings/[^/\s]+/cryptoKeys/[^/\s]+\Z")
 
 
 class DatasetAccess(BaseModel):
@@ -287,7 +290,7 @@ def _kms_key_problems(settings: StackSettings, source: str, prefix: str) -> list
     if settings.kms_key_name is None:
         return []
     where = f"config.{prefix}kmsKeyName"
-    match = _KMS_KEY.match(settings.kms_key_name)
+    match = KMS_KEY.match(settings.kms_key_name)
     if match is None:
         return [
             Problem(

@@ -1,6 +1,7 @@
 """The guard rails as plain functions: resource type + camelCase inputs -> violation messages.
 
-Pure Python with no imports beyond the standard library, so pytest calls these directly; the pack's
+Pure Python with no imports beyond the standard library and infra/contract.py (what the program and
+the pack agree on), so pytest calls these directly; the pack's
 entry point (`__main__.py`) wraps each rule as a CrossGuard policy. Inputs arrive as the engine sees
 them (`python -m infra.cli plan --format json`, pulumi-policy's `args.props`): pulumi-policy hands
 read-only Mapping/Sequence proxies, not dicts and lists, so only the abstract types are checked here.
@@ -15,8 +16,10 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-DATASET = "gcp:bigquery/dataset:Dataset"
-TABLE = "gcp:bigquery/table:Table"
+from infra.contract import DATA_LOSS_APPROVED, KMS_KEY, PUBLIC_PRINCIPALS, RETENTION_FOREVER
+from infra.contract import DATASET_TYPE as DATASET
+from infra.contract import TABLE_TYPE as TABLE
+
 DATASET_ACCESS = "gcp:bigquery/datasetAccess:DatasetAccess"
 JOB = "gcp:bigquery/job:Job"
 TRANSFER_CONFIG = "gcp:bigquery/dataTransferConfig:DataTransferConfig"
@@ -39,17 +42,12 @@ IAM_MEMBER = _iam_types("Member")
 IAM_BINDING = _iam_types("Binding")
 IAM_POLICY = _iam_types("Policy")
 
-PUBLIC_PRINCIPALS = {"allusers", "allauthenticatedusers"}
 # Mail providers anyone can sign up with: `domain:gmail.com` is everyone with a Gmail address.
 CONSUMER_DOMAINS = {
     "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com", "yahoo.com",
     "ymail.com", "icloud.com", "me.com", "mac.com", "aol.com", "proton.me", "protonmail.com", "gmx.com",
     "gmx.de", "mail.com", "yandex.com", "yandex.ru", "qq.com", "163.com",
 }  # fmt: skip
-KMS_KEY = re.compile(r"projects/[^/\s]+/locations/[^/\s]+/keyRings/[^/\s]+/cryptoKeys/[^/\s]+\Z")
-# The table label resources.py sets for `keep_forever: true`, and the one for an approved data loss.
-RETENTION_FOREVER = ("retention", "forever")
-DATA_LOSS_APPROVED = ("data-loss", "approved")
 # A partition expiration shorter than a day deletes data about as fast as it arrives.
 MIN_PARTITION_EXPIRATION_MS = 86_400_000
 

@@ -15,6 +15,7 @@ PURE = [
     "infra.adoption",
     "infra.catalog",
     "infra.changes",
+    "infra.contract",
     "infra.declared",
     "infra.diffreport",
     "infra.docs",
@@ -25,6 +26,7 @@ PURE = [
     "infra.planreport",
     "infra.previewgate",
     "infra.problems",
+    "infra.render",
     "infra.renames",
     "infra.resourcediff",
     "infra.rules",
@@ -126,3 +128,12 @@ def test_nothing_refers_to_a_document_outside_the_repository() -> None:
         and any(word in (REPO_ROOT / name).read_text(encoding="utf-8", errors="replace") for word in outside)
     ]
     assert citing == []
+
+
+def test_what_the_policy_pack_imports_of_infra_needs_only_the_standard_library() -> None:
+    """The pack runs in its own virtualenv, without pydantic, PyYAML or google-cloud."""
+    code = (
+        "import sys, policies.validators; print(sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'yaml'}))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

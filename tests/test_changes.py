@@ -9,20 +9,20 @@ from dataclasses import fields
 import pytest
 from helpers import REPO_ROOT
 
+from infra import changes
 from infra.catalog import RangePartitioning, Table, TimePartitioning
 from infra.changes import (
-    CLASSIFIED_TABLE_FIELDS,
     COLUMN_DROP,
     EXPIRATION_COMPUTED,
     PARAMETERIZED_TYPES,
     PARTITION_EXPIRATION,
     PARTITIONING_FIXED,
     RANGE_PARTITION_FIELD,
-    RULES,
     SCHEMA_DIFF_SUPPRESS,
     SCHEMA_IS_CHANGEABLE,
     TIME_PARTITION_FIELD,
     Change,
+    Rule,
     Verdict,
     classify_schema,
     classify_table,
@@ -419,7 +419,7 @@ def test_removing_an_expiration_is_rejected_and_says_how_to_clear_it_on_the_live
     assert (change.verdict, change.rule) == (Verdict.REJECTED, EXPIRATION_COMPUTED)
     fix = "ALTER TABLE `p.d_v2.t` SET OPTIONS (partition_expiration_days = NULL)"
     assert change.live_fix == fix
-    assert f"Clear it on the live table first: {fix}; then `pulumi refresh`, then apply" in change.reason
+    assert f"`migrate --apply` clears it on the live table first ({fix})" in change.reason
     assert "goes on deleting old partitions" in change.reason
     assert ("keep_forever: true" in change.reason) is keep_forever
     [unnamed] = classify_table(old, new)
@@ -430,6 +430,27 @@ def test_keep_forever_alone_sends_nothing() -> None:
     old = table(SCHEMA_WITH_DATES, time_partitioning=TimePartitioning("DAY", "day"))
     new = table(SCHEMA_WITH_DATES, time_partitioning=TimePartitioning("DAY", "day", keep_forever=True))
     assert classify_table(old, new) == []
+
+
+# Table attributes classify_table handles; schema_file is
+# where the schema came from, not what it is; renamed_columns are hints for `migrate`, sent to nobody.
+CLASSIFIED_TABLE_FIELDS = frozenset(
+    {
+        "dataset",
+        "table_id",
+        "description",
+        "schema",
+        "schema_file",
+        "time_partitioning",
+        "range_partitioning",
+        "require_partition_filter",
+        "clustering",
+        "labels",
+        "renamed_columns",
+    }
+)
+# Every rule the classifier cites, as the module defines them.
+RULES = frozenset(rule for rule in vars(changes).values() if isinstance(rule, Rule))
 
 
 def test_every_table_attribute_has_a_rule() -> None:

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from infra import changes as classifier
 from infra.basediff import diff_schema_files
-from infra.changes import RULES, Change, Verdict, worst
+from infra.changes import Change, Rule, Verdict, worst
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "mozilla-pipeline-schemas"
 HISTORY = CORPUS / "history"
@@ -77,6 +78,9 @@ def classify_raw(old: Any, new: Any, folder: Path) -> list[Change]:
     return classify_files(folder / "old.bq", folder / "new.bq")
 
 
+CITED_RULES = {rule for rule in vars(classifier).values() if isinstance(rule, Rule)}
+
+
 @pytest.mark.parametrize(("history", "old", "new"), STEPS, ids=[f"{h}/{n.name}" for h, _, n in STEPS])
 def test_every_step_of_the_real_histories_gets_a_verdict_justified_by_a_named_rule(
     history: str, old: Path, new: Path
@@ -84,7 +88,7 @@ def test_every_step_of_the_real_histories_gets_a_verdict_justified_by_a_named_ru
     changes = classify_files(old, new)
     assert changes, "every step in the corpus changes the schema"
     for change in changes:
-        assert change.rule in RULES
+        assert change.rule in CITED_RULES
         assert change.reason.endswith(f"({change.rule.source})")
     replaced = worst(c.verdict for c in changes) is Verdict.REPLACE
     assert replaced == (not provider_is_changeable(load(old), load(new)))

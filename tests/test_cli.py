@@ -121,7 +121,7 @@ def test_plan_text_is_a_table_a_reviewer_reads_at_a_glance() -> None:
     assert cells == [
         "tenants.tenant_usage_quotas",
         "19",
-        "DAY on usage_date, 730 d",
+        "DAY on usage_date, partitions expire after 730 d",
         "required",
         "tenant_id",
         "yes",

@@ -414,7 +414,7 @@ def test_removing_a_partition_expiration_asks_to_clear_it_on_the_live_table(diff
     table = "`acme-data-platform-dev.tenants_dev.pipeline_execution_queue`"
     fix = f"ALTER TABLE {table} SET OPTIONS (partition_expiration_days = NULL)"
     assert f"     {fix};" in text.stdout.splitlines()
-    assert "`pulumi refresh --stack dev`" in text.stdout
+    assert "`python -m infra.cli migrate --stack dev --apply` changes the live tables in place first" in text.stdout
     assert "Runbook" not in text.stdout
 
 
@@ -446,9 +446,9 @@ def test_a_new_encryption_key_prints_the_re_key_steps_not_the_data_loss_runbook(
     lines = out.splitlines()
     alters = [f"     ALTER TABLE `acme-data-platform-prod.{t}` SET OPTIONS (kms_key_name = '{after}');" for t in TABLES]
     assert all(line in lines for line in alters) is re_key
-    assert ("`pulumi refresh --stack prod`" in out) is re_key
+    assert ("migrate --stack prod --apply` changes the live tables in place" in out) is re_key
     assert ("Runbook for" in out) is not re_key
-    assert ("pulumi refresh --stack prod" in markdown) is re_key
+    assert ("migrate --stack prod --apply` changes the live tables in place" in markdown) is re_key
 
 
 def test_recreate_on_schema_change_turns_schema_changes_into_replaces(diff: Diff, repo: Path) -> None:

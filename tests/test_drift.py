@@ -10,18 +10,20 @@ import pytest
 from helpers import FIXTURE_ROOT
 
 from infra.catalog import load_catalog
-from infra.drift import Partitioning, TableState, dataset_checks, declared_dataset, declared_table, table_checks
+from infra.declared import declare
+from infra.drift import TableState, dataset_checks, declared_dataset, declared_table, table_checks
 from infra.schema import Column
 from infra.settings import load_settings
 
 CATALOG = load_catalog(FIXTURE_ROOT)
 SETTINGS = load_settings(FIXTURE_ROOT, "prod", CATALOG)
-TABLES = {t.table_id: t for t in CATALOG.tables()}
+DECLARED = declare(CATALOG, SETTINGS)
+TABLES = {t.table.table_id: t for t in (t for dataset in DECLARED for t in dataset.tables)}
 SUBJECT = "table tenants.tenant_usage_quotas"
 
 
 def declared(table_id: str = "tenant_usage_quotas") -> TableState:
-    return declared_table(TABLES[table_id], SETTINGS)
+    return declared_table(TABLES[table_id])
 
 
 def failures(observed: TableState, table_id: str = "tenant_usage_quotas") -> dict[str, str]:
@@ -30,8 +32,8 @@ def failures(observed: TableState, table_id: str = "tenant_usage_quotas") -> dic
 
 def test_the_declared_state_passes_every_check() -> None:
     assert failures(declared()) == {}
-    [dataset] = CATALOG.datasets
-    state = declared_dataset(dataset, SETTINGS)
+    [dataset] = DECLARED
+    state = declared_dataset(dataset)
     assert all(c.ok for c in dataset_checks("dataset tenants", state, state))
 
 
@@ -52,7 +54,9 @@ def test_type_aliases_and_column_order_are_no_drift() -> None:
         (lambda s: replace(s, clustering=()), "clustering", ""),
         (lambda s: replace(s, require_partition_filter=False), "partition filter", ""),
         (
-            lambda s: replace(s, partitioning=Partitioning("DAY", "usage_date", 365 * 86_400_000)),
+            lambda s: replace(
+                s, time_partitioning={"type": "DAY", "field": "usage_date", "expiration_ms": 365 * 86_400_000}
+            ),
             "partitioning",
             "365 d",
         ),

@@ -178,7 +178,10 @@ def test_a_new_partitioning_rebuilds_the_table_with_every_row(built_stack: LiveS
 
     dry = migrate(built_stack, "--tables", QUEUE)
     assert dry.returncode == 0, dry.stdout + dry.stderr
-    assert "partitioning DAY on scheduled_time -> MONTH on enqueued_at" in dry.stdout
+    assert (
+        "partitioning DAY on scheduled_time, partitions expire after 90 d -> MONTH on enqueued_at, partitions expire "
+        "after 400 d" in dry.stdout
+    )
     assert "INSERT INTO" in dry.stdout and "CAST(`priority` AS NUMERIC)" in dry.stdout
     assert len(read(built_stack, QUEUE, "queue_entry_id")) == 40
 

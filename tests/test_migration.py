@@ -21,7 +21,9 @@ import yaml
 from helpers import REPO_ROOT, invoke, run_cli
 
 from infra.catalog import Table, load_catalog
-from infra.migration import LiveTable, Partitioning, Shape, TablePlan, declared_shape, plan_table
+from infra.declared import TimePartitioningArgs
+from infra.drift import TableState
+from infra.migration import LiveTable, TablePlan, declared_shape, plan_table
 from infra.schema import Column
 from infra.settings import Settings, load_settings
 
@@ -142,8 +144,8 @@ def test_a_new_required_column_is_refused_with_the_way_through(prod: tuple[Table
 
 def test_a_new_partitioning_is_a_rebuild_and_a_removed_expiration_a_patch(prod: tuple[Table, Settings]) -> None:
     table, settings = prod
-    month = Partitioning("MONTH", "scheduled_time", 90 * 86_400_000)
-    assert plan(table, settings, live_of(table, settings, partitioning=month)).rebuild_table is not None
+    month: TimePartitioningArgs = {"type": "MONTH", "field": "scheduled_time", "expiration_ms": 90 * 86_400_000}
+    assert plan(table, settings, live_of(table, settings, time_partitioning=month)).rebuild_table is not None
 
     assert table.time_partitioning is not None
     kept = dataclasses.replace(table.time_partitioning, expiration_days=None, keep_forever=True)
@@ -163,7 +165,8 @@ def test_a_rebuild_refuses_what_it_would_not_carry_over(
     prod: tuple[Table, Settings], facts: dict[str, Any], refusal: str
 ) -> None:
     table, settings = prod
-    live = live_of(table, settings, partitioning=Partitioning("MONTH", "scheduled_time", 90 * 86_400_000), **facts)
+    month: TimePartitioningArgs = {"type": "MONTH", "field": "scheduled_time", "expiration_ms": 90 * 86_400_000}
+    live = live_of(table, settings, time_partitioning=month, **facts)
 
     result = plan(table, settings, live)
 
@@ -234,12 +237,15 @@ def test_validate_accepts_a_hint_whose_new_name_is_declared(repo_copy: Path) -> 
 def test_shape_ignores_nothing_the_program_declares(prod: tuple[Table, Settings]) -> None:
     table, settings = prod
     shape, args = declared_shape(table, settings)
-    assert shape == Shape(
-        table.schema,
-        Partitioning("DAY", "scheduled_time", 90 * 86_400_000),
-        False,
-        ("tenant_id", "state"),
-        settings.options.kms_key_name,
+    assert shape == TableState(
+        schema=table.schema,
+        time_partitioning={"type": "DAY", "field": "scheduled_time", "expiration_ms": 90 * 86_400_000},
+        range_partitioning=None,
+        require_partition_filter=False,
+        clustering=("tenant_id", "state"),
+        labels=args["labels"] or {},
+        description=table.description,
+        kms_key_name=settings.options.kms_key_name,
     )
     assert args["table_id"] == "pipeline_execution_queue"
 

@@ -21,11 +21,13 @@ import pytest
 import yaml
 from helpers import FIXTURE_ROOT, REPO_ROOT
 
+from infra.contract import DATASET_TYPE as DATASET
+from infra.contract import TABLE_TYPE as TABLE
 from infra.mockrun import PlanResult, plan_stack, run_program
 from infra.program import run
 from infra.settings import read_stack_file
 from policies import validators
-from policies.validators import DATASET, DATASET_ACCESS, JOB, RULES, TABLE, TRANSFER_CONFIG
+from policies.validators import DATASET_ACCESS, JOB, RULES, TRANSFER_CONFIG
 
 POLICY_CONFIG = REPO_ROOT / "policies" / "config"
 KEY = "projects/acme-security-prod/locations/us/keyRings/bigquery-prod/cryptoKeys/tenants"
