@@ -1,5 +1,8 @@
 """Old declaration vs new declaration -> what each change does to the data, with the rule behind it.
 
+Its size (about 600 lines) is the provider's schema rule and BigQuery's partitioning and option rules
+side by side, each next to the source it cites; they share the recursive column comparison.
+
 Pure core: classifies catalogs, columns and settings already in memory (reading files, git and
 stack config is infra/basediff.py's job); no pulumi or google imports. The rules mirror what
 pulumi-gcp does, because it wraps terraform-provider-google's `google_bigquery_table`:

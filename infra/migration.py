@@ -1,6 +1,9 @@
 # ruff: noqa: S608 - SQL built from validated column names and API-reported table ids, never from row data
 """Plan how a live table reaches its declaration without losing a row (`migrate`).
 
+Its size (about 700 lines) is every lossless path (rename, widening, options, a checked rebuild) planned
+against one live table, each path's SQL next to the BigQuery rule that allows it.
+
 Pure core: no pulumi or google imports. The API edge (infra/live_migrate.py) reads the live table
 into a LiveTable, hands it here with the declared table, and runs the TablePlan that comes back.
 

@@ -1,5 +1,8 @@
 """What the program registers at the base vs now -> every change of every input and option, with its rule.
 
+Its size (about 520 lines) is mostly the rule table: one rule per input property of pulumi-gcp's
+Table and Dataset (a test keeps it complete) and one per resource option.
+
 Pure core: compares registrations as infra/mockrun.py records them (plain dicts), paired by URN (type,
 name and the parent chain). Each input property of a table or dataset has the provider's rule below,
 each resource option the engine's; the schema and the other table settings the catalog declares keep
