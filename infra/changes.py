@@ -139,8 +139,12 @@ class TableChanges:
 
     @property
     def needs_runbook(self) -> bool:
-        """A table that loses data or cannot apply as declared, and no live fix avoids it."""
-        return self.kind == "table" and worst(c.verdict for c in self.changes if c.live_fix is None) in NEEDS_RUNBOOK
+        """A table that loses data or cannot apply as declared, and neither `migrate` nor a live fix avoids it."""
+        if self.kind != "table":
+            return False
+        if self.migration and self.migrated_verdict:
+            return self.migrated_verdict in NEEDS_RUNBOOK
+        return worst(c.verdict for c in self.changes if c.live_fix is None) in NEEDS_RUNBOOK
 
     @property
     def live_fixes(self) -> tuple[str, ...]:

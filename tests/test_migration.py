@@ -291,3 +291,4 @@ def test_diff_marks_a_covered_change_and_the_prod_gate_counts_it_as_losing_no_da
         "verdict_after": "update",
     }
     assert "migrate covers it (no row lost; update after it): `migrate --apply` runs ALTER TABLE" in text.stdout
+    assert "Runbook for" not in text.stdout  # nothing is lost, so no data-loss runbook
