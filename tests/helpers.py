@@ -15,7 +15,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # What the repository declares today: tests about the repository's own catalog read it, so adding,
 # changing or removing a table as the README says keeps them true.
 REPO_CATALOG = load_catalog(REPO_ROOT)
-REPO_TABLES = {t.key: t for t in REPO_CATALOG.tables()}
 # A frozen copy of the tenants catalog and stack files: generic behaviour is tested on it, so that
 # what the repository declares can change freely.
 FIXTURE_ROOT = REPO_ROOT / "tests" / "fixtures" / "repo"
