@@ -20,10 +20,10 @@ typecheck: install
 	$(PY) -m mypy infra policies tests
 
 # The local BigQuery API server is installed up front so an install failure is reported plainly;
-# the test session starts it on a free port and stops it.
+# each test worker starts one on a free port and stops it. Work-stealing keeps both cores busy to the end.
 pytest: install
 	$(PY) scripts/local_bigquery.py install
-	$(PY) -m pytest --cov --cov-report=term
+	$(PY) -m pytest -n auto --dist worksteal --cov --cov-report=term
 
 test: lint typecheck pytest
 

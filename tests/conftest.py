@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import FIXTURE_ROOT, REPO_ROOT, load_local_bigquery_script
-from live_server import LiveStack, create_from_plan, delete_datasets, make_client, write_stack
+from helpers import CLI_COVERAGE_ENV, FIXTURE_ROOT, REPO_ROOT, load_local_bigquery_script
+from live_server import LiveStack, stack_on
 
 from infra.mockrun import PlanResult, plan_stack
 
 # Real-world schemas (MPL-2.0, see its README), copied in so CI needs nothing outside the clone.
 CORPUS = REPO_ROOT / "tests" / "corpus" / "mozilla-pipeline-schemas"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def coverage_for_the_cli_only() -> Iterator[None]:
+    """See helpers.CLI_COVERAGE_ENV; coverage has set its variables by the time session fixtures run."""
+    CLI_COVERAGE_ENV.update({key: os.environ.pop(key) for key in list(os.environ) if key.startswith("COVERAGE_")})
+    yield
+    os.environ.update(CLI_COVERAGE_ENV)
 
 
 @pytest.fixture
@@ -59,16 +68,21 @@ def bigquery_server() -> Iterator[Any]:
 @pytest.fixture
 def live_stack(bigquery_server: Any, repo_copy: Path) -> Iterator[LiveStack]:
     """A stack of its own on the shared server, in a copy of the repository; nothing created yet."""
-    suffix = write_stack(repo_copy, bigquery_server.project)
-    client = make_client(bigquery_server.endpoint, bigquery_server.project)
-    yield LiveStack(repo_copy, bigquery_server.project, suffix, bigquery_server.endpoint, client)
-    delete_datasets(client, suffix)
-    client.close()  # type: ignore[no-untyped-call]
+    with stack_on(bigquery_server, repo_copy, built=False) as stack:
+        yield stack
 
 
 @pytest.fixture
-def built_stack(live_stack: LiveStack) -> LiveStack:
-    """The live stack's dataset and tables, created through the client from the plan's inputs: what the
-    bootstrap processor (or a `pulumi up`) leaves in the project."""
-    create_from_plan(live_stack.client, live_stack.plan())
-    return live_stack
+def built_stack(bigquery_server: Any, repo_copy: Path) -> Iterator[LiveStack]:
+    """A stack of its own whose dataset and tables exist as declared."""
+    with stack_on(bigquery_server, repo_copy, built=True) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def module_built_stack(bigquery_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    """One built stack for a module's tests that leave it as they found it (building one takes a second)."""
+    root = tmp_path_factory.mktemp("module") / "repo"
+    shutil.copytree(FIXTURE_ROOT, root)
+    with stack_on(bigquery_server, root, built=True) as stack:
+        yield stack

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,7 @@ from typing import Any
 import yaml
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
-from helpers import FIXTURE_ROOT, run_cli
+from helpers import FIXTURE_ROOT, invoke, run_cli
 
 from infra.declared import DATASET_TYPE, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack
@@ -44,10 +46,12 @@ class LiveStack:
         return plan_stack(self.root, STACK)
 
     def cli(
-        self, *args: str, env: dict[str, str] | None = None, endpoint: bool = True
+        self, *args: str, env: dict[str, str] | None = None, endpoint: bool = True, process: bool = False
     ) -> subprocess.CompletedProcess[str]:
+        """The CLI against this stack, in this process unless `process` asks for `python -m infra.cli`."""
         extra = ["--endpoint", self.endpoint] if endpoint else []
-        return run_cli(*args, "--root", str(self.root), *extra, env=env)
+        command = [*args, "--root", str(self.root), *extra]
+        return run_cli(*command, env=env) if process else invoke(*command, env=env)
 
 
 def make_client(endpoint: str, project: str) -> bigquery.Client:
@@ -174,3 +178,22 @@ def delete_datasets(client: bigquery.Client, suffix: str) -> None:
     for dataset in client.list_datasets():
         if suffix in dataset.dataset_id:
             client.delete_dataset(dataset.reference, delete_contents=True, not_found_ok=True)
+
+
+@contextmanager
+def stack_on(server: Any, root: Path, *, built: bool) -> Iterator[LiveStack]:
+    """A stack of its own on the shared server, in the repository copy `root`; its datasets deleted after.
+
+    `built`: its dataset and tables created through the client from the plan's inputs, which is what the
+    bootstrap processor (or a `pulumi up`) leaves in the project.
+    """
+    suffix = write_stack(root, server.project)
+    client = make_client(server.endpoint, server.project)
+    stack = LiveStack(root, server.project, suffix, server.endpoint, client)
+    try:
+        if built:
+            create_from_plan(client, stack.plan())
+        yield stack
+    finally:
+        delete_datasets(client, suffix)
+        client.close()  # type: ignore[no-untyped-call]

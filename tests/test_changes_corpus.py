@@ -158,7 +158,7 @@ def test_replace_matches_the_provider_rule_on_random_mutations(tmp_path: Path) -
     rng = random.Random(20260101)
     base = load(HISTORY / "activation" / "041-1298f1f57.bq")
     checked = {True: 0, False: 0}
-    for _ in range(400):
+    for _ in range(200):
         old = mutate(base, rng, 1)
         new = mutate(old, rng, rng.choice([1, 1, 2]))  # mostly one change, so no other one hides it
         changeable = provider_is_changeable(copy.deepcopy(old), copy.deepcopy(new))

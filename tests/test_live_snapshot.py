@@ -163,14 +163,15 @@ def test_all_tables_into_an_existing_backup_dataset(live_stack: LiveStack) -> No
         (("--all", "--expire-days", "0"), "0 is not in the range x>=1"),
     ],
 )
-def test_usage_errors_exit_2_before_any_api_call(built_stack: LiveStack, args: tuple[str, ...], message: str) -> None:
-    result = built_stack.cli("snapshot", "--stack", STACK, *args)
+def test_usage_errors_exit_2_before_any_api_call(
+    module_built_stack: LiveStack, args: tuple[str, ...], message: str
+) -> None:
+    stack = module_built_stack
+    result = stack.cli("snapshot", "--stack", STACK, *args)
 
     assert result.returncode == 2
     assert message in result.stderr
-    assert [d.dataset_id for d in built_stack.client.list_datasets() if built_stack.suffix in d.dataset_id] == [
-        built_stack.dataset_id()
-    ]
+    assert [d.dataset_id for d in stack.client.list_datasets() if stack.suffix in d.dataset_id] == [stack.dataset_id()]
 
 
 def test_an_existing_backup_dataset_that_grants_more_than_its_source_is_refused(built_stack: LiveStack) -> None:

@@ -1,19 +1,22 @@
 """`verify` against the real local BigQuery API server.
 
 A dataset built through the client from the plan's own inputs passes every check (so the plan and
-verify agree); then each kind of drift, one at a time, fails exactly the check that names it.
+verify agree); then each kind of drift fails exactly the check that names it.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import socket
-from collections.abc import Callable
+import subprocess
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from google.cloud import bigquery
-from helpers import FIXTURE_TABLES, run_cli
-from live_server import STACK, LiveStack, create_from_plan, table_resource
+from helpers import FIXTURE_ROOT, FIXTURE_TABLES, run_cli
+from live_server import STACK, LiveStack, create_from_plan, stack_on, table_resource
 
 from infra import drift, live
 from infra.catalog import load_catalog
@@ -30,11 +33,11 @@ def verify_report(stack: LiveStack) -> drift.VerifyReport:
     return live.verify(live.connect(settings.project, stack.endpoint), catalog, settings)
 
 
-def test_a_dataset_built_from_the_plan_passes_every_check(built_stack: LiveStack) -> None:
-    report = verify_report(built_stack)
+def test_a_dataset_built_from_the_plan_passes_every_check(module_built_stack: LiveStack) -> None:
+    report = verify_report(module_built_stack)
 
     assert report.failures == []
-    ds = built_stack.dataset_id()
+    ds = module_built_stack.dataset_id()
     subjects = {c.subject for c in report.checks}
     assert subjects == {f"dataset {ds}"} | {f"table {ds}.{t}" for t in FIXTURE_TABLES}
     names = {(c.subject, c.name) for c in report.checks}
@@ -43,13 +46,14 @@ def test_a_dataset_built_from_the_plan_passes_every_check(built_stack: LiveStack
             assert (f"table {ds}.{table}", name) in names
 
 
-def test_verify_prints_the_old_guides_checklist(built_stack: LiveStack) -> None:
-    result = built_stack.cli("verify", "--stack", STACK)
+def test_verify_prints_the_old_guides_checklist(module_built_stack: LiveStack) -> None:
+    result = module_built_stack.cli("verify", "--stack", STACK)
 
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    ds = built_stack.dataset_id()
-    assert lines[0] == f"Stack {STACK}: project {built_stack.project}, checked through {built_stack.endpoint}"
+    ds = module_built_stack.dataset_id()
+    stack = module_built_stack
+    assert lines[0] == f"Stack {STACK}: project {stack.project}, checked through {stack.endpoint}"
     # The old guide: the dataset exists, all 8 tables exist with the right schemas, the time-series
     # tables are partitioned.
     assert f"✓ dataset {ds} exists" in lines
@@ -136,7 +140,8 @@ def _undeclared_table(stack: LiveStack) -> None:
     stack.client.create_table(table)
 
 
-# Each drift, and the one line verify must print for it ({ds} is the suffixed dataset).
+# Each drift, and the one line verify must print for it ({ds} is the suffixed dataset). They are applied
+# together, so each drifts a check of its own.
 DRIFTS: dict[str, tuple[Callable[[LiveStack], None], str]] = {
     "drop a table": (
         lambda s: s.client.delete_table(s.table("tenant_api_keys")),
@@ -147,8 +152,8 @@ DRIFTS: dict[str, tuple[Callable[[LiveStack], None], str]] = {
         "✗ table {ds}.tenant_profiles schema: undeclared column note (STRING NULLABLE)",
     ),
     "relax a column": (
-        lambda s: _update(s.client, s.table("tenant_profiles"), _relax_column),
-        "✗ table {ds}.tenant_profiles schema: column tenant_id mode is NULLABLE, declared REQUIRED",
+        lambda s: _update(s.client, s.table("pipeline_execution_queue"), _relax_column),
+        "✗ table {ds}.pipeline_execution_queue schema: column tenant_id mode is NULLABLE, declared REQUIRED",
     ),
     "add a nested field": (
         _nested_field_added,
@@ -185,17 +190,36 @@ DRIFTS: dict[str, tuple[Callable[[LiveStack], None], str]] = {
 }
 
 
-@pytest.mark.parametrize("drift", list(DRIFTS))
-def test_verify_names_each_drift(built_stack: LiveStack, drift: str) -> None:
-    apply, expected = DRIFTS[drift]
-    apply(built_stack)
+@pytest.fixture(scope="module")
+def drifted(
+    bigquery_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveStack, subprocess.CompletedProcess[str]]]:
+    """Every drift applied to one built stack (each touches its own object), then one `verify`."""
+    root = tmp_path_factory.mktemp("drifted") / "repo"
+    shutil.copytree(FIXTURE_ROOT, root)
+    with stack_on(bigquery_server, root, built=True) as stack:
+        for apply, _ in DRIFTS.values():
+            apply(stack)
+        yield stack, stack.cli("verify", "--stack", STACK)
 
-    result = built_stack.cli("verify", "--stack", STACK)
+
+def _failed_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in result.stdout.splitlines() if line.startswith("✗")]
+
+
+@pytest.mark.parametrize("drift", list(DRIFTS))
+def test_verify_names_each_drift(drifted: tuple[LiveStack, subprocess.CompletedProcess[str]], drift: str) -> None:
+    stack, result = drifted
+    assert DRIFTS[drift][1].format(ds=stack.dataset_id()) in _failed_lines(result)
+
+
+def test_verify_fails_exactly_the_drifted_checks(drifted: tuple[LiveStack, subprocess.CompletedProcess[str]]) -> None:
+    stack, result = drifted
 
     assert result.returncode == 1, result.stderr
-    failed = [line for line in result.stdout.splitlines() if line.startswith("✗")]
-    assert failed == [expected.format(ds=built_stack.dataset_id())]
-    assert result.stdout.splitlines()[-1].startswith("1 of ")
+    expected = [line.format(ds=stack.dataset_id()) for _, line in DRIFTS.values()]
+    assert sorted(_failed_lines(result)) == sorted(expected)
+    assert result.stdout.splitlines()[-1].startswith(f"{len(DRIFTS)} of ")
 
 
 def test_a_dataset_in_another_location_is_named(live_stack: LiveStack) -> None:
@@ -217,26 +241,28 @@ def test_a_missing_dataset_fails_every_table(live_stack: LiveStack) -> None:
     ]
 
 
-def test_json_format(built_stack: LiveStack) -> None:
-    built_stack.client.delete_table(built_stack.table("tenant_api_keys"))
+def test_json_format(drifted: tuple[LiveStack, subprocess.CompletedProcess[str]]) -> None:
+    stack, _ = drifted
 
-    result = built_stack.cli("verify", "--stack", STACK, "--format", "json")
+    result = stack.cli("verify", "--stack", STACK, "--format", "json")
 
     assert result.returncode == 1
     document = json.loads(result.stdout)
-    assert (document["stack"], document["project"], document["ok"]) == (STACK, built_stack.project, False)
+    assert (document["stack"], document["project"], document["ok"]) == (STACK, stack.project, False)
     failed = [c for c in document["checks"] if not c["ok"]]
-    subject = f"table {built_stack.dataset_id()}.tenant_api_keys"
-    assert failed == [{"subject": subject, "check": "exists", "ok": False, "detail": "not found"}]
+    assert len(failed) == len(DRIFTS)
+    subject = f"table {stack.dataset_id()}.tenant_api_keys"
+    assert {"subject": subject, "check": "exists", "ok": False, "detail": "not found"} in failed
 
 
-def test_the_emulator_variable_of_the_client_library_is_honoured(built_stack: LiveStack) -> None:
-    result = built_stack.cli(
-        "verify", "--stack", STACK, endpoint=False, env={live.EMULATOR_HOST_ENV: built_stack.endpoint}
-    )
+def test_the_emulator_variable_of_the_client_library_is_honoured(module_built_stack: LiveStack) -> None:
+    stack = module_built_stack
+    environment = {live.EMULATOR_HOST_ENV: stack.endpoint}
+
+    result = stack.cli("verify", "--stack", STACK, endpoint=False, env=environment, process=True)
 
     assert result.returncode == 0, result.stderr
-    assert f"checked through {built_stack.endpoint}" in result.stdout
+    assert f"checked through {module_built_stack.endpoint}" in result.stdout
 
 
 # ---------------------------------------------------------------- nothing could be checked: exit 2
