@@ -39,7 +39,7 @@ from infra.drift import (
     own_labels,
     table_checks,
 )
-from infra.rules import MS_PER_DAY, canonical_type
+from infra.rules import MS_PER_DAY, canonical_type, name_stamp
 from infra.schema import Column
 from infra.settings import Settings
 
@@ -49,7 +49,6 @@ EMULATOR_HOST_ENV = "BIGQUERY_EMULATOR_HOST"
 WORKERS = 8
 BACKUP_SUFFIX = "_backup"
 SNAPSHOT_SEPARATOR = "__"
-TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 
 T = TypeVar("T")
 
@@ -334,7 +333,7 @@ class SnapshotReport:
 
 
 def snapshot_name(table_id: str, taken_at: datetime) -> str:
-    return f"{table_id}{SNAPSHOT_SEPARATOR}{taken_at.strftime(TIMESTAMP_FORMAT)}"
+    return f"{table_id}{SNAPSHOT_SEPARATOR}{name_stamp(taken_at)}"
 
 
 def snapshot(
@@ -351,7 +350,7 @@ def snapshot(
     Once something may have been created, an API error no longer aborts: it is a failure of the tables
     concerned, and the report still lists what was created.
     """
-    taken_at = (now or datetime.now(UTC)).replace(microsecond=0)
+    taken_at = now or datetime.now(UTC)
     expires = taken_at + timedelta(days=expire_days)
     client, retry = conn.client, conn.retry
     refs = {

@@ -200,7 +200,7 @@ def migrate(
     now: datetime | None = None,
 ) -> MigrateReport:
     """Plan every table (checks included); with `apply`, snapshot and migrate them one by one."""
-    when = (now or datetime.now(UTC)).replace(microsecond=0)
+    when = now or datetime.now(UTC)
     say = progress or (lambda table, status: None)
     results = []
     with live._api_errors(conn):

@@ -32,11 +32,11 @@ from infra.declared import DeclaredTable, TableArgs, table_args
 from infra.drift import TableState, declared_table
 from infra.renames import find_column
 from infra.render import clustering_text, partitioning_text
+from infra.rules import name_stamp
 from infra.schema import Column
 from infra.settings import Settings
 
 MIGRATE_SEPARATOR = "__migrate_"
-TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 # Conversion rules, "Coerce to": the only type changes ALTER COLUMN SET DATA TYPE makes in place.
 COERCIONS = {"INT64": {"NUMERIC", "BIGNUMERIC", "FLOAT64"}, "NUMERIC": {"BIGNUMERIC", "FLOAT64"}}
 # Conversion rules, "Cast to": a rebuild casts with these; anything else has no lossless path.
@@ -189,7 +189,7 @@ def quote(table_id: str) -> str:
 
 
 def migrate_table_id(table_id: str, now: datetime) -> str:
-    return f"{table_id}{MIGRATE_SEPARATOR}{now.strftime(TIMESTAMP_FORMAT)}"
+    return f"{table_id}{MIGRATE_SEPARATOR}{name_stamp(now)}"
 
 
 def sql_type(column: Column, with_mode: bool = True) -> str:
@@ -705,7 +705,7 @@ def mark_migration(
     if plan.checks:
         # Only the live rows can pass a data check, so offline the change still counts as it is declared.
         left = changes.verdict
-    stamp = _PLACEHOLDER_TIME.strftime(TIMESTAMP_FORMAT)
+    stamp = name_stamp(_PLACEHOLDER_TIME)
     runs = [step.action.splitlines()[0].replace(stamp, "<UTC time>") for step in plan.steps if step.kind != "count"]
     runs += [f"data check: {check.what}" for check in plan.checks]
     return dataclasses.replace(changes, migration=tuple(runs), migrated_verdict=left)

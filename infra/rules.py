@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from datetime import datetime
 
 from infra.contract import DATA_LOSS_APPROVED, RETENTION_FOREVER
 
@@ -283,3 +284,9 @@ def check_range_partitioning(start: int, end: int, interval: int) -> str | None:
             "widen the interval or narrow start..end"
         )
     return None
+
+
+def name_stamp(moment: datetime) -> str:
+    """The UTC time in the ids of tables this tool creates (snapshots, rebuild copies): valid in a table id,
+    and to the millisecond, so that two runs within one second never reach for the same name."""
+    return f"{moment:%Y%m%dT%H%M%S}{moment.microsecond // 1000:03d}Z"

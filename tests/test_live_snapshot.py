@@ -19,6 +19,10 @@ from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 from live_server import STACK, LiveStack, create_from_plan, recreate_table, sample_row
 
+from infra import cli, live
+from infra.catalog import load_catalog
+from infra.settings import load_settings
+
 pytestmark = pytest.mark.live
 
 DAY_MS = 86_400_000
@@ -60,7 +64,7 @@ def test_snapshot_then_the_printed_restore_brings_the_rows_back(built_stack: Liv
         built_stack.table("pipeline_execution_queue"),
     ]
     for source, snapshot in taken:
-        assert re.fullmatch(rf"{re.escape(backup)}\.{source.rsplit('.', 1)[1]}__\d{{8}}T\d{{6}}Z", snapshot)
+        assert re.fullmatch(rf"{re.escape(backup)}\.{source.rsplit('.', 1)[1]}__\d{{8}}T\d{{9}}Z", snapshot)
         made = built_stack.client.get_table(snapshot)
         assert made.table_type == "SNAPSHOT"
         assert made.num_rows == 3
@@ -105,6 +109,21 @@ def test_snapshot_then_the_printed_restore_brings_the_rows_back(built_stack: Liv
         exec(line, {"client": built_stack.client, "bigquery": bigquery})
     assert keys(built_stack, built_stack.table("tenant_profiles"), "tenant_id") == ["v0", "v1", "v2"]
     assert keys(built_stack, built_stack.table("pipeline_execution_queue"), "queue_entry_id") == ["v0", "v1", "v2"]
+
+
+def test_two_runs_within_one_second_each_keep_their_snapshot(built_stack: LiveStack) -> None:
+    """A rerun right after an interrupted `migrate --apply` snapshots again within the same second."""
+    catalog = load_catalog(built_stack.root)
+    settings = load_settings(built_stack.root, STACK, catalog)
+    [table] = [t for t in catalog.tables() if t.table_id == "tenant_profiles"]
+    conn = live.connect(settings.project, built_stack.endpoint)
+    second = datetime(2026, 11, 29, 23, 0, 0, tzinfo=UTC)
+
+    first = live.snapshot(conn, settings, [table], 1, now=second + timedelta(milliseconds=100))
+    again = live.snapshot(conn, settings, [table], 1, now=second + timedelta(milliseconds=900))
+
+    assert first.ok and again.ok, (first.failures, again.failures)
+    assert first.snapshots[0].snapshot != again.snapshots[0].snapshot
 
 
 def test_a_missing_table_is_refused_before_anything_is_created(built_stack: LiveStack) -> None:
@@ -232,8 +251,6 @@ class _ForbiddenSecondCopy:
 def test_a_permission_error_after_the_first_snapshot_reports_what_was_created(
     built_stack: LiveStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from infra import cli, live
-
     real = live.connect(built_stack.project, built_stack.endpoint)
     flaky = live.Connection(cast(bigquery.Client, _ForbiddenSecondCopy(real.client)), *astuple_rest(real))
     monkeypatch.setattr(live, "connect", lambda project, endpoint=None: flaky)

@@ -91,7 +91,7 @@ def test_renaming_a_clustering_column_rebuilds(prod: tuple[Table, Settings]) -> 
     assert "`queue_state`" in result.steps[1].action
     assert result.steps[3].action == f"DROP TABLE `{TABLE_ID}`"
     assert result.steps[4].action.endswith("RENAME TO `pipeline_execution_queue`")
-    assert result.rebuild_table == f"{TABLE_ID}__migrate_20261129T200000Z"
+    assert result.rebuild_table == f"{TABLE_ID}__migrate_20261129T200000000Z"
 
 
 def test_widening_in_place_and_on_a_partitioning_column(prod: tuple[Table, Settings]) -> None:
