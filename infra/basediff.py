@@ -26,7 +26,7 @@ from infra.documents import display_path, load_json
 from infra.problems import DeclarationError, Problem
 from infra.schema import Column, count_columns, parse_schema
 
-# The catalog's models (pydantic), the registrations' rules and the migration planner are imported by the
+# The catalog's models, the registrations' rules and the migration planner are imported by the
 # functions that compare catalogs, so `diff --old/--new` loads none of them.
 if TYPE_CHECKING:
     from infra.catalog import Catalog

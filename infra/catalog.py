@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
 
 from infra import rules
 from infra.documents import display_path, load_json, load_yaml
-from infra.problems import DeclarationError, Problem, pydantic_problems
+from infra.problems import DeclarationError, Problem, struct_problems
 from infra.renames import check_renamed_columns
 from infra.schema import Column, join_path, parse_schema
 
@@ -74,19 +74,14 @@ class Catalog:
 # ---------------------------------------------------------------- declarations (stacks/*.yaml)
 
 
-class _Strict(BaseModel):
-    # Built on first validation, not at import: commands that validate nothing do not pay for it.
-    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
-
-
-class RangeSpec(_Strict):
+class RangeSpec(msgspec.Struct, forbid_unknown_fields=True):
     field: str
     start: int
     end: int
     interval: int
 
 
-class PartitioningSpec(_Strict):
+class PartitioningSpec(msgspec.Struct, forbid_unknown_fields=True):
     field: str | None = None
     type: str | None = None
     expiration_days: int | None = None
@@ -94,20 +89,17 @@ class PartitioningSpec(_Strict):
     range: RangeSpec | None = None
 
 
-class TableSpec(_Strict):
+class TableSpec(msgspec.Struct, forbid_unknown_fields=True):
     description: str = ""
-    # `schema` would shadow a BaseModel attribute; the YAML key is still `schema`.
-    schema_file: str | None = Field(None, alias="schema")
+    schema_file: str | None = msgspec.field(default=None, name="schema")
     partitioning: PartitioningSpec | None = None
     require_partition_filter: bool = False
-    clustering: list[str] = []
+    clustering: list[str] | None = None  # None: not given, so not checked; [] is checked and refused
     labels: dict[str, str] = {}
     renamed_columns: dict[str, str] = {}
 
-    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True, defer_build=True)
 
-
-class DatasetSpec(_Strict):
+class DatasetSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dataset: str
     description: str = ""
     labels: dict[str, str] = {}
@@ -231,11 +223,11 @@ def _load_dataset(
         unreadable.add("*")
         return None, [Problem(file, "", "expected a mapping with dataset:, description:, labels: and tables:")]
     try:
-        spec = DatasetSpec.model_validate(raw)
-    except ValidationError as error:
+        spec = msgspec.convert(raw, DatasetSpec)
+    except msgspec.ValidationError:
         # Its schema files are not orphans, only undeclared until the declaration is fixed.
         unreadable.add(raw["dataset"] if isinstance(raw.get("dataset"), str) else "*")
-        return None, pydantic_problems(error, DatasetSpec, file)
+        return None, struct_problems(raw, DatasetSpec, file)
 
     problems: list[Problem] = []
     if (message := rules.check_dataset_id(spec.dataset)) is not None:
@@ -303,7 +295,7 @@ def _load_dataset(
                     file, f"{where}.require_partition_filter", "needs partitioning:; remove it or partition the table"
                 )
             )
-        if "clustering" in table_spec.model_fields_set:
+        if table_spec.clustering is not None:
             problems += _check_clustering(table_spec.clustering, top, file, f"{where}.clustering")
         problems += [
             Problem(file, f"{where}.renamed_columns.{new}", message)
@@ -319,7 +311,7 @@ def _load_dataset(
                 time_partitioning=time_partitioning,
                 range_partitioning=range_partitioning,
                 require_partition_filter=table_spec.require_partition_filter,
-                clustering=tuple(_spelled(name, top) or name for name in table_spec.clustering),
+                clustering=tuple(_spelled(name, top) or name for name in table_spec.clustering or ()),
                 labels=dict(table_spec.labels),
                 renamed_columns=dict(table_spec.renamed_columns),
             )

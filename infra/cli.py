@@ -15,7 +15,6 @@ Exit codes:
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,10 +27,6 @@ from infra.commands import BadOption, CommandFailed
 from infra.options import VERDICTS, endpoint_option, format_option, root_option, stack_option
 from infra.problems import DeclarationError, MissingStackError
 from infra.reporters import report
-
-# No pydantic plugin is used here; looking for one scans the metadata of every installed distribution, a
-# large share of `validate`'s run (scripts/benchmark.py). Set the variable to "" to look anyway.
-os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
 @contextmanager

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from infra.documents import display_path
 from infra.problems import DeclarationError, Problem
 
-# Even the catalog (pydantic) is imported by the commands that read it: `diff --old/--new` does not.
+# The catalog is imported by the commands that read it: `diff --old/--new` does not.
 if TYPE_CHECKING:
     from infra.catalog import Catalog, Table
     from infra.changes import DiffResult

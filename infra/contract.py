@@ -1,6 +1,6 @@
 """What the program and the policy pack agree on: resource types, the labels the program sets and the
 pack trusts, and what counts as public or as a Cloud KMS key. Standard library only, so the pack
-(its own virtualenv, without pydantic or google-cloud) imports it too."""
+(its own virtualenv, without msgspec or google-cloud) imports it too."""
 
 from __future__ import annotations
 

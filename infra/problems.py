@@ -6,11 +6,12 @@ and never a traceback.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from types import UnionType
+from typing import Any, get_args, get_origin
 
-if TYPE_CHECKING:
-    from pydantic import BaseModel, ValidationError
+import msgspec
 
 
 @dataclass(frozen=True)
@@ -33,53 +34,64 @@ class MissingStackError(DeclarationError):
     """No Pulumi.<stack>.yaml: a usage error (exit 2) wherever a command names a stack."""
 
 
-_PYDANTIC_MESSAGES = {
-    "missing": "is required; add it",
-    "int_type": "must be a whole number",
-    "bool_type": "must be true or false",
-    "string_type": "must be a string (quote it in YAML)",
-    "list_type": "must be a list, e.g. [a, b]",
-    "dict_type": "must be a mapping of keys to values",
-    "model_type": "must be a mapping of keys to values",
+_EXPECTED = {
+    int: "must be a whole number",
+    bool: "must be true or false",
+    str: "must be a string (quote it in YAML)",
+    list: "must be a list, e.g. [a, b]",
+    dict: "must be a mapping of keys to values",
 }
 
 
-def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Walk the model along loc (minus the unknown key) to list what is allowed there."""
-    from pydantic import BaseModel  # only here: `diff --old/--new` reports problems without pydantic
+def struct_problems(value: Any, struct: type[msgspec.Struct], file: str, prefix: str = "") -> list[Problem]:
+    """Every problem of `value` as `struct`: msgspec stops at the first, and a user should see them all.
 
-    current: Any = model
-    for part in loc[:-1]:
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            info = current.model_fields.get(str(part))
-            if info is None:
-                info = next((f for f in current.model_fields.values() if f.alias == part), None)
-            current = info.annotation if info else None
-        elif isinstance(part, str) and current is not None and getattr(current, "__origin__", None) is dict:
-            current = current.__args__[1]
-        else:
-            args = [a for a in getattr(current, "__args__", ()) if a is not type(None)]
-            current = args[-1] if args else None
-            if isinstance(current, type) and issubclass(current, BaseModel):
-                info = current.model_fields.get(str(part))
-                current = info.annotation if info else current
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return [f.alias or name for name, f in current.model_fields.items()]
-    args = [a for a in getattr(current, "__args__", ()) if isinstance(a, type) and issubclass(a, BaseModel)]
-    return [f.alias or name for name, f in args[0].model_fields.items()] if args else []
+    Only called once msgspec.convert has refused the value, so the two agree on what is valid.
+    """
+    problems = [Problem(file, prefix + path, message) for path, message in _walk(value, struct, "")]
+    return problems or [Problem(file, prefix.rstrip("."), "invalid; check it against the README")]
 
 
-def pydantic_problems(error: ValidationError, model: type[BaseModel], file: str, prefix: str = "") -> list[Problem]:
-    problems = []
-    for item in error.errors():
-        loc = tuple(item["loc"])
-        path = prefix + ".".join(str(p) for p in loc)
-        if item["type"] == "extra_forbidden":
-            allowed = ", ".join(_allowed_keys(model, loc))
-            message = f"unknown key; check the spelling (allowed here: {allowed})"
-        else:
-            message = _PYDANTIC_MESSAGES.get(item["type"], item["msg"])
-            if item["type"] != "missing" and isinstance(item.get("input"), str | int | float | bool):
-                message += f"; got {item['input']!r}"
-        problems.append(Problem(file, path, message))
-    return problems
+def _walk(value: Any, expected: Any, path: str) -> Iterator[tuple[str, str]]:
+    origin, args = get_origin(expected), get_args(expected)
+    if isinstance(expected, UnionType):
+        if value is not None:
+            yield from _walk(value, next(a for a in args if a is not type(None)), path)
+        return
+    if isinstance(expected, type) and issubclass(expected, msgspec.Struct):
+        if not isinstance(value, dict):
+            yield path, _wrong(dict, value)
+            return
+        fields = msgspec.structs.fields(expected)
+        for field in fields:
+            if field.encode_name in value:
+                yield from _walk(value[field.encode_name], field.type, _join(path, field.encode_name))
+            elif field.required:
+                yield _join(path, field.encode_name), "is required; add it"
+        allowed = ", ".join(f.encode_name for f in fields)
+        for key in value:
+            if key not in {f.encode_name for f in fields}:
+                yield _join(path, str(key)), f"unknown key; check the spelling (allowed here: {allowed})"
+    elif origin is dict:
+        if not isinstance(value, dict):
+            yield path, _wrong(dict, value)
+            return
+        for key, item in value.items():
+            yield from _walk(item, args[1], _join(path, str(key)))
+    elif origin is list:
+        if not isinstance(value, list):
+            yield path, _wrong(list, value)
+            return
+        for index, item in enumerate(value):
+            yield from _walk(item, args[0], _join(path, str(index)))
+    elif type(value) is not expected:  # bool is no int, and a whole float is no int either (strict)
+        yield path, _wrong(expected, value)
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _wrong(expected: type, value: Any) -> str:
+    got = f"; got {value!r}" if isinstance(value, str | int | float | bool) else ""
+    return _EXPECTED[expected] + got

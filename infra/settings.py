@@ -7,7 +7,6 @@ Values come either from the Pulumi runtime (strings; structured values JSON-enco
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Mapping
@@ -15,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import msgspec
 
 from infra.catalog import Catalog
 from infra.contract import KMS_KEY, PUBLIC_PRINCIPALS
 from infra.documents import display_path, load_yaml
-from infra.problems import DeclarationError, MissingStackError, Problem, pydantic_problems
+from infra.problems import DeclarationError, MissingStackError, Problem, struct_problems
 from infra.rules import check_dataset_id, check_expiration_days, check_labels, check_location
 
 PROJECT = "tenant-bigquery"
@@ -36,10 +35,8 @@ MEMBER_TYPES = ("group", "user", "serviceAccount")
 _EMAIL = re.compile(r"[^@\s:]+@[^@\s:]+\.[^@\s:]+\Z")
 
 
-class DatasetAccess(BaseModel):
+class DatasetAccess(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     """Who may use the datasets; each member is group:EMAIL, user:EMAIL or serviceAccount:EMAIL."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
     readers: list[str] = []
     writers: list[str] = []
@@ -55,28 +52,26 @@ class Grant:
     email: str
 
 
-class StackSettings(BaseModel):
-    """Keys of the `tenant-bigquery:` namespace; each is documented in Pulumi.yaml."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True, defer_build=True)
+class StackSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, rename="camel"):
+    """Keys of the `tenant-bigquery:` namespace (camelCase in config); each is documented in Pulumi.yaml."""
 
     location: str = "US"
-    dataset_suffix: str = Field("", alias="datasetSuffix")
+    dataset_suffix: str = ""
     labels: dict[str, str] = {}
-    deletion_protection: bool = Field(True, alias="deletionProtection")
+    deletion_protection: bool = True
     protect: bool = True
-    delete_contents_on_destroy: bool = Field(False, alias="deleteContentsOnDestroy")
+    delete_contents_on_destroy: bool = False
     access: DatasetAccess | None = None
-    kms_key_name: str | None = Field(None, alias="kmsKeyName")
-    default_table_expiration_days: int | None = Field(None, alias="defaultTableExpirationDays")
+    kms_key_name: str | None = None
+    default_table_expiration_days: int | None = None
     recreate: dict[str, str] = {}
-    recreate_on_schema_change: bool = Field(False, alias="recreateOnSchemaChange")
-    approve_data_loss: list[str] = Field([], alias="approveDataLoss")
-    adopt_existing: bool = Field(False, alias="adoptExisting")
+    recreate_on_schema_change: bool = False
+    approve_data_loss: list[str] = []
+    adopt_existing: bool = False
 
 
 # Every key the program reads: gcp:project and each key of the project's own namespace.
-KNOWN_CONFIG_KEYS = ("gcp:project", *(f"{PROJECT}:{f.alias or name}" for name, f in StackSettings.model_fields.items()))
+KNOWN_CONFIG_KEYS = ("gcp:project", *(f"{PROJECT}:{f.encode_name}" for f in msgspec.structs.fields(StackSettings)))
 
 
 @dataclass(frozen=True)
@@ -144,9 +139,9 @@ def parse_settings(stack: str, values: Mapping[str, Any], source: str, catalog: 
     }
     stack_settings = StackSettings()
     try:
-        stack_settings = StackSettings.model_validate(own)
-    except ValidationError as error:
-        problems += pydantic_problems(error, StackSettings, source, prefix=f"config.{prefix}")
+        stack_settings = msgspec.convert(own, StackSettings)
+    except msgspec.ValidationError:
+        problems += struct_problems(own, StackSettings, source, prefix=f"config.{prefix}")
     location = check_location(stack_settings.location)
     if location is None:
         problems.append(
@@ -158,7 +153,7 @@ def parse_settings(stack: str, values: Mapping[str, Any], source: str, catalog: 
             )
         )
     else:
-        stack_settings = stack_settings.model_copy(update={"location": location})
+        stack_settings = msgspec.structs.replace(stack_settings, location=location)
     problems += _suffix_problems(stack_settings.dataset_suffix, catalog, source, prefix)
     days = stack_settings.default_table_expiration_days
     if days is not None and (message := check_expiration_days(days)) is not None:
@@ -200,6 +195,8 @@ def _unknown_key_problems(values: Mapping[str, Any], source: str) -> list[Proble
         namespace = key.partition(":")[0]
         if namespace in ("gcp", "pulumi") or key in KNOWN_CONFIG_KEYS:
             continue
+        import difflib  # only for a misspelt key: a valid stack does not pay for it
+
         close = difflib.get_close_matches(key, KNOWN_CONFIG_KEYS, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]}?" if close else f"; known keys: {', '.join(KNOWN_CONFIG_KEYS)}"
         what = "unknown key" if namespace == PROJECT else f"unknown namespace {namespace!r}"

@@ -167,6 +167,8 @@ def bench_command_line(repeats: int) -> list[str]:
     from bench_changes import LARGEST, evolved
 
     python = sys.executable
+    # Bytecode as an installed tool has it (PYTHONDONTWRITEBYTECODE would otherwise recompile edited modules).
+    subprocess.run([python, "-m", "compileall", "-q", "infra"], cwd=REPO_ROOT, check=True, stdout=subprocess.DEVNULL)
     with tempfile.TemporaryDirectory() as tmp:
         edited = Path(tmp) / "edited.bq"
         edited.write_text(json.dumps(evolved(json.loads(LARGEST.read_text()))))
