@@ -88,6 +88,31 @@ def test_the_mini_repo_is_valid(repo: MiniRepo) -> None:
     assert repo.problems() == []
 
 
+def test_every_structural_problem_of_a_table_is_named_in_declaration_order(repo: MiniRepo) -> None:
+    """msgspec stops at the first problem; the report walks the types so that a user fixes them in one go."""
+    repo.declaration["tables"]["events"] = {
+        "colour": "red",
+        "description": ["x"],
+        "partitioning": {"type": "DAY", "expiration_days": True, "range": {"field": "bucket"}},
+        "clustering": [1, "tenant_id", 2.5],
+        "labels": {"team": 7},
+    }
+    where = f"{DECL}:tables.events"
+
+    assert repo.problems() == [
+        f"{where}.description: must be a string (quote it in YAML)",
+        f"{where}.partitioning.expiration_days: must be a whole number; got True",
+        f"{where}.partitioning.range.start: is required; add it",
+        f"{where}.partitioning.range.end: is required; add it",
+        f"{where}.partitioning.range.interval: is required; add it",
+        f"{where}.clustering.0: must be a string (quote it in YAML); got 1",
+        f"{where}.clustering.2: must be a string (quote it in YAML); got 2.5",
+        f"{where}.labels.team: must be a string (quote it in YAML); got 7",
+        f"{where}.colour: unknown key; check the spelling (allowed here: description, schema, partitioning, "
+        "require_partition_filter, clustering, labels, renamed_columns)",
+    ]
+
+
 # ------------------------------------------------------------------ column names
 
 
