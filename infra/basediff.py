@@ -30,6 +30,7 @@ from infra.schema import Column, count_columns, parse_schema
 # functions that compare catalogs, so `diff --old/--new` loads none of them.
 if TYPE_CHECKING:
     from infra.catalog import Catalog
+    from infra.mockrun import PlanResult
     from infra.resourcediff import Registrations
 
 
@@ -125,23 +126,22 @@ def _diff_registrations(root: Path, base: str | None, stack: str) -> DiffResult:
         tree = Path(tmp) / "tree"
         git.run("worktree", "add", "--detach", "--no-checkout", "--quiet", str(tree), commit)
         try:
-            old, new = _run_both(git, commit, tree, stack, label, root)
+            old, new, now = _run_both(git, commit, tree, stack, label, root)
             result = compare_registrations(old, new, stack=stack, old_label=label, new_label="working tree")
-            return _with_migrations(result, tree / git.prefix, root, stack)
+            return _with_migrations(result, tree / git.prefix, now, stack)
         finally:
             git.run("worktree", "remove", "--force", str(tree))
 
 
-def _with_migrations(result: DiffResult, base_root: Path, root: Path, stack: str) -> DiffResult:
+def _with_migrations(result: DiffResult, base_root: Path, now: PlanResult, stack: str) -> DiffResult:
     """Marks the table changes `migrate --apply` covers (infra/migration.py), from both catalogs."""
-    from infra.catalog import load_catalog
     from infra.migration import mark_migration
     from infra.settings import Settings, load_settings, stack_file
 
     if not any(t.kind == "table" for t in result.resources):
         return result
-    new_catalog = load_catalog(root)
-    new_settings = load_settings(root, stack, new_catalog)
+    assert now.catalog is not None and now.settings is not None  # the working tree's real program ran
+    new_catalog, new_settings = now.catalog, now.settings
     try:
         old_catalog, _ = _load_catalog_leniently(base_root, result.old_label)
     except DeclarationError:
@@ -159,8 +159,9 @@ def _with_migrations(result: DiffResult, base_root: Path, root: Path, stack: str
 
 def _run_both(
     git: _Git, commit: str, tree: Path, stack: str, label: str, root: Path
-) -> tuple[Registrations, Registrations]:
-    """The base's registrations, run in its worktree, and the working tree's, run here meanwhile."""
+) -> tuple[Registrations, Registrations, PlanResult]:
+    """The base's registrations, run in its worktree, and the working tree's, run here meanwhile (with the
+    working tree's plan, which holds the catalog and settings it read)."""
     from infra.resourcediff import Registrations, registered
     from infra.settings import stack_file
 
@@ -195,6 +196,7 @@ def _run_both(
         Registrations(
             tuple(registered(r.to_json() | {"urn": r.urn, "parent": r.parent}) for r in now.resources), now.config
         ),
+        now,
     )
 
 

@@ -259,18 +259,21 @@ def import_file(root: Path, stack: str, endpoint: str | None, skip_verify: bool)
     """A `pulumi import --file` document, unless verify finds the live project differs."""
     from infra import adoption
     from infra.mockrun import plan_stack
+    from infra.settings import require_stack_file
 
-    catalog, settings = load_stack(root, stack)
+    require_stack_file(root, stack)
+    planned = plan_stack(root, stack)  # offline, and it validates everything before the live project is read
+    assert planned.catalog is not None and planned.settings is not None
     if not skip_verify:
         from infra import live
 
         try:
-            report = live.verify(live.connect(settings.project, endpoint), catalog, settings)
+            report = live.verify(live.connect(planned.settings.project, endpoint), planned.catalog, planned.settings)
         except live.LiveError as error:
             raise _live_failed(error) from None
         if report.import_blockers:
             return ImportFile(stack, blockers=list(report.import_blockers))
     try:
-        return ImportFile(stack, document=adoption.import_document(plan_stack(root, stack, catalog)))
+        return ImportFile(stack, document=adoption.import_document(planned))
     except adoption.AdoptionError as error:
         raise CommandFailed(str(error), 1) from None

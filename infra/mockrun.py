@@ -23,7 +23,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from infra.catalog import Catalog, load_catalog
 from infra.declared import DeclaredDataset, declare
 from infra.documents import display_path
-from infra.settings import PROJECT, SECRET_MASK, parse_settings, read_stack_file, stack_file
+from infra.settings import PROJECT, SECRET_MASK, Settings, parse_settings, read_stack_file, stack_file
 
 
 @dataclass
@@ -45,9 +45,11 @@ class PlanResult:
     config: dict[str, Any]  # what the program ran with, sorted by key, secrets masked
     resources: list[RegisteredResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
-    # What each resource receives, as the program built it (infra/declared.py); empty for a program
-    # other than the real one.
+    # What each resource receives, as the program built it (infra/declared.py), and what it was built
+    # from, so that a command reads nothing twice; empty for a program other than the real one.
     declared: tuple[DeclaredDataset, ...] = ()
+    catalog: Catalog | None = None
+    settings: Settings | None = None
 
     def of_type(self, type_: str) -> list[RegisteredResource]:
         return [r for r in self.resources if r.type == type_]
@@ -182,5 +184,5 @@ def plan_stack(root: Path, stack: str, catalog: Catalog | None = None) -> PlanRe
     catalog = load_catalog(root) if catalog is None else catalog
     settings = parse_settings(stack, values, display_path(stack_file(root, stack)), catalog)
     result = run_program(stack, values, lambda: register(catalog, settings), secret_keys)
-    result.declared = declare(catalog, settings)
+    result.declared, result.catalog, result.settings = declare(catalog, settings), catalog, settings
     return result

@@ -6,8 +6,10 @@ import importlib.util
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from infra.catalog import load_catalog
 
@@ -60,6 +62,21 @@ def run_cli(*args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None
         timeout=300,
         env=base | (env or {}),
     )
+
+
+def count_yaml_reads(monkeypatch: Any) -> Counter[str]:
+    """How often each YAML file (declarations, stack files) is read from here on, by resolved path."""
+    from infra import catalog, documents, settings
+
+    reads: Counter[str] = Counter()
+
+    def counted(path: Path, *args: Any, **kwargs: Any) -> Any:
+        reads[str(Path(path).resolve())] += 1
+        return documents.load_yaml(path, *args, **kwargs)
+
+    for module in (catalog, settings):
+        monkeypatch.setattr(module, "load_yaml", counted)
+    return reads
 
 
 def load_local_bigquery_script() -> ModuleType:

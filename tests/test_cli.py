@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURE_ROOT, REPO_CATALOG, invoke, run_cli
+from helpers import FIXTURE_ROOT, REPO_CATALOG, count_yaml_reads, invoke, run_cli
 
 from infra.catalog import load_catalog
 from infra.declared import DATASET_TYPE, TABLE_TYPE
@@ -179,3 +179,16 @@ def test_plan_and_import_file_read_the_catalog_once(monkeypatch: pytest.MonkeyPa
         result = invoke(*command, "--stack", "prod", "--root", str(FIXTURE_ROOT), cwd=FIXTURE_ROOT)
         assert result.returncode == 0, result.stderr
         assert reads == [FIXTURE_ROOT], command
+
+
+@pytest.mark.parametrize("command", [["plan"], ["import-file", "--skip-verify"], ["validate"]])
+def test_a_command_reads_each_declaration_and_stack_file_once(
+    monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    reads = count_yaml_reads(monkeypatch)
+    stack = ["--stack", "prod"] if command[0] != "validate" else []
+
+    result = invoke(*command, *stack, "--root", str(FIXTURE_ROOT))
+
+    assert result.returncode == 0, result.stderr
+    assert reads and set(reads.values()) == {1}, reads

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from helpers import FIXTURE_ROOT, REPO_ROOT
+from helpers import FIXTURE_ROOT, REPO_ROOT, count_yaml_reads
 
 from infra.cli import main
 
@@ -696,6 +696,17 @@ def test_an_unchanged_tree_has_no_changes_for_the_stack(diff: Diff, repo: Path) 
         "components": [],
     }
     assert len(git(repo, "worktree", "list").splitlines()) == 1  # the base's worktree is removed again
+
+
+def test_the_working_tree_is_read_once(diff: Diff, repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    edit_schema(repo, "scheduled_pipeline_runs", add_note)  # a table change: the migration marks read the catalogs
+    reads = count_yaml_reads(monkeypatch)
+
+    result = diff("--root", str(repo), "--stack", "prod")
+
+    assert result.exit_code == 0, result.stderr
+    ours = {path: count for path, count in reads.items() if Path(path).is_relative_to(repo.resolve())}
+    assert ours and set(ours.values()) == {1}, reads
 
 
 def test_a_base_without_the_stack_adds_everything(diff: Diff, repo_copy: Path) -> None:
