@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURE_ROOT, REPO_CATALOG, count_yaml_reads, invoke, run_cli
+from helpers import FIXTURE_ROOT, REPO_CATALOG, count_yaml_reads, invoke
 
 from infra.catalog import load_catalog
 from infra.declared import DATASET_TYPE, TABLE_TYPE
@@ -28,7 +28,7 @@ def test_validate_reports_every_problem_one_line_each_without_traceback(repo_cop
     declaration.write_text(declaration.read_text().replace("clustering: [tenant_id]", "clustering: [tenant]"))
     (repo_copy / "Pulumi.dev.yaml").write_text("config:\n  gcp:project: p\n  tenant-bigquery:protect: maybe\n")
 
-    result = run_cli("validate", "--root", str(repo_copy), cwd=repo_copy)
+    result = invoke("validate", "--root", str(repo_copy), cwd=repo_copy)
 
     assert result.returncode == 1
     assert result.stdout == ""
@@ -144,7 +144,7 @@ def test_plan_counts_leaf_columns_as_the_data_dictionary_does() -> None:
 def test_plan_refuses_invalid_declarations(repo_copy: Path) -> None:
     declaration = repo_copy / "stacks" / "tenants.yaml"
     declaration.write_text(declaration.read_text().replace("type: DAY", "type: WEEK", 1))
-    result = run_cli("plan", "--stack", "prod", "--root", str(repo_copy), cwd=repo_copy)
+    result = invoke("plan", "--stack", "prod", "--root", str(repo_copy), cwd=repo_copy)
     assert result.returncode == 1
     assert result.stdout == ""
     assert "partitioning.type: time partitioning needs type: one of HOUR, DAY, MONTH, YEAR" in result.stderr

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from helpers import FIXTURE_ROOT, REPO_ROOT, invoke, run_cli
+from helpers import FIXTURE_ROOT, REPO_ROOT, invoke
 
 from infra.catalog import Catalog, Dataset, Table, TimePartitioning, load_catalog
 from infra.docs import DOCS_FILE, Reference, references, render_data_dictionary
@@ -51,7 +51,7 @@ def test_invalid_declarations_are_reported_not_rendered(repo_copy: Path) -> None
     schema = repo_copy / "schemas" / "tenants" / "tenant_profiles.json"
     schema.write_text(schema.read_text().replace('"STRING"', '"STRNG"', 1))
     before = (repo_copy / DOCS_FILE).read_text()
-    result = run_cli("docs", "--root", str(repo_copy), cwd=repo_copy)
+    result = invoke("docs", "--root", str(repo_copy), cwd=repo_copy)
     assert result.returncode == 1
     assert result.stderr.splitlines()[0].startswith("schemas/tenants/tenant_profiles.json:tenant_id.type: type 'STRNG'")
     assert "Traceback" not in result.stderr

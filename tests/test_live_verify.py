@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from google.cloud import bigquery
-from helpers import FIXTURE_ROOT, FIXTURE_TABLES, run_cli
+from helpers import FIXTURE_ROOT, FIXTURE_TABLES
 from live_server import STACK, LiveStack, create_from_plan, stack_on, table_resource
 
 from infra import drift, live
@@ -290,7 +290,7 @@ def test_no_credentials_is_one_line_exit_2(live_stack: LiveStack) -> None:
 def test_an_unreachable_endpoint_is_one_line_exit_2(live_stack: LiveStack) -> None:
     endpoint = f"http://127.0.0.1:{_closed_port()}"
 
-    result = run_cli("verify", "--stack", STACK, "--root", str(live_stack.root), "--endpoint", endpoint)
+    result = live_stack.cli("verify", "--stack", STACK, "--endpoint", endpoint, endpoint=False)
 
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
@@ -306,7 +306,7 @@ def test_an_unreachable_endpoint_is_one_line_exit_2(live_stack: LiveStack) -> No
     ],
 )
 def test_usage_errors_exit_2(live_stack: LiveStack, args: tuple[str, ...], message: str) -> None:
-    result = run_cli("verify", "--stack", STACK, "--root", str(live_stack.root), *args)
+    result = live_stack.cli("verify", "--stack", STACK, *args, endpoint=False)
     assert result.returncode == 2
     assert message in result.stderr
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import REPO_ROOT, invoke, run_cli
+from helpers import REPO_ROOT, invoke
 
 from infra.catalog import Table, load_catalog
 from infra.declared import TimePartitioningArgs
@@ -268,6 +269,7 @@ GIT_ENV = {
 
 
 def test_diff_marks_a_covered_change_and_the_prod_gate_counts_it_as_losing_no_data(repo_copy: Path) -> None:
+    shutil.copytree(REPO_ROOT / "infra", repo_copy / "infra", ignore=shutil.ignore_patterns("__pycache__"))
     _git(repo_copy, "init", "-q", "-b", "main")
     _git(repo_copy, "add", "-A")
     _git(repo_copy, "commit", "-q", "-m", "base")
@@ -277,8 +279,8 @@ def test_diff_marks_a_covered_change_and_the_prod_gate_counts_it_as_losing_no_da
     path.write_text(json.dumps(columns, indent=2))
     args = ("diff", "--root", str(repo_copy), "--base", "main", "--stack", "prod", "--fail-on", "update-destructive")
 
-    gated = run_cli(*args, "--format", "json", cwd=repo_copy)
-    text = run_cli(*args, cwd=repo_copy)
+    gated = invoke(*args, "--format", "json", cwd=repo_copy)
+    text = invoke(*args, cwd=repo_copy)
 
     assert gated.returncode == 0, gated.stdout + gated.stderr  # a replace as declared, lossless through migrate
     (table,) = json.loads(gated.stdout)["tables"]
