@@ -51,9 +51,6 @@ class PlanResult:
     catalog: Catalog | None = None
     settings: Settings | None = None
 
-    def of_type(self, type_: str) -> list[RegisteredResource]:
-        return [r for r in self.resources if r.type == type_]
-
 
 class _EchoMocks(pulumi.runtime.Mocks):
     """Every resource's outputs are its inputs; the id is its logical name. Keeps the inputs by type and name."""

@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 from infra.catalog import load_catalog
+from infra.mockrun import PlanResult, RegisteredResource
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # What the repository declares today: tests about the repository's own catalog read it, so adding,
@@ -62,6 +63,11 @@ def run_cli(*args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None
         timeout=300,
         env=base | (env or {}),
     )
+
+
+def resources_of(plan: PlanResult, type_: str) -> list[RegisteredResource]:
+    """The plan's registrations of one resource type, in registration order."""
+    return [r for r in plan.resources if r.type == type_]
 
 
 def count_yaml_reads(monkeypatch: Any) -> Counter[str]:

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
-from helpers import FIXTURE_ROOT, invoke, run_cli
+from helpers import FIXTURE_ROOT, invoke, resources_of, run_cli
 
 from infra.declared import DATASET_TYPE, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack
@@ -129,18 +129,18 @@ def table_resource(inputs: dict[str, Any]) -> dict[str, Any]:
 
 def create_from_plan(client: bigquery.Client, plan: PlanResult, *, location: str | None = None) -> None:
     """Create every dataset and table the plan registers, as the provider would (optionally elsewhere)."""
-    for resource in plan.of_type(DATASET_TYPE):
+    for resource in resources_of(plan, DATASET_TYPE):
         api = dataset_resource(dict(resource.inputs))
         if location is not None:
             api["location"] = location
         client.create_dataset(bigquery.Dataset.from_api_repr(api))
-    for resource in plan.of_type(TABLE_TYPE):
+    for resource in resources_of(plan, TABLE_TYPE):
         client.create_table(bigquery.Table.from_api_repr(table_resource(dict(resource.inputs))))
 
 
 def recreate_table(client: bigquery.Client, plan: PlanResult, table_id: str) -> None:
     """What a forced recreation does: delete the table, create it empty from the declaration."""
-    resource = next(r for r in plan.of_type(TABLE_TYPE) if r.inputs["tableId"] == table_id)
+    resource = next(r for r in resources_of(plan, TABLE_TYPE) if r.inputs["tableId"] == table_id)
     api = table_resource(dict(resource.inputs))
     ref = api["tableReference"]
     client.delete_table(f"{ref['projectId']}.{ref['datasetId']}.{ref['tableId']}")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import FIXTURE_ROOT, REPO_ROOT, invoke
+from helpers import FIXTURE_ROOT, REPO_ROOT, invoke, resources_of
 
 from infra.declared import DATASET_TYPE, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack
@@ -130,7 +130,7 @@ def test_a_wrong_key_name_is_refused(key: str, message: str) -> None:
 
 
 def test_prod_owns_the_whole_acl_with_project_owners_kept(planned: Plan) -> None:
-    [dataset] = planned("prod").of_type(DATASET_TYPE)
+    [dataset] = resources_of(planned("prod"), DATASET_TYPE)
     accesses = dataset.inputs["accesses"]
     assert accesses[0] == {"role": "OWNER", "specialGroup": "projectOwners"}
     assert {entry["role"] for entry in accesses} <= {"READER", "WRITER", "OWNER"}
@@ -144,9 +144,9 @@ def test_prod_owns_the_whole_acl_with_project_owners_kept(planned: Plan) -> None
 
 def test_prod_encrypts_the_dataset_and_every_table_with_one_key() -> None:
     result = plan_stack(FIXTURE_ROOT, "prod")
-    [dataset] = result.of_type(DATASET_TYPE)
+    [dataset] = resources_of(result, DATASET_TYPE)
     assert dataset.inputs["defaultEncryptionConfiguration"] == {"kmsKeyName": KEY}
-    tables = result.of_type(TABLE_TYPE)
+    tables = resources_of(result, TABLE_TYPE)
     assert len(tables) == 8
     for resource in tables:
         assert resource.inputs["encryptionConfiguration"] == {"kmsKeyName": KEY}, resource.name
@@ -154,8 +154,8 @@ def test_prod_encrypts_the_dataset_and_every_table_with_one_key() -> None:
 
 def test_dev_keeps_google_managed_keys(planned: Plan) -> None:
     result = planned("dev")
-    assert all("defaultEncryptionConfiguration" not in r.inputs for r in result.of_type(DATASET_TYPE))
-    assert all("encryptionConfiguration" not in r.inputs for r in result.of_type(TABLE_TYPE))
+    assert all("defaultEncryptionConfiguration" not in r.inputs for r in resources_of(result, DATASET_TYPE))
+    assert all("encryptionConfiguration" not in r.inputs for r in resources_of(result, TABLE_TYPE))
 
 
 def test_without_access_config_the_acl_is_left_to_bigquery(repo_copy: Path) -> None:
@@ -163,7 +163,7 @@ def test_without_access_config_the_acl_is_left_to_bigquery(repo_copy: Path) -> N
     document = yaml.safe_load(path.read_text())
     del document["config"][ACCESS]
     path.write_text(yaml.safe_dump(document))
-    [dataset] = plan_stack(repo_copy, "dev").of_type(DATASET_TYPE)
+    [dataset] = resources_of(plan_stack(repo_copy, "dev"), DATASET_TYPE)
     assert "accesses" not in dataset.inputs
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import FIXTURE_ROOT
+from helpers import FIXTURE_ROOT, resources_of
 
 from infra.catalog import load_catalog
 from infra.mockrun import PlanResult, run_program
@@ -27,7 +27,7 @@ def protection(result: PlanResult) -> dict[str, tuple[bool, bool]]:
     """Per table: (Pulumi protect, BigQuery deletion protection)."""
     return {
         r.inputs["tableId"]: (r.options["protect"], bool(r.inputs.get("deletionProtection")))
-        for r in result.of_type(TABLE)
+        for r in resources_of(result, TABLE)
     }
 
 
@@ -46,13 +46,13 @@ def test_approval_lifts_both_protections_for_exactly_the_named_tables(approved: 
     names = {table.split(".")[1] for table in approved}
     assert {t: p for t, p in protection(result).items() if t in names} == {t: (False, False) for t in names}
     assert set(p for t, p in protection(result).items() if t not in names) == {(True, True)}
-    [dataset] = result.of_type(DATASET)
+    [dataset] = resources_of(result, DATASET)
     assert dataset.options["protect"] is True
 
 
 def test_approval_changes_nothing_else_about_the_tables() -> None:
-    before = {r.name: r for r in plan_prod().of_type(TABLE)}
-    after = {r.name: r for r in plan_prod(approveDataLoss=["tenants.tenant_profiles"]).of_type(TABLE)}
+    before = {r.name: r for r in resources_of(plan_prod(), TABLE)}
+    after = {r.name: r for r in resources_of(plan_prod(approveDataLoss=["tenants.tenant_profiles"]), TABLE)}
 
     def without_protection(resource: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         inputs = {k: v for k, v in resource.inputs.items() if k != "deletionProtection"}

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from google.cloud import bigquery
-from helpers import FIXTURE_ROOT, FIXTURE_TABLES
+from helpers import FIXTURE_ROOT, FIXTURE_TABLES, resources_of
 from live_server import STACK, LiveStack, create_from_plan, stack_on, table_resource
 
 from infra import drift, live
@@ -96,7 +96,9 @@ def _relax_column(table: bigquery.Table) -> list[str]:
 
 def _nested_field_added(stack: LiveStack) -> None:
     # The local server ignores nested columns added by a schema update, so the table is made with it.
-    resource = next(r for r in stack.plan().of_type(TABLE_TYPE) if r.inputs["tableId"] == "tenant_pipeline_configs")
+    resource = next(
+        r for r in resources_of(stack.plan(), TABLE_TYPE) if r.inputs["tableId"] == "tenant_pipeline_configs"
+    )
     api = table_resource(dict(resource.inputs))
     schedule = next(f for f in api["schema"]["fields"] if f["name"] == "schedule")
     schedule["fields"].append({"name": "jitter", "type": "INT64", "mode": "NULLABLE"})

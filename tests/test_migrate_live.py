@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 import yaml
 from google.cloud import bigquery
+from helpers import resources_of
 from live_server import STACK, LiveStack, stack_on, table_resource, write_stack
 
 from infra import live, live_migrate
@@ -135,7 +136,7 @@ def migrate(stack: LiveStack, *args: str) -> Any:
 
 def pulumi_up_in_place(stack: LiveStack, table: str) -> None:
     """What `pulumi up --refresh` then changes in place (descriptions, labels), as the provider sends it."""
-    resource = next(r for r in stack.plan().of_type(TABLE_TYPE) if r.inputs["tableId"] == table)
+    resource = next(r for r in resources_of(stack.plan(), TABLE_TYPE) if r.inputs["tableId"] == table)
     declared = bigquery.Table.from_api_repr(table_resource(dict(resource.inputs)))
     stack.client.update_table(declared, ["schema", "labels", "description"])
 

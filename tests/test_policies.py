@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import FIXTURE_ROOT, REPO_ROOT
+from helpers import FIXTURE_ROOT, REPO_ROOT, resources_of
 
 from infra.contract import DATASET_TYPE as DATASET
 from infra.contract import TABLE_TYPE as TABLE
@@ -440,7 +440,9 @@ def set_partitioning(root: Path, table_id: str, partitioning: str) -> None:
 
 def test_keep_forever_reaches_the_policy_as_a_label(repo_copy: Path) -> None:
     set_partitioning(repo_copy, "tenant_usage_quotas", "{field: usage_date, type: DAY, keep_forever: true}")
-    inputs = next(r.inputs for r in plan_stack(repo_copy, "prod").of_type(TABLE) if r.name.endswith("usage_quotas"))
+    inputs = next(
+        r.inputs for r in resources_of(plan_stack(repo_copy, "prod"), TABLE) if r.name.endswith("usage_quotas")
+    )
     assert inputs["labels"]["retention"] == "forever"
     assert "expirationMs" not in inputs["timePartitioning"]
     assert check("bigquery-partition-retention-declared", TABLE, inputs) == []
@@ -449,7 +451,7 @@ def test_keep_forever_reaches_the_policy_as_a_label(repo_copy: Path) -> None:
 def test_partitions_kept_without_saying_so_fail(planned: Plan) -> None:
     """`validate` refuses such a declaration already; the policy also guards resources made elsewhere."""
     result = copy.deepcopy(planned("prod"))
-    quotas = next(r for r in result.of_type(TABLE) if r.name == "tenants-tenant_usage_quotas")
+    quotas = next(r for r in resources_of(result, TABLE) if r.name == "tenants-tenant_usage_quotas")
     del quotas.inputs["timePartitioning"]["expirationMs"]
     found = violations(result)
     assert list(found) == [("bigquery-partition-retention-declared", "tenants-tenant_usage_quotas")]
@@ -461,7 +463,7 @@ def test_approved_data_loss_is_the_one_prod_table_without_deletion_protection(re
     document["config"]["tenant-bigquery:approveDataLoss"] = ["tenants.tenant_profiles"]
     path.write_text(yaml.safe_dump(document))
     result = plan_stack(repo_copy, "prod")
-    profiles = next(r.inputs for r in result.of_type(TABLE) if r.name == "tenants-tenant_profiles")
+    profiles = next(r.inputs for r in resources_of(result, TABLE) if r.name == "tenants-tenant_profiles")
     assert profiles["deletionProtection"] is False
     assert profiles["labels"]["data-loss"] == "approved"
     assert violations(result) == {}

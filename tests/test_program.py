@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pytest
 import yaml
-from helpers import REPO_CATALOG, REPO_ROOT
+from helpers import REPO_CATALOG, REPO_ROOT, resources_of
 
 from infra import mockrun
 from infra.declared import BASELINE_TRIGGER, COMPONENT_TYPE, DATASET_TYPE, SCHEMA_PROPERTIES, TABLE_TYPE
@@ -27,7 +27,7 @@ Plan = Callable[[str], PlanResult]
 
 
 def tables_of(result: PlanResult) -> dict[str, Any]:
-    return {r.inputs["tableId"]: r for r in result.of_type(TABLE_TYPE)}
+    return {r.inputs["tableId"]: r for r in resources_of(result, TABLE_TYPE)}
 
 
 def stack_config(stack: str) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def stack_config(stack: str) -> dict[str, Any]:
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_declared_dataset_and_table_is_registered(planned: Plan, stack: str) -> None:
     result = planned(stack)
-    assert [r.inputs["datasetId"] for r in result.of_type(DATASET_TYPE)] == [
+    assert [r.inputs["datasetId"] for r in resources_of(result, DATASET_TYPE)] == [
         d.dataset_id for d in REPO_CATALOG.datasets
     ]
     assert sorted(tables_of(result)) == sorted(TABLES)
@@ -82,7 +82,7 @@ def test_labels_combine_declaration_and_stack(planned: Plan, stack: str) -> None
     result = planned(stack)
     stack_labels = stack_config(stack)["tenant-bigquery:labels"]
     [declared_dataset] = REPO_CATALOG.datasets
-    dataset = result.of_type(DATASET_TYPE)[0]
+    dataset = resources_of(result, DATASET_TYPE)[0]
     assert dataset.inputs["labels"] == {**declared_dataset.labels, **stack_labels}
     for table_id, resource in tables_of(result).items():
         assert resource.inputs["labels"] == {**TABLES[table_id].labels, **stack_labels}
@@ -90,43 +90,43 @@ def test_labels_combine_declaration_and_stack(planned: Plan, stack: str) -> None
 
 def test_prod_protects_everything_twice(planned: Plan) -> None:
     result = planned("prod")
-    for resource in [*result.of_type(DATASET_TYPE), *result.of_type(TABLE_TYPE)]:
+    for resource in [*resources_of(result, DATASET_TYPE), *resources_of(result, TABLE_TYPE)]:
         assert resource.options["protect"] is True, resource.name
-    for resource in result.of_type(TABLE_TYPE):
+    for resource in resources_of(result, TABLE_TYPE):
         assert resource.inputs["deletionProtection"] is True, resource.name
         assert resource.options["replaceOnChanges"] == []
         assert resource.options["replacementTrigger"] == BASELINE_TRIGGER
 
 
 def test_no_prod_dataset_deletes_contents_on_destroy(planned: Plan) -> None:
-    for dataset in planned("prod").of_type(DATASET_TYPE):
+    for dataset in resources_of(planned("prod"), DATASET_TYPE):
         assert dataset.inputs["deleteContentsOnDestroy"] is False
 
 
 def test_dev_recreates_on_schema_change_and_is_unprotected(planned: Plan) -> None:
     result = planned("dev")
-    for resource in result.of_type(TABLE_TYPE):
+    for resource in resources_of(result, TABLE_TYPE):
         assert resource.options["protect"] is False
         assert resource.inputs["deletionProtection"] is False
         assert resource.options["replaceOnChanges"] == SCHEMA_PROPERTIES
-    assert result.of_type(DATASET_TYPE)[0].inputs["deleteContentsOnDestroy"] is True
+    assert resources_of(result, DATASET_TYPE)[0].inputs["deleteContentsOnDestroy"] is True
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_children_belong_to_one_component_with_a_namespaced_type(planned: Plan, stack: str) -> None:
     result = planned(stack)
-    [component] = result.of_type(COMPONENT_TYPE)
+    [component] = resources_of(result, COMPONENT_TYPE)
     # urn:pulumi:STACK::PROJECT::[PARENT-TYPE$]TYPE::NAME
     _, _, qualified_type, name = component.urn.split("::")
     assert (qualified_type.rsplit("$", 1)[-1], name) == ("tenant-bigquery:bigquery:DatasetWithTables", "tenants")
-    children = [*result.of_type(DATASET_TYPE), *result.of_type(TABLE_TYPE)]
+    children = [*resources_of(result, DATASET_TYPE), *resources_of(result, TABLE_TYPE)]
     assert len(children) == 1 + len(TABLES)
     assert {child.parent for child in children} == {component.urn}
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_logical_names_are_deterministic(planned: Plan, stack: str) -> None:
-    names = sorted(r.name for r in planned(stack).of_type(TABLE_TYPE))
+    names = sorted(r.name for r in resources_of(planned(stack), TABLE_TYPE))
     assert names == sorted(f"tenants-{t}" for t in TABLES)
 
 
@@ -148,26 +148,26 @@ def with_config(repo_copy: Path, stack: str, **changes: Any) -> PlanResult:
 
 def test_dataset_suffix_and_location(repo_copy: Path) -> None:
     result = with_config(repo_copy, "dev", datasetSuffix="_dev", location="EU", defaultTableExpirationDays=30)
-    dataset = result.of_type(DATASET_TYPE)[0]
+    dataset = resources_of(result, DATASET_TYPE)[0]
     assert dataset.name == "tenants"  # the logical name never churns with the suffix
     assert dataset.inputs["datasetId"] == "tenants_dev"
     assert dataset.inputs["location"] == "EU"
     assert dataset.inputs["defaultTableExpirationMs"] == 30 * 86_400_000
-    assert {r.inputs["datasetId"] for r in result.of_type(TABLE_TYPE)} == {"tenants_dev"}
+    assert {r.inputs["datasetId"] for r in resources_of(result, TABLE_TYPE)} == {"tenants_dev"}
     assert result.outputs["tables"]["tenants.tenant_profiles"] == "acme-data-platform-dev.tenants_dev.tenant_profiles"
 
 
 def test_recreate_token_targets_the_named_tables(repo_copy: Path) -> None:
     result = with_config(repo_copy, "dev", recreate={"tenants.tenant_profiles": "2026-11-25"})
-    triggers = {r.inputs["tableId"]: r.options["replacementTrigger"] for r in result.of_type(TABLE_TYPE)}
+    triggers = {r.inputs["tableId"]: r.options["replacementTrigger"] for r in resources_of(result, TABLE_TYPE)}
     assert triggers.pop("tenant_profiles") == "tenants.tenant_profiles=2026-11-25"
     assert set(triggers.values()) == {BASELINE_TRIGGER}
 
 
 def test_recreate_everything_with_one_token(repo_copy: Path) -> None:
     result = with_config(repo_copy, "dev", recreate={"*": "reset-1"})
-    assert {r.options["replacementTrigger"] for r in result.of_type(TABLE_TYPE)} == {"*=reset-1"}
-    assert result.of_type(DATASET_TYPE)[0].options["replacementTrigger"] is None
+    assert {r.options["replacementTrigger"] for r in resources_of(result, TABLE_TYPE)} == {"*=reset-1"}
+    assert resources_of(result, DATASET_TYPE)[0].options["replacementTrigger"] is None
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -178,7 +178,7 @@ def test_every_table_and_the_dataset_delete_before_they_replace(planned: Plan, s
     marks google_bigquery_table DeleteBeforeReplace (and not google_bigquery_dataset). A trigger or
     replaceOnChanges replacement would otherwise create a table whose id exists: 409 Already Exists."""
     result = planned(stack)
-    for resource in [*result.of_type(DATASET_TYPE), *result.of_type(TABLE_TYPE)]:
+    for resource in [*resources_of(result, DATASET_TYPE), *resources_of(result, TABLE_TYPE)]:
         assert resource.options["deleteBeforeReplace"] is True, resource.name
 
 
@@ -187,7 +187,7 @@ def test_every_table_sends_a_non_null_trigger(planned: Plan, stack: str) -> None
     """step_generator.go shouldTriggerReplace: a null trigger on either side never replaces, so a table
     without a token sends the baseline and setting or removing a token is a value-to-value change."""
     settings = load_settings(REPO_ROOT, stack)
-    for table in planned(stack).of_type(TABLE_TYPE):
+    for table in resources_of(planned(stack), TABLE_TYPE):
         token = settings.recreate_token("tenants", table.inputs["tableId"])
         assert table.options["replacementTrigger"] == (token or BASELINE_TRIGGER)
 
@@ -196,14 +196,14 @@ def test_require_partition_filter_is_sent_only_when_true(repo_copy: Path) -> Non
     """terraform-provider-google resource_bigquery_table.go resourceBigQueryTableRead sets
     require_partition_filter only when BigQuery returns true: an explicit false differs from an import."""
     result = with_config(repo_copy, "dev")
-    sent = {r.inputs["tableId"]: r.inputs.get("requirePartitionFilter") for r in result.of_type(TABLE_TYPE)}
+    sent = {r.inputs["tableId"]: r.inputs.get("requirePartitionFilter") for r in resources_of(result, TABLE_TYPE)}
     assert sent["pipeline_execution_queue"] is None  # partitioned, filter not required
     assert sent["tenant_usage_quotas"] is True
 
 
 def test_a_table_entry_wins_over_the_wildcard(repo_copy: Path) -> None:
     result = with_config(repo_copy, "dev", recreate={"*": "a", "tenants.*": "b", "tenants.tenant_api_keys": "c"})
-    triggers = {r.inputs["tableId"]: r.options["replacementTrigger"] for r in result.of_type(TABLE_TYPE)}
+    triggers = {r.inputs["tableId"]: r.options["replacementTrigger"] for r in resources_of(result, TABLE_TYPE)}
     assert triggers["tenant_api_keys"] == "tenants.tenant_api_keys=c"
     assert triggers["tenant_profiles"] == "tenants.*=b"
 
