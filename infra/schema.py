@@ -127,8 +127,8 @@ class _SchemaParser:
             where = join_path(parent_path, f"[{index}]")
             self.fail(where + ".name", "every column needs a non-empty string name")
             name = f"[{index}]"
-        unknown = sorted(item.keys() - _COLUMN_KEYS)
-        if unknown:
+        basic = _BASIC_COLUMN_KEYS.issuperset(item)
+        if not basic and (unknown := sorted(item.keys() - _COLUMN_KEYS)):
             self.fail(
                 where,
                 f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_COLUMN_KEYS))}",
@@ -176,7 +176,7 @@ class _SchemaParser:
                 where + ".fields", f"only RECORD columns have fields; remove it or make the type RECORD, not {type_}"
             )
 
-        if type_ != "RANGE" and _BASIC_COLUMN_KEYS.issuperset(item):  # the common case: no parameters
+        if basic and type_ != "RANGE":  # the common case: no parameters
             return Column(name, type_, mode, description, fields)
         return Column(
             name=name,
