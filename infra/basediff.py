@@ -1,8 +1,8 @@
-"""What `diff` compares, read from disk: two schema files, the catalog at a git ref vs the working tree,
-or with a stack what the program registers at a git ref vs in the working tree.
+"""What `diff --base` compares: the catalog at a git ref vs the working tree, or with a stack what the
+program registers at a git ref vs in the working tree (two schema files are infra/filediff.py's).
 
-The edge around infra/changes.py and infra/resourcediff.py: it reads files, runs git and the program
-under mocks, then hands catalogs, columns and registrations to the pure classifiers.
+The edge around infra/changes.py and infra/resourcediff.py: it runs git and the program under mocks,
+then hands catalogs and registrations to the pure classifiers.
 """
 
 from __future__ import annotations
@@ -20,51 +20,15 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from infra import rules
-from infra.changes import DiffResult, TableChanges, classify_catalogs, classify_schema
-from infra.documents import display_path, load_json
+from infra.changes import DiffResult, classify_catalogs
 from infra.problems import DeclarationError, Problem
-from infra.schema import Column, count_columns, parse_schema
 
 # The catalog's models, the registrations' rules and the migration planner are imported by the
-# functions that compare catalogs, so `diff --old/--new` loads none of them.
+# functions that need them.
 if TYPE_CHECKING:
     from infra.catalog import Catalog
     from infra.mockrun import PlanResult
     from infra.resourcediff import Registrations
-
-
-def diff_schema_files(old: Path, new: Path, *, external: bool = False) -> DiffResult:
-    """Two schema files of one table, each validated as `validate` does (every problem of both at once),
-    except the column-count limit: a deployed table may already exceed it, so that is a warning."""
-    problems: list[Problem] = []
-    warnings: list[str] = []
-    loaded: list[tuple[Column, ...]] = []
-    for path in (old, new):
-        display = display_path(path)
-        try:
-            columns, found = parse_schema(load_json(path, display), display)
-        except DeclarationError as error:
-            problems += error.problems
-            continue
-        total = count_columns(columns)
-        if total > rules.MAX_COLUMNS:
-            # Once columns parsed, the count is the only problem parse_schema reports at (top).
-            found = [p for p in found if p.path != "(top)"]
-            warnings.append(
-                f"{display}: {total:,} columns, more than BigQuery's documented {rules.MAX_COLUMNS:,}; "
-                "compared anyway, since a deployed table may already have that many"
-            )
-        problems += found
-        loaded.append(columns)
-    if problems:
-        raise DeclarationError(problems)
-    changes = classify_schema(loaded[0], loaded[1], external=external)
-    tables = (TableChanges(display_path(new), tuple(changes)),) if changes else ()
-    return DiffResult(display_path(old), display_path(new), tables, warnings=tuple(warnings), compares_files=True)
-
-
-# ---------------------------------------------------------------- the catalog at a git ref
 
 
 class BaseRefError(Exception):

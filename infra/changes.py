@@ -4,8 +4,8 @@ Its size (about 600 lines) is the provider's schema rule and BigQuery's partitio
 side by side, each next to the source it cites; they share the recursive column comparison.
 
 Pure core: classifies catalogs, columns and settings already in memory (reading files, git and
-stack config is infra/basediff.py's job); no pulumi or google imports. The rules mirror what
-pulumi-gcp does, because it wraps terraform-provider-google's `google_bigquery_table`:
+stack config is infra/filediff.py's and infra/basediff.py's job); no pulumi or google imports. The
+rules mirror what pulumi-gcp does, because it wraps terraform-provider-google's `google_bigquery_table`:
 - `resourceBigQueryTableSchemaIsChangeable` decides whether a schema change forces a new table.
   Columns are matched by exact name at each level, so order never matters (and a change of letter
   case is a drop plus an add). Only a column's name, type, mode and fields count; everything else is
@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 from infra import rules
 from infra.schema import Column, count_columns, join_path
 
-# Table-level rendering reads the catalog's types (pydantic): imported by the functions that compare
-# tables, so that comparing two schema files (`diff --old/--new`) does not load them.
+# Table-level rendering reads the catalog's types: imported by the functions that compare tables, so
+# that comparing two schema files (`diff --old/--new`) does not load them.
 if TYPE_CHECKING:
     from infra.catalog import Catalog, Table
 
@@ -229,7 +229,8 @@ def _compare_level(
     new_by_name = {c.name: c for c in new}
     for column in new:
         previous = old_by_name.get(column.name)
-        if previous is not None:
+        # An equal column, fields and all, has no change: one comparison instead of a walk of its fields.
+        if previous is not None and previous != column:
             _compare_column(previous, column, join_path(parent, column.name), external, out)
 
     kept_old_order = [c.name for c in old if c.name in new_by_name]
@@ -341,8 +342,6 @@ def _rename_hint(dropped: list[Column], added: Column, *, is_new: bool) -> str:
 
 
 def _compare_column(old: Column, new: Column, path: str, external: bool, out: list[Change]) -> None:
-    if old is new:
-        return
     if not _same_type(old.type, new.type):
         out.append(_type_change(old, new, path))
         return

@@ -99,10 +99,12 @@ def plan(root: Path, stack: str) -> PlanResult:
 def diff(
     root: Path, old_file: Path | None, new_file: Path | None, external: bool, base: str | None, stack: str | None
 ) -> DiffResult:
+    if old_file is not None and new_file is not None:
+        from infra.filediff import diff_schema_files
+
+        return diff_schema_files(old_file, new_file, external=external)
     from infra import basediff
 
-    if old_file is not None and new_file is not None:
-        return basediff.diff_schema_files(old_file, new_file, external=external)
     if stack is not None:
         from infra.settings import require_stack_file
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import html
+import functools
+import itertools
 import json
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
 
 from infra.changes import Change, DiffResult, TableChanges, Verdict
-
-if TYPE_CHECKING:
-    from rich.console import Console
 
 _STYLES = {
     Verdict.NOOP: "dim",
@@ -84,36 +82,158 @@ def _reason(change: Change) -> str:
 
 # ---------------------------------------------------------------- text
 
+# Text and the style it is printed in ("" for none, else rich's style names: "bold red").
+Span = tuple[str, str]
+# How a styled run of text is printed: ANSI escapes in a terminal (`ansi`), as is elsewhere.
+Styler = Callable[[str, str], str]
 
-def render_text(result: DiffResult, out: Console) -> None:
-    # rich only here: the JSON and markdown reports do without it.
-    from rich.markup import escape
-    from rich.table import Table as RichTable
 
-    heading = f"{result.old_label} -> {result.new_label}"
-    out.print(escape(heading + (f", stack {result.stack}" if result.stack else "")))
+def render_text(result: DiffResult, width: int, styler: Styler | None = None) -> str:
+    """The report as rich's Console(width=width) printed it, with the same wrapping of long lines."""
+    heading = f"{result.old_label} -> {result.new_label}" + (f", stack {result.stack}" if result.stack else "")
+    lines = _printed([(heading, "")], width, styler)
     for table in result.resources:
         approved = f" (approved in {result.stack})" if table.approved else ""
-        out.print(f"\n[bold]{escape(_title(table))}[/bold]: {_styled(table.verdict)}{escape(approved)}")
+        title = [(_title(table), "bold"), (": ", ""), (str(table.verdict), _STYLES[table.verdict]), (approved, "")]
+        lines += ["", *_printed(title, width, styler)]
         # A borderless grid keeps long reasons wrapped inside their own column.
-        grid = RichTable.grid(padding=(0, 2))
-        grid.add_column(no_wrap=True)
-        grid.add_column(overflow="fold")
-        grid.add_column()
-        for change in table.changes:
-            grid.add_row(f"  {_styled(change.verdict)}", f"[bold]{escape(change.path)}[/bold]", escape(_reason(change)))
-        out.print(grid)
+        rows = [
+            ([("  ", ""), (str(c.verdict), _STYLES[c.verdict])], [(c.path, "bold")], [(_reason(c), "")])
+            for c in table.changes
+        ]
+        lines += _grid(rows, width, styler)
         if table.migration:
-            out.print(escape(f"  {_migration_line(table)}"), soft_wrap=True)
-    out.print(f"\n{_summary(result)}")
+            lines.append(f"  {_migration_line(table)}")
+    lines += ["", *_printed([(_summary(result), "")], width, styler)]
     for steps in _procedures(result):
-        out.print()
-        for line in steps:
-            out.print(escape(line), soft_wrap=True)
+        lines += ["", *steps]
+    return "\n".join(lines)
 
 
-def _styled(verdict: Verdict) -> str:
-    return f"[{_STYLES[verdict]}]{verdict}[/{_STYLES[verdict]}]"
+_SGR = {"bold": "1", "dim": "2", "red": "31", "green": "32", "yellow": "33", "magenta": "35"}
+
+
+def ansi(*, colour: bool) -> Styler:
+    """Escapes as rich writes them (attributes, then the colour); without colour, bold and dim only."""
+
+    def styled(text: str, style: str) -> str:
+        codes = ";".join(_SGR[word] for word in style.split() if colour or word in ("bold", "dim"))
+        return f"\x1b[{codes}m{text}\x1b[0m" if codes and text else text
+
+    return styled
+
+
+# The layout is rich's, without its Console and Table: they took longer than the whole comparison on a
+# report of a few hundred changes (scripts/benchmark.py). What follows is the part of rich.table and
+# rich.text the report used, on rich's own word division, cell widths and ratios;
+# tests/test_diffreport.py holds the output byte for byte equal to rich's.
+
+
+def _printed(spans: list[Span], width: int, styler: Styler | None) -> list[str]:
+    """Console.print of one text: wrapped at words, words longer than a line folded."""
+    return [_styled(spans, line, styler) for line in _wrap("".join(t for t, _ in spans), width, "fold")]
+
+
+# (no_wrap, overflow) of the grid's columns: the verdict, the path, the reason.
+_GRID_COLUMNS = ((True, "ellipsis"), (False, "fold"), (False, "ellipsis"))
+_GRID_PADDING = (2, 2, 0)  # Table.grid(padding=(0, 2)): two spaces right of every column but the last
+
+
+def _grid(rows: Sequence[Sequence[list[Span]]], width: int, styler: Styler | None) -> list[str]:
+    """Table.grid(padding=(0, 2)) of `rows` at `width`: wrapped cells, padded to their column's width."""
+    from rich.cells import cell_len
+
+    if not rows:
+        return []
+    texts = [["".join(t for t, _ in cell) for cell in row] for row in rows]
+    widths = [
+        min(max(max(map(cell_len, row[i].splitlines()), default=0) for row in texts) + _GRID_PADDING[i], width) or 1
+        for i in range(len(_GRID_COLUMNS))
+    ]
+    if sum(widths) > width:
+        widths = _collapsed(widths, [not no_wrap for no_wrap, _ in _GRID_COLUMNS], width)
+    lines = []
+    for row, text in zip(rows, texts, strict=True):
+        cells = [
+            [
+                _styled(spans, line, styler) + " " * padding
+                for line in _wrap(cell, column_width - padding, overflow, no_wrap=no_wrap, pad=True)
+            ]
+            if column_width > padding
+            else [" " * column_width]  # a column squeezed into its padding shows nothing
+            for spans, cell, column_width, padding, (no_wrap, overflow) in zip(
+                row, text, widths, _GRID_PADDING, _GRID_COLUMNS, strict=True
+            )
+        ]
+        for index in range(max(map(len, cells))):
+            lines.append("".join(c[index] if index < len(c) else " " * w for c, w in zip(cells, widths, strict=True)))
+    return lines
+
+
+def _collapsed(widths: list[int], wrapable: list[bool], max_width: int) -> list[int]:
+    """Table._calculate_column_widths past the width: the widest wrapable columns shrink to the next widest,
+    then, if that is not enough, every column evenly."""
+    from rich._ratio import ratio_reduce
+
+    excess = sum(widths) - max_width
+    while excess > 0:
+        widest = max(w for w, wraps in zip(widths, wrapable, strict=True) if wraps)
+        next_widest = max(w if wraps and w != widest else 0 for w, wraps in zip(widths, wrapable, strict=True))
+        shrinking = [int(wraps and w == widest) for w, wraps in zip(widths, wrapable, strict=True)]
+        if widest == next_widest:
+            break
+        widths = ratio_reduce(excess, shrinking, [min(excess, widest - next_widest)] * len(widths), widths)
+        excess = sum(widths) - max_width
+    if excess > 0:
+        widths = ratio_reduce(excess, [1] * len(widths), widths, widths)
+    return widths
+
+
+# A printed line: where it starts and ends in the text, then what truncation or padding added.
+_Line = tuple[int, int, str]
+
+
+@functools.cache  # reasons repeat: a schema's 100 changed descriptions have one
+def _wrap(text: str, width: int, overflow: str, *, no_wrap: bool = False, pad: bool = False) -> tuple[_Line, ...]:
+    """Text.wrap: lines broken at words (folding longer words when overflow is "fold"), whitespace past the
+    width dropped, lines still too long cut (with "…" when overflow is "ellipsis"), padded to the width."""
+    from rich._wrap import divide_line
+    from rich.cells import cell_len, set_cell_size
+
+    lines: list[_Line] = []
+    offset = 0
+    for line in text.split("\n"):
+        breaks = [] if no_wrap else divide_line(line, width, fold=overflow == "fold")
+        for start, end in itertools.pairwise([0, *breaks, len(line)]):
+            if not no_wrap and end - start > width:
+                trailing = end - start - len(line[start:end].rstrip())
+                end -= min(trailing, end - start - width)
+            shown, added = line[start:end], ""
+            size = cell_len(shown)
+            if size > width:
+                kept = set_cell_size(shown, width - 1 if overflow == "ellipsis" else width)
+                prefix = kept if shown.startswith(kept) else kept[:-1]  # a wide character cut in half: a space
+                end = start + len(prefix)
+                added = kept[len(prefix) :] + ("…" if overflow == "ellipsis" else "")
+            elif pad:
+                added = " " * (width - size)
+            lines.append((offset + start, offset + end, added))
+        offset += len(line) + 1
+    return tuple(lines)
+
+
+def _styled(spans: list[Span], line: _Line, styler: Styler | None) -> str:
+    """One printed line of `spans`; "…" takes the style of the character it stands for."""
+    start, end, added = line
+    text = "".join(t for t, _ in spans)
+    if styler is None:
+        return text[start:end] + added
+    styles = [style for t, style in spans for _ in t]
+    runs = itertools.groupby(range(start, end), key=lambda i: styles[i])
+    printed = "".join(styler("".join(text[i] for i in run), style) for style, run in runs)
+    if added.startswith("…"):
+        return printed + styler("…", styles[end] if end < len(styles) else "") + added[1:]
+    return printed + added
 
 
 def _summary(result: DiffResult) -> str:
@@ -172,6 +292,8 @@ def _migration_line(table: TableChanges) -> str:
 
 def render_markdown(result: DiffResult) -> str:
     """A pull-request comment: one line per table, its changes folded, and the runbook when needed."""
+    import html  # only here: the text and JSON reports do without it
+
     stack = f", stack `{result.stack}`" if result.stack else ""
     lines = [
         "### Changes: what `pulumi up` does to the data",

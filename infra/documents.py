@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from infra import rules
 from infra.problems import DeclarationError, Problem
 
-# libyaml's parser when PyYAML was built with it: ten times faster than the pure-Python one.
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# PyYAML is imported when a YAML file is read: `diff --old/--new` reads JSON only.
+if TYPE_CHECKING:
+    import yaml
 
 
-class _UniqueKeyLoader(_SafeLoader):  # type: ignore[misc, valid-type]
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     """PyYAML keeps the last of two equal keys silently; a duplicated table entry must be an error."""
+    import yaml
 
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
@@ -38,36 +37,44 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     return mapping
 
 
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-# YAML 1.2's core schema, which Pulumi reads stack files with: `yes`, `no`, `on`, `off` are strings,
-# `010` is ten, and a date stays a string. PyYAML alone implements YAML 1.1.
-_YAML_11_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("bool", "int", "float", "null", "timestamp")}
-_UniqueKeyLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _YAML_11_TAGS]
-    for first, resolvers in _SafeLoader.yaml_implicit_resolvers.items()
-}
-for _tag, _pattern, _first in (
-    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
-    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
-    ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
-    (
-        "float",
-        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
-        "-+0123456789.",
-    ),
-):
-    _UniqueKeyLoader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), list(_first))
-
-
-def _construct_yaml12_int(loader: _UniqueKeyLoader, node: yaml.ScalarNode) -> int:
+def _construct_yaml12_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     text = str(loader.construct_scalar(node))
     if text.startswith(("0o", "0x")):
         return int(text, 0)
     return int(text, 10)
 
 
-_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _construct_yaml12_int)
+@functools.cache
+def _yaml12_loader() -> type[yaml.SafeLoader]:
+    """A loader of YAML 1.2's core schema, which Pulumi reads stack files with: `yes`, `no`, `on`, `off`
+    are strings, `010` is ten, and a date stays a string. PyYAML alone implements YAML 1.1."""
+    import yaml
+
+    # libyaml's parser when PyYAML was built with it: ten times faster than the pure-Python one.
+    base: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class UniqueKeyLoader(base):  # type: ignore[misc, valid-type]
+        pass
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    yaml_11_tags = {f"tag:yaml.org,2002:{name}" for name in ("bool", "int", "float", "null", "timestamp")}
+    UniqueKeyLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in yaml_11_tags]
+        for first, resolvers in base.yaml_implicit_resolvers.items()
+    }
+    for tag, pattern, first in (
+        ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+        ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+        ("int", r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+        (
+            "float",
+            r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+            "-+0123456789.",
+        ),
+    ):
+        UniqueKeyLoader.add_implicit_resolver(f"tag:yaml.org,2002:{tag}", re.compile(pattern), list(first))
+    UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _construct_yaml12_int)
+    return UniqueKeyLoader
 
 
 def _read_text(path: Path, display: str) -> str:
@@ -82,9 +89,11 @@ def _read_text(path: Path, display: str) -> str:
 def load_yaml(path: Path, display: str, raw_scalars_under: str | None = None) -> Any:
     """The document, YAML 1.2. With raw_scalars_under, the plain values of that top-level mapping stay
     the text as written: Pulumi hands a program each stack setting as that text."""
+    import yaml
+
     text = _read_text(path, display)
     try:
-        loader = _UniqueKeyLoader(text)
+        loader = _yaml12_loader()(text)
         try:
             node = loader.get_single_node()
             if node is None:
@@ -103,6 +112,8 @@ def load_yaml(path: Path, display: str, raw_scalars_under: str | None = None) ->
 
 
 def _keep_raw_scalars(document: yaml.Node, key: str) -> None:
+    import yaml
+
     if not isinstance(document, yaml.MappingNode):
         return
     for key_node, value_node in document.value:

@@ -8,6 +8,7 @@ code it implies (0 or 1). planreport, diffreport and rich are imported only by t
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -77,8 +78,29 @@ def diff_text(result: DiffResult) -> int:
     from infra import diffreport
 
     _diff_warnings(result)
-    diffreport.render_text(result, console())
+    width = _terminal_width() if sys.stdout.isatty() else 200  # as console() sets it
+    colour = _rich_would_colour()
+    styler = diffreport.ansi(colour=not os.environ.get("NO_COLOR")) if colour else None
+    click.echo(diffreport.render_text(result, width, styler), color=colour)
     return 0
+
+
+def _terminal_width() -> int:
+    import shutil
+
+    return shutil.get_terminal_size().columns
+
+
+def _rich_would_colour() -> bool:
+    """What rich's Console decides for stdout (the report was printed with it, and plan's still is)."""
+    forced = os.environ.get("TTY_COMPATIBLE", "")
+    if forced in ("0", "1"):
+        terminal = forced == "1"
+    elif (force_color := os.environ.get("FORCE_COLOR")) is not None:
+        terminal = force_color != ""
+    else:
+        terminal = sys.stdout.isatty()
+    return terminal and os.environ.get("TERM", "").lower() not in ("dumb", "unknown")
 
 
 def diff_json(result: DiffResult) -> int:

@@ -7,6 +7,7 @@ tables", "Quotas and limits", "Labels"; the pulumi-gcp/terraform-provider-google
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from datetime import datetime
@@ -146,6 +147,8 @@ def _is_flexible_name_char(char: str) -> bool:
 _FLEXIBLE_ASCII = frozenset(c for c in map(chr, range(128)) if _is_flexible_name_char(c))
 
 
+# Names repeat: in nested records, and between the two files `diff --old/--new` reads.
+@functools.cache
 def check_column_name(name: str) -> str | None:
     if not (name.isascii() and _FLEXIBLE_ASCII.issuperset(name)) and not all(map(_is_flexible_name_char, name)):
         bad = "".join(sorted({c for c in name if not _is_flexible_name_char(c)}))

@@ -60,7 +60,10 @@ def schema_to_api(columns: tuple[Column, ...]) -> list[dict[str, Any]]:
 def count_columns(columns: tuple[Column, ...]) -> int:
     """Leaf columns at every depth: BigQuery's limit counts nested and repeated fields, and a RECORD
     counts as the fields it holds (real deployed schemas have more fields than 10,000 this way)."""
-    return sum(count_columns(c.fields) if c.fields else 1 for c in columns)
+    total = 0
+    for column in columns:  # a loop, not sum() over a generator: half the time on 13,000 fields
+        total += count_columns(column.fields) if column.fields else 1
+    return total
 
 
 _BASIC_COLUMN_KEYS = frozenset({"name", "type", "mode", "description", "fields"})
@@ -81,10 +84,16 @@ _COLUMN_KEYS = {
 }
 
 
+# A leaf with only these keys, all strings when valid, so that equal keys mean equal columns.
+_PLAIN_LEAF_KEYS = frozenset({"name", "type", "mode", "description"})
+
+
 class _SchemaParser:
     def __init__(self, file: str):
         self.file = file
         self.problems: list[Problem] = []
+        # Leaves repeat (the largest corpus schema has 10,203, 762 of them distinct): each is read once.
+        self.valid_leaves: dict[tuple[tuple[str, Any], ...], Column] = {}
 
     def fail(self, path: str, message: str) -> None:
         self.problems.append(Problem(self.file, path, message))
@@ -112,6 +121,20 @@ class _SchemaParser:
         return tuple(columns)
 
     def column(self, item: Any, parent_path: str, index: int, level: int) -> Column | None:
+        key = tuple(item.items()) if isinstance(item, dict) and _PLAIN_LEAF_KEYS.issuperset(item) else None
+        try:
+            known = self.valid_leaves.get(key) if key is not None else None
+        except TypeError:  # a list or an object as a value: invalid, read it to say why
+            key = known = None
+        if known is not None:
+            return known
+        problems = len(self.problems)
+        column = self.read_column(item, parent_path, index, level)
+        if key is not None and column is not None and len(self.problems) == problems:
+            self.valid_leaves[key] = column
+        return column
+
+    def read_column(self, item: Any, parent_path: str, index: int, level: int) -> Column | None:
         if not isinstance(item, dict):
             self.fail(
                 join_path(parent_path, f"[{index}]"), "each column must be a JSON object with at least name and type"
@@ -127,8 +150,8 @@ class _SchemaParser:
             where = join_path(parent_path, f"[{index}]")
             self.fail(where + ".name", "every column needs a non-empty string name")
             name = f"[{index}]"
-        unknown = sorted(item.keys() - _COLUMN_KEYS)
-        if unknown:
+        basic = _BASIC_COLUMN_KEYS.issuperset(item)
+        if not basic and (unknown := sorted(item.keys() - _COLUMN_KEYS)):
             self.fail(
                 where,
                 f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_COLUMN_KEYS))}",
@@ -176,7 +199,7 @@ class _SchemaParser:
                 where + ".fields", f"only RECORD columns have fields; remove it or make the type RECORD, not {type_}"
             )
 
-        if type_ != "RANGE" and _BASIC_COLUMN_KEYS.issuperset(item):  # the common case: no parameters
+        if basic and type_ != "RANGE":  # the common case: no parameters
             return Column(name, type_, mode, description, fields)
         return Column(
             name=name,

@@ -464,7 +464,7 @@ def test_every_verdict_rests_on_a_rule_of_the_provider_bigquery_or_pulumi() -> N
 
 
 def test_the_classifier_imports_no_cloud_sdk_and_runs_no_git() -> None:
-    # docs/architecture.md: the classifier is pure; files, git and stack config are infra/basediff.py's.
+    # docs/architecture.md: the classifier is pure; files, git and stack config are its edges' (filediff, basediff).
     edges = "{'pulumi', 'pulumi_gcp', 'google', 'subprocess', 'tarfile'}"
     code = f"import infra.changes, sys; print(sorted(m for m in sys.modules if m.split('.')[0] in {edges}))"
     completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)

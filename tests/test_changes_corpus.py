@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from infra import changes as classifier
-from infra.basediff import diff_schema_files
 from infra.changes import Change, Rule, Verdict, worst
+from infra.filediff import diff_schema_files
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "mozilla-pipeline-schemas"
 HISTORY = CORPUS / "history"
