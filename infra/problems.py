@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import UnionType
-from typing import Any, get_args, get_origin
+from typing import TYPE_CHECKING, Any, get_args, get_origin
 
-import msgspec
+if TYPE_CHECKING:
+    import msgspec
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ def struct_problems(value: Any, struct: type[msgspec.Struct], file: str, prefix:
 
 
 def _walk(value: Any, expected: Any, path: str) -> Iterator[tuple[str, str]]:
+    import msgspec  # only once a document was refused: `diff --old/--new` reports problems without it
+
     origin, args = get_origin(expected), get_args(expected)
     if isinstance(expected, UnionType):
         if value is not None:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from datetime import datetime
+from typing import TYPE_CHECKING
 
 from infra.contract import DATA_LOSS_APPROVED, RETENTION_FOREVER
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 # Every documented spelling maps to the one this repo emits. STRUCT must become RECORD: the
 # provider does not treat them as equal and would plan a replace on every run.

@@ -98,12 +98,12 @@ def test_the_cli_loads_the_edges_only_inside_commands(module: str) -> None:
         (["validate"], ("pulumi", "pulumi_gcp", "google", "rich")),
         (
             ["diff", "--old", "a.json", "--new", "b.json", "--format", "json"],
-            ("pulumi", "google", "rich", "yaml", "subprocess", "tarfile"),
+            ("pulumi", "google", "rich", "yaml", "msgspec", "subprocess", "tarfile"),
         ),
         # The text report wraps with rich's word division and cell widths, without its Console and Table.
         (
             ["diff", "--old", "a.json", "--new", "b.json", "--format", "text"],
-            ("pulumi", "google", "rich.console", "rich.table", "yaml", "subprocess", "tarfile"),
+            ("pulumi", "google", "rich.console", "rich.table", "yaml", "msgspec", "subprocess", "tarfile"),
         ),
     ],
 )
