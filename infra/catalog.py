@@ -94,7 +94,7 @@ class TableSpec(msgspec.Struct, forbid_unknown_fields=True):
     schema_file: str | None = msgspec.field(default=None, name="schema")
     partitioning: PartitioningSpec | None = None
     require_partition_filter: bool = False
-    clustering: list[str] | None = None  # None: not given, so not checked; [] is checked and refused
+    clustering: list[str] | msgspec.UnsetType = msgspec.UNSET  # not given: not checked; [] is refused
     labels: dict[str, str] = {}
     renamed_columns: dict[str, str] = {}
 
@@ -295,8 +295,9 @@ def _load_dataset(
                     file, f"{where}.require_partition_filter", "needs partitioning:; remove it or partition the table"
                 )
             )
-        if table_spec.clustering is not None:
-            problems += _check_clustering(table_spec.clustering, top, file, f"{where}.clustering")
+        clustering = [] if isinstance(table_spec.clustering, msgspec.UnsetType) else table_spec.clustering
+        if not isinstance(table_spec.clustering, msgspec.UnsetType):
+            problems += _check_clustering(clustering, top, file, f"{where}.clustering")
         problems += [
             Problem(file, f"{where}.renamed_columns.{new}", message)
             for new, message in check_renamed_columns(table_spec.renamed_columns, columns)
@@ -311,7 +312,7 @@ def _load_dataset(
                 time_partitioning=time_partitioning,
                 range_partitioning=range_partitioning,
                 require_partition_filter=table_spec.require_partition_filter,
-                clustering=tuple(_spelled(name, top) or name for name in table_spec.clustering or ()),
+                clustering=tuple(_spelled(name, top) or name for name in clustering),
                 labels=dict(table_spec.labels),
                 renamed_columns=dict(table_spec.renamed_columns),
             )

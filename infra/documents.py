@@ -37,6 +37,15 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
     return mapping
 
 
+def _refuse_set(loader: yaml.SafeLoader, node: yaml.Node) -> None:
+    """A set has no order: taken for a list, clustering columns would come out in any order."""
+    import yaml
+
+    raise yaml.constructor.ConstructorError(
+        None, None, "a set (!!set) is not allowed; write a list [a, b]", node.start_mark
+    )
+
+
 def _construct_yaml12_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     text = str(loader.construct_scalar(node))
     if text.startswith(("0o", "0x")):
@@ -74,6 +83,7 @@ def _yaml12_loader() -> type[yaml.SafeLoader]:
     ):
         UniqueKeyLoader.add_implicit_resolver(f"tag:yaml.org,2002:{tag}", re.compile(pattern), list(first))
     UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _construct_yaml12_int)
+    UniqueKeyLoader.add_constructor("tag:yaml.org,2002:set", _refuse_set)
     return UniqueKeyLoader
 
 

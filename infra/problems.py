@@ -47,19 +47,20 @@ _EXPECTED = {
 def struct_problems(value: Any, struct: type[msgspec.Struct], file: str, prefix: str = "") -> list[Problem]:
     """Every problem of `value` as `struct`: msgspec stops at the first, and a user should see them all.
 
-    Only called once msgspec.convert has refused the value, so the two agree on what is valid.
+    Only called once msgspec.convert has refused the value; the YAML loader refuses what msgspec would
+    quietly convert (a set into a list).
     """
     problems = [Problem(file, prefix + path, message) for path, message in _walk(value, struct, "")]
-    return problems or [Problem(file, prefix.rstrip("."), "invalid; check it against the README")]
+    return problems or [Problem(file, prefix.rstrip(".:"), "invalid; check it against the README")]
 
 
 def _walk(value: Any, expected: Any, path: str) -> Iterator[tuple[str, str]]:
     import msgspec  # only once a document was refused: `diff --old/--new` reports problems without it
 
     origin, args = get_origin(expected), get_args(expected)
-    if isinstance(expected, UnionType):
-        if value is not None:
-            yield from _walk(value, next(a for a in args if a is not type(None)), path)
+    if isinstance(expected, UnionType):  # X | None, or X | UnsetType (a key that may be left out, never null)
+        if value is not None or type(None) not in args:
+            yield from _walk(value, next(a for a in args if a not in (type(None), msgspec.UnsetType)), path)
         return
     if isinstance(expected, type) and issubclass(expected, msgspec.Struct):
         if not isinstance(value, dict):
@@ -80,6 +81,8 @@ def _walk(value: Any, expected: Any, path: str) -> Iterator[tuple[str, str]]:
             yield path, _wrong(dict, value)
             return
         for key, item in value.items():
+            if not isinstance(key, str):
+                yield _join(path, str(key)), f"a key must be a string (quote it in YAML); got {key!r}"
             yield from _walk(item, args[1], _join(path, str(key)))
     elif origin is list:
         if not isinstance(value, list):

@@ -88,6 +88,8 @@ def diff_text(result: DiffResult) -> int:
 def _terminal_width() -> int:
     import shutil
 
+    if os.environ.get("TERM", "").lower() in ("dumb", "unknown"):
+        return 80  # rich's width for a terminal that cannot say its own
     return shutil.get_terminal_size().columns
 
 

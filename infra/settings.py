@@ -191,7 +191,7 @@ def parse_settings(stack: str, values: Mapping[str, Any], source: str, catalog: 
 def _unknown_key_problems(values: Mapping[str, Any], source: str) -> list[Problem]:
     """A misspelt key would be ignored and its setting silently keep its default (prod's protection too)."""
     problems = []
-    for key in values:
+    for key in map(str, values):  # YAML may give a number or null as a key
         namespace = key.partition(":")[0]
         if namespace in ("gcp", "pulumi") or key in KNOWN_CONFIG_KEYS:
             continue

@@ -37,7 +37,9 @@ def invoke(*args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None)
     previous = Path.cwd()
     os.chdir(cwd)  # paths in messages are shown relative to the working directory
     try:
-        environment: dict[str, str | None] = {EMULATOR_HOST_ENV: None, **(env or {})}
+        # Neither the emulator nor the developer's terminal settings reach the command unless `env` says so.
+        terminal = ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "COLUMNS", "TERM")
+        environment: dict[str, str | None] = {EMULATOR_HOST_ENV: None, **dict.fromkeys(terminal), **(env or {})}
         result = CliRunner().invoke(main, list(args), env=environment, catch_exceptions=False)
     finally:
         os.chdir(previous)

@@ -118,3 +118,13 @@ def test_without_colour_a_terminal_still_shows_bold_and_dim() -> None:
     console = Console(file=out, width=100, force_terminal=True, color_system="standard", no_color=True, highlight=False)
     rich_text(HANDMADE, console)
     assert diffreport.render_text(HANDMADE, 100, diffreport.ansi(colour=False)) + "\n" == out.getvalue()
+
+
+def test_a_terminal_that_cannot_say_its_width_gets_rich_s_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra import reporters
+
+    monkeypatch.setenv("COLUMNS", "132")
+    monkeypatch.setenv("TERM", "dumb")
+    assert reporters._terminal_width() == 80
+    monkeypatch.setenv("TERM", "xterm")
+    assert reporters._terminal_width() == 132

@@ -39,6 +39,14 @@ def test_project_is_required() -> None:
     assert str(caught.value.problems[0]).startswith(f"{SOURCE}:config.gcp:project: is required")
 
 
+def test_keys_that_are_not_strings_are_named_not_a_traceback() -> None:
+    problems = problems_of({5: 5, "tenant-bigquery:recreate": {1: "a"}})  # type: ignore[dict-item]
+    assert [p.split(": ", 1)[0] for p in problems] == [
+        f"{SOURCE}:config.5",
+        f"{SOURCE}:config.tenant-bigquery:recreate.1",
+    ]
+
+
 def test_unknown_key_is_named_with_the_closest_known_one() -> None:
     [problem] = problems_of({"tenant-bigquery:protekt": True})
     assert problem.startswith(f"{SOURCE}:config.tenant-bigquery:protekt: unknown key")

@@ -113,6 +113,35 @@ def test_every_structural_problem_of_a_table_is_named_in_declaration_order(repo:
     ]
 
 
+def test_keys_that_are_not_strings_are_named(repo: MiniRepo) -> None:
+    repo.declaration["tables"][123] = {"description": "x"}
+    repo.table["labels"] = {1: "x", "team": "data"}
+    where = f"{DECL}:tables"
+    assert repo.problems() == [
+        f"{where}.events.labels.1: a key must be a string (quote it in YAML); got 1",
+        f"{where}.123: a key must be a string (quote it in YAML); got 123",
+    ]
+
+
+def test_clustering_null_is_refused_not_taken_for_no_clustering(repo: MiniRepo) -> None:
+    repo.table["clustering"] = None
+    assert only_problem(repo) == f"{DECL}:tables.events.clustering: must be a list, e.g. [a, b]"
+
+
+def test_a_yaml_set_is_refused_where_a_list_keeps_the_order(repo: MiniRepo) -> None:
+    """msgspec would take a set for a list: the clustering columns would come out in any order."""
+    declaration = repo.root / "stacks" / "ds.yaml"
+    text = declaration.read_text()
+    assert "clustering:\n    - tenant_id" in text
+    declaration.write_text(text.replace("clustering:\n    - tenant_id", "clustering: !!set {tenant_id}"))
+    with pytest.raises(DeclarationError) as raised:
+        load_catalog(repo.root)
+    [problem] = raised.value.problems
+    line = 1 + text.splitlines().index("    clustering:")
+    assert (problem.file, problem.path) == (DECL, f"line {line}")
+    assert "a set (!!set) is not allowed; write a list [a, b]" in problem.message
+
+
 # ------------------------------------------------------------------ column names
 
 
