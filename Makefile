@@ -21,8 +21,11 @@ typecheck: install
 
 # The local BigQuery API server is installed up front so an install failure is reported plainly;
 # each test worker starts one on a free port and stops it. Work-stealing keeps both cores busy to the end.
+# Bytecode is compiled once up front: with PYTHONDONTWRITEBYTECODE set, every worker and every
+# `python -m infra.cli` the tests start would compile the package again.
 pytest: install
 	$(PY) scripts/local_bigquery.py install
+	$(PY) -m compileall -q infra policies tests scripts
 	$(PY) -m pytest -n auto --dist worksteal --cov --cov-report=term
 
 test: lint typecheck pytest
