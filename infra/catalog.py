@@ -295,8 +295,10 @@ def _load_dataset(
                     file, f"{where}.require_partition_filter", "needs partitioning:; remove it or partition the table"
                 )
             )
-        clustering = [] if isinstance(table_spec.clustering, msgspec.UnsetType) else table_spec.clustering
-        if not isinstance(table_spec.clustering, msgspec.UnsetType):
+        clustering = table_spec.clustering
+        if isinstance(clustering, msgspec.UnsetType):
+            clustering = []
+        else:
             problems += _check_clustering(clustering, top, file, f"{where}.clustering")
         problems += [
             Problem(file, f"{where}.renamed_columns.{new}", message)
