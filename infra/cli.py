@@ -148,9 +148,10 @@ def preview_gate(stack: str, root: Path, preview_file: Path, migration_file: Pat
     """Refuse a preview that deletes or replaces what the stack does not approve.
 
     PREVIEW_JSON is what `pulumi preview --stack STACK --json` printed. Exit 0 when every delete and
-    replace is approved (a table in approveDataLoss, any table in a stack without protect, or with
-    --migration a table `migrate` brings to the declaration first), 1 when one is not, 2 when a file or
-    the stack config cannot be read.
+    replace is approved (a table in approveDataLoss; any table in a stack without protect; with
+    --migration, a table `migrate` brings to the declaration first; a removed table whose protections an
+    earlier run lifted; the delete of a provider resource), 1 when one is not, 2 when a file or the stack
+    config cannot be read or the preview failed (an error diagnostic: its steps are incomplete).
     """
     with exit_codes(invalid=2):
         sys.exit(reporters.gate_text(commands.preview_gate(root, stack, preview_file, migration_file)))

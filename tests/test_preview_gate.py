@@ -1,8 +1,9 @@
 """`preview-gate`: the deploy refuses a `pulumi preview --json` that deletes or replaces what is not approved.
 
-The sample documents have the shape of Pulumi's PreviewDigest (pulumi/pulumi pkg/display/json.go: `steps` of
-PreviewStep with `op`, `urn`, `oldState`, `newState`); the op names are the StepOp constants of
-pkg/resource/deploy/step.go (`delete`, `replace`, `create-replacement`, `delete-replaced`, ...).
+Every preview here is built as the engine serialises it (tests/preview_documents.py names the Go sources
+field by field): a replace, the replacement-step trio of `--show-replacement-steps`, a delete after an
+approval run, a still-protected delete, a provider bump, an update, a same, an import, refresh steps, a
+failed program, an empty file.
 """
 
 from __future__ import annotations
@@ -13,37 +14,32 @@ from typing import Any
 
 import pytest
 from helpers import invoke
+from preview_documents import (
+    FAILED_PROGRAM,
+    PROTECTED_DELETE,
+    UNKNOWN_ID,
+    dataset_state,
+    dataset_urn,
+    default_provider_name,
+    diagnostic,
+    digest,
+    explicit_provider_state,
+    provider_ref,
+    provider_urn,
+    step,
+    table_state,
+    table_step,
+    table_urn,
+    write,
+)
 
-STACK_URN = "urn:pulumi:{stack}::tenant-bigquery::pulumi:pulumi:Stack::tenant-bigquery-{stack}"
-PARENT = "pulumi:pulumi:Stack$tenant-bigquery:bigquery:DatasetWithTables"
+from infra.mockrun import plan_stack
 
-
-def urn(stack: str, resource_type: str, name: str) -> str:
-    return f"urn:pulumi:{stack}::tenant-bigquery::{PARENT}${resource_type}::{name}"
-
-
-def table_urn(stack: str, table: str) -> str:
-    return urn(stack, "gcp:bigquery/table:Table", f"tenants-{table}")
-
-
-def step(op: str, resource_urn: str, **extra: Any) -> dict[str, Any]:
-    return {"op": op, "urn": resource_urn, "provider": "", "detailedDiff": None, **extra}
-
-
-def preview(tmp_path: Path, *steps: dict[str, Any], stack: str = "prod") -> Path:
-    document = {
-        "config": {"gcp:project": f"acme-data-platform-{stack}"},
-        "steps": [step("same", STACK_URN.format(stack=stack)), *steps],
-        "duration": 1_000_000_000,
-        "changeSummary": {"same": 10},
-    }
-    path = tmp_path / "preview.json"
-    path.write_text(json.dumps(document))
-    return path
+TABLE = "gcp:bigquery/table:Table"
 
 
-def gate(root: Path, stack: str, path: Path) -> tuple[int, list[str], str]:
-    result = invoke("preview-gate", "--stack", stack, "--root", str(root), str(path))
+def gate(root: Path, stack: str, path: Path, *extra: str) -> tuple[int, list[str], str]:
+    result = invoke("preview-gate", "--stack", stack, "--root", str(root), str(path), *extra)
     return result.returncode, result.stdout.splitlines(), result.stderr
 
 
@@ -53,105 +49,299 @@ def approve(root: Path, *tables: str) -> None:
     prod.write_text(prod.read_text() + f"  tenant-bigquery:approveDataLoss:\n{entries}")
 
 
-def test_updates_and_creates_pass(repo_copy: Path, tmp_path: Path) -> None:
-    path = preview(
-        tmp_path,
-        step("update", table_urn("prod", "tenant_profiles"), diffReasons=["schema"]),
-        step("create", table_urn("prod", "new_table")),
+def protected(stack: str, table: str) -> dict[str, Any]:
+    """A prod table as every `up` records it: both protections on."""
+    return table_state(stack, table, protect=True, deletion_protection=True)
+
+
+def replace_trio(stack: str, table: str) -> list[dict[str, Any]]:
+    """A table replaced with `--show-replacement-steps`, delete first (the program sets deleteBeforeReplace):
+    delete-replaced, replace, create-replacement (pkg/resource/deploy/step_generator.go, the
+    deleteBeforeReplace branch); without the flag only the logical `replace` is shown."""
+    old = protected(stack, table)
+    new = table_state(stack, table, protect=True, deletion_protection=True, exists=False)
+    why = {"replace_reasons": ["timePartitioning"], "diff_reasons": ["timePartitioning"]}
+    changed = {"timePartitioning.type": "update-replace"}
+    return [
+        table_step("delete-replaced", stack, table, old=old),
+        table_step("replace", stack, table, old=old, new=new, **why, detailed_diff=changed),
+        table_step("create-replacement", stack, table, old=old, new=new, **why, detailed_diff=changed),
+    ]
+
+
+def test_the_engine_urn_of_a_table_omits_the_root_stack_type() -> None:
+    """deployment.go generateURN skips the root stack's type in the parent chain."""
+    assert table_urn("prod", "tenant_profiles") == (
+        "urn:pulumi:prod::tenant-bigquery::tenant-bigquery:bigquery:DatasetWithTables"
+        "$gcp:bigquery/table:Table::tenants-tenant_profiles"
     )
-    code, out, err = gate(repo_copy, "prod", path)
+
+
+def test_an_update_a_create_and_an_import_pass_and_are_listed(repo_copy: Path, tmp_path: Path) -> None:
+    old = protected("prod", "tenant_profiles")
+    document = digest(
+        "prod",
+        table_step(
+            "update",
+            "prod",
+            "tenant_profiles",
+            old=old,
+            new=old,
+            diff_reasons=["schema"],
+            detailed_diff={"schema": "update"},
+        ),
+        table_step(
+            "create",
+            "prod",
+            "new_table",
+            new=table_state("prod", "new_table", protect=True, deletion_protection=True, exists=False),
+        ),
+        # adoptExisting: an ImportStep has no old state; the new one carries the import id.
+        table_step(
+            "import",
+            "prod",
+            "tenant_api_keys",
+            new={**protected("prod", "tenant_api_keys"), "importID": "projects/p/datasets/tenants/tables/x"},
+        ),
+    )
+    code, out, err = gate(repo_copy, "prod", write(tmp_path / "preview.json", document))
     assert (code, err) == (0, "")
     # The approver reads what else the commit changes in the run's summary.
     assert out == [
-        "2 other change(s):",
-        "  update tenants-tenant_profiles (gcp:bigquery/table:Table): schema",
-        "  create tenants-new_table (gcp:bigquery/table:Table)",
+        "3 other change(s):",
+        f"  update tenants-tenant_profiles ({TABLE}): schema",
+        f"  create tenants-new_table ({TABLE})",
+        f"  import tenants-tenant_api_keys ({TABLE})",
         "✓ nothing is deleted or replaced without approval (0 approved).",
     ]
 
 
-@pytest.mark.parametrize("op", ["replace", "delete", "create-replacement", "delete-replaced", "import-replacement"])
-def test_an_unapproved_replace_or_delete_of_a_prod_table_fails(repo_copy: Path, tmp_path: Path, op: str) -> None:
-    code, out, err = gate(repo_copy, "prod", preview(tmp_path, step(op, table_urn("prod", "tenant_profiles"))))
+def test_same_and_refresh_steps_change_nothing(repo_copy: Path, tmp_path: Path) -> None:
+    """`preview --show-sames` lists `same` steps; `preview --refresh` (the up job) a `refresh` step per
+    resource, read from the live resource first (deployment_executor.go Execute -> refresh)."""
+    old = protected("prod", "tenant_profiles")
+    document = digest(
+        "prod",
+        step(
+            "refresh",
+            dataset_urn("prod"),
+            provider=provider_ref("prod"),
+            old=dataset_state("prod", protect=True),
+            new=dataset_state("prod", protect=True),
+        ),
+        table_step("refresh", "prod", "tenant_profiles", old=old, new=old),
+        table_step("same", "prod", "tenant_profiles", old=old, new=old),
+        same=1,
+    )
+    code, out, _ = gate(repo_copy, "prod", write(tmp_path / "preview.json", document))
+    assert (code, out) == (0, ["✓ nothing is deleted or replaced without approval (0 approved)."])
+
+
+def test_an_unapproved_replace_of_a_prod_table_fails(repo_copy: Path, tmp_path: Path) -> None:
+    logical = replace_trio("prod", "tenant_profiles")[1]  # what the preview shows without the flag
+    code, out, err = gate(repo_copy, "prod", write(tmp_path / "preview.json", digest("prod", logical)))
     assert code == 1
-    assert out == [f"✗ {op} tenants-tenant_profiles (gcp:bigquery/table:Table): not approved"]
+    assert out == [f"✗ replace tenants-tenant_profiles ({TABLE}): not approved"]
     assert err.startswith("refused: 1 delete(s) or replace(s) not approved in Pulumi.prod.yaml")
 
 
-def test_a_replace_reported_as_three_steps_is_one_line(repo_copy: Path, tmp_path: Path) -> None:
-    table = table_urn("prod", "tenant_profiles")
-    path = preview(tmp_path, step("create-replacement", table), step("replace", table), step("delete-replaced", table))
+def test_the_replacement_trio_is_one_replace_line(repo_copy: Path, tmp_path: Path) -> None:
+    path = write(tmp_path / "preview.json", digest("prod", *replace_trio("prod", "tenant_profiles")))
     code, out, _ = gate(repo_copy, "prod", path)
     assert code == 1
-    assert len(out) == 1
+    assert out == [f"✗ replace tenants-tenant_profiles ({TABLE}): not approved"]
 
 
 def test_a_table_named_in_approve_data_loss_may_be_replaced_and_no_other(repo_copy: Path, tmp_path: Path) -> None:
     approve(repo_copy, "tenants.tenant_profiles")
-    path = preview(
-        tmp_path,
-        step("replace", table_urn("prod", "tenant_profiles")),
-        step("replace", table_urn("prod", "tenant_api_keys")),
-    )
-    code, out, _ = gate(repo_copy, "prod", path)
+    document = digest("prod", *replace_trio("prod", "tenant_profiles"), *replace_trio("prod", "tenant_api_keys"))
+    code, out, _ = gate(repo_copy, "prod", write(tmp_path / "preview.json", document))
     assert code == 1
     assert out == [
-        "✓ replace tenants-tenant_profiles (gcp:bigquery/table:Table): approved: "
+        f"✓ replace tenants-tenant_profiles ({TABLE}): approved: "
         "tenant-bigquery:approveDataLoss names tenants.tenant_profiles",
-        "✗ replace tenants-tenant_api_keys (gcp:bigquery/table:Table): not approved",
+        f"✗ replace tenants-tenant_api_keys ({TABLE}): not approved",
     ]
 
 
 def test_a_dataset_in_approve_data_loss_approves_no_delete(repo_copy: Path, tmp_path: Path) -> None:
     """A dataset id there approves its lowered safeties for `diff --stack`; a replacement still needs the table."""
     approve(repo_copy, "tenants")
-    path = preview(
-        tmp_path,
-        step("replace", urn("prod", "gcp:bigquery/dataset:Dataset", "tenants")),
-        step("replace", table_urn("prod", "tenant_profiles")),
+    old, new = dataset_state("prod", protect=True), dataset_state("prod", protect=True, location="EU")
+    dataset = step(
+        "replace",
+        dataset_urn("prod"),
+        provider=provider_ref("prod"),
+        old=old,
+        new=new,
+        replace_reasons=["location"],
+        diff_reasons=["location"],
+        detailed_diff={"location": "update-replace"},
     )
-    code, out, _ = gate(repo_copy, "prod", path)
+    document = digest("prod", dataset, replace_trio("prod", "tenant_profiles")[1])
+    code, out, _ = gate(repo_copy, "prod", write(tmp_path / "preview.json", document))
     assert code == 1
     assert [line.split(":")[-1].strip() for line in out] == ["not approved", "not approved"]
 
 
-def test_a_removed_table_whose_protection_an_earlier_run_lifted_may_be_deleted(repo_copy: Path, tmp_path: Path) -> None:
-    """Removing a table deletes its approval with its declaration; the state still says it was approved."""
-    lifted = {"protect": False, "inputs": {"deletionProtection": False}}
-    still_protected = {"protect": True, "inputs": {"deletionProtection": True}}
-    path = preview(
-        tmp_path,
-        step("delete", table_urn("prod", "old_table"), oldState=lifted),
-        step("delete", table_urn("prod", "other_table"), oldState=still_protected),
+def test_a_removed_table_deleted_after_its_approval_run_passes(repo_copy: Path, tmp_path: Path) -> None:
+    """Runbook "Approve data loss in prod": the approval run recorded protect off, which ResourceV3 writes as
+    no `protect` at all (omitempty), and deletionProtection false; the removal deletes the approval with
+    the declaration, so the state is all that says the loss was reviewed."""
+    lifted = table_state("prod", "old_table", protect=False, deletion_protection=False)
+    assert "protect" not in lifted
+    path = write(tmp_path / "preview.json", digest("prod", table_step("delete", "prod", "old_table", old=lifted)))
+    code, out, err = gate(repo_copy, "prod", path)
+    assert (code, err) == (0, "")
+    assert out == [
+        f"✓ delete tenants-old_table ({TABLE}): approved: an earlier approved run lifted both protections",
+        "✓ nothing is deleted or replaced without approval (1 approved).",
+    ]
+
+
+def test_the_table_removal_runbook_passes_the_gate(repo_copy: Path, tmp_path: Path) -> None:
+    """The state the approval run records is what the program registers with the approval in place: the
+    oldState of the removal's delete is built from those registrations, not from a guess."""
+    stack_file = repo_copy / "Pulumi.prod.yaml"
+    before = stack_file.read_text()
+    approve(repo_copy, "tenants.tenant_profiles")
+    [table] = [r for r in plan_stack(repo_copy, "prod").resources if r.name == "tenants-tenant_profiles"]
+    stack_file.write_text(before)  # the removal takes the approval away with the declaration
+    recorded = table_state(
+        "prod",
+        "tenant_profiles",
+        protect=table.options["protect"],
+        deletion_protection=table.inputs["deletionProtection"],
     )
+    assert recorded["urn"] == table.urn
+    delete = table_step("delete", "prod", "tenant_profiles", old=recorded)
+    code, out, _ = gate(repo_copy, "prod", write(tmp_path / "preview.json", digest("prod", delete)))
+    assert (code, out[0]) == (
+        0,
+        f"✓ delete tenants-tenant_profiles ({TABLE}): approved: an earlier approved run lifted both protections",
+    )
+
+
+def test_a_delete_whose_deletion_protection_is_still_on_fails(repo_copy: Path, tmp_path: Path) -> None:
+    """`pulumi state unprotect` by hand lifts only protect: the provider's delete would still refuse
+    (resourceBigQueryTableDelete reads deletion_protection from the state), and nobody approved it."""
+    unprotected = table_state("prod", "old_table", protect=False, deletion_protection=True)
+    path = write(tmp_path / "preview.json", digest("prod", table_step("delete", "prod", "old_table", old=unprotected)))
     code, out, _ = gate(repo_copy, "prod", path)
-    assert code == 1
-    assert out[0].startswith("✓ delete tenants-old_table") and out[0].endswith(
-        "an earlier approved run lifted both protections"
+    assert (code, out) == (1, [f"✗ delete tenants-old_table ({TABLE}): not approved"])
+
+
+def test_a_still_protected_delete_is_a_failed_preview(repo_copy: Path, tmp_path: Path) -> None:
+    """The engine fails the preview at a protected delete (step.go DeleteStep.Apply, before its dry-run
+    return): the step is listed, an error follows, and the steps after it are never planned."""
+    urn = table_urn("prod", "old_table")
+    document = digest(
+        "prod",
+        table_step("delete", "prod", "old_table", old=protected("prod", "old_table")),
+        diagnostics=[diagnostic(PROTECTED_DELETE.format(urn=urn), "error", urn)],
     )
-    assert out[1] == "✗ delete tenants-other_table (gcp:bigquery/table:Table): not approved"
+    path = write(tmp_path / "preview.json", document)
+    code, out, err = gate(repo_copy, "prod", path)
+    assert (code, out) == (2, [])
+    assert err.splitlines() == [
+        f'error: {path}: the preview failed (1 error(s), the first: Preview failed: resource "{urn}" cannot be '
+        "deleted); the engine stopped before planning every step, so nothing can be approved: fix the error "
+        "and preview again"
+    ]
 
 
-@pytest.mark.parametrize(
-    ("resource_type", "name"),
-    [
-        ("gcp:bigquery/dataset:Dataset", "tenants"),
-        ("pulumi:providers:gcp", "default_8_0_0"),
-    ],
-)
-def test_a_dataset_or_provider_replace_is_never_approved_not_even_in_dev(
-    repo_copy: Path, tmp_path: Path, resource_type: str, name: str
-) -> None:
-    path = preview(tmp_path, step("replace", urn("dev", resource_type, name)), stack="dev")
-    code, out, _ = gate(repo_copy, "dev", path)
+def test_a_failed_program_exits_2(repo_copy: Path, tmp_path: Path) -> None:
+    """The program stops before registering anything but the stack; the engine bails before planning any
+    delete (deployment_executor.go Execute), so `steps` holds the stack alone and would read as harmless."""
+    document = digest(
+        "prod",
+        diagnostics=[
+            diagnostic("adoptExisting is on: ...", "warning"),
+            *(diagnostic(message, "error") for message in FAILED_PROGRAM),
+        ],
+    )
+    path = write(tmp_path / "preview.json", document)
+    code, out, err = gate(repo_copy, "prod", path)
+    assert (code, out) == (2, [])
+    assert err.splitlines() == [
+        f"error: {path}: the preview failed (3 error(s), the first: {FAILED_PROGRAM[0]}); the engine stopped "
+        "before planning every step, so nothing can be approved: fix the error and preview again"
+    ]
+
+
+def test_a_provider_bump_passes(repo_copy: Path, tmp_path: Path) -> None:
+    """A new pulumi-gcp registers default_10_3_0 and deletes default_10_2_0, but default providers' steps are
+    internal and never reach the JSON (pkg/engine/update.go isInternalStep). The tables point at the new
+    provider, created in the preview with the unknown id: those the bump leaves alone are hidden `same`
+    steps (providerChanged finds no replacing config change), one it updates is listed."""
+    old = protected("prod", "tenant_profiles")
+    bumped = provider_ref("prod", default_provider_name("10.3.0"), UNKNOWN_ID)
+    new = {**old, "provider": bumped}
+    document = digest(
+        "prod",
+        step(
+            "update",
+            table_urn("prod", "tenant_profiles"),
+            provider=bumped,
+            old=old,
+            new=new,
+            diff_reasons=["labels"],
+            detailed_diff={"labels": "update"},
+        ),
+    )
+    code, out, _ = gate(repo_copy, "prod", write(tmp_path / "preview.json", document))
+    assert code == 0
+    assert out[-1] == "✓ nothing is deleted or replaced without approval (0 approved)."
+
+
+@pytest.mark.parametrize("name", ["gcp-prod", default_provider_name("10.1.0")])
+def test_a_provider_delete_passes_and_its_replace_does_not(repo_copy: Path, tmp_path: Path, name: str) -> None:
+    """Deleting a provider resource only unloads its plugin (providers/registry.go Delete, reached through
+    step.go getProvider for every pulumi:providers: type); what it managed has steps of its own."""
+    other = explicit_provider_state("prod", "other")
+    moved = {**other, "inputs": {**other["inputs"], "project": "elsewhere"}}
+    document = digest(
+        "prod",
+        step("delete", provider_urn("prod", name), old=explicit_provider_state("prod", name)),
+        step(
+            "replace",
+            other["urn"],
+            old=other,
+            new=moved,
+            replace_reasons=["project"],
+            detailed_diff={"project": "update-replace"},
+        ),
+    )
+    code, out, _ = gate(repo_copy, "prod", write(tmp_path / "preview.json", document))
     assert code == 1
-    assert out == [f"✗ replace {name} ({resource_type}): not approved"]
+    assert out == [
+        f"✓ delete {name} (pulumi:providers:gcp): approved: deleting a provider resource touches nothing in GCP "
+        "(pulumi/pulumi providers/registry.go Delete)",
+        "✗ replace other (pulumi:providers:gcp): not approved",
+    ]
+
+
+def test_a_dataset_or_provider_replace_is_never_approved_not_even_in_dev(repo_copy: Path, tmp_path: Path) -> None:
+    old, new = dataset_state("dev", protect=False), dataset_state("dev", protect=False, location="EU")
+    provider = explicit_provider_state("dev", "gcp-dev")
+    moved = {**provider, "inputs": {**provider["inputs"], "project": "elsewhere"}}
+    document = digest(
+        "dev",
+        step(
+            "replace", dataset_urn("dev"), provider=provider_ref("dev"), old=old, new=new, replace_reasons=["location"]
+        ),
+        step("replace", provider["urn"], old=provider, new=moved, replace_reasons=["project"]),
+    )
+    code, out, _ = gate(repo_copy, "dev", write(tmp_path / "preview.json", document))
+    assert code == 1
+    assert out == [
+        "✗ replace tenants (gcp:bigquery/dataset:Dataset): not approved",
+        "✗ replace gcp-dev (pulumi:providers:gcp): not approved",
+    ]
 
 
 def test_dev_recreates_tables_without_approval(repo_copy: Path, tmp_path: Path) -> None:
-    code, out, _ = gate(
-        repo_copy, "dev", preview(tmp_path, step("replace", table_urn("dev", "tenant_profiles")), stack="dev")
-    )
+    code, out, _ = gate(repo_copy, "dev", write(tmp_path / "preview.json", digest("dev", *replace_trio("dev", "x"))))
     assert code == 0
     assert out[0].endswith("approved: the stack sets tenant-bigquery:protect: false (tables are recreated freely)")
 
@@ -159,9 +349,11 @@ def test_dev_recreates_tables_without_approval(repo_copy: Path, tmp_path: Path) 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
+        # What reaches the file when `pulumi preview` fails before its display starts (e.g. no login).
         ("", "not JSON (Expecting value, line 1); pass what `pulumi preview --json` printed"),
         ("[]", "expected a JSON object with `steps` (the output of `pulumi preview --json`)"),
         ('{"steps": {}}', "`steps` is not a list"),
+        ('{"diagnostics": {}}', "`diagnostics` is not a list"),
         ('{"steps": [{"op": "delete"}]}', "steps[0] has no `op` and `urn` strings"),
         ('{"steps": [{"op": "delete", "urn": "tenants"}]}', "'tenants' is not a Pulumi URN"),
     ],
@@ -202,30 +394,26 @@ def test_a_replace_that_migrate_covers_is_expected_and_nothing_else(repo_copy: P
     """The deploy gates the first preview with the dry-run plan: `migrate --apply` runs before `pulumi up`,
     after which the engine plans no replacement of those tables (the up job gates a refreshed preview
     without --migration)."""
-    path = preview(
-        tmp_path,
-        step("replace", table_urn("prod", "tenant_profiles")),
-        step("replace", table_urn("prod", "tenant_api_keys")),
-        step("delete", table_urn("prod", "tenant_subscriptions")),
+    removed = table_step("delete", "prod", "tenant_subscriptions", old=protected("prod", "tenant_subscriptions"))
+    document = digest(
+        "prod", replace_trio("prod", "tenant_profiles")[1], replace_trio("prod", "tenant_api_keys")[1], removed
     )
+    path = write(tmp_path / "preview.json", document)
     plan = migration(tmp_path, tenant_profiles="planned", tenant_api_keys="refused", tenant_subscriptions="planned")
-    result = invoke("preview-gate", "--stack", "prod", "--root", str(repo_copy), str(path), "--migration", str(plan))
-    assert result.returncode == 1
-    lines = result.stdout.splitlines()
-    assert (
-        "✓ replace tenants-tenant_profiles (gcp:bigquery/table:Table): approved: `migrate --apply` brings "
-        "tenants.tenant_profiles to the declaration with every row first" in lines
-    )
-    assert "✗ replace tenants-tenant_api_keys (gcp:bigquery/table:Table): not approved" in lines
-    assert "✗ delete tenants-tenant_subscriptions (gcp:bigquery/table:Table): not approved" in lines
-    without = gate(repo_copy, "prod", preview(tmp_path, step("replace", table_urn("prod", "tenant_profiles"))))
-    assert without[0] == 1
+    code, lines, _ = gate(repo_copy, "prod", path, "--migration", str(plan))
+    assert code == 1
+    assert lines == [
+        f"✓ replace tenants-tenant_profiles ({TABLE}): approved: `migrate --apply` brings "
+        "tenants.tenant_profiles to the declaration with every row first",
+        f"✗ replace tenants-tenant_api_keys ({TABLE}): not approved",
+        f"✗ delete tenants-tenant_subscriptions ({TABLE}): not approved",
+    ]
+    assert gate(repo_copy, "prod", path)[0] == 1
 
 
 def test_a_migration_file_that_is_not_one_exits_2(repo_copy: Path, tmp_path: Path) -> None:
-    path = preview(tmp_path)
     wrong = tmp_path / "wrong.json"
     wrong.write_text("[]")
-    result = invoke("preview-gate", "--stack", "prod", "--root", str(repo_copy), str(path), "--migration", str(wrong))
-    assert result.returncode == 2
-    assert result.stderr.strip().endswith("expected the output of `migrate --format json` (an object with `tables`)")
+    code, _, err = gate(repo_copy, "prod", write(tmp_path / "preview.json", digest("prod")), "--migration", str(wrong))
+    assert code == 2
+    assert err.strip().endswith("expected the output of `migrate --format json` (an object with `tables`)")
