@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import yaml
 from google.cloud import bigquery
 from helpers import resources_of
 from live_server import STACK, LiveStack, stack_on, table_resource, write_stack
+from rewriting_proxy import rewriting_proxy, versioned_table_keys
 
 from infra import live, live_migrate
 from infra.catalog import load_catalog
@@ -334,6 +336,19 @@ def test_a_new_key_and_a_removed_partition_expiration_apply_in_place(built_stack
     failing = [line for line in result.stdout.splitlines() if line.startswith("✗")]
     # Only the tables this test did not migrate still carry the old key.
     assert failing and all("encryption key" in line and QUEUE not in line for line in failing)
+
+
+def test_the_versioned_table_key_bigquery_reports_is_no_rekey_run_after_run(built_stack: LiveStack) -> None:
+    """Real BigQuery reports each table's key with its version (tests/rewriting_proxy.py names the sources):
+    the declared key is the same key, so `migrate --apply` plans and applies nothing, every run."""
+    with rewriting_proxy(built_stack.endpoint, versioned_table_keys(3)) as proxy:
+        runs = [migrate(replace(built_stack, endpoint=proxy), "--apply") for _ in range(2)]
+
+    for result in runs:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.splitlines()[-1] == "3 table(s): 3 nothing to migrate."
+    names = [d.dataset_id for d in built_stack.client.list_datasets()]
+    assert built_stack.dataset_id() + "_backup" not in names  # nothing applied, so nothing was snapshotted
 
 
 def _keep_suffix(stack: LiveStack) -> None:
