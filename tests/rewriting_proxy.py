@@ -112,3 +112,26 @@ def versioned_table_keys(version: int) -> Rewrite:
         return document
 
     return rewrite
+
+
+def streaming_buffer(table_id: str) -> Rewrite:
+    """A streaming buffer on `table_id` (project.dataset.table), as real BigQuery reports one after
+    tabledata.insertAll: the REST reference's Table.streamingBuffer (Streamingbuffer: estimatedBytes,
+    estimatedRows, oldestEntryTime; uint64, which the JSON API writes as strings), the fields of
+    google-cloud-bigquery's own unit-test resource (googleapis/python-bigquery tests/unit/test_table.py,
+    `TestTable._make_resource`). The values are any; the product reads only that the buffer is there
+    (infra/live_migrate.py `read_live`). The local server never reports one (local-bigquery 0.4.0).
+    """
+    project, dataset, table = table_id.split(".")
+    path = f"/bigquery/v2/projects/{project}/datasets/{dataset}/tables/{table}"
+
+    def rewrite(method: str, request_path: str, document: Any) -> Any:
+        if request_path == path and _is_table(request_path, document):
+            document["streamingBuffer"] = {
+                "estimatedBytes": "329",
+                "estimatedRows": "1",
+                "oldestEntryTime": "1736055744577",
+            }
+        return document
+
+    return rewrite
