@@ -6,7 +6,7 @@ and turns its objects into these states).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from infra.declared import (
@@ -44,6 +44,8 @@ class TableState:
     labels: Mapping[str, str]
     description: str
     kms_key_name: str | None
+    # The versioned name BigQuery reports beside the key (the provider's kms_key_version): shown, not compared.
+    kms_key_version: str | None = field(default=None, compare=False)
 
 
 # What is declared is what the program hands the provider (infra/declared.py), read in the form the
@@ -242,16 +244,21 @@ def table_checks(subject: str, declared: TableState, live: TableState) -> list[C
         _same(subject, "clustering", declared.clustering, live.clustering, clustering_text),
         _labels_check(subject, declared.labels, live.labels),
         _same(subject, "description", declared.description, live.description, _short),
-        *_encryption_check(subject, "encryption key", declared.kms_key_name, live.kms_key_name),
+        *_encryption_check(subject, "encryption key", declared.kms_key_name, live.kms_key_name, live.kms_key_version),
     ]
     return checks
 
 
-def _encryption_check(subject: str, name: str, declared: str | None, live: str | None) -> list[Check]:
+def _encryption_check(
+    subject: str, name: str, declared: str | None, live: str | None, version: str | None = None
+) -> list[Check]:
     """Only where a customer-managed key is declared or present: Google-managed is the default."""
     if declared is None and live is None:
         return []
-    return [_same(subject, name, declared, live, lambda key: key or "Google-managed")]
+    check = _same(subject, name, declared, live, lambda key: key or "Google-managed")
+    if version is None:
+        return [check]
+    return [replace(check, detail=f"{check.detail} (BigQuery reports version {version.rsplit('/', 1)[1]})")]
 
 
 @dataclass(frozen=True)

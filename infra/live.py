@@ -9,6 +9,7 @@ permission, unreachable endpoint) is a LiveError whose message is one line that 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -49,6 +50,10 @@ EMULATOR_HOST_ENV = "BIGQUERY_EMULATOR_HOST"
 WORKERS = 8
 BACKUP_SUFFIX = "_backup"
 SNAPSHOT_SEPARATOR = "__"
+# BigQuery reports a table's key with the version that encrypts it, `.../cryptoKeys/K/cryptoKeyVersions/N`;
+# the provider keeps the key and sets the rest aside as kms_key_version, so a declared key matches
+# (terraform-provider-google resource_bigquery_table.go, flattenEncryptionConfiguration: this pattern).
+_KEY_VERSION = re.compile(r"(projects/.*/locations/.*/keyRings/.*/cryptoKeys/.*)/cryptoKeyVersions/.*")
 
 T = TypeVar("T")
 
@@ -179,10 +184,18 @@ def observed_column(field: bigquery.SchemaField) -> Column:
     )
 
 
+def _table_key(table: bigquery.Table) -> tuple[str | None, str | None]:
+    """The table's key as the provider reads it, and the versioned name BigQuery reported (if it did)."""
+    reported = table.encryption_configuration.kms_key_name if table.encryption_configuration else None
+    versioned = _KEY_VERSION.search(reported or "")
+    return (versioned.group(1), reported) if versioned else (reported or None, None)
+
+
 def observed_table(table: bigquery.Table) -> TableState:
     # In the provider's argument shapes (infra/declared.py), so declared and live compare as they are.
     time = table.time_partitioning
     rng = table.range_partitioning
+    key, key_version = _table_key(table)
     return TableState(
         schema=tuple(observed_column(f) for f in table.schema),
         time_partitioning={"type": str(time.type_), "field": time.field, "expiration_ms": time.expiration_ms or None}
@@ -198,7 +211,8 @@ def observed_table(table: bigquery.Table) -> TableState:
         clustering=tuple(table.clustering_fields or ()),
         labels=own_labels(table.labels),
         description=table.description or "",
-        kms_key_name=table.encryption_configuration.kms_key_name if table.encryption_configuration else None,
+        kms_key_name=key,
+        kms_key_version=key_version,
     )
 
 

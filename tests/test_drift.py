@@ -70,3 +70,14 @@ def test_each_drift_fails_exactly_its_check(drift: object, check: str, says: str
     found = failures(drift(declared()))
     assert list(found) == [check]
     assert says in found[check]
+
+
+def test_the_reported_key_version_is_shown_never_compared() -> None:
+    # infra/live.py splits BigQuery's `.../cryptoKeyVersions/N` off the key as the provider does
+    # (resource_bigquery_table.go, flattenEncryptionConfiguration); test_live_verify.py feeds that real form.
+    state = declared()
+    observed = replace(state, kms_key_version=f"{state.kms_key_name}/cryptoKeyVersions/7")
+    assert observed == state
+    [check] = [c for c in table_checks(SUBJECT, state, observed) if c.name == "encryption key"]
+    assert check.ok
+    assert check.detail == f"{state.kms_key_name} (BigQuery reports version 7)"

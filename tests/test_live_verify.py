@@ -11,12 +11,15 @@ import shutil
 import socket
 import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
+import yaml
 from google.cloud import bigquery
 from helpers import FIXTURE_ROOT, FIXTURE_TABLES, resources_of
 from live_server import STACK, LiveStack, create_from_plan, stack_on, table_resource
+from rewriting_proxy import rewriting_proxy, versioned_table_keys
 
 from infra import drift, live
 from infra.catalog import load_catalog
@@ -74,6 +77,25 @@ def test_verify_prints_the_old_guides_checklist(module_built_stack: LiveStack) -
     assert not [line for line in lines if line.startswith("✗")]
     assert lines[-1] == f"All {len(lines) - 2} checks hold."
     assert result.stderr == ""
+
+
+def test_the_versioned_table_key_bigquery_reports_matches_the_declared_key(module_built_stack: LiveStack) -> None:
+    """Real BigQuery reports a table's key as `.../cryptoKeys/K/cryptoKeyVersions/N` (the proxy's rewrite
+    names its sources); the provider keeps `.../cryptoKeys/K` (resource_bigquery_table.go,
+    flattenEncryptionConfiguration), which is what the stack declares."""
+    key = yaml.safe_load((module_built_stack.root / f"Pulumi.{STACK}.yaml").read_text())["config"][
+        "tenant-bigquery:kmsKeyName"
+    ]
+    with rewriting_proxy(module_built_stack.endpoint, versioned_table_keys(3)) as proxy:
+        result = replace(module_built_stack, endpoint=proxy).cli("verify", "--stack", STACK)
+
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if line.startswith("✗")] == []
+    assert result.returncode == 0, result.stdout + result.stderr
+    ds = module_built_stack.dataset_id()
+    for table in FIXTURE_TABLES:  # the version BigQuery reported stays visible
+        assert f"✓ table {ds}.{table} encryption key: {key} (BigQuery reports version 3)" in lines
+    assert f"✓ dataset {ds} default encryption key: {key}" in lines
 
 
 def _update(client: bigquery.Client, table_id: str, change: Callable[[bigquery.Table], list[str]]) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import yaml
 from google.cloud import bigquery
 from helpers import resources_of
 from live_server import STACK, LiveStack, stack_on, table_resource, write_stack
+from rewriting_proxy import rewriting_proxy, streaming_buffer, versioned_table_keys
 
 from infra import live, live_migrate
 from infra.catalog import load_catalog
@@ -334,6 +336,34 @@ def test_a_new_key_and_a_removed_partition_expiration_apply_in_place(built_stack
     failing = [line for line in result.stdout.splitlines() if line.startswith("✗")]
     # Only the tables this test did not migrate still carry the old key.
     assert failing and all("encryption key" in line and QUEUE not in line for line in failing)
+
+
+def test_the_versioned_table_key_bigquery_reports_is_no_rekey_run_after_run(built_stack: LiveStack) -> None:
+    """Real BigQuery reports each table's key with its version (tests/rewriting_proxy.py names the sources):
+    the declared key is the same key, so `migrate --apply` plans and applies nothing, every run."""
+    with rewriting_proxy(built_stack.endpoint, versioned_table_keys(3)) as proxy:
+        runs = [migrate(replace(built_stack, endpoint=proxy), "--apply") for _ in range(2)]
+
+    for result in runs:
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.splitlines()[-1] == "3 table(s): 3 nothing to migrate."
+    names = [d.dataset_id for d in built_stack.client.list_datasets()]
+    assert built_stack.dataset_id() + "_backup" not in names  # nothing applied, so nothing was snapshotted
+
+
+def test_a_rebuild_is_refused_while_bigquery_reports_a_streaming_buffer(built_stack: LiveStack) -> None:
+    """The local server never reports a streaming buffer; the proxy adds the one real BigQuery reports
+    after streaming inserts (tests/rewriting_proxy.py names the source)."""
+    insert(built_stack, PROFILES, [profile(n) for n in range(3)])
+    edit_schema(built_stack, PROFILES, lambda cols: column(cols, "legal_name").update(mode="REQUIRED"))
+
+    with rewriting_proxy(built_stack.endpoint, streaming_buffer(built_stack.table(PROFILES))) as proxy:
+        result = migrate(replace(built_stack, endpoint=proxy), "--tables", PROFILES, "--apply")
+
+    assert result.returncode == 1
+    assert "  refused: the table has an active streaming buffer, whose rows a copy may miss" in result.stdout
+    assert built_stack.client.get_table(built_stack.table(PROFILES)).schema[2].mode == "NULLABLE"
+    assert len(read(built_stack, PROFILES, "tenant_id")) == 3
 
 
 def _keep_suffix(stack: LiveStack) -> None:
