@@ -133,7 +133,7 @@ def _check_partitioning(
                 "range.field",
                 f"range partitioning needs a non-REPEATED INT64 column; {rng.field!r} is {column.mode} {column.type}",
             )
-        message = rules.check_range_partitioning(rng.start, rng.end, rng.interval)
+        message = rules.check_range_partitioning(rng.field, rng.start, rng.end, rng.interval)
         if message:
             fail("range", message)
         return (
@@ -163,7 +163,7 @@ def _check_partitioning(
         elif column.mode == "REPEATED":
             fail("field", f"the partitioning column {spec.field!r} must not be REPEATED")
         elif granularity in rules.PARTITION_TYPES:
-            message = rules.check_time_partition_column(column.type, granularity)
+            message = rules.check_time_partition_column(column.name, column.type, granularity)
             if message:
                 fail("field", message)
     partitioning = TimePartitioning(granularity, _spelled(spec.field, columns), spec.expiration_days, spec.keep_forever)

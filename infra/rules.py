@@ -266,28 +266,31 @@ def check_numeric_parameters(type_: str, precision: int | None, scale: int | Non
     return None
 
 
-def check_time_partition_column(column_type: str, granularity: str) -> str | None:
+def check_time_partition_column(column: str, column_type: str, granularity: str) -> str | None:
     allowed = TIME_PARTITION_GRANULARITIES.get(column_type)
     if allowed is None:
         return (
-            f"a {column_type} column cannot be a time-partitioning column; use a top-level "
+            f"column {column!r} is {column_type}, which cannot be a time-partitioning column; use a top-level "
             "DATE, TIMESTAMP or DATETIME column (or range partitioning on INT64)"
         )
     if granularity not in allowed:
-        return f"a {column_type} column can be partitioned by {', '.join(allowed)}, not {granularity}"
+        return (
+            f"column {column!r} is {column_type}, which can be partitioned by {', '.join(allowed)}, not {granularity}; "
+            "choose one of those, or a TIMESTAMP or DATETIME column for HOUR"
+        )
     return None
 
 
-def check_range_partitioning(start: int, end: int, interval: int) -> str | None:
+def check_range_partitioning(column: str, start: int, end: int, interval: int) -> str | None:
     if interval <= 0:
-        return "interval must be greater than 0"
+        return f"interval of the ranges on {column!r} must be greater than 0 (got {interval})"
     if start >= end:
-        return f"start ({start}) must be less than end ({end})"
+        return f"start ({start}) must be less than end ({end}) of the ranges on {column!r}; swap or widen them"
     partitions = -(-(end - start) // interval)
     if partitions > MAX_RANGE_PARTITIONS:
         return (
-            f"{partitions:,} ranges; BigQuery allows at most {MAX_RANGE_PARTITIONS:,}; "
-            "widen the interval or narrow start..end"
+            f"{partitions:,} ranges on {column!r} ({start} to {end} by {interval}); BigQuery allows at most "
+            f"{MAX_RANGE_PARTITIONS:,}; widen the interval or narrow start..end"
         )
     return None
 

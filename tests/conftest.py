@@ -34,17 +34,29 @@ def repo_copy(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def planned() -> Callable[[str], PlanResult]:
-    """The real program's registrations per stack of the repository, computed once per session."""
+def _planner(root: Path) -> Callable[[str], PlanResult]:
     cache: dict[str, PlanResult] = {}
 
     def plan(stack: str) -> PlanResult:
         if stack not in cache:
-            cache[stack] = plan_stack(REPO_ROOT, stack)
+            cache[stack] = plan_stack(root, stack)
         return cache[stack]
 
     return plan
+
+
+@pytest.fixture(scope="session")
+def planned() -> Callable[[str], PlanResult]:
+    """The real program's registrations per stack of the repository, computed once per session. Tests of the
+    repository's own declarations read these, and must hold for any valid repository (tables added or removed)."""
+    return _planner(REPO_ROOT)
+
+
+@pytest.fixture(scope="session")
+def planned_fixture() -> Callable[[str], PlanResult]:
+    """The same for the frozen tenants catalog in tests/fixtures/repo: tests of generic behaviour that name
+    its tables read these."""
+    return _planner(FIXTURE_ROOT)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import FIXTURE_ROOT, REPO_ROOT, invoke, resources_of
+from helpers import FIXTURE_ROOT, FIXTURE_TABLES, REPO_ROOT, invoke, resources_of
 
 from infra.declared import DATASET_TYPE, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack
@@ -130,16 +130,18 @@ def test_a_wrong_key_name_is_refused(key: str, message: str) -> None:
 
 
 def test_prod_owns_the_whole_acl_with_project_owners_kept(planned: Plan) -> None:
-    [dataset] = resources_of(planned("prod"), DATASET_TYPE)
-    accesses = dataset.inputs["accesses"]
-    assert accesses[0] == {"role": "OWNER", "specialGroup": "projectOwners"}
-    assert {entry["role"] for entry in accesses} <= {"READER", "WRITER", "OWNER"}
-    for entry in accesses[1:]:
-        [member_field] = set(entry) - {"role"}
-        assert member_field in {"groupByEmail", "userByEmail"}, entry  # service accounts are userByEmail too
-    assert not any("projectReaders" in json.dumps(e) or "projectWriters" in json.dumps(e) for e in accesses)
     config = yaml.safe_load((REPO_ROOT / "Pulumi.prod.yaml").read_text())["config"]
-    assert len(accesses) == 1 + sum(len(members) for members in config[ACCESS].values())
+    datasets = resources_of(planned("prod"), DATASET_TYPE)
+    assert datasets
+    for dataset in datasets:
+        accesses = dataset.inputs["accesses"]
+        assert accesses[0] == {"role": "OWNER", "specialGroup": "projectOwners"}
+        assert {entry["role"] for entry in accesses} <= {"READER", "WRITER", "OWNER"}
+        for entry in accesses[1:]:
+            [member_field] = set(entry) - {"role"}
+            assert member_field in {"groupByEmail", "userByEmail"}, entry  # service accounts are userByEmail too
+        assert not any("projectReaders" in json.dumps(e) or "projectWriters" in json.dumps(e) for e in accesses)
+        assert len(accesses) == 1 + sum(len(members) for members in config[ACCESS].values())
 
 
 def test_prod_encrypts_the_dataset_and_every_table_with_one_key() -> None:
@@ -147,7 +149,7 @@ def test_prod_encrypts_the_dataset_and_every_table_with_one_key() -> None:
     [dataset] = resources_of(result, DATASET_TYPE)
     assert dataset.inputs["defaultEncryptionConfiguration"] == {"kmsKeyName": KEY}
     tables = resources_of(result, TABLE_TYPE)
-    assert len(tables) == 8
+    assert len(tables) == len(FIXTURE_TABLES)
     for resource in tables:
         assert resource.inputs["encryptionConfiguration"] == {"kmsKeyName": KEY}, resource.name
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import REPO_ROOT, invoke
+from helpers import FIXTURE_ROOT, REPO_ROOT, invoke
 
 from infra.catalog import Table, load_catalog
 from infra.declared import TimePartitioningArgs
@@ -34,9 +34,9 @@ TABLE_ID = "acme-data-platform-prod.tenants.pipeline_execution_queue"
 
 @pytest.fixture(scope="module")
 def prod() -> tuple[Table, Settings]:
-    catalog = load_catalog(REPO_ROOT)
+    catalog = load_catalog(FIXTURE_ROOT)
     table = next(t for t in catalog.tables() if t.table_id == "pipeline_execution_queue")
-    return table, load_settings(REPO_ROOT, "prod", catalog)
+    return table, load_settings(FIXTURE_ROOT, "prod", catalog)
 
 
 def live_of(table: Table, settings: Settings, **changes: Any) -> LiveTable:

@@ -448,9 +448,9 @@ def test_keep_forever_reaches_the_policy_as_a_label(repo_copy: Path) -> None:
     assert check("bigquery-partition-retention-declared", TABLE, inputs) == []
 
 
-def test_partitions_kept_without_saying_so_fail(planned: Plan) -> None:
+def test_partitions_kept_without_saying_so_fail(planned_fixture: Plan) -> None:
     """`validate` refuses such a declaration already; the policy also guards resources made elsewhere."""
-    result = copy.deepcopy(planned("prod"))
+    result = copy.deepcopy(planned_fixture("prod"))
     quotas = next(r for r in resources_of(result, TABLE) if r.name == "tenants-tenant_usage_quotas")
     del quotas.inputs["timePartitioning"]["expirationMs"]
     found = violations(result)

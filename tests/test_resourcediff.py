@@ -10,6 +10,7 @@ from typing import Any
 
 import pulumi_gcp
 import pytest
+from helpers import FIXTURE_TABLES
 
 from infra.changes import DiffResult, Verdict
 from infra.declared import BASELINE_TRIGGER, DATASET_TYPE, TABLE_TYPE
@@ -101,13 +102,13 @@ def only(result: DiffResult) -> dict[str, tuple[str, Verdict]]:
 
 
 @pytest.fixture(scope="module")
-def prod(planned: Plan) -> Registrations:
-    return registrations(planned("prod"))
+def prod(planned_fixture: Plan) -> Registrations:
+    return registrations(planned_fixture("prod"))
 
 
 @pytest.fixture(scope="module")
-def dev(planned: Plan) -> Registrations:
-    return registrations(planned("dev"))
+def dev(planned_fixture: Plan) -> Registrations:
+    return registrations(planned_fixture("dev"))
 
 
 # ---------------------------------------------------------------- properties
@@ -115,7 +116,7 @@ def dev(planned: Plan) -> Registrations:
 
 def test_the_same_registrations_are_no_changes(prod: Registrations) -> None:
     result = compare(prod, prod)
-    assert result.resources == () and result.unchanged == 8
+    assert result.resources == () and result.unchanged == len(FIXTURE_TABLES)
 
 
 def test_a_property_without_a_rule_is_an_update_not_dropped(prod: Registrations) -> None:

@@ -411,7 +411,10 @@ def test_partition_field_must_not_be_repeated(repo: MiniRepo) -> None:
 
 def test_date_column_cannot_be_partitioned_by_hour(repo: MiniRepo) -> None:
     repo.table["partitioning"]["type"] = "HOUR"
-    assert only_problem(repo).endswith("a DATE column can be partitioned by DAY, MONTH, YEAR, not HOUR")
+    assert only_problem(repo).endswith(
+        "partitioning.field: column 'event_date' is DATE, which can be partitioned by DAY, MONTH, YEAR, not HOUR; "
+        "choose one of those, or a TIMESTAMP or DATETIME column for HOUR"
+    )
 
 
 def test_timestamp_column_can_be_partitioned_by_hour(repo: MiniRepo) -> None:
@@ -421,7 +424,9 @@ def test_timestamp_column_can_be_partitioned_by_hour(repo: MiniRepo) -> None:
 
 def test_time_partitioning_on_an_integer_column(repo: MiniRepo) -> None:
     repo.table["partitioning"]["field"] = "bucket"
-    assert "a INT64 column cannot be a time-partitioning column" in only_problem(repo)
+    assert "partitioning.field: column 'bucket' is INT64, which cannot be a time-partitioning column" in only_problem(
+        repo
+    )
 
 
 def test_ingestion_time_partitioning_needs_no_field(repo: MiniRepo) -> None:
@@ -452,9 +457,9 @@ def test_range_partitioning_needs_an_int64_column(repo: MiniRepo) -> None:
 @pytest.mark.parametrize(
     ("start", "end", "interval", "message"),
     [
-        (0, 100, 0, "interval must be greater than 0"),
-        (100, 100, 1, "start (100) must be less than end (100)"),
-        (0, 100_001, 10, "10,001 ranges; BigQuery allows at most 10,000"),
+        (0, 100, 0, "interval of the ranges on 'bucket' must be greater than 0 (got 0)"),
+        (100, 100, 1, "start (100) must be less than end (100) of the ranges on 'bucket'; swap or widen them"),
+        (0, 100_001, 10, "10,001 ranges on 'bucket' (0 to 100001 by 10); BigQuery allows at most 10,000"),
     ],
 )
 def test_range_partitioning_bounds(repo: MiniRepo, start: int, end: int, interval: int, message: str) -> None:

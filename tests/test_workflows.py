@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import REPO_ROOT
+from helpers import FIXTURE_ROOT, REPO_ROOT
 
 WORKFLOWS = REPO_ROOT / ".github" / "workflows"
 ZIZMOR = Path(sys.executable).parent / "zizmor"
@@ -270,12 +270,14 @@ def test_no_pulumi_up_is_ever_cancelled() -> None:
 
 
 def _checkout_with_a_dropped_column(tmp_path: Path) -> tuple[Path, str]:
-    """A checkout of this repository whose last commit drops a top-level column of a prod table."""
+    """A checkout of this repository's code with the fixture's declarations, whose last commit drops a top-level
+    column of a prod table."""
     checkout = tmp_path / "pull-request"
     checkout.mkdir()
-    for folder in ("infra", "stacks", "schemas"):
-        shutil.copytree(REPO_ROOT / folder, checkout / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for stack_file in REPO_ROOT.glob("Pulumi*.yaml"):
+    shutil.copytree(REPO_ROOT / "infra", checkout / "infra", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("stacks", "schemas"):
+        shutil.copytree(FIXTURE_ROOT / folder, checkout / folder)
+    for stack_file in FIXTURE_ROOT.glob("Pulumi*.yaml"):
         shutil.copy(stack_file, checkout / stack_file.name)
 
     def git(*args: str) -> str:
