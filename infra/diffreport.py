@@ -242,7 +242,7 @@ def _summary(result: DiffResult) -> str:
         return "No changes." if result.compares_files or result.stack else f"No table changes{unchanged}."
     counts = [
         f"{count} {kind}(s)"
-        for kind in ("dataset", "table", "component")
+        for kind in ("provider", "dataset", "table", "component")
         if (count := sum(r.kind == kind for r in result.resources))
     ]
     listed = ", ".join(counts[:-1]) + " and " + counts[-1] if len(counts) > 1 else counts[0]
@@ -256,7 +256,7 @@ def render_json(result: DiffResult) -> str:
     with_stack = result.stack is not None
     document = {
         f"{kind}s": [_resource_json(t, with_stack) for t in result.resources if t.kind == kind]
-        for kind in (("table", "dataset", "component") if with_stack else ("table",))
+        for kind in (("table", "dataset", "component", "provider") if with_stack else ("table",))
     }
     return json.dumps(document, indent=2)
 

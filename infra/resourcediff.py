@@ -1,6 +1,6 @@
 """What the program registers at the base vs now -> every change of every input and option, with its rule.
 
-Its size (about 520 lines) is mostly the rule table: one rule per input property of pulumi-gcp's
+Its size (about 620 lines) is mostly the rule table: one rule per input property of pulumi-gcp's
 Table and Dataset (a test keeps it complete) and one per resource option.
 
 Pure core: compares registrations as infra/mockrun.py records them (plain dicts), paired by URN (type,
@@ -22,6 +22,7 @@ import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from infra.catalog import RangePartitioning, Table, TimePartitioning
@@ -63,6 +64,25 @@ ENGINE_IGNORE_CHANGES = Rule("Pulumi", f"{STEPS} diff: processIgnoreChanges keep
 ENGINE_IMPORT = Rule("Pulumi", f"{STEPS} generateSteps: isImport only when the id differs from the state's")
 ENGINE_IMPORT_REPLACE = Rule("Pulumi", f"{STEPS} continueStepsFromDiff: a replacement with goal.ID is an error")
 ENGINE_STATE_ONLY = Rule("Pulumi", "a component exists in Pulumi's state only")
+# Optional+Computed: when the configuration leaves the value out, the SDK plans no change and keeps the
+# prior state (hashicorp/terraform-plugin-sdk helper/schema/schema.go diffSet and diffString: "no new value
+# is set ... and we're computed, then nothing has changed"), so nothing reaches BigQuery.
+SDK_COMPUTED = "terraform-plugin-sdk helper/schema/schema.go diffSet/diffString: Optional+Computed left out"
+ACCESS_SET = Rule("provider", f"{TF_DATASET} access: TypeSet, resourceBigqueryDatasetAccessHash")
+ACCESS_COMPUTED = Rule("provider", f"{TF_DATASET} access Optional+Computed; {SDK_COMPUTED}")
+TABLE_EXPIRATION_COMPUTED = Rule("provider", f"{TF_TABLE} expiration_time Optional+Computed; {SDK_COMPUTED}")
+# The stack's gcp: keys are the default provider's inputs; a change makes the engine diff the provider
+# (pkg/resource/deploy/providers/registry.go Diff -> the bridge's DiffConfig, an update: pulumi-gcp marks no
+# config key ForcesProviderReplace).
+PROVIDER_CONFIG = Rule(
+    "Pulumi", "pulumi/pulumi pkg/resource/deploy/default_providers.go newRegisterDefaultProviderEvent: GetPackageConfig"
+)
+PROVIDER_LABELS = Rule("provider", "terraform-provider-google tpgresource/labels.go setLabelsFields")
+DEFAULT_PROVIDER = "default gcp provider"
+# pulumi-gcp's names (provider/resources.go Config) of the keys the provider merges into every resource's labels.
+_LABEL_KEYS = frozenset(
+    {"gcp:defaultLabels", "gcp:addPulumiAttributionLabel", "gcp:pulumiAttributionLabelAdditionStrategy"}
+)
 
 
 @dataclass(frozen=True)
@@ -143,14 +163,23 @@ DATASET_RULES: dict[str, PropertyRule] = {
     "storageBillingModel": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
 }
 OPTIONS = ("protect", "deleteBeforeReplace", "replacementTrigger", "replaceOnChanges", "ignoreChanges", "import")
-_KIND_ORDER = {"dataset": 0, "table": 1, "component": 2}
+_KIND_ORDER = {"provider": 0, "dataset": 1, "table": 2, "component": 3}
 _DEFAULTS: dict[str, Any] = {
     "protect": False,
     "deleteBeforeReplace": False,
     "replaceOnChanges": [],
     "ignoreChanges": [],
 }
-_ACL_ROLES = {"READER": 1, "WRITER": 2, "OWNER": 3}
+# Legacy roles and the IAM names the provider takes for them (resource_bigquery_dataset.go
+# bigqueryDatasetAccessPrimitiveToRoleMap); any other role ranks as the highest.
+_ACL_ROLES = {
+    "READER": 1,
+    "WRITER": 2,
+    "OWNER": 3,
+    "roles/bigquery.dataViewer": 1,
+    "roles/bigquery.dataEditor": 2,
+    "roles/bigquery.dataOwner": 3,
+}
 
 
 @dataclass(frozen=True)
@@ -230,8 +259,38 @@ def compare_registrations(
             continue
         ordered = tuple(sorted(changes, key=lambda c: -c.verdict.rank))
         result.append(TableChanges(current.key, ordered, current.key in approvals, current.kind))
+    # Before the stack's first up there is no provider in state to update: it is created with the rest.
+    if old.resources and (provider := _provider_changes(old.config, new.config)):
+        result.append(
+            TableChanges(DEFAULT_PROVIDER, tuple(sorted(provider, key=lambda c: -c.verdict.rank)), kind="provider")
+        )
     result.sort(key=lambda t: (-t.verdict.rank, _KIND_ORDER[t.kind], t.name))
     return DiffResult(old_label, new_label, tuple(result), stack, unchanged)
+
+
+def _provider_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
+    """The default provider reads the stack's gcp: keys, which the registrations do not show.
+
+    Only gcp:project passes `validate` today (infra/settings.py), but a base may hold a key an earlier
+    version accepted: dropping it changes the provider too. A secret is masked on both sides, so a new
+    ciphertext of it goes unseen here.
+    """
+    changes = []
+    for key in sorted(k for k in old.keys() | new.keys() if k.startswith("gcp:") and old.get(k) != new.get(k)):
+        what = f"{key} {_show(old.get(key))} -> {_show(new.get(key))}: the default provider is updated"
+        if key == "gcp:project":
+            text = f"{what}, in Pulumi's state; each dataset and table names its project itself, and is listed with it"
+            changes.append(_change(f"({key})", Verdict.NOOP, PROVIDER_CONFIG, text, key))
+        elif key in _LABEL_KEYS:
+            text = (
+                f"{what}, and it merges this into the labels of every dataset and table, so each is updated in "
+                f"place and its labels in BigQuery change ({PROVIDER_LABELS.source})"
+            )
+            changes.append(_change(f"({key})", Verdict.UPDATE, PROVIDER_CONFIG, text, key))
+        else:
+            text = f"{what}; what that does to the resources: no rule known; reported as an update"
+            changes.append(_change(f"({key})", Verdict.UPDATE, PROVIDER_CONFIG, text, key))
+    return changes
 
 
 def _added(resource: Registered) -> Change:
@@ -355,8 +414,16 @@ def _property_change(new: Registered, key: str, rule: PropertyRule | None, befor
         return _change(
             path, Verdict.NOOP, rule.rule, f"{what} differs only in letter case, which the provider ignores", key
         )
+    if key == "accesses":
+        return _access_change(path, before, after) or _change(
+            path, rule.verdict, rule.rule, f"{what}: {rule.text}", key
+        )
     if key == "expirationTime" and after is None:
-        return _change(path, Verdict.UPDATE, rule.rule, f"{what}, in place; the table no longer expires", key)
+        text = (
+            f"{what}: the provider sends nothing, so BigQuery keeps the expiration and deletes the table and its "
+            f"rows at {_epoch_ms(before)}; declare a later expirationTime, or clear it on the live table before then"
+        )
+        return _change(path, Verdict.REJECTED, TABLE_EXPIRATION_COMPUTED, text, key)
     fix = None
     text = f"{what}: {rule.text}"
     if key == "encryptionConfiguration" and (after or {}).get("kmsKeyName"):
@@ -365,6 +432,38 @@ def _property_change(new: Registered, key: str, rule: PropertyRule | None, befor
         fix = f"ALTER TABLE `{ref}` SET OPTIONS (kms_key_name = '{after['kmsKeyName']}')"
         text += f". `migrate --apply` re-keys it in place with its rows ({fix}), then `pulumi up --refresh`"
     return _change(path, rule.verdict, rule.rule, text, key, fix)
+
+
+def _access_change(path: str, before: Any, after: Any) -> Change | None:
+    """The ACL is a set: reordered entries are no change, and a left-out ACL sends nothing."""
+    if before and after is None:
+        members = ", ".join(f"{e.get('role')} {_member(e)}" for e in before)
+        text = (
+            "accesses no longer set: the provider sends nothing, so the live ACL stays as last applied "
+            f"({members}) and no member loses or gains access; to take access away, list the ACL without them"
+        )
+        return _change(path, Verdict.NOOP, ACCESS_COMPUTED, text, "accesses")
+    if before and after and sorted(map(_access_key, before)) == sorted(map(_access_key, after)):
+        text = "the same ACL entries in another order: the provider holds them as a set, so nothing is sent"
+        return _change(path, Verdict.NOOP, ACCESS_SET, text, "accesses")
+    return None
+
+
+# resourceBigqueryDatasetAccessHash: emails compared in lower case, a legacy role as its IAM name.
+_EMAIL_FIELDS = ("userByEmail", "groupByEmail")
+
+
+def _access_key(entry: Mapping[str, Any]) -> str:
+    normal = {k: str(v).lower() if k in _EMAIL_FIELDS else v for k, v in entry.items()}
+    normal["role"] = _ACL_ROLES.get(str(entry.get("role")), entry.get("role"))  # a role's rank names it
+    return json.dumps(normal, sort_keys=True)
+
+
+def _epoch_ms(value: Any) -> str:
+    try:
+        return datetime.fromtimestamp(int(value) / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (TypeError, ValueError, OverflowError):
+        return f"expirationTime {value}"
 
 
 def _show(value: Any) -> str:
@@ -413,7 +512,7 @@ def _under_options(change: Change, ignored: set[str], on_change: set[str]) -> Ch
         text = f"ignoreChanges lists {change.pulumi_property}: the old value is kept; without it: {change.reason}"
         return _change(change.path, Verdict.NOOP, ENGINE_IGNORE_CHANGES, text, change.pulumi_property)
     # The provider sends nothing for a noop or a removed expiration, so the engine sees no change to replace on.
-    sends_nothing = change.verdict is Verdict.NOOP or change.rule is EXPIRATION_COMPUTED
+    sends_nothing = change.verdict is Verdict.NOOP or change.rule in (EXPIRATION_COMPUTED, TABLE_EXPIRATION_COMPUTED)
     if change.pulumi_property in on_change and not sends_nothing and change.verdict is not Verdict.REPLACE:
         text = (
             f"replaceOnChanges lists {change.pulumi_property} (recreateOnSchemaChange): the table is recreated, "
@@ -511,14 +610,18 @@ def _lowered(prop: str, old: Registered, new: Registered) -> str | None:
 def _widened(before: Iterable[Mapping[str, str]], after: Iterable[Mapping[str, str]]) -> list[str]:
     """Entries that grant a member more than before."""
 
-    def member(entry: Mapping[str, str]) -> str:
-        return ",".join(f"{k}={v}" for k, v in sorted(entry.items()) if k != "role")
-
     had: dict[str, int] = {}
     for entry in before:
-        had[member(entry)] = max(had.get(member(entry), 0), _ACL_ROLES.get(entry.get("role", ""), 3))
+        had[_member(entry)] = max(had.get(_member(entry), 0), _ACL_ROLES.get(entry.get("role", ""), 3))
     return [
-        f"{entry.get('role')} {member(entry)}"
+        f"{entry.get('role')} {_member(entry)}"
         for entry in after
-        if _ACL_ROLES.get(entry.get("role", ""), 3) > had.get(member(entry), 0)
+        if _ACL_ROLES.get(entry.get("role", ""), 3) > had.get(_member(entry), 0)
     ]
+
+
+def _member(entry: Mapping[str, str]) -> str:
+    """The member an entry names; emails in lower case, as resourceBigqueryDatasetAccessHash compares them."""
+    return ",".join(
+        f"{k}={str(v).lower() if k in _EMAIL_FIELDS else v}" for k, v in sorted(entry.items()) if k != "role"
+    )

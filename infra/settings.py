@@ -188,12 +188,52 @@ def parse_settings(stack: str, values: Mapping[str, Any], source: str, catalog: 
     return Settings(stack=stack, project=str(project), options=stack_settings)
 
 
+# The default gcp provider reads every gcp: key of the stack as its own input (pulumi/pulumi
+# pkg/resource/deploy/default_providers.go newRegisterDefaultProviderEvent: GetPackageConfig), so a
+# gcp: key changes what the provider does to every resource, which the program's registrations (and so
+# `diff --stack` and `verify`) never show. Only gcp:project is modelled: every resource names its
+# project itself. The rest is refused, with the way to get what the key was meant for.
+_LABELS = (
+    "the provider would merge it into the labels of every dataset and table (terraform-provider-google "
+    "tpgresource/labels.go setLabelsFields), which `diff --stack` and `verify` do not see"
+)
+_IDENTITY = (
+    "the identity comes from the environment, so each job runs as its own (README, Delivery: credentials); "
+    "remove it and use Application Default Credentials (gcloud auth application-default login, "
+    "GOOGLE_APPLICATION_CREDENTIALS or workload identity)"
+)
+_GCP_KEY_HINTS = {
+    "defaultLabels": f"{_LABELS}; put the labels in tenant-bigquery:labels",
+    # pulumi-gcp's names for add_terraform_attribution_label and its strategy (provider/resources.go Config).
+    "addPulumiAttributionLabel": f"{_LABELS}; remove it",
+    "pulumiAttributionLabelAdditionStrategy": f"{_LABELS}; remove it",
+    "region": "nothing here is regional: the datasets' location is tenant-bigquery:location; remove it",
+    "zone": "nothing here is zonal: the datasets' location is tenant-bigquery:location; remove it",
+    "credentials": _IDENTITY,
+    "accessToken": _IDENTITY,
+    "externalCredentials": _IDENTITY,
+    "impersonateServiceAccount": _IDENTITY,
+    "impersonateServiceAccountDelegates": _IDENTITY,
+}
+
+
+def _gcp_key_problem(key: str, source: str) -> Problem:
+    hint = _GCP_KEY_HINTS.get(
+        key.partition(":")[2],
+        "it changes the default provider, whose effect on the resources `diff --stack` does not show; remove it",
+    )
+    return Problem(source, f"config.{key}", f"a provider setting this program does not model: {hint}")
+
+
 def _unknown_key_problems(values: Mapping[str, Any], source: str) -> list[Problem]:
     """A misspelt key would be ignored and its setting silently keep its default (prod's protection too)."""
     problems = []
     for key in map(str, values):  # YAML may give a number or null as a key
         namespace = key.partition(":")[0]
-        if namespace in ("gcp", "pulumi") or key in KNOWN_CONFIG_KEYS:
+        if namespace == "pulumi" or key in KNOWN_CONFIG_KEYS:
+            continue
+        if namespace == "gcp":
+            problems.append(_gcp_key_problem(key, source))
             continue
         import difflib  # only for a misspelt key: a valid stack does not pay for it
 

@@ -92,6 +92,34 @@ def test_partitioning_errors_name_the_column_and_values(repo_copy: Path, partiti
     assert_one_line_refusal(validate(repo_copy), line)
 
 
+@pytest.mark.parametrize(
+    ("setting", "fix"),
+    [
+        ("gcp:defaultLabels: {team: data}", "put the labels in tenant-bigquery:labels"),
+        ("gcp:addPulumiAttributionLabel: true", "labels of every dataset and table"),
+        ("gcp:region: us-central1", "the datasets' location is tenant-bigquery:location; remove it"),
+        ("gcp:impersonateServiceAccount: deploy@p.iam.gserviceaccount.com", "use Application Default Credentials"),
+        ("gcp:userProjectOverride: true", "it changes the default provider"),
+        ("gcp:billingProject: other", "it changes the default provider"),
+        ("gcp:requestTimeout: 60s", "it changes the default provider"),
+    ],
+)
+def test_provider_settings_the_program_does_not_model_are_refused(repo_copy: Path, setting: str, fix: str) -> None:
+    """Every gcp: key is an input of the default provider (pulumi/pulumi pkg/resource/deploy/default_providers.go
+    newRegisterDefaultProviderEvent: GetPackageConfig); only gcp:project is modelled. Default labels and the
+    attribution label (pulumi-gcp provider/resources.go Config: addPulumiAttributionLabel) end up in every
+    resource's labels (terraform-provider-google tpgresource/labels.go setLabelsFields)."""
+    stack_file = repo_copy / "Pulumi.prod.yaml"
+    stack_file.write_text(stack_file.read_text() + f"  {setting}\n")
+    result = validate(repo_copy)
+    assert result.returncode == 1
+    [problem, summary] = result.stderr.splitlines()
+    key = setting.split(": ", 1)[0]
+    assert problem.startswith(f"Pulumi.prod.yaml:config.{key}: a provider setting this program does not model: ")
+    assert fix in problem
+    assert summary == "1 problem(s); nothing was changed."
+
+
 def test_a_partition_expiration_beyond_int64_milliseconds(repo_copy: Path) -> None:
     declaration = repo_copy / "stacks" / "tenants.yaml"
     declaration.write_text(declaration.read_text().replace("expiration_days: 730", "expiration_days: 200000000000000"))

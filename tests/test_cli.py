@@ -104,11 +104,13 @@ def test_plan_json_lists_the_dataset_and_tables_with_options() -> None:
 
 
 def test_plan_masks_secret_config_values(repo_copy: Path) -> None:
+    """pulumi: is the one namespace whose secrets pass (gcp: keys but the project are refused, and this
+    project's settings must be plain text)."""
     stack_file = repo_copy / "Pulumi.dev.yaml"
-    stack_file.write_text(stack_file.read_text() + "  gcp:accessToken:\n    secure: v1:abcdef==\n")
+    stack_file.write_text(stack_file.read_text() + "  pulumi:token:\n    secure: v1:abcdef==\n")
     result = invoke("plan", "--stack", "dev", "--root", str(repo_copy), "--format", "json", cwd=repo_copy)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["config"]["gcp:accessToken"] == "[secret]"
+    assert json.loads(result.stdout)["config"]["pulumi:token"] == "[secret]"
     assert "v1:abcdef" not in result.stdout
 
 

@@ -531,7 +531,7 @@ def test_a_new_location_replaces_the_dataset_and_a_case_change_does_nothing(diff
     moved = json.loads(diff("--root", str(repo), "--format", "json", "--stack", "prod").stdout)
 
     # The program sends the canonical spelling; the provider would ignore the case anyway (test_resourcediff).
-    assert case_only == {"tables": [], "datasets": [], "components": []}
+    assert case_only == {"tables": [], "datasets": [], "components": [], "providers": []}
     assert moved["tables"] == []
     [dataset] = moved["datasets"]
     assert (dataset["dataset"], dataset["verdict"]) == ("tenants", "replace")
@@ -694,6 +694,7 @@ def test_an_unchanged_tree_has_no_changes_for_the_stack(diff: Diff, repo: Path) 
         "tables": [],
         "datasets": [],
         "components": [],
+        "providers": [],
     }
     assert len(git(repo, "worktree", "list").splitlines()) == 1  # the base's worktree is removed again
 
@@ -715,3 +716,82 @@ def test_a_base_without_the_stack_adds_everything(diff: Diff, repo_copy: Path) -
     result = json.loads(diff("--root", str(repo_copy), "--stack", "prod", "--format", "json").stdout)
     assert {t["table"]: t["verdict"] for t in result["tables"]} == {table: "added" for table in TABLES}
     assert [d["verdict"] for d in result["datasets"]] == ["added"]
+
+
+# ---------------------------------------------------------------- provider config, the ACL set, expirationTime
+
+
+def edit_stack_file(repo: Path, stack: str, change: Callable[[dict[str, Any]], None]) -> None:
+    path = repo / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text())
+    change(document["config"])
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def test_provider_default_labels_are_refused_not_read_as_no_changes(diff: Diff, repo: Path) -> None:
+    """The default provider takes the stack's gcp: keys as its inputs (pulumi/pulumi
+    pkg/resource/deploy/default_providers.go newRegisterDefaultProviderEvent: GetPackageConfig) and merges
+    default labels into every resource's labels (terraform-provider-google tpgresource/labels.go
+    setLabelsFields): the engine would update every dataset and table, so the stack file is refused."""
+    edit_stack_file(repo, "prod", lambda config: config.update({"gcp:defaultLabels": {"team": "data"}}))
+
+    result = diff("--root", str(repo), "--stack", "prod", cwd=repo)
+
+    assert result.exit_code == 2
+    assert "No changes." not in result.stdout
+    first, summary = result.stderr.splitlines()[0], result.stderr.splitlines()[-1]
+    assert first.startswith("Pulumi.prod.yaml:config.gcp:defaultLabels: a provider setting this program does not model")
+    assert first.endswith("put the labels in tenant-bigquery:labels")
+    assert summary == "1 problem(s); nothing was changed."
+
+
+def test_reordered_acl_entries_are_no_change(diff: Diff, repo: Path) -> None:
+    """resource_bigquery_dataset.go: access is a TypeSet hashed by resourceBigqueryDatasetAccessHash, and the
+    SDK compares sets by their hash codes (terraform-plugin-sdk helper/schema/schema.go diffSet): order is nothing."""
+    edit_stack_file(repo, "prod", lambda config: config["tenant-bigquery:access"]["writers"].reverse())
+
+    result = json.loads(diff("--root", str(repo), "--stack", "prod", "--format", "json").stdout)
+
+    [dataset] = result["datasets"]
+    [change] = dataset["changes"]
+    assert (change["path"], change["verdict"], change["lowersSafety"]) == ("(accesses)", "noop", None)
+    assert "holds them as a set, so nothing is sent" in change["reason"]
+
+
+def test_a_removed_acl_sends_nothing_and_keeps_the_live_acl(diff: Diff, repo: Path) -> None:
+    """access is Optional+Computed (resource_bigquery_dataset.go): with the configuration leaving it out the SDK
+    plans no change and keeps the prior value (terraform-plugin-sdk helper/schema/schema.go diffSet), so the ACL
+    stays as last applied. In protected prod that lowers no safety: nobody gains access."""
+    edit_config(repo, "prod", access=None)
+
+    as_json = json.loads(diff("--root", str(repo), "--stack", "prod", "--format", "json").stdout)
+    gate = diff("--root", str(repo), "--stack", "prod", "--fail-on", "update-destructive")
+
+    [dataset] = as_json["datasets"]
+    [change] = dataset["changes"]
+    assert (change["path"], change["verdict"], change["lowersSafety"]) == ("(accesses)", "noop", None)
+    assert "the live ACL stays as last applied (OWNER specialGroup=projectOwners, " in change["reason"]
+    assert "READER groupByEmail=data-platform-engineers@acme.example" in change["reason"]
+    assert gate.exit_code == 0, gate.stdout
+
+
+def test_a_removed_table_expiration_is_rejected_the_table_still_expires(diff: Diff, repo: Path) -> None:
+    """expiration_time is Optional+Computed (resource_bigquery_table.go ResourceBigQueryTable) and sent only when
+    set (resourceTable: d.GetOk("expiration_time")): a base whose program set it, a tree that no longer does, sends
+    nothing (terraform-plugin-sdk helper/schema/schema.go diffString: removed && schema.Computed), and BigQuery
+    still deletes the table at that time."""
+    declared = repo / "infra" / "declared.py"
+    original = declared.read_text()
+    anchor = '        "clusterings": list(table.clustering) or None,\n'
+    assert anchor in original
+    declared.write_text(original.replace(anchor, anchor + '        "expiration_time": 1_900_000_000_000,\n'))
+    commit(repo, "tables expire")
+    declared.write_text(original)
+
+    as_json = json.loads(diff("--root", str(repo), "--stack", "prod", "--format", "json").stdout)
+
+    assert {t["verdict"] for t in as_json["tables"]} == {"rejected"}
+    [change] = as_json["tables"][0]["changes"]
+    assert (change["path"], change["verdict"]) == ("(expirationTime)", "rejected")
+    assert "the provider sends nothing, so BigQuery keeps the expiration and deletes the table" in change["reason"]
+    assert "at 2030-03-17 17:46:40 UTC" in change["reason"]

@@ -280,3 +280,38 @@ def test_an_explicit_false_now_left_out_is_reported_as_nothing(prod: Registratio
     queue = "tenants-pipeline_execution_queue"
     result = compare(changed(prod, queue, inputs={"requirePartitionFilter": False}), prod)
     assert only(result) == {"tenants.pipeline_execution_queue": ("(requirePartitionFilter)", Verdict.NOOP)}
+
+
+def test_a_base_with_provider_labels_dropped_now_updates_every_resource(prod: Registrations) -> None:
+    """A base an earlier version validated may hold gcp:defaultLabels; dropping it changes the default
+    provider's inputs (pulumi/pulumi pkg/resource/deploy/default_providers.go newRegisterDefaultProviderEvent),
+    which then drops those labels from every resource (terraform-provider-google tpgresource/labels.go
+    setLabelsFields): never "No changes." A changed gcp:project is said too, as the provider's own noop."""
+    base = Registrations(prod.resources, {**prod.config, "gcp:defaultLabels": {"team": "data"}})
+    moved = Registrations(prod.resources, {**prod.config, "gcp:project": "elsewhere"})
+
+    [provider] = compare(base, prod).resources
+    [project] = compare(prod, moved).resources
+
+    assert (provider.kind, provider.name, provider.verdict) == ("provider", "default gcp provider", Verdict.UPDATE)
+    assert provider.changes[0].path == "(gcp:defaultLabels)"
+    assert "labels in BigQuery change" in provider.changes[0].reason
+    assert (project.kind, project.verdict, project.changes[0].path) == ("provider", Verdict.NOOP, "(gcp:project)")
+
+
+def test_acl_order_and_a_left_out_acl_send_nothing(prod: Registrations) -> None:
+    """resource_bigquery_dataset.go access: TypeSet (resourceBigqueryDatasetAccessHash: emails in lower case,
+    legacy roles as IAM names) and Optional+Computed; terraform-plugin-sdk helper/schema/schema.go diffSet."""
+    [dataset] = [r for r in prod.resources if r.type == DATASET_TYPE]
+    accesses = list(dataset.inputs["accesses"])
+    spelt = [
+        {**a, "role": "roles/bigquery.dataViewer", "groupByEmail": a["groupByEmail"].upper()}
+        if a.get("role") == "READER"
+        else a
+        for a in reversed(accesses)
+    ]
+
+    for inputs in ({"accesses": spelt}, {"accesses": None}):
+        result = compare(prod, changed(prod, "tenants", DATASET_TYPE, inputs=inputs))
+        assert only(result) == {"tenants": ("(accesses)", Verdict.NOOP)}
+        assert not result.fails(Verdict.UPDATE)
