@@ -27,7 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from infra.catalog import Catalog, Table
-from infra.changes import TableChanges, Verdict
+from infra.changes import TableChanges, Verdict, worst
 from infra.declared import DeclaredTable, TableArgs, table_args
 from infra.drift import TableState, declared_table
 from infra.renames import find_column
@@ -685,6 +685,21 @@ def _expression(declared: Column, live: Column, source: str, renamed: dict[str, 
 
 # diff names the rebuild's table by its pattern: the time is the one migrate runs at.
 _PLACEHOLDER_TIME = datetime(2000, 1, 1)
+# The provider input of each TableState field: what a migration brings to the declaration, so that after
+# it and a refresh the provider finds no difference there. Every other change of the table (a replacement
+# trigger, which the engine decides before and apart from the provider's diff: pulumi/pulumi
+# pkg/resource/deploy/step_generator.go shouldTriggerReplace; a ForceNew input such as tableId or project;
+# the dataset's replacement) stays as it is.
+MIGRATED_PROPERTIES = {
+    "schema": "schema",
+    "time_partitioning": "timePartitioning",
+    "range_partitioning": "rangePartitioning",
+    "require_partition_filter": "requirePartitionFilter",
+    "clustering": "clusterings",
+    "labels": "labels",
+    "description": "description",
+    "kms_key_name": "encryptionConfiguration",
+}
 
 
 def mark_migration(
@@ -705,6 +720,8 @@ def mark_migration(
     if plan.checks:
         # Only the live rows can pass a data check, so offline the change still counts as it is declared.
         left = changes.verdict
+    migrated = set(MIGRATED_PROPERTIES.values())
+    left = worst([left, *(c.verdict for c in changes.changes if c.pulumi_property not in migrated)])
     stamp = name_stamp(_PLACEHOLDER_TIME)
     runs = [step.action.splitlines()[0].replace(stamp, "<UTC time>") for step in plan.steps if step.kind != "count"]
     runs += [f"data check: {check.what}" for check in plan.checks]

@@ -64,6 +64,16 @@ ENGINE_IGNORE_CHANGES = Rule("Pulumi", f"{STEPS} diff: processIgnoreChanges keep
 ENGINE_IMPORT = Rule("Pulumi", f"{STEPS} generateSteps: isImport only when the id differs from the state's")
 ENGINE_IMPORT_REPLACE = Rule("Pulumi", f"{STEPS} continueStepsFromDiff: a replacement with goal.ID is an error")
 ENGINE_STATE_ONLY = Rule("Pulumi", "a component exists in Pulumi's state only")
+# A dependent is replaced with a replaced resource only through a property dependency; the tables name their
+# dataset by a plain id and depends_on, which the Python SDK keeps out of property dependencies.
+ENGINE_DEPENDENTS = Rule(
+    "Pulumi", f"{STEPS} calculateDependentReplacements: only a property dependency replaces a dependent"
+)
+# The provider deletes a dataset with ?deleteContents= the state's delete_contents_on_destroy; BigQuery
+# then deletes every table in it, or refuses while it holds one (BigQuery REST reference: datasets.delete).
+DATASET_DELETE_CONTENTS = Rule(
+    "provider", f"{TF_DATASET} resourceBigQueryDatasetDelete: deleteContents; BigQuery REST datasets.delete"
+)
 # Optional+Computed: when the configuration leaves the value out, the SDK plans no change and keeps the
 # prior state (hashicorp/terraform-plugin-sdk helper/schema/schema.go diffSet and diffString: "no new value
 # is set ... and we're computed, then nothing has changed"), so nothing reaches BigQuery.
@@ -257,15 +267,77 @@ def compare_registrations(
         if not changes:
             unchanged += current.kind == "table"
             continue
-        ordered = tuple(sorted(changes, key=lambda c: -c.verdict.rank))
+        ordered = _worst_first(*changes)
         result.append(TableChanges(current.key, ordered, current.key in approvals, current.kind))
+    result, unchanged = _dataset_replacements(result, old, new, unchanged)
     # Before the stack's first up there is no provider in state to update: it is created with the rest.
     if old.resources and (provider := _provider_changes(old.config, new.config)):
         result.append(
-            TableChanges(DEFAULT_PROVIDER, tuple(sorted(provider, key=lambda c: -c.verdict.rank)), kind="provider")
+            TableChanges(DEFAULT_PROVIDER, _worst_first(*provider), kind="provider")
         )
     result.sort(key=lambda t: (-t.verdict.rank, _KIND_ORDER[t.kind], t.name))
     return DiffResult(old_label, new_label, tuple(result), stack, unchanged)
+
+
+def _worst_first(*changes: Change) -> tuple[Change, ...]:
+    return tuple(sorted(changes, key=lambda c: -c.verdict.rank))
+
+
+def _dataset_replacements(
+    result: list[TableChanges], old: Registrations, new: Registrations, unchanged: int
+) -> tuple[list[TableChanges], int]:
+    """What a dataset's replacement does to its tables, which the engine does not replace with it.
+
+    The delete comes first (the dataset registers deleteBeforeReplace). With deleteContentsOnDestroy true in
+    state BigQuery deletes every table and its rows with the dataset, while the engine leaves each table
+    as it is (or, when its own dataset id changed too, replaces it, and that delete finds no table:
+    terraform-provider-google resourceBigQueryTableDelete returns the 404, and the update stops midway).
+    Without it BigQuery refuses to delete a dataset that holds tables, and the update fails there.
+    """
+    by_name = {(t.kind, t.name): t for t in result}
+    datasets = [r for r in old.resources if r.kind == "dataset"]
+    for dataset in datasets:
+        found = by_name.get(("dataset", dataset.key))
+        if found is None or found.verdict is not Verdict.REPLACE:
+            continue
+        where = (dataset.inputs.get("project"), dataset.inputs.get("datasetId"))
+        tables = [
+            r
+            for r in old.resources
+            if r.kind == "table" and (r.inputs.get("project"), r.inputs.get("datasetId")) == where
+        ]
+        if not tables:
+            continue
+        if dataset.inputs.get("deleteContentsOnDestroy") is not True:
+            text = (
+                f"the old dataset still holds {len(tables)} table(s) and state records no deleteContentsOnDestroy "
+                "true: BigQuery refuses its delete, so the update fails there and nothing is replaced"
+            )
+            change = _change("(dataset replaced)", Verdict.REJECTED, DATASET_DELETE_CONTENTS, text, "dataset")
+            by_name["dataset", found.name] = replace(found, changes=_worst_first(change, *found.changes))
+            continue
+        for table in tables:
+            own = by_name.get(("table", table.key))
+            if own is not None and own.verdict is Verdict.REPLACE:
+                text = (
+                    f"the replacement of dataset {dataset.key} deletes this table and every row with it first "
+                    "(state records deleteContentsOnDestroy true); the table's own delete then finds no table "
+                    "(404) and the update stops midway"
+                )
+                rule = DATASET_DELETE_CONTENTS
+            else:
+                text = (
+                    f"the replacement of dataset {dataset.key} deletes this table and every row with it (state "
+                    "records deleteContentsOnDestroy true); the engine leaves the table as it is in state, so "
+                    "nothing recreates it until a `pulumi up --refresh` sees it gone"
+                )
+                rule = ENGINE_DEPENDENTS
+            change = _change("(dataset replaced)", Verdict.REMOVED, rule, text, "dataset")
+            if own is None:
+                unchanged -= 1
+                own = TableChanges(table.key, (), table.key in new.approved(), "table")
+            by_name["table", table.key] = replace(own, changes=_worst_first(change, *own.changes))
+    return list(by_name.values()), unchanged
 
 
 def _provider_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:

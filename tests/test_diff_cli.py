@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from helpers import FIXTURE_ROOT, REPO_ROOT, count_yaml_reads
+from helpers import FIXTURE_ROOT, FIXTURE_TABLES, REPO_ROOT, count_yaml_reads
 
 from infra.cli import main
 
@@ -534,8 +534,46 @@ def test_a_new_location_replaces_the_dataset_and_a_case_change_does_nothing(diff
     assert case_only == {"tables": [], "datasets": [], "components": [], "providers": []}
     assert moved["tables"] == []
     [dataset] = moved["datasets"]
-    assert (dataset["dataset"], dataset["verdict"]) == ("tenants", "replace")
-    assert "every table goes with it" in dataset["changes"][0]["reason"]
+    # Prod's state records no deleteContentsOnDestroy true: BigQuery refuses to delete the dataset.
+    assert (dataset["dataset"], dataset["verdict"]) == ("tenants", "rejected")
+    assert dataset["changes"][0]["reason"].startswith(
+        "provider: the old dataset still holds 8 table(s) and state records no deleteContentsOnDestroy true: "
+        "BigQuery refuses its delete, so the update fails there and nothing is replaced"
+    )
+    assert "every table goes with it" in dataset["changes"][1]["reason"]
+
+
+def test_a_dataset_replaced_with_its_contents_loses_every_table(diff: Diff, repo: Path) -> None:
+    """Dev's state records deleteContentsOnDestroy true: the provider deletes the dataset with
+    ?deleteContents=true (terraform-provider-google resource_bigquery_dataset.go resourceBigQueryDatasetDelete),
+    and BigQuery deletes every table in it (BigQuery REST reference, datasets.delete). The engine replaces a
+    dependent only through a property dependency (pulumi/pulumi pkg/resource/deploy/step_generator.go
+    calculateDependentReplacements), and the tables name the dataset by a plain id and depends_on: the
+    engine leaves them as they are."""
+    edit_config(repo, "dev", location="EU")
+    moved = diff("--root", str(repo), "--format", "json", "--stack", "dev", "--fail-on", "update-destructive")
+    tables = documents(moved)
+    assert moved.exit_code == 1
+    assert len(tables) == len(FIXTURE_TABLES)
+    for name, table in tables.items():
+        assert table["verdict"] == "removed", name
+        [change] = table["changes"]
+        assert change["path"] == "(dataset replaced)"
+        assert "deletes this table and every row with it" in change["reason"]
+        assert "calculateDependentReplacements" in change["reason"]
+
+
+def test_a_new_suffix_deletes_the_tables_with_the_dataset_before_their_own_deletes(diff: Diff, repo: Path) -> None:
+    """A new datasetSuffix changes the dataset's and every table's datasetId (ForceNew): the dataset goes first
+    with its tables, then each table's own delete finds nothing; terraform-provider-google
+    resource_bigquery_table.go resourceBigQueryTableDelete returns that 404 as an error."""
+    edit_config(repo, "dev", datasetSuffix="_v2")
+    tables = documents(diff("--root", str(repo), "--format", "json", "--stack", "dev"))
+    assert len(tables) == len(FIXTURE_TABLES)
+    for name, table in tables.items():
+        assert table["verdict"] == "removed", name
+        [removal] = [c for c in table["changes"] if c["path"] == "(dataset replaced)"]
+        assert "the table's own delete then finds no table (404) and the update stops midway" in removal["reason"]
 
 
 def test_bad_refs_and_folders_outside_git_exit_2(diff: Diff, repo: Path, tmp_path: Path) -> None:

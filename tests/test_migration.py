@@ -24,7 +24,8 @@ from helpers import FIXTURE_ROOT, REPO_ROOT, invoke
 from infra.catalog import Table, load_catalog
 from infra.declared import TimePartitioningArgs
 from infra.drift import TableState
-from infra.migration import LiveTable, TablePlan, declared_shape, plan_table
+from infra.migration import MIGRATED_PROPERTIES, LiveTable, TablePlan, declared_shape, plan_table
+from infra.resourcediff import CLASSIFIED_TABLE_PROPERTIES
 from infra.schema import Column
 from infra.settings import Settings, load_settings
 
@@ -294,3 +295,53 @@ def test_diff_marks_a_covered_change_and_the_prod_gate_counts_it_as_losing_no_da
     }
     assert "migrate covers it (no row lost; update after it): `migrate --apply` runs ALTER TABLE" in text.stdout
     assert "Runbook for" not in text.stdout  # nothing is lost, so no data-loss runbook
+
+
+@pytest.mark.parametrize(
+    ("config", "replacing"),
+    [
+        (
+            {"tenant-bigquery:recreate": {"tenants.pipeline_execution_queue": "2026-12-07"}},
+            "(option replacementTrigger)",
+        ),
+        ({}, None),
+    ],
+    ids=["recreate-token", "nothing-else"],
+)
+def test_the_gate_counts_what_a_migration_leaves_and_every_change_it_does_not_address(
+    repo_copy: Path, config: dict[str, Any], replacing: str | None
+) -> None:
+    """A widening migrate covers, together with a new recreate token: the engine decides the trigger before
+    and apart from the provider's diff (pulumi/pulumi pkg/resource/deploy/step_generator.go
+    shouldTriggerReplace), so after the migration the table is still replaced, and the gate must fail."""
+    shutil.copytree(REPO_ROOT / "infra", repo_copy / "infra", ignore=shutil.ignore_patterns("__pycache__"))
+    _git(repo_copy, "init", "-q", "-b", "main")
+    _git(repo_copy, "add", "-A")
+    _git(repo_copy, "commit", "-q", "-m", "base")
+    path = repo_copy / "schemas" / "tenants" / "pipeline_execution_queue.json"
+    columns = json.loads(path.read_text())
+    next(c for c in columns if c["name"] == "priority")["type"] = "NUMERIC"
+    path.write_text(json.dumps(columns, indent=2))
+    stack_file = repo_copy / "Pulumi.prod.yaml"
+    document = yaml.safe_load(stack_file.read_text())
+    document["config"].update(config)
+    stack_file.write_text(yaml.safe_dump(document, sort_keys=False))
+    args = ("diff", "--root", str(repo_copy), "--base", "main", "--stack", "prod", "--fail-on", "update-destructive")
+
+    gated = invoke(*args, "--format", "json", cwd=repo_copy)
+
+    (table,) = json.loads(gated.stdout)["tables"]
+    assert table["migration"]["runs"], table
+    if replacing is None:
+        assert (gated.returncode, table["migration"]["verdict_after"]) == (0, "update")
+    else:
+        assert gated.returncode == 1, gated.stdout + gated.stderr
+        assert table["migration"]["verdict_after"] == "replace"
+        assert any(c["path"] == replacing and c["verdict"] == "replace" for c in table["changes"])
+
+
+def test_every_field_the_migration_compares_names_its_provider_input() -> None:
+    """A TableState field without its input would let diff count a change migrate does not make as made."""
+    compared = {f.name for f in dataclasses.fields(TableState) if f.compare}
+    assert set(MIGRATED_PROPERTIES) == compared
+    assert set(MIGRATED_PROPERTIES.values()) <= CLASSIFIED_TABLE_PROPERTIES | {"encryptionConfiguration"}

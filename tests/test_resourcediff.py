@@ -153,8 +153,29 @@ def test_provider_rules_of_single_properties(
     (resourceBigQueryTableUpdate, resourceBigQueryDatasetUpdate)."""
     result = compare(prod, changed(prod, name, type_, inputs=inputs))
     [resource] = result.resources
-    assert [(c.path, c.verdict) for c in resource.changes] == [(path, verdict)]
-    assert "terraform-provider-google resource_bigquery_" in resource.changes[0].reason
+    # A replaced dataset's delete is also judged on what it holds (below): here only the property's rule.
+    own = [c for c in resource.changes if c.path != "(dataset replaced)"]
+    assert [(c.path, c.verdict) for c in own] == [(path, verdict)]
+    assert "terraform-provider-google resource_bigquery_" in own[0].reason
+
+
+def test_a_replaced_dataset_is_refused_while_it_holds_tables_unless_state_deletes_its_contents(
+    prod: Registrations, dev: Registrations
+) -> None:
+    """terraform-provider-google resource_bigquery_dataset.go resourceBigQueryDatasetDelete sends
+    deleteContents from state; BigQuery refuses to delete a dataset holding tables without it (REST datasets.delete).
+    With it, the tables go with the dataset, and the engine leaves them as they are (pulumi/pulumi
+    pkg/resource/deploy/step_generator.go calculateDependentReplacements: property dependencies only)."""
+    refused = compare(prod, changed(prod, "tenants", DATASET_TYPE, inputs={"location": "EU"}))
+    [dataset] = refused.resources
+    assert (dataset.kind, dataset.verdict) == ("dataset", Verdict.REJECTED)
+    assert dataset.changes[0].path == "(dataset replaced)"
+    assert dev.resources and any(r.inputs.get("deleteContentsOnDestroy") for r in dev.resources)
+    emptied = compare(dev, changed(dev, "tenants", DATASET_TYPE, inputs={"location": "EU"}))
+    tables = [r for r in emptied.resources if r.kind == "table"]
+    assert len(tables) == len(FIXTURE_TABLES) and emptied.unchanged == 0
+    assert {t.verdict for t in tables} == {Verdict.REMOVED}
+    assert not any(r.kind == "component" for r in emptied.resources)
 
 
 def test_ignore_changes_keeps_a_property_from_being_sent(prod: Registrations) -> None:
