@@ -269,7 +269,8 @@ GIT_ENV = {
 }
 
 
-def test_diff_marks_a_covered_change_and_the_prod_gate_counts_it_as_losing_no_data(repo_copy: Path) -> None:
+def _widen_priority_after_a_base_commit(repo_copy: Path) -> None:
+    """The program and catalog committed as the base, then a widening migrate covers: INT64 to NUMERIC."""
     shutil.copytree(REPO_ROOT / "infra", repo_copy / "infra", ignore=shutil.ignore_patterns("__pycache__"))
     _git(repo_copy, "init", "-q", "-b", "main")
     _git(repo_copy, "add", "-A")
@@ -278,6 +279,10 @@ def test_diff_marks_a_covered_change_and_the_prod_gate_counts_it_as_losing_no_da
     columns = json.loads(path.read_text())
     next(c for c in columns if c["name"] == "priority")["type"] = "NUMERIC"
     path.write_text(json.dumps(columns, indent=2))
+
+
+def test_diff_marks_a_covered_change_and_the_prod_gate_counts_it_as_losing_no_data(repo_copy: Path) -> None:
+    _widen_priority_after_a_base_commit(repo_copy)
     args = ("diff", "--root", str(repo_copy), "--base", "main", "--stack", "prod", "--fail-on", "update-destructive")
 
     gated = invoke(*args, "--format", "json", cwd=repo_copy)
@@ -314,14 +319,7 @@ def test_the_gate_counts_what_a_migration_leaves_and_every_change_it_does_not_ad
     """A widening migrate covers, together with a new recreate token: the engine decides the trigger before
     and apart from the provider's diff (pulumi/pulumi pkg/resource/deploy/step_generator.go
     shouldTriggerReplace), so after the migration the table is still replaced, and the gate must fail."""
-    shutil.copytree(REPO_ROOT / "infra", repo_copy / "infra", ignore=shutil.ignore_patterns("__pycache__"))
-    _git(repo_copy, "init", "-q", "-b", "main")
-    _git(repo_copy, "add", "-A")
-    _git(repo_copy, "commit", "-q", "-m", "base")
-    path = repo_copy / "schemas" / "tenants" / "pipeline_execution_queue.json"
-    columns = json.loads(path.read_text())
-    next(c for c in columns if c["name"] == "priority")["type"] = "NUMERIC"
-    path.write_text(json.dumps(columns, indent=2))
+    _widen_priority_after_a_base_commit(repo_copy)
     stack_file = repo_copy / "Pulumi.prod.yaml"
     document = yaml.safe_load(stack_file.read_text())
     document["config"].update(config)
