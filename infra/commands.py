@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from infra.documents import display_path
+from infra.documents import display_path, load_yaml
 from infra.problems import DeclarationError, Problem
 
 # The catalog is imported by the commands that read it: `diff --old/--new` does not.
@@ -148,11 +148,22 @@ class GateResult:
         return [step for step in self.steps if step.approved_by is None]
 
 
+def pulumi_project(root: Path) -> str:
+    """The project's name, which the engine writes into every URN (Pulumi.yaml `name`)."""
+    path = root / "Pulumi.yaml"
+    document = load_yaml(path, display_path(path))
+    name = document.get("name") if isinstance(document, dict) else None
+    if not isinstance(name, str) or not name:
+        raise DeclarationError([Problem(display_path(path), "name", "the project has no name; set `name:`")])
+    return name
+
+
 def preview_gate(root: Path, stack: str, preview_file: Path, migration_file: Path | None) -> GateResult:
     """Every delete and replace of a `pulumi preview --json` document, each approved or not."""
     from infra import previewgate
 
     _, settings = load_stack(root, stack)
+    project = pulumi_project(root)
     reading = preview_file
     try:
         migrated: frozenset[str] = frozenset()
@@ -163,7 +174,7 @@ def preview_gate(root: Path, stack: str, preview_file: Path, migration_file: Pat
             )
         reading = preview_file
         document = previewgate.load_document(preview_file.read_text(encoding="utf-8"))
-        steps = previewgate.destructive_steps(document, settings, migrated)
+        steps = previewgate.destructive_steps(document, settings, project, migrated)
         others = previewgate.other_changes(document)
     except OSError as error:
         raise CommandFailed(f"cannot read {display_path(reading)}: {error.strerror or error}", 2) from None

@@ -19,7 +19,11 @@ PreviewDigest
                  `severity` (sdk/go/common/diag/sink.go: "info", "info#err", "warning", "error"); `prefix`
                  is never set. Absent when there are none.
   duration       nanoseconds (time.Duration); changeSummary: the SummaryEvent's counts per op, sent even when
-                 the deployment failed (pkg/engine/deployment.go run); maybeCorrupt: absent (false).
+                 the deployment failed (pkg/engine/deployment.go run), absent when the preview was cancelled
+                 (ShowPreviewDigest stops at the CancelEvent); maybeCorrupt: absent (false). It counts every
+                 step whose Logical() is true, hidden `same` steps included, under its op (pkg/engine/update.go
+                 previewActions.OnResourceStepPost, internal steps excepted): a replace once, never its
+                 create-replacement, delete-replaced or import-replacement, never a refresh (step.go Logical).
 PreviewStep
   op, urn        always; op is a StepOp of pkg/resource/deploy/step.go.
   provider       the provider reference `<provider URN>::<id>` (absent for the root stack, a component, or
@@ -248,14 +252,31 @@ def diagnostic(message: str, severity: str, urn: str | None = None) -> dict[str,
     return result
 
 
+# The ops of steps whose Logical() is false (pkg/resource/deploy/step.go: CreateStep, DeleteStep, ReadStep and
+# ImportStep when replacing; RefreshStep, RemovePendingReplaceStep, ExtensionParameterizeStep): never counted.
+NOT_LOGICAL = frozenset(
+    {
+        "create-replacement",
+        "delete-replaced",
+        "discard-replaced",
+        "read-replacement",
+        "import-replacement",
+        "refresh",
+        "remove-pending-replace",
+        "extend-parameterize",
+    }
+)
+
+
 def digest(
     stack: str, *steps: dict[str, Any], diagnostics: list[dict[str, Any]] | None = None, same: int = 0
 ) -> dict[str, Any]:
-    """A PreviewDigest: the root stack's step first, then `steps`; changeSummary counts the logical ops."""
+    """A PreviewDigest: the root stack's step first, then `steps`; changeSummary counts the logical ops, and
+    `same` more resources that are unchanged and so not listed."""
     all_steps = [stack_step(stack), *steps]
     summary: dict[str, int] = {"same": 1 + same}
     for each in steps:
-        if each["op"] not in {"create-replacement", "delete-replaced"}:  # not logical: not counted
+        if each["op"] not in NOT_LOGICAL:
             summary[each["op"]] = summary.get(each["op"], 0) + 1
     document: dict[str, Any] = {"config": {"gcp:project": project_id(stack)}, "steps": all_steps}
     if diagnostics:
@@ -268,3 +289,4 @@ def write(path: Path, document: dict[str, Any]) -> Path:
     """As the CLI prints it: json.MarshalIndent with four spaces, a newline (fmt.Println)."""
     path.write_text(json.dumps(document, indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
+

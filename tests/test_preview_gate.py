@@ -374,6 +374,156 @@ def test_a_missing_file_exits_2(repo_copy: Path, tmp_path: Path) -> None:
     assert err.splitlines() == [f"error: cannot read {tmp_path / 'nope.json'}: No such file or directory"]
 
 
+def lifted_delete(stack: str) -> dict[str, Any]:
+    """The delete of a removed table after its approval run: approved, so only the document's own faults fail it."""
+    lifted = table_state(stack, "old_table", protect=False, deletion_protection=False)
+    return table_step("delete", stack, "old_table", old=lifted)
+
+
+def test_a_preview_that_changes_nothing_passes(repo_copy: Path, tmp_path: Path) -> None:
+    """Nothing to do: the digest still lists the root stack's `same` step (json.go ShowPreviewDigest keeps
+    `isRootStack(m)` steps whatever shouldShow says) and counts it (changeSummary {"same": 1})."""
+    document = digest("prod")
+    assert [s["op"] for s in document["steps"]] == ["same"] and document["changeSummary"] == {"same": 1}
+    code, out, _ = gate(repo_copy, "prod", write(tmp_path / "preview.json", document))
+    assert (code, out) == (0, ["✓ nothing is deleted or replaced without approval (0 approved)."])
+
+
+def test_a_preview_of_another_stack_exits_2(repo_copy: Path, tmp_path: Path) -> None:
+    """Every URN names the stack previewed (deployment.go generateURN): prod's delete gated with dev's
+    settings (no protect there) would pass."""
+    path = write(
+        tmp_path / "preview.json", digest("prod", table_step("delete", "prod", "x", old=protected("prod", "x")))
+    )
+    code, out, err = gate(repo_copy, "dev", path)
+    assert (code, out) == (2, [])
+    assert err.splitlines() == [
+        f"error: {path}: steps[0] is a resource of stack 'prod' in project 'tenant-bigquery', not of stack 'dev' "
+        "in 'tenant-bigquery': gate what `pulumi preview --stack dev --json` printed"
+    ]
+
+
+def test_a_preview_of_another_project_exits_2(repo_copy: Path, tmp_path: Path) -> None:
+    """The URN's project is Pulumi.yaml's `name` of the program previewed (urn.go New, from source.Project())."""
+    pulumi_yaml = repo_copy / "Pulumi.yaml"
+    pulumi_yaml.write_text(pulumi_yaml.read_text().replace("name: tenant-bigquery\n", "name: tenant-bigquery-eu\n", 1))
+    path = write(tmp_path / "preview.json", digest("dev", *replace_trio("dev", "x")))
+    code, out, err = gate(repo_copy, "dev", path)
+    assert (code, out) == (2, [])
+    assert err.splitlines() == [
+        f"error: {path}: steps[0] is a resource of stack 'dev' in project 'tenant-bigquery', not of stack 'dev' "
+        "in 'tenant-bigquery-eu': gate what `pulumi preview --stack dev --json` printed"
+    ]
+
+
+def without_root_stack(document: dict[str, Any]) -> dict[str, Any]:
+    return {**document, "steps": document["steps"][1:]}
+
+
+def summary(document: dict[str, Any], **counts: int) -> dict[str, Any]:
+    return {**document, "changeSummary": {**document["changeSummary"], **counts}}
+
+
+def without(document: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in document.items() if k != key}
+
+
+ANOTHER_PREVIEW = "so they are not one preview's: preview again"
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({}, "no step of the root stack (pulumi:pulumi:Stack), which every preview lists"),
+        ({"steps": []}, "no step of the root stack (pulumi:pulumi:Stack), which every preview lists"),
+        (without_root_stack(digest("prod", lifted_delete("prod"))), "no step of the root stack"),
+        # A summary that counts a delete the steps do not list (an edited or truncated file).
+        (
+            summary(digest("prod"), delete=1),
+            f"`changeSummary` disagrees with the steps (delete: 1 counted, 0 listed), {ANOTHER_PREVIEW}",
+        ),
+        (
+            summary(digest("prod", lifted_delete("prod")), delete=0),
+            f"`changeSummary` disagrees with the steps (delete: 0 counted, 1 listed), {ANOTHER_PREVIEW}",
+        ),
+        # The engine never counts a replacement's halves (step.go CreateStep.Logical is false when replacing).
+        (
+            summary(digest("prod", *replace_trio("prod", "x")), **{"create-replacement": 1}),
+            f"`changeSummary` disagrees with the steps (create-replacement: 1 counted, 1 listed), {ANOTHER_PREVIEW}",
+        ),
+        (summary(digest("prod"), destroy=1), "`changeSummary` does not map engine step ops to counts"),
+        (summary(digest("prod"), delete=True), "`changeSummary` does not map engine step ops to counts"),
+        # A cancelled preview: ShowPreviewDigest breaks at the CancelEvent, before the SummaryEvent.
+        (without(digest("prod"), "changeSummary"), "no `changeSummary`: the preview did not finish; preview again"),
+        # An op the engine does not have (step.go StepOps) would pass as harmless.
+        (digest("prod", table_step("destroy", "prod", "x", old=protected("prod", "x"))), "is none of the engine's"),
+        (
+            digest("prod", diagnostics=[{**diagnostic("boom", "error"), "severity": "ERROR"}]),
+            "diagnostics[0].severity is 'ERROR', none of the engine's (info, info#err, warning, error)",
+        ),
+        (digest("prod", diagnostics=[{"message": "boom\n"}]), "diagnostics[0].severity is null, none of the engine's"),
+        ({**digest("prod"), "diagnostics": ["boom"]}, "diagnostics[0] is 'boom', not an object"),
+        (
+            digest("prod", {**lifted_delete("prod"), "replaceReasons": "schema"}),
+            "steps[1].replaceReasons is not a list of property names",
+        ),
+    ],
+)
+def test_a_document_that_is_no_complete_preview_exits_2(
+    repo_copy: Path, tmp_path: Path, document: dict[str, Any], message: str
+) -> None:
+    path = write(tmp_path / "preview.json", document)
+    code, out, err = gate(repo_copy, "prod", path)
+    assert (code, out) == (2, [])
+    [line] = err.splitlines()
+    assert line.startswith(f"error: {path}: ") and message in line
+
+
+def test_an_error_whose_message_is_not_text_is_one_clean_line(repo_copy: Path, tmp_path: Path) -> None:
+    """PreviewDiagnostic.Message is a Go string (pkg/display/json.go): anything else is no engine's."""
+    error = {**diagnostic("boom", "error"), "message": {"text": ["boom"]}}
+    path = write(tmp_path / "preview.json", digest("prod", diagnostics=[error]))
+    code, _, err = gate(repo_copy, "prod", path)
+    assert (code, err.splitlines()) == (2, [f"error: {path}: diagnostics[0].message is an object, not text"])
+
+
+def test_a_duplicate_key_exits_2(repo_copy: Path, tmp_path: Path) -> None:
+    """Go's encoder writes each field once (json.MarshalIndent of a struct), so only an edited file has a key
+    twice; Python's reader would keep the second silently, here turning a delete into a `same`. The file is
+    the builder's output with one key repeated by hand, as no producer writes it."""
+    path = write(
+        tmp_path / "preview.json", digest("prod", table_step("delete", "prod", "x", old=protected("prod", "x")))
+    )
+    text = path.read_text()
+    path.write_text(text.replace('"op": "delete",', '"op": "delete", "op": "same",', 1))
+    code, out, err = gate(repo_copy, "prod", path)
+    assert (code, out) == (2, [])
+    assert err.splitlines() == [
+        f"error: {path}: the key 'op' appears twice in one object, which no JSON encoder writes"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply to read; pass what `pulumi preview --json` printed"),
+        (
+            '{"duration": ' + "9" * 5000 + "}",
+            "holds a number too long to read; pass what `pulumi preview --json` printed",
+        ),
+        ("null", "expected a JSON object with `steps` (the output of `pulumi preview --json`)"),
+        ('"preview"', "expected a JSON object with `steps` (the output of `pulumi preview --json`)"),
+    ],
+)
+def test_an_unreadable_document_exits_2_with_one_line(
+    repo_copy: Path, tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "preview.json"
+    path.write_text(content)
+    code, out, err = gate(repo_copy, "prod", path)
+    assert (code, out, err.splitlines()) == (2, [], [f"error: {path}: {message}"])
+
+
 def migration(tmp_path: Path, **statuses: str) -> Path:
     """What `migrate --format json` prints, per table: planned with steps, refused, or nothing to do."""
     tables = [
@@ -417,3 +567,4 @@ def test_a_migration_file_that_is_not_one_exits_2(repo_copy: Path, tmp_path: Pat
     code, _, err = gate(repo_copy, "prod", write(tmp_path / "preview.json", digest("prod")), "--migration", str(wrong))
     assert code == 2
     assert err.strip().endswith("expected the output of `migrate --format json` (an object with `tables`)")
+
