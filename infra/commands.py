@@ -169,9 +169,8 @@ def preview_gate(root: Path, stack: str, preview_file: Path, migration_file: Pat
         migrated: frozenset[str] = frozenset()
         if migration_file is not None:
             reading = migration_file
-            migrated = previewgate.migrated_tables(
-                previewgate.load_document(migration_file.read_text(encoding="utf-8"))
-            )
+            plan = previewgate.load_document(migration_file.read_text(encoding="utf-8"), "migrate --format json")
+            migrated = previewgate.migrated_tables(plan, settings)
         reading = preview_file
         document = previewgate.load_document(preview_file.read_text(encoding="utf-8"))
         steps = previewgate.destructive_steps(document, settings, project, migrated)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.declared import TABLE_TYPE, table_resource_name
+from infra.migration import MIGRATED_PROPERTIES
 from infra.settings import Settings
 
 # Every op the engine has (pkg/resource/deploy/step.go StepOps): any other is no engine's document.
@@ -65,10 +66,12 @@ PROVIDER_TYPE_PREFIX = "pulumi:providers:"
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 # sdk/go/common/diag/sink.go Severity; the digest drops "debug".
 SEVERITIES = ("info", "info#err", "warning", "error")
+# What `migrate` brings to the declaration: a replace for any other reason stays.
+MIGRATED_INPUTS = frozenset(MIGRATED_PROPERTIES.values())
 
 
 class PreviewDocumentError(Exception):
-    """The file is not a `pulumi preview --json` document."""
+    """The file is not a `pulumi preview --json` document (or not a `migrate --format json` plan)."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,17 @@ def _lifted(old: Mapping[str, Any]) -> bool:
     )
 
 
+def _migrates(step: Mapping[str, Any]) -> bool:
+    """Every key that makes the engine replace the table is one `migrate` brings to the declaration.
+
+    replaceReasons are the provider's replacing top-level keys (pulumi-terraform-bridge pkg/tfbridge/provider.go
+    Diff trims each detailed-diff path at its first `.` or `[`). The engine writes none for a replacement it
+    decides itself (step_generator.go: a changed replacement trigger, a dependent's replace): that stays refused.
+    """
+    reasons = step.get("replaceReasons")
+    return isinstance(reasons, list) and bool(reasons) and set(reasons) <= MIGRATED_INPUTS
+
+
 def _approval(urn: Urn, step: Mapping[str, Any], settings: Settings, migrated: frozenset[str]) -> str | None:
     op, resource_type, name = step.get("op"), urn.type, urn.name
     if resource_type.startswith(PROVIDER_TYPE_PREFIX):
@@ -148,7 +162,7 @@ def _approval(urn: Urn, step: Mapping[str, Any], settings: Settings, migrated: f
         if "." in key and table_resource_name(*key.split(".", 1)) == name:
             return f"tenant-bigquery:approveDataLoss names {key}"
     # Only a replace: after `migrate --apply` the table already matches and the engine plans none.
-    if op != "delete":
+    if op != "delete" and _migrates(step):
         for key in migrated:
             if table_resource_name(*key.split(".", 1)) == name:
                 return f"`migrate --apply` brings {key} to the declaration with every row first"
@@ -161,15 +175,32 @@ def _approval(urn: Urn, step: Mapping[str, Any], settings: Settings, migrated: f
     return None
 
 
-def migrated_tables(document: Any) -> frozenset[str]:
-    """The tables (dataset.table) a `migrate --format json` dry run plans to migrate without loss."""
+def migrated_tables(document: Any, settings: Settings) -> frozenset[str]:
+    """The tables (dataset.table) a `migrate --format json` dry run of this stack plans to migrate without loss.
+
+    The plan names its stack and GCP project (infra/reporters.py migrate_json, live_migrate.MigrateReport):
+    a plan of another stack or project says nothing about this one's tables.
+    """
     if not isinstance(document, Mapping) or not isinstance(document.get("tables"), list):
         raise PreviewDocumentError("expected the output of `migrate --format json` (an object with `tables`)")
-    return frozenset(
-        str(t["table"])
-        for t in document["tables"]
-        if isinstance(t, Mapping) and t.get("status") == "planned" and t.get("steps") and not t.get("refusals")
-    )
+    again = f"plan this stack's migrations with `migrate --stack {settings.stack} --format json`"
+    stack, project = document.get("stack"), document.get("project")
+    if not isinstance(stack, str) or not isinstance(project, str):
+        raise PreviewDocumentError(f"the plan names no `stack` and `project` it was made for; {again}")
+    if stack != settings.stack:
+        raise PreviewDocumentError(f"the plan is for stack {stack!r}, not {settings.stack!r}; {again}")
+    if project != settings.project:
+        raise PreviewDocumentError(
+            f"the plan is for project {project!r}, but stack {settings.stack} deploys to {settings.project!r}; {again}"
+        )
+    planned: set[str] = set()
+    for index, table in enumerate(document["tables"]):
+        name = _mapping(table).get("table")
+        if not isinstance(name, str) or not all(name.partition(".")[::2]):
+            raise PreviewDocumentError(f"tables[{index}].table is {_kind(name)}, not dataset.table")
+        if table.get("status") == "planned" and table.get("steps") and not table.get("refusals"):
+            planned.add(name)
+    return frozenset(planned)
 
 
 def preview_errors(document: Mapping[str, Any]) -> list[str]:
@@ -310,9 +341,9 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
-def load_document(text: str) -> Any:
-    """The JSON document `pulumi preview --json` printed; anything else raises PreviewDocumentError with one line."""
-    again = "pass what `pulumi preview --json` printed"
+def load_document(text: str, producer: str = "pulumi preview --json") -> Any:
+    """The JSON document `producer` printed; anything else raises PreviewDocumentError with one line."""
+    again = f"pass what `{producer}` printed"
     try:
         return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as error:

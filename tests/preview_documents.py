@@ -56,6 +56,8 @@ infra/declared.py's.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -290,3 +292,27 @@ def write(path: Path, document: dict[str, Any]) -> Path:
     path.write_text(json.dumps(document, indent=4, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 
+
+def migration_plan(stack: str, project: str | None = None, **statuses: str) -> dict[str, Any]:
+    """What `migrate --stack STACK --format json` prints (infra/reporters.py migrate_json, run here: `stack`, then
+    live_migrate.MigrateReport.to_json with the stack's GCP project), per table (`statuses` keys: table ids of the
+    tenants dataset) a dry run's status: planned with a statement, refused, or nothing to do."""
+    from infra.live_migrate import MigrateReport, TableResult
+    from infra.migration import Step, TablePlan
+    from infra.reporters import migrate_json
+
+    project = project or project_id(stack)
+    results = []
+    for table, status in statuses.items():
+        plan = TablePlan(f"{DATASET}.{table}", f"{project}.{DATASET}.{table}")
+        if status == "planned":
+            alter = f"ALTER TABLE `{plan.table_id}` ALTER COLUMN `tenant_id` SET DATA TYPE STRING"
+            plan = TablePlan(plan.table, plan.table_id, steps=(Step("sql", alter, "a widened type"),))
+        elif status == "refused":
+            plan = plan.refused("no lossless path")
+        results.append(TableResult(plan, status))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        migrate_json(stack, MigrateReport(project, "the BigQuery API", applied=False, results=tuple(results)))
+    document: dict[str, Any] = json.loads(printed.getvalue())
+    return document

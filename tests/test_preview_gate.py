@@ -24,6 +24,7 @@ from preview_documents import (
     diagnostic,
     digest,
     explicit_provider_state,
+    migration_plan,
     provider_ref,
     provider_urn,
     step,
@@ -524,19 +525,9 @@ def test_an_unreadable_document_exits_2_with_one_line(
     assert (code, out, err.splitlines()) == (2, [], [f"error: {path}: {message}"])
 
 
-def migration(tmp_path: Path, **statuses: str) -> Path:
-    """What `migrate --format json` prints, per table: planned with steps, refused, or nothing to do."""
-    tables = [
-        {
-            "table": f"tenants.{table}",
-            "status": status,
-            "steps": [{"kind": "sql"}] if status == "planned" else [],
-            "refusals": ["no lossless path"] if status == "refused" else [],
-        }
-        for table, status in statuses.items()
-    ]
+def migration(tmp_path: Path, stack: str = "prod", **statuses: str) -> Path:
     path = tmp_path / "migration.json"
-    path.write_text(json.dumps({"project": "p", "apply": False, "ok": True, "tables": tables}))
+    path.write_text(json.dumps(migration_plan(stack, **statuses), indent=2))
     return path
 
 
@@ -568,3 +559,92 @@ def test_a_migration_file_that_is_not_one_exits_2(repo_copy: Path, tmp_path: Pat
     assert code == 2
     assert err.strip().endswith("expected the output of `migrate --format json` (an object with `tables`)")
 
+
+def migrated_replace(reasons: list[str] | None) -> dict[str, Any]:
+    """The logical replace of tenant_profiles, the provider naming `reasons` as what replaces it."""
+    replace = replace_trio("prod", "tenant_profiles")[1]
+    if reasons is None:
+        return {k: v for k, v in replace.items() if k != "replaceReasons"}
+    return {**replace, "replaceReasons": reasons}
+
+
+@pytest.mark.parametrize(
+    ("plan", "message"),
+    [
+        (migration_plan("dev", tenant_profiles="planned"), "the plan is for stack 'dev', not 'prod'"),
+        (
+            migration_plan("prod", "acme-data-platform-staging", tenant_profiles="planned"),
+            "the plan is for project 'acme-data-platform-staging', but stack prod deploys to 'acme-data-platform-prod'",
+        ),
+        (
+            without(migration_plan("prod", tenant_profiles="planned"), "stack"),
+            "the plan names no `stack` and `project` it was made for",
+        ),
+    ],
+)
+def test_a_migration_plan_of_another_stack_or_project_exits_2(
+    repo_copy: Path, tmp_path: Path, plan: dict[str, Any], message: str
+) -> None:
+    """A plan says what `migrate --apply` does to its own stack's tables (its `stack`, reporters.migrate_json;
+    its `project`, the GCP project it read); this stack's replace is not covered by it."""
+    path = write(tmp_path / "preview.json", digest("prod", migrated_replace(["timePartitioning"])))
+    plan_path = write(tmp_path / "migration.json", plan)
+    code, out, err = gate(repo_copy, "prod", path, "--migration", str(plan_path))
+    assert (code, out) == (2, [])
+    assert err.splitlines() == [
+        f"error: {plan_path}: {message}; plan this stack's migrations with `migrate --stack prod --format json`"
+    ]
+
+
+@pytest.mark.parametrize(
+    "reasons",
+    [
+        ["tableId"],  # ForceNew in the provider: a new table, whatever migrate does to the old one
+        ["schema", "tableId"],
+        None,  # a changed replacement trigger: the engine replaces without asking the provider (step_generator.go)
+    ],
+)
+def test_migrate_approves_a_replace_only_for_what_it_migrates(
+    repo_copy: Path, tmp_path: Path, reasons: list[str] | None
+) -> None:
+    """replaceReasons are the provider's replacing keys (PreviewStep.ReplaceReasons, pkg/display/json.go, from
+    the bridge's Diff: top-level names); migrate brings only migration.MIGRATED_PROPERTIES to the declaration."""
+    plan = write(tmp_path / "migration.json", migration_plan("prod", tenant_profiles="planned"))
+    for covered, expected in ((["schema", "timePartitioning"], 0), (reasons, 1)):
+        path = write(tmp_path / "preview.json", digest("prod", migrated_replace(covered)))
+        code, out, _ = gate(repo_copy, "prod", path, "--migration", str(plan))
+        assert code == expected, (covered, out)
+    assert out == [f"✗ replace tenants-tenant_profiles ({TABLE}): not approved"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda plan: plan["tables"][0].update(table="tenant_profiles"),
+            "tables[0].table is 'tenant_profiles', not dataset.table",
+        ),
+        (lambda plan: plan["tables"][0].pop("table"), "tables[0].table is null, not dataset.table"),
+        (lambda plan: plan["tables"].append(["x"]), "tables[1].table is null, not dataset.table"),
+    ],
+)
+def test_a_migration_entry_that_names_no_table_exits_2(
+    repo_copy: Path, tmp_path: Path, edit: Any, message: str
+) -> None:
+    path = write(tmp_path / "preview.json", digest("prod", migrated_replace(["timePartitioning"])))
+    plan = migration_plan("prod", tenant_profiles="planned")
+    edit(plan)  # by hand: migrate always writes dataset.table (TablePlan.table, the catalog key)
+    plan_path = write(tmp_path / "migration.json", plan)
+    code, _, err = gate(repo_copy, "prod", path, "--migration", str(plan_path))
+    assert (code, err.splitlines()) == (2, [f"error: {plan_path}: {message}"])
+
+
+def test_an_unreadable_migration_plan_exits_2_naming_it(repo_copy: Path, tmp_path: Path) -> None:
+    path = write(tmp_path / "preview.json", digest("prod"))
+    plan_path = tmp_path / "migration.json"
+    plan_path.write_text('{"a": ' * 100_000 + "1" + "}" * 100_000)
+    code, _, err = gate(repo_copy, "prod", path, "--migration", str(plan_path))
+    assert (code, err.splitlines()) == (
+        2,
+        [f"error: {plan_path}: nested too deeply to read; pass what `migrate --format json` printed"],
+    )
