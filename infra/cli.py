@@ -149,9 +149,11 @@ def preview_gate(stack: str, root: Path, preview_file: Path, migration_file: Pat
 
     PREVIEW_JSON is what `pulumi preview --stack STACK --json` printed. Exit 0 when every delete and
     replace is approved (a table in approveDataLoss; any table in a stack without protect; with
-    --migration, a table `migrate` brings to the declaration first; a removed table whose protections an
-    earlier run lifted; the delete of a provider resource), 1 when one is not, 2 when a file or the stack
-    config cannot be read or the preview failed (an error diagnostic: its steps are incomplete).
+    --migration, a table this stack's `migrate` plan brings to the declaration first, for keys it handles;
+    a removed table whose protections an earlier run lifted; the delete of a provider resource), 1 when
+    one is not, 2 when a file or the stack config cannot be read, the preview failed (an error
+    diagnostic: its steps are incomplete) or a file is no complete preview, or no migrate plan, of this
+    stack (README: "The deploy gate").
     """
     with exit_codes(invalid=2):
         sys.exit(reporters.gate_text(commands.preview_gate(root, stack, preview_file, migration_file)))
