@@ -149,12 +149,15 @@ class GateResult:
 
 
 def pulumi_project(root: Path) -> str:
-    """The project's name, which the engine writes into every URN (Pulumi.yaml `name`)."""
+    """The project's name, which the engine writes into every URN (Pulumi.yaml `name`); else one line, exit 2."""
     path = root / "Pulumi.yaml"
-    document = load_yaml(path, display_path(path))
+    try:
+        document = load_yaml(path, display_path(path))
+    except DeclarationError as error:
+        raise CommandFailed(str(error.problems[0]), 2) from None
     name = document.get("name") if isinstance(document, dict) else None
     if not isinstance(name, str) or not name:
-        raise DeclarationError([Problem(display_path(path), "name", "the project has no name; set `name:`")])
+        raise CommandFailed(f"{display_path(path)}:name: the project has no name; set `name:`", 2)
     return name
 
 

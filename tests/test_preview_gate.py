@@ -417,6 +417,18 @@ def test_a_preview_of_another_project_exits_2(repo_copy: Path, tmp_path: Path) -
     ]
 
 
+@pytest.mark.parametrize(("content", "message"), [(None, "cannot read the file"), ("runtime: python\n", "name:")])
+def test_a_project_without_a_name_exits_2(repo_copy: Path, tmp_path: Path, content: str | None, message: str) -> None:
+    pulumi_yaml = repo_copy / "Pulumi.yaml"
+    if content is None:
+        pulumi_yaml.unlink()
+    else:
+        pulumi_yaml.write_text(content)
+    code, _, err = gate(repo_copy, "prod", write(tmp_path / "preview.json", digest("prod")))
+    [line] = err.splitlines()
+    assert code == 2 and line.startswith(f"error: {pulumi_yaml}") and message in line
+
+
 def without_root_stack(document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "steps": document["steps"][1:]}
 
