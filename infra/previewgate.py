@@ -336,7 +336,9 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:
         if key in seen:
-            raise PreviewDocumentError(f"the key {key!r} appears twice in one object, which no JSON encoder writes")
+            raise PreviewDocumentError(
+                f"the key {key!r} appears twice in one object, so the file was edited: pass it as written"
+            )
         seen[key] = value
     return seen
 

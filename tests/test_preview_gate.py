@@ -512,7 +512,7 @@ def test_a_duplicate_key_exits_2(repo_copy: Path, tmp_path: Path) -> None:
     code, out, err = gate(repo_copy, "prod", path)
     assert (code, out) == (2, [])
     assert err.splitlines() == [
-        f"error: {path}: the key 'op' appears twice in one object, which no JSON encoder writes"
+        f"error: {path}: the key 'op' appears twice in one object, so the file was edited: pass it as written"
     ]
 
 
