@@ -36,6 +36,12 @@ class BaseRefError(Exception):
 
 
 DEFAULT_BRANCHES = ("origin/HEAD", "main", "master")
+# git's fetch-options: --deepen=<n> moves the shallow boundary n commits back, --unshallow fetches the rest;
+# actions/checkout fetches one commit by default, and all history with fetch-depth: 0 (its action.yml).
+_SHALLOW_ADVICE = (
+    "this clone is shallow: fetch more history with `git fetch --deepen=<N>` (or all of it with "
+    "`git fetch --unshallow`); in GitHub Actions give actions/checkout `fetch-depth: 0`"
+)
 _CATALOG_PATHS = ("stacks", "schemas", "Pulumi.*.yaml")
 
 
@@ -136,7 +142,9 @@ def _run_both(
     base_root = tree / git.prefix
     output = tree.parent / "registrations.json"
     running = None
-    if stack_file(base_root, stack).is_file():
+    # Without its stack file or its declarations the base registered nothing for the stack: everything is added,
+    # as the catalog's own diff has it.
+    if stack_file(base_root, stack).is_file() and (base_root / "stacks").is_dir():
         running = subprocess.Popen(  # noqa: S603 - this interpreter, a fixed script
             [sys.executable, "-c", _BASE_RUN, stack, str(output)],
             cwd=base_root,
@@ -167,7 +175,7 @@ def _run_both(
 def _relative(problem: Problem, root: Path) -> Problem:
     prefix = root.as_posix() + "/"
     file = problem.file[len(prefix) :] if problem.file.startswith(prefix) else problem.file
-    return Problem(file, problem.path, problem.message)
+    return Problem(file, problem.path, problem.message.replace(prefix, ""))  # messages name files too
 
 
 def _load_catalog_leniently(root: Path, label: str) -> tuple[Catalog, list[Problem]]:
@@ -205,13 +213,18 @@ class _Git:
         # From a subfolder, ls-tree and archive list only that subfolder: run them from the top.
         self.root = Path(self.run("rev-parse", "--show-toplevel").decode().strip())
 
-    def run(self, *args: str) -> bytes:
-        completed = subprocess.run(  # noqa: S603 - fixed git executable, refs verified below
+    def _run(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(  # noqa: S603 - fixed git executable, refs verified below
             [self.executable, "-C", str(self.root), *args], capture_output=True, check=False
         )
+
+    def run(self, *args: str) -> bytes:
+        return self._checked(self._run(*args), args[0])
+
+    def _checked(self, completed: subprocess.CompletedProcess[bytes], command: str) -> bytes:
         if completed.returncode != 0:
             message = completed.stderr.decode(errors="replace").strip().splitlines()
-            detail = message[0] if message else f"git {args[0]} failed"
+            detail = message[0] if message else f"git {command} failed"
             if "not a git repository" in detail:
                 detail = f"{self.root} is not inside a git repository; compare two files with --old/--new instead"
             raise BaseRefError(detail)
@@ -229,16 +242,32 @@ class _Git:
         if base is not None:
             commit = self.commit_of(base)
             if commit is None:
-                raise BaseRefError(f"no commit {base!r} in this repository; pass a branch, tag or commit")
+                fix = _SHALLOW_ADVICE if self.shallow() else "pass a branch, tag or commit"
+                raise BaseRefError(f"no commit {base!r} in this repository; {fix}")
             return commit, f"{base} ({commit[:12]})"
         for branch in DEFAULT_BRANCHES:
             if self.commit_of(branch) is not None:
-                commit = self.run("merge-base", "HEAD", branch).decode().strip()
+                commit = self._merge_base(branch)
                 return commit, f"merge base with {branch} ({commit[:12]})"
-        raise BaseRefError(f"no default branch ({', '.join(DEFAULT_BRANCHES)}) to compare with; pass --base REF")
+        fix = _SHALLOW_ADVICE if self.shallow() else "pass --base REF"
+        raise BaseRefError(f"no default branch ({', '.join(DEFAULT_BRANCHES)}) to compare with; {fix}")
+
+    def _merge_base(self, branch: str) -> str:
+        found = self._run("merge-base", "HEAD", branch)
+        if found.returncode == 1 and not found.stderr.strip():  # git's answer when no commit is common to both
+            if self.shallow():
+                raise BaseRefError(f"no merge base of HEAD and {branch} in this clone's history; {_SHALLOW_ADVICE}")
+            raise BaseRefError(f"HEAD and {branch} have no commit in common; pass --base REF")
+        return self._checked(found, "merge-base").decode().strip()
+
+    def shallow(self) -> bool:
+        return self._run("rev-parse", "--is-shallow-repository").stdout.strip() == b"true"
 
     def names(self, commit: str, patterns: tuple[str, ...]) -> list[str]:
-        """The entries of the catalog's folder at `commit` that match `patterns`."""
+        """The entries of the catalog's folder at `commit` that match `patterns`; none when the folder is not
+        there yet (a base from before the catalog moved into it declared nothing here)."""
+        if self._run("cat-file", "-t", f"{commit}:{self.prefix}").stdout.strip() != b"tree":
+            return []
         names = self.run("ls-tree", "--name-only", "-z", f"{commit}:{self.prefix}").decode().split("\0")
         return [n for n in names if any(fnmatch.fnmatchcase(n, pattern) for pattern in patterns)]
 

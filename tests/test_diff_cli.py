@@ -591,6 +591,101 @@ def test_bad_refs_and_folders_outside_git_exit_2(diff: Diff, repo: Path, tmp_pat
     assert "is not inside a git repository; compare two files with --old/--new instead" in no_git.stderr
 
 
+SHALLOW_ADVICE = (
+    "this clone is shallow: fetch more history with `git fetch --deepen=<N>` (or all of it with "
+    "`git fetch --unshallow`); in GitHub Actions give actions/checkout `fetch-depth: 0`"
+)
+
+
+def test_a_shallow_clone_short_of_the_merge_base_says_how_to_fetch_more(diff: Diff, repo: Path, tmp_path: Path) -> None:
+    """A pull request's branch two commits past the merge base, main one past it, cloned one commit deep (what
+    actions/checkout fetches by default): git merge-base finds nothing in the cut-off history and exits 1 with no
+    output. `git fetch --deepen` (git's fetch-options) then reaches it."""
+    git(repo, "checkout", "-q", "-b", "feature")
+    for message in ("one", "two"):
+        commit(repo, message)
+    git(repo, "checkout", "-q", "main")
+    commit(repo, "main moves on")
+    base_sha = git(repo, "rev-parse", "main~1").strip()
+    clone = tmp_path / "shallow"
+    # file:// so that --depth applies (a local path clone copies the objects and ignores it)
+    url = repo.resolve().as_uri()
+    git(tmp_path, "clone", "-q", "--depth", "1", "--no-single-branch", "--branch", "feature", url, str(clone))
+
+    merge_base = diff("--root", str(clone))
+    missing_sha = diff("--root", str(clone), "--base", base_sha)
+    stack = diff("--root", str(clone), "--stack", "dev")
+
+    assert merge_base.exit_code == 2
+    assert merge_base.stderr.splitlines()[-1] == (
+        f"Error: --base: no merge base of HEAD and origin/HEAD in this clone's history; {SHALLOW_ADVICE}"
+    )
+    assert missing_sha.exit_code == 2
+    assert missing_sha.stderr.splitlines()[-1] == (
+        f"Error: --base: no commit '{base_sha}' in this repository; {SHALLOW_ADVICE}"
+    )
+    assert stack.exit_code == 2 and SHALLOW_ADVICE in stack.stderr
+    git(clone, "fetch", "-q", "--deepen=2")
+    assert diff("--root", str(clone), "--fail-on", "noop").exit_code == 0
+
+
+def test_unrelated_histories_are_named_as_such(diff: Diff, repo: Path) -> None:
+    git(repo, "checkout", "-q", "--orphan", "elsewhere")
+    commit(repo, "a history of its own")
+    result = diff("--root", str(repo))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == "Error: --base: HEAD and main have no commit in common; pass --base REF"
+
+
+def test_a_base_without_the_catalogs_folder_adds_everything(diff: Diff, repo_copy: Path, tmp_path: Path) -> None:
+    """The catalog moved into a subfolder after the base: nothing was declared there (git ls-tree of a path the
+    commit lacks fails with "Not a valid object name")."""
+    outer = tmp_path / "outer"
+    outer.mkdir()
+    git(outer, "init", "-q", "-b", "main")
+    commit(outer, "before the catalog")
+    shutil.move(repo_copy, outer / "infra-catalog")
+    shutil.copytree(
+        REPO_ROOT / "infra", outer / "infra-catalog" / "infra", ignore=shutil.ignore_patterns("__pycache__")
+    )
+
+    tables = diff("--root", str(outer / "infra-catalog"), "--format", "json")
+    stack = diff("--root", str(outer / "infra-catalog"), "--stack", "dev", "--format", "json")
+
+    assert verdicts(tables) == {table: "added" for table in TABLES}
+    assert stack.exit_code == 0, stack.stderr
+    assert {t["table"]: t["verdict"] for t in json.loads(stack.stdout)["tables"]} == {
+        table: "added" for table in TABLES
+    }
+
+
+def test_a_base_without_stacks_adds_everything_for_the_stack(diff: Diff, repo: Path) -> None:
+    """A base with Pulumi.dev.yaml but no declarations yet registered no dataset or table, as in the catalog's
+    own diff, which reads a base without stacks/ as an empty catalog."""
+    shutil.move(repo / "stacks", repo.parent / "stacks")
+    commit(repo, "no declarations yet")
+    shutil.move(repo.parent / "stacks", repo / "stacks")
+
+    result = diff("--root", str(repo), "--base", "HEAD", "--stack", "dev", "--format", "json")
+
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert {t["table"]: t["verdict"] for t in document["tables"]} == {table: "added" for table in TABLES}
+    assert [d["verdict"] for d in document["datasets"]] == ["added"]
+
+
+def test_a_base_without_schemas_names_each_missing_file_relative_to_the_repository(diff: Diff, repo: Path) -> None:
+    shutil.move(repo / "schemas", repo.parent / "schemas")
+    commit(repo, "schemas lost")
+    shutil.move(repo.parent / "schemas", repo / "schemas")
+
+    result = diff("--root", str(repo), "--base", "HEAD")
+
+    assert result.exit_code == 2
+    assert "schema file schemas/tenants/tenant_profiles.json not found" in result.stderr
+    assert "tenant-bigquery-base-" not in result.stderr  # never the temporary folder the base was read from
+
+
 def test_an_invalid_working_tree_is_reported_like_validate_and_exits_2(diff: Diff, repo: Path) -> None:
     edit_schema(repo, "tenant_api_keys", lambda columns: columns[0].update(type="BLOB"))
 
