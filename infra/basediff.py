@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import fnmatch
 import io
 import json
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +45,10 @@ _SHALLOW_ADVICE = (
     "`git fetch --unshallow`); in GitHub Actions give actions/checkout `fetch-depth: 0`"
 )
 _CATALOG_PATHS = ("stacks", "schemas", "Pulumi.*.yaml")
+# Every run's temporary folder, in the system's temporary directory: tenant-bigquery-base-<random>/.lock, and
+# the base's files (with --stack its git worktree) in tenant-bigquery-base-<random>/tree.
+_FOLDER_PREFIX = "tenant-bigquery-base-"
+_LOCK = ".lock"
 
 
 def diff_against_base(root: Path, base: str | None, stack: str | None) -> DiffResult:
@@ -55,8 +61,8 @@ def diff_against_base(root: Path, base: str | None, stack: str | None) -> DiffRe
     new_catalog = load_catalog(root)
     git = _Git(root)
     commit, label = git.resolve(base)
-    with tempfile.TemporaryDirectory(prefix="tenant-bigquery-base-") as tmp:
-        old_root = Path(tmp)
+    with _base_folder(git) as folder:
+        old_root = folder / "tree"
         git.extract(commit, old_root)
         old_catalog, problems = _load_catalog_leniently(old_root, label)
     warnings = [f"{_relative(p, old_root)} (at {label}; compared as far as it loads)" for p in problems]
@@ -92,8 +98,8 @@ def _diff_registrations(root: Path, base: str | None, stack: str) -> DiffResult:
 
     git = _Git(root)
     commit, label = git.resolve(base)
-    with tempfile.TemporaryDirectory(prefix="tenant-bigquery-base-") as tmp:
-        tree = Path(tmp) / "tree"
+    with _base_folder(git) as folder:
+        tree = folder / "tree"
         git.run("worktree", "add", "--detach", "--no-checkout", "--quiet", str(tree), commit)
         try:
             old, new, now = _run_both(git, commit, tree, stack, label, root)
@@ -101,6 +107,40 @@ def _diff_registrations(root: Path, base: str | None, stack: str) -> DiffResult:
             return _with_migrations(result, tree / git.prefix, now, stack)
         finally:
             git.run("worktree", "remove", "--force", str(tree))
+
+
+@contextlib.contextmanager
+def _base_folder(git: _Git) -> Iterator[Path]:
+    """A new temporary folder, locked (flock) while this run lives. A run killed by SIGKILL removes neither its
+    folder nor its worktree, but the kernel drops its lock: each run first removes the folders whose lock it
+    can take, then lets git forget worktrees whose folder is gone (`git worktree prune`; git locks a worktree
+    while `worktree add` creates it, so a concurrent run's is kept, as is every folder still locked)."""
+    _remove_stale_folders()
+    git.forget_missing_worktrees()
+    folder = Path(tempfile.mkdtemp(prefix=_FOLDER_PREFIX))
+    with (folder / f"{_LOCK}.new").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            # Named .lock only once locked: a .lock that another run can lock has no live owner.
+            (folder / f"{_LOCK}.new").rename(folder / _LOCK)
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)  # still locked: no other run takes it for stale
+
+
+def _remove_stale_folders() -> None:
+    """The folders of killed runs: their lock is free. One without a .lock is still being made, or not ours."""
+    for folder in Path(tempfile.gettempdir()).glob(_FOLDER_PREFIX + "*"):
+        try:
+            with (folder / _LOCK).open() as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: its run is alive
+                for entry in folder.iterdir():
+                    if entry.name != _LOCK:
+                        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+                (folder / _LOCK).unlink()  # last, so that a removal cut short is taken up by the next run
+                folder.rmdir()
+        except OSError:
+            continue
 
 
 def _with_migrations(result: DiffResult, base_root: Path, now: PlanResult, stack: str) -> DiffResult:
@@ -259,6 +299,10 @@ class _Git:
                 raise BaseRefError(f"no merge base of HEAD and {branch} in this clone's history; {_SHALLOW_ADVICE}")
             raise BaseRefError(f"HEAD and {branch} have no commit in common; pass --base REF")
         return self._checked(found, "merge-base").decode().strip()
+
+    def forget_missing_worktrees(self) -> None:
+        """`git worktree prune`, best effort: a read-only repository still compares its catalog."""
+        self._run("worktree", "prune")
 
     def shallow(self) -> bool:
         return self._run("rev-parse", "--is-shallow-repository").stdout.strip() == b"true"

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -684,6 +689,63 @@ def test_a_base_without_schemas_names_each_missing_file_relative_to_the_reposito
     assert result.exit_code == 2
     assert "schema file schemas/tenants/tenant_profiles.json not found" in result.stderr
     assert "tenant-bigquery-base-" not in result.stderr  # never the temporary folder the base was read from
+
+
+def worktrees(repo: Path) -> list[Path]:
+    listing = git(repo, "worktree", "list", "--porcelain").splitlines()
+    return [Path(line.removeprefix("worktree ")) for line in listing if line.startswith("worktree ")]
+
+
+def test_a_run_killed_by_sigkill_is_cleaned_up_by_the_next_and_a_live_one_is_left_alone(
+    diff: Diff, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed with SIGKILL (a cancelled CI job) leaves its git worktree registered and its folder behind.
+    The next run removes the folder once its lock is free and `git worktree prune` then forgets the worktree
+    (git's builtin/worktree.c: prune drops a worktree whose folder is gone, never one `worktree add` has locked
+    while it creates it). A run alive meanwhile keeps both."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    base = git(repo, "rev-parse", "HEAD").strip()
+    mockrun = repo / "infra" / "mockrun.py"
+    program = mockrun.read_text()
+    mockrun.write_text(program + "\nimport time\n\ntime.sleep(600)\n")  # a base program caught midway
+    commit(repo, "a base program that hangs")
+    hanging = git(repo, "rev-parse", "HEAD").strip()
+    mockrun.write_text(program)
+    environment = {"PYTHONPATH": str(REPO_ROOT), "PATH": os.environ["PATH"], "HOME": os.devnull, "TMPDIR": str(temp)}
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "diff", "--root", str(repo), "--base", hanging, "--stack", "dev"],
+        cwd=REPO_ROOT,
+        env=environment,
+        start_new_session=True,  # its own process group: killed with its children, as a runner cancels a job
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    try:
+        deadline = time.monotonic() + 120
+        while not list(temp.glob("tenant-bigquery-base-*/tree/infra/mockrun.py")):  # the base is checked out
+            assert killed.poll() is None and time.monotonic() < deadline, "the run never reached the base program"
+            time.sleep(0.02)
+        [live] = temp.iterdir()
+
+        concurrent = diff("--root", str(repo), "--base", base, "--stack", "dev", "--fail-on", "noop")
+
+        assert concurrent.exit_code == 0, concurrent.output
+        assert killed.poll() is None  # still running: its folder and worktree were live
+        assert worktrees(repo) == [repo.resolve(), (live / "tree").resolve()]
+        assert list(temp.iterdir()) == [live]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+    assert len(worktrees(repo)) == 2  # what the killed run left
+
+    after = diff("--root", str(repo), "--base", base, "--fail-on", "noop")
+
+    assert after.exit_code == 0, after.output
+    assert worktrees(repo) == [repo.resolve()]
+    assert list(temp.iterdir()) == []
 
 
 def test_an_invalid_working_tree_is_reported_like_validate_and_exits_2(diff: Diff, repo: Path) -> None:
