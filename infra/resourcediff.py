@@ -1,6 +1,6 @@
 """What the program registers at the base vs now -> every change of every input and option, with its rule.
 
-Its size (about 620 lines) is mostly the rule table: one rule per input property of pulumi-gcp's
+Its size (about 720 lines) is mostly the rule table: one rule per input property of pulumi-gcp's
 Table and Dataset (a test keeps it complete) and one per resource option.
 
 Pure core: compares registrations as infra/mockrun.py records them (plain dicts), paired by URN (type,
@@ -272,9 +272,7 @@ def compare_registrations(
     result, unchanged = _dataset_replacements(result, old, new, unchanged)
     # Before the stack's first up there is no provider in state to update: it is created with the rest.
     if old.resources and (provider := _provider_changes(old.config, new.config)):
-        result.append(
-            TableChanges(DEFAULT_PROVIDER, _worst_first(*provider), kind="provider")
-        )
+        result.append(TableChanges(DEFAULT_PROVIDER, _worst_first(*provider), kind="provider"))
     result.sort(key=lambda t: (-t.verdict.rank, _KIND_ORDER[t.kind], t.name))
     return DiffResult(old_label, new_label, tuple(result), stack, unchanged)
 
@@ -298,18 +296,17 @@ def _dataset_replacements(
     datasets = [r for r in old.resources if r.kind == "dataset"]
     for dataset in datasets:
         found = by_name.get(("dataset", dataset.key))
-        if found is None or found.verdict is not Verdict.REPLACE:
+        # Any replacing change, not only the worst: the import option's refusal outranks it, and the run
+        # after the import replaces the dataset all the same.
+        if found is None or not _replaces(found):
             continue
-        where = (dataset.inputs.get("project"), dataset.inputs.get("datasetId"))
-        tables = [
-            r
-            for r in old.resources
-            if r.kind == "table" and (r.inputs.get("project"), r.inputs.get("datasetId")) == where
-        ]
+        tables = _tables_in(dataset, old)
         if not tables:
             continue
+        importing = any(c.rule is ENGINE_IMPORT_REPLACE for c in found.changes)
+        once = "once a run without the import option replaces the dataset (this one fails first): " if importing else ""
         if dataset.inputs.get("deleteContentsOnDestroy") is not True:
-            text = (
+            text = once + (
                 f"the old dataset still holds {len(tables)} table(s) and state records no deleteContentsOnDestroy "
                 "true: BigQuery refuses its delete, so the update fails there and nothing is replaced"
             )
@@ -318,26 +315,49 @@ def _dataset_replacements(
             continue
         for table in tables:
             own = by_name.get(("table", table.key))
-            if own is not None and own.verdict is Verdict.REPLACE:
-                text = (
+            if own is not None and _replaces(own):
+                text = once + (
                     f"the replacement of dataset {dataset.key} deletes this table and every row with it first "
                     "(state records deleteContentsOnDestroy true); the table's own delete then finds no table "
                     "(404) and the update stops midway"
                 )
                 rule = DATASET_DELETE_CONTENTS
             else:
-                text = (
+                text = once + (
                     f"the replacement of dataset {dataset.key} deletes this table and every row with it (state "
                     "records deleteContentsOnDestroy true); the engine leaves the table as it is in state, so "
                     "nothing recreates it until a `pulumi up --refresh` sees it gone"
                 )
                 rule = ENGINE_DEPENDENTS
-            change = _change("(dataset replaced)", Verdict.REMOVED, rule, text, "dataset")
-            if own is None:
-                unchanged -= 1
-                own = TableChanges(table.key, (), table.key in new.approved(), "table")
-            by_name["table", table.key] = replace(own, changes=_worst_first(change, *own.changes))
+            unchanged = _add_change(
+                by_name, table, new, _change("(dataset replaced)", Verdict.REMOVED, rule, text, "dataset"), unchanged
+            )
     return list(by_name.values()), unchanged
+
+
+def _replaces(resource: TableChanges) -> bool:
+    return any(c.verdict is Verdict.REPLACE for c in resource.changes)
+
+
+def _tables_in(dataset: Registered, registrations: Registrations) -> list[Registered]:
+    where = (dataset.inputs.get("project"), dataset.inputs.get("datasetId"))
+    return [
+        r
+        for r in registrations.resources
+        if r.kind == "table" and (r.inputs.get("project"), r.inputs.get("datasetId")) == where
+    ]
+
+
+def _add_change(
+    by_name: dict[tuple[str, str], TableChanges], table: Registered, new: Registrations, change: Change, unchanged: int
+) -> int:
+    """Adds a change to a table's entry, making one for a table that was unchanged; returns the unchanged count."""
+    own = by_name.get(("table", table.key))
+    if own is None:
+        unchanged -= 1
+        own = TableChanges(table.key, (), table.key in new.approved(), "table")
+    by_name["table", table.key] = replace(own, changes=_worst_first(change, *own.changes))
+    return unchanged
 
 
 def _provider_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:

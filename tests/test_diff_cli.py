@@ -990,3 +990,27 @@ def test_a_removed_table_expiration_is_rejected_the_table_still_expires(diff: Di
     assert (change["path"], change["verdict"]) == ("(expirationTime)", "rejected")
     assert "the provider sends nothing, so BigQuery keeps the expiration and deletes the table" in change["reason"]
     assert "at 2030-03-17 17:46:40 UTC" in change["reason"]
+
+
+def test_a_dataset_replaced_while_importing_still_says_what_happens_to_its_tables(diff: Diff, repo: Path) -> None:
+    """With the import option the engine refuses the replacement (pulumi/pulumi step_generator.go
+    continueStepsFromDiff: "previously-imported resources that still specify an ID may not be replaced"), which
+    outranks the replace; the next run without it replaces the dataset, and with deleteContentsOnDestroy true in
+    dev's state BigQuery deletes every table with it (BigQuery REST reference, datasets.delete)."""
+    edit_config(repo, "dev", location="EU", adoptExisting=True)
+
+    result = diff("--root", str(repo), "--stack", "dev", "--format", "json")
+
+    document = json.loads(result.stdout)
+    [dataset] = document["datasets"]
+    assert dataset["verdict"] == "rejected"
+    assert {c["verdict"] for c in dataset["changes"]} >= {"rejected", "replace"}
+    tables = {t["table"]: t for t in document["tables"]}
+    assert set(tables) == set(TABLES)
+    for table in tables.values():
+        assert table["verdict"] == "removed"
+        [removal] = [c for c in table["changes"] if c["path"] == "(dataset replaced)"]
+        assert removal["reason"].startswith(
+            "Pulumi: once a run without the import option replaces the dataset (this one fails first): the "
+            "replacement of dataset tenants deletes this table and every row with it"
+        )
