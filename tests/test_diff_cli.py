@@ -992,6 +992,43 @@ def test_a_removed_table_expiration_is_rejected_the_table_still_expires(diff: Di
     assert "at 2030-03-17 17:46:40 UTC" in change["reason"]
 
 
+def test_a_removed_default_table_expiration_says_existing_tables_keep_theirs(diff: Diff, repo: Path) -> None:
+    """terraform-provider-google resource_bigquery_dataset.go: default_table_expiration_ms "will only affect new
+    tables, not existing ones", and resourceBigQueryDatasetUpdate PUTs the dataset without it, so new tables get
+    none; resource_bigquery_table.go expiration_time is Optional+Computed and the program leaves it out, so the
+    expirationTime each table got at creation stays. The engine serialises numbers as doubles (a protobuf
+    Struct): the report shows the integer the program registered."""
+    edit_config(repo, "dev", defaultTableExpirationDays=30)
+    commit(repo, "dev tables expire after 30 days")
+    edit_config(repo, "dev", defaultTableExpirationDays=None)
+
+    result = diff("--root", str(repo), "--stack", "dev", "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    [dataset] = document["datasets"]
+    [change] = dataset["changes"]
+    assert (change["path"], change["verdict"]) == ("(defaultTableExpirationMs)", "update")
+    assert change["reason"].startswith(
+        "provider: defaultTableExpirationMs 2592000000 -> none: in place; tables created from now on get no "
+        "expiration, existing tables keep the one they have"
+    )
+    tables = {t["table"]: t for t in document["tables"]}
+    assert set(tables) == set(TABLES)
+    for table in tables.values():
+        [kept] = table["changes"]
+        assert (kept["path"], kept["verdict"], kept["property"]) == (
+            "(defaultTableExpirationMs)",
+            "rejected",
+            "expirationTime",
+        )
+        assert "defaultTableExpirationMs 2592000000 (30 days) is no longer set" in kept["reason"]
+        assert "keeps the expirationTime BigQuery gave it" in kept["reason"]
+    text = diff("--root", str(repo), "--stack", "dev").stdout
+    assert "2592000000.0" not in text
+    assert f"1 dataset(s) and {len(TABLES)} table(s) changed, worst: rejected." in text.splitlines()
+
+
 def test_a_dataset_replaced_while_importing_still_says_what_happens_to_its_tables(diff: Diff, repo: Path) -> None:
     """With the import option the engine refuses the replacement (pulumi/pulumi step_generator.go
     continueStepsFromDiff: "previously-imported resources that still specify an ID may not be replaced"), which
