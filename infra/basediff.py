@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import fnmatch
 import io
 import json
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +38,17 @@ class BaseRefError(Exception):
 
 
 DEFAULT_BRANCHES = ("origin/HEAD", "main", "master")
+# git's fetch-options: --deepen=<n> moves the shallow boundary n commits back, --unshallow fetches the rest;
+# actions/checkout fetches one commit by default, and all history with fetch-depth: 0 (its action.yml).
+_SHALLOW_ADVICE = (
+    "this clone is shallow: fetch more history with `git fetch --deepen=<N>` (or all of it with "
+    "`git fetch --unshallow`); in GitHub Actions give actions/checkout `fetch-depth: 0`"
+)
 _CATALOG_PATHS = ("stacks", "schemas", "Pulumi.*.yaml")
+# Every run's temporary folder, in the system's temporary directory: tenant-bigquery-base-<random>/.lock, and
+# the base's files (with --stack its git worktree) in tenant-bigquery-base-<random>/tree.
+_FOLDER_PREFIX = "tenant-bigquery-base-"
+_LOCK = ".lock"
 
 
 def diff_against_base(root: Path, base: str | None, stack: str | None) -> DiffResult:
@@ -49,8 +61,8 @@ def diff_against_base(root: Path, base: str | None, stack: str | None) -> DiffRe
     new_catalog = load_catalog(root)
     git = _Git(root)
     commit, label = git.resolve(base)
-    with tempfile.TemporaryDirectory(prefix="tenant-bigquery-base-") as tmp:
-        old_root = Path(tmp)
+    with _base_folder(git) as folder:
+        old_root = folder / "tree"
         git.extract(commit, old_root)
         old_catalog, problems = _load_catalog_leniently(old_root, label)
     warnings = [f"{_relative(p, old_root)} (at {label}; compared as far as it loads)" for p in problems]
@@ -86,8 +98,8 @@ def _diff_registrations(root: Path, base: str | None, stack: str) -> DiffResult:
 
     git = _Git(root)
     commit, label = git.resolve(base)
-    with tempfile.TemporaryDirectory(prefix="tenant-bigquery-base-") as tmp:
-        tree = Path(tmp) / "tree"
+    with _base_folder(git) as folder:
+        tree = folder / "tree"
         git.run("worktree", "add", "--detach", "--no-checkout", "--quiet", str(tree), commit)
         try:
             old, new, now = _run_both(git, commit, tree, stack, label, root)
@@ -95,6 +107,40 @@ def _diff_registrations(root: Path, base: str | None, stack: str) -> DiffResult:
             return _with_migrations(result, tree / git.prefix, now, stack)
         finally:
             git.run("worktree", "remove", "--force", str(tree))
+
+
+@contextlib.contextmanager
+def _base_folder(git: _Git) -> Iterator[Path]:
+    """A new temporary folder, locked (flock) while this run lives. A run killed by SIGKILL removes neither its
+    folder nor its worktree, but the kernel drops its lock: each run first removes the folders whose lock it
+    can take, then lets git forget worktrees whose folder is gone (`git worktree prune`; git locks a worktree
+    while `worktree add` creates it, so a concurrent run's is kept, as is every folder still locked)."""
+    _remove_stale_folders()
+    git.forget_missing_worktrees()
+    folder = Path(tempfile.mkdtemp(prefix=_FOLDER_PREFIX))
+    with (folder / f"{_LOCK}.new").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            # Named .lock only once locked: a .lock that another run can lock has no live owner.
+            (folder / f"{_LOCK}.new").rename(folder / _LOCK)
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)  # still locked: no other run takes it for stale
+
+
+def _remove_stale_folders() -> None:
+    """The folders of killed runs: their lock is free. One without a .lock is still being made, or not ours."""
+    for folder in Path(tempfile.gettempdir()).glob(_FOLDER_PREFIX + "*"):
+        try:
+            with (folder / _LOCK).open() as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # BlockingIOError: its run is alive
+                for entry in folder.iterdir():
+                    if entry.name != _LOCK:
+                        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+                (folder / _LOCK).unlink()  # last, so that a removal cut short is taken up by the next run
+                folder.rmdir()
+        except OSError:
+            continue
 
 
 def _with_migrations(result: DiffResult, base_root: Path, now: PlanResult, stack: str) -> DiffResult:
@@ -136,7 +182,9 @@ def _run_both(
     base_root = tree / git.prefix
     output = tree.parent / "registrations.json"
     running = None
-    if stack_file(base_root, stack).is_file():
+    # Without its stack file or its declarations the base registered nothing for the stack: everything is added,
+    # as the catalog's own diff has it.
+    if stack_file(base_root, stack).is_file() and (base_root / "stacks").is_dir():
         running = subprocess.Popen(  # noqa: S603 - this interpreter, a fixed script
             [sys.executable, "-c", _BASE_RUN, stack, str(output)],
             cwd=base_root,
@@ -167,7 +215,7 @@ def _run_both(
 def _relative(problem: Problem, root: Path) -> Problem:
     prefix = root.as_posix() + "/"
     file = problem.file[len(prefix) :] if problem.file.startswith(prefix) else problem.file
-    return Problem(file, problem.path, problem.message)
+    return Problem(file, problem.path, problem.message.replace(prefix, ""))  # messages name files too
 
 
 def _load_catalog_leniently(root: Path, label: str) -> tuple[Catalog, list[Problem]]:
@@ -205,13 +253,18 @@ class _Git:
         # From a subfolder, ls-tree and archive list only that subfolder: run them from the top.
         self.root = Path(self.run("rev-parse", "--show-toplevel").decode().strip())
 
-    def run(self, *args: str) -> bytes:
-        completed = subprocess.run(  # noqa: S603 - fixed git executable, refs verified below
+    def _run(self, *args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(  # noqa: S603 - fixed git executable, refs verified below
             [self.executable, "-C", str(self.root), *args], capture_output=True, check=False
         )
+
+    def run(self, *args: str) -> bytes:
+        return self._checked(self._run(*args), args[0])
+
+    def _checked(self, completed: subprocess.CompletedProcess[bytes], command: str) -> bytes:
         if completed.returncode != 0:
             message = completed.stderr.decode(errors="replace").strip().splitlines()
-            detail = message[0] if message else f"git {args[0]} failed"
+            detail = message[0] if message else f"git {command} failed"
             if "not a git repository" in detail:
                 detail = f"{self.root} is not inside a git repository; compare two files with --old/--new instead"
             raise BaseRefError(detail)
@@ -229,16 +282,36 @@ class _Git:
         if base is not None:
             commit = self.commit_of(base)
             if commit is None:
-                raise BaseRefError(f"no commit {base!r} in this repository; pass a branch, tag or commit")
+                fix = _SHALLOW_ADVICE if self.shallow() else "pass a branch, tag or commit"
+                raise BaseRefError(f"no commit {base!r} in this repository; {fix}")
             return commit, f"{base} ({commit[:12]})"
         for branch in DEFAULT_BRANCHES:
             if self.commit_of(branch) is not None:
-                commit = self.run("merge-base", "HEAD", branch).decode().strip()
+                commit = self._merge_base(branch)
                 return commit, f"merge base with {branch} ({commit[:12]})"
-        raise BaseRefError(f"no default branch ({', '.join(DEFAULT_BRANCHES)}) to compare with; pass --base REF")
+        fix = _SHALLOW_ADVICE if self.shallow() else "pass --base REF"
+        raise BaseRefError(f"no default branch ({', '.join(DEFAULT_BRANCHES)}) to compare with; {fix}")
+
+    def _merge_base(self, branch: str) -> str:
+        found = self._run("merge-base", "HEAD", branch)
+        if found.returncode == 1 and not found.stderr.strip():  # git's answer when no commit is common to both
+            if self.shallow():
+                raise BaseRefError(f"no merge base of HEAD and {branch} in this clone's history; {_SHALLOW_ADVICE}")
+            raise BaseRefError(f"HEAD and {branch} have no commit in common; pass --base REF")
+        return self._checked(found, "merge-base").decode().strip()
+
+    def forget_missing_worktrees(self) -> None:
+        """`git worktree prune`, best effort: a read-only repository still compares its catalog."""
+        self._run("worktree", "prune")
+
+    def shallow(self) -> bool:
+        return self._run("rev-parse", "--is-shallow-repository").stdout.strip() == b"true"
 
     def names(self, commit: str, patterns: tuple[str, ...]) -> list[str]:
-        """The entries of the catalog's folder at `commit` that match `patterns`."""
+        """The entries of the catalog's folder at `commit` that match `patterns`; none when the folder is not
+        there yet (a base from before the catalog moved into it declared nothing here)."""
+        if self._run("cat-file", "-t", f"{commit}:{self.prefix}").stdout.strip() != b"tree":
+            return []
         names = self.run("ls-tree", "--name-only", "-z", f"{commit}:{self.prefix}").decode().split("\0")
         return [n for n in names if any(fnmatch.fnmatchcase(n, pattern) for pattern in patterns)]
 

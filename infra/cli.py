@@ -10,7 +10,7 @@ Exit codes:
   the program registers a resource it cannot import; migrate: a table was refused or failed.
 - 2: usage errors. diff, verify, snapshot and import-file also exit 2 when nothing could be checked:
   invalid declarations or stack config, missing or refused credentials, an unreachable API, an
-  unwritable --out.
+  unwritable --out. docs exits 2 when docs/tables.md cannot be written (or, with --check, read).
 """
 
 from __future__ import annotations

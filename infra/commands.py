@@ -128,13 +128,27 @@ def docs(root: Path, check: bool) -> DocsResult:
     from infra.docs import DOCS_FILE, render_data_dictionary
 
     target = root / DOCS_FILE
-    text = render_data_dictionary(load_catalog(root))
+    text = render_data_dictionary(load_catalog(root)).encode("utf-8")
     if check:
-        current = target.read_text(encoding="utf-8") if target.is_file() else None
+        try:
+            current = target.read_bytes()
+        except FileNotFoundError:
+            current = None
+        except OSError as error:  # a directory, no read permission: nothing could be checked
+            raise CommandFailed(f"cannot read {display_path(target)}: {_cause(error)}", 2) from None
         return DocsResult(root, target, up_to_date=current == text, written=False)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(text)
+    except OSError as error:  # a directory, read-only, docs/ a file
+        raise CommandFailed(f"cannot write {display_path(target)}: {_cause(error)}", 2) from None
     return DocsResult(root, target, up_to_date=True, written=True)
+
+
+def _cause(error: OSError) -> str:
+    """The operating system's reason, as a clause: "is a directory", "permission denied"."""
+    reason = error.strerror or str(error)
+    return reason[:1].lower() + reason[1:]
 
 
 @dataclass(frozen=True)

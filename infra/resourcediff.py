@@ -1,6 +1,6 @@
 """What the program registers at the base vs now -> every change of every input and option, with its rule.
 
-Its size (about 620 lines) is mostly the rule table: one rule per input property of pulumi-gcp's
+Its size (about 770 lines) is mostly the rule table: one rule per input property of pulumi-gcp's
 Table and Dataset (a test keeps it complete) and one per resource option.
 
 Pure core: compares registrations as infra/mockrun.py records them (plain dicts), paired by URN (type,
@@ -162,7 +162,9 @@ DATASET_RULES: dict[str, PropertyRule] = {
         Verdict.UPDATE, DATASET_IN_PLACE, _NEW_TABLES + "; existing tables keep their key"
     ),
     "defaultPartitionExpirationMs": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, _NEW_TABLES),
-    "defaultTableExpirationMs": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, _NEW_TABLES),
+    "defaultTableExpirationMs": PropertyRule(
+        Verdict.UPDATE, DATASET_IN_PLACE, _NEW_TABLES + "; existing tables keep the expirationTime they have"
+    ),
     "description": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
     "externalCatalogDatasetOptions": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
     "friendlyName": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
@@ -270,11 +272,10 @@ def compare_registrations(
         ordered = _worst_first(*changes)
         result.append(TableChanges(current.key, ordered, current.key in approvals, current.kind))
     result, unchanged = _dataset_replacements(result, old, new, unchanged)
+    result, unchanged = _kept_table_expirations(result, old, new, unchanged)
     # Before the stack's first up there is no provider in state to update: it is created with the rest.
     if old.resources and (provider := _provider_changes(old.config, new.config)):
-        result.append(
-            TableChanges(DEFAULT_PROVIDER, _worst_first(*provider), kind="provider")
-        )
+        result.append(TableChanges(DEFAULT_PROVIDER, _worst_first(*provider), kind="provider"))
     result.sort(key=lambda t: (-t.verdict.rank, _KIND_ORDER[t.kind], t.name))
     return DiffResult(old_label, new_label, tuple(result), stack, unchanged)
 
@@ -298,18 +299,17 @@ def _dataset_replacements(
     datasets = [r for r in old.resources if r.kind == "dataset"]
     for dataset in datasets:
         found = by_name.get(("dataset", dataset.key))
-        if found is None or found.verdict is not Verdict.REPLACE:
+        # Any replacing change, not only the worst: the import option's refusal outranks it, and the run
+        # after the import replaces the dataset all the same.
+        if found is None or not _replaces(found):
             continue
-        where = (dataset.inputs.get("project"), dataset.inputs.get("datasetId"))
-        tables = [
-            r
-            for r in old.resources
-            if r.kind == "table" and (r.inputs.get("project"), r.inputs.get("datasetId")) == where
-        ]
+        tables = _tables_in(dataset, old)
         if not tables:
             continue
+        importing = any(c.rule is ENGINE_IMPORT_REPLACE for c in found.changes)
+        once = "once a run without the import option replaces the dataset (this one fails first): " if importing else ""
         if dataset.inputs.get("deleteContentsOnDestroy") is not True:
-            text = (
+            text = once + (
                 f"the old dataset still holds {len(tables)} table(s) and state records no deleteContentsOnDestroy "
                 "true: BigQuery refuses its delete, so the update fails there and nothing is replaced"
             )
@@ -318,26 +318,83 @@ def _dataset_replacements(
             continue
         for table in tables:
             own = by_name.get(("table", table.key))
-            if own is not None and own.verdict is Verdict.REPLACE:
-                text = (
+            if own is not None and _replaces(own):
+                text = once + (
                     f"the replacement of dataset {dataset.key} deletes this table and every row with it first "
                     "(state records deleteContentsOnDestroy true); the table's own delete then finds no table "
                     "(404) and the update stops midway"
                 )
                 rule = DATASET_DELETE_CONTENTS
             else:
-                text = (
+                text = once + (
                     f"the replacement of dataset {dataset.key} deletes this table and every row with it (state "
                     "records deleteContentsOnDestroy true); the engine leaves the table as it is in state, so "
                     "nothing recreates it until a `pulumi up --refresh` sees it gone"
                 )
                 rule = ENGINE_DEPENDENTS
-            change = _change("(dataset replaced)", Verdict.REMOVED, rule, text, "dataset")
-            if own is None:
-                unchanged -= 1
-                own = TableChanges(table.key, (), table.key in new.approved(), "table")
-            by_name["table", table.key] = replace(own, changes=_worst_first(change, *own.changes))
+            unchanged = _add_change(
+                by_name, table, new, _change("(dataset replaced)", Verdict.REMOVED, rule, text, "dataset"), unchanged
+            )
     return list(by_name.values()), unchanged
+
+
+def _kept_table_expirations(
+    result: list[TableChanges], old: Registrations, new: Registrations, unchanged: int
+) -> tuple[list[TableChanges], int]:
+    """A dataset's defaultTableExpirationMs no longer set: new tables get no expiration (the provider's PUT
+    leaves the default out: resource_bigquery_dataset.go resourceBigQueryDatasetUpdate), and a table created
+    while it was set keeps the expirationTime BigQuery gave it ("changing the value will only affect new
+    tables, not existing ones", its default_table_expiration_ms), which nothing clears: the table's
+    expiration_time is Optional+Computed and the program leaves it out."""
+    by_name = {(t.kind, t.name): t for t in result}
+    now = {(r.kind, r.key): r for r in new.resources}
+    for dataset in old.resources:
+        default = dataset.inputs.get("defaultTableExpirationMs")
+        after, changed = now.get(("dataset", dataset.key)), by_name.get(("dataset", dataset.key))
+        if dataset.kind != "dataset" or not default or after is None or after.inputs.get("defaultTableExpirationMs"):
+            continue
+        if changed is not None and _replaces(changed):
+            continue  # its tables go with it, or it is not replaced at all: _dataset_replacements says which
+        for table in _tables_in(dataset, old):
+            kept, own = now.get(("table", table.key)), by_name.get(("table", table.key))
+            if kept is None or kept.inputs.get("expirationTime") or (own is not None and _replaces(own)):
+                continue  # removed, its own expiration declared, or recreated without one
+            text = (
+                f"its dataset's defaultTableExpirationMs {_show(default)} ({int(default) // MS_PER_DAY} days) is no "
+                "longer set, which changes only tables created from now on: if this table was created while it was "
+                "set, it keeps the expirationTime BigQuery gave it and the provider sends none, so BigQuery still "
+                "deletes the table and its rows then; clear it on the live table"
+            )
+            change = _change(
+                "(defaultTableExpirationMs)", Verdict.REJECTED, TABLE_EXPIRATION_COMPUTED, text, "expirationTime"
+            )
+            unchanged = _add_change(by_name, table, new, change, unchanged)
+    return list(by_name.values()), unchanged
+
+
+def _replaces(resource: TableChanges) -> bool:
+    return any(c.verdict is Verdict.REPLACE for c in resource.changes)
+
+
+def _tables_in(dataset: Registered, registrations: Registrations) -> list[Registered]:
+    where = (dataset.inputs.get("project"), dataset.inputs.get("datasetId"))
+    return [
+        r
+        for r in registrations.resources
+        if r.kind == "table" and (r.inputs.get("project"), r.inputs.get("datasetId")) == where
+    ]
+
+
+def _add_change(
+    by_name: dict[tuple[str, str], TableChanges], table: Registered, new: Registrations, change: Change, unchanged: int
+) -> int:
+    """Adds a change to a table's entry, making one for a table that was unchanged; returns the unchanged count."""
+    own = by_name.get(("table", table.key))
+    if own is None:
+        unchanged -= 1
+        own = TableChanges(table.key, (), table.key in new.approved(), "table")
+    by_name["table", table.key] = replace(own, changes=_worst_first(change, *own.changes))
+    return unchanged
 
 
 def _provider_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Change]:
@@ -498,6 +555,8 @@ def _property_change(new: Registered, key: str, rule: PropertyRule | None, befor
         return _change(path, Verdict.REJECTED, TABLE_EXPIRATION_COMPUTED, text, key)
     fix = None
     text = f"{what}: {rule.text}"
+    if key == "defaultTableExpirationMs" and after is None:
+        text = f"{what}: in place; tables created from now on get no expiration, existing tables keep the one they have"
     if key == "encryptionConfiguration" and (after or {}).get("kmsKeyName"):
         # BigQuery re-keys a table in place; once a refresh records the key, the provider sees no change.
         ref = f"{new.inputs.get('project')}.{new.inputs.get('datasetId')}.{new.inputs.get('tableId')}"
@@ -539,8 +598,19 @@ def _epoch_ms(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
-    text = "none" if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    text = "none" if value is None else value if isinstance(value, str) else json.dumps(_whole(value), sort_keys=True)
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _whole(value: Any) -> Any:
+    """Numbers as the program wrote them: the engine's protobuf Struct carries every number as a double."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole(v) for v in value]
+    return value
 
 
 @functools.lru_cache(maxsize=4096)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -591,6 +596,158 @@ def test_bad_refs_and_folders_outside_git_exit_2(diff: Diff, repo: Path, tmp_pat
     assert "is not inside a git repository; compare two files with --old/--new instead" in no_git.stderr
 
 
+SHALLOW_ADVICE = (
+    "this clone is shallow: fetch more history with `git fetch --deepen=<N>` (or all of it with "
+    "`git fetch --unshallow`); in GitHub Actions give actions/checkout `fetch-depth: 0`"
+)
+
+
+def test_a_shallow_clone_short_of_the_merge_base_says_how_to_fetch_more(diff: Diff, repo: Path, tmp_path: Path) -> None:
+    """A pull request's branch two commits past the merge base, main one past it, cloned one commit deep (what
+    actions/checkout fetches by default): git merge-base finds nothing in the cut-off history and exits 1 with no
+    output. `git fetch --deepen` (git's fetch-options) then reaches it."""
+    git(repo, "checkout", "-q", "-b", "feature")
+    for message in ("one", "two"):
+        commit(repo, message)
+    git(repo, "checkout", "-q", "main")
+    commit(repo, "main moves on")
+    base_sha = git(repo, "rev-parse", "main~1").strip()
+    clone = tmp_path / "shallow"
+    # file:// so that --depth applies (a local path clone copies the objects and ignores it)
+    url = repo.resolve().as_uri()
+    git(tmp_path, "clone", "-q", "--depth", "1", "--no-single-branch", "--branch", "feature", url, str(clone))
+
+    merge_base = diff("--root", str(clone))
+    missing_sha = diff("--root", str(clone), "--base", base_sha)
+    stack = diff("--root", str(clone), "--stack", "dev")
+
+    assert merge_base.exit_code == 2
+    assert merge_base.stderr.splitlines()[-1] == (
+        f"Error: --base: no merge base of HEAD and origin/HEAD in this clone's history; {SHALLOW_ADVICE}"
+    )
+    assert missing_sha.exit_code == 2
+    assert missing_sha.stderr.splitlines()[-1] == (
+        f"Error: --base: no commit '{base_sha}' in this repository; {SHALLOW_ADVICE}"
+    )
+    assert stack.exit_code == 2 and SHALLOW_ADVICE in stack.stderr
+    git(clone, "fetch", "-q", "--deepen=2")
+    assert diff("--root", str(clone), "--fail-on", "noop").exit_code == 0
+
+
+def test_unrelated_histories_are_named_as_such(diff: Diff, repo: Path) -> None:
+    git(repo, "checkout", "-q", "--orphan", "elsewhere")
+    commit(repo, "a history of its own")
+    result = diff("--root", str(repo))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == "Error: --base: HEAD and main have no commit in common; pass --base REF"
+
+
+def test_a_base_without_the_catalogs_folder_adds_everything(diff: Diff, repo_copy: Path, tmp_path: Path) -> None:
+    """The catalog moved into a subfolder after the base: nothing was declared there (git ls-tree of a path the
+    commit lacks fails with "Not a valid object name")."""
+    outer = tmp_path / "outer"
+    outer.mkdir()
+    git(outer, "init", "-q", "-b", "main")
+    commit(outer, "before the catalog")
+    shutil.move(repo_copy, outer / "infra-catalog")
+    shutil.copytree(
+        REPO_ROOT / "infra", outer / "infra-catalog" / "infra", ignore=shutil.ignore_patterns("__pycache__")
+    )
+
+    tables = diff("--root", str(outer / "infra-catalog"), "--format", "json")
+    stack = diff("--root", str(outer / "infra-catalog"), "--stack", "dev", "--format", "json")
+
+    assert verdicts(tables) == {table: "added" for table in TABLES}
+    assert stack.exit_code == 0, stack.stderr
+    assert {t["table"]: t["verdict"] for t in json.loads(stack.stdout)["tables"]} == {
+        table: "added" for table in TABLES
+    }
+
+
+def test_a_base_without_stacks_adds_everything_for_the_stack(diff: Diff, repo: Path) -> None:
+    """A base with Pulumi.dev.yaml but no declarations yet registered no dataset or table, as in the catalog's
+    own diff, which reads a base without stacks/ as an empty catalog."""
+    shutil.move(repo / "stacks", repo.parent / "stacks")
+    commit(repo, "no declarations yet")
+    shutil.move(repo.parent / "stacks", repo / "stacks")
+
+    result = diff("--root", str(repo), "--base", "HEAD", "--stack", "dev", "--format", "json")
+
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert {t["table"]: t["verdict"] for t in document["tables"]} == {table: "added" for table in TABLES}
+    assert [d["verdict"] for d in document["datasets"]] == ["added"]
+
+
+def test_a_base_without_schemas_names_each_missing_file_relative_to_the_repository(diff: Diff, repo: Path) -> None:
+    shutil.move(repo / "schemas", repo.parent / "schemas")
+    commit(repo, "schemas lost")
+    shutil.move(repo.parent / "schemas", repo / "schemas")
+
+    result = diff("--root", str(repo), "--base", "HEAD")
+
+    assert result.exit_code == 2
+    assert "schema file schemas/tenants/tenant_profiles.json not found" in result.stderr
+    assert "tenant-bigquery-base-" not in result.stderr  # never the temporary folder the base was read from
+
+
+def worktrees(repo: Path) -> list[Path]:
+    listing = git(repo, "worktree", "list", "--porcelain").splitlines()
+    return [Path(line.removeprefix("worktree ")) for line in listing if line.startswith("worktree ")]
+
+
+def test_a_run_killed_by_sigkill_is_cleaned_up_by_the_next_and_a_live_one_is_left_alone(
+    diff: Diff, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run killed with SIGKILL (a cancelled CI job) leaves its git worktree registered and its folder behind.
+    The next run removes the folder once its lock is free and `git worktree prune` then forgets the worktree
+    (git's builtin/worktree.c: prune drops a worktree whose folder is gone, never one `worktree add` has locked
+    while it creates it). A run alive meanwhile keeps both."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    base = git(repo, "rev-parse", "HEAD").strip()
+    mockrun = repo / "infra" / "mockrun.py"
+    program = mockrun.read_text()
+    mockrun.write_text(program + "\nimport time\n\ntime.sleep(600)\n")  # a base program caught midway
+    commit(repo, "a base program that hangs")
+    hanging = git(repo, "rev-parse", "HEAD").strip()
+    mockrun.write_text(program)
+    environment = {"PYTHONPATH": str(REPO_ROOT), "PATH": os.environ["PATH"], "HOME": os.devnull, "TMPDIR": str(temp)}
+    killed = subprocess.Popen(
+        [sys.executable, "-m", "infra.cli", "diff", "--root", str(repo), "--base", hanging, "--stack", "dev"],
+        cwd=REPO_ROOT,
+        env=environment,
+        start_new_session=True,  # its own process group: killed with its children, as a runner cancels a job
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    try:
+        deadline = time.monotonic() + 120
+        while not list(temp.glob("tenant-bigquery-base-*/tree/infra/mockrun.py")):  # the base is checked out
+            assert killed.poll() is None and time.monotonic() < deadline, "the run never reached the base program"
+            time.sleep(0.02)
+        [live] = temp.iterdir()
+
+        concurrent = diff("--root", str(repo), "--base", base, "--stack", "dev", "--fail-on", "noop")
+
+        assert concurrent.exit_code == 0, concurrent.output
+        assert killed.poll() is None  # still running: its folder and worktree were live
+        assert worktrees(repo) == [repo.resolve(), (live / "tree").resolve()]
+        assert list(temp.iterdir()) == [live]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+    assert len(worktrees(repo)) == 2  # what the killed run left
+
+    after = diff("--root", str(repo), "--base", base, "--fail-on", "noop")
+
+    assert after.exit_code == 0, after.output
+    assert worktrees(repo) == [repo.resolve()]
+    assert list(temp.iterdir()) == []
+
+
 def test_an_invalid_working_tree_is_reported_like_validate_and_exits_2(diff: Diff, repo: Path) -> None:
     edit_schema(repo, "tenant_api_keys", lambda columns: columns[0].update(type="BLOB"))
 
@@ -833,3 +990,64 @@ def test_a_removed_table_expiration_is_rejected_the_table_still_expires(diff: Di
     assert (change["path"], change["verdict"]) == ("(expirationTime)", "rejected")
     assert "the provider sends nothing, so BigQuery keeps the expiration and deletes the table" in change["reason"]
     assert "at 2030-03-17 17:46:40 UTC" in change["reason"]
+
+
+def test_a_removed_default_table_expiration_says_existing_tables_keep_theirs(diff: Diff, repo: Path) -> None:
+    """terraform-provider-google resource_bigquery_dataset.go: default_table_expiration_ms "will only affect new
+    tables, not existing ones", and resourceBigQueryDatasetUpdate PUTs the dataset without it, so new tables get
+    none; resource_bigquery_table.go expiration_time is Optional+Computed and the program leaves it out, so the
+    expirationTime each table got at creation stays. The engine serialises numbers as doubles (a protobuf
+    Struct): the report shows the integer the program registered."""
+    edit_config(repo, "dev", defaultTableExpirationDays=30)
+    commit(repo, "dev tables expire after 30 days")
+    edit_config(repo, "dev", defaultTableExpirationDays=None)
+
+    result = diff("--root", str(repo), "--stack", "dev", "--format", "json")
+
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    [dataset] = document["datasets"]
+    [change] = dataset["changes"]
+    assert (change["path"], change["verdict"]) == ("(defaultTableExpirationMs)", "update")
+    assert change["reason"].startswith(
+        "provider: defaultTableExpirationMs 2592000000 -> none: in place; tables created from now on get no "
+        "expiration, existing tables keep the one they have"
+    )
+    tables = {t["table"]: t for t in document["tables"]}
+    assert set(tables) == set(TABLES)
+    for table in tables.values():
+        [kept] = table["changes"]
+        assert (kept["path"], kept["verdict"], kept["property"]) == (
+            "(defaultTableExpirationMs)",
+            "rejected",
+            "expirationTime",
+        )
+        assert "defaultTableExpirationMs 2592000000 (30 days) is no longer set" in kept["reason"]
+        assert "keeps the expirationTime BigQuery gave it" in kept["reason"]
+    text = diff("--root", str(repo), "--stack", "dev").stdout
+    assert "2592000000.0" not in text
+    assert f"1 dataset(s) and {len(TABLES)} table(s) changed, worst: rejected." in text.splitlines()
+
+
+def test_a_dataset_replaced_while_importing_still_says_what_happens_to_its_tables(diff: Diff, repo: Path) -> None:
+    """With the import option the engine refuses the replacement (pulumi/pulumi step_generator.go
+    continueStepsFromDiff: "previously-imported resources that still specify an ID may not be replaced"), which
+    outranks the replace; the next run without it replaces the dataset, and with deleteContentsOnDestroy true in
+    dev's state BigQuery deletes every table with it (BigQuery REST reference, datasets.delete)."""
+    edit_config(repo, "dev", location="EU", adoptExisting=True)
+
+    result = diff("--root", str(repo), "--stack", "dev", "--format", "json")
+
+    document = json.loads(result.stdout)
+    [dataset] = document["datasets"]
+    assert dataset["verdict"] == "rejected"
+    assert {c["verdict"] for c in dataset["changes"]} >= {"rejected", "replace"}
+    tables = {t["table"]: t for t in document["tables"]}
+    assert set(tables) == set(TABLES)
+    for table in tables.values():
+        assert table["verdict"] == "removed"
+        [removal] = [c for c in table["changes"] if c["path"] == "(dataset replaced)"]
+        assert removal["reason"].startswith(
+            "Pulumi: once a run without the import option replaces the dataset (this one fails first): the "
+            "replacement of dataset tenants deletes this table and every row with it"
+        )

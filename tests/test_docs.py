@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -148,3 +154,59 @@ def test_a_range_type_is_escaped_so_github_does_not_read_it_as_html() -> None:
     text = render_data_dictionary(Catalog((dataset,)))
     assert "| `period` | RANGE&lt;DATE&gt; | NULLABLE | Valid &lt;from, to&gt; &amp; more |" in text
     assert "<DATE>" not in text
+
+
+def test_a_directory_where_the_data_dictionary_goes_is_one_line_and_exit_2(repo_copy: Path) -> None:
+    (repo_copy / DOCS_FILE).unlink()
+    (repo_copy / DOCS_FILE).mkdir()
+    for args in (("docs",), ("docs", "--check")):
+        result = invoke(*args, "--root", str(repo_copy), cwd=repo_copy)
+        verb = "read" if "--check" in args else "write"
+        assert (result.returncode, result.stderr) == (2, f"error: cannot {verb} docs/tables.md: is a directory\n")
+
+
+def _as_nobody(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m infra.cli` as the unprivileged user 65534: root's writes are never denied by file modes.
+    Skips, saying why, where no such user can run this interpreter."""
+    command = [sys.executable, "-m", "infra.cli", *args]
+    if os.geteuid() != 0:
+        prefix: list[str] = []
+    elif shutil.which("setpriv"):
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    else:
+        pytest.skip("running as root without setpriv: no unprivileged user to be denied the write")
+    env = {"PYTHONPATH": str(REPO_ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.devnull}
+    probe = subprocess.run(
+        [*prefix, sys.executable, "-c", "import infra.cli"], env=env, capture_output=True, check=False
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"user 65534 cannot run this interpreter with the repository: {probe.stderr.decode()[-200:]}")
+    return subprocess.run(
+        [*prefix, *command], cwd=cwd, env=env, capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+@pytest.fixture
+def shared_copy() -> Iterator[Path]:
+    """A copy of the fixture repository that user 65534 can read (pytest's tmp_path is private to root)."""
+    top = Path(tempfile.mkdtemp(prefix="docs-permissions-"))
+    try:
+        root = top / "repo"
+        shutil.copytree(FIXTURE_ROOT, root)
+        for path in (top, *top.rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        yield root
+    finally:
+        shutil.rmtree(top)
+
+
+def test_a_read_only_data_dictionary_is_one_line_and_exit_2(shared_copy: Path) -> None:
+    target = shared_copy / DOCS_FILE
+    target.chmod(0o444)
+    result = _as_nobody("docs", "--root", str(shared_copy), cwd=shared_copy)
+    assert (result.returncode, result.stderr) == (2, "error: cannot write docs/tables.md: permission denied\n")
+    assert target.read_text() == (FIXTURE_ROOT / DOCS_FILE).read_text()
+
+    target.chmod(0o000)
+    result = _as_nobody("docs", "--check", "--root", str(shared_copy), cwd=shared_copy)
+    assert (result.returncode, result.stderr) == (2, "error: cannot read docs/tables.md: permission denied\n")
