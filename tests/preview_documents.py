@@ -82,6 +82,14 @@ PROTECTED_DELETE = (
     "because it is protected. To unprotect the resource, either remove the `protect` flag from the resource "
     "in your Pulumi program and run `pulumi up`, or use the command:\n`pulumi state unprotect '{urn}'`"
 )
+# What a preview of a protected resource's replacement reports, then carries on planning (a preview, not an
+# up, continues past it: pkg/resource/deploy/step_generator.go continueStepsFromDiff, `new.Protect &&
+# old.Protect && !IgnoreProtect`). `pulumi preview --ignore-protect` reports neither this nor PROTECTED_DELETE.
+PROTECTED_REPLACE = (
+    'unable to replace resource "{urn}"\n'
+    "as it is currently marked for protection. To unprotect the resource, remove the `protect` flag from the "
+    "resource in your Pulumi program and run `pulumi up`"
+)
 # A program that fails: infra/program.py logs each problem and raises RunError, which
 # pulumi-language-python-exec logs as an error and exits 1; the language host reports "program exited
 # with non-zero exit code: 1" (sdk/python/cmd/pulumi-language-python/main.go), which the engine wraps

@@ -17,6 +17,7 @@ from helpers import invoke
 from preview_documents import (
     FAILED_PROGRAM,
     PROTECTED_DELETE,
+    PROTECTED_REPLACE,
     UNKNOWN_ID,
     dataset_state,
     dataset_urn,
@@ -562,6 +563,28 @@ def test_a_replace_that_migrate_covers_is_expected_and_nothing_else(repo_copy: P
         f"✗ delete tenants-tenant_subscriptions ({TABLE}): not approved",
     ]
     assert gate(repo_copy, "prod", path)[0] == 1
+
+
+def test_a_protected_replace_fails_a_preview_without_ignore_protect_even_when_migrate_covers_it(
+    repo_copy: Path, tmp_path: Path
+) -> None:
+    """Why the deploy's first preview passes --ignore-protect (.github/workflows/pulumi-up.yml): prod's tables are
+    protected in state and in the program, so the engine reports an error for each replace
+    (step_generator.go continueStepsFromDiff), and a preview with an error is no basis for an approval. With
+    the flag the same steps come without it (replace_trio: protect on both sides), and the gate approves the
+    migrated table and refuses the rest from the state's protect itself (the tests above)."""
+    urn = table_urn("prod", "tenant_profiles")
+    document = digest(
+        "prod",
+        replace_trio("prod", "tenant_profiles")[1],
+        diagnostics=[diagnostic(PROTECTED_REPLACE.format(urn=urn), "error", urn)],
+    )
+    plan = migration(tmp_path, tenant_profiles="planned")
+    code, out, err = gate(repo_copy, "prod", write(tmp_path / "preview.json", document), "--migration", str(plan))
+    assert (code, out) == (2, [])
+    assert f'the first: unable to replace resource "{urn}")' in err
+    without_error = write(tmp_path / "ignored.json", digest("prod", replace_trio("prod", "tenant_profiles")[1]))
+    assert gate(repo_copy, "prod", without_error, "--migration", str(plan))[0] == 0
 
 
 def test_a_migration_file_that_is_not_one_exits_2(repo_copy: Path, tmp_path: Path) -> None:

@@ -214,7 +214,7 @@ def test_main_deploys_dev_then_prod_each_gated_by_a_preview_before_any_approval(
     [gated] = [i for i, run in enumerate(runs) if GATE in run]
     assert planned < gated and "--apply" not in runs[planned]
     assert '--migration "$RUNNER_TEMP/migration.json"' in runs[gated]
-    assert 'pulumi preview --stack "$STACK" --json --policy-pack policies' in runs[gated]
+    assert 'pulumi preview --stack "$STACK" --json --ignore-protect --policy-pack policies' in runs[gated]
     assert preview_steps[gated]["shell"] == "bash"  # -eo pipefail: the gate's exit status is not lost in the pipe
     # After the approval: migrate, gate a refreshed preview without the migration allowance, then up.
     up_steps = steps(up)
@@ -222,6 +222,8 @@ def test_main_deploys_dev_then_prod_each_gated_by_a_preview_before_any_approval(
     applied = next(i for i, run in enumerate(up_runs) if 'migrate --stack "$STACK" --apply' in run)
     regated = next(i for i, run in enumerate(up_runs) if GATE in run)
     assert "--migration" not in up_runs[regated] and "--refresh" in up_runs[regated]
+    # The engine's own refusal of a protected replace or delete stays on once the tables are migrated.
+    assert "--ignore-protect" not in up_runs[regated]
     assert up_steps[applied]["shell"] == up_steps[regated]["shell"] == "bash"
     deploy = next(i for i, step in enumerate(up_steps) if step.get("with", {}).get("command") == "up")
     assert applied < regated < deploy
