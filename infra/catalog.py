@@ -133,8 +133,11 @@ def _check_partitioning(
                 "range.field",
                 f"range partitioning needs a non-REPEATED INT64 column; {rng.field!r} is {column.mode} {column.type}",
             )
-        message = rules.check_range_partitioning(rng.field, rng.start, rng.end, rng.interval)
-        if message:
+        bounds = {"start": rng.start, "end": rng.end, "interval": rng.interval}
+        bound_problems = [(key, m) for key, value in bounds.items() if (m := rules.check_range_bound(value))]
+        for key, message in bound_problems:
+            fail(f"range.{key}", message)
+        if not bound_problems and (message := rules.check_range_partitioning(rng.field, *bounds.values())):
             fail("range", message)
         return (
             None,

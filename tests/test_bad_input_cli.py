@@ -81,9 +81,26 @@ def test_stack_config_is_checked_like_the_schemas(repo_copy: Path, setting: str,
             "stacks/tenants.yaml:tables.tenant_usage_quotas.partitioning.range: start (100) must be less than end "
             "(10) of the ranges on 'api_requests'; swap or widen them",
         ),
+        (
+            "{range: {field: api_requests, start: 0, end: 9223372036854775808, interval: 4611686018427387904}}",
+            "stacks/tenants.yaml:tables.tenant_usage_quotas.partitioning.range.end: 9223372036854775808 is outside "
+            "BigQuery's INT64 range (-9,223,372,036,854,775,808 to 9,223,372,036,854,775,807), which range "
+            "partitioning bounds are stored in; use a value within it",
+        ),
+        (
+            "{range: {field: api_requests, start: 0, end: 9007199254740993, interval: 9007199254740992}}",
+            "stacks/tenants.yaml:tables.tenant_usage_quotas.partitioning.range.end: 9007199254740993 would reach "
+            "BigQuery as 9007199254740992: Pulumi sends every number as a 64-bit float, exact for every integer up "
+            "to 9,007,199,254,740,992 either way; use one it holds exactly",
+        ),
     ],
 )
 def test_partitioning_errors_name_the_column_and_values(repo_copy: Path, partitioning: str, line: str) -> None:
+    """Range bounds are INT64 in BigQuery (REST reference, tables: RangePartitioning.range start/end/interval;
+    terraform-provider-google resource_bigquery_table.go expandRangePartitioning sends
+    strconv.FormatInt(int64(...))), and Pulumi carries numbers as doubles (pulumi/pulumi
+    sdk/python/lib/pulumi/runtime/rpc.py serialize_property; pulumi-terraform-bridge pkg/tfbridge/schema.go
+    makeTerraformInput: int(v.NumberValue()))."""
     declaration = repo_copy / "stacks" / "tenants.yaml"
     text = declaration.read_text()
     old = "partitioning: {field: usage_date, type: DAY, expiration_days: 730}"
