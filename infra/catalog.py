@@ -135,8 +135,8 @@ def _check_partitioning(
             )
         bounds = {"start": rng.start, "end": rng.end, "interval": rng.interval}
         bound_problems = [(key, m) for key, value in bounds.items() if (m := rules.check_range_bound(value))]
-        for key, message in bound_problems:
-            fail(f"range.{key}", message)
+        for key, bound_problem in bound_problems:
+            fail(f"range.{key}", bound_problem)
         if not bound_problems and (message := rules.check_range_partitioning(rng.field, *bounds.values())):
             fail("range", message)
         return (
