@@ -345,3 +345,30 @@ def _view(stack: LiveStack) -> bigquery.Table:
     view = bigquery.Table(stack.table("tenant_profiles"))
     view.view_query = f"SELECT tenant_id FROM `{stack.table('tenant_api_keys')}`"
     return view
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["plan"],
+        ["diff", "--base", "HEAD"],
+        ["preview-gate", "preview.json"],
+        ["verify"],
+        ["snapshot", "--all"],
+        ["migrate"],
+        ["import-file"],
+    ],
+    ids=lambda command: command[0],
+)
+def test_a_stack_name_that_is_a_path_is_refused(repo_copy: Path, command: list[str]) -> None:
+    """`Pulumi.<stack>.yaml` with the stack `x/../Pulumi.prod` was prod's file (through a folder `Pulumi.x`).
+    Pulumi's own rule (pulumi/pulumi sdk/go/common/tokens/stack_name.go ParseStackName): 1 to 100 of
+    A-Z a-z 0-9 _ . -, so no stack name is a path."""
+    (repo_copy / "Pulumi.x").mkdir()
+    (repo_copy / "preview.json").write_text("{}")
+    result = invoke(*command, "--stack", "x/../Pulumi.prod", "--root", str(repo_copy), cwd=repo_copy)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--stack': 'x/../Pulumi.prod' is not a stack name: Pulumi allows 1 to 100 "
+        "letters, digits, '-', '_' and '.'"
+    )
