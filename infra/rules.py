@@ -200,6 +200,24 @@ def check_expiration_days(days: int) -> str | None:
     return None
 
 
+# A project id (Resource Manager REST reference, projects: projectId "must be 6 to 30 lowercase ASCII letters,
+# digits, or hyphens", start with a letter, no trailing hyphen), optionally behind a legacy domain scope
+# (`example.com:my-project`; the domain part as in terraform-provider-google verify/validation.go
+# ProjectRegex, "copied from the official Google Cloud auto-generated client").
+_PROJECT_ID = re.compile(r"(?:(?:[-a-z0-9]{1,63}\.)*[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?:)?[a-z][-a-z0-9]{4,28}[a-z0-9]\Z")
+
+
+def check_project_id(project: str) -> str | None:
+    """migrate writes the project into SQL and every resource names it: only a real project id passes."""
+    if _PROJECT_ID.match(project):
+        return None
+    return (
+        f"{project!r} is not a GCP project id: 6 to 30 lowercase letters, digits and hyphens, starting with a "
+        "letter and not ending with a hyphen (or a domain-scoped id such as example.com:my-project); "
+        "use the project's id, not its name or number"
+    )
+
+
 def check_dataset_id(dataset_id: str) -> str | None:
     if not _DATASET_ID.match(dataset_id) or len(dataset_id) > 1024:
         return f"dataset id {dataset_id!r} is invalid; use 1 to 1,024 letters, digits and underscores"

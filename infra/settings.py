@@ -20,7 +20,7 @@ from infra.catalog import Catalog
 from infra.contract import KMS_KEY, PUBLIC_PRINCIPALS
 from infra.documents import display_path, load_yaml
 from infra.problems import DeclarationError, MissingStackError, Problem, struct_problems
-from infra.rules import check_dataset_id, check_expiration_days, check_labels, check_location
+from infra.rules import check_dataset_id, check_expiration_days, check_labels, check_location, check_project_id
 
 PROJECT = "tenant-bigquery"
 # How long snapshots (`snapshot`, and `migrate` before it changes a table) are kept: the prod approval
@@ -131,6 +131,8 @@ def parse_settings(stack: str, values: Mapping[str, Any], source: str, catalog: 
                 source, "config.gcp:project", "is required; set the GCP project id (pulumi config set gcp:project ID)"
             )
         )
+    elif (message := check_project_id(project)) is not None:
+        problems.append(Problem(source, "config.gcp:project", message))
     problems += _unknown_key_problems(values, source)
     own = {
         key[len(prefix) :]: _decode(key[len(prefix) :], value)

@@ -52,6 +52,9 @@ def test_an_empty_schema_does_not_remove_the_table(repo_copy: Path) -> None:
         ("tenant-bigquery:defaultTableExpirationDays: 0", "defaultTableExpirationDays: 0 is too short"),
         ("tenant-bigqeury:protect: false", "unknown namespace 'tenant-bigqeury'"),
         ("tenant-bigquery:recreateOnSchemaChange: no", "recreateOnSchemaChange: must be true or false; got 'no'"),
+        ("gcp:project: Acme-Dev", "gcp:project: 'Acme-Dev' is not a GCP project id: 6 to 30 lowercase letters"),
+        ("gcp:project: acme-dev-", "gcp:project: 'acme-dev-' is not a GCP project id"),
+        ("gcp:project: \"p`; DROP TABLE t; --\"", "use the project's id, not its name or number"),
     ],
 )
 def test_stack_config_is_checked_like_the_schemas(repo_copy: Path, setting: str, line: str) -> None:
@@ -372,3 +375,26 @@ def test_a_stack_name_that_is_a_path_is_refused(repo_copy: Path, command: list[s
         "Error: Invalid value for '--stack': 'x/../Pulumi.prod' is not a stack name: Pulumi allows 1 to 100 "
         "letters, digits, '-', '_' and '.'"
     )
+
+
+def test_migrate_refuses_a_project_id_before_it_reaches_sql(repo_copy: Path) -> None:
+    """migrate writes the project into its SQL (`project.dataset.table`); the project-id syntax is Resource
+    Manager's (REST reference, projects: projectId), the domain-scoped form terraform-provider-google's
+    verify/validation.go ProjectRegex. Any metadata-server fallback of the old code stays on loopback."""
+    stack_file = repo_copy / "Pulumi.dev.yaml"
+    bad = 'gcp:project: "x`.a.b; DROP TABLE q; --"'
+    stack_file.write_text(stack_file.read_text().replace("gcp:project: acme-data-platform-dev", bad))
+    loopback = {"GCE_METADATA_HOST": "127.0.0.1:9", "GCE_METADATA_IP": "127.0.0.1:9"}
+    result = invoke("migrate", "--stack", "dev", "--root", str(repo_copy), cwd=repo_copy, env=loopback)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0].startswith(
+        "Pulumi.dev.yaml:config.gcp:project: 'x`.a.b; DROP TABLE q; --' is not a GCP project id"
+    )
+
+
+def test_a_domain_scoped_project_id_is_accepted(repo_copy: Path) -> None:
+    stack_file = repo_copy / "Pulumi.dev.yaml"
+    text = stack_file.read_text().replace("gcp:project: acme-data-platform-dev", "gcp:project: example.com:acme-dev")
+    stack_file.write_text(text)
+    result = validate(repo_copy)
+    assert result.returncode == 0, result.stderr
