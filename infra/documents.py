@@ -113,6 +113,20 @@ def load_yaml(path: Path, display: str, raw_scalars_under: str | None = None) ->
             return loader.construct_document(node)
         finally:
             loader.dispose()
+    except yaml.reader.ReaderError as exc:
+        # libyaml counts the position in UTF-8 bytes, the pure-Python reader in characters.
+        c_loader = issubclass(_yaml12_loader(), getattr(yaml, "CSafeLoader", ()))
+        before = text.encode()[: exc.position].decode(errors="ignore") if c_loader else text[: exc.position]
+        row, column = before.count("\n") + 1, len(before) - before.rfind("\n")
+        raise DeclarationError(
+            [
+                Problem(
+                    display,
+                    f"line {row} column {column}",
+                    f"invalid YAML: the control character U+{exc.character:04X} is not allowed; remove it",
+                )
+            ]
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}" if mark else ""

@@ -398,3 +398,17 @@ def test_a_domain_scoped_project_id_is_accepted(repo_copy: Path) -> None:
     stack_file.write_text(text)
     result = validate(repo_copy)
     assert result.returncode == 0, result.stderr
+
+
+def test_a_control_character_in_a_declaration_is_one_line_with_its_line_and_column(repo_copy: Path) -> None:
+    """YAML allows no C0 control character but tab and newlines (YAML 1.2, 5.1 Character Set); libyaml reports
+    where in UTF-8 bytes, which the line counts back to characters (the ß and ö before it are two bytes each)."""
+    declaration = repo_copy / "stacks" / "tenants.yaml"
+    text = declaration.read_text()
+    line = text[: text.index("description: Daily usage")].count("\n") + 1
+    declaration.write_text(text.replace("description: Daily usage", "description: Größe\0 usage"))
+    assert_one_line_refusal(
+        validate(repo_copy),
+        f"stacks/tenants.yaml:line {line} column 23: invalid YAML: the control character U+0000 is not allowed; "
+        "remove it",
+    )
