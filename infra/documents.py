@@ -87,6 +87,72 @@ def _yaml12_loader() -> type[yaml.SafeLoader]:
     return UniqueKeyLoader
 
 
+# Pulumi reads Pulumi.yaml and Pulumi.<stack>.yaml with go-yaml v3 (pulumi/pulumi sdk/go/common/encoding/marshal.go
+# yamlMarshaler.Unmarshal), which stops a document whose aliases do most of the decoding (go-yaml/yaml v3
+# decode.go decoder.unmarshal, allowedAliasRatio): "document contains excessive aliasing". The same limit here,
+# counted on the parser's events: a kilobyte of aliases could otherwise stand for a billion values.
+_ALIAS_RATIO_LOW, _ALIAS_RATIO_HIGH = 400_000, 4_000_000
+
+
+def _allowed_alias_ratio(decodes: int) -> float:
+    if decodes <= _ALIAS_RATIO_LOW:
+        return 0.99
+    if decodes >= _ALIAS_RATIO_HIGH:
+        return 0.10
+    return 0.99 - 0.89 * (decodes - _ALIAS_RATIO_LOW) / (_ALIAS_RATIO_HIGH - _ALIAS_RATIO_LOW)
+
+
+def _refuse_excessive_aliasing(text: str, display: str) -> None:
+    """Count the values decoding would produce, as go-yaml v3 does, without expanding any alias."""
+    import yaml
+
+    sizes: dict[str, int] = {}  # anchor: the values one use of it stands for
+    open_collections: list[list[Any]] = []  # [anchor, values so far]
+    decodes = aliased = 0
+    for event in yaml.parse(text, Loader=_yaml12_loader()):
+        if isinstance(event, yaml.AliasEvent):
+            where = f"line {event.start_mark.line + 1} column {event.start_mark.column + 1}"
+            if any(anchor == event.anchor for anchor, _ in open_collections):
+                raise DeclarationError(
+                    [Problem(display, where, f"invalid YAML: the alias *{event.anchor} is inside its own anchor")]
+                )
+            if event.anchor not in sizes:
+                continue  # the composer names the unknown anchor
+            values = 1 + sizes[event.anchor]
+            decodes, aliased = decodes + values, aliased + values - 1
+            if aliased > 100 and decodes > 1000 and aliased / decodes > _allowed_alias_ratio(decodes):
+                raise DeclarationError(
+                    [
+                        Problem(
+                            display,
+                            where,
+                            f"invalid YAML: the alias *{event.anchor} makes the document expand to more than "
+                            f"{decodes:,} values, nearly all of them copies, which Pulumi's YAML reader refuses "
+                            "(excessive aliasing); write the values out",
+                        )
+                    ]
+                )
+        elif isinstance(event, yaml.ScalarEvent):
+            values, decodes = 1, decodes + 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.DocumentStartEvent):
+            decodes += 1  # go-yaml decodes the document node too
+            continue
+        elif isinstance(event, yaml.CollectionStartEvent):
+            decodes += 1
+            open_collections.append([event.anchor, 1])
+            continue
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, values = open_collections.pop()
+            if anchor is not None:
+                sizes[anchor] = values
+        else:
+            continue
+        if open_collections:
+            open_collections[-1][1] += values
+
+
 def _read_text(path: Path, display: str) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -103,6 +169,8 @@ def load_yaml(path: Path, display: str, raw_scalars_under: str | None = None) ->
 
     text = _read_text(path, display)
     try:
+        if "*" in text:  # an alias; only then is the document parsed twice
+            _refuse_excessive_aliasing(text, display)
         loader = _yaml12_loader()(text)
         try:
             node = loader.get_single_node()

@@ -412,3 +412,47 @@ def test_a_control_character_in_a_declaration_is_one_line_with_its_line_and_colu
         f"stacks/tenants.yaml:line {line} column 23: invalid YAML: the control character U+0000 is not allowed; "
         "remove it",
     )
+
+
+def _laughs(levels: int = 9, fanout: int = 9) -> str:
+    """A billion values in a kilobyte: each anchor is `fanout` aliases of the one before (9**9 + ... scalars)."""
+    lines = ["laughs:", f"  a0: &a0 [{', '.join(['lol'] * fanout)}]"]
+    lines += [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * fanout)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("name", ["Pulumi.dev.yaml", "stacks/tenants.yaml"])
+def test_an_alias_bomb_is_refused_as_pulumi_refuses_it(repo_copy: Path, name: str) -> None:
+    """go-yaml v3, which Pulumi reads its YAML files with (pulumi/pulumi sdk/go/common/encoding/marshal.go
+    yamlMarshaler.Unmarshal), stops a document whose aliases do most of the decoding: go-yaml/yaml v3
+    decode.go decoder.unmarshal, allowedAliasRatio ("document contains excessive aliasing"). Before, the stack
+    file passed `validate`, and `plan` never finished (its config is serialised value by value)."""
+    path = repo_copy / name
+    text = _laughs() + path.read_text()
+    path.write_text(text + "  pulumi:laughs: *a8\n" if name.startswith("Pulumi") else text)
+    assert len(_laughs()) < 1024
+    # The fourth *a2 in a3 (line 5, column 27) is where aliased values pass 99 % of more than 1,000 decoded:
+    # the document, its mapping, `laughs` and its mapping, then per anchor its key and sequence: 4 + (2 + 9) +
+    # (2 + 9 * 11) + (2 + 9 * 101) + (2 + 4 * 911) values, 3,720 + 910 of them copies.
+    line = (
+        f"{name}:line 5 column 27: invalid YAML: the alias *a2 makes the document expand to more than "
+        "4,673 values, nearly all of them copies, which Pulumi's YAML reader refuses (excessive aliasing); "
+        "write the values out"
+    )
+    assert_one_line_refusal(validate(repo_copy), line)
+    if name.startswith("Pulumi"):
+        result = invoke("plan", "--stack", "dev", "--root", str(repo_copy), cwd=repo_copy)
+        assert result.returncode == 1 and result.stderr.splitlines()[0] == line
+
+
+def test_an_anchor_that_holds_itself_is_refused(repo_copy: Path) -> None:
+    """go-yaml v3 refuses it too (decode.go decoder.alias: "anchor 'x' value contains itself"); PyYAML builds a
+    mapping that holds itself, which no value of a stack setting can be."""
+    path = repo_copy / "Pulumi.dev.yaml"
+    path.write_text(path.read_text() + "  pulumi:loop: &x {b: *x}\n")
+    lines = path.read_text().splitlines()
+    column = lines[-1].index("*x") + 1
+    assert_one_line_refusal(
+        validate(repo_copy),
+        f"Pulumi.dev.yaml:line {len(lines)} column {column}: invalid YAML: the alias *x is inside its own anchor",
+    )
