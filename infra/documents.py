@@ -111,7 +111,8 @@ def _refuse_excessive_aliasing(text: str, display: str) -> None:
     decodes = aliased = 0
     for event in yaml.parse(text, Loader=_yaml12_loader()):
         if isinstance(event, yaml.AliasEvent):
-            where = f"line {event.start_mark.line + 1} column {event.start_mark.column + 1}"
+            mark = event.start_mark
+            where = f"line {mark.line + 1} column {mark.column + 1}" if mark else ""
             if any(anchor == event.anchor for anchor, _ in open_collections):
                 raise DeclarationError(
                     [Problem(display, where, f"invalid YAML: the alias *{event.anchor} is inside its own anchor")]
