@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
 import re
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -154,13 +156,50 @@ def _refuse_excessive_aliasing(text: str, display: str) -> None:
             open_collections[-1][1] += values
 
 
+def cause(exc: OSError) -> str:
+    """Why a file or folder could not be used, and what to do about it where that is clear."""
+    if exc.errno == errno.ELOOP:
+        return "symbolic links that loop (too many levels of symbolic links); fix or remove the link"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied; let the user running this read it"
+    return exc.strerror or str(exc)
+
+
+def real_path(path: Path) -> Path:
+    """`path` with every link followed (Path.resolve raises RuntimeError on a loop of links)."""
+    try:
+        return Path(os.path.realpath(path, strict=True))
+    except FileNotFoundError:
+        return Path(os.path.realpath(path))  # missing: said where it is read
+    except OSError as exc:
+        raise DeclarationError([Problem(display_path(path), "", f"cannot follow the path: {cause(exc)}")]) from None
+
+
+def list_folder(path: Path) -> list[str]:
+    """The names in a folder, sorted; DeclarationError naming the cause when it cannot be listed."""
+    try:
+        return sorted(os.listdir(path))
+    except OSError as exc:
+        raise DeclarationError([Problem(display_path(path), "", f"cannot list the folder: {cause(exc)}")]) from None
+
+
 def _read_text(path: Path, display: str) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        # Non-blocking, so that a named pipe is refused rather than waited on for ever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
-        raise DeclarationError([Problem(display, "", f"cannot read the file: {exc.strerror}")]) from None
-    except UnicodeDecodeError:
-        raise DeclarationError([Problem(display, "", "not UTF-8 text; save the file as UTF-8")]) from None
+        raise DeclarationError([Problem(display, "", f"cannot read the file: {cause(exc)}")]) from None
+    with os.fdopen(fd, encoding="utf-8") as file:  # text as Path.read_text reads it: universal newlines
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DeclarationError(
+                [Problem(display, "", "not a regular file (a named pipe, socket or device); put the file here")]
+            )
+        try:
+            return file.read()
+        except OSError as exc:
+            raise DeclarationError([Problem(display, "", f"cannot read the file: {cause(exc)}")]) from None
+        except UnicodeDecodeError:
+            raise DeclarationError([Problem(display, "", "not UTF-8 text; save the file as UTF-8")]) from None
 
 
 def load_yaml(path: Path, display: str, raw_scalars_under: str | None = None) -> Any:

@@ -8,6 +8,7 @@ Values come either from the Pulumi runtime (strings; structured values JSON-enco
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -358,7 +359,7 @@ def stack_file(root: Path, stack: str) -> Path:
 def require_stack_file(root: Path, stack: str) -> Path:
     """Pulumi.<stack>.yaml, or MissingStackError: the one message for a stack that does not exist."""
     path = stack_file(root, stack)
-    if not path.is_file():
+    if not os.path.lexists(path):  # anything else there (a pipe, a loop of links) is said where it is read
         known = ", ".join(list_stacks(root)) or "none"
         raise MissingStackError([Problem(display_path(path), "", f"no such stack file; known stacks: {known}")])
     return path

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -456,3 +459,80 @@ def test_an_anchor_that_holds_itself_is_refused(repo_copy: Path) -> None:
         validate(repo_copy),
         f"Pulumi.dev.yaml:line {len(lines)} column {column}: invalid YAML: the alias *x is inside its own anchor",
     )
+
+
+def _validate_process(
+    root: Path, *, user: list[str] | None = None, python: str = sys.executable, path: list[str] | None = None
+) -> list[str]:
+    """`validate` as a process of its own (bounded in time: a hang fails the test), its stderr lines."""
+    search = path or [str(REPO_ROOT), *(p for p in sys.path if p.endswith("site-packages"))]
+    env = {"PYTHONPATH": os.pathsep.join(search), "PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
+    result = subprocess.run(
+        [*(user or []), python, "-m", "infra.cli", "validate", "--root", str(root)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    return result.stderr.splitlines()
+
+
+@pytest.mark.parametrize("name", ["stacks/extra.yaml", "Pulumi.staging.yaml"])
+def test_a_named_pipe_is_refused_not_waited_on(repo_copy: Path, name: str) -> None:
+    """Opening a FIFO for reading blocks until a writer comes: a declaration was waited on for ever, and a stack
+    file read "no such stack file"."""
+    os.mkfifo(repo_copy / name)
+    assert _validate_process(repo_copy) == [
+        f"{name}: not a regular file (a named pipe, socket or device); put the file here",
+        "1 problem(s); nothing was changed.",
+    ]
+
+
+@pytest.mark.parametrize(
+    "link", ["stacks/loop.yaml", "schemas/tenants/tenant_profiles.json", "schemas/tenants/loop.json", "schemas/loop"]
+)
+def test_a_symlink_loop_is_one_line(repo_copy: Path, link: str) -> None:
+    path = repo_copy / link
+    path.unlink(missing_ok=True)
+    path.symlink_to(path.name)
+    verb = "list the folder" if link == "schemas/loop" else "follow the path"
+    assert_one_line_refusal(
+        validate(repo_copy),
+        f"{link}: cannot {verb}: symbolic links that loop (too many levels of symbolic links); fix or remove the link",
+    )
+
+
+@pytest.mark.parametrize("folder", ["stacks", "schemas/tenants"])
+def test_a_folder_this_user_cannot_list_says_permission_denied(folder: str) -> None:
+    """As root every folder is readable whatever its mode, so the CLI runs as user nobody (setpriv), with the
+    system's Python of the same version and a copy of the code and of the packages `validate` imports, in a
+    folder nobody may read (the checkout and the virtualenv may sit where nobody may not)."""
+    setpriv, python = shutil.which("setpriv"), f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    if setpriv is None or not os.access(python, os.X_OK):
+        pytest.skip(f"needs setpriv and {python} to run the CLI as another user")
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to user nobody")
+    with tempfile.TemporaryDirectory() as scratch:
+        root, code = Path(scratch) / "repo", Path(scratch) / "code"
+        shutil.copytree(FIXTURE_ROOT, root)
+        shutil.copytree(REPO_ROOT / "infra", code / "infra")
+        for name in ("click", "msgspec", "yaml", "_yaml", "typing_extensions"):
+            spec = importlib.util.find_spec(name)
+            if spec is not None and spec.origin is not None:
+                origin = Path(spec.origin)
+                if origin.name == "__init__.py":
+                    shutil.copytree(origin.parent, code / name)
+                else:
+                    shutil.copy(origin, code / origin.name)
+        for path in (Path(scratch), *Path(scratch).rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        (root / folder).chmod(0)
+        nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        lines = _validate_process(root, user=nobody, python=python, path=[str(code)])
+    assert lines == [
+        f"{folder}: cannot list the folder: permission denied; let the user running this read it",
+        "1 problem(s); nothing was changed.",
+    ]
