@@ -36,7 +36,7 @@ class BaseRefError(Exception):
 
 
 DEFAULT_BRANCHES = ("origin/HEAD", "main", "master")
-_CATALOG_PATHS = ("stacks", "schemas", "Pulumi.*.yaml")
+_CATALOG_PATHS = ("stacks", "schemas", "Pulumi.*.yaml", "Pulumi.yaml")  # Pulumi.yaml: config defaults
 
 
 def diff_against_base(root: Path, base: str | None, stack: str | None) -> DiffResult:
@@ -243,7 +243,7 @@ class _Git:
         return [n for n in names if any(fnmatch.fnmatchcase(n, pattern) for pattern in patterns)]
 
     def extract(self, commit: str, target: Path) -> None:
-        """stacks/, schemas/ and Pulumi.*.yaml as they were at `commit` (those that existed)."""
+        """stacks/, schemas/, Pulumi.yaml and Pulumi.*.yaml as they were at `commit` (those that existed)."""
         tree = f"{commit}:{self.prefix}"
         wanted = self.names(commit, _CATALOG_PATHS)
         if not wanted:

@@ -536,3 +536,74 @@ def test_a_folder_this_user_cannot_list_says_permission_denied(folder: str) -> N
         f"{folder}: cannot list the folder: permission denied; let the user running this read it",
         "1 problem(s); nothing was changed.",
     ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "line"),
+    [
+        (
+            "gcp:defaultLabels:\n    value: {team: data}",
+            "Pulumi.yaml:config.gcp:defaultLabels: a provider setting this program does not model: the provider "
+            "would merge it",
+        ),
+        ("gcp:region: us-central1", "Pulumi.yaml:config.gcp:region: a provider setting this program does not model"),
+        (
+            "tenant-bigquery:defaultTableExpirationDays:\n    type: integer\n    default: 30",
+            "Pulumi.yaml:config.tenant-bigquery:defaultTableExpirationDays: BigQuery gives every table created in "
+            "the dataset this expiration",
+        ),
+        (
+            "tenant-bigquery:recreate:\n    type: string",
+            "Pulumi.dev.yaml:config.tenant-bigquery:recreate: Pulumi.yaml declares it without a default, so Pulumi "
+            "requires every stack to set it",
+        ),
+        (
+            "gcp:zone:\n    type: string\n    value: us-central1-a",
+            "Pulumi.yaml:config.gcp:zone: a key of another namespace takes only value: (Pulumi refuses type: and "
+            "default: there)",
+        ),
+    ],
+)
+def test_project_config_applies_to_every_stack_with_the_same_rules(repo_copy: Path, entry: str, line: str) -> None:
+    """Pulumi merges Pulumi.yaml's config into every stack's where the stack file does not set the key
+    (pulumi/pulumi pkg/workspace/config.go mergeConfig; a bare value is a default of this project's key, a
+    value of another's: sdk/go/common/workspace/project.go RewriteShorthandConfigValues; Project.Validate
+    refuses a type or default on another namespace's key). So a gcp: key there reaches the default provider of
+    every stack, and a default reaches the program: each is checked as a stack file's value, said once."""
+    project = repo_copy / "Pulumi.yaml"
+    project.write_text(project.read_text() + f"  {entry}\n")
+    result = validate(repo_copy)
+    assert result.returncode == 1
+    [problem, *others, summary] = result.stderr.splitlines()
+    assert problem.startswith(line), problem
+    if line.startswith("Pulumi.yaml"):
+        assert others == [], "said once, not once per stack"
+    assert summary == f"{1 + len(others)} problem(s); nothing was changed."
+
+
+def test_a_changed_project_default_reaches_plan(repo_copy: Path) -> None:
+    """pkg/workspace/config.go mergeConfig and createConfigValue: the default's text is the stack's value."""
+    project = repo_copy / "Pulumi.yaml"
+    text = project.read_text()
+    assert text.count('default: ""') == 1  # tenant-bigquery:datasetSuffix
+    project.write_text(text.replace('default: ""', 'default: "_v2"'))
+    result = invoke("plan", "--stack", "prod", "--format", "json", "--root", str(repo_copy), cwd=repo_copy)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["config"]["tenant-bigquery:datasetSuffix"] == "_v2"
+    [dataset] = [r for r in document["resources"] if r["type"] == "gcp:bigquery/dataset:Dataset"]
+    assert dataset["inputs"]["datasetId"] == "tenants_v2"
+
+
+def test_a_stack_file_with_an_esc_environment_is_refused(repo_copy: Path) -> None:
+    """ProjectStack.Environment (pulumi/pulumi sdk/go/common/workspace/project.go) names Pulumi ESC environments,
+    whose values mergeConfig (pkg/workspace/config.go) merges into the stack's config before the program runs:
+    config this tool cannot read."""
+    stack_file = repo_copy / "Pulumi.prod.yaml"
+    stack_file.write_text("environment:\n  - acme/prod-settings\n" + stack_file.read_text())
+    assert_one_line_refusal(
+        validate(repo_copy),
+        "Pulumi.prod.yaml:environment: a Pulumi ESC environment adds config that `pulumi up` merges in but "
+        "validate, plan, diff and verify cannot read, so they would check other settings than the deploy uses; "
+        "remove it and set the values under config:",
+    )
