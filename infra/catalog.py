@@ -243,13 +243,12 @@ def _load_dataset(
 
     tables = []
     schema_dir = root / "schemas" / spec.dataset
-    if schema_dir.exists():
-        try:
-            list_folder(schema_dir)
-        except DeclarationError as error:  # one line for the folder, not one per table
-            unreadable.add(spec.dataset)
-            skipped += [f"{spec.dataset}.{table_id}" for table_id in spec.tables]
-            return None, [*problems, *error.problems]
+    try:
+        list_folder(schema_dir, missing_ok=True)  # a missing one: each table says its file is not found
+    except DeclarationError as error:  # one line for the folder, not one per table
+        unreadable.add(spec.dataset)
+        skipped += [f"{spec.dataset}.{table_id}" for table_id in spec.tables]
+        return None, [*problems, *error.problems]
     for table_id, table_spec in spec.tables.items():
         where = f"tables.{table_id}"
         if (message := rules.check_table_id(table_id)) is not None:
@@ -350,7 +349,7 @@ def _schema_files(schemas_dir: Path, unreadable: set[str]) -> tuple[list[Path], 
     try:
         for name in list_folder(schemas_dir):
             folder = schemas_dir / name
-            if name in unreadable or (folder.is_file() and not folder.is_symlink()):
+            if name in unreadable or folder.is_file():
                 continue
             try:
                 paths += [folder / file for file in list_folder(folder) if file.endswith(".json")]

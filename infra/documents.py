@@ -175,11 +175,13 @@ def real_path(path: Path) -> Path:
         raise DeclarationError([Problem(display_path(path), "", f"cannot follow the path: {cause(exc)}")]) from None
 
 
-def list_folder(path: Path) -> list[str]:
+def list_folder(path: Path, missing_ok: bool = False) -> list[str]:
     """The names in a folder, sorted; DeclarationError naming the cause when it cannot be listed."""
     try:
         return sorted(os.listdir(path))
     except OSError as exc:
+        if missing_ok and exc.errno == errno.ENOENT:
+            return []
         raise DeclarationError([Problem(display_path(path), "", f"cannot list the folder: {cause(exc)}")]) from None
 
 

@@ -454,7 +454,7 @@ def read_config(root: Path, stack: str, project: ProjectConfig | None = None) ->
     values: dict[str, Any] = {}
     secret_keys: set[str] = set()
     problems = []
-    if isinstance(raw, dict) and "environment" in raw:
+    if isinstance(raw, dict) and raw.get("environment"):
         # ProjectStack.Environment (sdk/go/common/workspace/project.go): mergeConfig merges its values in.
         problems.append(
             Problem(
