@@ -44,7 +44,7 @@ _SHALLOW_ADVICE = (
     "this clone is shallow: fetch more history with `git fetch --deepen=<N>` (or all of it with "
     "`git fetch --unshallow`); in GitHub Actions give actions/checkout `fetch-depth: 0`"
 )
-_CATALOG_PATHS = ("stacks", "schemas", "Pulumi.*.yaml")
+_CATALOG_PATHS = ("stacks", "schemas", "Pulumi.*.yaml", "Pulumi.yaml")  # Pulumi.yaml: config defaults
 # Every run's temporary folder, in the system's temporary directory: tenant-bigquery-base-<random>/.lock, and
 # the base's files (with --stack its git worktree) in tenant-bigquery-base-<random>/tree.
 _FOLDER_PREFIX = "tenant-bigquery-base-"
@@ -316,7 +316,7 @@ class _Git:
         return [n for n in names if any(fnmatch.fnmatchcase(n, pattern) for pattern in patterns)]
 
     def extract(self, commit: str, target: Path) -> None:
-        """stacks/, schemas/ and Pulumi.*.yaml as they were at `commit` (those that existed)."""
+        """stacks/, schemas/, Pulumi.yaml and Pulumi.*.yaml as they were at `commit` (those that existed)."""
         tree = f"{commit}:{self.prefix}"
         wanted = self.names(commit, _CATALOG_PATHS)
         if not wanted:

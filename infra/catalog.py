@@ -13,7 +13,7 @@ from pathlib import Path
 import msgspec
 
 from infra import rules
-from infra.documents import display_path, load_json, load_yaml
+from infra.documents import display_path, list_folder, load_json, load_yaml, real_path
 from infra.problems import DeclarationError, Problem, struct_problems
 from infra.renames import check_renamed_columns
 from infra.schema import Column, join_path, parse_schema
@@ -133,8 +133,11 @@ def _check_partitioning(
                 "range.field",
                 f"range partitioning needs a non-REPEATED INT64 column; {rng.field!r} is {column.mode} {column.type}",
             )
-        message = rules.check_range_partitioning(rng.field, rng.start, rng.end, rng.interval)
-        if message:
+        bounds = {"start": rng.start, "end": rng.end, "interval": rng.interval}
+        bound_problems = [(key, m) for key, value in bounds.items() if (m := rules.check_range_bound(value))]
+        for key, bound_problem in bound_problems:
+            fail(f"range.{key}", bound_problem)
+        if not bound_problems and (message := rules.check_range_partitioning(rng.field, *bounds.values())):
             fail("range", message)
         return (
             None,
@@ -240,13 +243,26 @@ def _load_dataset(
 
     tables = []
     schema_dir = root / "schemas" / spec.dataset
+    try:
+        list_folder(schema_dir, missing_ok=True)  # a missing one: each table says its file is not found
+    except DeclarationError as error:  # one line for the folder, not one per table
+        unreadable.add(spec.dataset)
+        skipped += [f"{spec.dataset}.{table_id}" for table_id in spec.tables]
+        return None, [*problems, *error.problems]
     for table_id, table_spec in spec.tables.items():
         where = f"tables.{table_id}"
         if (message := rules.check_table_id(table_id)) is not None:
             problems.append(Problem(file, where, message))
         schema_path = schema_dir / (table_spec.schema_file or f"{table_id}.json")
+        try:
+            real_schema = real_path(schema_path)
+        except DeclarationError as error:
+            problems += error.problems
+            referenced.add(schema_path)  # said here; not an orphan as well
+            skipped.append(f"{spec.dataset}.{table_id}")
+            continue
         # Resolved against the real root: a symlinked file or folder must not pull in files from elsewhere.
-        if not schema_path.resolve().is_relative_to(root.resolve() / "schemas" / spec.dataset):
+        if not real_schema.is_relative_to(real_path(root) / "schemas" / spec.dataset):
             problems.append(
                 Problem(
                     file,
@@ -255,7 +271,7 @@ def _load_dataset(
                     "move the file there",
                 )
             )
-            referenced.add(schema_path.resolve())  # refused above; not an orphan as well
+            referenced.add(real_schema)  # refused above; not an orphan as well
             skipped.append(f"{spec.dataset}.{table_id}")
             continue
         if not schema_path.is_file():
@@ -268,7 +284,7 @@ def _load_dataset(
             )
             skipped.append(f"{spec.dataset}.{table_id}")
             continue
-        referenced.add(schema_path.resolve())
+        referenced.add(real_schema)
         schema_display = display_path(schema_path)
         try:
             columns, schema_problems = parse_schema(load_json(schema_path, schema_display), schema_display)
@@ -323,6 +339,27 @@ def _load_dataset(
     return dataset, problems
 
 
+def _schema_files(schemas_dir: Path, unreadable: set[str]) -> tuple[list[Path], list[Problem]]:
+    """schemas/*/*.json of the datasets whose orphans can be told; a folder that cannot be listed is a problem
+    (a glob would skip it silently)."""
+    if not schemas_dir.is_dir() or "*" in unreadable:
+        return [], []
+    paths: list[Path] = []
+    problems: list[Problem] = []
+    try:
+        for name in list_folder(schemas_dir):
+            folder = schemas_dir / name
+            if name in unreadable or folder.is_file():
+                continue
+            try:
+                paths += [folder / file for file in list_folder(folder) if file.endswith(".json")]
+            except DeclarationError as error:
+                problems += error.problems
+    except DeclarationError as error:
+        problems += error.problems
+    return paths, problems
+
+
 @dataclass(frozen=True)
 class CatalogRead:
     """Everything that could be loaded, every problem, and what could not be read at all."""
@@ -361,7 +398,7 @@ def read_catalog(root: Path) -> CatalogRead:
         raise DeclarationError(
             [Problem(display_path(stacks_dir), "", "no such folder; --root must hold stacks/ and schemas/")]
         )
-    declarations = sorted([*stacks_dir.glob("*.yaml"), *stacks_dir.glob("*.yml")])
+    declarations = [stacks_dir / name for name in list_folder(stacks_dir) if name.endswith((".yaml", ".yml"))]
     if not declarations:
         raise DeclarationError(
             [Problem(display_path(stacks_dir), "", "no *.yaml declarations; add one file per dataset")]
@@ -374,17 +411,17 @@ def read_catalog(root: Path) -> CatalogRead:
     unread: list[str] = []
     declared_in: dict[str, str] = {}
     for path in declarations:
-        if not path.resolve().is_relative_to(root.resolve() / "stacks"):
-            problems.append(
-                Problem(
-                    display_path(path),
-                    "",
-                    "a link to a file outside stacks/; declarations are part of the repository: copy the file here",
-                )
-            )
-            unreadable.add("*")
-            continue
         try:
+            if not real_path(path).is_relative_to(real_path(root) / "stacks"):
+                problems.append(
+                    Problem(
+                        display_path(path),
+                        "",
+                        "a link to a file outside stacks/; declarations are part of the repository: copy the file here",
+                    )
+                )
+                unreadable.add("*")
+                continue
             dataset, dataset_problems = _load_dataset(root, path, referenced, unreadable, unread)
         except DeclarationError as error:
             problems += error.problems
@@ -408,9 +445,14 @@ def read_catalog(root: Path) -> CatalogRead:
         declared_in[dataset.dataset_id] = dataset.declaration_file
         datasets.append(dataset)
 
-    schemas_dir = root / "schemas"
-    for schema_path in sorted(schemas_dir.glob("*/*.json")) if schemas_dir.is_dir() else []:
-        if schema_path.resolve() in referenced or {"*", schema_path.parent.name} & unreadable:
+    schema_paths, listing_problems = _schema_files(root / "schemas", unreadable)
+    problems += listing_problems
+    for schema_path in schema_paths:
+        try:
+            if schema_path in referenced or real_path(schema_path) in referenced:
+                continue
+        except DeclarationError as error:
+            problems += error.problems
             continue
         dataset_id = schema_path.parent.name
         if dataset_id in declared_in:

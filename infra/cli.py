@@ -25,7 +25,7 @@ import click
 
 from infra import commands, reporters
 from infra.commands import BadOption, CommandFailed
-from infra.options import VERDICTS, endpoint_option, format_option, root_option, stack_option
+from infra.options import VERDICTS, endpoint_option, format_option, root_option, stack_name, stack_option
 from infra.problems import DeclarationError, MissingStackError
 from infra.reporters import report
 
@@ -87,6 +87,7 @@ def plan(stack: str, root: Path, output_format: str) -> None:
 @click.option(
     "--stack",
     "stack",
+    callback=stack_name,
     help="Compare what the program registers for this stack at --base and in the working tree: every input "
     "and option of the dataset, tables and component; approveDataLoss marks approved ones.",
 )

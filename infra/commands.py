@@ -58,7 +58,7 @@ def validate(root: Path) -> Validated:
     """The catalog and every stack's config, all problems at once (DeclarationError)."""
     from infra.catalog import catalog_warnings, load_catalog
     from infra.schema import count_columns
-    from infra.settings import list_stacks, load_settings
+    from infra.settings import list_stacks, load_settings, read_project_config
 
     problems: list[Problem] = []
     catalog = None
@@ -67,11 +67,16 @@ def validate(root: Path) -> Validated:
     except DeclarationError as error:
         problems += error.problems
     stacks = list_stacks(root)
+    try:
+        project = read_project_config(root)  # once: it applies to every stack
+    except DeclarationError as error:
+        problems += error.problems
+        stacks = []
     for stack in stacks:
         try:
-            load_settings(root, stack, catalog)
+            load_settings(root, stack, catalog, project)
         except DeclarationError as error:
-            problems += error.problems
+            problems += [problem for problem in error.problems if problem not in problems]  # Pulumi.yaml's once
     if problems or catalog is None:
         raise DeclarationError(problems)
     tables = catalog.tables()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
 import re
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,13 +89,119 @@ def _yaml12_loader() -> type[yaml.SafeLoader]:
     return UniqueKeyLoader
 
 
+# Pulumi reads Pulumi.yaml and Pulumi.<stack>.yaml with go-yaml v3 (pulumi/pulumi sdk/go/common/encoding/marshal.go
+# yamlMarshaler.Unmarshal), which stops a document whose aliases do most of the decoding (go-yaml/yaml v3
+# decode.go decoder.unmarshal, allowedAliasRatio): "document contains excessive aliasing". The same limit here,
+# counted on the parser's events: a kilobyte of aliases could otherwise stand for a billion values.
+_ALIAS_RATIO_LOW, _ALIAS_RATIO_HIGH = 400_000, 4_000_000
+
+
+def _allowed_alias_ratio(decodes: int) -> float:
+    if decodes <= _ALIAS_RATIO_LOW:
+        return 0.99
+    if decodes >= _ALIAS_RATIO_HIGH:
+        return 0.10
+    return 0.99 - 0.89 * (decodes - _ALIAS_RATIO_LOW) / (_ALIAS_RATIO_HIGH - _ALIAS_RATIO_LOW)
+
+
+def _refuse_excessive_aliasing(text: str, display: str) -> None:
+    """Count the values decoding would produce, as go-yaml v3 does, without expanding any alias."""
+    import yaml
+
+    sizes: dict[str, int] = {}  # anchor: the values one use of it stands for
+    open_collections: list[list[Any]] = []  # [anchor, values so far]
+    decodes = aliased = 0
+    for event in yaml.parse(text, Loader=_yaml12_loader()):
+        if isinstance(event, yaml.AliasEvent):
+            mark = event.start_mark
+            where = f"line {mark.line + 1} column {mark.column + 1}" if mark else ""
+            if any(anchor == event.anchor for anchor, _ in open_collections):
+                raise DeclarationError(
+                    [Problem(display, where, f"invalid YAML: the alias *{event.anchor} is inside its own anchor")]
+                )
+            if event.anchor not in sizes:
+                continue  # the composer names the unknown anchor
+            values = 1 + sizes[event.anchor]
+            decodes, aliased = decodes + values, aliased + values - 1
+            if aliased > 100 and decodes > 1000 and aliased / decodes > _allowed_alias_ratio(decodes):
+                raise DeclarationError(
+                    [
+                        Problem(
+                            display,
+                            where,
+                            f"invalid YAML: the alias *{event.anchor} makes the document expand to more than "
+                            f"{decodes:,} values, nearly all of them copies, which Pulumi's YAML reader refuses "
+                            "(excessive aliasing); write the values out",
+                        )
+                    ]
+                )
+        elif isinstance(event, yaml.ScalarEvent):
+            values, decodes = 1, decodes + 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.DocumentStartEvent):
+            decodes += 1  # go-yaml decodes the document node too
+            continue
+        elif isinstance(event, yaml.CollectionStartEvent):
+            decodes += 1
+            open_collections.append([event.anchor, 1])
+            continue
+        elif isinstance(event, yaml.CollectionEndEvent):
+            anchor, values = open_collections.pop()
+            if anchor is not None:
+                sizes[anchor] = values
+        else:
+            continue
+        if open_collections:
+            open_collections[-1][1] += values
+
+
+def cause(exc: OSError) -> str:
+    """Why a file or folder could not be used, and what to do about it where that is clear."""
+    if exc.errno == errno.ELOOP:
+        return "symbolic links that loop (too many levels of symbolic links); fix or remove the link"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return "permission denied; let the user running this read it"
+    return exc.strerror or str(exc)
+
+
+def real_path(path: Path) -> Path:
+    """`path` with every link followed (Path.resolve raises RuntimeError on a loop of links)."""
+    try:
+        return Path(os.path.realpath(path, strict=True))
+    except FileNotFoundError:
+        return Path(os.path.realpath(path))  # missing: said where it is read
+    except OSError as exc:
+        raise DeclarationError([Problem(display_path(path), "", f"cannot follow the path: {cause(exc)}")]) from None
+
+
+def list_folder(path: Path, missing_ok: bool = False) -> list[str]:
+    """The names in a folder, sorted; DeclarationError naming the cause when it cannot be listed."""
+    try:
+        return sorted(os.listdir(path))
+    except OSError as exc:
+        if missing_ok and exc.errno == errno.ENOENT:
+            return []
+        raise DeclarationError([Problem(display_path(path), "", f"cannot list the folder: {cause(exc)}")]) from None
+
+
 def _read_text(path: Path, display: str) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        # Non-blocking, so that a named pipe is refused rather than waited on for ever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
-        raise DeclarationError([Problem(display, "", f"cannot read the file: {exc.strerror}")]) from None
-    except UnicodeDecodeError:
-        raise DeclarationError([Problem(display, "", "not UTF-8 text; save the file as UTF-8")]) from None
+        raise DeclarationError([Problem(display, "", f"cannot read the file: {cause(exc)}")]) from None
+    with os.fdopen(fd, encoding="utf-8") as file:  # text as Path.read_text reads it: universal newlines
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise DeclarationError(
+                [Problem(display, "", "not a regular file (a named pipe, socket or device); put the file here")]
+            )
+        try:
+            return file.read()
+        except OSError as exc:
+            raise DeclarationError([Problem(display, "", f"cannot read the file: {cause(exc)}")]) from None
+        except UnicodeDecodeError:
+            raise DeclarationError([Problem(display, "", "not UTF-8 text; save the file as UTF-8")]) from None
 
 
 def load_yaml(path: Path, display: str, raw_scalars_under: str | None = None) -> Any:
@@ -103,6 +211,8 @@ def load_yaml(path: Path, display: str, raw_scalars_under: str | None = None) ->
 
     text = _read_text(path, display)
     try:
+        if "*" in text:  # an alias; only then is the document parsed twice
+            _refuse_excessive_aliasing(text, display)
         loader = _yaml12_loader()(text)
         try:
             node = loader.get_single_node()
@@ -113,6 +223,20 @@ def load_yaml(path: Path, display: str, raw_scalars_under: str | None = None) ->
             return loader.construct_document(node)
         finally:
             loader.dispose()
+    except yaml.reader.ReaderError as exc:
+        # libyaml counts the position in UTF-8 bytes, the pure-Python reader in characters.
+        c_loader = issubclass(_yaml12_loader(), getattr(yaml, "CSafeLoader", ()))
+        before = text.encode()[: exc.position].decode(errors="ignore") if c_loader else text[: exc.position]
+        row, column = before.count("\n") + 1, len(before) - before.rfind("\n")
+        raise DeclarationError(
+            [
+                Problem(
+                    display,
+                    f"line {row} column {column}",
+                    f"invalid YAML: the control character U+{exc.character:04X} is not allowed; remove it",
+                )
+            ]
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = f"line {mark.line + 1}" if mark else ""

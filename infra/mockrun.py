@@ -23,7 +23,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from infra.catalog import Catalog, load_catalog
 from infra.declared import DeclaredDataset, declare
 from infra.documents import display_path
-from infra.settings import PROJECT, SECRET_MASK, Settings, parse_settings, read_stack_file, stack_file
+from infra.settings import PROJECT, SECRET_MASK, Settings, parse_settings, read_config, stack_file
 
 
 @dataclass
@@ -177,9 +177,9 @@ def plan_stack(root: Path, stack: str, catalog: Catalog | None = None) -> PlanRe
     """
     from infra.program import register
 
-    values, secret_keys = read_stack_file(root, stack)
+    config = read_config(root, stack)
     catalog = load_catalog(root) if catalog is None else catalog
-    settings = parse_settings(stack, values, display_path(stack_file(root, stack)), catalog)
-    result = run_program(stack, values, lambda: register(catalog, settings), secret_keys)
+    settings = parse_settings(stack, config.values, display_path(stack_file(root, stack)), catalog, config.origins)
+    result = run_program(stack, config.values, lambda: register(catalog, settings), config.secret_keys)
     result.declared, result.catalog, result.settings = declare(catalog, settings), catalog, settings
     return result

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,22 @@ root_option = click.option(
     show_default="the repository",
     help="Folder holding stacks/, schemas/ and Pulumi.<stack>.yaml.",
 )
-stack_option = click.option("--stack", "stack", required=True, help="Stack name: reads Pulumi.<stack>.yaml.")
+# Pulumi's stack names (pulumi/pulumi sdk/go/common/tokens/stack_name.go ParseStackName): 1 to 100 of these
+# characters. Anything else would make Pulumi.<stack>.yaml a path elsewhere (`x/../prod`).
+_STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}\Z")
+
+
+def stack_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not _STACK_NAME.match(value):
+        raise click.BadParameter(
+            f"{value!r} is not a stack name: Pulumi allows 1 to 100 letters, digits, '-', '_' and '.'"
+        )
+    return value
+
+
+stack_option = click.option(
+    "--stack", "stack", required=True, callback=stack_name, help="Stack name: reads Pulumi.<stack>.yaml."
+)
 
 
 def format_option(command: str) -> Callable[..., Any]:

@@ -83,6 +83,12 @@ _STRICT_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # language, connector and dash punctuation, spaces and these characters.
 _FLEXIBLE_SPECIALS = frozenset("&%=+:'<>#|")
 MAX_INT64 = 2**63 - 1
+MIN_INT64 = -(2**63)
+# Pulumi carries every number as a double (pulumi/pulumi sdk/python/lib/pulumi/runtime/rpc.py
+# serialize_property: number_value=float(value)), which the bridge turns back into an int
+# (pulumi-terraform-bridge pkg/tfbridge/schema.go makeTerraformInput): an integer a double cannot hold
+# (some beyond 2**53) arrives rounded.
+MAX_EXACT_NUMBER = 2**53
 MS_PER_DAY = 86_400_000
 # BigQuery locations (docs: BigQuery locations), in the spelling the API reports: multi-regions upper case.
 LOCATIONS = (
@@ -194,6 +200,24 @@ def check_expiration_days(days: int) -> str | None:
     return None
 
 
+# A project id (Resource Manager REST reference, projects: projectId "must be 6 to 30 lowercase ASCII letters,
+# digits, or hyphens", start with a letter, no trailing hyphen), optionally behind a legacy domain scope
+# (`example.com:my-project`; the domain part as in terraform-provider-google verify/validation.go
+# ProjectRegex, "copied from the official Google Cloud auto-generated client").
+_PROJECT_ID = re.compile(r"(?:(?:[-a-z0-9]{1,63}\.)*[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?:)?[a-z][-a-z0-9]{4,28}[a-z0-9]\Z")
+
+
+def check_project_id(project: str) -> str | None:
+    """migrate writes the project into SQL and every resource names it: only a real project id passes."""
+    if _PROJECT_ID.match(project):
+        return None
+    return (
+        f"{project!r} is not a GCP project id: 6 to 30 lowercase letters, digits and hyphens, starting with a "
+        "letter and not ending with a hyphen (or a domain-scoped id such as example.com:my-project); "
+        "use the project's id, not its name or number"
+    )
+
+
 def check_dataset_id(dataset_id: str) -> str | None:
     if not _DATASET_ID.match(dataset_id) or len(dataset_id) > 1024:
         return f"dataset id {dataset_id!r} is invalid; use 1 to 1,024 letters, digits and underscores"
@@ -277,6 +301,23 @@ def check_time_partition_column(column: str, column_type: str, granularity: str)
         return (
             f"column {column!r} is {column_type}, which can be partitioned by {', '.join(allowed)}, not {granularity}; "
             "choose one of those, or a TIMESTAMP or DATETIME column for HOUR"
+        )
+    return None
+
+
+def check_range_bound(value: int) -> str | None:
+    """A range partitioning start, end or interval: BigQuery stores INT64 (REST reference, tables:
+    RangePartitioning.range; the provider sends strconv.FormatInt(int64(...))), and it must survive Pulumi's
+    numbers."""
+    if not MIN_INT64 <= value <= MAX_INT64:
+        return (
+            f"{value} is outside BigQuery's INT64 range ({MIN_INT64:,} to {MAX_INT64:,}), which range partitioning "
+            "bounds are stored in; use a value within it"
+        )
+    if int(float(value)) != value:
+        return (
+            f"{value} would reach BigQuery as {int(float(value))}: Pulumi sends every number as a 64-bit float, "
+            f"exact for every integer up to {MAX_EXACT_NUMBER:,} either way; use one it holds exactly"
         )
     return None
 

@@ -1,16 +1,18 @@
 """The one place where stack config is read and typed.
 
 Values come either from the Pulumi runtime (strings; structured values JSON-encoded) or from
-`Pulumi.<stack>.yaml` read directly by the offline CLI (native YAML values). Both go through
-`parse_settings`, so `plan` and `pulumi up` see the same typed settings.
+`Pulumi.<stack>.yaml` and `Pulumi.yaml` read directly by the offline CLI and merged as the engine merges
+them (native YAML values). Both go through `parse_settings`, so `plan` and `pulumi up` see the same typed
+settings.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from infra.catalog import Catalog
 from infra.contract import KMS_KEY, PUBLIC_PRINCIPALS
 from infra.documents import display_path, load_yaml
 from infra.problems import DeclarationError, MissingStackError, Problem, struct_problems
-from infra.rules import check_dataset_id, check_expiration_days, check_labels, check_location
+from infra.rules import check_dataset_id, check_expiration_days, check_labels, check_location, check_project_id
 
 PROJECT = "tenant-bigquery"
 # How long snapshots (`snapshot`, and `migrate` before it changes a table) are kept: the prod approval
@@ -120,8 +122,15 @@ def _decode(key: str, value: Any) -> Any:
     return value
 
 
-def parse_settings(stack: str, values: Mapping[str, Any], source: str, catalog: Catalog | None = None) -> Settings:
-    """Type the config of one stack; raise DeclarationError naming every bad key."""
+def parse_settings(
+    stack: str,
+    values: Mapping[str, Any],
+    source: str,
+    catalog: Catalog | None = None,
+    origins: Mapping[str, str] | None = None,
+) -> Settings:
+    """Type the config of one stack; raise DeclarationError naming every bad key, in the file it came from
+    (`origins`: key -> file, for keys the stack file does not set)."""
     prefix = f"{PROJECT}:"
     problems: list[Problem] = []
     project = values.get("gcp:project")
@@ -131,6 +140,8 @@ def parse_settings(stack: str, values: Mapping[str, Any], source: str, catalog: 
                 source, "config.gcp:project", "is required; set the GCP project id (pulumi config set gcp:project ID)"
             )
         )
+    elif (message := check_project_id(project)) is not None:
+        problems.append(Problem(source, "config.gcp:project", message))
     problems += _unknown_key_problems(values, source)
     own = {
         key[len(prefix) :]: _decode(key[len(prefix) :], value)
@@ -184,8 +195,13 @@ def parse_settings(stack: str, values: Mapping[str, Any], source: str, catalog: 
     if catalog is not None:
         problems += _check_table_references(stack_settings, catalog, source, prefix)
     if problems:
-        raise DeclarationError(problems)
+        raise DeclarationError([_in_origin(problem, origins or {}) for problem in problems])
     return Settings(stack=stack, project=str(project), options=stack_settings)
+
+
+def _in_origin(problem: Problem, origins: Mapping[str, str]) -> Problem:
+    key = problem.path.removeprefix("config.").split(".", 1)[0]
+    return replace(problem, file=origins[key]) if key in origins else problem
 
 
 # The default gcp provider reads every gcp: key of the stack as its own input (pulumi/pulumi
@@ -356,16 +372,81 @@ def stack_file(root: Path, stack: str) -> Path:
 def require_stack_file(root: Path, stack: str) -> Path:
     """Pulumi.<stack>.yaml, or MissingStackError: the one message for a stack that does not exist."""
     path = stack_file(root, stack)
-    if not path.is_file():
+    if not os.path.lexists(path):  # anything else there (a pipe, a loop of links) is said where it is read
         known = ", ".join(list_stacks(root)) or "none"
         raise MissingStackError([Problem(display_path(path), "", f"no such stack file; known stacks: {known}")])
     return path
 
 
-def read_stack_file(root: Path, stack: str) -> tuple[dict[str, Any], set[str]]:
-    """Config values of Pulumi.<stack>.yaml and the keys whose values are secrets (masked, never decrypted)."""
+@dataclass(frozen=True)
+class ProjectConfig:
+    """Pulumi.yaml's `config:` block as the engine applies it to every stack (below)."""
+
+    file: str
+    values: dict[str, Any]  # namespaced key: its value or default, in the form a stack file gives it
+    required: tuple[str, ...] = ()  # this project's keys declared with neither: every stack must set them
+
+
+def _as_stack_value(value: Any) -> Any:
+    """A project value as the engine makes it a config value (pulumi/pulumi pkg/workspace/config.go
+    createConfigValue): a string, boolean or integer becomes its text, anything else stays structured (JSON)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | str):
+        return str(value)
+    return value
+
+
+def read_project_config(root: Path) -> ProjectConfig:
+    """Pulumi.yaml's config values and defaults, checked as Pulumi checks them (pulumi/pulumi
+    sdk/go/common/workspace/project.go RewriteShorthandConfigValues and Project.Validate)."""
+    path = root / "Pulumi.yaml"
+    display = display_path(path)
+    if not os.path.lexists(path):
+        return ProjectConfig(display, {})
+    raw = load_yaml(path, display) or {}
+    config = raw.get("config", {}) if isinstance(raw, dict) else None
+    if not isinstance(config, dict):
+        raise DeclarationError([Problem(display, "config", "must be a mapping of config keys to their types")])
+    name = raw.get("name") if isinstance(raw.get("name"), str) else PROJECT
+    values: dict[str, Any] = {}
+    required: list[str] = []
+    problems: list[Problem] = []
+    for written, entry in config.items():
+        own = ":" not in str(written) or str(written).startswith(f"{name}:")
+        key = str(written) if ":" in str(written) else f"{name}:{written}"  # pkg/workspace/config.go parseConfigKey
+        if not isinstance(entry, dict):  # shorthand: a default of this project's key, a value of another's
+            entry = {"default" if own else "value": entry}
+        has_default, has_value = entry.get("default") is not None, entry.get("value") is not None
+        where = f"config.{written}"
+        if has_default and has_value:
+            problems.append(Problem(display, where, "has both default: and value:, which Pulumi refuses; keep one"))
+        elif not own and ("type" in entry or has_default or not has_value):
+            message = "a key of another namespace takes only value: (Pulumi refuses type: and default: there)"
+            problems.append(Problem(display, where, message))
+        elif has_default or has_value:
+            values[key] = _as_stack_value(entry["default"] if has_default else entry["value"])
+        else:
+            required.append(key)
+    if problems:
+        raise DeclarationError(problems)
+    return ProjectConfig(display, values, tuple(required))
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    values: dict[str, Any]  # what the program receives: the stack file's, then Pulumi.yaml's
+    secret_keys: set[str]
+    origins: dict[str, str]  # key: the file its value came from, when not the stack file
+
+
+def read_config(root: Path, stack: str, project: ProjectConfig | None = None) -> StackConfig:
+    """The config the engine hands the program: Pulumi.<stack>.yaml's values (secrets masked, never decrypted),
+    and for every key it does not set, Pulumi.yaml's value or default (pulumi/pulumi pkg/workspace/config.go
+    mergeConfig: `if !foundOnStack && (hasValue || hasDefault)`; the stack's value wins whole)."""
     path = require_stack_file(root, stack)
     display = display_path(path)
+    project = read_project_config(root) if project is None else project
     raw = load_yaml(path, display, raw_scalars_under="config") or {}
     config = raw.get("config", {}) if isinstance(raw, dict) else None
     if not isinstance(config, dict):
@@ -373,6 +454,17 @@ def read_stack_file(root: Path, stack: str) -> tuple[dict[str, Any], set[str]]:
     values: dict[str, Any] = {}
     secret_keys: set[str] = set()
     problems = []
+    if isinstance(raw, dict) and raw.get("environment"):
+        # ProjectStack.Environment (sdk/go/common/workspace/project.go): mergeConfig merges its values in.
+        problems.append(
+            Problem(
+                display,
+                "environment",
+                "a Pulumi ESC environment adds config that `pulumi up` merges in but validate, plan, diff and verify "
+                "cannot read, so they would check other settings than the deploy uses; remove it and set the "
+                "values under config:",
+            )
+        )
     for key, value in config.items():
         if isinstance(value, dict) and set(value) == {"secure"}:
             secret_keys.add(key)
@@ -388,15 +480,34 @@ def read_stack_file(root: Path, stack: str) -> tuple[dict[str, Any], set[str]]:
                 )
         else:
             values[key] = value
+    problems += [
+        Problem(
+            display,
+            f"config.{key}",
+            f"{project.file} declares it without a default, so Pulumi requires every stack to set it; set it here "
+            f"or give it a default there",
+        )
+        for key in project.required
+        if key not in values
+    ]
     if problems:
         raise DeclarationError(problems)
-    return values, secret_keys
+    origins = {key: project.file for key in project.values if key not in values}
+    return StackConfig({**values, **{key: project.values[key] for key in origins}}, secret_keys, origins)
+
+
+def read_stack_file(root: Path, stack: str) -> tuple[dict[str, Any], set[str]]:
+    """read_config's values and secret keys."""
+    config = read_config(root, stack)
+    return config.values, config.secret_keys
 
 
 def list_stacks(root: Path) -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
 
 
-def load_settings(root: Path, stack: str, catalog: Catalog | None = None) -> Settings:
-    values, _ = read_stack_file(root, stack)
-    return parse_settings(stack, values, display_path(stack_file(root, stack)), catalog)
+def load_settings(
+    root: Path, stack: str, catalog: Catalog | None = None, project: ProjectConfig | None = None
+) -> Settings:
+    config = read_config(root, stack, project)
+    return parse_settings(stack, config.values, display_path(stack_file(root, stack)), catalog, config.origins)

@@ -25,7 +25,7 @@ Plan = Callable[[str], PlanResult]
 
 def problems_of(values: dict[str, Any]) -> list[str]:
     try:
-        parse_settings("test", {"gcp:project": "p", **values}, SOURCE)
+        parse_settings("test", {"gcp:project": "acme-test", **values}, SOURCE)
     except DeclarationError as error:
         return [str(p) for p in error.problems]
     return []
@@ -37,7 +37,7 @@ def test_members_become_grants_with_the_legacy_role_names() -> None:
         "writers": ["serviceAccount:loader@p.iam.gserviceaccount.com"],
         "owners": ["user:admin@acme.example"],
     }
-    settings = parse_settings("test", {"gcp:project": "p", ACCESS: access}, SOURCE)
+    settings = parse_settings("test", {"gcp:project": "acme-test", ACCESS: access}, SOURCE)
     assert settings.grants() == (
         Grant("READER", "group", "analysts@acme.example"),  # lower case, as the provider stores emails
         Grant("WRITER", "serviceAccount", "loader@p.iam.gserviceaccount.com"),
@@ -47,8 +47,8 @@ def test_members_become_grants_with_the_legacy_role_names() -> None:
 
 def test_access_from_the_engine_is_read_like_the_yaml() -> None:
     access = {"readers": ["group:a@acme.example"], "owners": []}
-    from_yaml = parse_settings("test", {"gcp:project": "p", ACCESS: access}, SOURCE)
-    from_engine = parse_settings("test", {"gcp:project": "p", ACCESS: json.dumps(access)}, SOURCE)
+    from_yaml = parse_settings("test", {"gcp:project": "acme-test", ACCESS: access}, SOURCE)
+    from_engine = parse_settings("test", {"gcp:project": "acme-test", ACCESS: json.dumps(access)}, SOURCE)
     assert from_engine.grants() == from_yaml.grants()
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -52,6 +55,9 @@ def test_an_empty_schema_does_not_remove_the_table(repo_copy: Path) -> None:
         ("tenant-bigquery:defaultTableExpirationDays: 0", "defaultTableExpirationDays: 0 is too short"),
         ("tenant-bigqeury:protect: false", "unknown namespace 'tenant-bigqeury'"),
         ("tenant-bigquery:recreateOnSchemaChange: no", "recreateOnSchemaChange: must be true or false; got 'no'"),
+        ("gcp:project: Acme-Dev", "gcp:project: 'Acme-Dev' is not a GCP project id: 6 to 30 lowercase letters"),
+        ("gcp:project: acme-dev-", "gcp:project: 'acme-dev-' is not a GCP project id"),
+        ("gcp:project: \"p`; DROP TABLE t; --\"", "use the project's id, not its name or number"),
     ],
 )
 def test_stack_config_is_checked_like_the_schemas(repo_copy: Path, setting: str, line: str) -> None:
@@ -81,9 +87,26 @@ def test_stack_config_is_checked_like_the_schemas(repo_copy: Path, setting: str,
             "stacks/tenants.yaml:tables.tenant_usage_quotas.partitioning.range: start (100) must be less than end "
             "(10) of the ranges on 'api_requests'; swap or widen them",
         ),
+        (
+            "{range: {field: api_requests, start: 0, end: 9223372036854775808, interval: 4611686018427387904}}",
+            "stacks/tenants.yaml:tables.tenant_usage_quotas.partitioning.range.end: 9223372036854775808 is outside "
+            "BigQuery's INT64 range (-9,223,372,036,854,775,808 to 9,223,372,036,854,775,807), which range "
+            "partitioning bounds are stored in; use a value within it",
+        ),
+        (
+            "{range: {field: api_requests, start: 0, end: 9007199254740993, interval: 9007199254740992}}",
+            "stacks/tenants.yaml:tables.tenant_usage_quotas.partitioning.range.end: 9007199254740993 would reach "
+            "BigQuery as 9007199254740992: Pulumi sends every number as a 64-bit float, exact for every integer up "
+            "to 9,007,199,254,740,992 either way; use one it holds exactly",
+        ),
     ],
 )
 def test_partitioning_errors_name_the_column_and_values(repo_copy: Path, partitioning: str, line: str) -> None:
+    """Range bounds are INT64 in BigQuery (REST reference, tables: RangePartitioning.range start/end/interval;
+    terraform-provider-google resource_bigquery_table.go expandRangePartitioning sends
+    strconv.FormatInt(int64(...))), and Pulumi carries numbers as doubles (pulumi/pulumi
+    sdk/python/lib/pulumi/runtime/rpc.py serialize_property; pulumi-terraform-bridge pkg/tfbridge/schema.go
+    makeTerraformInput: int(v.NumberValue()))."""
     declaration = repo_copy / "stacks" / "tenants.yaml"
     text = declaration.read_text()
     old = "partitioning: {field: usage_date, type: DAY, expiration_days: 730}"
@@ -328,3 +351,259 @@ def _view(stack: LiveStack) -> bigquery.Table:
     view = bigquery.Table(stack.table("tenant_profiles"))
     view.view_query = f"SELECT tenant_id FROM `{stack.table('tenant_api_keys')}`"
     return view
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["plan"],
+        ["diff", "--base", "HEAD"],
+        ["preview-gate", "preview.json"],
+        ["verify"],
+        ["snapshot", "--all"],
+        ["migrate"],
+        ["import-file"],
+    ],
+    ids=lambda command: command[0],
+)
+def test_a_stack_name_that_is_a_path_is_refused(repo_copy: Path, command: list[str]) -> None:
+    """`Pulumi.<stack>.yaml` with the stack `x/../Pulumi.prod` was prod's file (through a folder `Pulumi.x`).
+    Pulumi's own rule (pulumi/pulumi sdk/go/common/tokens/stack_name.go ParseStackName): 1 to 100 of
+    A-Z a-z 0-9 _ . -, so no stack name is a path."""
+    (repo_copy / "Pulumi.x").mkdir()
+    (repo_copy / "preview.json").write_text("{}")
+    result = invoke(*command, "--stack", "x/../Pulumi.prod", "--root", str(repo_copy), cwd=repo_copy)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--stack': 'x/../Pulumi.prod' is not a stack name: Pulumi allows 1 to 100 "
+        "letters, digits, '-', '_' and '.'"
+    )
+
+
+def test_migrate_refuses_a_project_id_before_it_reaches_sql(repo_copy: Path) -> None:
+    """migrate writes the project into its SQL (`project.dataset.table`); the project-id syntax is Resource
+    Manager's (REST reference, projects: projectId), the domain-scoped form terraform-provider-google's
+    verify/validation.go ProjectRegex. Any metadata-server fallback of the old code stays on loopback."""
+    stack_file = repo_copy / "Pulumi.dev.yaml"
+    bad = 'gcp:project: "x`.a.b; DROP TABLE q; --"'
+    stack_file.write_text(stack_file.read_text().replace("gcp:project: acme-data-platform-dev", bad))
+    loopback = {"GCE_METADATA_HOST": "127.0.0.1:9", "GCE_METADATA_IP": "127.0.0.1:9"}
+    result = invoke("migrate", "--stack", "dev", "--root", str(repo_copy), cwd=repo_copy, env=loopback)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0].startswith(
+        "Pulumi.dev.yaml:config.gcp:project: 'x`.a.b; DROP TABLE q; --' is not a GCP project id"
+    )
+
+
+def test_a_domain_scoped_project_id_is_accepted(repo_copy: Path) -> None:
+    stack_file = repo_copy / "Pulumi.dev.yaml"
+    text = stack_file.read_text().replace("gcp:project: acme-data-platform-dev", "gcp:project: example.com:acme-dev")
+    stack_file.write_text(text)
+    result = validate(repo_copy)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_control_character_in_a_declaration_is_one_line_with_its_line_and_column(repo_copy: Path) -> None:
+    """YAML allows no C0 control character but tab and newlines (YAML 1.2, 5.1 Character Set); libyaml reports
+    where in UTF-8 bytes, which the line counts back to characters (the ß and ö before it are two bytes each)."""
+    declaration = repo_copy / "stacks" / "tenants.yaml"
+    text = declaration.read_text()
+    line = text[: text.index("description: Daily usage")].count("\n") + 1
+    declaration.write_text(text.replace("description: Daily usage", "description: Größe\0 usage"))
+    assert_one_line_refusal(
+        validate(repo_copy),
+        f"stacks/tenants.yaml:line {line} column 23: invalid YAML: the control character U+0000 is not allowed; "
+        "remove it",
+    )
+
+
+def _laughs(levels: int = 9, fanout: int = 9) -> str:
+    """A billion values in a kilobyte: each anchor is `fanout` aliases of the one before (9**9 + ... scalars)."""
+    lines = ["laughs:", f"  a0: &a0 [{', '.join(['lol'] * fanout)}]"]
+    lines += [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * fanout)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("name", ["Pulumi.dev.yaml", "stacks/tenants.yaml", "Pulumi.yaml"])
+def test_an_alias_bomb_is_refused_as_pulumi_refuses_it(repo_copy: Path, name: str) -> None:
+    """go-yaml v3, which Pulumi reads its YAML files with (pulumi/pulumi sdk/go/common/encoding/marshal.go
+    yamlMarshaler.Unmarshal), stops a document whose aliases do most of the decoding: go-yaml/yaml v3
+    decode.go decoder.unmarshal, allowedAliasRatio ("document contains excessive aliasing"). Before, the stack
+    file passed `validate`, and `plan` never finished (its config is serialised value by value)."""
+    path = repo_copy / name
+    text = _laughs() + path.read_text()
+    path.write_text(text + "  pulumi:laughs: *a8\n" if name == "Pulumi.dev.yaml" else text)
+    assert len(_laughs()) < 1024
+    # The fourth *a2 in a3 (line 5, column 27) is where aliased values pass 99 % of more than 1,000 decoded:
+    # the document, its mapping, `laughs` and its mapping, then per anchor its key and sequence: 4 + (2 + 9) +
+    # (2 + 9 * 11) + (2 + 9 * 101) + (2 + 4 * 911) values, 3,720 + 910 of them copies.
+    line = (
+        f"{name}:line 5 column 27: invalid YAML: the alias *a2 makes the document expand to more than "
+        "4,673 values, nearly all of them copies, which Pulumi's YAML reader refuses (excessive aliasing); "
+        "write the values out"
+    )
+    assert_one_line_refusal(validate(repo_copy), line)
+    if name == "Pulumi.dev.yaml":
+        result = invoke("plan", "--stack", "dev", "--root", str(repo_copy), cwd=repo_copy)
+        assert result.returncode == 1 and result.stderr.splitlines()[0] == line
+
+
+def test_an_anchor_that_holds_itself_is_refused(repo_copy: Path) -> None:
+    """go-yaml v3 refuses it too (decode.go decoder.alias: "anchor 'x' value contains itself"); PyYAML builds a
+    mapping that holds itself, which no value of a stack setting can be."""
+    path = repo_copy / "Pulumi.dev.yaml"
+    path.write_text(path.read_text() + "  pulumi:loop: &x {b: *x}\n")
+    lines = path.read_text().splitlines()
+    column = lines[-1].index("*x") + 1
+    assert_one_line_refusal(
+        validate(repo_copy),
+        f"Pulumi.dev.yaml:line {len(lines)} column {column}: invalid YAML: the alias *x is inside its own anchor",
+    )
+
+
+def _validate_process(
+    root: Path, *, user: list[str] | None = None, python: str = sys.executable, path: list[str] | None = None
+) -> list[str]:
+    """`validate` as a process of its own (bounded in time: a hang fails the test), its stderr lines."""
+    search = path or [str(REPO_ROOT), *(p for p in sys.path if p.endswith("site-packages"))]
+    env = {"PYTHONPATH": os.pathsep.join(search), "PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
+    result = subprocess.run(
+        [*(user or []), python, "-m", "infra.cli", "validate", "--root", str(root)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    return result.stderr.splitlines()
+
+
+@pytest.mark.parametrize("name", ["stacks/extra.yaml", "Pulumi.staging.yaml"])
+def test_a_named_pipe_is_refused_not_waited_on(repo_copy: Path, name: str) -> None:
+    """Opening a FIFO for reading blocks until a writer comes: a declaration was waited on for ever, and a stack
+    file read "no such stack file"."""
+    os.mkfifo(repo_copy / name)
+    assert _validate_process(repo_copy) == [
+        f"{name}: not a regular file (a named pipe, socket or device); put the file here",
+        "1 problem(s); nothing was changed.",
+    ]
+
+
+@pytest.mark.parametrize(
+    "link", ["stacks/loop.yaml", "schemas/tenants/tenant_profiles.json", "schemas/tenants/loop.json", "schemas/loop"]
+)
+def test_a_symlink_loop_is_one_line(repo_copy: Path, link: str) -> None:
+    path = repo_copy / link
+    path.unlink(missing_ok=True)
+    path.symlink_to(path.name)
+    verb = "list the folder" if link == "schemas/loop" else "follow the path"
+    assert_one_line_refusal(
+        validate(repo_copy),
+        f"{link}: cannot {verb}: symbolic links that loop (too many levels of symbolic links); fix or remove the link",
+    )
+
+
+@pytest.mark.parametrize("folder", ["stacks", "schemas/tenants"])
+def test_a_folder_this_user_cannot_list_says_permission_denied(folder: str) -> None:
+    """As root every folder is readable whatever its mode, so the CLI runs as user nobody (setpriv), with the
+    system's Python of the same version and a copy of the code and of the packages `validate` imports, in a
+    folder nobody may read (the checkout and the virtualenv may sit where nobody may not)."""
+    setpriv, python = shutil.which("setpriv"), f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    if setpriv is None or not os.access(python, os.X_OK):
+        pytest.skip(f"needs setpriv and {python} to run the CLI as another user")
+    if os.geteuid() != 0:
+        pytest.skip("needs root to switch to user nobody")
+    with tempfile.TemporaryDirectory() as scratch:
+        root, code = Path(scratch) / "repo", Path(scratch) / "code"
+        shutil.copytree(FIXTURE_ROOT, root)
+        shutil.copytree(REPO_ROOT / "infra", code / "infra")
+        for name in ("click", "msgspec", "yaml", "_yaml", "typing_extensions"):
+            spec = importlib.util.find_spec(name)
+            if spec is not None and spec.origin is not None:
+                origin = Path(spec.origin)
+                if origin.name == "__init__.py":
+                    shutil.copytree(origin.parent, code / name)
+                else:
+                    shutil.copy(origin, code / origin.name)
+        for path in (Path(scratch), *Path(scratch).rglob("*")):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        (root / folder).chmod(0)
+        nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+        lines = _validate_process(root, user=nobody, python=python, path=[str(code)])
+    assert lines == [
+        f"{folder}: cannot list the folder: permission denied; let the user running this read it",
+        "1 problem(s); nothing was changed.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "line"),
+    [
+        (
+            "gcp:defaultLabels:\n    value: {team: data}",
+            "Pulumi.yaml:config.gcp:defaultLabels: a provider setting this program does not model: the provider "
+            "would merge it",
+        ),
+        ("gcp:region: us-central1", "Pulumi.yaml:config.gcp:region: a provider setting this program does not model"),
+        (
+            "tenant-bigquery:defaultTableExpirationDays:\n    type: integer\n    default: 30",
+            "Pulumi.yaml:config.tenant-bigquery:defaultTableExpirationDays: BigQuery gives every table created in "
+            "the dataset this expiration",
+        ),
+        (
+            "tenant-bigquery:recreate:\n    type: string",
+            "Pulumi.dev.yaml:config.tenant-bigquery:recreate: Pulumi.yaml declares it without a default, so Pulumi "
+            "requires every stack to set it",
+        ),
+        (
+            "gcp:zone:\n    type: string\n    value: us-central1-a",
+            "Pulumi.yaml:config.gcp:zone: a key of another namespace takes only value: (Pulumi refuses type: and "
+            "default: there)",
+        ),
+    ],
+)
+def test_project_config_applies_to_every_stack_with_the_same_rules(repo_copy: Path, entry: str, line: str) -> None:
+    """Pulumi merges Pulumi.yaml's config into every stack's where the stack file does not set the key
+    (pulumi/pulumi pkg/workspace/config.go mergeConfig; a bare value is a default of this project's key, a
+    value of another's: sdk/go/common/workspace/project.go RewriteShorthandConfigValues; Project.Validate
+    refuses a type or default on another namespace's key). So a gcp: key there reaches the default provider of
+    every stack, and a default reaches the program: each is checked as a stack file's value, said once."""
+    project = repo_copy / "Pulumi.yaml"
+    project.write_text(project.read_text() + f"  {entry}\n")
+    result = validate(repo_copy)
+    assert result.returncode == 1
+    [problem, *others, summary] = result.stderr.splitlines()
+    assert problem.startswith(line), problem
+    if line.startswith("Pulumi.yaml"):
+        assert others == [], "said once, not once per stack"
+    assert summary == f"{1 + len(others)} problem(s); nothing was changed."
+
+
+def test_a_changed_project_default_reaches_plan(repo_copy: Path) -> None:
+    """pkg/workspace/config.go mergeConfig and createConfigValue: the default's text is the stack's value."""
+    project = repo_copy / "Pulumi.yaml"
+    text = project.read_text()
+    assert text.count('default: ""') == 1  # tenant-bigquery:datasetSuffix
+    project.write_text(text.replace('default: ""', 'default: "_v2"'))
+    result = invoke("plan", "--stack", "prod", "--format", "json", "--root", str(repo_copy), cwd=repo_copy)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["config"]["tenant-bigquery:datasetSuffix"] == "_v2"
+    [dataset] = [r for r in document["resources"] if r["type"] == "gcp:bigquery/dataset:Dataset"]
+    assert dataset["inputs"]["datasetId"] == "tenants_v2"
+
+
+def test_a_stack_file_with_an_esc_environment_is_refused(repo_copy: Path) -> None:
+    """ProjectStack.Environment (pulumi/pulumi sdk/go/common/workspace/project.go) names Pulumi ESC environments,
+    whose values mergeConfig (pkg/workspace/config.go) merges into the stack's config before the program runs:
+    config this tool cannot read."""
+    stack_file = repo_copy / "Pulumi.prod.yaml"
+    stack_file.write_text("environment:\n  - acme/prod-settings\n" + stack_file.read_text())
+    assert_one_line_refusal(
+        validate(repo_copy),
+        "Pulumi.prod.yaml:environment: a Pulumi ESC environment adds config that `pulumi up` merges in but "
+        "validate, plan, diff and verify cannot read, so they would check other settings than the deploy uses; "
+        "remove it and set the values under config:",
+    )

@@ -26,7 +26,7 @@ def test_validate_reports_every_problem_one_line_each_without_traceback(repo_cop
     schema.write_text(schema.read_text().replace('"BYTES"', '"BLOB"', 1))
     declaration = repo_copy / "stacks" / "tenants.yaml"
     declaration.write_text(declaration.read_text().replace("clustering: [tenant_id]", "clustering: [tenant]"))
-    (repo_copy / "Pulumi.dev.yaml").write_text("config:\n  gcp:project: p\n  tenant-bigquery:protect: maybe\n")
+    (repo_copy / "Pulumi.dev.yaml").write_text("config:\n  gcp:project: acme-test\n  tenant-bigquery:protect: maybe\n")
 
     result = invoke("validate", "--root", str(repo_copy), cwd=repo_copy)
 

@@ -940,6 +940,20 @@ def test_provider_default_labels_are_refused_not_read_as_no_changes(diff: Diff, 
     assert summary == "1 problem(s); nothing was changed."
 
 
+def test_a_changed_pulumi_yaml_default_is_a_change_of_every_stack(diff: Diff, repo: Path) -> None:
+    """Pulumi.yaml's defaults reach every stack that does not set the key (pulumi/pulumi pkg/workspace/config.go
+    mergeConfig), so both runs read it: prod does not set datasetSuffix, and a new default renames its dataset
+    (a replacement BigQuery refuses while the dataset holds tables and deleteContentsOnDestroy is off)."""
+    project = repo / "Pulumi.yaml"
+    project.write_text(project.read_text().replace('default: ""', 'default: "_v2"', 1))
+
+    result = json.loads(diff("--root", str(repo), "--stack", "prod", "--format", "json").stdout)
+
+    [dataset] = result["datasets"]
+    assert dataset["verdict"] == "rejected"
+    assert any(change["path"] == "(datasetId)" for change in dataset["changes"]), dataset
+
+
 def test_reordered_acl_entries_are_no_change(diff: Diff, repo: Path) -> None:
     """resource_bigquery_dataset.go: access is a TypeSet hashed by resourceBigqueryDatasetAccessHash, and the
     SDK compares sets by their hash codes (terraform-plugin-sdk helper/schema/schema.go diffSet): order is nothing."""

@@ -18,14 +18,14 @@ SOURCE = "Pulumi.test.yaml"
 
 def problems_of(values: dict[str, Any]) -> list[str]:
     try:
-        parse_settings("test", {"gcp:project": "p", **values}, SOURCE, CATALOG)
+        parse_settings("test", {"gcp:project": "acme-test", **values}, SOURCE, CATALOG)
     except DeclarationError as error:
         return [str(p) for p in error.problems]
     return []
 
 
 def test_defaults_are_the_safe_ones() -> None:
-    settings = parse_settings("test", {"gcp:project": "p"}, SOURCE, CATALOG)
+    settings = parse_settings("test", {"gcp:project": "acme-test"}, SOURCE, CATALOG)
     assert settings.options.protect is True
     assert settings.options.deletion_protection is True
     assert settings.options.delete_contents_on_destroy is False
@@ -80,7 +80,8 @@ def test_values_bigquery_would_refuse_are_named(key: str, value: Any, offending:
 def test_location_is_sent_in_the_spelling_bigquery_reports(written: str, sent: str) -> None:
     """The provider ignores case in dataset location (resource_bigquery_dataset.go, location's
     DiffSuppressFunc); one canonical spelling keeps plan, verify and diff in agreement."""
-    settings = parse_settings("test", {"gcp:project": "p", "tenant-bigquery:location": written}, SOURCE, CATALOG)
+    values = {"gcp:project": "acme-test", "tenant-bigquery:location": written}
+    settings = parse_settings("test", values, SOURCE, CATALOG)
     assert settings.options.location == sent
 
 
@@ -88,7 +89,8 @@ def test_location_is_sent_in_the_spelling_bigquery_reports(written: str, sent: s
 def test_stack_files_mean_what_pulumi_reads(tmp_path: Path, spelling: str) -> None:
     """Pulumi reads stack files as YAML 1.2 and hands the program each value's text: `no` is the string
     "no", which is not a boolean, though PyYAML (YAML 1.1) would read it as false."""
-    (tmp_path / "Pulumi.test.yaml").write_text(f"config:\n  gcp:project: p\n  tenant-bigquery:protect: {spelling}\n")
+    stack = f"config:\n  gcp:project: acme-test\n  tenant-bigquery:protect: {spelling}\n"
+    (tmp_path / "Pulumi.test.yaml").write_text(stack)
     with pytest.raises(DeclarationError) as caught:
         load_settings(tmp_path, "test")
     [problem] = [str(p) for p in caught.value.problems]
@@ -99,7 +101,8 @@ def test_stack_files_mean_what_pulumi_reads(tmp_path: Path, spelling: str) -> No
 
 @pytest.mark.parametrize(("spelling", "value"), [("true", True), ("false", False)])
 def test_yaml_12_booleans_are_read_as_booleans(tmp_path: Path, spelling: str, value: bool) -> None:
-    (tmp_path / "Pulumi.test.yaml").write_text(f"config:\n  gcp:project: p\n  tenant-bigquery:protect: {spelling}\n")
+    stack = f"config:\n  gcp:project: acme-test\n  tenant-bigquery:protect: {spelling}\n"
+    (tmp_path / "Pulumi.test.yaml").write_text(stack)
     assert load_settings(tmp_path, "test").options.protect is value
 
 
@@ -125,7 +128,7 @@ def test_values_from_the_engine_are_json_strings() -> None:
     settings = parse_settings(
         "test",
         {
-            "gcp:project": "p",
+            "gcp:project": "acme-test",
             "tenant-bigquery:protect": "false",
             "tenant-bigquery:labels": '{"env": "dev"}',
             "tenant-bigquery:defaultTableExpirationDays": "7",
@@ -174,8 +177,8 @@ def test_pulumi_yaml_documents_every_key_and_requires_none_by_accident() -> None
         assert schema.get("description"), key
         defaults[key] = schema["default"]
     # The documented defaults are the ones the program applies.
-    from_pulumi_defaults = parse_settings("test", {"gcp:project": "p", **defaults}, SOURCE, CATALOG)
-    assert from_pulumi_defaults.options == parse_settings("test", {"gcp:project": "p"}, SOURCE, CATALOG).options
+    from_pulumi_defaults = parse_settings("test", {"gcp:project": "acme-test", **defaults}, SOURCE, CATALOG)
+    assert from_pulumi_defaults.options == parse_settings("test", {"gcp:project": "acme-test"}, SOURCE, CATALOG).options
 
 
 def test_a_protected_stack_refuses_a_default_table_expiration() -> None:
@@ -197,7 +200,7 @@ def test_a_secret_setting_of_this_stack_is_refused_with_the_fix(tmp_path: Path) 
     from infra.settings import read_stack_file
 
     (tmp_path / "Pulumi.x.yaml").write_text(
-        "config:\n  gcp:project: p\n  gcp:accessToken:\n    secure: v1:aa\n"
+        "config:\n  gcp:project: acme-test\n  gcp:accessToken:\n    secure: v1:aa\n"
         "  tenant-bigquery:kmsKeyName:\n    secure: v1:bb\n"
     )
     with pytest.raises(DeclarationError) as caught:
