@@ -406,15 +406,15 @@ def test_a_preview_of_another_stack_exits_2(repo_copy: Path, tmp_path: Path) -> 
 
 
 def test_a_preview_of_another_project_exits_2(repo_copy: Path, tmp_path: Path) -> None:
-    """The URN's project is Pulumi.yaml's `name` of the program previewed (urn.go New, from source.Project())."""
-    pulumi_yaml = repo_copy / "Pulumi.yaml"
-    pulumi_yaml.write_text(pulumi_yaml.read_text().replace("name: tenant-bigquery\n", "name: tenant-bigquery-eu\n", 1))
-    path = write(tmp_path / "preview.json", digest("dev", *replace_trio("dev", "x")))
+    """The URN's project is Pulumi.yaml's `name` of the program previewed (urn.go New, from source.Project()):
+    a preview of another project's program (here every URN says tenant-bigquery-eu) is not this one's."""
+    other = json.dumps(digest("dev", *replace_trio("dev", "x"))).replace("::tenant-bigquery::", "::tenant-bigquery-eu::")
+    path = write(tmp_path / "preview.json", json.loads(other))
     code, out, err = gate(repo_copy, "dev", path)
     assert (code, out) == (2, [])
     assert err.splitlines() == [
-        f"error: {path}: steps[0] is a resource of stack 'dev' in project 'tenant-bigquery', not of stack 'dev' "
-        "in 'tenant-bigquery-eu': gate what `pulumi preview --stack dev --json` printed"
+        f"error: {path}: steps[0] is a resource of stack 'dev' in project 'tenant-bigquery-eu', not of stack 'dev' "
+        "in 'tenant-bigquery': gate what `pulumi preview --stack dev --json` printed"
     ]
 
 
