@@ -8,9 +8,9 @@ Exit codes:
   data dictionary is out of date; diff: a change at or above --fail-on; verify: a check failed;
   snapshot: one was refused or failed; import-file: refused because the live project differs, or
   the program registers a resource it cannot import; migrate: a table was refused or failed.
-- 2: usage errors. diff, verify, snapshot and import-file also exit 2 when nothing could be checked:
-  invalid declarations or stack config, missing or refused credentials, an unreachable API, an
-  unwritable --out.
+- 2: usage errors. diff, verify, snapshot, import-file and migrate also exit 2 when nothing could be
+  checked: invalid declarations or stack config, missing or refused credentials, an API that cannot be
+  reached, does not answer within its deadline, keeps failing or does not answer JSON, an unwritable --out.
 """
 
 from __future__ import annotations

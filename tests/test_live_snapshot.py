@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -252,7 +253,7 @@ def test_a_permission_error_after_the_first_snapshot_reports_what_was_created(
     built_stack: LiveStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = live.connect(built_stack.project, built_stack.endpoint)
-    flaky = live.Connection(cast(bigquery.Client, _ForbiddenSecondCopy(real.client)), *astuple_rest(real))
+    flaky = replace(real, client=cast(bigquery.Client, _ForbiddenSecondCopy(real.client)))
     monkeypatch.setattr(live, "connect", lambda project, endpoint=None: flaky)
     args = [
         "snapshot",
@@ -275,7 +276,3 @@ def test_a_permission_error_after_the_first_snapshot_reports_what_was_created(
         f"1 of 2 snapshots failed; kept: 1 snapshot(s) listed above, created {backup}."
     )
     assert len(list(built_stack.client.list_tables(backup))) == 1
-
-
-def astuple_rest(conn: Any) -> tuple[Any, ...]:
-    return conn.project, conn.endpoint, conn.retry

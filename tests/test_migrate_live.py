@@ -31,7 +31,7 @@ import yaml
 from google.cloud import bigquery
 from helpers import resources_of
 from live_server import STACK, LiveStack, stack_on, table_resource, write_stack
-from rewriting_proxy import rewriting_proxy, streaming_buffer, versioned_table_keys
+from rewriting_proxy import Fault, rewriting_proxy, streaming_buffer, versioned_table_keys
 
 from infra import live, live_migrate
 from infra.catalog import load_catalog
@@ -563,3 +563,46 @@ def test_a_rebuild_interrupted_after_the_drop_is_finished_by_the_next_run(
     assert [_comparable(r) for r in read(built_stack, QUEUE, "queue_entry_id")] == [_comparable(r) for r in before]
     assert built_stack.client.get_table(built_stack.table(QUEUE)).time_partitioning.type_ == "MONTH"
     assert_verify_passes(built_stack)
+
+
+# ---------------------------------------------------------------- faults between the CLI and the server
+
+
+def test_one_503_of_the_row_access_policy_lookup_is_retried(built_stack: LiveStack) -> None:
+    """rowAccessPolicies.list has no client call (infra/live_migrate.py `read_live` calls the REST method);
+    it goes through the same retry as every other call, so one 503 (BigQuery's backendError, which
+    google-cloud-bigquery retries: retry.py `_should_retry`) does not end the dry run."""
+    _new_partitioning(built_stack)
+    once = Fault(method="GET", path=r"/rowAccessPolicies$", status=503, times=1)
+    with rewriting_proxy(built_stack.endpoint, faults=[once]) as proxy:
+        result = migrate(replace(built_stack, endpoint=proxy), "--tables", QUEUE)
+
+    assert once.count == 1
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "INSERT INTO" in result.stdout
+
+
+def test_a_persistent_503_of_a_query_ends_within_the_request_deadline(built_stack: LiveStack) -> None:
+    """query_and_wait's job_retry restarts a query for 40 minutes by default (google-cloud-bigquery
+    retry.py DEFAULT_JOB_RETRY); with the request deadline it ends in seconds, the rebuild undone. As a
+    process, so the old wait fails the test at its timeout."""
+    _new_partitioning(built_stack)
+    before = read(built_stack, QUEUE, "queue_entry_id")
+    unavailable = Fault(method="POST", path=r"/queries$", status=503)
+    short = {"TENANT_BIGQUERY_REQUEST_SECONDS": "1", "TENANT_BIGQUERY_RUN_SECONDS": "60"}
+    with rewriting_proxy(built_stack.endpoint, faults=[unavailable]) as proxy:
+        started = time.monotonic()
+        result = replace(built_stack, endpoint=proxy).cli(
+            "migrate", "--stack", STACK, "--tables", QUEUE, "--apply", env=short, process=True, timeout=90
+        )
+        seconds = time.monotonic() - started
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        f"answered 503 Service Unavailable to POST /bigquery/v2/projects/{built_stack.project}/queries, retried "
+        "for 1 s: Fault injected by the test proxy: Service Unavailable; the original table is untouched and the "
+        "partial copy"
+    ) in result.stdout
+    assert seconds < 45
+    assert read(built_stack, QUEUE, "queue_entry_id") == before
+    assert not [t for t in built_stack.client.list_tables(built_stack.dataset_id()) if "__migrate_" in t.table_id]
