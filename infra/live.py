@@ -557,6 +557,18 @@ def snapshot(
         try:
             backups[d] = _create_backup_dataset(conn, located[d], expire_days)
             created.append(f"{conn.project}.{backups[d].dataset_id}")
+        except api_exceptions.Conflict:
+            # Another run created it since the lookup: take it after the checks an existing one gets.
+            why = f"backup dataset {d}{BACKUP_SUFFIX} already exists (created meanwhile), then was gone"
+            try:
+                if (backup := _existing_backup_or_refuse(conn, located[d])) is not None:
+                    backups[d] = backup
+                    continue
+            except SnapshotRefused as error:
+                why = str(error)
+            except API_FAILURES as error:
+                why = f"backup dataset {d}{BACKUP_SUFFIX} not read: {why_failed(conn, error)}"
+            failures += [(_dotted(ref), why) for ref in refs.values() if ref.dataset_id == d]
         except API_FAILURES as error:
             why = f"backup dataset {d}{BACKUP_SUFFIX} not created: {why_failed(conn, error)}"
             failures += [(_dotted(ref), why) for ref in refs.values() if ref.dataset_id == d]

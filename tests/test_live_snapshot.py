@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 from live_server import STACK, LiveStack, create_from_plan, recreate_table, sample_row
+from rewriting_proxy import Fault, rewriting_proxy
 
 from infra import cli, live
 from infra.catalog import load_catalog
@@ -276,3 +277,44 @@ def test_a_permission_error_after_the_first_snapshot_reports_what_was_created(
         f"1 of 2 snapshots failed; kept: 1 snapshot(s) listed above, created {backup}."
     )
     assert len(list(built_stack.client.list_tables(backup))) == 1
+
+
+def _another_run_creates(stack: LiveStack, **extra: Any) -> Fault:
+    """A fault that lets another run create the backup dataset just before this run's datasets.insert,
+    which the server then answers with its own 409 (BigQuery's error table: duplicate, 409)."""
+    other_run = live.connect(stack.project, stack.endpoint)
+
+    def create() -> None:
+        source = stack.client.get_dataset(stack.dataset_id())
+        if extra:
+            source.access_entries = [*source.access_entries, bigquery.AccessEntry(**extra)]
+        live._create_backup_dataset(other_run, source, 90)
+
+    return Fault(method="POST", path=r"/datasets$", times=1, before=create)
+
+
+def test_a_backup_dataset_another_run_created_meanwhile_is_checked_and_used(built_stack: LiveStack) -> None:
+    race = _another_run_creates(built_stack)
+    with rewriting_proxy(built_stack.endpoint, faults=[race]) as proxy:
+        result = replace(built_stack, endpoint=proxy).cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles")
+
+    assert race.count == 1
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "created backup dataset" not in result.stdout  # the other run did
+    assert f"✓ {built_stack.table('tenant_profiles')} -> " in result.stdout
+    assert len(list(built_stack.client.list_tables(f"{built_stack.dataset_id()}_backup"))) == 1
+
+
+def test_a_backup_dataset_another_run_created_with_a_broader_acl_is_refused(built_stack: LiveStack) -> None:
+    race = _another_run_creates(built_stack, role="READER", entity_type="specialGroup", entity_id="projectReaders")
+    with rewriting_proxy(built_stack.endpoint, faults=[race]) as proxy:
+        result = replace(built_stack, endpoint=proxy).cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles")
+
+    assert result.returncode == 1
+    name = f"{built_stack.dataset_id()}_backup"
+    assert (
+        f"✗ {built_stack.table('tenant_profiles')}: backup dataset {name} grants what {built_stack.dataset_id()} "
+        "does not (READER specialGroup projectReaders)"
+    ) in result.stdout
+    assert result.stderr.splitlines() == ["1 of 1 snapshots failed."]
+    assert list(built_stack.client.list_tables(name)) == []
