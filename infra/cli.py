@@ -28,6 +28,7 @@ from infra.commands import BadOption, CommandFailed
 from infra.options import VERDICTS, endpoint_option, format_option, root_option, stack_option
 from infra.problems import DeclarationError, MissingStackError
 from infra.reporters import report
+from infra.rules import SNAPSHOT_EXPIRE_DAYS, check_snapshot_expire_days
 
 
 @contextmanager
@@ -171,6 +172,14 @@ def verify(stack: str, root: Path, endpoint: str | None, output_format: str) -> 
         sys.exit(report("verify", output_format, stack, commands.verify(root, stack, endpoint)))
 
 
+def _expire_days(ctx: click.Context, param: click.Parameter, days: int) -> int:
+    from datetime import UTC, datetime
+
+    if (problem := check_snapshot_expire_days(days, datetime.now(UTC))) is not None:
+        raise click.BadParameter(problem)
+    return days
+
+
 @main.command()
 @stack_option
 @root_option
@@ -179,10 +188,9 @@ def verify(stack: str, root: Path, endpoint: str | None, output_format: str) -> 
 @click.option("--all", "all_tables", is_flag=True, help="Snapshot every declared table.")
 @click.option(
     "--expire-days",
-    type=click.IntRange(min=1),
-    # The prod runbook can take two deploys that each wait up to 30 days for approval (GitHub fails a
-    # waiting job after 30 days), plus review time: 90 days outlasts it.
-    default=90,
+    type=int,
+    callback=_expire_days,
+    default=SNAPSHOT_EXPIRE_DAYS,
     show_default=True,
     help="Days until the snapshots expire; also the default table expiration of a new backup dataset.",
 )

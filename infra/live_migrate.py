@@ -25,7 +25,8 @@ from infra.migration import (
     plan_table,
     where,
 )
-from infra.settings import SNAPSHOT_EXPIRE_DAYS, Settings
+from infra.rules import SNAPSHOT_EXPIRE_DAYS
+from infra.settings import Settings
 
 SAMPLE_ROWS = 3
 # What the API calls each patched property, as update_table names it.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 import pytest
@@ -181,7 +181,8 @@ def test_all_tables_into_an_existing_backup_dataset(live_stack: LiveStack) -> No
         (("--tables", "tenant_profiles", "--all"), "pass either --tables T1,T2 or --all"),
         (("--tables", "tenants.nope"), "'tenants.nope' names no declared table (declared: tenants.tenant_profiles, "),
         (("--tables", " , "), "name at least one table"),
-        (("--all", "--expire-days", "0"), "0 is not in the range x>=1"),
+        (("--all", "--expire-days", "0"), "0 is too short; BigQuery's minimum is one hour, so use at least 1 day"),
+        (("--all", "--expire-days", "3000000"), "3,000,000 days from now is past 9999-12-31, the last day a timestamp"),
     ],
 )
 def test_usage_errors_exit_2_before_any_api_call(
@@ -277,6 +278,22 @@ def test_a_permission_error_after_the_first_snapshot_reports_what_was_created(
         f"1 of 2 snapshots failed; kept: 1 snapshot(s) listed above, created {backup}."
     )
     assert len(list(built_stack.client.list_tables(backup))) == 1
+
+
+def test_the_longest_expiration_is_the_last_day_of_the_timestamp_range(built_stack: LiveStack) -> None:
+    """A snapshot expires at a timestamp (JobConfigurationTableCopy.destinationExpirationTime, a
+    google.protobuf.Timestamp: up to 9999-12-31); a day is kept to spare for the moments before the snapshot."""
+    latest = (date(9999, 12, 31) - datetime.now(UTC).date()).days  # days to its last day
+
+    refused = built_stack.cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles", "--expire-days", str(latest))
+    taken = built_stack.cli(
+        "snapshot", "--stack", STACK, "--tables", "tenant_profiles", "--expire-days", str(latest - 1)
+    )
+
+    assert refused.returncode == 2
+    assert f"past 9999-12-31, the last day a timestamp holds; use at most {latest - 1:,}" in refused.stderr
+    assert taken.returncode == 0, taken.stderr
+    assert "expiring 9999-12-" in taken.stdout
 
 
 def _another_run_creates(stack: LiveStack, **extra: Any) -> Fault:

@@ -19,9 +19,11 @@ BigQuery rules relied on, with their documentation:
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from typing import Any
 import pytest
 import yaml
 from google.cloud import bigquery
-from helpers import resources_of
+from helpers import REPO_ROOT, resources_of
 from live_server import STACK, LiveStack, stack_on, table_resource, write_stack
 from rewriting_proxy import Fault, rewriting_proxy, streaming_buffer, versioned_table_keys
 
@@ -606,3 +608,19 @@ def test_a_persistent_503_of_a_query_ends_within_the_request_deadline(built_stac
     assert seconds < 45
     assert read(built_stack, QUEUE, "queue_entry_id") == before
     assert not [t for t in built_stack.client.list_tables(built_stack.dataset_id()) if "__migrate_" in t.table_id]
+
+
+def test_the_snapshot_migrate_takes_expires_when_the_readme_says(built_stack: LiveStack) -> None:
+    section = (REPO_ROOT / "README.md").read_text().split("### Lossless schema changes: `migrate`")[1]
+    [days] = re.findall(r"expiring after (\d+) days", section.split("\n### ")[0])
+    insert(built_stack, PROFILES, [profile(n) for n in range(2)])
+    edit_schema(built_stack, PROFILES, lambda cols: column(cols, "legal_name").update(name="registered_name"))
+    edit_declaration(built_stack, PROFILES, renamed_columns={"registered_name": "legal_name"})
+    started = datetime.now(UTC)
+
+    applied = migrate(built_stack, "--tables", PROFILES, "--apply", "--format", "json")
+
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    [table] = json.loads(applied.stdout)["tables"]
+    expires = built_stack.client.get_table(table["snapshot"]).expires
+    assert started + timedelta(days=int(days)) <= expires <= datetime.now(UTC) + timedelta(days=int(days))
