@@ -11,6 +11,7 @@ Exit codes:
 - 2: usage errors. diff, verify, snapshot, import-file and migrate also exit 2 when nothing could be
   checked: invalid declarations or stack config, missing or refused credentials, an API that cannot be
   reached, does not answer within its deadline, keeps failing or does not answer JSON, an unwritable --out.
+- 130: migrate stopped by SIGINT; the last line says in which state the table is.
 """
 
 from __future__ import annotations

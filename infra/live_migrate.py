@@ -40,6 +40,10 @@ class MigrationFailed(Exception):
 _STEP_FAILURES: tuple[type[Exception], ...] = (*live.API_FAILURES, MigrationFailed)
 
 
+class MigrationInterrupted(KeyboardInterrupt):
+    """SIGINT inside a table's steps; the message names the table and says what state it is in."""
+
+
 @dataclass
 class TableResult:
     plan: TablePlan
@@ -175,10 +179,10 @@ def apply_plan(conn: live.Connection, plan: TablePlan) -> None:
         except _STEP_FAILURES as error:
             why = str(error) if isinstance(error, MigrationFailed) else live.why_failed(conn, error)
             raise MigrationFailed(_failure_state(conn, plan, dropped, why)) from None
-        except BaseException:
-            # Interrupted (Ctrl-C, a killed job): say in which state the table is, then stop.
-            _failure_state(conn, plan, dropped, "interrupted")
-            raise
+        except KeyboardInterrupt:
+            # Ctrl-C (SIGINT): say in which state the table is, then stop.
+            state = _failure_state(conn, plan, dropped, "stopped by SIGINT (Ctrl-C)")
+            raise MigrationInterrupted(f"{plan.table_id}: {state}") from None
         dropped = dropped or step.action == f"DROP TABLE `{plan.table_id}`"
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -606,6 +607,32 @@ def test_a_persistent_503_of_a_query_ends_within_the_request_deadline(built_stac
         "partial copy"
     ) in result.stdout
     assert seconds < 45
+    assert read(built_stack, QUEUE, "queue_entry_id") == before
+    assert not [t for t in built_stack.client.list_tables(built_stack.dataset_id()) if "__migrate_" in t.table_id]
+
+
+def test_sigint_during_a_rebuild_prints_the_state_of_the_table(built_stack: LiveStack) -> None:
+    """The proxy holds the copy's INSERT, so the signal arrives while the rebuild runs; the process then
+    deletes the partial copy and says so, exiting 130 as a shell reports SIGINT."""
+    _new_partitioning(built_stack)
+    before = read(built_stack, QUEUE, "queue_entry_id")
+    held = Fault(method="POST", path=r"/queries$", body="INSERT INTO", hang=True)
+    with rewriting_proxy(built_stack.endpoint, faults=[held]) as proxy:
+        process = replace(built_stack, endpoint=proxy).start("migrate", "--stack", STACK, "--tables", QUEUE, "--apply")
+        try:
+            assert held.seen.wait(120), "the copy never started"
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            process.kill()
+
+    assert process.returncode == 130, stderr
+    assert re.fullmatch(
+        rf"interrupted: {re.escape(built_stack.table(QUEUE))}: stopped by SIGINT \(Ctrl-C\); the original table is "
+        rf"untouched and the partial copy {re.escape(built_stack.table(QUEUE))}__migrate_\w+ was deleted",
+        stderr.splitlines()[-1],
+    ), stderr
+    assert "Aborted!" not in stderr
     assert read(built_stack, QUEUE, "queue_entry_id") == before
     assert not [t for t in built_stack.client.list_tables(built_stack.dataset_id()) if "__migrate_" in t.table_id]
 
