@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from google.cloud import bigquery
-from helpers import FIXTURE_ROOT, FIXTURE_TABLES, resources_of
+from helpers import FIXTURE_ROOT, FIXTURE_TABLES, REPO_ROOT, resources_of
 from live_server import STACK, LiveStack, create_from_plan, stack_on, table_resource
 from rewriting_proxy import Fault, rewriting_proxy, versioned_table_keys
 
@@ -457,3 +457,13 @@ def test_a_deadline_that_is_not_a_number_is_one_line_exit_2(live_stack: LiveStac
     assert result.stderr.splitlines() == [
         "error: TENANT_BIGQUERY_RUN_SECONDS='soon' is not a number of seconds; use e.g. 600"
     ]
+
+
+def test_the_readme_states_the_deadlines_the_code_sets() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| per (request|run): .*? \| (\d+) s \| (\d+) s \| `(\w+)` \|$", readme, re.MULTILINE)
+
+    assert {variable: (kind, float(google), float(local)) for kind, google, local, variable in rows} == {
+        live.REQUEST_SECONDS_ENV: ("request", live.GOOGLE_DEADLINES.request, live.LOCAL_DEADLINES.request),
+        live.RUN_SECONDS_ENV: ("run", live.GOOGLE_DEADLINES.run, live.LOCAL_DEADLINES.run),
+    }
