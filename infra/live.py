@@ -250,7 +250,12 @@ def describe(conn: Connection, error: BaseException) -> str:
     cause = error
     while isinstance(cause, api_exceptions.RetryError) and cause.cause is not None:  # job_retry wraps retry
         cause = cause.cause
-    retried = f"retried for {conn.deadlines.request:g} s" if cause is not error else "not retried"
+    # A call is cut short by what is left of the run (Connection._left): then the run's deadline is the cause.
+    if time.monotonic() >= conn.ends:
+        within = retried = f"until the run's deadline of {conn.deadlines.run:g} s ({RUN_SECONDS_ENV}) passed"
+    else:
+        within = f"within {conn.deadlines.request:g} s"
+        retried = f"retried for {conn.deadlines.request:g} s" if cause is not error else "not retried"
     if isinstance(cause, auth_exceptions.InvalidOperation) and conn.endpoint is not None:
         return (
             f"{conn.target} answered 401 Unauthorized: it asks for credentials, and {conn.source} sends none; "
@@ -270,8 +275,8 @@ def describe(conn: Connection, error: BaseException) -> str:
         )
     if isinstance(cause, requests_exceptions.Timeout):
         return (
-            f"{conn.target} did not answer{_request_of(cause, ' ')} within {conn.deadlines.request:g} s "
-            f"({type(cause).__name__}, {retried}); check the endpoint or network"
+            f"{conn.target} did not answer{_request_of(cause, ' ')} {within} ({type(cause).__name__}"
+            f"{'' if within == retried else ', ' + retried}); check the endpoint or network"
         )
     if isinstance(cause, (auth_exceptions.TransportError, requests_exceptions.RequestException)):
         return f"cannot reach {conn.target} ({type(cause).__name__}); check the endpoint or network"

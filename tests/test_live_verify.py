@@ -395,6 +395,24 @@ def test_an_endpoint_that_never_answers_fails_within_the_request_deadline(module
     assert hang.count >= 1
 
 
+def test_the_run_deadline_cuts_a_request_short(module_built_stack: LiveStack) -> None:
+    stack = module_built_stack
+    deadlines = {"TENANT_BIGQUERY_REQUEST_SECONDS": "30", "TENANT_BIGQUERY_RUN_SECONDS": "2"}
+    with rewriting_proxy(stack.endpoint, faults=[Fault(hang=True)]) as proxy:
+        started = time.monotonic()
+        result = _through(stack, proxy).cli("verify", "--stack", STACK, env=deadlines, process=True, timeout=60)
+        seconds = time.monotonic() - started
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    [line] = result.stderr.splitlines()
+    assert re.fullmatch(
+        rf"error: {re.escape(proxy)} did not answer GET /bigquery/v2/projects/{stack.project}/\S+ until the run's "
+        r"deadline of 2 s \(TENANT_BIGQUERY_RUN_SECONDS\) passed \(ReadTimeout\); check the endpoint or network",
+        line,
+    ), line
+    assert seconds < 20
+
+
 def test_a_persistent_503_names_the_status_and_the_request(module_built_stack: LiveStack) -> None:
     stack = module_built_stack
     unavailable = Fault(method="GET", path=r"/datasets/[^/]+$", status=503)
