@@ -8,9 +8,11 @@ Exit codes:
   data dictionary is out of date; diff: a change at or above --fail-on; verify: a check failed;
   snapshot: one was refused or failed; import-file: refused because the live project differs, or
   the program registers a resource it cannot import; migrate: a table was refused or failed.
-- 2: usage errors. diff, verify, snapshot and import-file also exit 2 when nothing could be checked:
-  invalid declarations or stack config, missing or refused credentials, an unreachable API, an
-  unwritable --out. docs exits 2 when docs/tables.md cannot be written (or, with --check, read).
+- 2: usage errors. diff, verify, snapshot, import-file and migrate also exit 2 when nothing could be
+  checked: invalid declarations or stack config, missing or refused credentials, an API that cannot be
+  reached, does not answer within its deadline, keeps failing or does not answer JSON, an unwritable
+  --out. docs exits 2 when docs/tables.md cannot be written (or, with --check, read).
+- 130: migrate stopped by SIGINT; the last line says in which state the table is.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from infra.commands import BadOption, CommandFailed
 from infra.options import VERDICTS, endpoint_option, format_option, root_option, stack_name, stack_option
 from infra.problems import DeclarationError, MissingStackError
 from infra.reporters import report
+from infra.rules import SNAPSHOT_EXPIRE_DAYS, check_snapshot_expire_days
 
 
 @contextmanager
@@ -174,6 +177,14 @@ def verify(stack: str, root: Path, endpoint: str | None, output_format: str) -> 
         sys.exit(report("verify", output_format, stack, commands.verify(root, stack, endpoint)))
 
 
+def _expire_days(ctx: click.Context, param: click.Parameter, days: int) -> int:
+    from datetime import UTC, datetime
+
+    if (problem := check_snapshot_expire_days(days, datetime.now(UTC))) is not None:
+        raise click.BadParameter(problem)
+    return days
+
+
 @main.command()
 @stack_option
 @root_option
@@ -182,10 +193,9 @@ def verify(stack: str, root: Path, endpoint: str | None, output_format: str) -> 
 @click.option("--all", "all_tables", is_flag=True, help="Snapshot every declared table.")
 @click.option(
     "--expire-days",
-    type=click.IntRange(min=1),
-    # The prod runbook can take two deploys that each wait up to 30 days for approval (GitHub fails a
-    # waiting job after 30 days), plus review time: 90 days outlasts it.
-    default=90,
+    type=int,
+    callback=_expire_days,
+    default=SNAPSHOT_EXPIRE_DAYS,
     show_default=True,
     help="Days until the snapshots expire; also the default table expiration of a new backup dataset.",
 )

@@ -223,6 +223,10 @@ def select_tables(catalog: Catalog, names: str | None) -> list[Table]:
     return chosen
 
 
+# A shell's code for a process stopped by SIGINT (128 + 2).
+INTERRUPTED = 130
+
+
 def _live_failed(error: Exception) -> CommandFailed:
     return CommandFailed(str(error), 2)
 
@@ -278,6 +282,8 @@ def migrate(
         )
     except live.LiveError as error:
         raise _live_failed(error) from None
+    except live_migrate.MigrationInterrupted as error:
+        raise CommandFailed(str(error), INTERRUPTED, prefix="interrupted") from None
     finally:
         stop()
 

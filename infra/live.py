@@ -2,28 +2,33 @@
 table snapshots before a forced recreation (`snapshot`).
 
 The CLI hands in the validated catalog and typed settings and formats the result objects returned
-here. Anything that stops the API from answering (no credentials, refused credentials, missing
-permission, unreachable endpoint) is a LiveError whose message is one line that says what to do.
+here. Every call runs under the deadlines of its Connection (per request and per run). Anything that
+stops the API from answering (no credentials, refused credentials, missing permission, an endpoint that
+is unreachable, silent, failing or not the API) is a LiveError whose message is one line that says what
+to do.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from http import HTTPStatus
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import google.auth
 import google.auth.transport.requests
 from google.api_core import exceptions as api_exceptions
-from google.api_core.retry import Retry
 from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
+from google.cloud.bigquery import retry as bigquery_retry
 from requests import exceptions as requests_exceptions
 
 from infra.catalog import Catalog, Table
@@ -68,17 +73,108 @@ class SnapshotRefused(Exception):
 
 # ---------------------------------------------------------------- connection
 
+# The deadlines of every API call (README, "Deadlines and exit codes of the live commands"), in seconds.
+REQUEST_SECONDS_ENV = "TENANT_BIGQUERY_REQUEST_SECONDS"
+RUN_SECONDS_ENV = "TENANT_BIGQUERY_RUN_SECONDS"
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    """`request`: each HTTP request's timeout, and how long a failing call is retried. `run`: every call
+    and every wait for a job (a snapshot, a query) of one command together."""
+
+    request: float
+    run: float
+
+
+# Google's API answers a metadata call in well under a second, and a migrate query's copy of a large table
+# takes minutes; a local server answers at once or not at all.
+GOOGLE_DEADLINES = Deadlines(request=120, run=3600)
+LOCAL_DEADLINES = Deadlines(request=10, run=600)
+
 
 @dataclass(frozen=True)
 class Connection:
     client: bigquery.Client
     project: str
     endpoint: str | None  # None: Google's API with Application Default Credentials
-    retry: Retry
+    deadlines: Deadlines
+    ends: float  # time.monotonic() at which the run's deadline passes
+    source: str = "--endpoint"  # where the endpoint came from
 
     @property
     def target(self) -> str:
         return self.endpoint or "the BigQuery API"
+
+    def _left(self, cap: float) -> float:
+        left = self.ends - time.monotonic()
+        if left <= 0:
+            raise LiveError(
+                f"gave up: the run's deadline of {self.deadlines.run:g} s passed; set {RUN_SECONDS_ENV} "
+                "for a longer one"
+            )
+        return min(cap, left)
+
+    def call(self) -> dict[str, Any]:
+        """`retry` and `timeout` of one API call (google-cloud-bigquery's Client methods): the HTTP request
+        times out, and a failing call is retried, within the request deadline and what is left of the run.
+
+        Both are needed: api_core checks a Retry's timeout only between attempts (retry_unary.py
+        `retry_target`, retry_base.py `_retry_error_helper`), so a request that is never answered waits
+        for its transport timeout, which google-cloud-bigquery leaves unset (retry.py `DEFAULT_TIMEOUT`).
+        """
+        seconds = self._left(self.deadlines.request)
+        return {"retry": bigquery.DEFAULT_RETRY.with_timeout(seconds), "timeout": seconds}
+
+    def retried(self, function: Callable[..., T]) -> Callable[..., T]:
+        """`function` under the same retry, for a REST method the client has no call for."""
+        return bigquery.DEFAULT_RETRY.with_timeout(self._left(self.deadlines.request))(function)
+
+    def wait(self) -> dict[str, Any]:
+        """`retry` and `timeout` of a job's `result()`: each poll, and the whole wait, end with the run
+        (job/base.py `_AsyncJob.result`: `timeout` applies to each request and to the wait)."""
+        return {"retry": self.call()["retry"], "timeout": self._left(self.deadlines.run)}
+
+    def query(self) -> dict[str, Any]:
+        """The deadlines of `Client.query_and_wait`. Its `job_retry` restarts a query that failed, by
+        default for 40 minutes (retry.py `DEFAULT_JOB_RETRY`: `_DEFAULT_JOB_DEADLINE` = 2 x 2 x 10 min),
+        and treats the RetryError of a call that kept failing as a failure to retry (`_job_should_retry`
+        unwraps it): it gets the request deadline too. `api_timeout` is each request's timeout,
+        `wait_timeout` the wait for the result (_job_helpers.py `query_and_wait`)."""
+        seconds = self._left(self.deadlines.request)
+        return {
+            "retry": bigquery.DEFAULT_RETRY.with_timeout(seconds),
+            "job_retry": bigquery_retry.DEFAULT_JOB_RETRY.with_timeout(seconds),
+            "api_timeout": seconds,
+            "wait_timeout": self._left(self.deadlines.run),
+        }
+
+    def for_cleanup(self) -> Connection:
+        """One more request deadline, to undo what a failed or interrupted step left behind."""
+        return replace(self, ends=time.monotonic() + self.deadlines.request)
+
+
+def _deadlines(default: Deadlines) -> Deadlines:
+    values = {}
+    for name, variable in (("request", REQUEST_SECONDS_ENV), ("run", RUN_SECONDS_ENV)):
+        text = os.environ.get(variable, "").strip()
+        try:
+            values[name] = float(text) if text else getattr(default, name)
+        except ValueError:
+            values[name] = -1.0
+        if not 0 < values[name] < 10**7:
+            raise LiveError(f"{variable}={text!r} is not a number of seconds; use e.g. {getattr(default, name):g}")
+    return Deadlines(**values)
+
+
+def _check_endpoint(endpoint: str, source: str) -> None:
+    parts = urlsplit(endpoint)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # not a number, or out of range
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise LiveError(f"{source} {endpoint!r} is not a URL with a host; use e.g. http://127.0.0.1:9050")
 
 
 def connect(project: str, endpoint: str | None = None) -> Connection:
@@ -87,15 +183,15 @@ def connect(project: str, endpoint: str | None = None) -> Connection:
     if endpoint is None and os.environ.get(EMULATOR_HOST_ENV):
         endpoint, source = os.environ[EMULATOR_HOST_ENV], EMULATOR_HOST_ENV
     if endpoint is not None:
-        if not endpoint.startswith(("http://", "https://")):
-            raise LiveError(f"{source} {endpoint!r} is not a URL; use e.g. http://127.0.0.1:9050")
+        _check_endpoint(endpoint, source)
+        deadlines = _deadlines(LOCAL_DEADLINES)
         client = bigquery.Client(
             project=project,
             credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             client_options={"api_endpoint": endpoint},
         )
-        # A local server answers at once or not at all: give up in seconds, not minutes.
-        return Connection(client, project, endpoint, bigquery.DEFAULT_RETRY.with_timeout(3))
+        return Connection(client, project, endpoint, deadlines, time.monotonic() + deadlines.run, source)
+    deadlines = _deadlines(GOOGLE_DEADLINES)
     try:
         credentials, _ = google.auth.default(scopes=bigquery.Client.SCOPE)
     except auth_exceptions.DefaultCredentialsError:
@@ -113,7 +209,7 @@ def connect(project: str, endpoint: str | None = None) -> Connection:
     except auth_exceptions.TransportError as error:
         raise LiveError(f"cannot reach Google's token service ({_first_line(error)}); check the network") from None
     client = bigquery.Client(project=project, credentials=credentials)
-    return Connection(client, project, None, bigquery.DEFAULT_RETRY.with_timeout(120))
+    return Connection(client, project, None, deadlines, time.monotonic() + deadlines.run)
 
 
 def _first_line(error: BaseException) -> str:
@@ -121,27 +217,95 @@ def _first_line(error: BaseException) -> str:
     return str(message).strip().splitlines()[0] if str(message).strip() else type(error).__name__
 
 
+# What an API call can raise when the API does not answer as it should: the client's errors, api_core's
+# retry giving up, requests' transport errors (a body that is not JSON included: requests' JSONDecodeError
+# is an InvalidJSONError), google-auth's (AnonymousCredentials.refresh raises InvalidOperation when a
+# server answers 401), a job wait that ran out, and the run's deadline.
+API_FAILURES: tuple[type[Exception], ...] = (
+    api_exceptions.GoogleAPICallError,
+    api_exceptions.RetryError,
+    requests_exceptions.RequestException,
+    auth_exceptions.GoogleAuthError,
+    TimeoutError,
+    LiveError,
+)
+
+
+_STATUS_CODES = {status.value for status in HTTPStatus}
+
+
+def _request_of(error: BaseException, before: str) -> str:
+    """`{before}GET /bigquery/v2/...`: the method and resource of the request that failed, where known."""
+    response = getattr(error, "response", None)
+    request = getattr(response, "request", None) or getattr(error, "request", None)
+    if request is None or not getattr(request, "url", None):
+        return ""
+    return f"{before}{request.method} {urlsplit(request.url).path}"
+
+
+def describe(conn: Connection, error: BaseException) -> str:
+    """One line saying why a call failed and what to do."""
+    if isinstance(error, LiveError):
+        return str(error)
+    cause = error
+    while isinstance(cause, api_exceptions.RetryError) and cause.cause is not None:  # job_retry wraps retry
+        cause = cause.cause
+    # A call is cut short by what is left of the run (Connection._left): then the run's deadline is the cause.
+    if time.monotonic() >= conn.ends:
+        within = retried = f"until the run's deadline of {conn.deadlines.run:g} s ({RUN_SECONDS_ENV}) passed"
+    else:
+        within = f"within {conn.deadlines.request:g} s"
+        retried = f"retried for {conn.deadlines.request:g} s" if cause is not error else "not retried"
+    if isinstance(cause, auth_exceptions.InvalidOperation) and conn.endpoint is not None:
+        return (
+            f"{conn.target} answered 401 Unauthorized: it asks for credentials, and {conn.source} sends none; "
+            "use a server that needs none, or unset it to use Application Default Credentials"
+        )
+    if isinstance(cause, (api_exceptions.Unauthorized, auth_exceptions.RefreshError)):
+        return (
+            f"{conn.target} refused the credentials ({_first_line(cause)}); run `gcloud auth application-default login`"
+        )
+    if isinstance(cause, api_exceptions.Forbidden):
+        return f"permission denied in project {conn.project}: {_first_line(cause)}"
+    if isinstance(cause, requests_exceptions.InvalidJSONError):
+        body = " ".join(str(getattr(cause, "doc", "")).split())[:60]
+        return (
+            f"{conn.target} answered with a body that is not JSON ({body!r}); is a proxy or captive portal "
+            "in the way? check the endpoint or network"
+        )
+    if isinstance(cause, requests_exceptions.Timeout):
+        return (
+            f"{conn.target} did not answer{_request_of(cause, ' ')} {within} ({type(cause).__name__}"
+            f"{'' if within == retried else ', ' + retried}); check the endpoint or network"
+        )
+    if isinstance(cause, (auth_exceptions.TransportError, requests_exceptions.RequestException)):
+        return f"cannot reach {conn.target} ({type(cause).__name__}); check the endpoint or network"
+    if isinstance(cause, api_exceptions.GoogleAPICallError) and cause is not error:
+        status = f"{cause.code} {HTTPStatus(cause.code).phrase}" if cause.code in _STATUS_CODES else str(cause.code)
+        # api_core puts "METHOD URL: " first (exceptions.py format_http_response_error), named here already.
+        said = re.sub(r"^[A-Z]+ \S+: ", "", _first_line(cause))
+        return f"{conn.target} answered {status}{_request_of(cause, ' to ')}, {retried}: {said}"
+    if isinstance(cause, api_exceptions.GoogleAPICallError):
+        return f"{conn.target} failed: {_first_line(cause)}"
+    if isinstance(cause, TimeoutError):
+        return f"a job did not finish within the run's deadline of {conn.deadlines.run:g} s; set {RUN_SECONDS_ENV}"
+    return f"{conn.target} failed: {_first_line(cause)}"
+
+
+def why_failed(conn: Connection, error: BaseException) -> str:
+    """The reason of one table's failure: the API's own message when it answered with an error."""
+    return _first_line(error) if isinstance(error, api_exceptions.GoogleAPICallError) else describe(conn, error)
+
+
 @contextmanager
 def _api_errors(conn: Connection) -> Iterator[None]:
     """Translate the client's exceptions into one-line LiveErrors."""
     try:
         yield
-    except (api_exceptions.Unauthorized, auth_exceptions.RefreshError) as error:
-        raise LiveError(
-            f"{conn.target} refused the credentials ({_first_line(error)}); run `gcloud auth application-default login`"
-        ) from None
-    except api_exceptions.Forbidden as error:
-        raise LiveError(f"permission denied in project {conn.project}: {_first_line(error)}") from None
-    except (
-        api_exceptions.RetryError,
-        auth_exceptions.TransportError,
-        requests_exceptions.ConnectionError,
-        requests_exceptions.Timeout,
-    ) as error:
-        cause = getattr(error, "cause", None) or error
-        raise LiveError(f"cannot reach {conn.target} ({type(cause).__name__}); check the endpoint or network") from None
-    except api_exceptions.GoogleAPICallError as error:
-        raise LiveError(f"{conn.target} failed: {_first_line(error)}") from None
+    except LiveError:
+        raise
+    except API_FAILURES as error:
+        raise LiveError(describe(conn, error)) from None
 
 
 def _or_none(call: Callable[[], T]) -> T | None:
@@ -230,15 +394,15 @@ class _Fetched:
 
 def verify(conn: Connection, catalog: Catalog, settings: Settings, workers: int = WORKERS) -> VerifyReport:
     """Check every declared dataset and table in the live project; every lookup runs concurrently."""
-    client, retry = conn.client, conn.retry
+    client = conn.client
     with _api_errors(conn), ThreadPoolExecutor(max_workers=workers) as pool:
         pending = []
         for dataset in declare(catalog, settings):
             ref = bigquery.DatasetReference(conn.project, dataset.args["dataset_id"])
-            live = pool.submit(_or_none, lambda ref=ref: client.get_dataset(ref, retry=retry))
-            listing = pool.submit(_or_none, lambda ref=ref: list(client.list_tables(ref, retry=retry)))
+            live = pool.submit(_or_none, lambda ref=ref: client.get_dataset(ref, **conn.call()))
+            listing = pool.submit(_or_none, lambda ref=ref: list(client.list_tables(ref, **conn.call())))
             tables = [
-                (table, pool.submit(_or_none, lambda t=table_ref: client.get_table(t, retry=retry)))
+                (table, pool.submit(_or_none, lambda t=table_ref: client.get_table(t, **conn.call())))
                 for table in dataset.tables
                 for table_ref in [ref.table(table.args["table_id"])]
             ]
@@ -366,13 +530,13 @@ def snapshot(
     """
     taken_at = now or datetime.now(UTC)
     expires = taken_at + timedelta(days=expire_days)
-    client, retry = conn.client, conn.retry
+    client = conn.client
     refs = {
         table.key: bigquery.DatasetReference(conn.project, settings.dataset_id(table.dataset)).table(table.table_id)
         for table in tables
     }
     with _api_errors(conn), ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        lookups = pool.map(lambda r: _or_none(lambda: client.get_table(r, retry=retry)), refs.values())
+        lookups = pool.map(lambda r: _or_none(lambda: client.get_table(r, **conn.call())), refs.values())
         found = dict(zip(refs, lookups, strict=True))
         missing = [_dotted(refs[key]) for key, live in found.items() if live is None]
         if missing:
@@ -383,7 +547,7 @@ def snapshot(
             raise SnapshotRefused(f"only tables can be snapshotted: {', '.join(not_tables)}; nothing was snapshotted")
 
         sources = sorted({ref.dataset_id for ref in refs.values()})
-        located = dict(zip(sources, pool.map(lambda d: client.get_dataset(d, retry=retry), sources), strict=True))
+        located = dict(zip(sources, pool.map(lambda d: client.get_dataset(d, **conn.call()), sources), strict=True))
         # Every refusal comes before the first creation.
         existing = {d: _existing_backup_or_refuse(conn, located[d]) for d in sources}
 
@@ -398,8 +562,20 @@ def snapshot(
         try:
             backups[d] = _create_backup_dataset(conn, located[d], expire_days)
             created.append(f"{conn.project}.{backups[d].dataset_id}")
-        except (api_exceptions.GoogleAPICallError, api_exceptions.RetryError) as error:
-            why = f"backup dataset {d}{BACKUP_SUFFIX} not created: {_first_line(error)}"
+        except api_exceptions.Conflict:
+            # Another run created it since the lookup: take it after the checks an existing one gets.
+            why = f"backup dataset {d}{BACKUP_SUFFIX} already exists (created meanwhile), then was gone"
+            try:
+                if (backup := _existing_backup_or_refuse(conn, located[d])) is not None:
+                    backups[d] = backup
+                    continue
+            except SnapshotRefused as error:
+                why = str(error)
+            except API_FAILURES as error:
+                why = f"backup dataset {d}{BACKUP_SUFFIX} not read: {why_failed(conn, error)}"
+            failures += [(_dotted(ref), why) for ref in refs.values() if ref.dataset_id == d]
+        except API_FAILURES as error:
+            why = f"backup dataset {d}{BACKUP_SUFFIX} not created: {why_failed(conn, error)}"
             failures += [(_dotted(ref), why) for ref in refs.values() if ref.dataset_id == d]
 
     snapshots = []
@@ -419,8 +595,8 @@ def snapshot(
         for key, job in jobs.items():
             try:
                 snapshots.append(Snapshot(_dotted(refs[key]), job.result(), expires))
-            except (api_exceptions.GoogleAPICallError, api_exceptions.RetryError) as error:
-                failures.append((_dotted(refs[key]), _first_line(error)))
+            except API_FAILURES as error:
+                failures.append((_dotted(refs[key]), why_failed(conn, error)))
     return SnapshotReport(conn.project, taken_at, expires, tuple(snapshots), tuple(failures), tuple(created))
 
 
@@ -444,7 +620,7 @@ def _existing_backup_or_refuse(conn: Connection, source: bigquery.Dataset) -> bi
     """
     name, backup_name = source.dataset_id, source.dataset_id + BACKUP_SUFFIX
     ref = bigquery.DatasetReference(conn.project, backup_name)
-    backup = _or_none(lambda: conn.client.get_dataset(ref, retry=conn.retry))
+    backup = _or_none(lambda: conn.client.get_dataset(ref, **conn.call()))
     if backup is None:
         return None
     if (backup.location or "").upper() != (source.location or "").upper():
@@ -479,7 +655,7 @@ def _create_backup_dataset(conn: Connection, source: bigquery.Dataset, expire_da
     backup.access_entries = list(source.access_entries)
     if source.default_encryption_configuration is not None:
         backup.default_encryption_configuration = source.default_encryption_configuration
-    return conn.client.create_dataset(backup, retry=conn.retry)
+    return conn.client.create_dataset(backup, **conn.call())
 
 
 def _take_snapshot(
@@ -494,7 +670,7 @@ def _take_snapshot(
         destination_expiration_time=expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
     job = conn.client.copy_table(
-        source, destination, job_config=config, job_id_prefix="snapshot-", location=location, retry=conn.retry
+        source, destination, job_config=config, job_id_prefix="snapshot-", location=location, **conn.call()
     )
-    job.result(retry=conn.retry)
+    job.result(**conn.wait())
     return _dotted(destination)

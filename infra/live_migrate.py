@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
 from infra import drift, live
@@ -26,7 +25,8 @@ from infra.migration import (
     plan_table,
     where,
 )
-from infra.settings import SNAPSHOT_EXPIRE_DAYS, Settings
+from infra.rules import SNAPSHOT_EXPIRE_DAYS
+from infra.settings import Settings
 
 SAMPLE_ROWS = 3
 # What the API calls each patched property, as update_table names it.
@@ -35,6 +35,13 @@ _PATCH_FIELDS = {"encryptionConfiguration": "encryption_configuration", "timePar
 
 class MigrationFailed(Exception):
     """A step or a check failed; the message says what state the table is in."""
+
+
+_STEP_FAILURES: tuple[type[Exception], ...] = (*live.API_FAILURES, MigrationFailed)
+
+
+class MigrationInterrupted(KeyboardInterrupt):
+    """SIGINT inside a table's steps; the message names the table and says what state it is in."""
 
 
 @dataclass
@@ -85,10 +92,10 @@ def _table_id(conn: live.Connection, settings: Settings, table: Table) -> str:
 def read_live(conn: live.Connection, settings: Settings, table: Table, *, facts: bool) -> LiveTable:
     """The live table; with `facts`, also what a rebuild could not carry over (extra API calls)."""
     table_id = _table_id(conn, settings, table)
-    client, retry = conn.client, conn.retry
-    found = live._or_none(lambda: client.get_table(table_id, retry=retry))
+    client = conn.client
+    found = live._or_none(lambda: client.get_table(table_id, **conn.call()))
     dataset = table_id.rsplit(".", 1)[0]
-    listing = live._or_none(lambda: list(client.list_tables(dataset, retry=retry))) or []
+    listing = live._or_none(lambda: list(client.list_tables(dataset, **conn.call()))) or []
     prefix = f"{table.table_id}{MIGRATE_SEPARATOR}"
     leftovers = tuple(sorted(f"{dataset}.{t.table_id}" for t in listing if t.table_id.startswith(prefix)))
     if found is None:
@@ -96,11 +103,14 @@ def read_live(conn: live.Connection, settings: Settings, table: Table, *, facts:
     if not facts:
         return LiveTable(table_id, live.observed_table(found), leftovers=leftovers)
     project, dataset_id, name = table_id.split(".")
-    # The Python client has no call for row access policies; this is the REST method rowAccessPolicies.list.
-    policies = client._connection.api_request(  # type: ignore[no-untyped-call]
-        method="GET", path=f"/projects/{project}/datasets/{dataset_id}/tables/{name}/rowAccessPolicies"
+    # The Python client has no call for row access policies; this is the REST method rowAccessPolicies.list,
+    # under the retry and deadlines of every other call.
+    policies = conn.retried(client._connection.api_request)(
+        method="GET",
+        path=f"/projects/{project}/datasets/{dataset_id}/tables/{name}/rowAccessPolicies",
+        timeout=conn.call()["timeout"],
     )
-    bindings = client.get_iam_policy(table_id, retry=retry).bindings
+    bindings = client.get_iam_policy(table_id, **conn.call()).bindings
     return LiveTable(
         table_id,
         live.observed_table(found),
@@ -112,7 +122,7 @@ def read_live(conn: live.Connection, settings: Settings, table: Table, *, facts:
 
 
 def _query(conn: live.Connection, sql: str) -> list[bigquery.Row]:
-    return list(conn.client.query_and_wait(sql, retry=conn.retry))
+    return list(conn.client.query_and_wait(sql, **conn.query()))
 
 
 def check_data(conn: live.Connection, plan: TablePlan) -> TablePlan:
@@ -145,15 +155,15 @@ def plan(conn: live.Connection, settings: Settings, table: Table, now: datetime)
 
 
 def _run_step(conn: live.Connection, plan: TablePlan, step: Step) -> None:
-    client, retry = conn.client, conn.retry
+    client = conn.client
     if step.kind == "sql":
         _query(conn, step.action)
     elif step.kind == "create":
-        client.create_table(bigquery.Table.from_api_repr(step.payload), retry=retry)
+        client.create_table(bigquery.Table.from_api_repr(step.payload), **conn.call())
     elif step.kind == "patch":
         target = bigquery.Table(plan.table_id)
         target._properties.update(step.payload)
-        client.update_table(target, [_PATCH_FIELDS[key] for key in step.payload], retry=retry)
+        client.update_table(target, [_PATCH_FIELDS[key] for key in step.payload], **conn.call())
     elif step.kind == "count":
         (source,), (copied,) = _query(conn, step.payload["source"]), _query(conn, step.payload["target"])
         if source[0] != copied[0]:
@@ -166,12 +176,13 @@ def apply_plan(conn: live.Connection, plan: TablePlan) -> None:
     for step in plan.steps:
         try:
             _run_step(conn, plan, step)
-        except (api_exceptions.GoogleAPICallError, MigrationFailed) as error:
-            raise MigrationFailed(_failure_state(conn, plan, dropped, live._first_line(error))) from None
-        except BaseException:
-            # Interrupted (Ctrl-C, a killed job): say in which state the table is, then stop.
-            _failure_state(conn, plan, dropped, "interrupted")
-            raise
+        except _STEP_FAILURES as error:
+            why = str(error) if isinstance(error, MigrationFailed) else live.why_failed(conn, error)
+            raise MigrationFailed(_failure_state(conn, plan, dropped, why)) from None
+        except KeyboardInterrupt:
+            # Ctrl-C (SIGINT): say in which state the table is, then stop.
+            state = _failure_state(conn, plan, dropped, "stopped by SIGINT (Ctrl-C)")
+            raise MigrationInterrupted(f"{plan.table_id}: {state}") from None
         dropped = dropped or step.action == f"DROP TABLE `{plan.table_id}`"
 
 
@@ -183,7 +194,14 @@ def _failure_state(conn: live.Connection, plan: TablePlan, dropped: bool, why: s
             f"{why} after the original was dropped: every row is in {plan.rebuild_table} (counted before the "
             "drop); run migrate again to rename it back"
         )
-    conn.client.delete_table(plan.rebuild_table, not_found_ok=True, retry=conn.retry)
+    cleanup = conn.for_cleanup()  # the run's deadline may be what failed
+    try:
+        cleanup.client.delete_table(plan.rebuild_table, not_found_ok=True, **cleanup.call())
+    except live.API_FAILURES as error:
+        return (
+            f"{why}; the original table is untouched, but the partial copy {plan.rebuild_table} could not be "
+            f"deleted ({live.why_failed(conn, error)}): delete it"
+        )
     return f"{why}; the original table is untouched and the partial copy {plan.rebuild_table} was deleted"
 
 
@@ -224,7 +242,7 @@ def _apply_one(
 ) -> TableResult:
     table_plan = result.plan
     # A table that is gone (a rebuild interrupted after the drop) has nothing to snapshot: its copy is the data.
-    if live._or_none(lambda: conn.client.get_table(table_plan.table_id, retry=conn.retry)) is not None:
+    if live._or_none(lambda: conn.client.get_table(table_plan.table_id, **conn.call())) is not None:
         try:
             taken = live.snapshot(conn, settings, [table], SNAPSHOT_EXPIRE_DAYS, now=now)
         except live.SnapshotRefused as error:
@@ -238,7 +256,7 @@ def _apply_one(
     except MigrationFailed as error:
         return replace(result, status="failed", message=str(error))
     again = plan_table(table, settings, read_live(conn, settings, table, facts=False), now)
-    found = conn.client.get_table(table_plan.table_id, retry=conn.retry)
+    found = conn.client.get_table(table_plan.table_id, **conn.call())
     subject = f"table {table_plan.table_id.split('.', 1)[1]}"
     checks = drift.table_checks(subject, declared_shape(table, settings)[0], live.observed_table(found))
     if again.steps or again.refusals:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from infra.contract import DATA_LOSS_APPROVED, RETENTION_FOREVER
@@ -216,6 +217,28 @@ def check_project_id(project: str) -> str | None:
         "letter and not ending with a hyphen (or a domain-scoped id such as example.com:my-project); "
         "use the project's id, not its name or number"
     )
+
+
+# How long snapshots (`snapshot`, and `migrate` before it changes a table) are kept: the prod approval
+# runbook can take two deploys that each wait up to 30 days for approval (GitHub fails a waiting job
+# after 30 days), plus review time; 90 days outlasts it.
+SNAPSHOT_EXPIRE_DAYS = 90
+# A snapshot's expiration is a timestamp (the REST reference's JobConfigurationTableCopy
+# .destinationExpirationTime, "Timestamp format": google.protobuf.Timestamp, which ends with the year 9999,
+# as do BigQuery's TIMESTAMP type and Python's datetime).
+LAST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+def check_snapshot_expire_days(days: int, now: datetime) -> str | None:
+    """`snapshot --expire-days`: the snapshots expire `days` after `now`, and a new backup dataset takes
+    `days` as its default table expiration."""
+    if (problem := check_expiration_days(days)) is not None:
+        return problem
+    latest = (LAST_TIMESTAMP - now).days - 1  # a day to spare: the snapshots are taken moments later
+    if days > latest:
+        last = f"{LAST_TIMESTAMP:%Y-%m-%d}"
+        return f"{days:,} days from now is past {last}, the last day a timestamp holds; use at most {latest:,}"
+    return None
 
 
 def check_dataset_id(dataset_id: str) -> str | None:

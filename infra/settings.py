@@ -25,10 +25,6 @@ from infra.problems import DeclarationError, MissingStackError, Problem, struct_
 from infra.rules import check_dataset_id, check_expiration_days, check_labels, check_location, check_project_id
 
 PROJECT = "tenant-bigquery"
-# How long snapshots (`snapshot`, and `migrate` before it changes a table) are kept: the prod approval
-# runbook can take two deploys that each wait up to 30 days for approval (GitHub fails a waiting job
-# after 30 days), plus review time; 90 days outlasts it.
-SNAPSHOT_EXPIRE_DAYS = 90
 SECRET_MASK = "[secret]"  # noqa: S105 - the placeholder shown instead of a secret
 # BigQuery's legacy dataset roles: the API hands back these names even when given roles/bigquery.data*,
 # so any other spelling would show a perpetual diff.

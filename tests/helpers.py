@@ -52,18 +52,24 @@ def invoke(*args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None)
 CLI_COVERAGE_ENV: dict[str, str] = {}
 
 
-def run_cli(*args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m infra.cli` as a user runs it; no credentials or emulator variable unless `env` sets one."""
+def cli_environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """What `python -m infra.cli` gets in a test: no credentials or emulator variable unless `env` sets one."""
     base = {"PYTHONPATH": str(REPO_ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.devnull}
-    base |= CLI_COVERAGE_ENV
+    return base | CLI_COVERAGE_ENV | (env or {})
+
+
+def run_cli(
+    *args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """`python -m infra.cli` as a user runs it (see cli_environment)."""
     return subprocess.run(
         [sys.executable, "-m", "infra.cli", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         check=False,
-        timeout=300,
-        env=base | (env or {}),
+        timeout=timeout,
+        env=cli_environment(env),
     )
 
 

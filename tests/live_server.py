@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import PIPE
 from typing import Any
 
 import yaml
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
-from helpers import FIXTURE_ROOT, invoke, resources_of, run_cli
+from helpers import FIXTURE_ROOT, cli_environment, invoke, resources_of, run_cli
 
 from infra.declared import DATASET_TYPE, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack
@@ -46,12 +48,25 @@ class LiveStack:
         return plan_stack(self.root, STACK)
 
     def cli(
-        self, *args: str, env: dict[str, str] | None = None, endpoint: bool = True, process: bool = False
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        endpoint: bool = True,
+        process: bool = False,
+        timeout: float = 300,
     ) -> subprocess.CompletedProcess[str]:
-        """The CLI against this stack, in this process unless `process` asks for `python -m infra.cli`."""
-        extra = ["--endpoint", self.endpoint] if endpoint else []
-        command = [*args, "--root", str(self.root), *extra]
-        return run_cli(*command, env=env) if process else invoke(*command, env=env)
+        """The CLI against this stack, in this process unless `process` asks for `python -m infra.cli`
+        (which fails the test when it runs longer than `timeout` seconds)."""
+        command = self._command(args, endpoint)
+        return run_cli(*command, env=env, timeout=timeout) if process else invoke(*command, env=env)
+
+    def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """`python -m infra.cli` against this stack, running: for a test that signals it."""
+        command = [sys.executable, "-m", "infra.cli", *self._command(args, endpoint=True)]
+        return subprocess.Popen(command, stdout=PIPE, stderr=PIPE, text=True, env=cli_environment(env))
+
+    def _command(self, args: tuple[str, ...], endpoint: bool) -> list[str]:
+        return [*args, "--root", str(self.root), *(["--endpoint", self.endpoint] if endpoint else [])]
 
 
 def make_client(endpoint: str, project: str) -> bigquery.Client:

@@ -57,7 +57,7 @@ def test_an_empty_schema_does_not_remove_the_table(repo_copy: Path) -> None:
         ("tenant-bigquery:recreateOnSchemaChange: no", "recreateOnSchemaChange: must be true or false; got 'no'"),
         ("gcp:project: Acme-Dev", "gcp:project: 'Acme-Dev' is not a GCP project id: 6 to 30 lowercase letters"),
         ("gcp:project: acme-dev-", "gcp:project: 'acme-dev-' is not a GCP project id"),
-        ("gcp:project: \"p`; DROP TABLE t; --\"", "use the project's id, not its name or number"),
+        ('gcp:project: "p`; DROP TABLE t; --"', "use the project's id, not its name or number"),
     ],
 )
 def test_stack_config_is_checked_like_the_schemas(repo_copy: Path, setting: str, line: str) -> None:

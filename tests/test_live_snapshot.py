@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 import threading
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 import pytest
@@ -18,6 +19,7 @@ from click.testing import CliRunner
 from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 from live_server import STACK, LiveStack, create_from_plan, recreate_table, sample_row
+from rewriting_proxy import Fault, rewriting_proxy
 
 from infra import cli, live
 from infra.catalog import load_catalog
@@ -179,7 +181,8 @@ def test_all_tables_into_an_existing_backup_dataset(live_stack: LiveStack) -> No
         (("--tables", "tenant_profiles", "--all"), "pass either --tables T1,T2 or --all"),
         (("--tables", "tenants.nope"), "'tenants.nope' names no declared table (declared: tenants.tenant_profiles, "),
         (("--tables", " , "), "name at least one table"),
-        (("--all", "--expire-days", "0"), "0 is not in the range x>=1"),
+        (("--all", "--expire-days", "0"), "0 is too short; BigQuery's minimum is one hour, so use at least 1 day"),
+        (("--all", "--expire-days", "3000000"), "3,000,000 days from now is past 9999-12-31, the last day a timestamp"),
     ],
 )
 def test_usage_errors_exit_2_before_any_api_call(
@@ -252,7 +255,7 @@ def test_a_permission_error_after_the_first_snapshot_reports_what_was_created(
     built_stack: LiveStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = live.connect(built_stack.project, built_stack.endpoint)
-    flaky = live.Connection(cast(bigquery.Client, _ForbiddenSecondCopy(real.client)), *astuple_rest(real))
+    flaky = replace(real, client=cast(bigquery.Client, _ForbiddenSecondCopy(real.client)))
     monkeypatch.setattr(live, "connect", lambda project, endpoint=None: flaky)
     args = [
         "snapshot",
@@ -277,5 +280,58 @@ def test_a_permission_error_after_the_first_snapshot_reports_what_was_created(
     assert len(list(built_stack.client.list_tables(backup))) == 1
 
 
-def astuple_rest(conn: Any) -> tuple[Any, ...]:
-    return conn.project, conn.endpoint, conn.retry
+def test_the_longest_expiration_is_the_last_day_of_the_timestamp_range(built_stack: LiveStack) -> None:
+    """A snapshot expires at a timestamp (JobConfigurationTableCopy.destinationExpirationTime, a
+    google.protobuf.Timestamp: up to 9999-12-31); a day is kept to spare for the moments before the snapshot."""
+    latest = (date(9999, 12, 31) - datetime.now(UTC).date()).days  # days to its last day
+
+    refused = built_stack.cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles", "--expire-days", str(latest))
+    taken = built_stack.cli(
+        "snapshot", "--stack", STACK, "--tables", "tenant_profiles", "--expire-days", str(latest - 1)
+    )
+
+    assert refused.returncode == 2
+    assert f"past 9999-12-31, the last day a timestamp holds; use at most {latest - 1:,}" in refused.stderr
+    assert taken.returncode == 0, taken.stderr
+    assert "expiring 9999-12-" in taken.stdout
+
+
+def _another_run_creates(stack: LiveStack, **extra: Any) -> Fault:
+    """A fault that lets another run create the backup dataset just before this run's datasets.insert,
+    which the server then answers with its own 409 (BigQuery's error table: duplicate, 409)."""
+    other_run = live.connect(stack.project, stack.endpoint)
+
+    def create() -> None:
+        source = stack.client.get_dataset(stack.dataset_id())
+        if extra:
+            source.access_entries = [*source.access_entries, bigquery.AccessEntry(**extra)]
+        live._create_backup_dataset(other_run, source, 90)
+
+    return Fault(method="POST", path=r"/datasets$", times=1, before=create)
+
+
+def test_a_backup_dataset_another_run_created_meanwhile_is_checked_and_used(built_stack: LiveStack) -> None:
+    race = _another_run_creates(built_stack)
+    with rewriting_proxy(built_stack.endpoint, faults=[race]) as proxy:
+        result = replace(built_stack, endpoint=proxy).cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles")
+
+    assert race.count == 1
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "created backup dataset" not in result.stdout  # the other run did
+    assert f"✓ {built_stack.table('tenant_profiles')} -> " in result.stdout
+    assert len(list(built_stack.client.list_tables(f"{built_stack.dataset_id()}_backup"))) == 1
+
+
+def test_a_backup_dataset_another_run_created_with_a_broader_acl_is_refused(built_stack: LiveStack) -> None:
+    race = _another_run_creates(built_stack, role="READER", entity_type="specialGroup", entity_id="projectReaders")
+    with rewriting_proxy(built_stack.endpoint, faults=[race]) as proxy:
+        result = replace(built_stack, endpoint=proxy).cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles")
+
+    assert result.returncode == 1
+    name = f"{built_stack.dataset_id()}_backup"
+    assert (
+        f"✗ {built_stack.table('tenant_profiles')}: backup dataset {name} grants what {built_stack.dataset_id()} "
+        "does not (READER specialGroup projectReaders)"
+    ) in result.stdout
+    assert result.stderr.splitlines() == ["1 of 1 snapshots failed."]
+    assert list(built_stack.client.list_tables(name)) == []

@@ -7,9 +7,11 @@ verify agree); then each kind of drift fails exactly the check that names it.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -17,9 +19,9 @@ from typing import Any
 import pytest
 import yaml
 from google.cloud import bigquery
-from helpers import FIXTURE_ROOT, FIXTURE_TABLES, resources_of
+from helpers import FIXTURE_ROOT, FIXTURE_TABLES, REPO_ROOT, resources_of
 from live_server import STACK, LiveStack, create_from_plan, stack_on, table_resource
-from rewriting_proxy import rewriting_proxy, versioned_table_keys
+from rewriting_proxy import Fault, rewriting_proxy, versioned_table_keys
 
 from infra import drift, live
 from infra.catalog import load_catalog
@@ -358,3 +360,128 @@ def test_labels_google_and_the_provider_add_are_not_drift(built_stack: LiveStack
     built_stack.client.update_dataset(dataset, ["labels"])
 
     assert verify_report(built_stack).failures == []
+
+
+# ---------------------------------------------------------------- faults between the CLI and the server
+
+# Short deadlines (README, "Deadlines and exit codes of the live commands"), so each fault ends in seconds.
+SHORT = {"TENANT_BIGQUERY_REQUEST_SECONDS": "1", "TENANT_BIGQUERY_RUN_SECONDS": "20"}
+# What a captive portal answers in place of the API: 200 and an HTML page.
+CAPTIVE_PORTAL = b"<html><head><title>Sign in to the network</title></head><body>Accept the terms</body></html>"
+
+
+def _through(stack: LiveStack, proxy: str) -> LiveStack:
+    return replace(stack, endpoint=proxy)
+
+
+def test_an_endpoint_that_never_answers_fails_within_the_request_deadline(module_built_stack: LiveStack) -> None:
+    """requests waits forever for an answer unless given a timeout, and google-cloud-bigquery gives none
+    (google/cloud/bigquery/retry.py DEFAULT_TIMEOUT = None); as a process, so the old hang fails the test."""
+    stack = module_built_stack
+    hang = Fault(hang=True)
+    with rewriting_proxy(stack.endpoint, faults=[hang]) as proxy:
+        started = time.monotonic()
+        result = _through(stack, proxy).cli("verify", "--stack", STACK, env=SHORT, process=True, timeout=60)
+        seconds = time.monotonic() - started
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    [line] = result.stderr.splitlines()
+    assert re.fullmatch(
+        rf"error: {re.escape(proxy)} did not answer GET /bigquery/v2/projects/{stack.project}/\S+ within 1 s "
+        r"\((ReadTimeout|ConnectTimeout), retried for 1 s\); check the endpoint or network",
+        line,
+    ), line
+    assert seconds < 30
+    assert hang.count >= 1
+
+
+def test_the_run_deadline_cuts_a_request_short(module_built_stack: LiveStack) -> None:
+    stack = module_built_stack
+    deadlines = {"TENANT_BIGQUERY_REQUEST_SECONDS": "30", "TENANT_BIGQUERY_RUN_SECONDS": "2"}
+    with rewriting_proxy(stack.endpoint, faults=[Fault(hang=True)]) as proxy:
+        started = time.monotonic()
+        result = _through(stack, proxy).cli("verify", "--stack", STACK, env=deadlines, process=True, timeout=60)
+        seconds = time.monotonic() - started
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    [line] = result.stderr.splitlines()
+    assert re.fullmatch(
+        rf"error: {re.escape(proxy)} did not answer GET /bigquery/v2/projects/{stack.project}/\S+ until the run's "
+        r"deadline of 2 s \(TENANT_BIGQUERY_RUN_SECONDS\) passed \(ReadTimeout\); check the endpoint or network",
+        line,
+    ), line
+    assert seconds < 20
+
+
+def test_a_persistent_503_names_the_status_and_the_request(module_built_stack: LiveStack) -> None:
+    stack = module_built_stack
+    unavailable = Fault(method="GET", path=r"/datasets/[^/]+$", status=503)
+    with rewriting_proxy(stack.endpoint, faults=[unavailable]) as proxy:
+        result = _through(stack, proxy).cli("verify", "--stack", STACK, env=SHORT)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: {proxy} answered 503 Service Unavailable to GET /bigquery/v2/projects/{stack.project}/datasets/"
+        f"{stack.dataset_id()}, retried for 1 s: Fault injected by the test proxy: Service Unavailable"
+    ]
+    assert unavailable.count >= 2  # retried
+
+
+@pytest.mark.parametrize("command", [("verify",), ("import-file",), ("migrate",), ("migrate", "--apply")])
+def test_a_body_that_is_not_json_is_one_line_exit_2(module_built_stack: LiveStack, command: tuple[str, ...]) -> None:
+    """google-cloud-core reads every answer with `response.json()` (google/cloud/_http/__init__.py
+    `JSONConnection.api_request`), which raises requests' JSONDecodeError on an HTML page."""
+    stack = module_built_stack
+    with rewriting_proxy(stack.endpoint, faults=[Fault(raw=CAPTIVE_PORTAL)]) as proxy:
+        result = _through(stack, proxy).cli(*command, "--stack", STACK, env=SHORT)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines()[-1] == (
+        f"error: {proxy} answered with a body that is not JSON ({CAPTIVE_PORTAL.decode()[:60]!r}); is a proxy or "
+        "captive portal in the way? check the endpoint or network"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_a_401_from_an_endpoint_is_one_line_exit_2(module_built_stack: LiveStack) -> None:
+    """On a 401 google-auth's AuthorizedSession refreshes the credentials and tries again
+    (google/auth/transport/requests.py `AuthorizedSession.request`, DEFAULT_REFRESH_STATUS_CODES), and
+    AnonymousCredentials.refresh raises InvalidOperation (google/auth/credentials.py)."""
+    stack = module_built_stack
+    with rewriting_proxy(stack.endpoint, faults=[Fault(status=401)]) as proxy:
+        result = _through(stack, proxy).cli("verify", "--stack", STACK, env=SHORT)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: {proxy} answered 401 Unauthorized: it asks for credentials, and --endpoint sends none; use a "
+        "server that needs none, or unset it to use Application Default Credentials"
+    ]
+
+
+@pytest.mark.parametrize("endpoint", ["http://", "http://:9050", "https://127.0.0.1:port"])
+def test_an_endpoint_without_a_host_is_one_line_exit_2(live_stack: LiveStack, endpoint: str) -> None:
+    result = live_stack.cli("verify", "--stack", STACK, "--endpoint", endpoint, endpoint=False)
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"error: --endpoint {endpoint!r} is not a URL with a host; use e.g. http://127.0.0.1:9050"
+    ]
+
+
+def test_a_deadline_that_is_not_a_number_is_one_line_exit_2(live_stack: LiveStack) -> None:
+    result = live_stack.cli("verify", "--stack", STACK, env={"TENANT_BIGQUERY_RUN_SECONDS": "soon"})
+
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "error: TENANT_BIGQUERY_RUN_SECONDS='soon' is not a number of seconds; use e.g. 600"
+    ]
+
+
+def test_the_readme_states_the_deadlines_the_code_sets() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    rows = re.findall(r"^\| per (request|run): .*? \| (\d+) s \| (\d+) s \| `(\w+)` \|$", readme, re.MULTILINE)
+
+    assert {variable: (kind, float(google), float(local)) for kind, google, local, variable in rows} == {
+        live.REQUEST_SECONDS_ENV: ("request", live.GOOGLE_DEADLINES.request, live.LOCAL_DEADLINES.request),
+        live.RUN_SECONDS_ENV: ("run", live.GOOGLE_DEADLINES.run, live.LOCAL_DEADLINES.run),
+    }

@@ -19,9 +19,12 @@ BigQuery rules relied on, with their documentation:
 from __future__ import annotations
 
 import json
+import re
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,9 +32,9 @@ from typing import Any
 import pytest
 import yaml
 from google.cloud import bigquery
-from helpers import resources_of
+from helpers import REPO_ROOT, resources_of
 from live_server import STACK, LiveStack, stack_on, table_resource, write_stack
-from rewriting_proxy import rewriting_proxy, streaming_buffer, versioned_table_keys
+from rewriting_proxy import Fault, rewriting_proxy, streaming_buffer, versioned_table_keys
 
 from infra import live, live_migrate
 from infra.catalog import load_catalog
@@ -563,3 +566,88 @@ def test_a_rebuild_interrupted_after_the_drop_is_finished_by_the_next_run(
     assert [_comparable(r) for r in read(built_stack, QUEUE, "queue_entry_id")] == [_comparable(r) for r in before]
     assert built_stack.client.get_table(built_stack.table(QUEUE)).time_partitioning.type_ == "MONTH"
     assert_verify_passes(built_stack)
+
+
+# ---------------------------------------------------------------- faults between the CLI and the server
+
+
+def test_one_503_of_the_row_access_policy_lookup_is_retried(built_stack: LiveStack) -> None:
+    """rowAccessPolicies.list has no client call (infra/live_migrate.py `read_live` calls the REST method);
+    it goes through the same retry as every other call, so one 503 (BigQuery's backendError, which
+    google-cloud-bigquery retries: retry.py `_should_retry`) does not end the dry run."""
+    _new_partitioning(built_stack)
+    once = Fault(method="GET", path=r"/rowAccessPolicies$", status=503, times=1)
+    with rewriting_proxy(built_stack.endpoint, faults=[once]) as proxy:
+        result = migrate(replace(built_stack, endpoint=proxy), "--tables", QUEUE)
+
+    assert once.count == 1
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "INSERT INTO" in result.stdout
+
+
+def test_a_persistent_503_of_a_query_ends_within_the_request_deadline(built_stack: LiveStack) -> None:
+    """query_and_wait's job_retry restarts a query for 40 minutes by default (google-cloud-bigquery
+    retry.py DEFAULT_JOB_RETRY); with the request deadline it ends in seconds, the rebuild undone. As a
+    process, so the old wait fails the test at its timeout."""
+    _new_partitioning(built_stack)
+    before = read(built_stack, QUEUE, "queue_entry_id")
+    unavailable = Fault(method="POST", path=r"/queries$", status=503)
+    short = {"TENANT_BIGQUERY_REQUEST_SECONDS": "1", "TENANT_BIGQUERY_RUN_SECONDS": "60"}
+    with rewriting_proxy(built_stack.endpoint, faults=[unavailable]) as proxy:
+        started = time.monotonic()
+        result = replace(built_stack, endpoint=proxy).cli(
+            "migrate", "--stack", STACK, "--tables", QUEUE, "--apply", env=short, process=True, timeout=90
+        )
+        seconds = time.monotonic() - started
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        f"answered 503 Service Unavailable to POST /bigquery/v2/projects/{built_stack.project}/queries, retried "
+        "for 1 s: Fault injected by the test proxy: Service Unavailable; the original table is untouched and the "
+        "partial copy"
+    ) in result.stdout
+    assert seconds < 45
+    assert read(built_stack, QUEUE, "queue_entry_id") == before
+    assert not [t for t in built_stack.client.list_tables(built_stack.dataset_id()) if "__migrate_" in t.table_id]
+
+
+def test_sigint_during_a_rebuild_prints_the_state_of_the_table(built_stack: LiveStack) -> None:
+    """The proxy holds the copy's INSERT, so the signal arrives while the rebuild runs; the process then
+    deletes the partial copy and says so, exiting 130 as a shell reports SIGINT."""
+    _new_partitioning(built_stack)
+    before = read(built_stack, QUEUE, "queue_entry_id")
+    held = Fault(method="POST", path=r"/queries$", body="INSERT INTO", hang=True)
+    with rewriting_proxy(built_stack.endpoint, faults=[held]) as proxy:
+        process = replace(built_stack, endpoint=proxy).start("migrate", "--stack", STACK, "--tables", QUEUE, "--apply")
+        try:
+            assert held.seen.wait(120), "the copy never started"
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            process.kill()
+
+    assert process.returncode == 130, stderr
+    assert re.fullmatch(
+        rf"interrupted: {re.escape(built_stack.table(QUEUE))}: stopped by SIGINT \(Ctrl-C\); the original table is "
+        rf"untouched and the partial copy {re.escape(built_stack.table(QUEUE))}__migrate_\w+ was deleted",
+        stderr.splitlines()[-1],
+    ), stderr
+    assert "Aborted!" not in stderr
+    assert read(built_stack, QUEUE, "queue_entry_id") == before
+    assert not [t for t in built_stack.client.list_tables(built_stack.dataset_id()) if "__migrate_" in t.table_id]
+
+
+def test_the_snapshot_migrate_takes_expires_when_the_readme_says(built_stack: LiveStack) -> None:
+    section = (REPO_ROOT / "README.md").read_text().split("### Lossless schema changes: `migrate`")[1]
+    [days] = re.findall(r"expiring after (\d+) days", section.split("\n### ")[0])
+    insert(built_stack, PROFILES, [profile(n) for n in range(2)])
+    edit_schema(built_stack, PROFILES, lambda cols: column(cols, "legal_name").update(name="registered_name"))
+    edit_declaration(built_stack, PROFILES, renamed_columns={"registered_name": "legal_name"})
+    started = datetime.now(UTC)
+
+    applied = migrate(built_stack, "--tables", PROFILES, "--apply", "--format", "json")
+
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    [table] = json.loads(applied.stdout)["tables"]
+    expires = built_stack.client.get_table(table["snapshot"]).expires
+    assert started + timedelta(days=int(days)) <= expires <= datetime.now(UTC) + timedelta(days=int(days))

@@ -408,7 +408,8 @@ def test_a_preview_of_another_stack_exits_2(repo_copy: Path, tmp_path: Path) -> 
 def test_a_preview_of_another_project_exits_2(repo_copy: Path, tmp_path: Path) -> None:
     """The URN's project is Pulumi.yaml's `name` of the program previewed (urn.go New, from source.Project()):
     a preview of another project's program (here every URN says tenant-bigquery-eu) is not this one's."""
-    other = json.dumps(digest("dev", *replace_trio("dev", "x"))).replace("::tenant-bigquery::", "::tenant-bigquery-eu::")
+    previewed = json.dumps(digest("dev", *replace_trio("dev", "x")))
+    other = previewed.replace("::tenant-bigquery::", "::tenant-bigquery-eu::")
     path = write(tmp_path / "preview.json", json.loads(other))
     code, out, err = gate(repo_copy, "dev", path)
     assert (code, out) == (2, [])
