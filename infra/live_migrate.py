@@ -12,9 +12,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
-from infra import drift, live
+from infra import cost, drift, live
 from infra.catalog import Table
 from infra.migration import (
     MIGRATE_SEPARATOR,
@@ -30,6 +31,7 @@ from infra.settings import Settings
 
 SAMPLE_ROWS = 3
 # What the API calls each patched property, as update_table names it.
+_API_STEPS = {"create", "patch"}  # the step kinds _run_step sends as API calls, not queries
 _PATCH_FIELDS = {"encryptionConfiguration": "encryption_configuration", "timePartitioning": "time_partitioning"}
 
 
@@ -52,6 +54,7 @@ class TableResult:
     snapshot: str | None = None
     seconds: float = 0.0
     checks: list[drift.Check] = field(default_factory=list)  # verify, after --apply
+    cost: cost.TableCost | None = None  # the dry runs of its queries
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +64,7 @@ class TableResult:
             "snapshot": self.snapshot,
             "seconds": round(self.seconds, 3),
             "verify": [c.to_json() for c in self.checks],
+            "cost": self.cost.to_json() if self.cost else None,
         }
 
 
@@ -70,17 +74,26 @@ class MigrateReport:
     target: str
     applied: bool
     results: tuple[TableResult, ...]
+    price_per_tib: float = cost.DEFAULT_PRICE_PER_TIB
+    max_bytes: int | None = None
 
     @property
     def ok(self) -> bool:
         return all(r.status in ("nothing", "planned", "applied") for r in self.results)
 
     def to_json(self) -> dict[str, Any]:
+        run = [r.cost for r in self.results if r.cost and r.status in ("planned", "applied", "failed")]
+        total = cost.TableCost(tuple(q for c in run for q in c.queries), self.price_per_tib).to_json()
         return {
             "project": self.project,
             "target": self.target,
             "apply": self.applied,
             "ok": self.ok,
+            "cost": {
+                "usd_per_tib": self.price_per_tib,
+                "max_bytes": self.max_bytes,
+                **{key: total[key] for key in ("bytes_processed", "bytes_billed", "usd", "unknown")},
+            },
             "tables": [r.to_json() for r in self.results],
         }
 
@@ -125,33 +138,76 @@ def _query(conn: live.Connection, sql: str) -> list[bigquery.Row]:
     return list(conn.client.query_and_wait(sql, **conn.query()))
 
 
+def check_sql(plan: TablePlan) -> str:
+    """Every data check of the plan in one query: one scan of the columns they name, one count per check."""
+    counts = ", ".join(f"COUNTIF({check.predicate}) AS `check_{n}`" for n, check in enumerate(plan.checks))
+    return f"SELECT {counts} FROM {live_table_sql(plan)}{where(plan.source_filter)}"  # noqa: S608
+
+
 def check_data(conn: live.Connection, plan: TablePlan) -> TablePlan:
-    """Run the plan's data checks (each scans the columns it names); a failing one refuses the plan."""
+    """Run the plan's data checks in one query; samples only for a failing one, which refuses the plan."""
+    if not plan.checks:
+        return plan
+    (counts,) = _query(conn, check_sql(plan))
     failures = []
-    for check in plan.checks:
-        condition = where(f"({check.predicate})", plan.source_filter)
-        (row,) = _query(conn, f"SELECT COUNT(*) FROM {live_table_sql(plan)}{condition}")  # noqa: S608
-        if row[0]:
+    for n, check in enumerate(plan.checks):
+        failing = counts[f"check_{n}"]
+        if failing:
+            condition = where(f"({check.predicate})", plan.source_filter)
             samples = _query(conn, f"SELECT {check.column} FROM {live_table_sql(plan)}{condition} LIMIT {SAMPLE_ROWS}")  # noqa: S608
             shown = ", ".join(repr(s[0]) for s in samples)
             failures.append(
-                f"{row[0]} row(s) fail the check {check.what} (e.g. {shown}); fix those rows or keep the "
+                f"{failing} row(s) fail the check {check.what} (e.g. {shown}); fix those rows or keep the "
                 "declaration, then migrate again"
             )
     return plan.refused(*failures) if failures else plan
+
+
+def dry_run(conn: live.Connection, what: str, sql: str, basis: str) -> cost.Query:
+    """The bytes BigQuery says `sql` would process (nothing runs, nothing is billed): JobStatistics2."""
+    statement = sql.splitlines()[0]
+    config = bigquery.QueryJobConfig(dry_run=True, use_query_cache=False)
+    try:
+        job = conn.client.query(sql, job_config=config, **conn.call())
+    except api_exceptions.ClientError as error:  # e.g. a table the steps before it create
+        why = f"the dry run was refused: {live.why_failed(conn, error)}"
+        return cost.Query(what, statement, None, basis=basis, unknown=why)
+    processed = job.total_bytes_processed
+    unknown = "" if processed is not None else "the dry run reported no bytes processed"
+    return cost.Query(what, statement, processed, len(job.referenced_tables), basis, unknown)
+
+
+def price(conn: live.Connection, settings: Settings, plan: TablePlan) -> cost.TableCost:
+    """A dry run of every query the plan runs: the data checks, then each statement. API calls (tables.insert,
+    tables.patch) are no queries: metadata operations, free (pricing page, "Free operations")."""
+    queries = [dry_run(conn, "data checks", check_sql(plan), "dry run")] if plan.checks else []
+    for number, step in enumerate(plan.steps, 1):
+        if step.kind in _API_STEPS:
+            continue
+        texts = [step.action] if step.kind == "sql" else [v for v in step.payload.values() if isinstance(v, str)]
+        for text in texts:
+            sql, basis = cost.priced_as(text, plan.rebuild_table, plan.table_id)
+            queries.append(dry_run(conn, f"step {number}", sql, basis))
+    return cost.TableCost(tuple(queries), settings.options.on_demand_price_per_tib)
 
 
 def live_table_sql(plan: TablePlan) -> str:
     return f"`{plan.table_id}`"
 
 
-def plan(conn: live.Connection, settings: Settings, table: Table, now: datetime) -> TablePlan:
-    """The plan for one table from its live state; a rebuild reads what it could not carry over first."""
-    first = plan_table(table, settings, read_live(conn, settings, table, facts=False), now)
-    if first.rebuild_table is None:
-        return first  # checks come only with a rebuild
-    second = plan_table(table, settings, read_live(conn, settings, table, facts=True), now)
-    return second if second.refusals else check_data(conn, second)
+def plan(
+    conn: live.Connection, settings: Settings, table: Table, now: datetime, spent: int = 0
+) -> tuple[TablePlan, cost.TableCost | None]:
+    """The plan for one table from its live state and its cost; a rebuild reads what it could not carry over
+    first. Over the cap (with `spent` by the tables before it) it is refused before its checks scan anything."""
+    chosen = plan_table(table, settings, read_live(conn, settings, table, facts=False), now)
+    if chosen.rebuild_table is not None:  # checks come only with a rebuild
+        chosen = plan_table(table, settings, read_live(conn, settings, table, facts=True), now)
+    if chosen.refusals or not chosen.steps:
+        return chosen, None
+    priced = price(conn, settings, chosen)
+    over = cost.cap_refusal(priced, spent, settings.options.migration_max_bytes)
+    return (chosen.refused(over) if over else check_data(conn, chosen)), priced
 
 
 def _run_step(conn: live.Connection, plan: TablePlan, step: Step) -> None:
@@ -221,20 +277,25 @@ def migrate(
     when = now or datetime.now(UTC)
     say = progress or (lambda table, status: None)
     results = []
+    spent = 0  # bytes billed by the tables before, against the cap on one run
     with live._api_errors(conn):
         for table in tables:
             say(table.key, "planning")
             started = datetime.now(UTC)
-            table_plan = plan(conn, settings, table, when)
-            result = TableResult(table_plan, "refused" if table_plan.refusals else "nothing")
+            table_plan, priced = plan(conn, settings, table, when, spent)
+            result = TableResult(table_plan, "refused" if table_plan.refusals else "nothing", cost=priced)
             if not table_plan.refusals and table_plan.steps:
                 result.status = "planned"
+                spent += priced.known_billed if priced else 0
                 if apply:
                     result = _apply_one(conn, settings, table, result, when)
             result.seconds = (datetime.now(UTC) - started).total_seconds()
             say(table.key, result.status)
             results.append(result)
-    return MigrateReport(conn.project, conn.target, apply, tuple(results))
+    options = settings.options
+    return MigrateReport(
+        conn.project, conn.target, apply, tuple(results), options.on_demand_price_per_tib, options.migration_max_bytes
+    )
 
 
 def _apply_one(

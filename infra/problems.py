@@ -37,6 +37,7 @@ class MissingStackError(DeclarationError):
 
 _EXPECTED = {
     int: "must be a whole number",
+    float: "must be a number",
     bool: "must be true or false",
     str: "must be a string (quote it in YAML)",
     list: "must be a list, e.g. [a, b]",
@@ -90,7 +91,8 @@ def _walk(value: Any, expected: Any, path: str) -> Iterator[tuple[str, str]]:
             return
         for index, item in enumerate(value):
             yield from _walk(item, args[0], _join(path, str(index)))
-    elif type(value) is not expected:  # bool is no int, and a whole float is no int either (strict)
+    elif type(value) is not expected and (expected, type(value)) != (float, int):
+        # bool is no int, and a whole float is no int either (strict); an int is a float
         yield path, _wrong(expected, value)
 
 

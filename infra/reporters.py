@@ -208,6 +208,14 @@ def migrate_text(stack: str, report: MigrateReport) -> int:
     return 0 if report.ok else 1
 
 
+def migrate_markdown(stack: str, report: MigrateReport) -> int:
+    from infra import migratereport
+
+    for text in migratereport.render_markdown(stack, report.to_json()):
+        echo(text)
+    return 0 if report.ok else 1
+
+
 def migrate_json(stack: str, report: MigrateReport) -> int:
     echo(json.dumps({"stack": stack, **report.to_json()}, indent=2))
     return 0 if report.ok else 1
@@ -271,7 +279,7 @@ REPORTERS: dict[str, dict[str, Callable[..., int]]] = {
     "plan": {"text": plan_text, "json": plan_json},
     "diff": {"text": diff_text, "json": diff_json, "markdown": diff_markdown},
     "verify": {"text": verify_text, "json": verify_json},
-    "migrate": {"text": migrate_text, "json": migrate_json},
+    "migrate": {"text": migrate_text, "json": migrate_json, "markdown": migrate_markdown},
 }
 
 

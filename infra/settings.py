@@ -20,6 +20,7 @@ import msgspec
 
 from infra.catalog import Catalog
 from infra.contract import KMS_KEY, PUBLIC_PRINCIPALS
+from infra.cost import DEFAULT_PRICE_PER_TIB
 from infra.documents import display_path, load_yaml
 from infra.problems import DeclarationError, MissingStackError, Problem, struct_problems
 from infra.rules import check_dataset_id, check_expiration_days, check_labels, check_location, check_project_id
@@ -66,6 +67,8 @@ class StackSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, ren
     recreate_on_schema_change: bool = False
     approve_data_loss: list[str] = []
     adopt_existing: bool = False
+    on_demand_price_per_tib: float = DEFAULT_PRICE_PER_TIB
+    migration_max_bytes: int | None = None
 
 
 # Every key the program reads: gcp:project and each key of the project's own namespace.
@@ -187,6 +190,7 @@ def parse_settings(
         for key, message in check_labels(stack_settings.labels)
     ]
     problems += _access_problems(stack_settings.access, source, prefix)
+    problems += _cost_problems(stack_settings, source, prefix)
     problems += _kms_key_problems(stack_settings, source, prefix)
     if catalog is not None:
         problems += _check_table_references(stack_settings, catalog, source, prefix)
@@ -326,6 +330,30 @@ def _access_problems(access: DatasetAccess | None, source: str, prefix: str) -> 
                 seen[email] = where
             else:
                 problems.append(Problem(source, f"config.{prefix}access.{where}", message))
+    return problems
+
+
+def _cost_problems(settings: StackSettings, source: str, prefix: str) -> list[Problem]:
+    problems = []
+    price = settings.on_demand_price_per_tib
+    if not 0 < price < float("inf"):
+        problems.append(
+            Problem(
+                source,
+                f"config.{prefix}onDemandPricePerTib",
+                f"{price!r} is no price: give BigQuery's on-demand USD per TiB of your location, e.g. 6.25",
+            )
+        )
+    cap = settings.migration_max_bytes
+    if cap is not None and cap <= 0:
+        problems.append(
+            Problem(
+                source,
+                f"config.{prefix}migrationMaxBytes",
+                f"{cap} caps nothing: give the bytes one migrate --apply may process, a positive integer "
+                "(e.g. 1099511627776 for 1 TiB), or remove it",
+            )
+        )
     return problems
 
 

@@ -237,3 +237,33 @@ def streaming_buffer(table_id: str) -> Rewrite:
         return document
 
     return rewrite
+
+
+def dry_run_bytes(bytes_for: Callable[[str], int | None]) -> Rewrite:
+    """Dry runs answered as real BigQuery answers them: the Job resource of jobs.insert with
+    `configuration.dryRun`, whose JobStatistics.totalBytesProcessed and JobStatistics2
+    (`statistics.query`).totalBytesProcessed hold the bytes the query would process, an int64 the JSON API
+    writes as a string (REST reference: Job, JobStatistics, JobStatistics2, "If this query was a dry run, this
+    is the number of bytes that would be processed if the query were run"); google-cloud-bigquery reads the
+    second (google/cloud/bigquery/job/query.py `QueryJob.total_bytes_processed`). `bytes_for(sql)` gives the
+    bytes of each query; None leaves both fields out, as an answer that reports nothing. The local server
+    answers every dry run with "0" (local-bigquery 0.4.0), whatever the query reads; it keeps the rest of the
+    resource (`referencedTables`, `statementType`), which real BigQuery sends in the same form.
+    """
+
+    def rewrite(method: str, path: str, document: Any) -> Any:
+        configuration = document.get("configuration") if isinstance(document, dict) else None
+        if method != "POST" or not path.endswith("/jobs") or not isinstance(configuration, dict):
+            return document
+        if not configuration.get("dryRun"):
+            return document
+        count = bytes_for(configuration["query"]["query"])
+        statistics = document.setdefault("statistics", {})
+        query = statistics.setdefault("query", {})
+        for fields in (statistics, query):
+            fields.pop("totalBytesProcessed", None)
+            if count is not None:
+                fields["totalBytesProcessed"] = str(count)
+        return document
+
+    return rewrite

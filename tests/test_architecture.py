@@ -16,6 +16,7 @@ PURE = [
     "infra.catalog",
     "infra.changes",
     "infra.contract",
+    "infra.cost",
     "infra.declared",
     "infra.diffreport",
     "infra.docs",

@@ -32,9 +32,9 @@ from typing import Any
 import pytest
 import yaml
 from google.cloud import bigquery
-from helpers import REPO_ROOT, resources_of
+from helpers import REPO_ROOT, invoke, resources_of
 from live_server import STACK, LiveStack, stack_on, table_resource, write_stack
-from rewriting_proxy import Fault, rewriting_proxy, streaming_buffer, versioned_table_keys
+from rewriting_proxy import Fault, dry_run_bytes, rewriting_proxy, streaming_buffer, versioned_table_keys
 
 from infra import live, live_migrate
 from infra.catalog import load_catalog
@@ -651,3 +651,178 @@ def test_the_snapshot_migrate_takes_expires_when_the_readme_says(built_stack: Li
     [table] = json.loads(applied.stdout)["tables"]
     expires = built_stack.client.get_table(table["snapshot"]).expires
     assert started + timedelta(days=int(days)) <= expires <= datetime.now(UTC) + timedelta(days=int(days))
+
+
+# ---------------------------------------------------------------- the cost before the approval
+
+TIB = 2**40
+CHECKS_BYTES = 5_000_000  # the folded data checks' scan: billed as BigQuery's 10 MB minimum
+COPY_BYTES = 2 * TIB  # the copy's SELECT: $12.50 at the default $6.25 per TiB
+
+
+def _rebuild_with_checks(stack: LiveStack) -> None:
+    """A rebuild with two data checks (REQUIRED, a shorter length): the copy, one check query."""
+    insert(stack, PROFILES, [profile(n) for n in range(4)])
+
+    def change(cols: list[dict[str, Any]]) -> None:
+        column(cols, "legal_name")["mode"] = "REQUIRED"
+        column(cols, "country_code")["maxLength"] = "2"
+
+    edit_schema(stack, PROFILES, change)
+
+
+def _bigquery_bytes(sql: str) -> int | None:
+    """What real BigQuery's dry run would report here: the checks and the copy's SELECT read columns, the rest
+    (COUNT(*) answered from metadata, DDL) nothing. The local server reports 0 for all of them."""
+    if "COUNTIF(" in sql:
+        return CHECKS_BYTES
+    return COPY_BYTES if sql.startswith("SELECT `") else 0
+
+
+def _set_config(stack: LiveStack, **values: Any) -> None:
+    path = stack.root / f"Pulumi.{STACK}.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["config"].update({f"tenant-bigquery:{key}": value for key, value in values.items()})
+    path.write_text(yaml.safe_dump(config))
+
+
+def test_the_dry_run_prices_every_query_by_bigquerys_dry_run(built_stack: LiveStack) -> None:
+    """Each query of the plan is priced by a dry run (tests/rewriting_proxy.py `dry_run_bytes` names the
+    response's source): per statement, per table and in total, in text, JSON and markdown."""
+    _rebuild_with_checks(built_stack)
+    with rewriting_proxy(built_stack.endpoint, dry_run_bytes(_bigquery_bytes)) as proxy:
+        through = replace(built_stack, endpoint=proxy)
+        text = migrate(through, "--tables", PROFILES)
+        as_json = json.loads(migrate(through, "--tables", PROFILES, "--format", "json").stdout)
+        markdown = migrate(through, "--tables", PROFILES, "--format", "markdown")
+
+    assert text.returncode == 0, text.stdout + text.stderr
+    lines = text.stdout.splitlines()
+    assert "  cost of the data checks (one query): 4.8 MiB processed, 10.0 MiB billed, < $0.01 (dry run)" in lines
+    assert (
+        "     cost: 2.0 TiB processed, 2.0 TiB billed, $12.50 (dry run of its SELECT: an INSERT is billed for what it "
+        "reads)" in lines
+    )
+    assert "  cost of the table: 2.0 TiB billed, $12.50" in lines
+    assert lines[-2] == (
+        "Cost: 2.0 TiB billed, $12.50 at $6.25 per TiB on demand (tenant-bigquery:onDemandPricePerTib); cap per "
+        "--apply: none (tenant-bigquery:migrationMaxBytes)."
+    )
+    (table,) = as_json["tables"]
+    billed = COPY_BYTES + 10 * 2**20  # the checks' 5 MB bill as BigQuery's 10 MB minimum
+    assert (table["cost"]["bytes_billed"], table["cost"]["unknown"]) == (billed, 0)
+    assert table["cost"]["usd"] == pytest.approx(billed / TIB * 6.25)
+    assert as_json["cost"] == {
+        "usd_per_tib": 6.25,
+        "max_bytes": None,
+        "bytes_processed": COPY_BYTES + CHECKS_BYTES,
+        "bytes_billed": billed,
+        "usd": pytest.approx(billed / TIB * 6.25),
+        "unknown": 0,
+    }
+    assert f"| tenants.{PROFILES} | to migrate | 2.0 TiB | $12.50 |" in markdown.stdout.splitlines()
+    assert "Cost: 2.0 TiB billed, $12.50 at $6.25 per TiB" in markdown.stdout
+
+    _set_config(built_stack, onDemandPricePerTib=5)
+    with rewriting_proxy(built_stack.endpoint, dry_run_bytes(_bigquery_bytes)) as proxy:
+        priced = migrate(replace(built_stack, endpoint=proxy), "--tables", PROFILES)
+    assert "  cost of the table: 2.0 TiB billed, $10.00" in priced.stdout.splitlines()
+
+
+def test_a_cost_the_server_does_not_report_is_unknown_never_0(built_stack: LiveStack) -> None:
+    """A dry run answered without totalBytesProcessed, and one refused (400, BigQuery's answer to a query it
+    cannot run), go through the same code path: unknown, never 0, and under a cap refused (fail closed)."""
+    _rebuild_with_checks(built_stack)
+    silent = dry_run_bytes(lambda sql: None if sql.startswith("SELECT `") else _bigquery_bytes(sql))
+    refused = Fault(method="POST", path=r"/jobs$", body="COUNTIF(", status=400)
+    with rewriting_proxy(built_stack.endpoint, silent, faults=[refused]) as proxy:
+        text = migrate(replace(built_stack, endpoint=proxy), "--tables", PROFILES)
+        (table,) = json.loads(
+            migrate(replace(built_stack, endpoint=proxy), "--tables", PROFILES, "--format", "json").stdout
+        )["tables"]
+
+    assert text.returncode == 0, text.stdout + text.stderr
+    lines = text.stdout.splitlines()
+    assert "     cost: unknown: the dry run reported no bytes processed" in lines
+    assert any(
+        line.startswith("  cost of the data checks (one query): unknown: the dry run was refused: ") for line in lines
+    )
+    assert "  cost of the table: unknown" in lines
+    assert lines[-2].startswith("Cost: unknown (2 quer(ies) unknown) at $6.25 per TiB")
+    assert (table["cost"]["bytes_billed"], table["cost"]["usd"], table["cost"]["unknown"]) == (None, None, 2)
+
+    _set_config(built_stack, migrationMaxBytes=TIB)
+    schema_before = built_stack.client.get_table(built_stack.table(PROFILES)).schema
+    with rewriting_proxy(built_stack.endpoint, silent) as proxy:
+        capped = migrate(replace(built_stack, endpoint=proxy), "--tables", PROFILES, "--apply")
+
+    assert capped.returncode == 1
+    assert (
+        "  refused: the cost of 1 of its queries is unknown (step 2: the dry run reported no bytes processed) and "
+        f"tenant-bigquery:migrationMaxBytes = {TIB} caps what one --apply may process, so it is refused (fail "
+        "closed): take the cap out of the stack for the run that migrates it"
+    ) in capped.stdout.splitlines()
+    assert built_stack.client.get_table(built_stack.table(PROFILES)).schema == schema_before
+
+
+def test_a_table_over_the_cap_is_refused_before_anything_runs(built_stack: LiveStack) -> None:
+    _rebuild_with_checks(built_stack)
+    _set_config(built_stack, migrationMaxBytes=TIB)
+    before = read(built_stack, PROFILES, "tenant_id")
+    queries = Fault(method="POST", path=r"/queries$", before=lambda: None)  # every statement that runs
+    with rewriting_proxy(built_stack.endpoint, dry_run_bytes(_bigquery_bytes), faults=[queries]) as proxy:
+        refused = migrate(replace(built_stack, endpoint=proxy), "--tables", PROFILES, "--apply")
+
+    assert refused.returncode == 1
+    assert f"✗ tenants.{PROFILES}: refused, nothing changed" in refused.stdout
+    assert (
+        f"  refused: estimated {COPY_BYTES + 10 * 2**20} bytes billed (2.0 TiB) exceed "
+        f"tenant-bigquery:migrationMaxBytes = {TIB} (1.0 TiB): raise the cap or migrate the table in a run of its own"
+    ) in refused.stdout.splitlines()
+    assert queries.count == 0  # not even the data checks scanned the table
+    assert read(built_stack, PROFILES, "tenant_id") == before
+    datasets = [d.dataset_id for d in built_stack.client.list_datasets() if built_stack.suffix in d.dataset_id]
+    assert datasets == [built_stack.dataset_id()]  # no snapshot either
+
+    _set_config(built_stack, migrationMaxBytes=3 * TIB)
+    with rewriting_proxy(built_stack.endpoint, dry_run_bytes(_bigquery_bytes)) as proxy:
+        applied = migrate(replace(built_stack, endpoint=proxy), "--tables", PROFILES, "--apply")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "cap per --apply: 3298534883328 bytes (3.0 TiB)" in applied.stdout.splitlines()[-2]
+
+
+def test_the_data_checks_of_a_rebuild_scan_the_table_once(built_stack: LiveStack) -> None:
+    """Two checks, one query: the first fault claims every statement holding the second check's predicate,
+    the second every other one holding the first's. Before: one COUNT(*) query per check."""
+    _rebuild_with_checks(built_stack)
+    both = Fault(method="POST", path=r"/queries$", body="LENGTH(`country_code`) > 2", before=lambda: None)
+    only_first = Fault(method="POST", path=r"/queries$", body="`legal_name` IS NULL", before=lambda: None)
+    with rewriting_proxy(built_stack.endpoint, faults=[both, only_first]) as proxy:
+        applied = migrate(replace(built_stack, endpoint=proxy), "--tables", PROFILES, "--apply")
+
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert (both.count, only_first.count) == (1, 0)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("migrationMaxBytes", 0, "0 caps nothing: give the bytes one migrate --apply may process, a positive integer"),
+        ("migrationMaxBytes", "10GiB", "must be a whole number; got '10GiB'"),
+        ("onDemandPricePerTib", -1, "-1.0 is no price: give BigQuery's on-demand USD per TiB of your location"),
+        ("onDemandPricePerTib", "cheap", "must be a number; got 'cheap'"),
+    ],
+)
+def test_a_bad_cost_setting_is_one_line_naming_file_and_key(
+    repo_copy: Path, key: str, value: Any, message: str
+) -> None:
+    path = repo_copy / "Pulumi.dev.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["config"][f"tenant-bigquery:{key}"] = value
+    path.write_text(yaml.safe_dump(config))
+
+    result = invoke("validate", "--root", str(repo_copy))
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"Pulumi.dev.yaml:config.tenant-bigquery:{key}: {message}" in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
