@@ -498,10 +498,10 @@ def _interrupt_at(monkeypatch: pytest.MonkeyPatch, when: Any) -> None:
     """Stop the run like a killed job (KeyboardInterrupt) just before the first step `when` matches."""
     run_step = live_migrate._run_step
 
-    def interrupted(conn: Any, plan: Any, step: Any) -> None:
+    def interrupted(conn: Any, plan: Any, step: Any, memo: Any = None) -> None:
         if when(step):
             raise KeyboardInterrupt
-        run_step(conn, plan, step)
+        run_step(conn, plan, step, memo)
 
     monkeypatch.setattr(live_migrate, "_run_step", interrupted)
 
@@ -525,7 +525,7 @@ def test_a_rebuild_interrupted_before_the_drop_leaves_the_original_intact(
 ) -> None:
     _new_partitioning(built_stack)
     before = read(built_stack, QUEUE, "queue_entry_id")
-    _interrupt_at(monkeypatch, lambda step: step.kind == "count")  # the copy is made, not yet counted
+    _interrupt_at(monkeypatch, lambda step: step.kind == "compare")  # the copy is made, not yet compared
 
     with pytest.raises(KeyboardInterrupt):
         _migrate_in_process(built_stack)
@@ -541,25 +541,35 @@ def test_a_rebuild_interrupted_before_the_drop_leaves_the_original_intact(
     assert [_comparable(r) for r in read(built_stack, QUEUE, "queue_entry_id")] == [_comparable(r) for r in before]
 
 
-def test_a_rebuild_interrupted_after_the_drop_is_finished_by_the_next_run(
+def test_a_rebuild_killed_while_the_original_is_renamed_away_is_undone_by_the_next_run(
     built_stack: LiveStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A run that dies without undoing anything (SIGKILL: its undo never runs) while the original is renamed
+    for the copy: the next run reads the tables, renames the original back, and the one after migrates it."""
     _new_partitioning(built_stack)
     before = read(built_stack, QUEUE, "queue_entry_id")
-    _interrupt_at(monkeypatch, lambda step: "RENAME TO" in step.action)
+    _interrupt_at(monkeypatch, lambda step: step.action.startswith("INSERT INTO"))
+    monkeypatch.setattr(live_migrate, "_undo", lambda conn, plan: "killed")
 
     with pytest.raises(KeyboardInterrupt):
         _migrate_in_process(built_stack)
 
-    copies = [
-        t.table_id for t in built_stack.client.list_tables(built_stack.dataset_id()) if "__migrate_" in t.table_id
-    ]
-    assert len(copies) == 1  # the original is gone; the counted copy holds every row
+    tables = {t.table_id for t in built_stack.client.list_tables(built_stack.dataset_id())}
+    frozen = [t for t in tables if t.endswith("_original")]
+    assert QUEUE not in tables and len(frozen) == 1  # the rows are only in the frozen original
     monkeypatch.undo()
     dry = migrate(built_stack, "--tables", QUEUE)
-    copy = f"{built_stack.dataset_id()}.{copies[0]}"
-    assert f"  1. ALTER TABLE `{built_stack.project}.{copy}` RENAME TO `{QUEUE}`" in dry.stdout
+    assert (
+        f"ALTER TABLE `{built_stack.project}.{built_stack.dataset_id()}.{frozen[0]}` RENAME TO `{QUEUE}`" in dry.stdout
+    )
 
+    restored = migrate(built_stack, "--tables", QUEUE, "--apply")
+    assert restored.returncode == 1
+    assert (
+        "the original took its name back from an interrupted rebuild; run python -m infra.cli migrate --stack "
+        f"{STACK} --apply" in restored.stdout
+    )
+    assert read(built_stack, QUEUE, "queue_entry_id") == before
     finished = migrate(built_stack, "--tables", QUEUE, "--apply")
 
     assert finished.returncode == 0, finished.stdout + finished.stderr
@@ -628,8 +638,9 @@ def test_sigint_during_a_rebuild_prints_the_state_of_the_table(built_stack: Live
 
     assert process.returncode == 130, stderr
     assert re.fullmatch(
-        rf"interrupted: {re.escape(built_stack.table(QUEUE))}: stopped by SIGINT \(Ctrl-C\); the original table is "
-        rf"untouched and the partial copy {re.escape(built_stack.table(QUEUE))}__migrate_\w+ was deleted",
+        rf"interrupted: {re.escape(built_stack.table(QUEUE))}: stopped by SIGINT \(Ctrl-C\); the original took its "
+        rf"name back from {re.escape(built_stack.table(QUEUE))}__migrate_\w+_original with every row and the partial "
+        rf"copy {re.escape(built_stack.table(QUEUE))}__migrate_\w+ was deleted",
         stderr.splitlines()[-1],
     ), stderr
     assert "Aborted!" not in stderr
