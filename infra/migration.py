@@ -16,6 +16,14 @@ BigQuery rules relied on (each cited where it is used):
   which types coerce (SET DATA TYPE accepts exactly those) and which cast.
 - Modifying table schemas (https://cloud.google.com/bigquery/docs/managing-table-schemas): a REQUIRED
   column cannot be added to an existing table; renames and type changes beyond these need a new table.
+- Why a rebuild freezes the original by renaming it rather than in a transaction: "DDL statements that create
+  or delete permanent entities, such as datasets, tables, and functions, are not supported inside transactions"
+  (https://cloud.google.com/bigquery/docs/transactions), and each DML statement commits on its own ("Each DML
+  statement initiates an implicit transaction", https://cloud.google.com/bigquery/docs/data-manipulation-language),
+  so no lock keeps writers out while rows are copied; a table under another name is one no writer names.
+- A dropped table stays restorable for the dataset's time travel window, two to seven days
+  (https://cloud.google.com/bigquery/docs/restore-deleted-tables); a query of it fails with Not found
+  (https://cloud.google.com/bigquery/docs/access-historical-data), so the fingerprints read live tables only.
 """
 
 from __future__ import annotations

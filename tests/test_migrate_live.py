@@ -849,18 +849,20 @@ def held_by(stack: LiveStack) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in rows}
 
 
-def migrate_while_writing(stack: LiveStack, writes: int, seed: int) -> tuple[Any, Writer]:
-    """`migrate --apply` with a writer running from before it starts until it ends (or `writes` are done)."""
+def migrate_while_writing(stack: LiveStack, writes: int, seed: int, before: int = 5) -> tuple[Any, Writer]:
+    """`migrate --apply` with a writer running: `before` writes first, then migrate, the writer going on
+    throughout and after it until `writes` are acknowledged (a test stops it shortly after migrate)."""
     writer = Writer(make_client(stack.endpoint, stack.project), stack.table(QUEUE), held_by(stack), seed=seed)
     thread = threading.Thread(target=writer.run, args=(writes,), daemon=True)
     thread.start()
-    while writer.writes < 5:
+    while writer.writes < before and thread.is_alive():
         time.sleep(0.01)
     try:
         result = migrate(stack, "--tables", QUEUE, "--apply")
     finally:
-        time.sleep(0.2)  # a few writes to the migrated table too
-        writer.stop.set()
+        if before < writes // 2:
+            time.sleep(0.2)  # a few writes to the migrated table too
+            writer.stop.set()
         thread.join()
     return result, writer
 
