@@ -35,12 +35,18 @@ def billed(processed: int, tables: int) -> int:
     return max(rounded, MINIMUM_BYTES * max(tables, 1))
 
 
-def priced_as(sql: str, copy: str | None, original: str) -> tuple[str, str]:
+def priced_as(sql: str, copy: str | None, original: str, frozen_suffix: str) -> tuple[str, str]:
     """The statement to dry-run for `sql`, and why. A statement on the rebuild's copy cannot be dry-run before
     the steps that create it ran: an INSERT ... SELECT is priced by its SELECT (what it reads), any other by the
-    same statement on the original, whose rows the copy holds."""
-    if copy is None or f"`{copy}`" not in sql:
+    same statement on the original, whose rows the copy holds; the frozen original (the copy's name and
+    `frozen_suffix`) is the original renamed."""
+    if copy is None:
         return sql, "dry run"
+    frozen = f"`{copy}{frozen_suffix}`"
+    renamed = frozen in sql  # the original under the name the freeze gives it: the same rows
+    sql = sql.replace(frozen, f"`{original}`")
+    if f"`{copy}`" not in sql:
+        return sql, "dry run on the original, which the freeze renames" if renamed else "dry run"
     insert = _INSERT_SELECT.match(sql)
     if insert is not None:
         return insert.group(1), "dry run of its SELECT: an INSERT is billed for what it reads"

@@ -1,8 +1,12 @@
 """`migrate` against the BigQuery API: read each live table, plan (infra/migration.py), check the data,
 snapshot, apply table by table, and check the result by reading the table again.
 
-A failure inside a rebuild before the original is dropped deletes the partial copy and leaves the
-original as it was; after the drop, the checked copy holds every row and the next run renames it.
+A rebuild renames the original away while it copies it (writers fail instead of writing rows the copy
+would miss), so its rows are always in the original under one of two names. When a step fails or is
+interrupted, the tables are read again and what they are decides what is undone: the original takes its
+name back and the copy is deleted, or, when that cannot be decided, nothing is deleted and the state and
+the command that continues are printed. Nothing is concluded from a call that did not answer: its request
+may have gone through.
 """
 
 from __future__ import annotations
@@ -18,12 +22,19 @@ from google.cloud import bigquery
 from infra import cost, drift, live
 from infra.catalog import Table
 from infra.migration import (
-    MIGRATE_SEPARATOR,
+    COPY,
+    FROZEN_SUFFIX,
+    Leftover,
     LiveTable,
     Step,
     TablePlan,
     declared_shape,
+    labelled_as,
+    leftover_name,
+    partition_filter,
     plan_table,
+    quote,
+    unlabel,
     where,
 )
 from infra.rules import SNAPSHOT_EXPIRE_DAYS
@@ -32,7 +43,11 @@ from infra.settings import Settings
 SAMPLE_ROWS = 3
 # What the API calls each patched property, as update_table names it.
 _API_STEPS = {"create", "patch"}  # the step kinds _run_step sends as API calls, not queries
-_PATCH_FIELDS = {"encryptionConfiguration": "encryption_configuration", "timePartitioning": "time_partitioning"}
+_PATCH_FIELDS = {
+    "encryptionConfiguration": "encryption_configuration",
+    "timePartitioning": "time_partitioning",
+    "labels": "labels",
+}
 
 
 class MigrationFailed(Exception):
@@ -103,18 +118,24 @@ def _table_id(conn: live.Connection, settings: Settings, table: Table) -> str:
 
 
 def read_live(conn: live.Connection, settings: Settings, table: Table, *, facts: bool) -> LiveTable:
-    """The live table; with `facts`, also what a rebuild could not carry over (extra API calls)."""
+    """The live table and the tables an earlier rebuild of it left (each recognised by its exact name and the
+    run's labels, and counted); with `facts`, also what a rebuild could not carry over (extra API calls)."""
     table_id = _table_id(conn, settings, table)
     client = conn.client
     found = live._or_none(lambda: client.get_table(table_id, **conn.call()))
     dataset = table_id.rsplit(".", 1)[0]
     listing = live._or_none(lambda: list(client.list_tables(dataset, **conn.call()))) or []
-    prefix = f"{table.table_id}{MIGRATE_SEPARATOR}"
-    leftovers = tuple(sorted(f"{dataset}.{t.table_id}" for t in listing if t.table_id.startswith(prefix)))
+    leftovers = tuple(
+        _leftover(conn, f"{dataset}.{t.table_id}", named)
+        for t in sorted(listing, key=lambda t: t.table_id)
+        if (named := leftover_name(table.table_id, t.table_id)) is not None
+    )
     if found is None:
         return LiveTable(table_id, None, leftovers=leftovers)
+    run = labelled_as(found.labels or {})
+    created = found.created.isoformat() if found.created else ""
     if not facts:
-        return LiveTable(table_id, live.observed_table(found), leftovers=leftovers)
+        return LiveTable(table_id, live.observed_table(found), leftovers=leftovers, run=run, created=created)
     project, dataset_id, name = table_id.split(".")
     # The Python client has no call for row access policies; this is the REST method rowAccessPolicies.list,
     # under the retry and deadlines of every other call.
@@ -131,7 +152,18 @@ def read_live(conn: live.Connection, settings: Settings, table: Table, *, facts:
         iam_bindings=len(bindings),
         streaming_buffer=found.streaming_buffer is not None,
         leftovers=leftovers,
+        run=run,
+        created=created,
     )
+
+
+def _leftover(conn: live.Connection, table_id: str, named: tuple[str, str]) -> Leftover:
+    stamp, role = named
+    found = conn.client.get_table(table_id, **conn.call())
+    ours = labelled_as(found.labels or {}) == (stamp, role)
+    condition = where(partition_filter(live.observed_table(found)))
+    (row,) = _query(conn, f"SELECT COUNT(*) FROM {quote(table_id)}{condition}")  # noqa: S608
+    return Leftover(table_id, stamp, role if ours else None, int(row[0]))
 
 
 def _query(conn: live.Connection, sql: str) -> list[bigquery.Row]:
@@ -186,7 +218,7 @@ def price(conn: live.Connection, settings: Settings, plan: TablePlan) -> cost.Ta
             continue
         texts = [step.action] if step.kind == "sql" else [v for v in step.payload.values() if isinstance(v, str)]
         for text in texts:
-            sql, basis = cost.priced_as(text, plan.rebuild_table, plan.table_id)
+            sql, basis = cost.priced_as(text, plan.rebuild_table, plan.table_id, FROZEN_SUFFIX)
             queries.append(dry_run(conn, f"step {number}", sql, basis))
     return cost.TableCost(tuple(queries), settings.options.on_demand_price_per_tib)
 
@@ -210,8 +242,10 @@ def plan(
     return (chosen.refused(over) if over else check_data(conn, chosen)), priced
 
 
-def _run_step(conn: live.Connection, plan: TablePlan, step: Step) -> None:
+def _run_step(conn: live.Connection, plan: TablePlan, step: Step, memo: dict[str, Any] | None = None) -> None:
+    """One step; `memo` carries the comparison's fingerprint to the re-check."""
     client = conn.client
+    memo = {} if memo is None else memo
     if step.kind == "sql":
         _query(conn, step.action)
     elif step.kind == "create":
@@ -220,45 +254,110 @@ def _run_step(conn: live.Connection, plan: TablePlan, step: Step) -> None:
         target = bigquery.Table(plan.table_id)
         target._properties.update(step.payload)
         client.update_table(target, [_PATCH_FIELDS[key] for key in step.payload], **conn.call())
-    elif step.kind == "count":
-        (source,), (copied,) = _query(conn, step.payload["source"]), _query(conn, step.payload["target"])
-        if source[0] != copied[0]:
-            raise MigrationFailed(f"the copy holds {copied[0]} rows, the original {source[0]}")
+    elif step.kind == "compare":
+        source, copied = _fingerprint(conn, step.payload["source"]), _fingerprint(conn, step.payload["target"])
+        if source != copied:
+            raise MigrationFailed(
+                f"the copy differs from the original (rows {copied[0]} and {source[0]}, fingerprints "
+                f"{'equal' if source[1:] == copied[1:] else 'different'})"
+            )
+        memo["fingerprint"] = source
+    elif step.kind == "recheck" and _fingerprint(conn, step.payload["source"]) != memo.get("fingerprint"):
+        raise MigrationFailed(
+            f"{plan.frozen_table} changed after it was copied (a write in flight at the freeze landed in it); "
+            f"nothing was deleted: {plan.table_id} is the migrated table; copy the rows it lacks from "
+            f"{plan.frozen_table}, then DROP TABLE {quote(plan.frozen_table or '')}"
+        )
+
+
+def _fingerprint(conn: live.Connection, sql: str) -> tuple[Any, ...]:
+    (row,) = _query(conn, sql)
+    return (row[0], row[1], row[2])
 
 
 def apply_plan(conn: live.Connection, plan: TablePlan) -> None:
-    """Run every step in order; inside a rebuild, undo the copy if anything fails before the drop."""
-    dropped = False
+    """Run every step in order; on a failure or SIGINT, read the tables again and act on what they are."""
+    memo: dict[str, Any] = {}
     for step in plan.steps:
         try:
-            _run_step(conn, plan, step)
+            _run_step(conn, plan, step, memo)
+        except MigrationFailed as error:
+            if step.kind == "recheck":
+                raise  # the swap is done: nothing to undo, and the original is kept
+            raise MigrationFailed(_failure_state(conn, plan, str(error))) from None
         except _STEP_FAILURES as error:
-            why = str(error) if isinstance(error, MigrationFailed) else live.why_failed(conn, error)
-            raise MigrationFailed(_failure_state(conn, plan, dropped, why)) from None
+            raise MigrationFailed(_failure_state(conn, plan, live.why_failed(conn, error))) from None
         except KeyboardInterrupt:
             # Ctrl-C (SIGINT): say in which state the table is, then stop.
-            state = _failure_state(conn, plan, dropped, "stopped by SIGINT (Ctrl-C)")
+            state = _failure_state(conn, plan, "stopped by SIGINT (Ctrl-C)")
             raise MigrationInterrupted(f"{plan.table_id}: {state}") from None
-        dropped = dropped or step.action == f"DROP TABLE `{plan.table_id}`"
 
 
-def _failure_state(conn: live.Connection, plan: TablePlan, dropped: bool, why: str) -> str:
+@dataclass(frozen=True)
+class _Tables:
+    """What a rebuild's three names hold, read after a failure: None where there is no such table."""
+
+    table: bigquery.Table | None
+    copy: bigquery.Table | None
+    frozen: bigquery.Table | None
+
+
+def _read_tables(conn: live.Connection, plan: TablePlan) -> _Tables:
+    def get(table_id: str | None) -> bigquery.Table | None:
+        return None if table_id is None else live._or_none(lambda: conn.client.get_table(table_id, **conn.call()))
+
+    return _Tables(get(plan.table_id), get(plan.rebuild_table), get(plan.frozen_table))
+
+
+def _failure_state(conn: live.Connection, plan: TablePlan, why: str) -> str:
+    resume = f"run {plan.resume} to continue" if plan.resume else "run migrate again to continue"
     if plan.rebuild_table is None:
-        return f"{why}; the statements before it stay applied, run migrate again to continue"
-    if dropped:
-        return (
-            f"{why} after the original was dropped: every row is in {plan.rebuild_table} (counted before the "
-            "drop); run migrate again to rename it back"
-        )
+        return f"{why}; the statements before it stay applied, {resume}"
     cleanup = conn.for_cleanup()  # the run's deadline may be what failed
     try:
-        cleanup.client.delete_table(plan.rebuild_table, not_found_ok=True, **cleanup.call())
-    except live.API_FAILURES as error:
+        return f"{why}; {_undo(cleanup, plan)}"
+    except _STEP_FAILURES as error:
         return (
-            f"{why}; the original table is untouched, but the partial copy {plan.rebuild_table} could not be "
-            f"deleted ({live.why_failed(conn, error)}): delete it"
+            f"{why}; then reading or restoring the tables failed ({live.why_failed(cleanup, error)}), so nothing "
+            f"more was deleted: the rows are in {plan.table_id} or {plan.frozen_table}; {resume}"
         )
-    return f"{why}; the original table is untouched and the partial copy {plan.rebuild_table} was deleted"
+
+
+def _undo(conn: live.Connection, plan: TablePlan) -> str:
+    """Bring the tables back to the original, decided from what they are now (a call that failed may have
+    been carried out); never delete a table unless another holds its rows."""
+    assert plan.rebuild_table is not None and plan.frozen_table is not None
+    stamp = plan.rebuild_table.rsplit("_", 1)[1]
+    seen = _read_tables(conn, plan)
+    table_is = labelled_as(seen.table.labels or {}) if seen.table is not None else None
+    resume = f"run {plan.resume} to continue"
+    if seen.table is not None and table_is == (stamp, COPY):
+        frozen = f"; {plan.frozen_table} still holds the original" if seen.frozen is not None else ""
+        return f"the checked copy is already the table{frozen}; {resume} (it finishes the swap)"
+    if seen.table is not None and seen.frozen is not None:
+        return (
+            f"{plan.table_id} exists again (created at {seen.table.created}, after the original was renamed to "
+            f"{plan.frozen_table}, which holds its rows: a load job without CREATE_NEVER, or pulumi up, creates "
+            "it); nothing was deleted; copy any rows written to the new table into the original, DROP TABLE "
+            f"{quote(plan.table_id)}, then {resume}"
+        )
+    if seen.table is None and seen.frozen is None:
+        copy = f"; {plan.rebuild_table} holds the copy" if seen.copy is not None else ""
+        return f"neither {plan.table_id} nor {plan.frozen_table} exists{copy}; nothing was deleted; {resume}"
+    restored = ""
+    if seen.table is None:
+        assert seen.frozen is not None
+        if seen.copy is not None:
+            conn.client.delete_table(plan.rebuild_table, not_found_ok=True, **conn.call())
+        _query(conn, f"ALTER TABLE {quote(plan.frozen_table)} RENAME TO `{plan.table_id.rsplit('.', 1)[1]}`")
+        restored = f"the original took its name back from {plan.frozen_table} with every row"
+    else:  # the original never left its name (or took it back): the copy holds only rows it holds
+        if seen.copy is not None:
+            conn.client.delete_table(plan.rebuild_table, not_found_ok=True, **conn.call())
+        restored = "the original table is untouched"
+    _run_step(conn, plan, unlabel(plan.table_id, "the run labels go with the run"))
+    copy = f" and the partial copy {plan.rebuild_table} was deleted" if seen.copy is not None else ""
+    return f"{restored}{copy}"
 
 
 Progress = Callable[[str, str], None]
@@ -316,6 +415,9 @@ def _apply_one(
         apply_plan(conn, table_plan)
     except MigrationFailed as error:
         return replace(result, status="failed", message=str(error))
+    if table_plan.recovery:
+        why = f"the original took its name back from an interrupted rebuild; run {table_plan.resume} to migrate it"
+        return replace(result, status="failed", message=why)
     again = plan_table(table, settings, read_live(conn, settings, table, facts=False), now)
     found = conn.client.get_table(table_plan.table_id, **conn.call())
     subject = f"table {table_plan.table_id.split('.', 1)[1]}"

@@ -16,6 +16,14 @@ BigQuery rules relied on (each cited where it is used):
   which types coerce (SET DATA TYPE accepts exactly those) and which cast.
 - Modifying table schemas (https://cloud.google.com/bigquery/docs/managing-table-schemas): a REQUIRED
   column cannot be added to an existing table; renames and type changes beyond these need a new table.
+- Why a rebuild freezes the original by renaming it rather than in a transaction: "DDL statements that create
+  or delete permanent entities, such as datasets, tables, and functions, are not supported inside transactions"
+  (https://cloud.google.com/bigquery/docs/transactions), and each DML statement commits on its own ("Each DML
+  statement initiates an implicit transaction", https://cloud.google.com/bigquery/docs/data-manipulation-language),
+  so no lock keeps writers out while rows are copied; a table under another name is one no writer names.
+- A dropped table stays restorable for the dataset's time travel window, two to seven days
+  (https://cloud.google.com/bigquery/docs/restore-deleted-tables); a query of it fails with Not found
+  (https://cloud.google.com/bigquery/docs/access-historical-data), so the fingerprints read live tables only.
 """
 
 from __future__ import annotations
@@ -32,11 +40,17 @@ from infra.declared import DeclaredTable, TableArgs, table_args
 from infra.drift import TableState, declared_table
 from infra.renames import find_column
 from infra.render import clustering_text, partitioning_text
-from infra.rules import name_stamp
+from infra.rules import MIGRATE_SEPARATOR, NAME_STAMP, name_stamp
 from infra.schema import Column
 from infra.settings import Settings
 
-MIGRATE_SEPARATOR = "__migrate_"
+# A rebuild's two tables: `<table>__migrate_<stamp>` (the copy) and `<table>__migrate_<stamp>_original` (the
+# original, renamed so that no writer reaches it while it is copied), each labelled with the run's stamp and
+# its role: a later run tells them from any other table by both, never by the name alone.
+FROZEN_SUFFIX = "_original"
+RUN_LABEL = "tenant-bigquery-migrate-run"
+ROLE_LABEL = "tenant-bigquery-migrate-role"
+COPY, ORIGINAL = "copy", "original"
 # Conversion rules, "Coerce to": the only type changes ALTER COLUMN SET DATA TYPE makes in place.
 COERCIONS = {"INT64": {"NUMERIC", "BIGNUMERIC", "FLOAT64"}, "NUMERIC": {"BIGNUMERIC", "FLOAT64"}}
 # Conversion rules, "Cast to": a rebuild casts with these; anything else has no lossless path.
@@ -87,7 +101,42 @@ class LiveTable:
     row_access_policies: int = 0
     iam_bindings: int = 0
     streaming_buffer: bool = False
-    leftovers: tuple[str, ...] = ()  # table ids of earlier, interrupted rebuilds (<table>__migrate_<time>)
+    leftovers: tuple[Leftover, ...] = ()  # tables named like a rebuild's (<table>__migrate_<stamp>[_original])
+    run: tuple[str, str] | None = None  # the run labels on the table itself: (stamp, role)
+    created: str = ""  # when the table was created (ISO), said when it stands in a rebuild's way
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A table named like one of a rebuild's; `role` is None unless its labels say the run made it."""
+
+    table_id: str
+    stamp: str
+    role: str | None
+    rows: int
+
+
+def leftover_name(table: str, name: str) -> tuple[str, str] | None:
+    """(stamp, role by name) when `name` is exactly one of the rebuild tables of `table`, else None."""
+    head = f"{table}{MIGRATE_SEPARATOR}"
+    if not name.startswith(head):
+        return None
+    rest = name[len(head) :]
+    stamp, role = (rest[: -len(FROZEN_SUFFIX)], ORIGINAL) if rest.endswith(FROZEN_SUFFIX) else (rest, COPY)
+    return (stamp, role) if NAME_STAMP.fullmatch(stamp) else None
+
+
+def run_labels(stamp: str, role: str) -> dict[str, str]:
+    # Label values are lowercase (https://cloud.google.com/bigquery/docs/labels-intro, requirements).
+    return {RUN_LABEL: stamp.lower(), ROLE_LABEL: role}
+
+
+def labelled_as(labels: dict[str, str]) -> tuple[str, str] | None:
+    """The (stamp, role) the run labels name, stamp as name_stamp writes it."""
+    stamp, role = labels.get(RUN_LABEL), labels.get(ROLE_LABEL)
+    if stamp is None or role not in (COPY, ORIGINAL) or not NAME_STAMP.fullmatch(stamp.upper()):
+        return None
+    return stamp.upper(), role
 
 
 def declared_shape(table: Table, settings: Settings) -> tuple[TableState, TableArgs]:
@@ -133,7 +182,7 @@ def table_resource(args: TableArgs, table_id: str) -> dict[str, Any]:
 class Step:
     """One statement or API call; `payload` is what the edge sends for the API kinds."""
 
-    kind: str  # sql | patch | create | count
+    kind: str  # sql | patch | create | compare | recheck
     action: str  # the SQL, or the API call as a person would read it
     reason: str
     payload: dict[str, Any] = field(default_factory=dict)
@@ -164,13 +213,22 @@ class TablePlan:
     notes: tuple[str, ...] = ()
     source_filter: str = ""  # WHERE clause the live table's partition filter requires
     rebuild_table: str | None = None
+    recovery: bool = False  # the steps finish or undo an earlier, interrupted run; the rebuild is the next run
+    resume: str = ""  # the command that continues after an interruption
 
     @property
     def empty(self) -> bool:
         return not self.steps and not self.refusals
 
+    @property
+    def frozen_table(self) -> str | None:
+        """The original's name while the rebuild copies it."""
+        return f"{self.rebuild_table}{FROZEN_SUFFIX}" if self.rebuild_table else None
+
     def refused(self, *why: str) -> TablePlan:
-        return TablePlan(self.table, self.table_id, (), self.checks, (*self.refusals, *why), self.notes)
+        return TablePlan(
+            self.table, self.table_id, (), self.checks, (*self.refusals, *why), self.notes, resume=self.resume
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -516,20 +574,16 @@ def plan_table(
 ) -> TablePlan:
     """What migrate does to one table; a plan with refusals changes nothing."""
     declared, args = declared_shape(table, settings)
+    resume = f"python -m infra.cli migrate --stack {settings.stack} --apply"
+    left = _leftover_steps(table, live, resume)
+    if isinstance(left, TablePlan):
+        return left
+    cleanup, strangers = left
     if live.shape is None:
-        if len(live.leftovers) == 1:
-            (leftover,) = live.leftovers
-            name = live.table_id.rsplit(".", 1)[1]
-            step = Step(
-                "sql",
-                f"ALTER TABLE {quote(leftover)} RENAME TO `{name}`",
-                "an earlier rebuild was interrupted after it dropped the original: its copy, checked before the "
-                "drop, becomes the table again (DDL reference: RENAME TO)",
-            )
-            return TablePlan(table.key, live.table_id, (step,))
-        return TablePlan(table.key, live.table_id, notes=("not found: pulumi up creates it",))
+        return TablePlan(table.key, live.table_id, notes=("not found: pulumi up creates it",), resume=resume)
 
     planner = _Planner(table, live, declared, settings.approves_data_loss(table.key) if approved is None else approved)
+    planner.notes.extend(strangers)
     planner.columns(declared.schema, live.shape.schema, "", False)
     if planner.added_any and any("." not in path for path in planner.dropped):
         planner.rebuild_reasons.append(
@@ -537,19 +591,12 @@ def plan_table(
             "(declare renamed_columns if this is a rename)"
         )
     planner.options()
-    cleanup = tuple(
-        Step(
-            "sql",
-            f"DROP TABLE {quote(leftover)}",
-            "left by an interrupted rebuild before it dropped the original, so the original is complete",
-        )
-        for leftover in live.leftovers
-    )
-    base = TablePlan(table.key, live.table_id, cleanup, tuple(planner.checks), (), tuple(planner.notes))
+    base = TablePlan(table.key, live.table_id, cleanup, tuple(planner.checks), (), tuple(planner.notes), resume=resume)
     if planner.refusals:
         return base.refused(*planner.refusals)
     if not planner.rebuild_reasons:
-        return TablePlan(table.key, live.table_id, (*cleanup, *planner.in_place), (), (), tuple(planner.notes))
+        steps = (*cleanup, *planner.in_place)
+        return TablePlan(table.key, live.table_id, steps, (), (), tuple(planner.notes), resume=resume)
 
     refusals = []
     if planner.dropped and not planner.approved:
@@ -582,7 +629,98 @@ def plan_table(
         (),  # the rebuilt table is exactly the declared one: nothing is left to pulumi up
         partition_filter(live.shape),
         migrate_table_id(live.table_id, now),
+        resume=resume,
     )
+
+
+def unlabel(table_id: str, why: str) -> Step:
+    return Step(
+        "patch",
+        f"tables.patch {table_id}: labels {RUN_LABEL}, {ROLE_LABEL} removed",
+        why,
+        {"labels": {RUN_LABEL: None, ROLE_LABEL: None}},
+    )
+
+
+def _leftover_steps(table: Table, live: LiveTable, resume: str) -> TablePlan | tuple[tuple[Step, ...], list[str]]:
+    """What the tables an earlier rebuild left call for, decided from what each one is and holds: the steps
+    that finish or undo that run, a refusal naming what to do, or (steps first, notes) when the table can be
+    migrated after those steps. A table holding rows no other table holds is never dropped."""
+    name = live.table_id.rsplit(".", 1)[1]
+    strangers = [
+        f"{t.table_id} is named like a rebuild's table but carries no labels of that run: not migrate's, left alone"
+        for t in live.leftovers
+        if t.role is None
+    ]
+    frozen = [t for t in live.leftovers if t.role == ORIGINAL]
+    copies = [t for t in live.leftovers if t.role == COPY]
+    stamps = {t.stamp for t in frozen}
+
+    def refuse(*why: str) -> TablePlan:
+        state = "; ".join(f"{t.table_id} ({t.role or 'not migrate’s'}, {t.rows} rows)" for t in live.leftovers)
+        what = f"{live.table_id} {'exists' if live.shape else 'is missing'}; {state}"
+        return TablePlan(table.key, live.table_id, refusals=(*why, f"state: {what}"), resume=resume)
+
+    if len(frozen) > 1:
+        return refuse("two interrupted rebuilds left originals behind; keep the one holding every row")
+    steps: list[Step] = []
+    if live.shape is None:
+        if frozen:
+            (original,) = frozen
+            steps += [
+                Step("sql", f"DROP TABLE {quote(c.table_id)}", "the copy holds only rows of the frozen original")
+                for c in copies
+                if c.stamp == original.stamp
+            ]
+            steps.append(
+                Step(
+                    "sql",
+                    f"ALTER TABLE {quote(original.table_id)} RENAME TO `{name}`",
+                    "an earlier rebuild stopped while the original was renamed away for the copy: it holds every "
+                    "row acknowledged before the run (no writer reached it), so it takes its name back",
+                )
+            )
+            steps.append(unlabel(live.table_id, "the run labels go with the run"))
+            return TablePlan(table.key, live.table_id, tuple(steps), recovery=True, resume=resume)
+        if copies or strangers:
+            holder = (copies or [t for t in live.leftovers if t.role is None])[0]
+            return refuse(
+                f"{live.table_id} is missing and {holder.table_id} may hold its rows: check it, then "
+                f"ALTER TABLE {quote(holder.table_id)} RENAME TO `{name}` and run {resume}"
+            )
+        return ((), strangers)
+    labelled = live.run
+    for original in frozen:
+        if labelled != (original.stamp, COPY):
+            return refuse(
+                f"{live.table_id} was created at {live.created or 'an unknown time'}, after the rebuild of "
+                f"{original.stamp} renamed the original to {original.table_id}, which holds its rows (pulumi up or "
+                f"a load job without CREATE_NEVER creates the table again): copy any rows written to the new table "
+                f"into it (INSERT INTO {quote(original.table_id)} SELECT * FROM {quote(live.table_id)}), "
+                f"DROP TABLE {quote(live.table_id)}, then run {resume}"
+            )
+        steps.append(unlabel(live.table_id, "the copy, checked equal to the original, took the table's name"))
+        steps.append(
+            Step(
+                "sql",
+                f"DROP TABLE {quote(original.table_id)}",
+                "the rebuild it belongs to swapped the checked copy in; time travel keeps it recoverable",
+            )
+        )
+    for copy in copies:
+        if copy.stamp in stamps:
+            continue  # the copy of a frozen original: handled with it (refused above, or finished)
+        if labelled != (copy.stamp, ORIGINAL) and copy.rows:
+            return refuse(
+                f"{copy.table_id} holds {copy.rows} rows and {live.table_id} is not the table it was copied from: "
+                f"compare the two, keep what you need, DROP TABLE {quote(copy.table_id)}, then run {resume}"
+            )
+        steps.append(
+            Step("sql", f"DROP TABLE {quote(copy.table_id)}", "a partial copy of the table, which still holds its rows")
+        )
+    if labelled is not None and not frozen:
+        steps.append(unlabel(live.table_id, "an earlier rebuild marked it and stopped before renaming it"))
+    return (tuple(steps), strangers)
 
 
 def _rebuild_steps(planner: _Planner, args: TableArgs, now: datetime) -> list[Step]:
@@ -606,39 +744,72 @@ def _rebuild_steps(planner: _Planner, args: TableArgs, now: datetime) -> list[St
         expressions.append(_expression(column, found, f"`{found.name}`", planner.table.renamed_columns, path))
     source_filter = where(partition_filter(live.shape))
     target_filter = where(partition_filter(declared))
+    stamp = name_stamp(now)
+    resource["labels"] = {**resource.get("labels", {}), **run_labels(stamp, COPY)}
+    frozen = f"{target}{FROZEN_SUFFIX}"
+    name = live.table_id.rsplit(".", 1)[1]
+    projected = ", ".join(f"{e} AS {n}" for e, n in zip(expressions, names, strict=True))
+    source = _fingerprint(projected, frozen, source_filter)
     return [
         Step(
             "create",
             f"tables.insert {target}: the declared table ({len(declared.schema)} columns, {layout})",
-            f"rebuild because {reasons}; created through the API with exactly the declared arguments",
+            f"rebuild because {reasons}; created through the API with exactly the declared arguments, labelled "
+            "with the run",
             resource,
+        ),
+        Step(
+            "patch",
+            f"tables.patch {live.table_id}: labels {RUN_LABEL} = '{stamp.lower()}', {ROLE_LABEL} = '{ORIGINAL}'",
+            "marks the original, so that a later run knows it for this run's original under any name",
+            {"labels": run_labels(stamp, ORIGINAL)},
+        ),
+        Step(
+            "sql",
+            f"ALTER TABLE {quote(live.table_id)} RENAME TO `{frozen.rsplit('.', 1)[1]}`",
+            "freezes the original: from here writers to the table fail (not found) instead of writing rows the "
+            "copy would miss; every write acknowledged before is in it (DDL reference: RENAME TO)",
         ),
         Step(
             "sql",
             f"INSERT INTO {quote(target)} ({', '.join(names)})\nSELECT {', '.join(expressions)}\n"
-            f"FROM {quote(live.table_id)}{source_filter}",
+            f"FROM {quote(frozen)}{source_filter}",
             "copies every row with an explicit column mapping (renames and casts); scans the table once",
         ),
         Step(
-            "count",
-            f"SELECT COUNT(*) FROM both tables: {live.table_id} = {target}",
-            "the copy must hold exactly as many rows as the original before the original is dropped",
-            {
-                "source": f"SELECT COUNT(*) FROM {quote(live.table_id)}{source_filter}",
-                "target": f"SELECT COUNT(*) FROM {quote(target)}{target_filter}",
-            },
+            "compare",
+            f"row count and content fingerprint: {frozen} (through the copy's expressions) = {target}",
+            "the copy must hold exactly the original's rows and values (a count alone misses a changed value)",
+            {"source": source, "target": _fingerprint(", ".join(f"{n} AS {n}" for n in names), target, target_filter)},
         ),
         Step(
             "sql",
-            f"DROP TABLE {quote(live.table_id)}",
-            "only after the count matched; time travel keeps it recoverable, and so does the snapshot taken first",
+            f"ALTER TABLE {quote(target)} RENAME TO `{name}`",
+            "the checked copy takes the table's name; writers reach it from here (DDL reference: RENAME TO)",
+        ),
+        unlabel(live.table_id, "the run labels go with the run: the table is exactly the declared one"),
+        Step(
+            "recheck",
+            f"content fingerprint of {frozen}: unchanged since the comparison",
+            "a write in flight at the freeze could land in the original late; then it is kept and the run stops",
+            {"source": source},
         ),
         Step(
             "sql",
-            f"ALTER TABLE {quote(target)} RENAME TO `{live.table_id.rsplit('.', 1)[1]}`",
-            "the copy takes the table's name (DDL reference: RENAME TO)",
+            f"DROP TABLE {quote(frozen)}",
+            "last, once the checked copy is the table; the snapshot taken first and time travel keep it recoverable",
         ),
     ]
+
+
+def _fingerprint(columns: str, table_id: str, condition: str) -> str:
+    """Row count and an order-free fingerprint of the rows' values: FARM_FINGERPRINT of each row's JSON
+    (https://cloud.google.com/bigquery/docs/reference/standard-sql/hash_functions), summed exactly and XORed."""
+    row = f"FARM_FINGERPRINT(TO_JSON_STRING(STRUCT({columns})))"
+    return (
+        f"SELECT COUNT(*), SUM(CAST(f AS BIGNUMERIC)), BIT_XOR(f) FROM (SELECT {row} AS f "
+        f"FROM {quote(table_id)}{condition})"
+    )
 
 
 def _same_structure(declared: Column, live: Column, renamed: dict[str, str], path: str) -> bool:
@@ -723,6 +894,10 @@ def mark_migration(
     migrated = set(MIGRATED_PROPERTIES.values())
     left = worst([left, *(c.verdict for c in changes.changes if c.pulumi_property not in migrated)])
     stamp = name_stamp(_PLACEHOLDER_TIME)
-    runs = [step.action.splitlines()[0].replace(stamp, "<UTC time>") for step in plan.steps if step.kind != "count"]
+    runs = [
+        step.action.splitlines()[0].replace(stamp, "<UTC time>").replace(stamp.lower(), "<utc time>")
+        for step in plan.steps
+        if step.kind not in ("compare", "recheck")
+    ]
     runs += [f"data check: {check.what}" for check in plan.checks]
     return dataclasses.replace(changes, migration=tuple(runs), migrated_verdict=left)

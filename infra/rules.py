@@ -247,12 +247,22 @@ def check_dataset_id(dataset_id: str) -> str | None:
     return None
 
 
+# `migrate` names the tables of a run `<table>__migrate_<stamp>` (infra/migration.py): a declared id holding the
+# separator could be taken for one of them, or collide with one.
+MIGRATE_SEPARATOR = "__migrate_"
+
+
 def check_table_id(table_id: str) -> str | None:
     if not _TABLE_ID.match(table_id) or len(table_id.encode()) > 1024:
         return (
             f"table id {table_id!r} is invalid; this project requires snake_case table ids "
             "(a lowercase letter first, then lowercase letters, digits and underscores), "
             "stricter than BigQuery"
+        )
+    if MIGRATE_SEPARATOR in table_id:
+        return (
+            f"table id {table_id!r} holds {MIGRATE_SEPARATOR!r}, which migrate reserves for the tables of a "
+            "rebuild; choose another id"
         )
     return None
 
@@ -357,6 +367,10 @@ def check_range_partitioning(column: str, start: int, end: int, interval: int) -
             f"{MAX_RANGE_PARTITIONS:,}; widen the interval or narrow start..end"
         )
     return None
+
+
+# What name_stamp writes, and nothing else: how a rebuild's tables are told from any other table.
+NAME_STAMP = re.compile(r"\d{8}T\d{9}Z")
 
 
 def name_stamp(moment: datetime) -> str:

@@ -58,6 +58,7 @@ class Fault:
       and the `errors` list of ErrorProto with BigQuery's `reason` where its error table names one);
     - `raw`: answer 200 with this body as text/html, what a captive portal or a misconfigured proxy sends;
     - `hang`: read the request and never answer it (until the proxy stops);
+    - `lost`: forward the request, then never answer it: the server carried it out, the client never hears;
     - `before`: call it, then forward the request (e.g. another client creates what the request creates).
     `seen` is set when a request matched; `count` says how many did.
     """
@@ -69,6 +70,7 @@ class Fault:
     status: int | None = None
     raw: bytes | None = None
     hang: bool = False
+    lost: bool = False
     before: Callable[[], None] | None = None
     seen: threading.Event = field(default_factory=threading.Event)
     count: int = 0
@@ -114,6 +116,9 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.before is not None:
             fault.before()
             return False
+        if fault.lost:
+            self.lost = True
+            return False
         if fault.hang:
             self.server.released.wait()
             self.close_connection = True
@@ -124,7 +129,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(fault.status, error_body(fault.status), "application/json; charset=UTF-8")
         return True
 
+    lost = False
+
     def _forward(self) -> None:
+        self.lost = False
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
         if self._fault(body):
@@ -140,6 +148,10 @@ class _Handler(BaseHTTPRequestHandler):
             status = answer.status
         finally:
             upstream.close()
+        if self.lost:
+            self.server.released.wait()
+            self.close_connection = True
+            return
         if payload and "json" in (answer.getheader("Content-Type") or ""):
             document = json.loads(payload)
             path = urlsplit(self.path).path

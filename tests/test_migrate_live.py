@@ -19,11 +19,13 @@ BigQuery rules relied on, with their documentation:
 from __future__ import annotations
 
 import json
+import random
 import re
 import signal
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -31,9 +33,10 @@ from typing import Any
 
 import pytest
 import yaml
+from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 from helpers import REPO_ROOT, invoke, resources_of
-from live_server import STACK, LiveStack, stack_on, table_resource, write_stack
+from live_server import STACK, LiveStack, make_client, stack_on, table_resource, write_stack
 from rewriting_proxy import Fault, dry_run_bytes, rewriting_proxy, streaming_buffer, versioned_table_keys
 
 from infra import live, live_migrate
@@ -498,10 +501,10 @@ def _interrupt_at(monkeypatch: pytest.MonkeyPatch, when: Any) -> None:
     """Stop the run like a killed job (KeyboardInterrupt) just before the first step `when` matches."""
     run_step = live_migrate._run_step
 
-    def interrupted(conn: Any, plan: Any, step: Any) -> None:
+    def interrupted(conn: Any, plan: Any, step: Any, memo: Any = None) -> None:
         if when(step):
             raise KeyboardInterrupt
-        run_step(conn, plan, step)
+        run_step(conn, plan, step, memo)
 
     monkeypatch.setattr(live_migrate, "_run_step", interrupted)
 
@@ -525,7 +528,7 @@ def test_a_rebuild_interrupted_before_the_drop_leaves_the_original_intact(
 ) -> None:
     _new_partitioning(built_stack)
     before = read(built_stack, QUEUE, "queue_entry_id")
-    _interrupt_at(monkeypatch, lambda step: step.kind == "count")  # the copy is made, not yet counted
+    _interrupt_at(monkeypatch, lambda step: step.kind == "compare")  # the copy is made, not yet compared
 
     with pytest.raises(KeyboardInterrupt):
         _migrate_in_process(built_stack)
@@ -541,25 +544,35 @@ def test_a_rebuild_interrupted_before_the_drop_leaves_the_original_intact(
     assert [_comparable(r) for r in read(built_stack, QUEUE, "queue_entry_id")] == [_comparable(r) for r in before]
 
 
-def test_a_rebuild_interrupted_after_the_drop_is_finished_by_the_next_run(
+def test_a_rebuild_killed_while_the_original_is_renamed_away_is_undone_by_the_next_run(
     built_stack: LiveStack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A run that dies without undoing anything (SIGKILL: its undo never runs) while the original is renamed
+    for the copy: the next run reads the tables, renames the original back, and the one after migrates it."""
     _new_partitioning(built_stack)
     before = read(built_stack, QUEUE, "queue_entry_id")
-    _interrupt_at(monkeypatch, lambda step: "RENAME TO" in step.action)
+    _interrupt_at(monkeypatch, lambda step: step.action.startswith("INSERT INTO"))
+    monkeypatch.setattr(live_migrate, "_undo", lambda conn, plan: "killed")
 
     with pytest.raises(KeyboardInterrupt):
         _migrate_in_process(built_stack)
 
-    copies = [
-        t.table_id for t in built_stack.client.list_tables(built_stack.dataset_id()) if "__migrate_" in t.table_id
-    ]
-    assert len(copies) == 1  # the original is gone; the counted copy holds every row
+    tables = {t.table_id for t in built_stack.client.list_tables(built_stack.dataset_id())}
+    frozen = [t for t in tables if t.endswith("_original")]
+    assert QUEUE not in tables and len(frozen) == 1  # the rows are only in the frozen original
     monkeypatch.undo()
     dry = migrate(built_stack, "--tables", QUEUE)
-    copy = f"{built_stack.dataset_id()}.{copies[0]}"
-    assert f"  1. ALTER TABLE `{built_stack.project}.{copy}` RENAME TO `{QUEUE}`" in dry.stdout
+    assert (
+        f"ALTER TABLE `{built_stack.project}.{built_stack.dataset_id()}.{frozen[0]}` RENAME TO `{QUEUE}`" in dry.stdout
+    )
 
+    restored = migrate(built_stack, "--tables", QUEUE, "--apply")
+    assert restored.returncode == 1
+    assert (
+        "the original took its name back from an interrupted rebuild; run python -m infra.cli migrate --stack "
+        f"{STACK} --apply" in restored.stdout
+    )
+    assert read(built_stack, QUEUE, "queue_entry_id") == before
     finished = migrate(built_stack, "--tables", QUEUE, "--apply")
 
     assert finished.returncode == 0, finished.stdout + finished.stderr
@@ -628,8 +641,9 @@ def test_sigint_during_a_rebuild_prints_the_state_of_the_table(built_stack: Live
 
     assert process.returncode == 130, stderr
     assert re.fullmatch(
-        rf"interrupted: {re.escape(built_stack.table(QUEUE))}: stopped by SIGINT \(Ctrl-C\); the original table is "
-        rf"untouched and the partial copy {re.escape(built_stack.table(QUEUE))}__migrate_\w+ was deleted",
+        rf"interrupted: {re.escape(built_stack.table(QUEUE))}: stopped by SIGINT \(Ctrl-C\); the original took its "
+        rf"name back from {re.escape(built_stack.table(QUEUE))}__migrate_\w+_original with every row and the partial "
+        rf"copy {re.escape(built_stack.table(QUEUE))}__migrate_\w+ was deleted",
         stderr.splitlines()[-1],
     ), stderr
     assert "Aborted!" not in stderr
@@ -758,7 +772,7 @@ def test_a_cost_the_server_does_not_report_is_unknown_never_0(built_stack: LiveS
 
     assert capped.returncode == 1
     assert (
-        "  refused: the cost of 1 of its queries is unknown (step 2: the dry run reported no bytes processed) and "
+        "  refused: the cost of 1 of its queries is unknown (step 4: the dry run reported no bytes processed) and "
         f"tenant-bigquery:migrationMaxBytes = {TIB} caps what one --apply may process, so it is refused (fail "
         "closed): take the cap out of the stack for the run that migrates it"
     ) in capped.stdout.splitlines()
@@ -826,3 +840,232 @@ def test_a_bad_cost_setting_is_one_line_naming_file_and_key(
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"Pulumi.dev.yaml:config.tenant-bigquery:{key}: {message}" in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ---------------------------------------------------------------- the ways a rebuild lost rows (issue 18)
+
+
+def _gone_watcher(stack: LiveStack, gate: Fault) -> threading.Thread:
+    """Opens `gate` (every request held from then on) the moment the table is missing, read straight from
+    the server: whatever statement made it so, the run is then stuck where only a leftover holds the rows."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if live._or_none(lambda: stack.client.get_table(stack.table(QUEUE))) is None:
+                gate.path = ""
+                return
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_lost_answer_to_the_statement_that_moves_the_original_loses_nothing(built_stack: LiveStack) -> None:
+    """Issue 18, way 1: the statement that takes the original away (today's DROP, the freeze's RENAME) is
+    carried out but its answer never comes, and the run is stopped (SIGINT: a cancelled CI job). The run
+    reads the tables again instead of assuming the statement failed: every row is back in the table."""
+    _new_partitioning(built_stack)
+    before = read(built_stack, QUEUE, "queue_entry_id")
+    lost = Fault(method="POST", path=r"/queries$", body=f"TABLE `{built_stack.table(QUEUE)}`", lost=True)
+    with rewriting_proxy(built_stack.endpoint, faults=[lost]) as proxy:
+        process = replace(built_stack, endpoint=proxy).start("migrate", "--stack", STACK, "--tables", QUEUE, "--apply")
+        try:
+            assert lost.seen.wait(120), "the original was never moved"
+            while live._or_none(lambda: built_stack.client.get_table(built_stack.table(QUEUE))) is not None:
+                time.sleep(0.01)  # the server carried the statement out; its answer is held
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=60)
+        finally:
+            process.kill()
+
+    assert process.returncode == 130, stderr
+    assert "the original took its name back" in stderr.splitlines()[-1], stderr
+    assert read(built_stack, QUEUE, "queue_entry_id") == before
+    assert not [t for t in built_stack.client.list_tables(built_stack.dataset_id()) if "__migrate_" in t.table_id]
+    finished = migrate(built_stack, "--tables", QUEUE, "--apply")
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert [_comparable(r) for r in read(built_stack, QUEUE, "queue_entry_id")] == [_comparable(r) for r in before]
+
+
+def test_a_leftover_holding_the_rows_survives_pulumi_up_creating_the_table_again(built_stack: LiveStack) -> None:
+    """Issue 18, way 2: the run is killed (SIGKILL) while only a leftover holds the rows, then pulumi up
+    creates the table again, empty. The next migrate refuses, names the state and the steps that continue,
+    and deletes nothing; following those steps migrates every row."""
+    _new_partitioning(built_stack)
+    before = read(built_stack, QUEUE, "queue_entry_id")
+    gate = Fault(path=r"^(?!)", hang=True)  # matches nothing until the watcher opens it
+    with rewriting_proxy(built_stack.endpoint, faults=[gate]) as proxy:
+        watcher = _gone_watcher(built_stack, gate)
+        process = replace(built_stack, endpoint=proxy).start("migrate", "--stack", STACK, "--tables", QUEUE, "--apply")
+        try:
+            assert gate.seen.wait(120), "the table never went missing"
+            process.send_signal(signal.SIGKILL)
+            process.communicate(timeout=60)
+        finally:
+            process.kill()
+            watcher.join()
+    resource = next(r for r in resources_of(built_stack.plan(), TABLE_TYPE) if r.inputs["tableId"] == QUEUE)
+    built_stack.client.create_table(bigquery.Table.from_api_repr(table_resource(dict(resource.inputs))))  # pulumi up
+
+    refused = migrate(built_stack, "--tables", QUEUE, "--apply")
+
+    assert refused.returncode == 1, refused.stdout
+    assert "after the rebuild of" in refused.stdout and f"DROP TABLE `{built_stack.table(QUEUE)}`" in refused.stdout
+    assert f"python -m infra.cli migrate --stack {STACK} --apply" in refused.stdout
+    leftovers = [
+        t.table_id for t in built_stack.client.list_tables(built_stack.dataset_id()) if "__migrate_" in t.table_id
+    ]
+    assert leftovers, "the leftover holding the rows was dropped"
+    holder = f"{built_stack.project}.{built_stack.dataset_id()}.{leftovers[-1]}"
+    (count,) = built_stack.client.query_and_wait(f"SELECT COUNT(*) FROM `{holder}`")
+    assert count[0] == len(before)
+    # The steps it printed: the new table is empty, so drop it; then migrate.
+    built_stack.client.delete_table(built_stack.table(QUEUE))
+    assert migrate(built_stack, "--tables", QUEUE, "--apply").returncode == 1  # takes its name back
+    finished = migrate(built_stack, "--tables", QUEUE, "--apply")
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert [_comparable(r) for r in read(built_stack, QUEUE, "queue_entry_id")] == [_comparable(r) for r in before]
+
+
+def test_a_table_only_named_like_a_leftover_is_never_dropped(built_stack: LiveStack) -> None:
+    """Issue 18, way 3: leftovers were found by the name prefix alone. A table of someone else's named
+    `<table>__migrate_<anything>`, or even `<table>__migrate_<a stamp>` but without the run's labels, stays."""
+    _new_partitioning(built_stack)
+    dataset = built_stack.dataset_id()
+    names = [f"{QUEUE}__migrate_keep", f"{QUEUE}__migrate_20250101T000000000Z"]
+    for name in names:
+        list(
+            built_stack.client.query_and_wait(f"CREATE TABLE `{built_stack.project}.{dataset}.{name}` AS SELECT 1 AS x")
+        )
+
+    applied = migrate(built_stack, "--tables", QUEUE, "--apply")
+
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    tables = {t.table_id for t in built_stack.client.list_tables(dataset)}
+    assert set(names) <= tables
+    for name in names:
+        (row,) = built_stack.client.query_and_wait(f"SELECT x FROM `{built_stack.project}.{dataset}.{name}`")
+        assert row[0] == 1
+
+
+def test_validate_refuses_a_declared_id_a_rebuild_could_take_for_its_own(repo_copy: Path) -> None:
+    declaration = repo_copy / "stacks" / "tenants.yaml"
+    document = yaml.safe_load(declaration.read_text())
+    first = next(iter(document["tables"]))
+    document["tables"][f"{first}__migrate_keep"] = document["tables"].pop(first)
+    declaration.write_text(yaml.safe_dump(document, sort_keys=False))
+    schemas = repo_copy / "schemas" / "tenants"
+    (schemas / f"{first}.json").rename(schemas / f"{first}__migrate_keep.json")
+
+    result = invoke("validate", "--root", str(repo_copy))
+
+    assert result.returncode == 1
+    [line] = [line for line in result.stderr.splitlines() if "__migrate_" in line]
+    assert (
+        f"stacks/tenants.yaml:tables.{first}__migrate_keep: table id '{first}__migrate_keep' holds '__migrate_'" in line
+    )
+
+
+# ---------------------------------------------------------------- writers during migrate --apply
+
+
+@dataclass
+class Writer:
+    """INSERT, UPDATE and DELETE through DML, one at a time, as the platform's queue writers do; every write
+    BigQuery acknowledged is applied to `expected` (queue_entry_id -> priority). A failed write (the table
+    is renamed away during a rebuild's copy: not found) is retried after a pause, as the README advises."""
+
+    client: bigquery.Client
+    table_id: str
+    expected: dict[str, int]
+    writes: int = 0
+    errors: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+    seed: int = 0
+
+    def run(self, limit: int) -> None:
+        chooser = random.Random(self.seed)
+        n = 0
+        while not self.stop.is_set() and self.writes < limit:
+            n += 1
+            kind = chooser.choice(("insert", "insert", "update", "delete")) if self.expected else "insert"
+            key = chooser.choice(sorted(self.expected)) if kind != "insert" else f"w{self.seed}-{n}"
+            value = chooser.randrange(1_000_000)
+            sql = {
+                "insert": f"INSERT INTO `{self.table_id}` (tenant_id, queue_entry_id, run_id, pipeline_id, "
+                "pipeline_version, scheduled_time, priority, state, attempt, max_attempts, enqueued_at, "
+                "created_at, updated_at) VALUES ('t0', @key, 'r', 'p', 1, TIMESTAMP '2026-11-02 08:00:00', "
+                "@value, 'READY', 0, 5, TIMESTAMP '2026-11-02 07:00:00', TIMESTAMP '2026-11-02 07:00:00', "
+                "TIMESTAMP '2026-11-02 07:00:00')",
+                "update": f"UPDATE `{self.table_id}` SET priority = @value WHERE queue_entry_id = @key",
+                "delete": f"DELETE FROM `{self.table_id}` WHERE queue_entry_id = @key",
+            }[kind]
+            parameters = [
+                bigquery.ScalarQueryParameter("key", "STRING", key),
+                bigquery.ScalarQueryParameter("value", "INT64", value),
+            ]
+            try:
+                list(self.client.query_and_wait(sql, job_config=bigquery.QueryJobConfig(query_parameters=parameters)))
+            except api_exceptions.GoogleAPICallError:
+                self.errors += 1
+                time.sleep(0.02)
+                continue
+            self.writes += 1
+            if kind == "delete":
+                del self.expected[key]
+            else:
+                self.expected[key] = value
+
+
+def held_by(stack: LiveStack) -> dict[str, int]:
+    rows = stack.client.query_and_wait(f"SELECT queue_entry_id, priority FROM `{stack.table(QUEUE)}`")
+    return {row[0]: int(row[1]) for row in rows}
+
+
+def migrate_while_writing(stack: LiveStack, writes: int, seed: int, before: int = 5) -> tuple[Any, Writer]:
+    """`migrate --apply` with a writer running: `before` writes first, then migrate, the writer going on
+    throughout and after it until `writes` are acknowledged (a test stops it shortly after migrate)."""
+    writer = Writer(make_client(stack.endpoint, stack.project), stack.table(QUEUE), held_by(stack), seed=seed)
+    thread = threading.Thread(target=writer.run, args=(writes,), daemon=True)
+    thread.start()
+    while writer.writes < before and thread.is_alive():
+        time.sleep(0.01)
+    try:
+        result = migrate(stack, "--tables", QUEUE, "--apply")
+    finally:
+        if before < writes // 2:
+            time.sleep(0.2)  # a few writes to the migrated table too
+            writer.stop.set()
+        thread.join()
+    return result, writer
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(
+            lambda stack: edit_declaration(
+                stack, QUEUE, partitioning={"field": "scheduled_time", "type": "MONTH", "expiration_days": 90}
+            ),
+            id="rebuild",
+        ),
+        pytest.param(
+            lambda stack: edit_schema(stack, QUEUE, lambda cols: column(cols, "attempt").update(type="NUMERIC")),
+            id="in-place",
+        ),
+    ],
+)
+def test_every_acknowledged_write_is_in_the_table_after_migrate(built_stack: LiveStack, change: Any) -> None:
+    """Issue 18, way 5: a row inserted between the count and the drop was lost, an UPDATE or DELETE during the
+    copy undone. With a writer running through the whole run, the table afterwards holds exactly what the
+    acknowledged writes imply, whether migrate finished or refused."""
+    insert(built_stack, QUEUE, [queue_entry(n) for n in range(12)])
+    change(built_stack)
+
+    result, writer = migrate_while_writing(built_stack, writes=300, seed=1)
+
+    assert held_by(built_stack) == writer.expected
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert writer.writes > 5

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import shutil
 import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,15 @@ from helpers import FIXTURE_ROOT, REPO_ROOT, invoke
 from infra.catalog import Table, load_catalog
 from infra.declared import TimePartitioningArgs
 from infra.drift import TableState
-from infra.migration import MIGRATED_PROPERTIES, LiveTable, TablePlan, declared_shape, plan_table
+from infra.migration import (
+    MIGRATED_PROPERTIES,
+    Leftover,
+    LiveTable,
+    TablePlan,
+    declared_shape,
+    leftover_name,
+    plan_table,
+)
 from infra.resourcediff import CLASSIFIED_TABLE_PROPERTIES
 from infra.schema import Column
 from infra.settings import Settings, load_settings
@@ -42,7 +51,8 @@ def prod() -> tuple[Table, Settings]:
 
 def live_of(table: Table, settings: Settings, **changes: Any) -> LiveTable:
     shape, _ = declared_shape(table, settings)
-    facts = {k: changes.pop(k) for k in ("streaming_buffer", "row_access_policies", "leftovers") if k in changes}
+    keys = ("streaming_buffer", "row_access_policies", "leftovers", "run", "created")
+    facts = {k: changes.pop(k) for k in keys if k in changes}
     return LiveTable(TABLE_ID, dataclasses.replace(shape, **changes), **facts)
 
 
@@ -89,11 +99,20 @@ def test_renaming_a_clustering_column_rebuilds(prod: tuple[Table, Settings]) -> 
 
     result = plan(hinted, settings, live)
 
-    assert [s.kind for s in result.steps] == ["create", "sql", "count", "sql", "sql"]
-    assert "`queue_state`" in result.steps[1].action
-    assert result.steps[3].action == f"DROP TABLE `{TABLE_ID}`"
-    assert result.steps[4].action.endswith("RENAME TO `pipeline_execution_queue`")
-    assert result.rebuild_table == f"{TABLE_ID}__migrate_20261129T200000000Z"
+    kinds = ["create", "patch", "sql", "sql", "compare", "sql", "patch", "recheck", "sql"]
+    assert [s.kind for s in result.steps] == kinds
+    copy = f"{TABLE_ID}__migrate_20261129T200000000Z"
+    assert result.rebuild_table == copy
+    # The original is renamed away (frozen) before the copy and dropped only last, after the swap.
+    assert (
+        result.steps[2].action
+        == f"ALTER TABLE `{TABLE_ID}` RENAME TO `pipeline_execution_queue__migrate_20261129T200000000Z_original`"
+    )
+    assert "`queue_state`" in result.steps[3].action and f"FROM `{copy}_original`" in result.steps[3].action
+    assert "FARM_FINGERPRINT(TO_JSON_STRING(STRUCT(" in result.steps[4].payload["source"]
+    assert result.steps[5].action == f"ALTER TABLE `{copy}` RENAME TO `pipeline_execution_queue`"
+    assert result.steps[8].action == f"DROP TABLE `{copy}_original`"
+    assert result.steps[0].payload["labels"]["tenant-bigquery-migrate-role"] == "copy"
 
 
 def test_widening_in_place_and_on_a_partitioning_column(prod: tuple[Table, Settings]) -> None:
@@ -176,11 +195,74 @@ def test_a_rebuild_refuses_what_it_would_not_carry_over(
     assert result.refusals[0].startswith(refusal)
 
 
-def test_a_leftover_copy_is_dropped_when_the_original_exists(prod: tuple[Table, Settings]) -> None:
+STAMP = "20261128T100000000Z"
+COPY_ID = f"{TABLE_ID}__migrate_{STAMP}"
+
+
+def test_a_leftover_copy_is_dropped_when_the_table_it_was_copied_from_holds_its_rows(
+    prod: tuple[Table, Settings],
+) -> None:
     table, settings = prod
-    leftover = f"{TABLE_ID}__migrate_20261128T100000Z"
-    result = plan(table, settings, live_of(table, settings, leftovers=(leftover,)))
-    assert [s.action for s in result.steps] == [f"DROP TABLE `{leftover}`"]
+    leftover = Leftover(COPY_ID, STAMP, "copy", 12)
+    marked = plan(table, settings, live_of(table, settings, leftovers=(leftover,), run=(STAMP, "original")))
+    assert [s.action for s in marked.steps] == [
+        f"DROP TABLE `{COPY_ID}`",
+        f"tables.patch {TABLE_ID}: labels tenant-bigquery-migrate-run, tenant-bigquery-migrate-role removed",
+    ]
+    empty = plan(table, settings, live_of(table, settings, leftovers=(replace(leftover, rows=0),)))
+    assert [s.action for s in empty.steps] == [f"DROP TABLE `{COPY_ID}`"]
+
+
+def test_a_copy_holding_rows_the_table_may_lack_is_never_dropped(prod: tuple[Table, Settings]) -> None:
+    table, settings = prod
+    result = plan(table, settings, live_of(table, settings, leftovers=(Leftover(COPY_ID, STAMP, "copy", 12),)))
+    assert not result.steps
+    assert result.refusals[0].startswith(f"{COPY_ID} holds 12 rows and {TABLE_ID} is not the table it was copied")
+
+
+def test_a_table_created_again_while_the_original_is_frozen_is_refused(prod: tuple[Table, Settings]) -> None:
+    """pulumi up (or a load job with CREATE_IF_NEEDED) created the table while the rows are in the frozen original."""
+    table, settings = prod
+    frozen = Leftover(f"{COPY_ID}_original", STAMP, "original", 40)
+    result = plan(table, settings, live_of(table, settings, leftovers=(frozen,), created="2026-11-28T11:00:00+00:00"))
+    assert not result.steps
+    assert "created at 2026-11-28T11:00:00+00:00, after the rebuild of 20261128T100000000Z" in result.refusals[0]
+    assert "python -m infra.cli migrate --stack prod --apply" in result.refusals[0]
+
+
+def test_a_missing_table_takes_its_name_back_from_the_frozen_original(prod: tuple[Table, Settings]) -> None:
+    table, settings = prod
+    leftovers = (Leftover(COPY_ID, STAMP, "copy", 3), Leftover(f"{COPY_ID}_original", STAMP, "original", 40))
+    result = plan_table(table, settings, LiveTable(TABLE_ID, None, leftovers=leftovers), NOW)
+    assert result.recovery
+    assert [s.action for s in result.steps][:2] == [
+        f"DROP TABLE `{COPY_ID}`",
+        f"ALTER TABLE `{COPY_ID}_original` RENAME TO `pipeline_execution_queue`",
+    ]
+
+
+def test_a_table_only_named_like_a_leftover_is_left_alone(prod: tuple[Table, Settings]) -> None:
+    table, settings = prod
+    stranger = Leftover(COPY_ID, STAMP, None, 5)
+    result = plan(table, settings, live_of(table, settings, leftovers=(stranger,)))
+    assert not result.steps and "carries no labels of that run: not migrate's, left alone" in result.notes[0]
+    gone = plan_table(table, settings, LiveTable(TABLE_ID, None, leftovers=(stranger,)), NOW)
+    assert not gone.steps and gone.refusals  # never "nothing to migrate" while it may hold the rows
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (f"pipeline_execution_queue__migrate_{STAMP}", (STAMP, "copy")),
+        (f"pipeline_execution_queue__migrate_{STAMP}_original", (STAMP, "original")),
+        ("pipeline_execution_queue__migrate_lock", None),  # the lock's marker
+        ("pipeline_execution_queue__migrate_keep", None),
+        (f"pipeline_execution_queue__migrate_{STAMP}x", None),
+        (f"other__migrate_{STAMP}", None),
+    ],
+)
+def test_leftovers_are_told_by_their_exact_stamp(name: str, expected: tuple[str, str] | None) -> None:
+    assert leftover_name("pipeline_execution_queue", name) == expected
 
 
 def test_nested_rename_maps_the_record_field_by_field(prod: tuple[Table, Settings]) -> None:
@@ -197,7 +279,7 @@ def test_nested_rename_maps_the_record_field_by_field(prod: tuple[Table, Setting
 
     assert (
         "IF(`last_error` IS NULL, NULL, STRUCT(`last_error`.`code` AS `code`, `last_error`.`message` AS `detail`))"
-        in result.steps[1].action
+        in result.steps[3].action
     )
 
 
