@@ -14,8 +14,9 @@ from typing import Any
 
 from google.cloud import bigquery
 
-from infra import drift, live
+from infra import drift, live, live_history
 from infra.catalog import Table
+from infra.history import Run, lock_table_id, new_run_id
 from infra.migration import (
     MIGRATE_SEPARATOR,
     LiveTable,
@@ -70,6 +71,7 @@ class MigrateReport:
     target: str
     applied: bool
     results: tuple[TableResult, ...]
+    run_id: str | None = None  # --apply: the run's id in the locks and the history
 
     @property
     def ok(self) -> bool:
@@ -80,6 +82,7 @@ class MigrateReport:
             "project": self.project,
             "target": self.target,
             "apply": self.applied,
+            "run_id": self.run_id,
             "ok": self.ok,
             "tables": [r.to_json() for r in self.results],
         }
@@ -97,7 +100,10 @@ def read_live(conn: live.Connection, settings: Settings, table: Table, *, facts:
     dataset = table_id.rsplit(".", 1)[0]
     listing = live._or_none(lambda: list(client.list_tables(dataset, **conn.call()))) or []
     prefix = f"{table.table_id}{MIGRATE_SEPARATOR}"
-    leftovers = tuple(sorted(f"{dataset}.{t.table_id}" for t in listing if t.table_id.startswith(prefix)))
+    lock = lock_table_id(table_id).rsplit(".", 1)[1]
+    leftovers = tuple(
+        sorted(f"{dataset}.{t.table_id}" for t in listing if t.table_id.startswith(prefix) and t.table_id != lock)
+    )
     if found is None:
         return LiveTable(table_id, None, leftovers=leftovers)
     if not facts:
@@ -122,7 +128,9 @@ def read_live(conn: live.Connection, settings: Settings, table: Table, *, facts:
 
 
 def _query(conn: live.Connection, sql: str) -> list[bigquery.Row]:
-    return list(conn.client.query_and_wait(sql, **conn.query()))
+    rows = conn.client.query_and_wait(sql, **conn.query())
+    live_history.record(sql, rows)  # the statement, its job and bytes, for the table's history row
+    return list(rows)
 
 
 def check_data(conn: live.Connection, plan: TablePlan) -> TablePlan:
@@ -216,29 +224,74 @@ def migrate(
     apply: bool,
     progress: Progress | None = None,
     now: datetime | None = None,
+    run: Run | None = None,
+    break_lock: str | None = None,
 ) -> MigrateReport:
-    """Plan every table (checks included); with `apply`, snapshot and migrate them one by one."""
+    """Plan every table (checks included); with `apply`, lock, record, snapshot and migrate them one by one."""
     when = now or datetime.now(UTC)
     say = progress or (lambda table, status: None)
+    run = run or Run(new_run_id(when), "unknown", None, live_history.caller(conn), when)
     results = []
     with live._api_errors(conn):
         for table in tables:
             say(table.key, "planning")
             started = datetime.now(UTC)
-            table_plan = plan(conn, settings, table, when)
-            result = TableResult(table_plan, "refused" if table_plan.refusals else "nothing")
-            if not table_plan.refusals and table_plan.steps:
-                result.status = "planned"
-                if apply:
-                    result = _apply_one(conn, settings, table, result, when)
+            result = _one(conn, settings, table, when, run if apply else None, break_lock)
             result.seconds = (datetime.now(UTC) - started).total_seconds()
             say(table.key, result.status)
             results.append(result)
-    return MigrateReport(conn.project, conn.target, apply, tuple(results))
+    return MigrateReport(conn.project, conn.target, apply, tuple(results), run.run_id if apply else None)
+
+
+def _one(
+    conn: live.Connection, settings: Settings, table: Table, when: datetime, run: Run | None, break_lock: str | None
+) -> TableResult:
+    """One table; with `run` (--apply) under its lock and recorded in the history."""
+    table_id = _table_id(conn, settings, table)
+    if run is None:
+        table_plan = plan(conn, settings, table, when)
+        result = TableResult(table_plan, "refused" if table_plan.refusals else "nothing")
+        result.status = "planned" if not table_plan.refusals and table_plan.steps else result.status
+        result.message = live_history.held_note(conn, table_id)
+        return result
+    guard = live_history.Guard(conn, settings, table, table_id, run)
+    if (refused := guard.take(break_lock)) is not None:
+        return TableResult(TablePlan(table.key, table_id), "refused", refused)
+    try:
+        table_plan = plan(conn, settings, table, when)
+        if table_plan.refusals:
+            result = TableResult(table_plan, "refused")
+            result.message = guard.finish("refused", "; ".join(table_plan.refusals), plan=table_plan)
+            return result
+        if not table_plan.steps:
+            return TableResult(table_plan, "nothing", "; ".join(guard.release()))
+        if (refused := guard.start(table_plan)) is not None:
+            recorded = guard.finish("refused", refused, plan=table_plan)
+            return TableResult(table_plan, "refused", _joined(refused, recorded))
+        result = _apply_one(conn, settings, table, TableResult(table_plan, "planned"), when, guard)
+    except KeyboardInterrupt as stop:
+        state = str(stop) if isinstance(stop, MigrationInterrupted) else f"{table_id}: stopped by SIGINT (Ctrl-C)"
+        raise MigrationInterrupted(_joined(state, guard.finish("interrupted", state))) from None
+    except live.API_FAILURES as error:  # a call outside the steps: the run stops, the table is released
+        guard.finish("failed", live.describe(conn, error))
+        raise
+    count = guard.after(live_history.declared_filter(table, settings)) if result.status == "applied" else None
+    done = guard.finish(result.status, result.message, snapshot=result.snapshot, rows_after=count)
+    result.message = _joined(result.message, done)
+    return result
+
+
+def _joined(*parts: str) -> str:
+    return "; ".join(part for part in parts if part)
 
 
 def _apply_one(
-    conn: live.Connection, settings: Settings, table: Table, result: TableResult, now: datetime
+    conn: live.Connection,
+    settings: Settings,
+    table: Table,
+    result: TableResult,
+    now: datetime,
+    guard: live_history.Guard,
 ) -> TableResult:
     table_plan = result.plan
     # A table that is gone (a rebuild interrupted after the drop) has nothing to snapshot: its copy is the data.
@@ -251,8 +304,11 @@ def _apply_one(
             why = "; ".join(reason for _, reason in taken.failures)
             return replace(result, status="failed", message=f"not migrated: the snapshot failed ({why})")
         result.snapshot = taken.snapshots[0].snapshot
+        if guard.entry is not None:
+            guard.entry.snapshot = result.snapshot
     try:
-        apply_plan(conn, table_plan)
+        with live_history.recording(guard.entry):
+            apply_plan(conn, table_plan)
     except MigrationFailed as error:
         return replace(result, status="failed", message=str(error))
     again = plan_table(table, settings, read_live(conn, settings, table, facts=False), now)

@@ -89,7 +89,7 @@ def test_plan_json_lists_the_dataset_and_tables_with_options() -> None:
     assert document["stack"] == "prod"
     tables = [r for r in document["resources"] if r["type"] == TABLE_TYPE]
     datasets = [r for r in document["resources"] if r["type"] == DATASET_TYPE]
-    assert len(datasets) == 1 and len(tables) == 8
+    assert len(datasets) == 1 and len(tables) == 9
     quotas = next(t for t in tables if t["name"] == "tenants-tenant_usage_quotas")
     assert quotas["inputs"]["timePartitioning"]["field"] == "usage_date"
     assert quotas["inputs"]["requirePartitionFilter"] is True

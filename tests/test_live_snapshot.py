@@ -164,7 +164,7 @@ def test_all_tables_into_an_existing_backup_dataset(live_stack: LiveStack) -> No
     create_from_plan(client, live_stack.plan())
     first = live_stack.cli("snapshot", "--stack", STACK, "--all", "--expire-days", "7")
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count("\n✓ ") == 8
+    assert first.stdout.count("\n✓ ") == 9
     backup = client.get_dataset(f"{live_stack.dataset_id()}_backup")
     assert backup.default_table_expiration_ms == 7 * DAY_MS
 
