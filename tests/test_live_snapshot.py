@@ -171,7 +171,7 @@ def test_all_tables_into_an_existing_backup_dataset(live_stack: LiveStack) -> No
     second = live_stack.cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles", "--expire-days", "7")
     assert second.returncode == 0, second.stderr
     assert "created backup dataset" not in second.stdout
-    assert len(list(client.list_tables(backup))) == 9
+    assert len(list(client.list_tables(backup))) == 10
 
 
 @pytest.mark.parametrize(

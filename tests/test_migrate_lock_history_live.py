@@ -44,7 +44,11 @@ def test_two_concurrent_applies_one_proceeds_the_other_refuses_naming_the_holder
     the server, meets A's marker table: BigQuery's 409 on tables.insert refuses it, naming A."""
     rows = _new_partitioning(built_stack)
     go_on = threading.Event()
-    held = Fault(method="POST", path=r"/queries$", body=copy_query(built_stack), before=lambda: go_on.wait(120))
+
+    def hold() -> None:
+        go_on.wait(120)
+
+    held = Fault(method="POST", path=r"/queries$", body=copy_query(built_stack), before=hold)
     with rewriting_proxy(built_stack.endpoint, faults=[held]) as proxy:
         first = replace(built_stack, endpoint=proxy).start("migrate", "--stack", STACK, "--tables", QUEUE, "--apply")
         try:
