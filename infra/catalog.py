@@ -461,4 +461,7 @@ def read_catalog(root: Path) -> CatalogRead:
             hint = f"no stacks/*.yaml declares dataset {dataset_id!r}; declare it or delete the file"
         problems.append(Problem(display_path(schema_path), "", f"schema file not used by any table; {hint}"))
 
-    return CatalogRead(Catalog(tuple(datasets)), problems, unread)
+    catalog = Catalog(tuple(datasets))
+    from infra.history import schema_problems  # history imports this module's types
+
+    return CatalogRead(catalog, [*problems, *schema_problems(catalog)], unread)

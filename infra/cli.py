@@ -1,6 +1,6 @@
 """Command line: `python -m infra.cli COMMAND`. Thin: parse, call the core, report.
 
-Offline, except verify, snapshot, migrate and import-file, which call the BigQuery API (infra/live.py).
+Offline, except verify, snapshot, migrate, history and import-file, which call the BigQuery API (infra/live.py).
 
 Exit codes:
 - 0: success.
@@ -8,7 +8,7 @@ Exit codes:
   data dictionary is out of date; diff: a change at or above --fail-on; verify: a check failed;
   snapshot: one was refused or failed; import-file: refused because the live project differs, or
   the program registers a resource it cannot import; migrate: a table was refused or failed.
-- 2: usage errors. diff, verify, snapshot, import-file and migrate also exit 2 when nothing could be
+- 2: usage errors. diff, verify, snapshot, import-file, migrate and history also exit 2 when nothing could be
   checked: invalid declarations or stack config, missing or refused credentials, an API that cannot be
   reached, does not answer within its deadline, keeps failing or does not answer JSON, an unwritable
   --out. docs exits 2 when docs/tables.md cannot be written (or, with --check, read).
@@ -220,9 +220,20 @@ def snapshot(
     "--tables", metavar="T1,T2", help="Only these tables: table or dataset.table, comma-separated [default: all]."
 )
 @click.option("--apply", "apply_changes", is_flag=True, help="Snapshot, then migrate; without it nothing changes.")
+@click.option(
+    "--break-lock",
+    metavar="RUN_ID",
+    help="With --apply: first delete the locks that run holds (it is gone: README, runbook of migrate's lock).",
+)
 @format_option("migrate")
 def migrate(
-    stack: str, root: Path, endpoint: str | None, tables: str | None, apply_changes: bool, output_format: str
+    stack: str,
+    root: Path,
+    endpoint: str | None,
+    tables: str | None,
+    apply_changes: bool,
+    break_lock: str | None,
+    output_format: str,
 ) -> None:
     """Bring live tables to the declaration without losing a row: renames, widened types, new keys and
     partitioning, by DDL in place or a checked rebuild.
@@ -230,9 +241,27 @@ def migrate(
     Exit 0 when every table has a lossless path (dry run) or now matches (--apply), 1 when one is refused
     or failed (that table is unchanged, the message says why), 2 when nothing could be done.
     """
+    if break_lock is not None and not apply_changes:
+        raise click.UsageError("--break-lock takes over a lock for a run: pass --apply too")
     with exit_codes(invalid=2):
-        result = commands.migrate(root, stack, endpoint, tables, apply_changes, reporters.progress)
+        result = commands.migrate(root, stack, endpoint, tables, apply_changes, reporters.progress, break_lock)
     sys.exit(report("migrate", output_format, stack, result))
+
+
+@main.command()
+@stack_option
+@root_option
+@endpoint_option
+@click.option("--table", metavar="T", help="Only this table: table or dataset.table [default: every table].")
+@format_option("history")
+def history(stack: str, root: Path, endpoint: str | None, table: str | None, output_format: str) -> None:
+    """Every `migrate --apply` of the stack, one row per table per run, newest first (README: migrate).
+
+    Exit 0 when the history was read (or does not exist yet), 2 when it could not be read.
+    """
+    with exit_codes(invalid=2):
+        result = commands.history(root, stack, endpoint, table)
+    sys.exit(report("history", output_format, result))
 
 
 @main.command("import-file")

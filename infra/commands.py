@@ -232,13 +232,22 @@ def _live_failed(error: Exception) -> CommandFailed:
 
 
 def verify(root: Path, stack: str, endpoint: str | None) -> VerifyReport:
-    from infra import live
+    from dataclasses import replace
+
+    from infra import history, live, live_history
 
     catalog, settings = load_stack(root, stack)
     try:
-        return live.verify(live.connect(settings.project, endpoint), catalog, settings)
+        conn = live.connect(settings.project, endpoint)
+        report = live.verify(conn, catalog, settings)
     except live.LiveError as error:
         raise _live_failed(error) from None
+    rows, why = None, ""
+    try:
+        rows = live_history.read(conn, settings, None)
+    except live.API_FAILURES as error:  # the history informs; it never fails verify
+        why = f"history not read ({live.describe(conn, error)})"
+    return replace(report, migrations=tuple(history.last_migrations(rows, [t.key for t in catalog.tables()], why)))
 
 
 @dataclass(frozen=True)
@@ -269,16 +278,22 @@ def migrate(
     names: str | None,
     apply: bool,
     progress: Callable[[int], tuple[Callable[[str, str], None], Callable[[], None]]],
+    break_lock: str | None = None,
 ) -> MigrateReport:
     """`progress(total)` gives the per-table callback and what stops it."""
-    from infra import live, live_migrate
+    from datetime import UTC, datetime
+
+    from infra import history, live, live_history, live_migrate
 
     catalog, settings = load_stack(root, stack)
     chosen = select_tables(catalog, names)
     update, stop = progress(len(chosen))
     try:
+        conn = live.connect(settings.project, endpoint)
+        now = datetime.now(UTC)
+        run = history.Run(history.new_run_id(now), stack, commit_of(root), live_history.caller(conn), now)
         return live_migrate.migrate(
-            live.connect(settings.project, endpoint), settings, chosen, apply=apply, progress=update
+            conn, settings, chosen, apply=apply, progress=update, now=now, run=run, break_lock=break_lock
         )
     except live.LiveError as error:
         raise _live_failed(error) from None
@@ -286,6 +301,48 @@ def migrate(
         raise CommandFailed(str(error), INTERRUPTED, prefix="interrupted") from None
     finally:
         stop()
+
+
+def commit_of(root: Path) -> str | None:
+    """The commit a run applies: GITHUB_SHA in a workflow, else the repository's HEAD, else unknown (None)."""
+    import os
+    import shutil
+    import subprocess
+
+    if sha := os.environ.get("GITHUB_SHA", "").strip():
+        return sha
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        done = subprocess.run(  # noqa: S603 - the git executable, fixed arguments
+            [git, "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else None
+
+
+@dataclass(frozen=True)
+class HistoryResult:
+    stack: str
+    history_table: str
+    rows: list[dict[str, Any]] | None  # None: the history table does not exist
+
+
+def history(root: Path, stack: str, endpoint: str | None, table: str | None) -> HistoryResult:
+    from infra import live, live_history
+
+    catalog, settings = load_stack(root, stack)
+    if table is not None:
+        table = select_tables(catalog, table)[0].key
+    try:
+        conn = live.connect(settings.project, endpoint)
+        with live._api_errors(conn):
+            rows = live_history.read(conn, settings, table)
+    except live.LiveError as error:
+        raise _live_failed(error) from None
+    return HistoryResult(stack, live_history.history_id(conn, settings), rows)
 
 
 @dataclass

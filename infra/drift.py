@@ -266,6 +266,8 @@ class VerifyReport:
     project: str
     target: str
     checks: tuple[Check, ...]
+    # Per declared table, the last `migrate --apply` that changed it (infra/history.py `last_migrations`).
+    migrations: tuple[dict[str, Any], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -286,4 +288,5 @@ class VerifyReport:
             "target": self.target,
             "ok": self.ok,
             "checks": [c.to_json() for c in self.checks],
+            "last_migrated": list(self.migrations),
         }

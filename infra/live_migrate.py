@@ -19,8 +19,9 @@ from typing import Any
 from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 
-from infra import cost, drift, live
+from infra import cost, drift, live, live_history
 from infra.catalog import Table
+from infra.history import Run, new_run_id
 from infra.migration import (
     COPY,
     FROZEN_SUFFIX,
@@ -91,6 +92,7 @@ class MigrateReport:
     results: tuple[TableResult, ...]
     price_per_tib: float = cost.DEFAULT_PRICE_PER_TIB
     max_bytes: int | None = None
+    run_id: str | None = None  # --apply: the run's id in the locks and the history
 
     @property
     def ok(self) -> bool:
@@ -103,6 +105,7 @@ class MigrateReport:
             "project": self.project,
             "target": self.target,
             "apply": self.applied,
+            "run_id": self.run_id,
             "ok": self.ok,
             "cost": {
                 "usd_per_tib": self.price_per_tib,
@@ -167,7 +170,9 @@ def _leftover(conn: live.Connection, table_id: str, named: tuple[str, str]) -> L
 
 
 def _query(conn: live.Connection, sql: str) -> list[bigquery.Row]:
-    return list(conn.client.query_and_wait(sql, **conn.query()))
+    rows = conn.client.query_and_wait(sql, **conn.query())
+    live_history.record(sql, rows)  # the statement, its job and bytes, for the table's history row
+    return list(rows)
 
 
 def check_sql(plan: TablePlan) -> str:
@@ -371,34 +376,94 @@ def migrate(
     apply: bool,
     progress: Progress | None = None,
     now: datetime | None = None,
+    run: Run | None = None,
+    break_lock: str | None = None,
 ) -> MigrateReport:
-    """Plan every table (checks included); with `apply`, snapshot and migrate them one by one."""
+    """Plan every table (checks included); with `apply`, lock, record, snapshot and migrate them one by one."""
     when = now or datetime.now(UTC)
     say = progress or (lambda table, status: None)
+    run = run or Run(new_run_id(when), "unknown", None, live_history.caller(conn), when)
     results = []
     spent = 0  # bytes billed by the tables before, against the cap on one run
     with live._api_errors(conn):
         for table in tables:
             say(table.key, "planning")
             started = datetime.now(UTC)
-            table_plan, priced = plan(conn, settings, table, when, spent)
-            result = TableResult(table_plan, "refused" if table_plan.refusals else "nothing", cost=priced)
-            if not table_plan.refusals and table_plan.steps:
-                result.status = "planned"
-                spent += priced.known_billed if priced else 0
-                if apply:
-                    result = _apply_one(conn, settings, table, result, when)
+            result = _one(conn, settings, table, when, spent, run if apply else None, break_lock)
+            if result.status in ("planned", "applied", "failed") and result.cost is not None:
+                spent += result.cost.known_billed
             result.seconds = (datetime.now(UTC) - started).total_seconds()
             say(table.key, result.status)
             results.append(result)
     options = settings.options
     return MigrateReport(
-        conn.project, conn.target, apply, tuple(results), options.on_demand_price_per_tib, options.migration_max_bytes
+        conn.project,
+        conn.target,
+        apply,
+        tuple(results),
+        options.on_demand_price_per_tib,
+        options.migration_max_bytes,
+        run.run_id if apply else None,
     )
 
 
+def _one(
+    conn: live.Connection,
+    settings: Settings,
+    table: Table,
+    when: datetime,
+    spent: int,
+    run: Run | None,
+    break_lock: str | None,
+) -> TableResult:
+    """One table; with `run` (--apply) under its lock and recorded in the history; `spent`: what the tables
+    before it are billed, against the cap on one run."""
+    table_id = _table_id(conn, settings, table)
+    if run is None:
+        table_plan, priced = plan(conn, settings, table, when, spent)
+        result = TableResult(table_plan, "refused" if table_plan.refusals else "nothing", cost=priced)
+        result.status = "planned" if not table_plan.refusals and table_plan.steps else result.status
+        result.message = live_history.held_note(conn, table_id)
+        return result
+    guard = live_history.Guard(conn, settings, table, table_id, run)
+    if (refused := guard.take(break_lock)) is not None:
+        return TableResult(TablePlan(table.key, table_id), "refused", refused)
+    try:
+        table_plan, priced = plan(conn, settings, table, when, spent)
+        if table_plan.refusals:
+            result = TableResult(table_plan, "refused", cost=priced)
+            result.message = guard.finish("refused", "; ".join(table_plan.refusals), plan=table_plan)
+            return result
+        if not table_plan.steps:
+            return TableResult(table_plan, "nothing", "; ".join(guard.release()))
+        if (refused := guard.start(table_plan)) is not None:
+            recorded = guard.finish("refused", refused, plan=table_plan)
+            return TableResult(table_plan, "refused", _joined(refused, recorded), cost=priced)
+        planned = TableResult(table_plan, "planned", cost=priced)
+        result = _apply_one(conn, settings, table, planned, when, guard)
+    except KeyboardInterrupt as stop:
+        state = str(stop) if isinstance(stop, MigrationInterrupted) else f"{table_id}: stopped by SIGINT (Ctrl-C)"
+        raise MigrationInterrupted(_joined(state, guard.finish("interrupted", state))) from None
+    except live.API_FAILURES as error:  # a call outside the steps: the run stops, the table is released
+        guard.finish("failed", live.describe(conn, error))
+        raise
+    count = guard.after(live_history.declared_filter(table, settings)) if result.status == "applied" else None
+    done = guard.finish(result.status, result.message, snapshot=result.snapshot, rows_after=count)
+    result.message = _joined(result.message, done)
+    return result
+
+
+def _joined(*parts: str) -> str:
+    return "; ".join(part for part in parts if part)
+
+
 def _apply_one(
-    conn: live.Connection, settings: Settings, table: Table, result: TableResult, now: datetime
+    conn: live.Connection,
+    settings: Settings,
+    table: Table,
+    result: TableResult,
+    now: datetime,
+    guard: live_history.Guard,
 ) -> TableResult:
     table_plan = result.plan
     # A table that is gone (a rebuild interrupted after the drop) has nothing to snapshot: its copy is the data.
@@ -411,8 +476,11 @@ def _apply_one(
             why = "; ".join(reason for _, reason in taken.failures)
             return replace(result, status="failed", message=f"not migrated: the snapshot failed ({why})")
         result.snapshot = taken.snapshots[0].snapshot
+        if guard.entry is not None:
+            guard.entry.snapshot = result.snapshot
     try:
-        apply_plan(conn, table_plan)
+        with live_history.recording(guard.entry):
+            apply_plan(conn, table_plan)
     except MigrationFailed as error:
         return replace(result, status="failed", message=str(error))
     if table_plan.recovery:

@@ -21,6 +21,10 @@ STATUS_TEXT = {
 def render_text(stack: str, report: dict[str, Any]) -> list[str]:
     mode = "applied table by table" if report["apply"] else "dry run, nothing changed; --apply runs it"
     lines = [f"Stack {stack}: project {report['project']} through {report['target']} ({mode})"]
+    if report.get("run_id"):
+        lines.append(
+            f"Run {report['run_id']}: its locks and history rows (python -m infra.cli history --stack {stack})"
+        )
     for table in report["tables"]:
         lines += _table_lines(table)
     counts: dict[str, int] = {}

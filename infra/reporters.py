@@ -157,6 +157,11 @@ def verify_text(stack: str, report: VerifyReport) -> int:
     echo(f"Stack {stack}: project {report.project}, checked through {report.target}")
     for check in report.checks:
         echo(str(check))
+    if report.migrations:
+        from infra.history import migration_line
+
+        for item in report.migrations:
+            echo(migration_line(item))
     failed, total = len(report.failures), len(report.checks)
     echo(f"{failed} of {total} checks failed." if failed else f"All {total} checks hold.")
     return 0 if report.ok else 1
@@ -221,6 +226,22 @@ def migrate_json(stack: str, report: MigrateReport) -> int:
     return 0 if report.ok else 1
 
 
+def history_text(result: commands.HistoryResult) -> int:
+    from infra import historyreport, live_history
+
+    rows = None if result.rows is None else live_history.entries_json(result.rows)
+    historyreport.render_text(result.stack, result.history_table, rows, console())
+    return 0
+
+
+def history_json(result: commands.HistoryResult) -> int:
+    from infra import live_history
+
+    rows = None if result.rows is None else live_history.entries_json(result.rows)
+    echo(json.dumps({"stack": result.stack, "history_table": result.history_table, "rows": rows}, indent=2))
+    return 0
+
+
 def progress(total: int) -> tuple[Callable[[str, str], None], Callable[[], None]]:
     """migrate's progress: a bar on a terminal, else one line per table on stderr."""
     if sys.stderr.isatty():
@@ -280,6 +301,7 @@ REPORTERS: dict[str, dict[str, Callable[..., int]]] = {
     "diff": {"text": diff_text, "json": diff_json, "markdown": diff_markdown},
     "verify": {"text": verify_text, "json": verify_json},
     "migrate": {"text": migrate_text, "json": migrate_json, "markdown": migrate_markdown},
+    "history": {"text": history_text, "json": history_json},
 }
 
 

@@ -56,7 +56,7 @@ def test_adopt_existing_imports_every_dataset_and_table_by_its_provider_id(
     result = adopting(stack, monkeypatch)
 
     custom = [r for r in result.resources if r.type in (DATASET_TYPE, TABLE_TYPE)]
-    assert len(custom) == 9
+    assert len(custom) == 10
     assert {r.name: r.options.get("import") for r in custom} == expected_ids(stack)
     component = next(r for r in result.resources if r.type == COMPONENT_TYPE)
     assert "import" not in component.options
@@ -90,7 +90,7 @@ def test_the_import_file_covers_every_registered_resource_as_the_program_names_i
     by_name = {e["name"]: e for e in entries}
 
     assert list(document) == ["resources"]
-    assert len(by_name) == len(entries) == len(plan.resources) == 10
+    assert len(by_name) == len(entries) == len(plan.resources) == 11
     # Same type, logical name and parent (type and name) as each registration: the same URNs.
     assert sorted((e["type"], e["logicalName"]) for e in entries) == sorted((r.type, r.name) for r in plan.resources)
     for resource in plan.resources:
@@ -121,7 +121,7 @@ def test_import_file_skip_verify_writes_the_document_offline(tmp_path: Path) -> 
     assert result.stdout == ""
     assert json.loads(out.read_text()) == adoption.import_document(plan_stack(FIXTURE_ROOT, "prod"))
     assert result.stderr.splitlines()[-1] == (
-        f"10 resources; next: pulumi import --stack prod --file {out} --generate-code=false"
+        f"11 resources; next: pulumi import --stack prod --file {out} --generate-code=false"
     )
     to_stdout = invoke("import-file", "--stack", "prod", "--root", str(FIXTURE_ROOT), "--skip-verify")
     assert to_stdout.returncode == 0
@@ -141,7 +141,7 @@ def test_an_environment_that_matches_gets_its_import_file(built_stack: LiveStack
     assert result.returncode == 0, result.stderr
     ids = [e["id"] for e in json.loads(out.read_text())["resources"] if "id" in e]
     assert f"projects/{built_stack.project}/datasets/{built_stack.dataset_id()}" in ids
-    assert len(ids) == 9
+    assert len(ids) == 10
 
 
 @pytest.mark.live

@@ -34,7 +34,7 @@ def protection(result: PlanResult) -> dict[str, tuple[bool, bool]]:
 def test_without_approval_every_prod_table_is_protected_twice() -> None:
     result = plan_prod()
     assert set(protection(result).values()) == {(True, True)}
-    assert len(protection(result)) == 8
+    assert len(protection(result)) == 9
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,8 @@ PURE = [
     "infra.docs",
     "infra.documents",
     "infra.drift",
+    "infra.history",
+    "infra.historyreport",
     "infra.migratereport",
     "infra.migration",
     "infra.planreport",
@@ -40,10 +42,10 @@ ALLOWED = {
     "pulumi": PULUMI_EDGE,
     "pulumi_gcp": PULUMI_EDGE,
     "google.protobuf": PULUMI_EDGE,
-    "google": {"infra.live", "infra.live_migrate"},
+    "google": {"infra.live", "infra.live_migrate", "infra.live_history", "infra.live_lock"},
 }
 # Loaded by the CLI only inside the commands that need them, so `validate` or `diff` never pay for them.
-LAZY_IN_CLI = {*PULUMI_EDGE, "infra.live", "infra.live_migrate"}
+LAZY_IN_CLI = {*PULUMI_EDGE, "infra.live", "infra.live_migrate", "infra.live_history", "infra.live_lock"}
 
 
 @pytest.mark.parametrize("module", PURE)

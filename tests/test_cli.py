@@ -89,7 +89,7 @@ def test_plan_json_lists_the_dataset_and_tables_with_options() -> None:
     assert document["stack"] == "prod"
     tables = [r for r in document["resources"] if r["type"] == TABLE_TYPE]
     datasets = [r for r in document["resources"] if r["type"] == DATASET_TYPE]
-    assert len(datasets) == 1 and len(tables) == 8
+    assert len(datasets) == 1 and len(tables) == 9
     quotas = next(t for t in tables if t["name"] == "tenants-tenant_usage_quotas")
     assert quotas["inputs"]["timePartitioning"]["field"] == "usage_date"
     assert quotas["inputs"]["requirePartitionFilter"] is True
@@ -194,3 +194,20 @@ def test_a_command_reads_each_declaration_and_stack_file_once(
 
     assert result.returncode == 0, result.stderr
     assert reads and set(reads.values()) == {1}, reads
+
+
+def test_validate_refuses_a_history_table_without_a_column_migrate_writes(repo_copy: Path) -> None:
+    """infra/history.py COLUMNS: what migrate --apply writes into tenants.migration_history."""
+    schema = repo_copy / "schemas" / "tenants" / "migration_history.json"
+    columns = [c for c in json.loads(schema.read_text()) if c["name"] != "bytes_processed"]
+    columns = [c | {"mode": "REQUIRED"} if c["name"] == "finished_at" else c for c in columns]
+    schema.write_text(json.dumps(columns))
+    result = invoke("validate", "--root", str(repo_copy), cwd=repo_copy)
+    assert result.returncode == 1
+    assert "schemas/tenants/migration_history.json:bytes_processed: migrate writes this column: add it as INT64" in (
+        result.stderr
+    )
+    assert (
+        "schemas/tenants/migration_history.json:finished_at: migrate writes NULL or a TIMESTAMP here: declare it "
+        "NULLABLE TIMESTAMP" in result.stderr
+    )

@@ -292,7 +292,7 @@ def test_no_changes_against_the_default_branch(diff: Diff, repo: Path) -> None:
     result = diff("--root", str(repo), "--fail-on", "noop")
     assert result.exit_code == 0, result.stderr
     assert "merge base with main" in result.stdout
-    assert "No table changes; 8 unchanged." in result.stdout
+    assert "No table changes; 9 unchanged." in result.stdout
 
 
 def test_every_kind_of_table_change_in_the_working_tree(diff: Diff, repo: Path) -> None:
@@ -542,7 +542,7 @@ def test_a_new_location_replaces_the_dataset_and_a_case_change_does_nothing(diff
     # Prod's state records no deleteContentsOnDestroy true: BigQuery refuses to delete the dataset.
     assert (dataset["dataset"], dataset["verdict"]) == ("tenants", "rejected")
     assert dataset["changes"][0]["reason"].startswith(
-        "provider: the old dataset still holds 8 table(s) and state records no deleteContentsOnDestroy true: "
+        "provider: the old dataset still holds 9 table(s) and state records no deleteContentsOnDestroy true: "
         "BigQuery refuses its delete, so the update fails there and nothing is replaced"
     )
     assert "every table goes with it" in dataset["changes"][1]["reason"]
@@ -820,7 +820,7 @@ def test_text_report_names_tables_changes_and_the_runbook(diff: Diff, repo: Path
     out = result.stdout
     assert "tenants.tenant_api_keys: update-destructive" in out
     assert "scopes" in out and "ALTER TABLE DROP COLUMN" in out
-    assert "1 table(s) changed, worst: update-destructive; 7 unchanged." in out
+    assert "1 table(s) changed, worst: update-destructive; 8 unchanged." in out
     assert "approveDataLoss in Pulumi.prod.yaml" in out
     assert "`diff --stack prod --fail-on update-destructive`" in out
 

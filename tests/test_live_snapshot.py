@@ -164,14 +164,14 @@ def test_all_tables_into_an_existing_backup_dataset(live_stack: LiveStack) -> No
     create_from_plan(client, live_stack.plan())
     first = live_stack.cli("snapshot", "--stack", STACK, "--all", "--expire-days", "7")
     assert first.returncode == 0, first.stderr
-    assert first.stdout.count("\n✓ ") == 8
+    assert first.stdout.count("\n✓ ") == 9
     backup = client.get_dataset(f"{live_stack.dataset_id()}_backup")
     assert backup.default_table_expiration_ms == 7 * DAY_MS
 
     second = live_stack.cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles", "--expire-days", "7")
     assert second.returncode == 0, second.stderr
     assert "created backup dataset" not in second.stdout
-    assert len(list(client.list_tables(backup))) == 9
+    assert len(list(client.list_tables(backup))) == 10
 
 
 @pytest.mark.parametrize(

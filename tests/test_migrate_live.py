@@ -49,6 +49,8 @@ pytestmark = pytest.mark.live
 QUEUE = "pipeline_execution_queue"
 PROFILES = "tenant_profiles"
 SUBSCRIPTIONS = "tenant_subscriptions"
+# Declared wherever migrate --apply runs: it records every run there (infra/history.py).
+HISTORY = "migration_history"
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ def built_stack(bigquery_server: Any, repo_copy: Path) -> Iterator[LiveStack]:
     of a second to create, and every verify reads each one)."""
     declaration = repo_copy / "stacks" / "tenants.yaml"
     document = yaml.safe_load(declaration.read_text())
-    document["tables"] = {k: v for k, v in document["tables"].items() if k in (QUEUE, PROFILES, SUBSCRIPTIONS)}
+    document["tables"] = {k: v for k, v in document["tables"].items() if k in (QUEUE, PROFILES, SUBSCRIPTIONS, HISTORY)}
     declaration.write_text(yaml.safe_dump(document, sort_keys=False))
     for schema in (repo_copy / "schemas" / "tenants").glob("*.json"):
         if schema.stem not in document["tables"]:
@@ -352,7 +354,7 @@ def test_the_versioned_table_key_bigquery_reports_is_no_rekey_run_after_run(buil
 
     for result in runs:
         assert result.returncode == 0, result.stdout + result.stderr
-        assert result.stdout.splitlines()[-1] == "3 table(s): 3 nothing to migrate."
+        assert result.stdout.splitlines()[-1] == "4 table(s): 4 nothing to migrate."
     names = [d.dataset_id for d in built_stack.client.list_datasets()]
     assert built_stack.dataset_id() + "_backup" not in names  # nothing applied, so nothing was snapshotted
 
@@ -554,19 +556,26 @@ def test_a_rebuild_killed_while_the_original_is_renamed_away_is_undone_by_the_ne
     _interrupt_at(monkeypatch, lambda step: step.action.startswith("INSERT INTO"))
     monkeypatch.setattr(live_migrate, "_undo", lambda conn, plan: "killed")
 
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as stopped:
         _migrate_in_process(built_stack)
 
     tables = {t.table_id for t in built_stack.client.list_tables(built_stack.dataset_id())}
     frozen = [t for t in tables if t.endswith("_original")]
     assert QUEUE not in tables and len(frozen) == 1  # the rows are only in the frozen original
+    # Not a safe state: the lock stays, and the message says how to take it over.
+    assert f"{QUEUE}__migrate_lock" in tables
+    run_id = re.search(r"--break-lock (\S+)`", str(stopped.value)).group(1)  # type: ignore[union-attr]
     monkeypatch.undo()
     dry = migrate(built_stack, "--tables", QUEUE)
     assert (
         f"ALTER TABLE `{built_stack.project}.{built_stack.dataset_id()}.{frozen[0]}` RENAME TO `{QUEUE}`" in dry.stdout
     )
+    assert f"is locked by run {run_id} " in dry.stdout
+    refused = migrate(built_stack, "--tables", QUEUE, "--apply")
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert f"--apply --break-lock {run_id}`" in refused.stdout
 
-    restored = migrate(built_stack, "--tables", QUEUE, "--apply")
+    restored = migrate(built_stack, "--tables", QUEUE, "--apply", "--break-lock", run_id)
     assert restored.returncode == 1
     assert (
         "the original took its name back from an interrupted rebuild; run python -m infra.cli migrate --stack "
@@ -598,13 +607,20 @@ def test_one_503_of_the_row_access_policy_lookup_is_retried(built_stack: LiveSta
     assert "INSERT INTO" in result.stdout
 
 
+def copy_query(stack: LiveStack) -> str:
+    """The start of jobs.query's body for the rebuild's copy, not the history row (whose parameters quote the
+    plan's steps): google-cloud-bigquery sends `{"query": ...}` through json.dumps' default separators
+    (google/cloud/_http `api_request`)."""
+    return f'"query": "INSERT INTO `{stack.table(QUEUE)}__migrate_'
+
+
 def test_a_persistent_503_of_a_query_ends_within_the_request_deadline(built_stack: LiveStack) -> None:
     """query_and_wait's job_retry restarts a query for 40 minutes by default (google-cloud-bigquery
     retry.py DEFAULT_JOB_RETRY); with the request deadline it ends in seconds, the rebuild undone. As a
     process, so the old wait fails the test at its timeout."""
     _new_partitioning(built_stack)
     before = read(built_stack, QUEUE, "queue_entry_id")
-    unavailable = Fault(method="POST", path=r"/queries$", status=503)
+    unavailable = Fault(method="POST", path=r"/queries$", body=copy_query(built_stack), status=503)
     short = {"TENANT_BIGQUERY_REQUEST_SECONDS": "1", "TENANT_BIGQUERY_RUN_SECONDS": "60"}
     with rewriting_proxy(built_stack.endpoint, faults=[unavailable]) as proxy:
         started = time.monotonic()
@@ -629,7 +645,7 @@ def test_sigint_during_a_rebuild_prints_the_state_of_the_table(built_stack: Live
     deletes the partial copy and says so, exiting 130 as a shell reports SIGINT."""
     _new_partitioning(built_stack)
     before = read(built_stack, QUEUE, "queue_entry_id")
-    held = Fault(method="POST", path=r"/queries$", body="INSERT INTO", hang=True)
+    held = Fault(method="POST", path=r"/queries$", body=copy_query(built_stack), hang=True)
     with rewriting_proxy(built_stack.endpoint, faults=[held]) as proxy:
         process = replace(built_stack, endpoint=proxy).start("migrate", "--stack", STACK, "--tables", QUEUE, "--apply")
         try:

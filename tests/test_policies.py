@@ -414,7 +414,7 @@ def test_prod_without_cmek_fails_the_cmek_policies() -> None:
     result = run_program("prod", values, lambda: run(FIXTURE_ROOT), secret_keys)
     found = violations(result)
     assert {rule for rule, _ in found} == {"bigquery-dataset-default-cmek", "bigquery-table-cmek"}
-    assert len([name for rule, name in found if rule == "bigquery-table-cmek"]) == 8
+    assert len([name for rule, name in found if rule == "bigquery-table-cmek"]) == 9
 
 
 LOWERED_IN_DEV = {"bigquery-dataset-default-cmek", "bigquery-table-cmek", "bigquery-table-deletion-protection"}

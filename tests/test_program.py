@@ -13,6 +13,7 @@ import yaml
 from helpers import REPO_CATALOG, REPO_ROOT, resources_of
 
 from infra import mockrun
+from infra.contract import RETENTION_FOREVER
 from infra.declared import BASELINE_TRIGGER, COMPONENT_TYPE, DATASET_TYPE, SCHEMA_PROPERTIES, TABLE_TYPE
 from infra.mockrun import PlanResult, plan_stack, run_program
 from infra.program import run
@@ -85,7 +86,10 @@ def test_labels_combine_declaration_and_stack(planned: Plan, stack: str) -> None
     dataset = resources_of(result, DATASET_TYPE)[0]
     assert dataset.inputs["labels"] == {**declared_dataset.labels, **stack_labels}
     for table_id, resource in tables_of(result).items():
-        assert resource.inputs["labels"] == {**TABLES[table_id].labels, **stack_labels}
+        partitioning = TABLES[table_id].time_partitioning
+        # infra/declared.py adds the program's label for partitions kept on purpose (keep_forever: true).
+        kept = dict([RETENTION_FOREVER]) if partitioning is not None and partitioning.keep_forever else {}
+        assert resource.inputs["labels"] == {**TABLES[table_id].labels, **stack_labels, **kept}
 
 
 def test_prod_protects_everything_twice(planned: Plan) -> None:
@@ -248,7 +252,7 @@ def test_the_recording_monitor_sees_what_a_valid_program_registers(repo_copy: Pa
     config = yaml.safe_load((repo_copy / "Pulumi.prod.yaml").read_text())["config"]
     result = run_program("prod", config, lambda: run(repo_copy))
     assert recorded == [result]
-    assert len(result.resources) == 10
+    assert len(result.resources) == 11
 
 
 def test_runtime_config_arrives_as_strings_and_is_typed_the_same(repo_copy: Path) -> None:

@@ -162,5 +162,5 @@ def test_adopt_with_the_import_option_then_switch_it_off(repo_copy: Path) -> Non
     second = up(adopting, after, "prod")
     assert replaced(second) == []
     ignored = [c for r in second.resources for c in r.changes if c.path == "(option ignoreChanges)"]
-    assert len(ignored) == 9
+    assert len(ignored) == 10  # the dataset and 9 tables
     assert all(c.verdict is Verdict.UPDATE and "imported values" in c.reason for c in ignored)
