@@ -632,9 +632,9 @@ def test_a_persistent_503_of_a_query_ends_within_the_request_deadline(built_stac
     assert result.returncode == 1, result.stdout + result.stderr
     assert (
         f"answered 503 Service Unavailable to POST /bigquery/v2/projects/{built_stack.project}/queries, retried "
-        "for 1 s: Fault injected by the test proxy: Service Unavailable; the original table is untouched and the "
-        "partial copy"
+        "for 1 s: Fault injected by the test proxy: Service Unavailable; the original took its name back from "
     ) in result.stdout
+    assert "_original with every row and the partial copy " in result.stdout
     assert seconds < 45
     assert read(built_stack, QUEUE, "queue_entry_id") == before
     assert not [t for t in built_stack.client.list_tables(built_stack.dataset_id()) if "__migrate_" in t.table_id]
@@ -799,8 +799,10 @@ def test_a_table_over_the_cap_is_refused_before_anything_runs(built_stack: LiveS
     _rebuild_with_checks(built_stack)
     _set_config(built_stack, migrationMaxBytes=TIB)
     before = read(built_stack, PROFILES, "tenant_id")
-    queries = Fault(method="POST", path=r"/queries$", before=lambda: None)  # every statement that runs
-    with rewriting_proxy(built_stack.endpoint, dry_run_bytes(_bigquery_bytes), faults=[queries]) as proxy:
+    # The run's history row is written (the first fault claims it); every other statement counts.
+    history = Fault(method="POST", path=r"/queries$", body="migration_history", before=lambda: None)
+    queries = Fault(method="POST", path=r"/queries$", before=lambda: None)
+    with rewriting_proxy(built_stack.endpoint, dry_run_bytes(_bigquery_bytes), faults=[history, queries]) as proxy:
         refused = migrate(replace(built_stack, endpoint=proxy), "--tables", PROFILES, "--apply")
 
     assert refused.returncode == 1
@@ -884,12 +886,17 @@ def test_a_lost_answer_to_the_statement_that_moves_the_original_loses_nothing(bu
     reads the tables again instead of assuming the statement failed: every row is back in the table."""
     _new_partitioning(built_stack)
     before = read(built_stack, QUEUE, "queue_entry_id")
-    lost = Fault(method="POST", path=r"/queries$", body=f"TABLE `{built_stack.table(QUEUE)}`", lost=True)
+    # The statement itself (the client's json.dumps writes `"query": "`), not the history row that quotes it.
+    lost = Fault(
+        method="POST", path=r"/queries$", body=f'"query": "ALTER TABLE `{built_stack.table(QUEUE)}` RENAME', lost=True
+    )
     with rewriting_proxy(built_stack.endpoint, faults=[lost]) as proxy:
         process = replace(built_stack, endpoint=proxy).start("migrate", "--stack", STACK, "--tables", QUEUE, "--apply")
         try:
             assert lost.seen.wait(120), "the original was never moved"
+            give_up = time.monotonic() + 60
             while live._or_none(lambda: built_stack.client.get_table(built_stack.table(QUEUE))) is not None:
+                assert time.monotonic() < give_up, "the server never carried the statement out"
                 time.sleep(0.01)  # the server carried the statement out; its answer is held
             process.send_signal(signal.SIGINT)
             _, stderr = process.communicate(timeout=60)
@@ -925,7 +932,11 @@ def test_a_leftover_holding_the_rows_survives_pulumi_up_creating_the_table_again
     resource = next(r for r in resources_of(built_stack.plan(), TABLE_TYPE) if r.inputs["tableId"] == QUEUE)
     built_stack.client.create_table(bigquery.Table.from_api_repr(table_resource(dict(resource.inputs))))  # pulumi up
 
-    refused = migrate(built_stack, "--tables", QUEUE, "--apply")
+    # The killed run still holds the table's lock: named, and broken only on request.
+    locked = migrate(built_stack, "--tables", QUEUE, "--apply")
+    assert locked.returncode == 1, locked.stdout
+    run_id = re.search(r"--break-lock (\S+)`", locked.stdout).group(1)  # type: ignore[union-attr]
+    refused = migrate(built_stack, "--tables", QUEUE, "--apply", "--break-lock", run_id)
 
     assert refused.returncode == 1, refused.stdout
     assert "after the rebuild of" in refused.stdout and f"DROP TABLE `{built_stack.table(QUEUE)}`" in refused.stdout

@@ -83,9 +83,11 @@ def test_the_history_holds_one_row_per_table_per_run_and_verify_names_the_commit
     assert row["commit_sha"] == sha and row["stack"] == STACK and row["caller"] == "unknown"
     assert row["rows_before"] == row["rows_after"] == len(rows)
     assert row["snapshot"].startswith(f"{built_stack.project}.{built_stack.dataset_id()}_backup.{QUEUE}__")
-    assert [s["kind"] for s in row["steps"]] == ["create", "sql", "count", "sql", "sql"]
+    kinds = ["create", "patch", "sql", "sql", "compare", "sql", "patch", "recheck", "sql"]  # the freeze and swap
+    assert [s["kind"] for s in row["steps"]] == kinds
     executed = [s["sql"].split()[0] for s in row["statements"]]
-    assert executed[0] == "INSERT" and "DROP" in executed and all(s["job_id"] for s in row["statements"])
+    assert executed[:2] == ["ALTER", "INSERT"] and executed[-1] == "DROP"
+    assert all(s["job_id"] for s in row["statements"])
     assert row["bytes_processed"] is not None and row["finished_at"] and row["duration_seconds"] >= 0
     assert f"\nRun {row['run_id']}: " in applied.stdout
 
