@@ -180,7 +180,7 @@ def test_plan_shows_access_and_cmek() -> None:
     assert lines[at + 1] == "    OWNER projectOwners"
     assert "    READER group:data-platform-engineers@acme.example" in lines
     assert "    WRITER user:tenant-api@acme-data-platform-prod.iam.gserviceaccount.com" in lines
-    assert f"  encryption: customer-managed key {KEY}; tables with a customer-managed key: 8 of 8" in lines
+    assert f"  encryption: customer-managed key {KEY}; tables with a customer-managed key: 9 of 9" in lines
 
 
 def test_plan_says_when_bigquery_defaults_apply(repo_copy: Path) -> None:
@@ -191,7 +191,7 @@ def test_plan_says_when_bigquery_defaults_apply(repo_copy: Path) -> None:
     result = invoke("plan", "--stack", "dev", "--root", str(repo_copy), cwd=repo_copy)
     assert result.returncode == 0, result.stderr
     assert "  access: BigQuery's default ACL (tenant-bigquery:access is not set)" in result.stdout.splitlines()
-    assert "  encryption: Google-managed key; tables with a customer-managed key: 0 of 8" in result.stdout.splitlines()
+    assert "  encryption: Google-managed key; tables with a customer-managed key: 0 of 9" in result.stdout.splitlines()
 
 
 def test_validate_names_a_public_member_in_one_line(repo_copy: Path) -> None:
