@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import invoke
+from helpers import REPO_ROOT, invoke
 from preview_documents import (
     FAILED_PROGRAM,
     PROTECTED_DELETE,
@@ -573,7 +573,8 @@ def test_a_protected_replace_fails_a_preview_without_ignore_protect_even_when_mi
     protected in state and in the program, so the engine reports an error for each replace
     (step_generator.go continueStepsFromDiff), and a preview with an error is no basis for an approval. With
     the flag the same steps come without it (replace_trio: protect on both sides), and the gate approves the
-    migrated table and refuses the rest from the state's protect itself (the tests above)."""
+    migrated table and refuses the rest from the stack's `protect` setting and its approvals (previewgate.py
+    `_approval`; the state's protections count only for a delete, `_lifted`)."""
     urn = table_urn("prod", "tenant_profiles")
     document = digest(
         "prod",
@@ -586,6 +587,21 @@ def test_a_protected_replace_fails_a_preview_without_ignore_protect_even_when_mi
     assert f'the first: unable to replace resource "{urn}")' in err
     without_error = write(tmp_path / "ignored.json", digest("prod", replace_trio("prod", "tenant_profiles")[1]))
     assert gate(repo_copy, "prod", without_error, "--migration", str(plan))[0] == 0
+
+
+def test_a_replace_is_judged_by_the_stacks_protect_setting_not_by_the_state(repo_copy: Path, tmp_path: Path) -> None:
+    """previewgate.py `_approval`: a replace is approved by the stack's settings (approveDataLoss, `protect`) or
+    the migration plan; the state's protections (`_lifted`) approve only a delete. So a replace whose state shows
+    both protections off stays refused in prod, and the README and the workflow say so."""
+    lifted = table_state("prod", "tenant_profiles", protect=False, deletion_protection=False)
+    new = table_state("prod", "tenant_profiles", protect=True, deletion_protection=True, exists=False)
+    step = table_step("replace", "prod", "tenant_profiles", old=lifted, new=new, replace_reasons=["clustering"])
+    path = write(tmp_path / "preview.json", digest("prod", step))
+    assert gate(repo_copy, "prod", path)[1] == [f"✗ replace tenants-tenant_profiles ({TABLE}): not approved"]
+    readme = (REPO_ROOT / "README.md").read_text()
+    workflow = (REPO_ROOT / ".github" / "workflows" / "pulumi-up.yml").read_text()
+    assert "the gate decides a replace from the stack's settings" in readme
+    assert "The gate decides a replace from the\n        # stack's settings" in workflow
 
 
 def test_a_migration_file_that_is_not_one_exits_2(repo_copy: Path, tmp_path: Path) -> None:
