@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from infra.documents import NOT_REGULAR, NotRegularFileError, display_path, load_yaml, read_bytes, write_bytes
+from infra.documents import NOT_REGULAR, NotRegularFileError, display_path, read_bytes, write_bytes
 from infra.problems import DeclarationError, Problem
 
 # The catalog is imported by the commands that read it: `diff --old/--new` does not.
@@ -171,15 +171,12 @@ class GateResult:
 
 def pulumi_project(root: Path) -> str:
     """The project's name, which the engine writes into every URN (Pulumi.yaml `name`); else one line, exit 2."""
-    path = root / "Pulumi.yaml"
+    from infra.settings import read_project_config
+
     try:
-        document = load_yaml(path, display_path(path))
+        return read_project_config(root, must_exist=True).name
     except DeclarationError as error:
         raise CommandFailed(str(error.problems[0]), 2) from None
-    name = document.get("name") if isinstance(document, dict) else None
-    if not isinstance(name, str) or not name:
-        raise CommandFailed(f"{display_path(path)}:name: the project has no name; set `name:`", 2)
-    return name
 
 
 def preview_gate(root: Path, stack: str, preview_file: Path, migration_file: Path | None) -> GateResult:

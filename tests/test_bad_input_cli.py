@@ -581,6 +581,24 @@ def test_project_config_applies_to_every_stack_with_the_same_rules(repo_copy: Pa
     assert summary == f"{1 + len(others)} problem(s); nothing was changed."
 
 
+@pytest.mark.parametrize("name_line", ["", "name: ''\n", "name: [a]\n"])
+def test_a_project_without_a_name_fails_validate_as_it_fails_the_gate(repo_copy: Path, name_line: str) -> None:
+    """pulumi/pulumi sdk/go/common/workspace/project.go ValidateProject refuses a Pulumi.yaml with no `name`
+    ("project is missing a 'name' attribute") or one that is not a non-empty string; `validate` read it as
+    this project and passed, while `preview-gate` refused it. One reader now refuses it for both."""
+    project = repo_copy / "Pulumi.yaml"
+    text = project.read_text()
+    assert text.startswith("name: tenant-bigquery\n")
+    project.write_text(name_line + text.removeprefix("name: tenant-bigquery\n"))
+    result = validate(repo_copy)
+    expected = (
+        "Pulumi.yaml:name: Pulumi refuses a project without a non-empty string `name`; set `name: tenant-bigquery`"
+    )
+    assert (result.returncode, result.stderr.splitlines()) == (1, [expected, "1 problem(s); nothing was changed."])
+    gate = invoke("preview-gate", "--stack", "prod", "--root", str(repo_copy), "nowhere.json", cwd=repo_copy)
+    assert (gate.returncode, gate.stderr.splitlines()) == (2, result.stderr.splitlines())
+
+
 def test_a_changed_project_default_reaches_plan(repo_copy: Path) -> None:
     """pkg/workspace/config.go mergeConfig and createConfigValue: the default's text is the stack's value."""
     project = repo_copy / "Pulumi.yaml"
