@@ -612,6 +612,38 @@ def test_a_migration_file_that_is_not_one_exits_2(repo_copy: Path, tmp_path: Pat
     assert err.strip().endswith("expected the output of `migrate --format json` (an object with `tables`)")
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"apply": True}, "the plan is no dry run (`apply` is true, not false)"),
+        ({"apply": None}, "the plan is no dry run (`apply` is null, not false)"),
+        ({"steps": "ALTER TABLE"}, "tables[0].steps is 'ALTER TABLE', not a non-empty list of steps"),
+        ({"steps": []}, "tables[0].steps is an array, not a non-empty list of steps"),
+        ({"steps": [1]}, "tables[0].steps is an array, not a non-empty list of steps"),
+        ({"steps": [{"kind": "sql"}]}, "tables[0].steps is an array, not a non-empty list of steps"),
+        ({"refusals": ["no lossless path"]}, "tables[0] is planned and refused at once"),
+    ],
+)
+def test_a_migration_plan_that_migrate_would_not_write_exits_2(
+    repo_copy: Path, tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    """`migrate --format json` without --apply writes `apply: false` (live_migrate.MigrateReport.to_json) and
+    marks a table planned only with steps and no refusals (live_migrate.py _one), each step
+    an object of `kind`, `action` and `reason` text (migration.Step.to_json). Any truthy `steps` counted."""
+    plan = migration_plan("prod", tenant_profiles="planned")
+    if "apply" in change:
+        plan["apply"] = change["apply"]
+    else:
+        plan["tables"][0].update(change)
+    path = tmp_path / "migration.json"
+    path.write_text(json.dumps(plan, indent=2))
+    preview = write(tmp_path / "preview.json", digest("prod", replace_trio("prod", "tenant_profiles")[1]))
+    code, out, err = gate(repo_copy, "prod", preview, "--migration", str(path))
+    assert (code, out) == (2, [])
+    [line] = err.splitlines()
+    assert line.startswith(f"error: {path}: {message}"), line
+
+
 def migrated_replace(reasons: list[str] | None) -> dict[str, Any]:
     """The logical replace of tenant_profiles, the provider naming `reasons` as what replaces it."""
     replace = replace_trio("prod", "tenant_profiles")[1]
