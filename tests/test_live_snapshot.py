@@ -183,6 +183,8 @@ def test_all_tables_into_an_existing_backup_dataset(live_stack: LiveStack) -> No
         (("--tables", " , "), "name at least one table"),
         (("--all", "--expire-days", "0"), "0 is too short; BigQuery's minimum is one hour, so use at least 1 day"),
         (("--all", "--expire-days", "3000000"), "3,000,000 days from now is past 9999-12-31, the last day a timestamp"),
+        # Past int64 milliseconds too: the message names the timestamp's bound, the smaller one.
+        (("--all", "--expire-days", "106751991168"), "106,751,991,168 days from now is past 9999-12-31"),
     ],
 )
 def test_usage_errors_exit_2_before_any_api_call(
