@@ -299,8 +299,12 @@ def load_json(path: Path, display: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        problem = f"{exc.msg}; fix the syntax"
+        # RFC 8259 7: U+0000 to U+001F must be escaped in a string; json's message does not say which is there.
+        if exc.msg.startswith("Invalid control character") and exc.pos < len(exc.doc):
+            problem = f"a control character (U+{ord(exc.doc[exc.pos]):04X}) inside a string; remove it"
         raise DeclarationError(
-            [Problem(display, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}; fix the syntax")]
+            [Problem(display, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {problem}")]
         ) from None
     except RecursionError:
         raise DeclarationError(

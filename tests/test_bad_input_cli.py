@@ -417,6 +417,21 @@ def test_a_control_character_in_a_declaration_is_one_line_with_its_line_and_colu
     )
 
 
+def test_a_control_character_in_a_schema_string_is_one_line_with_its_line_and_column(repo_copy: Path) -> None:
+    """JSON allows no unescaped U+0000 to U+001F inside a string (RFC 8259, 7. Strings); Python's reader says
+    "Invalid control character at", which read as "fix the syntax" with no hint of what is there."""
+    schema = repo_copy / "schemas" / "tenants" / "tenant_profiles.json"
+    text = schema.read_text()
+    at = text.index('"description": "') + len('"description": "') + 2
+    line, column = text[:at].count("\n") + 1, at - text.rfind("\n", 0, at)
+    schema.write_text(text[:at] + "\0" + text[at:])
+    assert_one_line_refusal(
+        validate(repo_copy),
+        f"schemas/tenants/tenant_profiles.json:line {line} column {column}: invalid JSON: a control character "
+        "(U+0000) inside a string; remove it",
+    )
+
+
 def _laughs(levels: int = 9, fanout: int = 9) -> str:
     """A billion values in a kilobyte: each anchor is `fanout` aliases of the one before (9**9 + ... scalars)."""
     lines = ["laughs:", f"  a0: &a0 [{', '.join(['lol'] * fanout)}]"]
