@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from infra.documents import display_path, load_yaml
+from infra.documents import NOT_REGULAR, NotRegularFileError, display_path, read_bytes, write_bytes
 from infra.problems import DeclarationError, Problem
 
 # The catalog is imported by the commands that read it: `diff --old/--new` does not.
@@ -136,7 +136,7 @@ def docs(root: Path, check: bool) -> DocsResult:
     text = render_data_dictionary(load_catalog(root)).encode("utf-8")
     if check:
         try:
-            current = target.read_bytes()
+            current = read_bytes(target)
         except FileNotFoundError:
             current = None
         except OSError as error:  # a directory, no read permission: nothing could be checked
@@ -144,7 +144,7 @@ def docs(root: Path, check: bool) -> DocsResult:
         return DocsResult(root, target, up_to_date=current == text, written=False)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(text)
+        write_bytes(target, text)
     except OSError as error:  # a directory, read-only, docs/ a file
         raise CommandFailed(f"cannot write {display_path(target)}: {_cause(error)}", 2) from None
     return DocsResult(root, target, up_to_date=True, written=True)
@@ -152,6 +152,8 @@ def docs(root: Path, check: bool) -> DocsResult:
 
 def _cause(error: OSError) -> str:
     """The operating system's reason, as a clause: "is a directory", "permission denied"."""
+    if isinstance(error, NotRegularFileError):
+        return f"{NOT_REGULAR}; remove it and run docs again"
     reason = error.strerror or str(error)
     return reason[:1].lower() + reason[1:]
 
@@ -169,15 +171,12 @@ class GateResult:
 
 def pulumi_project(root: Path) -> str:
     """The project's name, which the engine writes into every URN (Pulumi.yaml `name`); else one line, exit 2."""
-    path = root / "Pulumi.yaml"
+    from infra.settings import read_project_config
+
     try:
-        document = load_yaml(path, display_path(path))
+        return read_project_config(root, must_exist=True).name
     except DeclarationError as error:
         raise CommandFailed(str(error.problems[0]), 2) from None
-    name = document.get("name") if isinstance(document, dict) else None
-    if not isinstance(name, str) or not name:
-        raise CommandFailed(f"{display_path(path)}:name: the project has no name; set `name:`", 2)
-    return name
 
 
 def preview_gate(root: Path, stack: str, preview_file: Path, migration_file: Path | None) -> GateResult:

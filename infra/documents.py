@@ -185,17 +185,54 @@ def list_folder(path: Path, missing_ok: bool = False) -> list[str]:
         raise DeclarationError([Problem(display_path(path), "", f"cannot list the folder: {cause(exc)}")]) from None
 
 
+NOT_REGULAR = "not a regular file (a named pipe, socket or device)"
+
+
+class NotRegularFileError(OSError):
+    def __init__(self) -> None:
+        super().__init__(errno.EINVAL, NOT_REGULAR)
+
+
+def _open_regular(path: Path, flags: int) -> int:
+    """A descriptor of the regular file at `path`, else NotRegularFileError (or the OSError of the open).
+    Non-blocking, so that a named pipe is refused rather than waited on for ever (fifo(7))."""
+    try:
+        fd = os.open(path, flags | os.O_NONBLOCK, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO and stat.S_ISFIFO(os.stat(path).st_mode):  # opened to write, no reader
+            raise NotRegularFileError() from None
+        raise
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        # open(2) reads a directory without EISDIR: say what it is, as a write would.
+        raise (
+            IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR)) if stat.S_ISDIR(mode) else NotRegularFileError()
+        )
+    return fd
+
+
+def read_bytes(path: Path) -> bytes:
+    """The bytes of a regular file; OSError (NotRegularFileError for a pipe) otherwise."""
+    with os.fdopen(_open_regular(path, os.O_RDONLY), "rb") as file:
+        return file.read()
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """Replace the content of the regular file at `path` (created if missing); OSError otherwise."""
+    with os.fdopen(_open_regular(path, os.O_WRONLY | os.O_CREAT), "wb") as file:
+        file.truncate()  # only now: the file is known to be regular
+        file.write(data)
+
+
 def _read_text(path: Path, display: str) -> str:
     try:
-        # Non-blocking, so that a named pipe is refused rather than waited on for ever.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = _open_regular(path, os.O_RDONLY)
+    except (NotRegularFileError, IsADirectoryError):
+        raise DeclarationError([Problem(display, "", f"{NOT_REGULAR}; put the file here")]) from None
     except OSError as exc:
         raise DeclarationError([Problem(display, "", f"cannot read the file: {cause(exc)}")]) from None
     with os.fdopen(fd, encoding="utf-8") as file:  # text as Path.read_text reads it: universal newlines
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise DeclarationError(
-                [Problem(display, "", "not a regular file (a named pipe, socket or device); put the file here")]
-            )
         try:
             return file.read()
         except OSError as exc:
@@ -262,8 +299,12 @@ def load_json(path: Path, display: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
+        problem = f"{exc.msg}; fix the syntax"
+        # RFC 8259 7: U+0000 to U+001F must be escaped in a string; json's message does not say which is there.
+        if exc.msg.startswith("Invalid control character") and exc.pos < len(exc.doc):
+            problem = f"a control character (U+{ord(exc.doc[exc.pos]):04X}) inside a string; remove it"
         raise DeclarationError(
-            [Problem(display, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {exc.msg}; fix the syntax")]
+            [Problem(display, f"line {exc.lineno} column {exc.colno}", f"invalid JSON: {problem}")]
         ) from None
     except RecursionError:
         raise DeclarationError(

@@ -193,14 +193,34 @@ def migrated_tables(document: Any, settings: Settings) -> frozenset[str]:
         raise PreviewDocumentError(
             f"the plan is for project {project!r}, but stack {settings.stack} deploys to {settings.project!r}; {again}"
         )
+    # Only a dry run's plan describes what `migrate --apply` will do next (MigrateReport.to_json `apply`).
+    if document.get("apply") is not False:
+        raise PreviewDocumentError(
+            f"the plan is no dry run (`apply` is {_kind(document.get('apply'))}, not false); {again}"
+        )
     planned: set[str] = set()
     for index, table in enumerate(document["tables"]):
         name = _mapping(table).get("table")
         if not isinstance(name, str) or not all(name.partition(".")[::2]):
             raise PreviewDocumentError(f"tables[{index}].table is {_kind(name)}, not dataset.table")
-        if table.get("status") == "planned" and table.get("steps") and not table.get("refusals"):
-            planned.add(name)
+        if table.get("status") != "planned":
+            continue
+        # A dry run marks a table planned only with steps and no refusals (live_migrate.py _one), each
+        # step written by migration.Step.to_json.
+        steps = table.get("steps")
+        if not isinstance(steps, list) or not steps or not all(_is_step(step) for step in steps):
+            raise PreviewDocumentError(
+                f"tables[{index}].steps is {_kind(steps)}, not a non-empty list of steps (objects with `kind` and "
+                f"`action` text); {again}"
+            )
+        if table.get("refusals"):
+            raise PreviewDocumentError(f"tables[{index}] is planned and refused at once; {again}")
+        planned.add(name)
     return frozenset(planned)
+
+
+def _is_step(step: Any) -> bool:
+    return isinstance(step, Mapping) and all(isinstance(step.get(key), str) for key in ("kind", "action"))
 
 
 def preview_errors(document: Mapping[str, Any]) -> list[str]:

@@ -232,13 +232,12 @@ LAST_TIMESTAMP = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
 def check_snapshot_expire_days(days: int, now: datetime) -> str | None:
     """`snapshot --expire-days`: the snapshots expire `days` after `now`, and a new backup dataset takes
     `days` as its default table expiration."""
-    if (problem := check_expiration_days(days)) is not None:
-        return problem
     latest = (LAST_TIMESTAMP - now).days - 1  # a day to spare: the snapshots are taken moments later
+    # The timestamp's bound is the smaller (9999-12-31 in ms is far below int64): name it, never int64's.
     if days > latest:
         last = f"{LAST_TIMESTAMP:%Y-%m-%d}"
         return f"{days:,} days from now is past {last}, the last day a timestamp holds; use at most {latest:,}"
-    return None
+    return check_expiration_days(days)
 
 
 def check_dataset_id(dataset_id: str) -> str | None:

@@ -407,6 +407,7 @@ class ProjectConfig:
     """Pulumi.yaml's `config:` block as the engine applies it to every stack (below)."""
 
     file: str
+    name: str  # the project's, which the engine writes into every URN
     values: dict[str, Any]  # namespaced key: its value or default, in the form a stack file gives it
     required: tuple[str, ...] = ()  # this project's keys declared with neither: every stack must set them
 
@@ -421,18 +422,21 @@ def _as_stack_value(value: Any) -> Any:
     return value
 
 
-def read_project_config(root: Path) -> ProjectConfig:
-    """Pulumi.yaml's config values and defaults, checked as Pulumi checks them (pulumi/pulumi
-    sdk/go/common/workspace/project.go RewriteShorthandConfigValues and Project.Validate)."""
+def read_project_config(root: Path, must_exist: bool = False) -> ProjectConfig:
+    """Pulumi.yaml's name and its config values and defaults, checked as Pulumi checks them (pulumi/pulumi
+    sdk/go/common/workspace/project.go ValidateProject, RewriteShorthandConfigValues and Project.Validate)."""
     path = root / "Pulumi.yaml"
     display = display_path(path)
-    if not os.path.lexists(path):
-        return ProjectConfig(display, {})
+    if not must_exist and not os.path.lexists(path):
+        return ProjectConfig(display, PROJECT, {})
     raw = load_yaml(path, display) or {}
     config = raw.get("config", {}) if isinstance(raw, dict) else None
     if not isinstance(config, dict):
         raise DeclarationError([Problem(display, "config", "must be a mapping of config keys to their types")])
-    name = raw.get("name") if isinstance(raw.get("name"), str) else PROJECT
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:  # ValidateProject: "project is missing a 'name' attribute"
+        message = f"Pulumi refuses a project without a non-empty string `name`; set `name: {PROJECT}`"
+        raise DeclarationError([Problem(display, "name", message)])
     values: dict[str, Any] = {}
     required: list[str] = []
     problems: list[Problem] = []
@@ -454,7 +458,7 @@ def read_project_config(root: Path) -> ProjectConfig:
             required.append(key)
     if problems:
         raise DeclarationError(problems)
-    return ProjectConfig(display, values, tuple(required))
+    return ProjectConfig(display, name, values, tuple(required))
 
 
 @dataclass(frozen=True)

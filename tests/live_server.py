@@ -7,6 +7,7 @@ with the server's project and a unique dataset suffix, so tests sharing one serv
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import uuid
@@ -63,10 +64,18 @@ class LiveStack:
     def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
         """`python -m infra.cli` against this stack, running: for a test that signals it."""
         command = [sys.executable, "-m", "infra.cli", *self._command(args, endpoint=True)]
-        return subprocess.Popen(command, stdout=PIPE, stderr=PIPE, text=True, env=cli_environment(env))
+        return subprocess.Popen(
+            command, stdout=PIPE, stderr=PIPE, text=True, env=cli_environment(env), preexec_fn=_default_sigint
+        )
 
     def _command(self, args: tuple[str, ...], endpoint: bool) -> list[str]:
         return [*args, "--root", str(self.root), *(["--endpoint", self.endpoint] if endpoint else [])]
+
+
+def _default_sigint() -> None:
+    # A background job of a non-interactive shell starts with SIGINT ignored, which the child inherits
+    # (POSIX exec keeps an ignored disposition), so the signal the tests send would do nothing.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def make_client(endpoint: str, project: str) -> bigquery.Client:

@@ -417,6 +417,21 @@ def test_a_control_character_in_a_declaration_is_one_line_with_its_line_and_colu
     )
 
 
+def test_a_control_character_in_a_schema_string_is_one_line_with_its_line_and_column(repo_copy: Path) -> None:
+    """JSON allows no unescaped U+0000 to U+001F inside a string (RFC 8259, 7. Strings); Python's reader says
+    "Invalid control character at", which read as "fix the syntax" with no hint of what is there."""
+    schema = repo_copy / "schemas" / "tenants" / "tenant_profiles.json"
+    text = schema.read_text()
+    at = text.index('"description": "') + len('"description": "') + 2
+    line, column = text[:at].count("\n") + 1, at - text.rfind("\n", 0, at)
+    schema.write_text(text[:at] + "\0" + text[at:])
+    assert_one_line_refusal(
+        validate(repo_copy),
+        f"schemas/tenants/tenant_profiles.json:line {line} column {column}: invalid JSON: a control character "
+        "(U+0000) inside a string; remove it",
+    )
+
+
 def _laughs(levels: int = 9, fanout: int = 9) -> str:
     """A billion values in a kilobyte: each anchor is `fanout` aliases of the one before (9**9 + ... scalars)."""
     lines = ["laughs:", f"  a0: &a0 [{', '.join(['lol'] * fanout)}]"]
@@ -579,6 +594,24 @@ def test_project_config_applies_to_every_stack_with_the_same_rules(repo_copy: Pa
     if line.startswith("Pulumi.yaml"):
         assert others == [], "said once, not once per stack"
     assert summary == f"{1 + len(others)} problem(s); nothing was changed."
+
+
+@pytest.mark.parametrize("name_line", ["", "name: ''\n", "name: [a]\n"])
+def test_a_project_without_a_name_fails_validate_as_it_fails_the_gate(repo_copy: Path, name_line: str) -> None:
+    """pulumi/pulumi sdk/go/common/workspace/project.go ValidateProject refuses a Pulumi.yaml with no `name`
+    ("project is missing a 'name' attribute") or one that is not a non-empty string; `validate` read it as
+    this project and passed, while `preview-gate` refused it. One reader now refuses it for both."""
+    project = repo_copy / "Pulumi.yaml"
+    text = project.read_text()
+    assert text.startswith("name: tenant-bigquery\n")
+    project.write_text(name_line + text.removeprefix("name: tenant-bigquery\n"))
+    result = validate(repo_copy)
+    expected = (
+        "Pulumi.yaml:name: Pulumi refuses a project without a non-empty string `name`; set `name: tenant-bigquery`"
+    )
+    assert (result.returncode, result.stderr.splitlines()) == (1, [expected, "1 problem(s); nothing was changed."])
+    gate = invoke("preview-gate", "--stack", "prod", "--root", str(repo_copy), "nowhere.json", cwd=repo_copy)
+    assert (gate.returncode, gate.stderr.splitlines()) == (2, result.stderr.splitlines())
 
 
 def test_a_changed_project_default_reaches_plan(repo_copy: Path) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import FIXTURE_ROOT, REPO_ROOT, invoke
+from helpers import FIXTURE_ROOT, REPO_ROOT, invoke, run_cli
 
 from infra.catalog import Catalog, Dataset, Table, TimePartitioning, load_catalog
 from infra.docs import DOCS_FILE, Reference, references, render_data_dictionary
@@ -163,6 +163,21 @@ def test_a_directory_where_the_data_dictionary_goes_is_one_line_and_exit_2(repo_
         result = invoke(*args, "--root", str(repo_copy), cwd=repo_copy)
         verb = "read" if "--check" in args else "write"
         assert (result.returncode, result.stderr) == (2, f"error: cannot {verb} docs/tables.md: is a directory\n")
+
+
+@pytest.mark.parametrize("args", [("docs",), ("docs", "--check")])
+def test_a_named_pipe_where_the_data_dictionary_goes_is_one_line_and_exit_2(repo_copy: Path, args: tuple[str]) -> None:
+    """Opening a FIFO blocks until the other end comes (fifo(7)): `docs` waited for a reader, `--check` for a
+    writer, for ever. A process with a timeout, since the old code hangs."""
+    (repo_copy / DOCS_FILE).unlink()
+    os.mkfifo(repo_copy / DOCS_FILE)
+    result = run_cli(*args, "--root", str(repo_copy), cwd=repo_copy, timeout=30)
+    verb = "read" if "--check" in args else "write"
+    assert (result.returncode, result.stderr) == (
+        2,
+        f"error: cannot {verb} docs/tables.md: not a regular file (a named pipe, socket or device); "
+        "remove it and run docs again\n",
+    )
 
 
 def _as_nobody(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -183,6 +183,8 @@ def test_all_tables_into_an_existing_backup_dataset(live_stack: LiveStack) -> No
         (("--tables", " , "), "name at least one table"),
         (("--all", "--expire-days", "0"), "0 is too short; BigQuery's minimum is one hour, so use at least 1 day"),
         (("--all", "--expire-days", "3000000"), "3,000,000 days from now is past 9999-12-31, the last day a timestamp"),
+        # Past int64 milliseconds too: the message names the timestamp's bound, the smaller one.
+        (("--all", "--expire-days", "106751991168"), "106,751,991,168 days from now is past 9999-12-31"),
     ],
 )
 def test_usage_errors_exit_2_before_any_api_call(
@@ -282,16 +284,19 @@ def test_a_permission_error_after_the_first_snapshot_reports_what_was_created(
 
 def test_the_longest_expiration_is_the_last_day_of_the_timestamp_range(built_stack: LiveStack) -> None:
     """A snapshot expires at a timestamp (JobConfigurationTableCopy.destinationExpirationTime, a
-    google.protobuf.Timestamp: up to 9999-12-31); a day is kept to spare for the moments before the snapshot."""
-    latest = (date(9999, 12, 31) - datetime.now(UTC).date()).days  # days to its last day
+    google.protobuf.Timestamp: up to 9999-12-31); a day is kept to spare for the moments before the snapshot.
+    The limit is read from the CLI's own message: a limit computed here would be a day off across UTC midnight."""
+    days = (date(9999, 12, 31) - datetime.now(UTC).date()).days  # days to its last day, give or take midnight
+    snapshot = ("snapshot", "--stack", STACK, "--tables", "tenant_profiles", "--expire-days")
 
-    refused = built_stack.cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles", "--expire-days", str(latest))
-    taken = built_stack.cli(
-        "snapshot", "--stack", STACK, "--tables", "tenant_profiles", "--expire-days", str(latest - 1)
-    )
-
+    refused = built_stack.cli(*snapshot, str(days))
     assert refused.returncode == 2
-    assert f"past 9999-12-31, the last day a timestamp holds; use at most {latest - 1:,}" in refused.stderr
+    said = re.search(r"past 9999-12-31, the last day a timestamp holds; use at most ([0-9,]+)$", refused.stderr.strip())
+    assert said, refused.stderr
+    latest = int(said.group(1).replace(",", ""))
+    assert latest in (days - 2, days - 1)  # a day to spare, and the CLI may read the date after midnight
+    assert built_stack.cli(*snapshot, str(latest + 1)).returncode == 2
+    taken = built_stack.cli(*snapshot, str(latest))
     assert taken.returncode == 0, taken.stderr
     assert "expiring 9999-12-" in taken.stdout
 

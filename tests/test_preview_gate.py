@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import invoke
+from helpers import REPO_ROOT, invoke
 from preview_documents import (
     FAILED_PROGRAM,
     PROTECTED_DELETE,
@@ -427,8 +427,8 @@ def test_a_project_without_a_name_exits_2(repo_copy: Path, tmp_path: Path, conte
     else:
         pulumi_yaml.write_text(content)
     code, _, err = gate(repo_copy, "prod", write(tmp_path / "preview.json", digest("prod")))
-    [line] = err.splitlines()
-    assert code == 2 and line.startswith(f"error: {pulumi_yaml}") and message in line
+    line = err.splitlines()[0]  # a missing one is the gate's own line; a nameless one, a declaration problem
+    assert code == 2 and line.removeprefix("error: ").startswith(f"{pulumi_yaml}") and message in line
 
 
 def without_root_stack(document: dict[str, Any]) -> dict[str, Any]:
@@ -573,7 +573,8 @@ def test_a_protected_replace_fails_a_preview_without_ignore_protect_even_when_mi
     protected in state and in the program, so the engine reports an error for each replace
     (step_generator.go continueStepsFromDiff), and a preview with an error is no basis for an approval. With
     the flag the same steps come without it (replace_trio: protect on both sides), and the gate approves the
-    migrated table and refuses the rest from the state's protect itself (the tests above)."""
+    migrated table and refuses the rest from the stack's `protect` setting and its approvals (previewgate.py
+    `_approval`; the state's protections count only for a delete, `_lifted`)."""
     urn = table_urn("prod", "tenant_profiles")
     document = digest(
         "prod",
@@ -588,12 +589,59 @@ def test_a_protected_replace_fails_a_preview_without_ignore_protect_even_when_mi
     assert gate(repo_copy, "prod", without_error, "--migration", str(plan))[0] == 0
 
 
+def test_a_replace_is_judged_by_the_stacks_protect_setting_not_by_the_state(repo_copy: Path, tmp_path: Path) -> None:
+    """previewgate.py `_approval`: a replace is approved by the stack's settings (approveDataLoss, `protect`) or
+    the migration plan; the state's protections (`_lifted`) approve only a delete. So a replace whose state shows
+    both protections off stays refused in prod, and the README and the workflow say so."""
+    lifted = table_state("prod", "tenant_profiles", protect=False, deletion_protection=False)
+    new = table_state("prod", "tenant_profiles", protect=True, deletion_protection=True, exists=False)
+    step = table_step("replace", "prod", "tenant_profiles", old=lifted, new=new, replace_reasons=["clustering"])
+    path = write(tmp_path / "preview.json", digest("prod", step))
+    assert gate(repo_copy, "prod", path)[1] == [f"✗ replace tenants-tenant_profiles ({TABLE}): not approved"]
+    readme = (REPO_ROOT / "README.md").read_text()
+    workflow = (REPO_ROOT / ".github" / "workflows" / "pulumi-up.yml").read_text()
+    assert "the gate decides a replace from the stack's settings" in readme
+    assert "The gate decides a replace from the\n        # stack's settings" in workflow
+
+
 def test_a_migration_file_that_is_not_one_exits_2(repo_copy: Path, tmp_path: Path) -> None:
     wrong = tmp_path / "wrong.json"
     wrong.write_text("[]")
     code, _, err = gate(repo_copy, "prod", write(tmp_path / "preview.json", digest("prod")), "--migration", str(wrong))
     assert code == 2
     assert err.strip().endswith("expected the output of `migrate --format json` (an object with `tables`)")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"apply": True}, "the plan is no dry run (`apply` is true, not false)"),
+        ({"apply": None}, "the plan is no dry run (`apply` is null, not false)"),
+        ({"steps": "ALTER TABLE"}, "tables[0].steps is 'ALTER TABLE', not a non-empty list of steps"),
+        ({"steps": []}, "tables[0].steps is an array, not a non-empty list of steps"),
+        ({"steps": [1]}, "tables[0].steps is an array, not a non-empty list of steps"),
+        ({"steps": [{"kind": "sql"}]}, "tables[0].steps is an array, not a non-empty list of steps"),
+        ({"refusals": ["no lossless path"]}, "tables[0] is planned and refused at once"),
+    ],
+)
+def test_a_migration_plan_that_migrate_would_not_write_exits_2(
+    repo_copy: Path, tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    """`migrate --format json` without --apply writes `apply: false` (live_migrate.MigrateReport.to_json) and
+    marks a table planned only with steps and no refusals (live_migrate.py _one), each step
+    an object of `kind`, `action` and `reason` text (migration.Step.to_json). Any truthy `steps` counted."""
+    plan = migration_plan("prod", tenant_profiles="planned")
+    if "apply" in change:
+        plan["apply"] = change["apply"]
+    else:
+        plan["tables"][0].update(change)
+    path = tmp_path / "migration.json"
+    path.write_text(json.dumps(plan, indent=2))
+    preview = write(tmp_path / "preview.json", digest("prod", replace_trio("prod", "tenant_profiles")[1]))
+    code, out, err = gate(repo_copy, "prod", preview, "--migration", str(path))
+    assert (code, out) == (2, [])
+    [line] = err.splitlines()
+    assert line.startswith(f"error: {path}: {message}"), line
 
 
 def migrated_replace(reasons: list[str] | None) -> dict[str, Any]:

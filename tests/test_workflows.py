@@ -448,3 +448,25 @@ def test_the_readme_set_up_makes_review_impossible_to_skip() -> None:
     assert '"Prevent self-review" on' in prod
     assert '"Allow administrators to bypass configured protection rules" off' in prod
     assert "deployment branches: `main` only" in prod
+
+
+# The first Pulumi version with each flag the workflows pass: pulumi/pulumi changelog/3.256.0.md (#24053)
+# adds `--ignore-protect` to `pulumi up`, `preview` and `destroy`.
+FLAG_INTRODUCED = {"--ignore-protect": (3, 256, 0)}
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def test_the_readme_minimum_pulumi_version_has_every_flag_the_workflows_pass_and_ci_pins_at_least_it() -> None:
+    found = re.search(r"the Pulumi CLI \(>= ([0-9]+\.[0-9]+\.[0-9]+)", (REPO_ROOT / "README.md").read_text())
+    assert found, "README Prerequisites names no minimum Pulumi CLI version"
+    minimum = _version(found.group(1))
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        text = path.read_text()
+        for flag, introduced in FLAG_INTRODUCED.items():
+            if flag in text:
+                assert minimum >= introduced, f"{path.name} passes {flag}, new in {introduced}; README: {minimum}"
+        for pinned in re.findall(r'PULUMI_VERSION: "([0-9.]+)"', text):
+            assert _version(pinned) >= minimum, f"{path.name} pins Pulumi {pinned}, below README's {minimum}"
