@@ -640,22 +640,29 @@ def test_a_persistent_503_of_a_query_ends_within_the_request_deadline(built_stac
     assert not [t for t in built_stack.client.list_tables(built_stack.dataset_id()) if "__migrate_" in t.table_id]
 
 
+def sigint_while_the_copy_runs(stack: LiveStack) -> tuple[int, str]:
+    """`migrate --apply` of the queue as a process, SIGINT while the proxy holds the copy's INSERT (so the signal
+    arrives mid-rebuild, deterministically): its exit code and stderr."""
+    held = Fault(method="POST", path=r"/queries$", body=copy_query(stack), hang=True)
+    with rewriting_proxy(stack.endpoint, faults=[held]) as proxy:
+        process = replace(stack, endpoint=proxy).start("migrate", "--stack", STACK, "--tables", QUEUE, "--apply")
+        try:
+            assert held.seen.wait(120), "the copy never started"
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=120)
+        finally:
+            process.kill()
+    return process.returncode, stderr
+
+
 def test_sigint_during_a_rebuild_prints_the_state_of_the_table(built_stack: LiveStack) -> None:
     """The proxy holds the copy's INSERT, so the signal arrives while the rebuild runs; the process then
     deletes the partial copy and says so, exiting 130 as a shell reports SIGINT."""
     _new_partitioning(built_stack)
     before = read(built_stack, QUEUE, "queue_entry_id")
-    held = Fault(method="POST", path=r"/queries$", body=copy_query(built_stack), hang=True)
-    with rewriting_proxy(built_stack.endpoint, faults=[held]) as proxy:
-        process = replace(built_stack, endpoint=proxy).start("migrate", "--stack", STACK, "--tables", QUEUE, "--apply")
-        try:
-            assert held.seen.wait(120), "the copy never started"
-            process.send_signal(signal.SIGINT)
-            _, stderr = process.communicate(timeout=60)
-        finally:
-            process.kill()
+    returncode, stderr = sigint_while_the_copy_runs(built_stack)
 
-    assert process.returncode == 130, stderr
+    assert returncode == 130, stderr
     assert re.fullmatch(
         rf"interrupted: {re.escape(built_stack.table(QUEUE))}: stopped by SIGINT \(Ctrl-C\); the original took its "
         rf"name back from {re.escape(built_stack.table(QUEUE))}__migrate_\w+_original with every row and the partial "

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from live_server import STACK, LiveStack, stack_on
 from rewriting_proxy import Fault, rewriting_proxy
-from test_migrate_live import QUEUE, _new_partitioning, copy_query, read
+from test_migrate_live import QUEUE, _new_partitioning, copy_query, read, sigint_while_the_copy_runs
 
 pytestmark = pytest.mark.live
 
@@ -106,19 +106,9 @@ def test_the_history_holds_one_row_per_table_per_run_and_verify_names_the_commit
 
 def test_an_interrupted_run_is_visible_in_the_history(built_stack: LiveStack) -> None:
     """SIGINT while the copy runs: the row written before the first step says `interrupted`."""
-    import signal
-
     _new_partitioning(built_stack)
-    held = Fault(method="POST", path=r"/queries$", body=copy_query(built_stack), hang=True)
-    with rewriting_proxy(built_stack.endpoint, faults=[held]) as proxy:
-        process = replace(built_stack, endpoint=proxy).start("migrate", "--stack", STACK, "--tables", QUEUE, "--apply")
-        try:
-            assert held.seen.wait(120), "the copy never started"
-            process.send_signal(signal.SIGINT)
-            _, stderr = process.communicate(timeout=120)
-        finally:
-            process.kill()
-    assert process.returncode == 130, stderr
+    returncode, stderr = sigint_while_the_copy_runs(built_stack)
+    assert returncode == 130, stderr
     (row,) = history_rows(built_stack)
     assert row["outcome"] == "interrupted" and "stopped by SIGINT" in row["message"]
     # The original stands under its name: a safe state, so the lock was released.
