@@ -10,6 +10,7 @@ to do.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -25,6 +26,7 @@ from urllib.parse import urlsplit
 import google.auth
 import google.auth.transport.requests
 from google.api_core import exceptions as api_exceptions
+from google.api_core.retry import retry_unary
 from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
@@ -93,6 +95,30 @@ GOOGLE_DEADLINES = Deadlines(request=120, run=3600)
 LOCAL_DEADLINES = Deadlines(request=10, run=600)
 
 
+# The number of the attempt that failed with an exception, set on it by the retry of one call (_retry).
+_ATTEMPT = "tenant_bigquery_attempt"
+
+
+def _retry(seconds: float) -> retry_unary.Retry:
+    """google-cloud-bigquery's DEFAULT_RETRY within `seconds`, numbering each failed attempt on its exception
+    (`on_error` is called with every retryable one, the last included: api_core retry_base.py
+    `_retry_error_helper`), so that `describe` knows whether a call was retried at all."""
+    attempts = itertools.count(1)
+
+    def number(error: Exception) -> None:
+        setattr(error, _ATTEMPT, next(attempts))
+
+    base = bigquery.DEFAULT_RETRY  # Retry has no with_on_error: built as its with_timeout builds a copy
+    return retry_unary.Retry(
+        predicate=base._predicate,
+        initial=base._initial,
+        maximum=base._maximum,
+        multiplier=base._multiplier,
+        timeout=seconds,
+        on_error=number,
+    )
+
+
 @dataclass(frozen=True)
 class Connection:
     client: bigquery.Client
@@ -124,11 +150,11 @@ class Connection:
         for its transport timeout, which google-cloud-bigquery leaves unset (retry.py `DEFAULT_TIMEOUT`).
         """
         seconds = self._left(self.deadlines.request)
-        return {"retry": bigquery.DEFAULT_RETRY.with_timeout(seconds), "timeout": seconds}
+        return {"retry": _retry(seconds), "timeout": seconds}
 
     def retried(self, function: Callable[..., T]) -> Callable[..., T]:
         """`function` under the same retry, for a REST method the client has no call for."""
-        return bigquery.DEFAULT_RETRY.with_timeout(self._left(self.deadlines.request))(function)
+        return _retry(self._left(self.deadlines.request))(function)
 
     def wait(self) -> dict[str, Any]:
         """`retry` and `timeout` of a job's `result()`: each poll, and the whole wait, end with the run
@@ -143,7 +169,7 @@ class Connection:
         `wait_timeout` the wait for the result (_job_helpers.py `query_and_wait`)."""
         seconds = self._left(self.deadlines.request)
         return {
-            "retry": bigquery.DEFAULT_RETRY.with_timeout(seconds),
+            "retry": _retry(seconds),
             "job_retry": bigquery_retry.DEFAULT_JOB_RETRY.with_timeout(seconds),
             "api_timeout": seconds,
             "wait_timeout": self._left(self.deadlines.run),
@@ -256,6 +282,10 @@ def describe(conn: Connection, error: BaseException) -> str:
     else:
         within = f"within {conn.deadlines.request:g} s"
         retried = f"retried for {conn.deadlines.request:g} s" if cause is not error else "not retried"
+        if cause is not error and getattr(cause, _ATTEMPT, None) == 1:  # the one attempt used the whole deadline
+            retried = f"not retried: the one attempt took {within.removeprefix('within ')}"
+            if isinstance(cause, requests_exceptions.Timeout):
+                retried = f"no answer {within}, so no time was left to retry"
     if isinstance(cause, auth_exceptions.InvalidOperation) and conn.endpoint is not None:
         return (
             f"{conn.target} answered 401 Unauthorized: it asks for credentials, and {conn.source} sends none; "
@@ -276,7 +306,8 @@ def describe(conn: Connection, error: BaseException) -> str:
     if isinstance(cause, requests_exceptions.Timeout):
         return (
             f"{conn.target} did not answer{_request_of(cause, ' ')} {within} ({type(cause).__name__}"
-            f"{'' if within == retried else ', ' + retried}); check the endpoint or network"
+            f"{'' if within == retried else (': ' if retried.startswith('no answer') else ', ') + retried}); "
+            "check the endpoint or network"
         )
     if isinstance(cause, (auth_exceptions.TransportError, requests_exceptions.RequestException)):
         return f"cannot reach {conn.target} ({type(cause).__name__}); check the endpoint or network"

@@ -379,7 +379,9 @@ def _through(stack: LiveStack, proxy: str) -> LiveStack:
 
 def test_an_endpoint_that_never_answers_fails_within_the_request_deadline(module_built_stack: LiveStack) -> None:
     """requests waits forever for an answer unless given a timeout, and google-cloud-bigquery gives none
-    (google/cloud/bigquery/retry.py DEFAULT_TIMEOUT = None); as a process, so the old hang fails the test."""
+    (google/cloud/bigquery/retry.py DEFAULT_TIMEOUT = None); as a process, so the old hang fails the test.
+    The one attempt takes the whole request deadline, so nothing is retried (api_core retry_base.py
+    `_retry_error_helper` gives up when the deadline passes before the next attempt): said so, not "retried"."""
     stack = module_built_stack
     hang = Fault(hang=True)
     with rewriting_proxy(stack.endpoint, faults=[hang]) as proxy:
@@ -391,11 +393,33 @@ def test_an_endpoint_that_never_answers_fails_within_the_request_deadline(module
     [line] = result.stderr.splitlines()
     assert re.fullmatch(
         rf"error: {re.escape(proxy)} did not answer GET /bigquery/v2/projects/{stack.project}/\S+ within 1 s "
-        r"\((ReadTimeout|ConnectTimeout), retried for 1 s\); check the endpoint or network",
+        r"\((ReadTimeout|ConnectTimeout): no answer within 1 s, so no time was left to retry\); check the endpoint "
+        r"or network",
         line,
     ), line
     assert seconds < 30
     assert hang.count >= 1
+
+
+def test_an_endpoint_that_stops_answering_after_a_503_was_retried(module_built_stack: LiveStack) -> None:
+    """The first request's 503 is retried after at most `initial` = 1 s (api_core retry_base.py
+    exponential_sleep_generator: uniform(0, initial)), well within the 3 s deadline; the retry then hangs."""
+    stack = module_built_stack
+    deadlines = {"TENANT_BIGQUERY_REQUEST_SECONDS": "3", "TENANT_BIGQUERY_RUN_SECONDS": "20"}
+    dataset = r"/datasets/[^/]+$"  # one request: verify reads the tables in parallel
+    unavailable = Fault(method="GET", path=dataset, status=503, times=1)
+    hang = Fault(method="GET", path=dataset, hang=True)
+    with rewriting_proxy(stack.endpoint, faults=[unavailable, hang]) as proxy:
+        result = _through(stack, proxy).cli("verify", "--stack", STACK, env=deadlines, process=True, timeout=60)
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    [line] = result.stderr.splitlines()
+    assert re.fullmatch(
+        rf"error: {re.escape(proxy)} did not answer GET /bigquery/v2/projects/{stack.project}/\S+ within 3 s "
+        r"\(ReadTimeout, retried for 3 s\); check the endpoint or network",
+        line,
+    ), line
+    assert (unavailable.count, hang.count) == (1, 1)
 
 
 def test_the_run_deadline_cuts_a_request_short(module_built_stack: LiveStack) -> None:
