@@ -180,6 +180,11 @@ class Connection:
         return replace(self, ends=time.monotonic() + self.deadlines.request)
 
 
+def live_table_id(conn: Connection, settings: Settings, dataset: str, table: str) -> str:
+    """project.dataset.table of a declared table: the stack's dataset id (its suffix) in the connected project."""
+    return f"{conn.project}.{settings.dataset_id(dataset)}.{table}"
+
+
 def _deadlines(default: Deadlines) -> Deadlines:
     values = {}
     for name, variable in (("request", REQUEST_SECONDS_ENV), ("run", RUN_SECONDS_ENV)):

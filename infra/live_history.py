@@ -48,7 +48,7 @@ def recording(entry: Entry | None) -> Iterator[None]:
 
 def history_id(conn: live.Connection, settings: Settings) -> str:
     dataset, table = HISTORY_TABLE.split(".")
-    return f"{conn.project}.{settings.dataset_id(dataset)}.{table}"
+    return live.live_table_id(conn, settings, dataset, table)
 
 
 def caller(conn: live.Connection) -> str:

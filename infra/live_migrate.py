@@ -117,7 +117,7 @@ class MigrateReport:
 
 
 def _table_id(conn: live.Connection, settings: Settings, table: Table) -> str:
-    return f"{conn.project}.{settings.dataset_id(table.dataset)}.{table.table_id}"
+    return live.live_table_id(conn, settings, table.dataset, table.table_id)
 
 
 def read_live(conn: live.Connection, settings: Settings, table: Table, *, facts: bool) -> LiveTable:
