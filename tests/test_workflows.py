@@ -900,3 +900,24 @@ def test_the_readme_minimum_pulumi_version_has_every_flag_the_workflows_pass_and
                 assert minimum >= introduced, f"{path.name} passes {flag}, new in {introduced}; README: {minimum}"
         for pinned in re.findall(r'PULUMI_VERSION: "([0-9.]+)"', text):
             assert _version(pinned) >= minimum, f"{path.name} pins Pulumi {pinned}, below README's {minimum}"
+
+
+def test_the_readme_says_which_steps_run_before_and_after_the_approval_and_how_to_move_a_stack_to_kms() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    delivery = readme[readme.index("**Deploys**") : readme.index("One-time repository set-up")]
+    jobs = workflow("pulumi-up.yml")["jobs"]
+    for job_id, when in (
+        ("preview", "before any approval"),
+        ("migrate", "after the approval"),
+        ("up", "after the approval"),
+    ):
+        assert f"`{job_id}`, **{when}**" in delivery
+    assert "Why the approval sits there" in delivery and set(jobs) == {"preview", "migrate", "up"}
+    script = step_using(workflow("drift.yml")["jobs"]["report"], "actions/github-script")["with"]["script"]
+    assert "<!-- tenant-bigquery:drift:<stack> -->" in delivery and "tenant-bigquery:drift:${stack}" in script
+    runbook = readme[readme.index("### Move a stack's secrets to Cloud KMS") :]
+    assert 'pulumi stack change-secrets-provider --stack prod "gcpkms://projects/' in runbook
+    main_job = readme[readme.index("<!-- deploy -->") : readme.index("What a stack sets")]
+    assert "pulumi stack select --create dev --secrets-provider passphrase" in main_job  # the local path, no KMS
+    table = _setup_table()
+    assert "| Cloud KMS keys |" in table and "variable of the environment `prod-preview` (prod's reader" in table
