@@ -272,17 +272,25 @@ def check_the_applied_plan_is_the_gated_one(folder: Path) -> None:
     assert not any("PULUMI_EXPERIMENTAL" in path.read_text() for path in folder.glob("*.yml"))
 
 
+def is_up(step: dict[str, Any]) -> bool:
+    action = step.get("uses", "").startswith("pulumi/actions@") and step["with"].get("command") in {"up", "update"}
+    return action or any(re.match(r"pulumi (up|update)\b", c) for c in pulumi_commands(step))
+
+
 def check_convergence_and_verify_after_every_up(folder: Path) -> None:
+    checked = 0
     for name, job_id, job in all_jobs(folder):
-        deploys = [i for i, s in enumerate(steps(job)) if any(c.startswith("pulumi up") for c in pulumi_commands(s))]
+        deploys = [i for i, s in enumerate(steps(job)) if is_up(s)]
         if not deploys:
             continue
+        checked += 1
         after = steps(job)[deploys[-1] + 1 :]
         converge = index_of({"steps": after}, lambda s: any("--expect-no-changes" in c for c in pulumi_commands(s)))
         assert pulumi_commands(after[converge]) == ['pulumi preview --stack "$STACK" --refresh --expect-no-changes']
         verify = index_of({"steps": after}, lambda s: 'infra.cli verify --stack "$STACK"' in s.get("run", ""))
         assert converge < verify and after[verify]["shell"] == "bash", f"{name} {job_id}"
         assert not any(s.get("continue-on-error") or s.get("if") for s in after[: verify + 1]), f"{name} {job_id}"
+    assert checked >= 1
 
 
 def check_no_passphrase_and_every_stack_needs_its_kms_key(folder: Path) -> None:
