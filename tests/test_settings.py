@@ -210,3 +210,22 @@ def test_a_secret_setting_of_this_stack_is_refused_with_the_fix(tmp_path: Path) 
         "config.tenant-bigquery:kmsKeyName: is a secret, which the offline commands cannot decrypt and this "
         "setting does not need; store it in plain text: pulumi config set tenant-bigquery:kmsKeyName VALUE"
     )
+
+
+def test_a_stack_file_with_a_cloud_kms_secrets_provider_is_read_as_the_engine_reads_it(repo_copy: Path) -> None:
+    """A stack file's top level is the engine's ProjectStack (pulumi/pulumi sdk/go/common/workspace/project.go):
+    `secretsprovider` (the gocloud.dev keeper URL, here gcpkms://projects/P/locations/L/keyRings/R/cryptoKeys/K)
+    and `encryptedkey` (the stack's data key, encrypted by that key; pkg/secrets/cloud/manager.go
+    NewCloudSecretsManager writes both) sit beside `config`. They say how secrets are encrypted, not what the
+    program gets, so every command reads the stack file as before."""
+    from helpers import invoke
+
+    stack_file = repo_copy / "Pulumi.prod.yaml"
+    stack_file.write_text(
+        "secretsprovider: gcpkms://projects/acme-security-prod/locations/us/keyRings/pulumi/cryptoKeys/stack\n"
+        "encryptedkey: CiQAg6xNp1NwfShHvFC7nFVtZbTqgXzB1nB4cdvL1qPWmM1ka9ISSQD1Xr2u\n" + stack_file.read_text()
+    )
+    validated = invoke("validate", "--root", str(repo_copy))
+    assert validated.returncode == 0, validated.stdout + validated.stderr
+    plain = load_settings(FIXTURE_ROOT, "prod", CATALOG)
+    assert load_settings(repo_copy, "prod", CATALOG) == plain
