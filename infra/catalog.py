@@ -110,7 +110,7 @@ def _top_level(columns: tuple[Column, ...]) -> dict[str, Column]:
     return {c.name.lower(): c for c in columns}
 
 
-def _check_partitioning(
+def check_partitioning(
     spec: PartitioningSpec, columns: dict[str, Column], file: str, where: str
 ) -> tuple[TimePartitioning | None, RangePartitioning | None, list[Problem]]:
     problems: list[Problem] = []
@@ -173,6 +173,14 @@ def _check_partitioning(
     return partitioning, None, problems
 
 
+def check_partition_filter(spec: TableSpec, file: str, where: str) -> list[Problem]:
+    if spec.require_partition_filter and spec.partitioning is None:
+        return [
+            Problem(file, f"{where}.require_partition_filter", "needs partitioning:; remove it or partition the table")
+        ]
+    return []
+
+
 def _spelled(name: str | None, columns: dict[str, Column]) -> str | None:
     """A column as the schema spells it: BigQuery matches names ignoring case, the provider compares them exactly."""
     if name is None:
@@ -181,7 +189,7 @@ def _spelled(name: str | None, columns: dict[str, Column]) -> str | None:
     return column.name if column else name
 
 
-def _check_clustering(clustering: list[str], columns: dict[str, Column], file: str, where: str) -> list[Problem]:
+def check_clustering(clustering: list[str], columns: dict[str, Column], file: str, where: str) -> list[Problem]:
     problems = []
     if not 1 <= len(clustering) <= rules.MAX_CLUSTERING_COLUMNS:
         problems.append(
@@ -301,21 +309,16 @@ def _load_dataset(
         top = _top_level(columns)
         time_partitioning = range_partitioning = None
         if table_spec.partitioning is not None:
-            time_partitioning, range_partitioning, partition_problems = _check_partitioning(
+            time_partitioning, range_partitioning, partition_problems = check_partitioning(
                 table_spec.partitioning, top, file, f"{where}.partitioning"
             )
             problems += partition_problems
-        if table_spec.require_partition_filter and table_spec.partitioning is None:
-            problems.append(
-                Problem(
-                    file, f"{where}.require_partition_filter", "needs partitioning:; remove it or partition the table"
-                )
-            )
+        problems += check_partition_filter(table_spec, file, where)
         clustering = table_spec.clustering
         if isinstance(clustering, msgspec.UnsetType):
             clustering = []
         else:
-            problems += _check_clustering(clustering, top, file, f"{where}.clustering")
+            problems += check_clustering(clustering, top, file, f"{where}.clustering")
         problems += [
             Problem(file, f"{where}.renamed_columns.{new}", message)
             for new, message in check_renamed_columns(table_spec.renamed_columns, columns)

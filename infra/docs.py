@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.catalog import Catalog, Dataset, Table
-from infra.declared import partitioning_args
 from infra.render import clustering_text, columns_text, partitioning_text
 from infra.schema import Column
+from infra.table_properties import partitioning_args
 
 DOCS_FILE = Path("docs") / "tables.md"
 # `table.column` written in a description: how the schemas state what a column refers to.
