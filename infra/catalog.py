@@ -106,6 +106,28 @@ class DatasetSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tables: dict[str, TableSpec]
 
 
+# What each key of stacks/<dataset>.yaml means, by its path; a table property's key is said by its
+# descriptor (infra/table_properties.py). docs/declaration.md is generated from these and the structs above.
+KEY_MEANINGS = {
+    "dataset": "the dataset's id (letters, digits and underscores); the stack's datasetSuffix is appended",
+    "description": "the dataset's description",
+    "labels": "key: value labels of the dataset; the stack's labels are added and win",
+    "tables": "one entry per table, keyed by its id (snake_case)",
+    "tables.<table>.renamed_columns": "new name: old name of columns renamed since the live table was made; "
+    "`migrate` renames them in place instead of dropping and adding (dotted paths for nested fields)",
+    "tables.<table>.partitioning.type": "time partitioning's granularity: HOUR, DAY, MONTH or YEAR",
+    "tables.<table>.partitioning.field": "the top-level DATE, TIMESTAMP or DATETIME column; left out: ingestion time",
+    "tables.<table>.partitioning.expiration_days": "days a partition is kept (time partitioning)",
+    "tables.<table>.partitioning.keep_forever": "partitions never expire, on purpose (instead of expiration_days; "
+    "labels the table retention: forever)",
+    "tables.<table>.partitioning.range": "integer-range partitioning instead of time partitioning",
+    "tables.<table>.partitioning.range.field": "the top-level INT64 column",
+    "tables.<table>.partitioning.range.start": "the first range's start (inclusive)",
+    "tables.<table>.partitioning.range.end": "the last range's end (exclusive)",
+    "tables.<table>.partitioning.range.interval": "the width of each range",
+}
+
+
 def _top_level(columns: tuple[Column, ...]) -> dict[str, Column]:
     return {c.name.lower(): c for c in columns}
 
