@@ -106,11 +106,33 @@ class DatasetSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     tables: dict[str, TableSpec]
 
 
+# What each key of stacks/<dataset>.yaml means, by its path; a table property's key is said by its
+# descriptor (infra/table_properties.py). docs/declaration.md is generated from these and the structs above.
+KEY_MEANINGS = {
+    "dataset": "the dataset's id (letters, digits and underscores); the stack's datasetSuffix is appended",
+    "description": "the dataset's description",
+    "labels": "key: value labels of the dataset; the stack's labels are added and win",
+    "tables": "one entry per table, keyed by its id (snake_case)",
+    "tables.<table>.renamed_columns": "new name: old name of columns renamed since the live table was made; "
+    "`migrate` renames them in place instead of dropping and adding (dotted paths for nested fields)",
+    "tables.<table>.partitioning.type": "time partitioning's granularity: HOUR, DAY, MONTH or YEAR",
+    "tables.<table>.partitioning.field": "the top-level DATE, TIMESTAMP or DATETIME column; left out: ingestion time",
+    "tables.<table>.partitioning.expiration_days": "days a partition is kept (time partitioning)",
+    "tables.<table>.partitioning.keep_forever": "partitions never expire, on purpose (instead of expiration_days; "
+    "labels the table retention: forever)",
+    "tables.<table>.partitioning.range": "integer-range partitioning instead of time partitioning",
+    "tables.<table>.partitioning.range.field": "the top-level INT64 column",
+    "tables.<table>.partitioning.range.start": "the first range's start (inclusive)",
+    "tables.<table>.partitioning.range.end": "the last range's end (exclusive)",
+    "tables.<table>.partitioning.range.interval": "the width of each range",
+}
+
+
 def _top_level(columns: tuple[Column, ...]) -> dict[str, Column]:
     return {c.name.lower(): c for c in columns}
 
 
-def _check_partitioning(
+def check_partitioning(
     spec: PartitioningSpec, columns: dict[str, Column], file: str, where: str
 ) -> tuple[TimePartitioning | None, RangePartitioning | None, list[Problem]]:
     problems: list[Problem] = []
@@ -173,6 +195,14 @@ def _check_partitioning(
     return partitioning, None, problems
 
 
+def check_partition_filter(spec: TableSpec, file: str, where: str) -> list[Problem]:
+    if spec.require_partition_filter and spec.partitioning is None:
+        return [
+            Problem(file, f"{where}.require_partition_filter", "needs partitioning:; remove it or partition the table")
+        ]
+    return []
+
+
 def _spelled(name: str | None, columns: dict[str, Column]) -> str | None:
     """A column as the schema spells it: BigQuery matches names ignoring case, the provider compares them exactly."""
     if name is None:
@@ -181,7 +211,7 @@ def _spelled(name: str | None, columns: dict[str, Column]) -> str | None:
     return column.name if column else name
 
 
-def _check_clustering(clustering: list[str], columns: dict[str, Column], file: str, where: str) -> list[Problem]:
+def check_clustering(clustering: list[str], columns: dict[str, Column], file: str, where: str) -> list[Problem]:
     problems = []
     if not 1 <= len(clustering) <= rules.MAX_CLUSTERING_COLUMNS:
         problems.append(
@@ -301,21 +331,16 @@ def _load_dataset(
         top = _top_level(columns)
         time_partitioning = range_partitioning = None
         if table_spec.partitioning is not None:
-            time_partitioning, range_partitioning, partition_problems = _check_partitioning(
+            time_partitioning, range_partitioning, partition_problems = check_partitioning(
                 table_spec.partitioning, top, file, f"{where}.partitioning"
             )
             problems += partition_problems
-        if table_spec.require_partition_filter and table_spec.partitioning is None:
-            problems.append(
-                Problem(
-                    file, f"{where}.require_partition_filter", "needs partitioning:; remove it or partition the table"
-                )
-            )
+        problems += check_partition_filter(table_spec, file, where)
         clustering = table_spec.clustering
         if isinstance(clustering, msgspec.UnsetType):
             clustering = []
         else:
-            problems += _check_clustering(clustering, top, file, f"{where}.clustering")
+            problems += check_clustering(clustering, top, file, f"{where}.clustering")
         problems += [
             Problem(file, f"{where}.renamed_columns.{new}", message)
             for new, message in check_renamed_columns(table_spec.renamed_columns, columns)

@@ -438,37 +438,57 @@ def _numeric_widened(old: Column, new: Column) -> bool:
 
 
 def classify_table(old: Table, new: Table, table_ref: str | None = None) -> list[Change]:
-    """Every difference between two declarations of one table, schema included; `table_ref`
-    (project.dataset.table) names the live table in the SQL a reason suggests."""
-    from infra.render import clustering_text
+    """Every difference between two declarations of one table, schema included, by each property's
+    classifier (infra/table_properties.py); `table_ref` (project.dataset.table) names the live table in the
+    SQL a reason suggests."""
+    from infra.table_properties import DIFF_ORDER
 
+    ref = table_ref or f"<project>.{new.key}"
+    return [change for prop in DIFF_ORDER if prop.classify is not None for change in prop.classify(old, new, ref)]
+
+
+def description_changes(old: Table, new: Table, _: str) -> list[Change]:
+    if old.description == new.description:
+        return []
+    text = "table description changed, in place"
+    return [_change("(description)", Verdict.UPDATE, TABLE_UPDATE, text, "description")]
+
+
+def label_changes(old: Table, new: Table, _: str) -> list[Change]:
     changes: list[Change] = []
-    if old.description != new.description:
-        text = "table description changed, in place"
-        changes.append(_change("(description)", Verdict.UPDATE, TABLE_UPDATE, text, "description"))
     for key in sorted(old.labels.keys() | new.labels.keys()):
         before, after = old.labels.get(key), new.labels.get(key)
         if before != after:
             text = f"label {key}: {before} -> {after}, in place"
             changes.append(_change(f"(labels.{key})", Verdict.UPDATE, TABLE_UPDATE, text, "labels"))
-    changes += _partitioning_changes(old, new, table_ref or f"<project>.{new.key}")
-    if old.require_partition_filter != new.require_partition_filter:
-        text = (
-            "require_partition_filter switched on, in place: queries without a partition filter start failing"
-            if new.require_partition_filter
-            else "require_partition_filter switched off, in place"
-        )
-        changes.append(
-            _change("(require_partition_filter)", Verdict.UPDATE, TABLE_UPDATE, text, "requirePartitionFilter")
-        )
-    if old.clustering != new.clustering:
-        text = (
-            f"clustering {clustering_text(old.clustering)} -> {clustering_text(new.clustering)}, in place; "
-            "no data lost, new data is clustered the new way"
-        )
-        changes.append(_change("(clustering)", Verdict.UPDATE, TABLE_UPDATE, text, "clusterings"))
-    changes += [_drop_of_a_key_column(c, old) for c in classify_schema(old.schema, new.schema)]
     return changes
+
+
+def partition_filter_changes(old: Table, new: Table, _: str) -> list[Change]:
+    if old.require_partition_filter == new.require_partition_filter:
+        return []
+    text = (
+        "require_partition_filter switched on, in place: queries without a partition filter start failing"
+        if new.require_partition_filter
+        else "require_partition_filter switched off, in place"
+    )
+    return [_change("(require_partition_filter)", Verdict.UPDATE, TABLE_UPDATE, text, "requirePartitionFilter")]
+
+
+def clustering_changes(old: Table, new: Table, _: str) -> list[Change]:
+    from infra.render import clustering_text
+
+    if old.clustering == new.clustering:
+        return []
+    text = (
+        f"clustering {clustering_text(old.clustering)} -> {clustering_text(new.clustering)}, in place; "
+        "no data lost, new data is clustered the new way"
+    )
+    return [_change("(clustering)", Verdict.UPDATE, TABLE_UPDATE, text, "clusterings")]
+
+
+def schema_changes(old: Table, new: Table, _: str) -> list[Change]:
+    return [_drop_of_a_key_column(c, old) for c in classify_schema(old.schema, new.schema)]
 
 
 def _drop_of_a_key_column(change: Change, old: Table) -> Change:
@@ -495,9 +515,9 @@ def _drop_of_a_key_column(change: Change, old: Table) -> Change:
     return change
 
 
-def _partitioning_changes(old: Table, new: Table, table_ref: str) -> list[Change]:
-    from infra.declared import partitioning_args
+def partitioning_changes(old: Table, new: Table, table_ref: str) -> list[Change]:
     from infra.render import partitioning_text
+    from infra.table_properties import partitioning_args
 
     old_time, new_time = old.time_partitioning, new.time_partitioning
     old_range, new_range = old.range_partitioning, new.range_partitioning

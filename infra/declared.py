@@ -8,40 +8,22 @@ values; infra/render.py is the one place they become text.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Literal, NotRequired, TypedDict
+from typing import Literal, NotRequired, TypedDict, cast
 
-from infra.catalog import Catalog, Dataset, RangePartitioning, Table, TimePartitioning
+from infra.catalog import Catalog, Dataset, Table
 from infra.contract import COMPONENT_TYPE as COMPONENT_TYPE
-from infra.contract import DATA_LOSS_APPROVED, RETENTION_FOREVER
 from infra.contract import DATASET_TYPE as DATASET_TYPE
 from infra.contract import TABLE_TYPE as TABLE_TYPE
 from infra.rules import MS_PER_DAY
-from infra.schema import schema_to_api
 from infra.settings import Grant, Settings
-
-
-class RangeArgs(TypedDict):
-    start: int
-    end: int
-    interval: int
-
-
-class TimePartitioningArgs(TypedDict):
-    type: str  # HOUR, DAY, MONTH or YEAR
-    field: str | None  # None: by ingestion time
-    expiration_ms: int | None  # None: partitions are kept
-
-
-class RangePartitioningArgs(TypedDict):
-    field: str
-    range: RangeArgs
-
-
-class EncryptionArgs(TypedDict):
-    kms_key_name: str
-
+from infra.table_properties import (
+    EncryptionArgs,
+    RangePartitioningArgs,
+    TimePartitioningArgs,
+    merged_labels,
+    property_args,
+)
 
 # The member fields of an ACL entry, as the provider and as the BigQuery API (entity type) name them.
 MemberField = Literal["special_group", "group_by_email", "user_by_email"]
@@ -147,21 +129,6 @@ def replacement_trigger(table: Table, settings: Settings) -> str:
     return settings.recreate_token(table.dataset, table.table_id) or BASELINE_TRIGGER
 
 
-def merged_labels(declared: dict[str, str], settings: Settings) -> dict[str, str]:
-    # Stack-wide labels (env, cost centre) win over declared ones.
-    return {**declared, **settings.options.labels}
-
-
-def table_labels(table: Table, settings: Settings) -> dict[str, str]:
-    """Declared and stack labels, plus the decisions the policy pack must see in the table's inputs."""
-    labels = merged_labels(table.labels, settings)
-    if table.time_partitioning is not None and table.time_partitioning.keep_forever:
-        labels.update([RETENTION_FOREVER])  # partitions never expire, on purpose (keep_forever: true)
-    if settings.approves_data_loss(table.key):
-        labels.update([DATA_LOSS_APPROVED])  # deletion protection is lifted, on purpose (approveDataLoss)
-    return labels
-
-
 def dataset_accesses(grants: tuple[Grant, ...]) -> list[AccessArgs]:
     """The whole dataset ACL: once `accesses` is set, the provider removes every entry it does not list.
 
@@ -204,53 +171,14 @@ def dataset_args(dataset: Dataset, settings: Settings) -> DatasetArgs:
     return args
 
 
-def time_partitioning_args(partitioning: TimePartitioning) -> TimePartitioningArgs:
-    days = partitioning.expiration_days
-    return {
-        "type": partitioning.type,
-        "field": partitioning.field,
-        "expiration_ms": days * MS_PER_DAY if days else None,
-    }
-
-
-def range_partitioning_args(partitioning: RangePartitioning) -> RangePartitioningArgs:
-    return {
-        "field": partitioning.field,
-        "range": {"start": partitioning.start, "end": partitioning.end, "interval": partitioning.interval},
-    }
-
-
-def partitioning_args(table: Table) -> tuple[TimePartitioningArgs | None, RangePartitioningArgs | None]:
-    """A table's partitioning as the provider receives it; the same without stack settings (docs, diff)."""
-    time, range_ = table.time_partitioning, table.range_partitioning
-    return (
-        time_partitioning_args(time) if time is not None else None,
-        range_partitioning_args(range_) if range_ is not None else None,
-    )
-
-
 def table_args(table: Table, settings: Settings, dataset_id: str) -> TableArgs:
-    args: TableArgs = {
+    """The table's identity and safety, and what every property sends (infra/table_properties.py)."""
+    args = {
         "project": settings.project,
         "dataset_id": dataset_id,
         "table_id": table.table_id,
-        "description": table.description or None,
-        "schema": json.dumps(schema_to_api(table.schema)),
-        "labels": table_labels(table, settings) or None,
         "deletion_protection": settings.options.deletion_protection and not settings.approves_data_loss(table.key),
-        "clusterings": list(table.clustering) or None,
+        **property_args(table, settings),
     }
-    time, range_ = partitioning_args(table)
-    if time is not None:
-        args["time_partitioning"] = time
-    if range_ is not None:
-        args["range_partitioning"] = range_
-    if table.require_partition_filter:
-        # Only when true: the provider reads it back only when true (resourceBigQueryTableRead), so an
-        # explicit false would differ from an imported table's state.
-        args["require_partition_filter"] = True
-    if settings.options.kms_key_name is not None:
-        # Named on every table, not only inherited from the dataset default: the provider reads the
-        # table's key back, and a configuration without it would plan a replacement on the next run.
-        args["encryption_configuration"] = {"kms_key_name": settings.options.kms_key_name}
-    return args
+    # The descriptors name their arguments as TableArgs does: tests/test_table_properties.py holds them equal.
+    return cast(TableArgs, args)

@@ -1,4 +1,5 @@
-"""The data dictionary: catalog -> Markdown (docs/tables.md). Pure: no pulumi or google imports.
+"""The data dictionary: catalog -> Markdown (docs/tables.md); and the reference of the declaration file
+(docs/declaration.md), from its structs and the table properties. Pure: no pulumi or google imports.
 
 The output depends only on the catalog, never on the machine or the working directory, so the
 committed file can be compared byte for byte (`python -m infra.cli docs --check`).
@@ -6,15 +7,20 @@ committed file can be compared byte for byte (`python -m infra.cli docs --check`
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import UnionType
+from typing import Any, get_args, get_origin
 
-from infra.catalog import Catalog, Dataset, Table
-from infra.declared import partitioning_args
+import msgspec
+
+from infra.catalog import KEY_MEANINGS, Catalog, Dataset, DatasetSpec, Table
 from infra.render import clustering_text, columns_text, partitioning_text
 from infra.schema import Column
+from infra.table_properties import TABLE_PROPERTIES, partitioning_args
 
 DOCS_FILE = Path("docs") / "tables.md"
 # `table.column` written in a description: how the schemas state what a column refers to.
@@ -137,4 +143,98 @@ def render_data_dictionary(catalog: Catalog) -> str:
             ]
         for table in dataset.tables:
             lines += _table_section(table)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+# ---------------------------------------------------------------- the declaration file's reference
+
+DECLARATION_FILE = Path("docs") / "declaration.md"
+
+
+def _type_name(annotation: Any) -> str:
+    if isinstance(annotation, UnionType):
+        return " or ".join(_type_name(a) for a in get_args(annotation) if a not in (type(None), msgspec.UnsetType))
+    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        return "mapping"
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is dict:
+        return f"mapping of {_type_name(args[0])} to {_type_name(args[1])}".replace("to mapping", "to mappings")
+    if origin is list:
+        return f"list of {_type_name(args[0])}"
+    return {str: "string", int: "integer", bool: "boolean"}[annotation]
+
+
+def _default_text(field: msgspec.structs.FieldInfo) -> str:
+    if field.required:
+        return "required"
+    if field.default is msgspec.UNSET:
+        return "not set"
+    if field.default is msgspec.NODEFAULT:
+        return "empty"
+    return "none" if field.default is None else f"`{json.dumps(field.default)}`"
+
+
+def _key_rows(struct: type[msgspec.Struct], prefix: str, meanings: dict[str, str]) -> Iterator[str]:
+    nested: list[tuple[type[msgspec.Struct], str]] = []
+    for field in msgspec.structs.fields(struct):
+        path = f"{prefix}{field.encode_name}"
+        yield f"| `{path}` | {_type_name(field.type)} | {_default_text(field)} | {_cell(meanings[path])} |"
+        for inner in (field.type, *get_args(field.type)):
+            if isinstance(inner, type) and issubclass(inner, msgspec.Struct):
+                # A mapping of structs (tables:) is keyed by a name: `tables.<table>.`.
+                key = f"<{field.encode_name.removesuffix('s')}>." if get_origin(field.type) is dict else ""
+                nested.append((inner, f"{path}.{key}"))
+    for inner_struct, inner_prefix in nested:
+        yield from _key_rows(inner_struct, inner_prefix, meanings)
+
+
+def _function_name(function: Callable[..., Any]) -> str:
+    return f"`{function.__module__.removeprefix('infra.')}.{function.__qualname__}`"
+
+
+def declaration_meanings() -> dict[str, str]:
+    """Every key's meaning: the structural keys' from the catalog, each table property's from its descriptor."""
+    table = "tables.<table>."
+    return KEY_MEANINGS | {f"{table}{p.declared_by}": p.summary for p in TABLE_PROPERTIES if p.classify is not None}
+
+
+def render_declaration_reference() -> str:
+    meanings = declaration_meanings()
+    header = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    lines = [
+        "# The declaration file: `stacks/<dataset>.yaml`",
+        "",
+        "<!-- Generated from infra/catalog.py (the declaration's structs) and infra/table_properties.py by "
+        "`python scripts/declaration_reference.py`; edit those, not this file. -->",
+        "",
+        "One file per dataset; each table's columns are a schema file `schemas/<dataset>/<table>.json` "
+        "(BigQuery's JSON schema format). A key not listed here is an error.",
+        "",
+        "## Keys",
+        "",
+        *header,
+        *_key_rows(DatasetSpec, "", meanings),
+        "",
+        "## Table properties",
+        "",
+        "What each table property becomes on its way to BigQuery and back: the provider argument "
+        "(pulumi-gcp `TableArgs`, and the input as the engine names it), the field of BigQuery's REST Table "
+        "resource that a rebuild writes and `verify` reads, how `verify` compares it, what a change does, and "
+        "whether `migrate` brings it to the declaration.",
+        "",
+    ]
+    for prop in TABLE_PROPERTIES:
+        declared = f"`{prop.declared_by}`" if prop.classify is not None else _html_escaped(prop.declared_by)
+        lines += [
+            f"### {prop.name}",
+            "",
+            f"- Declared by: {declared}: {_html_escaped(prop.summary)}",
+            f"- Validated by: {', '.join(_function_name(f) for f in prop.validation)}",
+            "- Provider argument: " + ", ".join(f"`{f.arg}` (`{f.engine}`)" for f in prop.fields),
+            "- REST field: " + ", ".join(f"`{f.rest}`" for f in prop.fields),
+            f"- `verify`: the check `{prop.verify.check}`, {prop.verify.compare.value}",
+            f"- A change: {_html_escaped(prop.change)}",
+            f"- `migrate`: {'a rebuild creates the table with it' if prop.migrated else 'not carried by a rebuild'}",
+            "",
+        ]
     return "\n".join(lines).rstrip("\n") + "\n"

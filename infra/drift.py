@@ -9,16 +9,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from infra.declared import (
-    API_MEMBER_FIELDS,
-    DeclaredDataset,
-    DeclaredTable,
+from infra.declared import API_MEMBER_FIELDS, DeclaredDataset, DeclaredTable, access_members
+from infra.render import NONE, columns_text, duration_text, short_text
+from infra.schema import Column
+from infra.table_properties import (
+    TABLE_PROPERTIES,
+    Compare,
     RangePartitioningArgs,
     TimePartitioningArgs,
-    access_members,
+    rest_resource,
+    state_fields,
 )
-from infra.render import NONE, clustering_text, columns_text, duration_text, partitioning_text
-from infra.schema import Column
 
 UNDECLARED = "undeclared"
 _MAX_SCHEMA_DIFFERENCES = 6
@@ -73,18 +74,15 @@ def declared_dataset(declared: DeclaredDataset) -> DatasetState:
     )
 
 
+def observed_state(resource: Mapping[str, Any], columns: tuple[Column, ...]) -> TableState:
+    """A table as BigQuery's REST Table resource describes it, read through every property's spelling;
+    `columns` is its schema as the caller's column reader read it."""
+    return TableState(**state_fields(resource, columns))
+
+
 def declared_table(declared: DeclaredTable) -> TableState:
-    args = declared.args
-    return TableState(
-        schema=declared.table.schema,
-        time_partitioning=args.get("time_partitioning"),
-        range_partitioning=args.get("range_partitioning"),
-        require_partition_filter=args.get("require_partition_filter", False),
-        clustering=tuple(args["clusterings"] or ()),
-        labels=args["labels"] or {},
-        description=args["description"] or "",
-        kms_key_name=args["encryption_configuration"]["kms_key_name"] if "encryption_configuration" in args else None,
-    )
+    """Read back from the REST resource a rebuild would create: the live reader's own spelling."""
+    return observed_state(rest_resource(declared.args), declared.table.schema)
 
 
 def own_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
@@ -106,12 +104,6 @@ class Check:
 
     def to_json(self) -> dict[str, Any]:
         return {"subject": self.subject, "check": self.name, "ok": self.ok, "detail": self.detail}
-
-
-def _short(text: str, limit: int = 60) -> str:
-    if not text:
-        return "none"
-    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def _labels_text(labels: Mapping[str, str]) -> str:
@@ -192,7 +184,7 @@ def dataset_checks(subject: str, declared: DatasetState, live: DatasetState) -> 
         # BigQuery treats location names case-insensitively (us == US).
         _same(subject, "location", declared.location.upper(), live.location.upper()),
         _labels_check(subject, declared.labels, live.labels),
-        _same(subject, "description", declared.description, live.description, _short),
+        _same(subject, "description", declared.description, live.description, short_text),
         _same(
             subject,
             "default table expiration",
@@ -220,32 +212,20 @@ def _access_check(
 
 
 def table_checks(subject: str, declared: TableState, live: TableState) -> list[Check]:
-    checks = [
-        _schema_check(subject, declared.schema, live.schema),
-        _same(
-            subject,
-            "partitioning",
-            (declared.time_partitioning, declared.range_partitioning),
-            (live.time_partitioning, live.range_partitioning),
-            lambda both: partitioning_text(*both),
-        ),
-    ]
-    if declared.time_partitioning or declared.range_partitioning or live.time_partitioning or live.range_partitioning:
-        checks.append(
-            _same(
-                subject,
-                "partition filter",
-                declared.require_partition_filter,
-                live.require_partition_filter,
-                lambda required: "required" if required else "not required",
-            )
-        )
-    checks += [
-        _same(subject, "clustering", declared.clustering, live.clustering, clustering_text),
-        _labels_check(subject, declared.labels, live.labels),
-        _same(subject, "description", declared.description, live.description, _short),
-        *_encryption_check(subject, "encryption key", declared.kms_key_name, live.kms_key_name, live.kms_key_version),
-    ]
+    checks: list[Check] = []
+    for prop in TABLE_PROPERTIES:
+        verify = prop.verify
+        if verify.applies is not None and not (verify.applies(declared) or verify.applies(live)):
+            continue
+        want, have = prop.value(declared), prop.value(live)
+        if verify.compare is Compare.COLUMNS:
+            checks.append(_schema_check(subject, want, have))
+        elif verify.compare is Compare.LABELS:
+            checks.append(_labels_check(subject, want, own_labels(have)))
+        elif verify.compare is Compare.KEY:
+            checks += _encryption_check(subject, verify.check, want, have, live.kms_key_version)
+        else:
+            checks.append(_same(subject, verify.check, want, have, verify.show))
     return checks
 
 

@@ -44,6 +44,7 @@ from infra.drift import (
     dataset_checks,
     declared_dataset,
     declared_table,
+    observed_state,
     own_labels,
     table_checks,
 )
@@ -57,10 +58,6 @@ EMULATOR_HOST_ENV = "BIGQUERY_EMULATOR_HOST"
 WORKERS = 8
 BACKUP_SUFFIX = "_backup"
 SNAPSHOT_SEPARATOR = "__"
-# BigQuery reports a table's key with the version that encrypts it, `.../cryptoKeys/K/cryptoKeyVersions/N`;
-# the provider keeps the key and sets the rest aside as kms_key_version, so a declared key matches
-# (terraform-provider-google resource_bigquery_table.go, flattenEncryptionConfiguration: this pattern).
-_KEY_VERSION = re.compile(r"(projects/.*/locations/.*/keyRings/.*/cryptoKeys/.*)/cryptoKeyVersions/.*")
 
 T = TypeVar("T")
 
@@ -384,36 +381,10 @@ def observed_column(field: bigquery.SchemaField) -> Column:
     )
 
 
-def _table_key(table: bigquery.Table) -> tuple[str | None, str | None]:
-    """The table's key as the provider reads it, and the versioned name BigQuery reported (if it did)."""
-    reported = table.encryption_configuration.kms_key_name if table.encryption_configuration else None
-    versioned = _KEY_VERSION.search(reported or "")
-    return (versioned.group(1), reported) if versioned else (reported or None, None)
-
-
 def observed_table(table: bigquery.Table) -> TableState:
-    # In the provider's argument shapes (infra/declared.py), so declared and live compare as they are.
-    time = table.time_partitioning
-    rng = table.range_partitioning
-    key, key_version = _table_key(table)
-    return TableState(
-        schema=tuple(observed_column(f) for f in table.schema),
-        time_partitioning={"type": str(time.type_), "field": time.field, "expiration_ms": time.expiration_ms or None}
-        if time is not None
-        else None,
-        range_partitioning={
-            "field": rng.field,
-            "range": {"start": int(rng.range_.start), "end": int(rng.range_.end), "interval": int(rng.range_.interval)},
-        }
-        if rng is not None
-        else None,
-        require_partition_filter=bool(table.require_partition_filter),
-        clustering=tuple(table.clustering_fields or ()),
-        labels=own_labels(table.labels),
-        description=table.description or "",
-        kms_key_name=key,
-        kms_key_version=key_version,
-    )
+    """The table's REST resource read through each property's spelling (infra/table_properties.py), the one
+    a rebuild writes; its columns through the column reader."""
+    return observed_state(table.to_api_repr(), tuple(observed_column(f) for f in table.schema))
 
 
 # ---------------------------------------------------------------- verify

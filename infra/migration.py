@@ -29,7 +29,6 @@ BigQuery rules relied on (each cited where it is used):
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -43,6 +42,7 @@ from infra.render import clustering_text, partitioning_text
 from infra.rules import MIGRATE_SEPARATOR, NAME_STAMP, name_stamp
 from infra.schema import Column
 from infra.settings import Settings
+from infra.table_properties import TABLE_PROPERTIES, rest_resource
 
 # A rebuild's two tables: `<table>__migrate_<stamp>` (the copy) and `<table>__migrate_<stamp>_original` (the
 # original, renamed so that no writer reaches it while it is copied), each labelled with the run's stamp and
@@ -147,32 +147,10 @@ def declared_shape(table: Table, settings: Settings) -> tuple[TableState, TableA
 
 def table_resource(args: TableArgs, table_id: str) -> dict[str, Any]:
     """The REST table resource (tables.insert) of the provider arguments, under another table id."""
-    resource: dict[str, Any] = {
+    return {
         "tableReference": {"projectId": args["project"], "datasetId": args["dataset_id"], "tableId": table_id},
-        "schema": {"fields": json.loads(args["schema"])},
+        **rest_resource(args),
     }
-    if args["description"]:
-        resource["description"] = args["description"]
-    if args["labels"]:
-        resource["labels"] = args["labels"]
-    if args["clusterings"]:
-        resource["clustering"] = {"fields": args["clusterings"]}
-    if "time_partitioning" in args:
-        spec = args["time_partitioning"]
-        time = {"type": spec["type"]}
-        if spec["field"]:
-            time["field"] = spec["field"]
-        if spec["expiration_ms"]:
-            time["expirationMs"] = str(spec["expiration_ms"])
-        resource["timePartitioning"] = time
-    if "range_partitioning" in args:
-        rng = args["range_partitioning"]
-        resource["rangePartitioning"] = {"field": rng["field"], "range": {k: str(v) for k, v in rng["range"].items()}}
-    if args.get("require_partition_filter"):
-        resource["requirePartitionFilter"] = True
-    if "encryption_configuration" in args:
-        resource["encryptionConfiguration"] = {"kmsKeyName": args["encryption_configuration"]["kms_key_name"]}
-    return resource
 
 
 # ---------------------------------------------------------------- the plan
@@ -856,21 +834,12 @@ def _expression(declared: Column, live: Column, source: str, renamed: dict[str, 
 
 # diff names the rebuild's table by its pattern: the time is the one migrate runs at.
 _PLACEHOLDER_TIME = datetime(2000, 1, 1)
-# The provider input of each TableState field: what a migration brings to the declaration, so that after
-# it and a refresh the provider finds no difference there. Every other change of the table (a replacement
-# trigger, which the engine decides before and apart from the provider's diff: pulumi/pulumi
-# pkg/resource/deploy/step_generator.go shouldTriggerReplace; a ForceNew input such as tableId or project;
-# the dataset's replacement) stays as it is.
-MIGRATED_PROPERTIES = {
-    "schema": "schema",
-    "time_partitioning": "timePartitioning",
-    "range_partitioning": "rangePartitioning",
-    "require_partition_filter": "requirePartitionFilter",
-    "clustering": "clusterings",
-    "labels": "labels",
-    "description": "description",
-    "kms_key_name": "encryptionConfiguration",
-}
+# The provider input of each TableState field a rebuild creates the table with: what a migration brings to
+# the declaration, so that after it and a refresh the provider finds no difference there. Every other change
+# of the table (a replacement trigger, which the engine decides before and apart from the provider's diff:
+# pulumi/pulumi pkg/resource/deploy/step_generator.go shouldTriggerReplace; a ForceNew input such as tableId
+# or project; the dataset's replacement) stays as it is.
+MIGRATED_PROPERTIES = {f.state: f.engine for p in TABLE_PROPERTIES if p.migrated for f in p.fields}
 
 
 def mark_migration(

@@ -20,12 +20,12 @@ from infra.declared import (
     TABLE_TYPE,
     DatasetArgs,
     DeclaredDataset,
-    EncryptionArgs,
     access_members,
     table_resource_name,
 )
 from infra.render import clustering_text, partitioning_text
 from infra.schema import count_columns
+from infra.table_properties import EncryptionArgs
 
 
 class PlannedResource(Protocol):

@@ -7,10 +7,13 @@ reads the same wherever it is shown.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from infra.declared import RangePartitioningArgs, TimePartitioningArgs
 from infra.rules import MS_PER_DAY
 from infra.schema import Column, count_columns
+
+if TYPE_CHECKING:  # the argument types are declared with the properties, which show through this module
+    from infra.table_properties import RangePartitioningArgs, TimePartitioningArgs
 
 NONE = "none"
 
@@ -30,6 +33,12 @@ def partitioning_text(time: TimePartitioningArgs | None, range_: RangePartitioni
     if time["expiration_ms"]:
         return f"{text}, partitions expire after {duration_text(time['expiration_ms'])}"
     return f"{text}, partitions kept"
+
+
+def short_text(text: str, limit: int = 60) -> str:
+    if not text:
+        return "none"
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
 def clustering_text(columns: Sequence[str] | None) -> str:

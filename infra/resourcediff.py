@@ -42,6 +42,7 @@ from infra.declared import COMPONENT_TYPE, DATASET_TYPE, TABLE_TYPE
 from infra.rules import MS_PER_DAY
 from infra.schema import Column, parse_schema
 from infra.settings import PROJECT
+from infra.table_properties import TABLE_PROPERTIES
 
 TF_TABLE = "terraform-provider-google resource_bigquery_table.go"
 TF_DATASET = "terraform-provider-google resource_bigquery_dataset.go"
@@ -111,17 +112,7 @@ _STATE_ONLY = "recorded in Pulumi's state only, nothing is sent to BigQuery"
 _NEW_TABLES = "in place; applies to tables created from now on"
 
 # The table properties the catalog declares: the column classifier (infra/changes.py classify_table) judges them.
-CLASSIFIED_TABLE_PROPERTIES = frozenset(
-    {
-        "schema",
-        "timePartitioning",
-        "rangePartitioning",
-        "requirePartitionFilter",
-        "clusterings",
-        "description",
-        "labels",
-    }
-)
+CLASSIFIED_TABLE_PROPERTIES = frozenset(f.engine for p in TABLE_PROPERTIES if p.classify is not None for f in p.fields)
 TABLE_RULES: dict[str, PropertyRule] = {
     "datasetId": PropertyRule(Verdict.REPLACE, TABLE_FORCE_NEW, _REPLACES_TABLE),
     "tableId": PropertyRule(Verdict.REPLACE, TABLE_FORCE_NEW, _REPLACES_TABLE),

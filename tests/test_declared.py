@@ -16,6 +16,7 @@ from helpers import FIXTURE_ROOT
 from rich.console import Console
 
 from infra import declared as d
+from infra import table_properties as tp
 from infra.catalog import RangePartitioning, load_catalog
 from infra.changes import classify_table
 from infra.docs import render_data_dictionary
@@ -34,12 +35,12 @@ CATALOG = load_catalog(FIXTURE_ROOT)
     [
         (d.DatasetArgs, gcp.bigquery.DatasetArgs),
         (d.AccessArgs, gcp.bigquery.DatasetAccessArgs),
-        (d.EncryptionArgs, gcp.bigquery.DatasetDefaultEncryptionConfigurationArgs),
+        (tp.EncryptionArgs, gcp.bigquery.DatasetDefaultEncryptionConfigurationArgs),
         (d.TableArgs, gcp.bigquery.TableArgs),
-        (d.TimePartitioningArgs, gcp.bigquery.TableTimePartitioningArgs),
-        (d.RangePartitioningArgs, gcp.bigquery.TableRangePartitioningArgs),
-        (d.RangeArgs, gcp.bigquery.TableRangePartitioningRangeArgs),
-        (d.EncryptionArgs, gcp.bigquery.TableEncryptionConfigurationArgs),
+        (tp.TimePartitioningArgs, gcp.bigquery.TableTimePartitioningArgs),
+        (tp.RangePartitioningArgs, gcp.bigquery.TableRangePartitioningArgs),
+        (tp.RangeArgs, gcp.bigquery.TableRangePartitioningRangeArgs),
+        (tp.EncryptionArgs, gcp.bigquery.TableEncryptionConfigurationArgs),
     ],
 )
 def test_every_typed_argument_is_one_the_provider_takes(ours: Any, provider: Any) -> None:
@@ -91,7 +92,7 @@ def test_plan_docs_and_verify_show_the_one_text() -> None:
     ],
 )
 def test_partitioning_text(
-    time: d.TimePartitioningArgs | None, range_: d.RangePartitioningArgs | None, text: str
+    time: tp.TimePartitioningArgs | None, range_: tp.RangePartitioningArgs | None, text: str
 ) -> None:
     assert partitioning_text(time, range_) == text
 
@@ -105,7 +106,7 @@ def test_diff_and_migrate_show_the_one_text() -> None:
         range_partitioning=RangePartitioning("n", 0, 100, 10),
         clustering=(),
     )
-    was, now = partitioning_text(*d.partitioning_args(table)), partitioning_text(*d.partitioning_args(ranged))
+    was, now = partitioning_text(*tp.partitioning_args(table)), partitioning_text(*tp.partitioning_args(ranged))
     reasons = " ".join(c.reason for c in classify_table(table, ranged))
     assert f"partitioning {was} -> {now}" in reasons
     assert f"clustering {clustering_text(table.clustering)} -> {clustering_text(())}" in reasons

@@ -991,7 +991,7 @@ def test_a_removed_table_expiration_is_rejected_the_table_still_expires(diff: Di
     still deletes the table at that time."""
     declared = repo / "infra" / "declared.py"
     original = declared.read_text()
-    anchor = '        "clusterings": list(table.clustering) or None,\n'
+    anchor = '        "table_id": table.table_id,\n'
     assert anchor in original
     declared.write_text(original.replace(anchor, anchor + '        "expiration_time": 1_900_000_000_000,\n'))
     commit(repo, "tables expire")

@@ -15,7 +15,15 @@ import pytest
 from helpers import FIXTURE_ROOT, REPO_ROOT, invoke, run_cli
 
 from infra.catalog import Catalog, Dataset, Table, TimePartitioning, load_catalog
-from infra.docs import DOCS_FILE, Reference, references, render_data_dictionary
+from infra.docs import (
+    DECLARATION_FILE,
+    DOCS_FILE,
+    Reference,
+    declaration_meanings,
+    references,
+    render_data_dictionary,
+    render_declaration_reference,
+)
 from infra.schema import Column
 
 
@@ -225,3 +233,17 @@ def test_a_read_only_data_dictionary_is_one_line_and_exit_2(shared_copy: Path) -
     target.chmod(0o000)
     result = _as_nobody("docs", "--check", "--root", str(shared_copy), cwd=shared_copy)
     assert (result.returncode, result.stderr) == (2, "error: cannot read docs/tables.md: permission denied\n")
+
+
+def test_the_committed_declaration_reference_is_current() -> None:
+    """docs/declaration.md is generated from the declaration's structs and the table properties."""
+    committed = (REPO_ROOT / DECLARATION_FILE).read_text(encoding="utf-8")
+    assert committed == render_declaration_reference(), "run `python scripts/declaration_reference.py` and commit"
+
+
+def test_every_key_of_the_declaration_file_is_documented() -> None:
+    """A key added to a struct of infra/catalog.py without its meaning fails here (and in the generator)."""
+    meanings = declaration_meanings()
+    text = render_declaration_reference()
+    assert all(f"| `{path}` |" in text for path in meanings)
+    assert text.count("\n| `") == len(meanings)

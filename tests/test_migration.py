@@ -23,7 +23,6 @@ import yaml
 from helpers import FIXTURE_ROOT, REPO_ROOT, invoke
 
 from infra.catalog import Table, load_catalog
-from infra.declared import TimePartitioningArgs
 from infra.drift import TableState
 from infra.migration import (
     MIGRATED_PROPERTIES,
@@ -37,6 +36,7 @@ from infra.migration import (
 from infra.resourcediff import CLASSIFIED_TABLE_PROPERTIES
 from infra.schema import Column
 from infra.settings import Settings, load_settings
+from infra.table_properties import TimePartitioningArgs
 
 NOW = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)
 TABLE_ID = "acme-data-platform-prod.tenants.pipeline_execution_queue"

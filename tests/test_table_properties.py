@@ -1,0 +1,209 @@
+"""Every table property (infra/table_properties.py) through every path: a declaration that changes only it
+shows up in the provider arguments, in the REST resource of a rebuild, in the live reader (from that REST
+form), in verify's comparison, in both change classifiers and in what `migrate` brings to the declaration.
+A descriptor missing one of these paths fails here."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import msgspec
+import pytest
+from google.cloud import bigquery
+from helpers import FIXTURE_ROOT
+
+from infra.catalog import RangePartitioning, Table, TableSpec, load_catalog
+from infra.changes import classify_table
+from infra.declared import TABLE_TYPE, DeclaredTable, TableArgs, table_args
+from infra.drift import TableState, declared_table, observed_state, table_checks
+from infra.live import observed_table
+from infra.migration import MIGRATED_PROPERTIES, table_resource
+from infra.mockrun import plan_stack
+from infra.resourcediff import (
+    CLASSIFIED_TABLE_PROPERTIES,
+    NO_RULE,
+    TABLE_RULES,
+    Registered,
+    Registrations,
+    compare_registrations,
+)
+from infra.schema import Column
+from infra.settings import Settings, load_settings
+from infra.table_properties import DIFF_ORDER, TABLE_PROPERTIES, TableProperty, state_fields
+
+CATALOG = load_catalog(FIXTURE_ROOT)
+SETTINGS = load_settings(FIXTURE_ROOT, "prod", CATALOG)
+# Partitioned by time, a partition filter required, clustered: every property is set.
+BASE = next(t for t in CATALOG.tables() if t.table_id == "tenant_usage_quotas")
+SUBJECT = "table t"
+# What the table's resource names besides its properties: its identity and the stack's safety.
+IDENTITY = {"project", "dataset_id", "table_id", "deletion_protection"}
+
+Variant = Callable[[Table, Settings], tuple[Table, Settings]]
+OTHER_KEY = "projects/acme-security-prod/locations/us/keyRings/bigquery-prod/cryptoKeys/other"
+
+
+def _options(settings: Settings, **changes: Any) -> Settings:
+    return replace(settings, options=msgspec.structs.replace(settings.options, **changes))
+
+
+# Per property, declarations that change it and nothing else; together they change every provider argument.
+VARIANTS: dict[str, dict[str, Variant]] = {
+    "schema": {"column added": lambda t, s: (replace(t, schema=(*t.schema, Column("note", "STRING"))), s)},
+    "partitioning": {
+        "expiration": lambda t, s: (
+            replace(t, time_partitioning=replace(t.time_partitioning, expiration_days=365)),  # type: ignore[type-var]
+            s,
+        ),
+        "by range": lambda t, s: (
+            replace(t, time_partitioning=None, range_partitioning=RangePartitioning("usage_date", 0, 100, 10)),
+            s,
+        ),
+    },
+    "require_partition_filter": {"off": lambda t, s: (replace(t, require_partition_filter=False), s)},
+    "clustering": {"another column": lambda t, s: (replace(t, clustering=("usage_date",)), s)},
+    "labels": {"added": lambda t, s: (replace(t, labels={**t.labels, "team": "billing"}), s)},
+    "description": {"changed": lambda t, s: (replace(t, description="Usage per tenant and day."), s)},
+    "encryption key": {"another key": lambda t, s: (t, _options(s, kms_key_name=OTHER_KEY))},
+}
+CASES = [(p, name, variant) for p in TABLE_PROPERTIES for name, variant in VARIANTS.get(p.name, {}).items()]
+
+
+def _declared(table: Table, settings: Settings) -> DeclaredTable:
+    return DeclaredTable(table, table_args(table, settings, settings.dataset_id(table.dataset)))
+
+
+def _differing(old: dict[str, Any], new: dict[str, Any]) -> set[str]:
+    return {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)}
+
+
+def _live(args: TableArgs) -> TableState:
+    """The live reader, on the REST resource a rebuild creates from these arguments: BigQuery's Table
+    resource as tables.insert takes it and tables.get returns it (REST reference, tables#Table)."""
+    return observed_table(bigquery.Table.from_api_repr(table_resource(args, args["table_id"])))
+
+
+def _camel(name: str) -> str:
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), name)
+
+
+def engine_inputs(args: TableArgs) -> dict[str, Any]:
+    """The arguments as the engine receives them: names in camelCase, None left out, labels as written
+    (test_the_engine_inputs_are_what_the_mock_run_records holds this equal to the program's registrations)."""
+
+    def convert(value: Any, key: str = "") -> Any:
+        if isinstance(value, dict) and key != "labels":
+            return {_camel(k): convert(v, k) for k, v in value.items() if v is not None}
+        return value
+
+    result: dict[str, Any] = convert(dict(args))
+    return result
+
+
+def _registrations(args: TableArgs) -> Registrations:
+    resource = Registered("urn:t", TABLE_TYPE, "tenants-t", "tenants", engine_inputs(args), {})
+    return Registrations((resource,), {})
+
+
+def test_every_property_has_a_variant_and_together_they_change_every_argument() -> None:
+    assert {p.name for p in TABLE_PROPERTIES} == set(VARIANTS), "give each property a declaration that changes it"
+    changed: set[str] = set()
+    for _, _, variant in CASES:
+        changed |= _differing(dict(_declared(BASE, SETTINGS).args), dict(_declared(*variant(BASE, SETTINGS)).args))
+    assert changed == {f.arg for p in TABLE_PROPERTIES for f in p.fields}
+
+
+def test_the_properties_name_every_argument_state_field_and_provider_input() -> None:
+    fields = [f for p in TABLE_PROPERTIES for f in p.fields]
+    assert set(TableArgs.__annotations__) == IDENTITY | {f.arg for f in fields}
+    assert {f.name for f in dataclasses.fields(TableState) if f.compare} == {f.state for f in fields}
+    assert set(MIGRATED_PROPERTIES.items()) == {
+        (f.state, f.engine) for p in TABLE_PROPERTIES if p.migrated for f in p.fields
+    }
+    # Each input is ruled once: by the column classifier (declared in the catalog) or by its provider rule.
+    assert CLASSIFIED_TABLE_PROPERTIES.isdisjoint(TABLE_RULES)
+    assert {f.engine for f in fields} <= CLASSIFIED_TABLE_PROPERTIES | set(TABLE_RULES)
+    assert sorted(DIFF_ORDER, key=TABLE_PROPERTIES.index) == [p for p in TABLE_PROPERTIES if p.classify is not None]
+
+
+def test_every_table_spec_key_is_a_property_or_a_hint_for_migrate() -> None:
+    keys = {f.encode_name for f in msgspec.structs.fields(TableSpec)}
+    assert keys == {p.declared_by for p in TABLE_PROPERTIES if p.classify is not None} | {"renamed_columns"}
+
+
+def test_the_declared_state_reads_back_from_the_rebuild_resource_and_passes_verify() -> None:
+    declared = _declared(BASE, SETTINGS)
+    assert _live(declared.args) == declared_table(declared)
+    assert all(check.ok for check in table_checks(SUBJECT, declared_table(declared), _live(declared.args)))
+
+
+@pytest.mark.parametrize(("prop", "name", "variant"), CASES, ids=[f"{p.name}-{n}" for p, n, _ in CASES])
+def test_a_change_of_one_property_shows_in_every_path(prop: TableProperty, name: str, variant: Variant) -> None:
+    old, new = _declared(BASE, SETTINGS), _declared(*variant(BASE, SETTINGS))
+    args = _differing(dict(old.args), dict(new.args))
+    assert args and args <= {f.arg for f in prop.fields}, "provider arguments"
+
+    changed = [f for f in prop.fields if f.arg in args]
+
+    # A rebuild creates the table with every property it carries, and migrate counts those as brought over.
+    resource = _differing(table_resource(old.args, "t"), table_resource(new.args, "t"))
+    assert resource == ({f.rest for f in changed} if prop.migrated else set()), "the rebuild's REST resource"
+    assert prop.migrated == ({f.state for f in prop.fields} <= set(MIGRATED_PROPERTIES))
+
+    live = _live(new.args)
+    assert live == declared_table(new), "the live reader reads what the rebuild creates"
+    was = _live(old.args)
+    read = {f.name for f in dataclasses.fields(TableState) if getattr(live, f.name) != getattr(was, f.name)}
+    assert read == {f.state for f in changed}, "the live reader"
+
+    failed = {c.name for c in table_checks(SUBJECT, declared_table(old), live) if not c.ok}
+    assert failed == {prop.verify.check}, "verify"
+
+    registered = compare_registrations(
+        _registrations(old.args), _registrations(new.args), stack="prod", old_label="a", new_label="b"
+    )
+    found = [c for r in registered.resources for c in r.changes]
+    assert found and {c.pulumi_property for c in found} <= {f.engine for f in prop.fields}, "diff of the registrations"
+    assert all(c.rule is not NO_RULE for c in found)
+    if prop.classify is not None:
+        # The registered inputs read back into the catalog's terms (resourcediff._as_table) classify alike.
+        catalog = classify_table(old.table, new.table)
+        assert catalog and {c.pulumi_property for c in catalog} <= {f.engine for f in prop.fields}, "diff of catalogs"
+        assert sorted((c.path, c.verdict) for c in found) == sorted((c.path, c.verdict) for c in catalog)
+
+
+def test_the_engine_inputs_are_what_the_mock_run_records() -> None:
+    plan = plan_stack(FIXTURE_ROOT, "prod")
+    recorded = {r.name: r.to_json()["inputs"] for r in plan.resources if r.type == TABLE_TYPE}
+    declared = [t for dataset in plan.declared for t in dataset.tables]
+    assert declared
+    for table in declared:
+        assert engine_inputs(table.args) == recorded[f"{table.table.dataset}-{table.table.table_id}"]
+
+
+def test_the_live_reader_takes_bigquery_s_own_form() -> None:
+    """A tables.get answer as the REST reference describes it (tables#Table): int64 fields as strings, unset
+    fields absent, the key with the version encrypting it, Google's own labels beside the declared ones."""
+    resource = {
+        "tableReference": {"projectId": "p", "datasetId": "d", "tableId": "t"},
+        "timePartitioning": {"type": "DAY", "field": "usage_date", "expirationMs": "63072000000"},
+        "requirePartitionFilter": True,
+        "clustering": {"fields": ["tenant_id"]},
+        "labels": {"env": "prod", "goog-pulumi-provisioned": "true"},
+        "encryptionConfiguration": {"kmsKeyName": f"{OTHER_KEY}/cryptoKeyVersions/3"},
+    }
+    state = observed_state(resource, ())
+    assert state.time_partitioning == {"type": "DAY", "field": "usage_date", "expiration_ms": 63_072_000_000}
+    assert (state.range_partitioning, state.require_partition_filter, state.clustering) == (None, True, ("tenant_id",))
+    assert (state.description, state.kms_key_name, state.kms_key_version) == (
+        "",
+        OTHER_KEY,
+        f"{OTHER_KEY}/cryptoKeyVersions/3",
+    )
+    assert state_fields({}, ())["clustering"] == ()
+    checks = {c.name: c for c in table_checks(SUBJECT, replace(state, labels={"env": "prod"}), state)}
+    assert checks["labels"].ok and checks["encryption key"].ok
