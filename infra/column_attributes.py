@@ -365,7 +365,6 @@ POLICY_TAGS = ColumnAttribute(
     check=_policy_tags,
     send=lambda value: {"names": list(value)} if value else None,
     read=lambda raw: tuple(raw.get("names", ())) if raw is not None else (),
-    compared=lambda column: tuple(column.policy_tags),
     change_text=lambda old, new: "policy tag changed, in place: who may read this column changes, the data does not",
 )
 RANGE_ELEMENT_TYPE = ColumnAttribute(
