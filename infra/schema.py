@@ -16,6 +16,10 @@ from infra.column_attributes import (
 )
 from infra.problems import Problem
 
+# How each attribute is sent (infra/column_attributes.py).
+_SENT_BASIC = tuple((a.attribute, a.key, a.send) for a in BASIC)
+_SENT_PARAMETERS = tuple((a.attribute, a.key, a.send) for a in PARAMETERS)
+
 
 # Not frozen: a frozen dataclass costs 6x more to build, which dominates loading a 13,000-field schema.
 @dataclass(slots=True)
@@ -38,14 +42,15 @@ class Column:
         """The column in BigQuery's schema JSON, canonical spelling, stable key order: the basic keys, its
         fields, then its parameters, each as its attribute sends it (infra/column_attributes.py)."""
         out: dict[str, Any] = {"name": self.name}
-        for attribute in BASIC:
-            if (sent := attribute.send(getattr(self, attribute.attribute))) is not None:
-                out[attribute.key] = sent
+        for attribute, key, send in _SENT_BASIC:
+            if (sent := send(getattr(self, attribute))) is not None:
+                out[key] = sent
         if self.fields:
             out["fields"] = [f.to_api() for f in self.fields]
-        for attribute in PARAMETERS:
-            if (sent := attribute.send(getattr(self, attribute.attribute))) is not None:
-                out[attribute.key] = sent
+        for attribute, key, send in _SENT_PARAMETERS:
+            # Unset (None, no policy tags) is never sent: skipping it first keeps a 13,000-field schema fast.
+            if (value := getattr(self, attribute)) is not None and value != () and (sent := send(value)) is not None:
+                out[key] = sent
         return out
 
 
