@@ -25,6 +25,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from infra import rules
+from infra.column_attributes import CLASSIFIED
+from infra.column_attributes import Change as AttributeChange
 from infra.schema import Column, count_columns, join_path
 
 # Table-level rendering reads the catalog's types: imported by the functions that compare tables, so
@@ -190,14 +192,11 @@ class DiffResult:
 
 
 _TYPE_ALIASES = ({"INTEGER", "INT64"}, {"FLOAT", "FLOAT64"}, {"BOOLEAN", "BOOL"})
-# ALTER COLUMN SET DATA TYPE can make these coercions in place; the provider never uses it.
-_DDL_COERCIBLE = {
-    ("INT64", "NUMERIC"),
-    ("INT64", "BIGNUMERIC"),
-    ("INT64", "FLOAT64"),
-    ("NUMERIC", "BIGNUMERIC"),
-    ("NUMERIC", "FLOAT64"),
-}
+# The order diff lists a column's attribute changes in; an attribute not named here follows, in declaration order.
+_CHANGE_ORDER = ("description", "policyTags", "maxLength", "precision", "roundingMode", "defaultValueExpression")
+_CLASSIFIED = sorted(
+    CLASSIFIED, key=lambda a: _CHANGE_ORDER.index(a.key) if a.key in _CHANGE_ORDER else len(_CHANGE_ORDER)
+)
 
 
 def _same_type(old: str, new: str) -> bool:
@@ -348,20 +347,15 @@ def _compare_column(old: Column, new: Column, path: str, external: bool, out: li
     old_mode, new_mode = _mode(old.mode), _mode(new.mode)
     if old_mode != new_mode:
         out.append(_mode_change(old_mode, new_mode, path, record=bool(old.fields and new.fields)))
-    if (old.description or "") != (new.description or ""):
-        out.append(_sent_in_place(path, "column description changed, in place"))
-    if tuple(old.policy_tags) != tuple(new.policy_tags):
-        text = "policy tag changed, in place: who may read this column changes, the data does not"
-        out.append(_sent_in_place(path, text))
-    _compare_parameters(old, new, path, out)
+    _compare_attributes(old, new, path, out)
     if _is_record(old):
         _compare_level(old.fields, new.fields, path, external, out)
 
 
 def _type_change(old: Column, new: Column, path: str) -> Change:
     text = f"type change {old.type} -> {new.type} forces a new table, recreated empty"
-    pair = (rules.canonical_type(old.type), rules.canonical_type(new.type))
-    if pair in _DDL_COERCIBLE and _mode(old.mode) == _mode(new.mode):
+    pair = (rules.canonical_type(old.type) or old.type, rules.canonical_type(new.type) or new.type)
+    if rules.coerces(*pair) and _mode(old.mode) == _mode(new.mode):
         text += (
             f". BigQuery's ALTER COLUMN SET DATA TYPE could widen {pair[0]} to {pair[1]} in place, "
             "but the provider does not use it"
@@ -382,35 +376,22 @@ def _mode_change(old: str, new: str, path: str, *, record: bool) -> Change:
     return _change(path, Verdict.REPLACE, SCHEMA_IS_CHANGEABLE, text)
 
 
-def _compare_parameters(old: Column, new: Column, path: str, out: list[Change]) -> None:
-    """Parameters the provider never replaces for: it sends them, and BigQuery decides."""
-    if old.max_length != new.max_length:
-        widened = new.max_length is None or (old.max_length is not None and new.max_length > old.max_length)
-        out.append(_parameter_change(path, f"maxLength {old.max_length} -> {new.max_length}", widened))
-    if (old.precision, old.scale) != (new.precision, new.scale):
-        change = f"precision/scale ({old.precision}, {old.scale}) -> ({new.precision}, {new.scale})"
-        out.append(_parameter_change(path, change, _numeric_widened(old, new)))
-    if old.rounding_mode != new.rounding_mode:
-        text = (
-            f"roundingMode {old.rounding_mode} -> {new.rounding_mode}, in place; it applies to values written "
-            "from now on, existing values stay as stored"
-        )
-        out.append(_sent_in_place(path, text))
-    if old.default_value_expression != new.default_value_expression:
-        text = "default value changed, in place; applies to rows written from now on, existing rows keep theirs"
-        out.append(_sent_in_place(path, text))
-    if old.collation != new.collation:
-        text = (
-            f"collation {old.collation!r} -> {new.collation!r} is sent in place; whether BigQuery accepts a "
-            "new collation on an existing column is not documented: try it on dev first"
-        )
-        out.append(_sent_in_place(path, text))
-    if old.range_element_type != new.range_element_type:
-        text = (
-            f"RANGE<{old.range_element_type}> -> RANGE<{new.range_element_type}> is a type change BigQuery "
-            "refuses in place; the provider compares only the type name RANGE and sends it, so apply fails"
-        )
-        out.append(_change(path, Verdict.REJECTED, COLUMN_TYPE_IN_PLACE, text))
+def _compare_attributes(old: Column, new: Column, path: str, out: list[Change]) -> None:
+    """The attributes the provider's schema rule ignores: it sends them, and BigQuery decides
+    (infra/column_attributes.py says what each change does)."""
+    for attribute in _CLASSIFIED:
+        before, after = attribute.compared_value(old), attribute.compared_value(new)
+        if before == after:
+            continue
+        assert attribute.change_text is not None
+        text = attribute.change_text(before, after)
+        if attribute.change is AttributeChange.PARAMETER:
+            assert attribute.widens is not None
+            out.append(_parameter_change(path, text, attribute.widens(new.type, before, after)))
+        elif attribute.change is AttributeChange.ELEMENT_TYPE:
+            out.append(_change(path, Verdict.REJECTED, COLUMN_TYPE_IN_PLACE, text))
+        else:
+            out.append(_sent_in_place(path, text))
 
 
 def _sent_in_place(path: str, text: str) -> Change:
@@ -423,15 +404,6 @@ def _parameter_change(path: str, change: str, widened: bool) -> Change:
         return _change(path, Verdict.UPDATE, PARAMETERIZED_TYPES, f"{change} widens the type in place; values stay")
     text = f"{change} narrows the type, which BigQuery refuses in place (existing values might not fit); apply fails"
     return _change(path, Verdict.REJECTED, PARAMETERIZED_TYPES, text)
-
-
-def _numeric_widened(old: Column, new: Column) -> bool:
-    if new.precision is None:
-        return True
-    if old.precision is None:
-        return False
-    old_scale, new_scale = old.scale or 0, new.scale or 0
-    return new_scale >= old_scale and new.precision - new_scale >= old.precision - old_scale
 
 
 # ---------------------------------------------------------------- tables

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from infra.column_attributes import VERIFIED
 from infra.declared import API_MEMBER_FIELDS, DeclaredDataset, DeclaredTable, access_members
 from infra.render import NONE, columns_text, duration_text, short_text
 from infra.schema import Column
@@ -129,20 +130,6 @@ def _column_text(column: Column) -> str:
     return f"{column.type} {column.mode}"
 
 
-_COLUMN_ATTRIBUTES = (
-    "type",
-    "mode",
-    "max_length",
-    "precision",
-    "scale",
-    "rounding_mode",
-    "collation",
-    "default_value_expression",
-    "policy_tags",
-    "range_element_type",
-)
-
-
 def schema_differences(declared: tuple[Column, ...], live: tuple[Column, ...], parent: str = "") -> list[str]:
     """Differences by column name at every depth; column order does not matter (as for the provider)."""
     differences: list[str] = []
@@ -154,14 +141,11 @@ def schema_differences(declared: tuple[Column, ...], live: tuple[Column, ...], p
         if found is None:
             differences.append(f"missing column {path} ({_column_text(column)})")
             continue
-        for attribute in _COLUMN_ATTRIBUTES:
+        for attribute in VERIFIED:
             # Unset and empty are the same to BigQuery (collation '', no policy tags, scale 0).
-            want, have = getattr(column, attribute) or None, getattr(found, attribute) or None
+            want, have = attribute.value(column) or None, attribute.value(found) or None
             if want != have:
-                label = attribute.replace("_", " ")
-                differences.append(f"column {path} {label} is {have}, declared {want}")
-        if column.description != found.description:
-            differences.append(f"column {path} description differs")
+                differences.append(attribute.verify_difference(path, want, have))
         if column.fields or found.fields:
             differences += schema_differences(column.fields, found.fields, f"{path}.")
     differences += [

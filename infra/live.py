@@ -48,8 +48,8 @@ from infra.drift import (
     own_labels,
     table_checks,
 )
-from infra.rules import MS_PER_DAY, canonical_type, name_stamp
-from infra.schema import Column
+from infra.rules import MS_PER_DAY, name_stamp
+from infra.schema import Column, column_from_api
 from infra.settings import Settings
 
 # The variable google-cloud-bigquery itself reads for emulators (google.cloud.bigquery._helpers).
@@ -362,23 +362,8 @@ def observed_dataset(dataset: bigquery.Dataset) -> DatasetState:
 
 
 def observed_column(field: bigquery.SchemaField) -> Column:
-    """A live column in the catalog's canonical form (BigQuery reports INTEGER, BOOLEAN, ...)."""
-    extra = field.to_api_repr()
-    return Column(
-        name=field.name,
-        type=canonical_type(field.field_type) or field.field_type.upper(),
-        mode=(field.mode or "NULLABLE").upper(),
-        description=field.description or "",
-        fields=tuple(observed_column(f) for f in field.fields),
-        max_length=field.max_length,
-        precision=field.precision,
-        scale=field.scale,
-        rounding_mode=field.rounding_mode,
-        collation=extra.get("collation") or None,
-        default_value_expression=field.default_value_expression,
-        policy_tags=tuple(field.policy_tags.names) if field.policy_tags else (),
-        range_element_type=field.range_element_type.element_type if field.range_element_type else None,
-    )
+    """A live column in the catalog's canonical form, read from its REST form (BigQuery reports INTEGER, ...)."""
+    return column_from_api(field.to_api_repr())
 
 
 def observed_table(table: bigquery.Table) -> TableState:

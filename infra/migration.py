@@ -35,11 +35,12 @@ from typing import Any
 
 from infra.catalog import Catalog, Table
 from infra.changes import TableChanges, Verdict, worst
+from infra.column_attributes import PLANNED, ColumnAttribute, Migration, sql_parameters, sql_type_name
 from infra.declared import DeclaredTable, TableArgs, table_args
 from infra.drift import TableState, declared_table
 from infra.renames import find_column
 from infra.render import clustering_text, partitioning_text
-from infra.rules import MIGRATE_SEPARATOR, NAME_STAMP, name_stamp
+from infra.rules import MIGRATE_SEPARATOR, NAME_STAMP, coerces, name_stamp
 from infra.schema import Column
 from infra.settings import Settings
 from infra.table_properties import TABLE_PROPERTIES, rest_resource
@@ -51,8 +52,6 @@ FROZEN_SUFFIX = "_original"
 RUN_LABEL = "tenant-bigquery-migrate-run"
 ROLE_LABEL = "tenant-bigquery-migrate-role"
 COPY, ORIGINAL = "copy", "original"
-# Conversion rules, "Coerce to": the only type changes ALTER COLUMN SET DATA TYPE makes in place.
-COERCIONS = {"INT64": {"NUMERIC", "BIGNUMERIC", "FLOAT64"}, "NUMERIC": {"BIGNUMERIC", "FLOAT64"}}
 # Conversion rules, "Cast to": a rebuild casts with these; anything else has no lossless path.
 CASTS = {
     "INT64": {"BOOL", "NUMERIC", "BIGNUMERIC", "FLOAT64", "STRING"},
@@ -69,8 +68,6 @@ CASTS = {
 }
 # Values that cannot be compared with `!=`, so a round trip cannot prove a cast kept them.
 _NOT_COMPARABLE = {"JSON", "GEOGRAPHY", "RECORD", "RANGE"}
-# Widest (precision, scale) of each decimal type: an unparameterized column holds these.
-_DECIMAL_LIMITS = {"NUMERIC": (38, 9), "BIGNUMERIC": (76, 38)}
 
 
 # ---------------------------------------------------------------- what the planner compares
@@ -233,29 +230,9 @@ def sql_type(column: Column, with_mode: bool = True) -> str:
     if column.type == "RECORD":
         inner = ", ".join(f"`{f.name}` {sql_type(f)}" for f in column.fields)
         base = f"STRUCT<{inner}>"
-    elif column.type == "RANGE":
-        base = f"RANGE<{column.range_element_type}>"
     else:
-        base = column.type
+        base = sql_type_name(column)
     return f"ARRAY<{base}>" if with_mode and column.mode == "REPEATED" else base
-
-
-def _parameters(column: Column) -> str:
-    if column.max_length is not None:
-        return f"{column.type}({column.max_length})"
-    if column.precision is not None:
-        scale = f", {column.scale}" if column.scale is not None else ""
-        return f"{column.type}({column.precision}{scale})"
-    return column.type
-
-
-def _decimal_bounds(column: Column) -> tuple[int, int]:
-    """(integer digits, scale) a NUMERIC/BIGNUMERIC column holds."""
-    max_precision, max_scale = _DECIMAL_LIMITS[column.type]
-    if column.precision is None:
-        return max_precision - max_scale, max_scale
-    scale = column.scale or 0
-    return column.precision - scale, scale
 
 
 @dataclass
@@ -373,57 +350,44 @@ class _Planner:
         source = self.source_path(path, live.name)
         if declared.type != live.type:
             change = f"{live.type} -> {declared.type}"
-            if declared.type in COERCIONS.get(live.type, set()) and declared.precision is None and simple:
+            if coerces(live.type, declared.type) and declared.precision is None and simple:
                 self.set_data_type(declared, path, f"column {path} {change} widens (conversion rules: coercion)")
                 return
             if declared.type not in CASTS.get(live.type, set()) or live.type in _NOT_COMPARABLE:
                 self.refusals.append(f"column {path} {change}: BigQuery cannot cast it without loss; keep the type")
                 return
-            widening = declared.type in COERCIONS.get(live.type, set())
+            widening = coerces(live.type, declared.type)
             self.rebuild_reasons.append(f"column {path} {change}" + ("" if widening else ", every value checked"))
             if not widening:
                 self.round_trip(declared, live, path, source)
             return
-        if declared.type in ("STRING", "BYTES") and declared.max_length != live.max_length:
-            # Unlimited (None) is the longest; a limit on an unlimited column narrows it.
-            longer = declared.max_length is None or (
-                live.max_length is not None and declared.max_length > live.max_length
-            )
-            change = f"length {live.max_length or 'unlimited'} -> {declared.max_length or 'unlimited'}"
-            if longer and simple:
+        for attribute in PLANNED:
+            if attribute.applies_to(declared.type) and attribute.compared_value(declared) != attribute.compared_value(
+                live
+            ):
+                self.parameter(attribute, declared, live, path, in_array, simple)
+
+    def parameter(
+        self, attribute: ColumnAttribute, declared: Column, live: Column, path: str, in_array: bool, simple: bool
+    ) -> None:
+        """A difference of a type's parameters (infra/column_attributes.py: the attribute's Migration)."""
+        assert attribute.migrate_text is not None
+        change = attribute.migrate_text(live, declared)
+        if attribute.migration is Migration.REFUSED:
+            self.refusals.append(f"column {path} {change}: BigQuery cannot cast it without loss; keep the type")
+            return
+        assert attribute.widens is not None and attribute.fits is not None
+        if attribute.widens(declared.type, attribute.compared_value(live), attribute.compared_value(declared)):
+            if simple:
                 self.set_data_type(declared, path, f"column {path} {change} widens")
-            elif longer:
+            else:
                 self.rebuild_reasons.append(f"column {path} {change}")
-            elif in_array:
-                self.refusals.append(f"column {path} {change}: values inside arrays are not checked; keep the length")
-            else:
-                self.rebuild_reasons.append(f"column {path} {change}, every value checked")
-                self.checks.append(
-                    DataCheck(
-                        f"{path} fits {declared.max_length} {'bytes' if declared.type == 'BYTES' else 'characters'}",
-                        f"LENGTH({source}) > {declared.max_length}",
-                        source,
-                    )
-                )
-        if declared.type in _DECIMAL_LIMITS and (declared.precision, declared.scale) != (live.precision, live.scale):
-            (want_digits, want_scale), (have_digits, have_scale) = _decimal_bounds(declared), _decimal_bounds(live)
-            change = f"{_parameters(live)} -> {_parameters(declared)}"
-            if want_digits >= have_digits and want_scale >= have_scale:
-                if simple:
-                    self.set_data_type(declared, path, f"column {path} {change} widens")
-                else:
-                    self.rebuild_reasons.append(f"column {path} {change}")
-            elif in_array:
-                self.refusals.append(f"column {path} {change}: values inside arrays are not checked; keep it")
-            else:
-                self.rebuild_reasons.append(f"column {path} {change}, every value checked")
-                self.checks.append(
-                    DataCheck(
-                        f"{path} fits {_parameters(declared)}",
-                        f"ROUND({source}, {want_scale}) != {source} OR ABS({source}) >= POW(10, {want_digits})",
-                        source,
-                    )
-                )
+        elif in_array:
+            self.refusals.append(f"column {path} {change}: values inside arrays are not checked; {attribute.keep}")
+        else:
+            self.rebuild_reasons.append(f"column {path} {change}, every value checked")
+            source = self.source_path(path, live.name)
+            self.checks.append(DataCheck(*attribute.fits(declared, path, source), source))
 
     def round_trip(self, declared: Column, live: Column, path: str, source: str) -> None:
         if "." in path and self.in_array_path(path):
@@ -463,7 +427,8 @@ class _Planner:
         self.in_place.append(
             Step(
                 "sql",
-                f"ALTER TABLE {quote(self.live.table_id)} ALTER COLUMN `{path}` SET DATA TYPE {_parameters(declared)}",
+                f"ALTER TABLE {quote(self.live.table_id)} ALTER COLUMN `{path}` SET DATA TYPE "
+                f"{sql_parameters(declared)}",
                 f"{why}; SET DATA TYPE changes it in place (DDL reference)",
             )
         )

@@ -76,8 +76,15 @@ CLUSTERING_TYPES = frozenset(
 RANGE_ELEMENT_TYPES = ("DATE", "DATETIME", "TIMESTAMP")
 ROUNDING_MODES = ("ROUND_HALF_AWAY_FROM_ZERO", "ROUND_HALF_EVEN")
 COLLATIONS = ("und:ci", "")
-# (max precision - scale, max scale) per type.
+# (max precision - scale, max scale) of NUMERIC(P, S) and BIGNUMERIC(P, S) (GoogleSQL data types, parameterized
+# decimal type: "max(1, S) <= P <= S + 29", "0 <= S <= 9"; "P <= S + 38", "0 <= S <= 38").
 NUMERIC_BOUNDS = {"NUMERIC": (29, 9), "BIGNUMERIC": (38, 38)}
+# (integer digits, scale) an unparameterized column holds (GoogleSQL data types, decimal types): NUMERIC
+# "Precision: 38, Scale: 9", max 9.9...9E+28, exactly what NUMERIC(38, 9) holds; BIGNUMERIC "approximately 76.8
+# digits (the 77th digit is partial), Scale: 38", max 5.7...E+38: a 39th integer digit no BIGNUMERIC(P, S) holds.
+_UNPARAMETERIZED_DECIMAL = {"NUMERIC": (29, 9), "BIGNUMERIC": (39, 38)}
+# Conversion rules, "Coerce to": the only type changes ALTER COLUMN SET DATA TYPE makes in place.
+COERCIONS = {"INT64": frozenset({"NUMERIC", "BIGNUMERIC", "FLOAT64"}), "NUMERIC": frozenset({"BIGNUMERIC", "FLOAT64"})}
 
 _STRICT_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # "Flexible column names" (BigQuery docs, Specify a schema): letters, numbers and marks of any
@@ -320,6 +327,29 @@ def check_numeric_parameters(type_: str, precision: int | None, scale: int | Non
             f"got precision {precision}, scale {actual_scale}"
         )
     return None
+
+
+def coerces(old_type: str, new_type: str) -> bool:
+    """BigQuery converts `old_type` to `new_type` in place (ALTER COLUMN SET DATA TYPE)."""
+    return new_type in COERCIONS.get(old_type, ())
+
+
+def decimal_bounds(type_: str, precision: int | None, scale: int | None) -> tuple[int, int]:
+    """(integer digits, scale) a NUMERIC or BIGNUMERIC column holds; S is 0 when only P is given."""
+    if precision is None:
+        return _UNPARAMETERIZED_DECIMAL[type_]
+    return precision - (scale or 0), scale or 0
+
+
+def decimal_widens(type_: str, old: tuple[int | None, int | None], new: tuple[int | None, int | None]) -> bool:
+    """Every value the (precision, scale) `old` holds fits `new`: a widening, never a narrowing."""
+    (old_digits, old_scale), (new_digits, new_scale) = decimal_bounds(type_, *old), decimal_bounds(type_, *new)
+    return new_digits >= old_digits and new_scale >= old_scale
+
+
+def length_widens(old: int | None, new: int | None) -> bool:
+    """A maxLength change keeps every value: unlimited (None) is the longest."""
+    return new is None or (old is not None and new > old)
 
 
 def check_time_partition_column(column: str, column_type: str, granularity: str) -> str | None:

@@ -6,7 +6,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra import rules
+from infra.column_attributes import (
+    ATTRIBUTES,
+    BASIC,
+    PARAMETERIZED_TYPES,
+    PARAMETERS,
+    UNSET,
+    ColumnAttribute,
+)
 from infra.problems import Problem
+
+# How each attribute is sent (infra/column_attributes.py).
+_SENT_BASIC = tuple((a.attribute, a.key, a.send) for a in BASIC)
+_SENT_PARAMETERS = tuple((a.attribute, a.key, a.send) for a in PARAMETERS)
 
 
 # Not frozen: a frozen dataclass costs 6x more to build, which dominates loading a 13,000-field schema.
@@ -27,30 +39,25 @@ class Column:
     range_element_type: str | None = None
 
     def to_api(self) -> dict[str, Any]:
-        """The column in BigQuery's schema JSON, canonical spelling, stable key order."""
-        out: dict[str, Any] = {"name": self.name, "type": self.type, "mode": self.mode}
-        if self.description:
-            out["description"] = self.description
+        """The column in BigQuery's schema JSON, canonical spelling, stable key order: the basic keys, its
+        fields, then its parameters, each as its attribute sends it (infra/column_attributes.py)."""
+        out: dict[str, Any] = {"name": self.name}
+        for attribute, key, send in _SENT_BASIC:
+            if (sent := send(getattr(self, attribute))) is not None:
+                out[key] = sent
         if self.fields:
             out["fields"] = [f.to_api() for f in self.fields]
-        # The REST API carries int64 values as strings; sending them the same way avoids a diff.
-        if self.max_length is not None:
-            out["maxLength"] = str(self.max_length)
-        if self.precision is not None:
-            out["precision"] = str(self.precision)
-        if self.scale is not None:
-            out["scale"] = str(self.scale)
-        if self.rounding_mode:
-            out["roundingMode"] = self.rounding_mode
-        if self.collation is not None:
-            out["collation"] = self.collation
-        if self.default_value_expression:
-            out["defaultValueExpression"] = self.default_value_expression
-        if self.policy_tags:
-            out["policyTags"] = {"names": list(self.policy_tags)}
-        if self.range_element_type:
-            out["rangeElementType"] = {"type": self.range_element_type}
+        for attribute, key, send in _SENT_PARAMETERS:
+            # Unset (None, no policy tags) is never sent: skipping it first keeps a 13,000-field schema fast.
+            if (value := getattr(self, attribute)) is not None and value != () and (sent := send(value)) is not None:
+                out[key] = sent
         return out
+
+
+def column_from_api(resource: dict[str, Any]) -> Column:
+    """A column of a table's REST form (tables.get), in the catalog's canonical form."""
+    values = {a.attribute: a.read(resource.get(a.key)) for a in ATTRIBUTES}
+    return Column(name=resource["name"], fields=tuple(column_from_api(f) for f in resource.get("fields", ())), **values)
 
 
 def schema_to_api(columns: tuple[Column, ...]) -> list[dict[str, Any]]:
@@ -66,26 +73,12 @@ def count_columns(columns: tuple[Column, ...]) -> int:
     return total
 
 
-_BASIC_COLUMN_KEYS = frozenset({"name", "type", "mode", "description", "fields"})
-_COLUMN_KEYS = {
-    "name",
-    "type",
-    "mode",
-    "description",
-    "fields",
-    "maxLength",
-    "precision",
-    "scale",
-    "roundingMode",
-    "collation",
-    "defaultValueExpression",
-    "policyTags",
-    "rangeElementType",
-}
+_BASIC_COLUMN_KEYS = frozenset({"name", "fields", *(a.key for a in BASIC)})
+_COLUMN_KEYS = {"name", "fields", *(a.key for a in ATTRIBUTES)}
 
 
 # A leaf with only these keys, all strings when valid, so that equal keys mean equal columns.
-_PLAIN_LEAF_KEYS = frozenset({"name", "type", "mode", "description"})
+_PLAIN_LEAF_KEYS = frozenset({"name", *(a.key for a in BASIC)})
 
 
 class _SchemaParser:
@@ -157,29 +150,8 @@ class _SchemaParser:
                 f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_COLUMN_KEYS))}",
             )
 
-        raw_type = item.get("type")
-        type_ = rules.canonical_type(raw_type) if isinstance(raw_type, str) else None
-        if type_ is None:
-            self.fail(
-                where + ".type",
-                f"type {raw_type!r} is not a BigQuery type; use one of {', '.join(rules.CANONICAL_TYPES)}",
-            )
-            type_ = "STRING"
-
-        raw_mode = item.get("mode", "NULLABLE")
-        mode = raw_mode.upper() if isinstance(raw_mode, str) else None
-        if mode == "":
-            mode = "NULLABLE"
-        if mode not in rules.MODES:
-            self.fail(where + ".mode", f"mode {raw_mode!r} is invalid; use NULLABLE, REQUIRED or REPEATED")
-            mode = "NULLABLE"
-
-        description = item.get("description") or ""
-        if not isinstance(description, str):
-            self.fail(where + ".description", "description must be a string")
-            description = ""
-        elif (message := rules.check_description(description, rules.MAX_COLUMN_DESCRIPTION)) is not None:
-            self.fail(where + ".description", message)
+        basics = {a.attribute: self.checked(a, item.get(a.key, a.absent), where) for a in BASIC}
+        type_ = basics["type"]
 
         fields: tuple[Column, ...] = ()
         if type_ == "RECORD":
@@ -199,96 +171,29 @@ class _SchemaParser:
                 where + ".fields", f"only RECORD columns have fields; remove it or make the type RECORD, not {type_}"
             )
 
-        if basic and type_ != "RANGE":  # the common case: no parameters
-            return Column(name, type_, mode, description, fields)
-        return Column(
-            name=name,
-            type=type_,
-            mode=mode,
-            description=description,
-            fields=fields,
-            **self.parameters(item, type_, where),
-        )
+        if basic and type_ not in PARAMETERIZED_TYPES:  # the common case: no parameters
+            return Column(name=name, fields=fields, **basics)
+        return Column(name=name, fields=fields, **basics, **self.parameters(item, type_, where))
+
+    def checked(self, attribute: ColumnAttribute, raw: Any, where: str) -> Any:
+        value, problems = attribute.check(raw)
+        for message in problems:
+            self.fail(f"{where}.{attribute.key}", message)
+        return value
 
     def parameters(self, item: dict[str, Any], type_: str, where: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        if "maxLength" in item:
-            if type_ not in ("STRING", "BYTES"):
-                self.fail(where + ".maxLength", f"maxLength applies only to STRING and BYTES, not {type_}; remove it")
-            else:
-                value = self.integer(item["maxLength"], where + ".maxLength")
-                if value is not None and value < 1:
-                    self.fail(where + ".maxLength", "maxLength must be at least 1")
-                out["max_length"] = value
-        for key, attribute in (("precision", "precision"), ("scale", "scale")):
-            if key in item:
-                if type_ not in rules.NUMERIC_BOUNDS:
-                    self.fail(
-                        where + f".{key}", f"{key} applies only to NUMERIC and BIGNUMERIC, not {type_}; remove it"
-                    )
-                else:
-                    out[attribute] = self.integer(item[key], where + f".{key}")
-        if type_ in rules.NUMERIC_BOUNDS and ("precision" in item or "scale" in item):
-            message = rules.check_numeric_parameters(type_, out.get("precision"), out.get("scale"))
-            if message:
-                self.fail(where + ".precision", message)
-        if "roundingMode" in item:
-            value = item["roundingMode"]
-            if type_ not in rules.NUMERIC_BOUNDS:
-                self.fail(where + ".roundingMode", f"roundingMode applies only to NUMERIC and BIGNUMERIC, not {type_}")
-            elif value not in rules.ROUNDING_MODES:
-                self.fail(where + ".roundingMode", f"roundingMode must be one of {', '.join(rules.ROUNDING_MODES)}")
-            else:
-                out["rounding_mode"] = value
-        if "collation" in item:
-            value = item["collation"]
-            if type_ != "STRING":
-                self.fail(where + ".collation", f"collation applies only to STRING, not {type_}; remove it")
-            elif value not in rules.COLLATIONS:
-                self.fail(where + ".collation", "collation must be 'und:ci' or ''")
-            else:
-                out["collation"] = value
-        if "defaultValueExpression" in item:
-            value = item["defaultValueExpression"]
-            if not isinstance(value, str):
-                self.fail(where + ".defaultValueExpression", "defaultValueExpression must be a SQL expression string")
-            else:
-                out["default_value_expression"] = value
-        if "policyTags" in item:
-            out["policy_tags"] = self.policy_tags(item["policyTags"], where + ".policyTags")
-        range_element = item.get("rangeElementType")
-        if type_ == "RANGE":
-            element = range_element.get("type") if isinstance(range_element, dict) else None
-            element = element.upper() if isinstance(element, str) else element
-            if element not in rules.RANGE_ELEMENT_TYPES:
-                self.fail(
-                    where + ".rangeElementType",
-                    'a RANGE column needs rangeElementType {"type": DATE, DATETIME or TIMESTAMP}',
-                )
-            else:
-                out["range_element_type"] = element
-        elif range_element is not None:
-            self.fail(where + ".rangeElementType", f"rangeElementType applies only to RANGE, not {type_}; remove it")
+        for attribute in PARAMETERS:
+            raw = item.get(attribute.key)
+            present = raw is not None if attribute.null_is_absent else attribute.key in item
+            if present or type_ in attribute.required_for:
+                if not attribute.applies_to(type_):
+                    self.fail(f"{where}.{attribute.key}", attribute.misplaced(type_))
+                elif (value := self.checked(attribute, raw, where)) is not UNSET:
+                    out[attribute.attribute] = value
+            if attribute.joint and (message := attribute.joint[1](type_, out)):
+                self.fail(f"{where}.{attribute.joint[0]}", message)
         return out
-
-    def integer(self, value: Any, where: str) -> int | None:
-        if isinstance(value, bool):
-            value = None
-        elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
-        if not isinstance(value, int):
-            self.fail(where, "must be a whole number")
-            return None
-        return value
-
-    def policy_tags(self, value: Any, where: str) -> tuple[str, ...]:
-        names = value.get("names") if isinstance(value, dict) else None
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            self.fail(where, 'policyTags must be {"names": ["projects/.../policyTags/..."]}')
-            return ()
-        if len(names) > 1:
-            self.fail(where, "a column can carry at most one policy tag; keep one")
-        return tuple(names)
 
 
 def join_path(parent: str, name: str) -> str:

@@ -15,6 +15,7 @@ PURE = [
     "infra.adoption",
     "infra.catalog",
     "infra.changes",
+    "infra.column_attributes",
     "infra.contract",
     "infra.cost",
     "infra.declared",
