@@ -596,6 +596,23 @@ def test_up_refuses_a_plan_whose_digest_is_not_the_gated_one(tmp_path: Path) -> 
     assert missing.returncode == 1 and "(sha256 missing)" in missing.stdout
 
 
+def test_every_artifact_upload_survives_a_rerun_of_its_job() -> None:
+    """A re-run attempt is the same workflow run, and upload-artifact v4 fails on a name the run already has
+    unless `overwrite` is on (actions/upload-artifact v4.6.2 action.yml, input `overwrite`: "If false, the
+    action will fail if an artifact for the given name already exists"; src/upload/upload-artifact.ts
+    `deleteArtifactIfExists`). Without it, re-running a deploy after a failed `up`, which the README says
+    to do, would stop at the plan's upload before anything was planned again."""
+    uploads = [
+        (name, job_id, step)
+        for name, job_id, job in all_jobs(WORKFLOWS)
+        for step in steps(job)
+        if step.get("uses", "").startswith("actions/upload-artifact@")
+    ]
+    assert len(uploads) >= 4  # the pull-request report, the two plans, the drift results
+    for name, job_id, step in uploads:
+        assert step["with"].get("overwrite") is True, f"{name} {job_id}: {step['with']['name']}"
+
+
 def test_a_rerun_for_a_commit_that_is_no_longer_the_head_of_main_is_refused(tmp_path: Path) -> None:
     """The head-of-main step of pulumi-up.yml with a stand-in `gh` that prints the head of main."""
     script = _step_named(workflow("pulumi-up.yml")["jobs"]["up"], HEAD_CHECK)["run"]
