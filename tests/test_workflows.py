@@ -596,6 +596,48 @@ def test_up_refuses_a_plan_whose_digest_is_not_the_gated_one(tmp_path: Path) -> 
     assert missing.returncode == 1 and "(sha256 missing)" in missing.stdout
 
 
+def test_every_artifact_upload_survives_a_rerun_of_its_job() -> None:
+    """A re-run attempt is the same workflow run, and upload-artifact v4 fails on a name the run already has
+    unless `overwrite` is on (actions/upload-artifact v4.6.2 action.yml, input `overwrite`: "If false, the
+    action will fail if an artifact for the given name already exists"; src/upload/upload-artifact.ts
+    `deleteArtifactIfExists`). Without it, re-running a deploy after a failed `up`, which the README says
+    to do, would stop at the plan's upload before anything was planned again."""
+    uploads = [
+        (name, job_id, step)
+        for name, job_id, job in all_jobs(WORKFLOWS)
+        for step in steps(job)
+        if step.get("uses", "").startswith("actions/upload-artifact@")
+    ]
+    assert len(uploads) >= 4  # the pull-request report, the two plans, the drift results
+    for name, job_id, step in uploads:
+        assert step["with"].get("overwrite") is True, f"{name} {job_id}: {step['with']['name']}"
+
+
+def test_the_plan_artifact_holds_secrets_only_encrypted_and_the_readme_says_who_may_read_it() -> None:
+    """`preview --save-plan` writes secret values as ciphertext of the stack's secrets manager unless
+    `--show-secrets` is passed (pulumi/pulumi pkg/cmd/pulumi/operations/preview.go: `plan.Write(planFilePath,
+    plan, encrypter, showSecrets)`; pkg/resource/stack/deployment.go `SerializePropertyValue`), but the rest
+    of each resource's state is in it in the clear (pkg/resource/stack/plan.go `SerializeResourcePlan`:
+    outputs, input diffs, config). An artifact can be downloaded by whoever may read the repository
+    (actions/upload-artifact action.yml, output `artifact-url`), so the README says what that shows them."""
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        assert "--show-secrets" not in path.read_text(), path.name
+    jobs = workflow("pulumi-up.yml")["jobs"]
+    kept = {
+        step_using(jobs[job_id], "actions/upload-artifact")["with"]["retention-days"]
+        for job_id in ("preview", "migrate")
+    }
+    readme = (REPO_ROOT / "README.md").read_text()
+    delivery = readme[readme.index("**Deploys**") : readme.index("One-time repository set-up")]
+    said = re.search(r"\*\*What the plan artifact reveals\.\*\*(.*?)\n\n", delivery, re.DOTALL)
+    assert said, "README Delivery: no paragraph on what the plan artifact reveals"
+    text = " ".join(said.group(1).split())
+    days = re.search(r"while it is kept, (\d+) days", text)
+    assert days and kept == {int(days.group(1))}, kept
+    for fact in ("outputs as the refreshed state has them", "only as ciphertext", "`--show-secrets`"):
+        assert fact in text, fact
+
+
 def test_a_rerun_for_a_commit_that_is_no_longer_the_head_of_main_is_refused(tmp_path: Path) -> None:
     """The head-of-main step of pulumi-up.yml with a stand-in `gh` that prints the head of main."""
     script = _step_named(workflow("pulumi-up.yml")["jobs"]["up"], HEAD_CHECK)["run"]
