@@ -148,3 +148,17 @@ def test_what_the_policy_pack_imports_of_infra_needs_only_the_standard_library()
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_every_in_process_cli_call_goes_through_helpers_invoke() -> None:
+    """One runner isolates the emulator and terminal variables (FORCE_COLOR, NO_COLOR, ...): a test with its own
+    click runner would inherit the developer's and fail, or pass, by the shell it runs in."""
+    runners = []
+    for path in sorted((REPO_ROOT / "tests").glob("*.py")):
+        if path.name == "helpers.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = _imports(tree, top_level_only=False)
+        if any(name == "click.testing" or name.startswith("click.testing.") for name in names):
+            runners.append(path.name)
+    assert runners == []
