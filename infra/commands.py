@@ -28,12 +28,26 @@ if TYPE_CHECKING:
 
 
 class CommandFailed(Exception):
-    """A command that cannot go on: `prefix: message` on stderr and this exit code."""
+    """A command that could check or do nothing: `prefix: message` on stderr. What each kind exits with is
+    decided in one place, infra/cli.py `exit_code`."""
 
-    def __init__(self, message: str, exit_code: int, prefix: str = "error"):
+    def __init__(self, message: str, prefix: str = "error"):
         super().__init__(message)
-        self.exit_code = exit_code
         self.prefix = prefix
+
+
+class Refused(CommandFailed):
+    """What the command checks first does not hold: a snapshot BigQuery refuses, a resource no import adopts."""
+
+    def __init__(self, message: str, prefix: str = "refused"):
+        super().__init__(message, prefix)
+
+
+class Interrupted(CommandFailed):
+    """Stopped by SIGINT; the message says in which state it left the table."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "interrupted")
 
 
 class BadOption(ValueError):
@@ -140,13 +154,13 @@ def docs(root: Path, check: bool) -> DocsResult:
         except FileNotFoundError:
             current = None
         except OSError as error:  # a directory, no read permission: nothing could be checked
-            raise CommandFailed(f"cannot read {display_path(target)}: {_cause(error)}", 2) from None
+            raise CommandFailed(f"cannot read {display_path(target)}: {_cause(error)}") from None
         return DocsResult(root, target, up_to_date=current == text, written=False)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         write_bytes(target, text)
     except OSError as error:  # a directory, read-only, docs/ a file
-        raise CommandFailed(f"cannot write {display_path(target)}: {_cause(error)}", 2) from None
+        raise CommandFailed(f"cannot write {display_path(target)}: {_cause(error)}") from None
     return DocsResult(root, target, up_to_date=True, written=True)
 
 
@@ -176,7 +190,7 @@ def pulumi_project(root: Path) -> str:
     try:
         return read_project_config(root, must_exist=True).name
     except DeclarationError as error:
-        raise CommandFailed(str(error.problems[0]), 2) from None
+        raise CommandFailed(str(error.problems[0])) from None
 
 
 def preview_gate(root: Path, stack: str, preview_file: Path, migration_file: Path | None) -> GateResult:
@@ -197,9 +211,9 @@ def preview_gate(root: Path, stack: str, preview_file: Path, migration_file: Pat
         steps = previewgate.destructive_steps(document, settings, project, migrated)
         others = previewgate.other_changes(document)
     except OSError as error:
-        raise CommandFailed(f"cannot read {display_path(reading)}: {error.strerror or error}", 2) from None
+        raise CommandFailed(f"cannot read {display_path(reading)}: {error.strerror or error}") from None
     except (UnicodeDecodeError, previewgate.PreviewDocumentError) as error:
-        raise CommandFailed(f"{display_path(reading)}: {error}", 2) from None
+        raise CommandFailed(f"{display_path(reading)}: {error}") from None
     return GateResult(stack, others, list(steps))
 
 
@@ -222,14 +236,6 @@ def select_tables(catalog: Catalog, names: str | None) -> list[Table]:
     return chosen
 
 
-# A shell's code for a process stopped by SIGINT (128 + 2).
-INTERRUPTED = 130
-
-
-def _live_failed(error: Exception) -> CommandFailed:
-    return CommandFailed(str(error), 2)
-
-
 def verify(root: Path, stack: str, endpoint: str | None) -> VerifyReport:
     from dataclasses import replace
 
@@ -240,7 +246,7 @@ def verify(root: Path, stack: str, endpoint: str | None) -> VerifyReport:
         conn = live.connect(settings.project, endpoint)
         report = live.verify(conn, catalog, settings)
     except live.LiveError as error:
-        raise _live_failed(error) from None
+        raise CommandFailed(str(error)) from None
     rows, why = None, ""
     try:
         rows = live_history.read(conn, settings, None)
@@ -264,9 +270,9 @@ def snapshot(root: Path, stack: str, endpoint: str | None, names: str | None, ex
     try:
         report = live.snapshot(live.connect(settings.project, endpoint), settings, chosen, expire_days)
     except live.SnapshotRefused as error:
-        raise CommandFailed(str(error), 1, prefix="refused") from None
+        raise Refused(str(error)) from None
     except live.LiveError as error:
-        raise _live_failed(error) from None
+        raise CommandFailed(str(error)) from None
     return SnapshotResult(report, len(chosen), expire_days)
 
 
@@ -295,9 +301,9 @@ def migrate(
             conn, settings, chosen, apply=apply, progress=update, now=now, run=run, break_lock=break_lock
         )
     except live.LiveError as error:
-        raise _live_failed(error) from None
+        raise CommandFailed(str(error)) from None
     except live_migrate.MigrationInterrupted as error:
-        raise CommandFailed(str(error), INTERRUPTED, prefix="interrupted") from None
+        raise Interrupted(str(error)) from None
     finally:
         stop()
 
@@ -340,7 +346,7 @@ def history(root: Path, stack: str, endpoint: str | None, table: str | None) -> 
         with live._api_errors(conn):
             rows = live_history.read(conn, settings, table)
     except live.LiveError as error:
-        raise _live_failed(error) from None
+        raise CommandFailed(str(error)) from None
     return HistoryResult(stack, live_history.history_id(conn, settings), rows)
 
 
@@ -349,12 +355,14 @@ class ImportFile:
     stack: str
     document: dict[str, Any] | None = None
     blockers: list[Check] = field(default_factory=list)  # differences that refuse the import
+    out: Path | None = None  # where the document was written; None: it goes to stdout
 
 
-def import_file(root: Path, stack: str, endpoint: str | None, skip_verify: bool) -> ImportFile:
-    """A `pulumi import --file` document, unless verify finds the live project differs."""
+def import_file(root: Path, stack: str, endpoint: str | None, skip_verify: bool, out: Path | None) -> ImportFile:
+    """A `pulumi import --file` document, written to `out` if given, unless verify finds the live project differs."""
     from infra import adoption
     from infra.mockrun import plan_stack
+    from infra.reporters import import_document_text
     from infra.settings import require_stack_file
 
     require_stack_file(root, stack)
@@ -366,10 +374,16 @@ def import_file(root: Path, stack: str, endpoint: str | None, skip_verify: bool)
         try:
             report = live.verify(live.connect(planned.settings.project, endpoint), planned.catalog, planned.settings)
         except live.LiveError as error:
-            raise _live_failed(error) from None
+            raise CommandFailed(str(error)) from None
         if report.import_blockers:
             return ImportFile(stack, blockers=list(report.import_blockers))
     try:
-        return ImportFile(stack, document=adoption.import_document(planned))
+        document = adoption.import_document(planned)
     except adoption.AdoptionError as error:
-        raise CommandFailed(str(error), 1) from None
+        raise Refused(str(error), prefix="error") from None
+    if out is not None:
+        try:
+            out.write_text(import_document_text(document), encoding="utf-8")
+        except OSError as error:
+            raise CommandFailed(f"cannot write {display_path(out)}: {error.strerror or error}") from None
+    return ImportFile(stack, document=document, out=out)

@@ -162,3 +162,28 @@ def test_every_in_process_cli_call_goes_through_helpers_invoke() -> None:
         if any(name == "click.testing" or name.startswith("click.testing.") for name in names):
             runners.append(path.name)
     assert runners == []
+
+
+def _exits(tree: ast.Module) -> list[ast.Call]:
+    """Every call that ends the process: `sys.exit(...)`, `ctx.exit(...)`, `os._exit(...)`, `SystemExit(...)`."""
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] in ("exit", "_exit", "SystemExit")
+    ]
+
+
+def test_exit_codes_are_decided_in_one_place() -> None:
+    """Only the CLI ends the process, and always with what cli.exit_code maps the outcome to (README, "Deadlines
+    and exit codes of the live commands"): no reporter or command returns or raises a code of its own."""
+    elsewhere = [
+        f"{path.name}:{node.lineno}"
+        for path in sorted((REPO_ROOT / "infra").glob("*.py"))
+        if path.name != "cli.py"
+        for node in _exits(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert elsewhere == []
+    cli = (REPO_ROOT / "infra" / "cli.py").read_text(encoding="utf-8")
+    exits = _exits(ast.parse(cli))
+    assert exits
+    assert [ast.unparse(node) for node in exits if not ast.unparse(node).startswith("sys.exit(exit_code(")] == []
