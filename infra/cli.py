@@ -20,6 +20,7 @@ from __future__ import annotations
 import gc
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
 from typing import NoReturn, TypeVar
@@ -159,7 +160,7 @@ def diff(
     reporters.DIFF(output_format, result)
     if fail_on is None:
         finish(problems_found=False)
-    from infra.changes import Verdict
+    from infra.changes import Verdict  # loaded by diff already; at the top, by every command
 
     finish(problems_found=result.fails(Verdict(fail_on)))
 
@@ -216,8 +217,6 @@ def verify(stack: str, root: Path, endpoint: str | None, output_format: Format) 
 
 
 def _expire_days(ctx: click.Context, param: click.Parameter, days: int) -> int:
-    from datetime import UTC, datetime
-
     if (problem := check_snapshot_expire_days(days, datetime.now(UTC))) is not None:
         raise click.BadParameter(problem)
     return days

@@ -1,19 +1,24 @@
 """What each CLI command does, as one function returning a result object for a reporter (infra/reporters.py).
 
-The CLI parses options and maps errors to exit codes; the workflows live here. Each function loads the
-catalog once and validates it before anything else. The edges (the Pulumi mock run, the BigQuery API) are
-imported inside the functions that need them, so `validate` and `diff --old/--new` never load them.
+The CLI parses options and maps outcomes to exit codes; the workflows live here. Each function loads the
+catalog once and validates it before anything else. This is the CLI edge, where laziness lives: the edges
+(the Pulumi mock run, the BigQuery API, git) and the core's modules are imported inside the functions that
+need them, so `validate` never loads pulumi, google or rich, nor `diff --old/--new` PyYAML or msgspec
+(tests/test_architecture.py measures both).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from infra.documents import NOT_REGULAR, NotRegularFileError, display_path, read_bytes, write_bytes
 from infra.problems import DeclarationError, Problem
+from infra.reporters import import_document_text
 
 # The catalog is imported by the commands that read it: `diff --old/--new` does not.
 if TYPE_CHECKING:
@@ -237,8 +242,6 @@ def select_tables(catalog: Catalog, names: str | None) -> list[Table]:
 
 
 def verify(root: Path, stack: str, endpoint: str | None) -> VerifyReport:
-    from dataclasses import replace
-
     from infra import history, live, live_history
 
     catalog, settings = load_stack(root, stack)
@@ -286,8 +289,6 @@ def migrate(
     break_lock: str | None = None,
 ) -> MigrateReport:
     """`progress(total)` gives the per-table callback and what stops it."""
-    from datetime import UTC, datetime
-
     from infra import history, live, live_history, live_migrate
 
     catalog, settings = load_stack(root, stack)
@@ -310,8 +311,7 @@ def migrate(
 
 def commit_of(root: Path) -> str | None:
     """The commit a run applies: GITHUB_SHA in a workflow, else the repository's HEAD, else unknown (None)."""
-    import os
-    import shutil
+    import shutil  # only migrate runs git: `validate` and `diff --old/--new` load neither
     import subprocess
 
     if sha := os.environ.get("GITHUB_SHA", "").strip():
@@ -362,7 +362,6 @@ def import_file(root: Path, stack: str, endpoint: str | None, skip_verify: bool,
     """A `pulumi import --file` document, written to `out` if given, unless verify finds the live project differs."""
     from infra import adoption
     from infra.mockrun import plan_stack
-    from infra.reporters import import_document_text
     from infra.settings import require_stack_file
 
     require_stack_file(root, stack)

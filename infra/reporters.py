@@ -3,8 +3,9 @@ reporters of the commands without a module of their own (validate, docs, preview
 import-file).
 
 A reporter takes the result object of infra/commands.py and prints it on stdout and stderr; it decides no
-exit code (infra/cli.py `exit_code` does) and writes no file (the command does). planreport, diffreport and
-rich are imported only by the reporters that use them.
+exit code (infra/cli.py `exit_code` does) and writes no file (the command does). Each command loads its
+own reporter's modules only, inside the reporter: `validate` never loads rich, `diff --format json` neither
+rich nor the catalog.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec
 
 import click
+
+from infra.documents import display_path
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -41,12 +44,6 @@ def console() -> Console:
 
     # Piped output (CI logs, PR comments) gets a wide table instead of rich's 80-column default.
     return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-
-
-def _display(path: Path) -> str:
-    from infra.documents import display_path
-
-    return display_path(path)
 
 
 def validate_text(result: commands.Validated) -> None:
@@ -86,7 +83,7 @@ def diff_text(result: DiffResult) -> None:
 
 
 def _terminal_width() -> int:
-    import shutil
+    import shutil  # only the text of diff asks: every other command does without it
 
     if os.environ.get("TERM", "").lower() in ("dumb", "unknown"):
         return 80  # rich's width for a terminal that cannot say its own
@@ -120,7 +117,7 @@ def diff_markdown(result: DiffResult) -> None:
 
 
 def docs_text(result: commands.DocsResult) -> None:
-    shown = _display(result.target)
+    shown = display_path(result.target)
     if result.written:
         echo(f"wrote {shown}")
     elif not result.up_to_date:
@@ -268,7 +265,7 @@ def import_file_text(result: commands.ImportFile) -> None:
         click.echo(import_document_text(result.document), nl=False)
     echo(
         f"{len(result.document['resources'])} resources; next: pulumi import --stack {result.stack} "
-        f"--file {_display(result.out) if result.out else 'FILE'} --generate-code=false",
+        f"--file {display_path(result.out) if result.out else 'FILE'} --generate-code=false",
         err=True,
     )
 

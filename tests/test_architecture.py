@@ -187,3 +187,35 @@ def test_exit_codes_are_decided_in_one_place() -> None:
     exits = _exits(ast.parse(cli))
     assert exits
     assert [ast.unparse(node) for node in exits if not ast.unparse(node).startswith("sys.exit(exit_code(")] == []
+
+
+# Function-level imports outside the CLI edge, each for what a fast command must not load (measured above).
+LAZY_OUTSIDE_THE_CLI = {
+    "infra.basediff": {"infra.mockrun"},  # pulumi: only `diff --stack` runs the program
+    "infra.changes": {"infra.declared", "infra.render"},  # the catalog's types: not for `diff --old/--new`
+    "infra.diffreport": {"html", "rich._ratio", "rich._wrap", "rich.cells"},  # the text report's, markdown's
+    "infra.documents": {"yaml"},  # `diff --old/--new` reads JSON only
+    "infra.problems": {"msgspec"},  # only once a document was refused
+    "infra.settings": {"difflib"},  # only for a misspelt key
+}
+
+
+def test_laziness_is_at_the_cli_edge() -> None:
+    """cli, commands, options and reporters import what a command needs inside it; every other module at its top,
+    but for the imports listed with the reason they wait."""
+    lazy: dict[str, set[str]] = {}
+    for path in sorted((REPO_ROOT / "infra").glob("*.py")):
+        if path.stem in ("cli", "commands", "options", "reporters"):
+            continue
+        for function in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                for node in ast.walk(function):
+                    if isinstance(node, ast.Import | ast.ImportFrom):
+                        if isinstance(node, ast.Import):
+                            names = [alias.name for alias in node.names]
+                        elif node.module == "infra":  # `from infra import live` names the module in the alias
+                            names = [f"infra.{alias.name}" for alias in node.names]
+                        else:
+                            names = [str(node.module)]
+                        lazy.setdefault(f"infra.{path.stem}", set()).update(names)
+    assert lazy == LAZY_OUTSIDE_THE_CLI
