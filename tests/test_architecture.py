@@ -35,6 +35,7 @@ PURE = [
     "infra.rules",
     "infra.schema",
     "infra.settings",
+    "infra.settingsdoc",
 ]
 PULUMI_EDGE = {"infra.mockrun", "infra.program", "infra.resources"}
 # Who may import what, by the longest matching prefix. protobuf is Pulumi's wire format, not google-cloud.

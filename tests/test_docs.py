@@ -1,4 +1,5 @@
-"""The data dictionary: docs/tables.md is rendered from the catalog, committed, and kept current."""
+"""The data dictionary, docs/tables.md, rendered from the catalog, and the stack settings reference, docs/settings.md,
+rendered from infra/settings.py and Pulumi.yaml: both committed and kept current."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from helpers import FIXTURE_ROOT, REPO_ROOT, invoke, run_cli
 
 from infra.catalog import Catalog, Dataset, Table, TimePartitioning, load_catalog
 from infra.docs import DOCS_FILE, Reference, references, render_data_dictionary
 from infra.schema import Column
+from infra.settings import PROJECT, StackSettings
+from infra.settingsdoc import SETTINGS_FILE, UndocumentedSetting, render_settings_reference
 
 
 def one_table_dataset(*columns: Column, time_partitioning: TimePartitioning | None = None) -> Dataset:
@@ -225,3 +229,50 @@ def test_a_read_only_data_dictionary_is_one_line_and_exit_2(shared_copy: Path) -
     target.chmod(0o000)
     result = _as_nobody("docs", "--check", "--root", str(shared_copy), cwd=shared_copy)
     assert (result.returncode, result.stderr) == (2, "error: cannot read docs/tables.md: permission denied\n")
+
+
+def test_the_committed_settings_reference_is_current() -> None:
+    committed = (REPO_ROOT / SETTINGS_FILE).read_text(encoding="utf-8")
+    assert committed == render_settings_reference(REPO_ROOT), (
+        f"{SETTINGS_FILE} is out of date; run `python scripts/settings_reference.py` and commit the result"
+    )
+
+
+def test_the_settings_reference_has_every_key_with_its_type_and_default() -> None:
+    rows = {
+        line.split(" | ")[0].strip("|` "): line.split(" | ")[1:3]
+        for line in render_settings_reference(REPO_ROOT).splitlines()
+        if line.startswith("| `")
+    }
+    fields = msgspec.structs.fields(StackSettings)
+    assert list(rows) == ["gcp:project", *(f"{PROJECT}:{field.encode_name}" for field in fields)]
+    assert rows[f"{PROJECT}:protect"] == ["boolean", "`true`"]
+    assert rows[f"{PROJECT}:migrationMaxBytes"] == ["integer, optional", "unset"]
+    assert rows[f"{PROJECT}:labels"] == ["map of string to string", "`{}`"]
+    access = "mapping of readers (list of string), writers (list of string), owners (list of string), optional"
+    assert rows[f"{PROJECT}:access"] == [access, "unset"]
+
+
+def _pulumi_yaml_without(tmp_path: Path, line_start: str) -> Path:
+    text = (REPO_ROOT / "Pulumi.yaml").read_text(encoding="utf-8")
+    kept = [line for line in text.splitlines(keepends=True) if not line.startswith(line_start)]
+    assert len(kept) == len(text.splitlines()) - 1
+    (tmp_path / "Pulumi.yaml").write_text("".join(kept), encoding="utf-8")
+    return tmp_path
+
+
+def test_a_setting_pulumi_yaml_does_not_describe_stops_the_reference(tmp_path: Path) -> None:
+    root = _pulumi_yaml_without(tmp_path, f"#   {PROJECT}:labels ")
+    with pytest.raises(UndocumentedSetting, match=f"no description of {PROJECT}:labels$"):
+        render_settings_reference(root)
+
+
+def test_a_description_of_no_setting_stops_the_reference(tmp_path: Path) -> None:
+    text = (REPO_ROOT / "Pulumi.yaml").read_text(encoding="utf-8")
+    stale = text.replace(f"#   {PROJECT}:labels ", f"#   {PROJECT}:tags ", 1)
+    (tmp_path / "Pulumi.yaml").write_text(stale, encoding="utf-8")
+    with pytest.raises(
+        UndocumentedSetting,
+        match=f"no description of {PROJECT}:labels; and a description of no setting: {PROJECT}:tags$",
+    ):
+        render_settings_reference(tmp_path)
