@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 
 
 class CommandFailed(Exception):
-    """A command that could check or do nothing: `prefix: message` on stderr. What each kind exits with is
-    decided in one place, infra/cli.py `exit_code`."""
+    """What stops a command: `prefix: message` on stderr. As such, nothing could be checked or done; the kinds
+    below say otherwise. What each exits with is decided in one place, infra/cli.py `exit_code`."""
 
     def __init__(self, message: str, prefix: str = "error"):
         super().__init__(message)
@@ -311,7 +311,7 @@ def migrate(
 
 def commit_of(root: Path) -> str | None:
     """The commit a run applies: GITHUB_SHA in a workflow, else the repository's HEAD, else unknown (None)."""
-    import shutil  # only migrate runs git: `validate` and `diff --old/--new` load neither
+    import shutil  # here only migrate runs git: `validate` and `diff --old/--new` load neither
     import subprocess
 
     if sha := os.environ.get("GITHUB_SHA", "").strip():
