@@ -22,15 +22,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from infra.catalog import Catalog, load_catalog, read_catalog
 from infra.changes import DiffResult, classify_catalogs
+from infra.migration import mark_migration
 from infra.problems import DeclarationError, Problem
+from infra.resourcediff import Registrations, compare_registrations, registered
+from infra.settings import Settings, load_settings, stack_file
 
-# The catalog's models, the registrations' rules and the migration planner are imported by the
-# functions that need them.
 if TYPE_CHECKING:
-    from infra.catalog import Catalog
     from infra.mockrun import PlanResult
-    from infra.resourcediff import Registrations
 
 
 class BaseRefError(Exception):
@@ -54,8 +54,6 @@ _LOCK = ".lock"
 def diff_against_base(root: Path, base: str | None, stack: str | None) -> DiffResult:
     """The catalog at `base` (default: the merge base with the default branch) vs the working tree; with
     `stack`, what the program registers for that stack at `base` vs now (infra/resourcediff.py)."""
-    from infra.catalog import load_catalog
-
     if stack:
         return _diff_registrations(root, base, stack)
     new_catalog = load_catalog(root)
@@ -94,8 +92,6 @@ Path(sys.argv[2]).write_text(json.dumps({"config": result.config, "resources": r
 
 
 def _diff_registrations(root: Path, base: str | None, stack: str) -> DiffResult:
-    from infra.resourcediff import compare_registrations
-
     git = _Git(root)
     commit, label = git.resolve(base)
     with _base_folder(git) as folder:
@@ -145,9 +141,6 @@ def _remove_stale_folders() -> None:
 
 def _with_migrations(result: DiffResult, base_root: Path, now: PlanResult, stack: str) -> DiffResult:
     """Marks the table changes `migrate --apply` covers (infra/migration.py), from both catalogs."""
-    from infra.migration import mark_migration
-    from infra.settings import Settings, load_settings, stack_file
-
     if not any(t.kind == "table" for t in result.resources):
         return result
     assert now.catalog is not None and now.settings is not None  # the working tree's real program ran
@@ -172,9 +165,6 @@ def _run_both(
 ) -> tuple[Registrations, Registrations, PlanResult]:
     """The base's registrations, run in its worktree, and the working tree's, run here meanwhile (with the
     working tree's plan, which holds the catalog and settings it read)."""
-    from infra.resourcediff import Registrations, registered
-    from infra.settings import stack_file
-
     # Only what the program reads: a checkout of the tests' corpus would cost more than the run.
     wanted = [git.prefix + name for name in git.names(commit, (*_CATALOG_PATHS, "infra"))]
     if wanted:
@@ -193,7 +183,7 @@ def _run_both(
             text=True,
         )
     try:
-        from infra.mockrun import plan_stack
+        from infra.mockrun import plan_stack  # the program under mocks loads pulumi: only `diff --stack` does
 
         now = plan_stack(root, stack)
     finally:
@@ -221,8 +211,6 @@ def _relative(problem: Problem, root: Path) -> Problem:
 def _load_catalog_leniently(root: Path, label: str) -> tuple[Catalog, list[Problem]]:
     """The base was deployed as it was, so rules added since must not hide its tables: load what
     loads, and refuse only when a declared table cannot be read at all."""
-    from infra.catalog import Catalog, read_catalog
-
     if not (root / "stacks").is_dir():
         return Catalog(()), []
     read = read_catalog(root)

@@ -14,6 +14,7 @@ import msgspec
 
 from infra import rules
 from infra.documents import display_path, list_folder, load_json, load_yaml, real_path
+from infra.history import schema_problems
 from infra.problems import DeclarationError, Problem, struct_problems
 from infra.renames import check_renamed_columns
 from infra.schema import Column, join_path, parse_schema
@@ -487,6 +488,4 @@ def read_catalog(root: Path) -> CatalogRead:
         problems.append(Problem(display_path(schema_path), "", f"schema file not used by any table; {hint}"))
 
     catalog = Catalog(tuple(datasets))
-    from infra.history import schema_problems  # history imports this module's types
-
     return CatalogRead(catalog, [*problems, *schema_problems(catalog)], unread)

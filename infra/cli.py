@@ -8,8 +8,8 @@ Exit codes:
   data dictionary is out of date; diff: a change at or above --fail-on; verify: a check failed;
   snapshot: one was refused or failed; import-file: refused because the live project differs, or
   the program registers a resource it cannot import; migrate: a table was refused or failed.
-- 2: usage errors. diff, verify, snapshot, import-file, migrate and history also exit 2 when nothing could be
-  checked: invalid declarations or stack config, missing or refused credentials, an API that cannot be
+- 2: usage errors. diff, preview-gate, verify, snapshot, import-file, migrate and history also exit 2 when nothing
+  could be checked: invalid declarations or stack config, missing or refused credentials, an API that cannot be
   reached, does not answer within its deadline, keeps failing or does not answer JSON, an unwritable
   --out. docs exits 2 when docs/tables.md cannot be written (or, with --check, read).
 - 130: migrate stopped by SIGINT; the last line says in which state the table is.
@@ -19,39 +19,75 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from datetime import UTC, datetime
+from enum import IntEnum
 from pathlib import Path
+from typing import NoReturn, TypeVar
 
 import click
 
 from infra import commands, reporters
-from infra.commands import BadOption, CommandFailed
+from infra.commands import BadOption, CommandFailed, Interrupted, Refused
 from infra.options import VERDICTS, endpoint_option, format_option, root_option, stack_name, stack_option
 from infra.problems import DeclarationError, MissingStackError
-from infra.reporters import report
+from infra.reporters import Format
 from infra.rules import SNAPSHOT_EXPIRE_DAYS, check_snapshot_expire_days
 
 
-@contextmanager
-def exit_codes(invalid: int = 1) -> Iterator[None]:
-    """Errors as one line each and an exit code; `invalid` is the code for invalid declarations or config."""
+class Exit(IntEnum):
+    """The exit codes above (README "Deadlines and exit codes of the live commands")."""
+
+    OK = 0
+    PROBLEMS = 1  # problems found
+    UNCHECKED = 2  # a usage error (click's own code for one, UsageError.exit_code), or nothing could be checked
+    INTERRUPTED = 130  # stopped by SIGINT, as a shell reports it (128 + 2)
+
+
+def exit_code(outcome: bool | Exception, invalid: Exit = Exit.UNCHECKED) -> Exit:
+    """The one place an outcome becomes an exit code: whether the command found problems, or what stopped it.
+
+    `invalid` is what invalid declarations or stack config mean: the problems validate, plan and docs look
+    for; for every other command, nothing could be checked.
+    """
+    match outcome:
+        case bool():
+            return Exit.PROBLEMS if outcome else Exit.OK
+        case DeclarationError():
+            return invalid
+        case Interrupted():
+            return Exit.INTERRUPTED
+        case Refused():
+            return Exit.PROBLEMS
+        case _:
+            return Exit.UNCHECKED
+
+
+def finish(problems_found: bool) -> NoReturn:
+    sys.exit(exit_code(problems_found))
+
+
+R = TypeVar("R")
+
+
+def run(work: Callable[[], R], invalid: Exit = Exit.UNCHECKED) -> R:
+    """What `work` returns; what stops it goes to stderr, one line each, and ends the command."""
     try:
-        yield
+        return work()
     except MissingStackError as error:
         raise click.BadParameter(str(error), param_hint="--stack") from None
     except DeclarationError as error:
         for problem in error.problems:
             click.echo(str(problem), err=True)
         click.echo(f"{len(error.problems)} problem(s); nothing was changed.", err=True)
-        sys.exit(invalid)
+        sys.exit(exit_code(error, invalid))
     except BadOption as error:
         if error.option:
             raise click.BadParameter(str(error), param_hint=error.option) from None
         raise click.UsageError(str(error)) from None
     except CommandFailed as error:
         click.echo(f"{error.prefix}: {error}", err=True)
-        sys.exit(error.exit_code)
+        sys.exit(exit_code(error))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,18 +99,18 @@ def main() -> None:
 @root_option
 def validate(root: Path) -> None:
     """Check every declaration, schema and stack config against BigQuery's rules."""
-    with exit_codes():
-        sys.exit(reporters.validate_text(commands.validate(root)))
+    reporters.validate_text(run(lambda: commands.validate(root), invalid=Exit.PROBLEMS))
+    finish(problems_found=False)
 
 
 @main.command()
 @stack_option
 @root_option
-@format_option("plan")
-def plan(stack: str, root: Path, output_format: str) -> None:
+@format_option(reporters.PLAN)
+def plan(stack: str, root: Path, output_format: Format) -> None:
     """Run the real Pulumi program under mocks and show what the stack declares."""
-    with exit_codes():
-        sys.exit(report("plan", output_format, commands.plan(root, stack)))
+    reporters.PLAN(output_format, run(lambda: commands.plan(root, stack), invalid=Exit.PROBLEMS))
+    finish(problems_found=False)
 
 
 @main.command()
@@ -95,7 +131,7 @@ def plan(stack: str, root: Path, output_format: str) -> None:
     "and option of the dataset, tables and component; approveDataLoss marks approved ones.",
 )
 @root_option
-@format_option("diff")
+@format_option(reporters.DIFF)
 @click.option(
     "--fail-on",
     type=click.Choice(VERDICTS),
@@ -110,7 +146,7 @@ def diff(
     base: str | None,
     stack: str | None,
     root: Path,
-    output_format: str,
+    output_format: Format,
     fail_on: str | None,
 ) -> None:
     """Say what each change does to the data, before `pulumi up`."""
@@ -120,13 +156,13 @@ def diff(
         raise click.UsageError("--old/--new compare two files; --base and --stack compare the catalog")
     if external and old_file is None:
         raise click.UsageError("--external applies to --old/--new; catalog tables are native tables")
-    with exit_codes(invalid=2):
-        result = commands.diff(root, old_file, new_file, external, base, stack)
-    report("diff", output_format, result)
-    if fail_on is not None:
-        from infra.changes import Verdict
+    result = run(lambda: commands.diff(root, old_file, new_file, external, base, stack))
+    reporters.DIFF(output_format, result)
+    if fail_on is None:
+        finish(problems_found=False)
+    from infra.changes import Verdict  # loaded by diff already; at the top, by every command
 
-        sys.exit(1 if result.fails(Verdict(fail_on)) else 0)
+    finish(problems_found=result.fails(Verdict(fail_on)))
 
 
 @main.command()
@@ -134,8 +170,9 @@ def diff(
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if the committed file is not what would be written.")
 def docs(root: Path, check: bool) -> None:
     """Render the data dictionary, docs/tables.md, from the declarations and schemas."""
-    with exit_codes():
-        sys.exit(reporters.docs_text(commands.docs(root, check)))
+    result = run(lambda: commands.docs(root, check), invalid=Exit.PROBLEMS)
+    reporters.docs_text(result)
+    finish(problems_found=not result.up_to_date)
 
 
 @main.command("preview-gate")
@@ -159,27 +196,27 @@ def preview_gate(stack: str, root: Path, preview_file: Path, migration_file: Pat
     diagnostic: its steps are incomplete) or a file is no complete preview, or no migrate plan, of this
     stack (README: "The deploy gate").
     """
-    with exit_codes(invalid=2):
-        sys.exit(reporters.gate_text(commands.preview_gate(root, stack, preview_file, migration_file)))
+    result = run(lambda: commands.preview_gate(root, stack, preview_file, migration_file))
+    reporters.gate_text(result)
+    finish(problems_found=bool(result.refused))
 
 
 @main.command()
 @stack_option
 @root_option
 @endpoint_option
-@format_option("verify")
-def verify(stack: str, root: Path, endpoint: str | None, output_format: str) -> None:
+@format_option(reporters.VERIFY)
+def verify(stack: str, root: Path, endpoint: str | None, output_format: Format) -> None:
     """Check the live project against the declarations, one line per check.
 
     Exit 0 when every check holds, 1 when one fails, 2 when nothing could be checked.
     """
-    with exit_codes(invalid=2):
-        sys.exit(report("verify", output_format, stack, commands.verify(root, stack, endpoint)))
+    report = run(lambda: commands.verify(root, stack, endpoint))
+    reporters.VERIFY(output_format, stack, report)
+    finish(problems_found=not report.ok)
 
 
 def _expire_days(ctx: click.Context, param: click.Parameter, days: int) -> int:
-    from datetime import UTC, datetime
-
     if (problem := check_snapshot_expire_days(days, datetime.now(UTC))) is not None:
         raise click.BadParameter(problem)
     return days
@@ -208,8 +245,9 @@ def snapshot(
     """
     if all_tables == (tables is not None):
         raise click.UsageError("pass either --tables T1,T2 or --all")
-    with exit_codes(invalid=2):
-        sys.exit(reporters.snapshot_text(commands.snapshot(root, stack, endpoint, tables, expire_days)))
+    result = run(lambda: commands.snapshot(root, stack, endpoint, tables, expire_days))
+    reporters.snapshot_text(result)
+    finish(problems_found=not result.report.ok)
 
 
 @main.command()
@@ -225,7 +263,7 @@ def snapshot(
     metavar="RUN_ID",
     help="With --apply: first delete the locks that run holds (it is gone: README, runbook of migrate's lock).",
 )
-@format_option("migrate")
+@format_option(reporters.MIGRATE)
 def migrate(
     stack: str,
     root: Path,
@@ -233,7 +271,7 @@ def migrate(
     tables: str | None,
     apply_changes: bool,
     break_lock: str | None,
-    output_format: str,
+    output_format: Format,
 ) -> None:
     """Bring live tables to the declaration without losing a row: renames, widened types, new keys and
     partitioning, by DDL in place or a checked rebuild.
@@ -243,9 +281,9 @@ def migrate(
     """
     if break_lock is not None and not apply_changes:
         raise click.UsageError("--break-lock takes over a lock for a run: pass --apply too")
-    with exit_codes(invalid=2):
-        result = commands.migrate(root, stack, endpoint, tables, apply_changes, reporters.progress, break_lock)
-    sys.exit(report("migrate", output_format, stack, result))
+    report = run(lambda: commands.migrate(root, stack, endpoint, tables, apply_changes, reporters.progress, break_lock))
+    reporters.MIGRATE(output_format, stack, report)
+    finish(problems_found=not report.ok)
 
 
 @main.command()
@@ -253,15 +291,14 @@ def migrate(
 @root_option
 @endpoint_option
 @click.option("--table", metavar="T", help="Only this table: table or dataset.table [default: every table].")
-@format_option("history")
-def history(stack: str, root: Path, endpoint: str | None, table: str | None, output_format: str) -> None:
+@format_option(reporters.HISTORY)
+def history(stack: str, root: Path, endpoint: str | None, table: str | None, output_format: Format) -> None:
     """Every `migrate --apply` of the stack, one row per table per run, newest first (README: migrate).
 
     Exit 0 when the history was read (or does not exist yet), 2 when it could not be read.
     """
-    with exit_codes(invalid=2):
-        result = commands.history(root, stack, endpoint, table)
-    sys.exit(report("history", output_format, result))
+    reporters.HISTORY(output_format, run(lambda: commands.history(root, stack, endpoint, table)))
+    finish(problems_found=False)
 
 
 @main.command("import-file")
@@ -275,9 +312,9 @@ def import_file(stack: str, root: Path, endpoint: str | None, out: Path | None, 
 
     It first runs verify and refuses (exit 1) while a declared dataset or table differs from the live one.
     """
-    with exit_codes(invalid=2):
-        result = commands.import_file(root, stack, endpoint, skip_verify)
-    sys.exit(reporters.import_file_text(result, out))
+    result = run(lambda: commands.import_file(root, stack, endpoint, skip_verify, out))
+    reporters.import_file_text(result)
+    finish(problems_found=result.document is None)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,24 @@
 """What each CLI command does, as one function returning a result object for a reporter (infra/reporters.py).
 
-The CLI parses options and maps errors to exit codes; the workflows live here. Each function loads the
-catalog once and validates it before anything else. The edges (the Pulumi mock run, the BigQuery API) are
-imported inside the functions that need them, so `validate` and `diff --old/--new` never load them.
+The CLI parses options and maps outcomes to exit codes; the workflows live here. Each function loads the
+catalog once and validates it before anything else. This is the CLI edge, where laziness lives: the edges
+(the Pulumi mock run, the BigQuery API, git) and the core's modules are imported inside the functions that
+need them, so `validate` never loads pulumi, google or rich, nor `diff --old/--new` PyYAML or msgspec
+(tests/test_architecture.py measures both).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from infra.documents import NOT_REGULAR, NotRegularFileError, display_path, read_bytes, write_bytes
 from infra.problems import DeclarationError, Problem
+from infra.reporters import import_document_text
 
 # The catalog is imported by the commands that read it: `diff --old/--new` does not.
 if TYPE_CHECKING:
@@ -28,12 +33,26 @@ if TYPE_CHECKING:
 
 
 class CommandFailed(Exception):
-    """A command that cannot go on: `prefix: message` on stderr and this exit code."""
+    """What stops a command: `prefix: message` on stderr. As such, nothing could be checked or done; the kinds
+    below say otherwise. What each exits with is decided in one place, infra/cli.py `exit_code`."""
 
-    def __init__(self, message: str, exit_code: int, prefix: str = "error"):
+    def __init__(self, message: str, prefix: str = "error"):
         super().__init__(message)
-        self.exit_code = exit_code
         self.prefix = prefix
+
+
+class Refused(CommandFailed):
+    """What the command checks first does not hold: a snapshot BigQuery refuses, a resource no import adopts."""
+
+    def __init__(self, message: str, prefix: str = "refused"):
+        super().__init__(message, prefix)
+
+
+class Interrupted(CommandFailed):
+    """Stopped by SIGINT; the message says in which state it left the table."""
+
+    def __init__(self, message: str):
+        super().__init__(message, "interrupted")
 
 
 class BadOption(ValueError):
@@ -140,13 +159,13 @@ def docs(root: Path, check: bool) -> DocsResult:
         except FileNotFoundError:
             current = None
         except OSError as error:  # a directory, no read permission: nothing could be checked
-            raise CommandFailed(f"cannot read {display_path(target)}: {_cause(error)}", 2) from None
+            raise CommandFailed(f"cannot read {display_path(target)}: {_cause(error)}") from None
         return DocsResult(root, target, up_to_date=current == text, written=False)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         write_bytes(target, text)
     except OSError as error:  # a directory, read-only, docs/ a file
-        raise CommandFailed(f"cannot write {display_path(target)}: {_cause(error)}", 2) from None
+        raise CommandFailed(f"cannot write {display_path(target)}: {_cause(error)}") from None
     return DocsResult(root, target, up_to_date=True, written=True)
 
 
@@ -176,7 +195,7 @@ def pulumi_project(root: Path) -> str:
     try:
         return read_project_config(root, must_exist=True).name
     except DeclarationError as error:
-        raise CommandFailed(str(error.problems[0]), 2) from None
+        raise CommandFailed(str(error.problems[0])) from None
 
 
 def preview_gate(root: Path, stack: str, preview_file: Path, migration_file: Path | None) -> GateResult:
@@ -197,9 +216,9 @@ def preview_gate(root: Path, stack: str, preview_file: Path, migration_file: Pat
         steps = previewgate.destructive_steps(document, settings, project, migrated)
         others = previewgate.other_changes(document)
     except OSError as error:
-        raise CommandFailed(f"cannot read {display_path(reading)}: {error.strerror or error}", 2) from None
+        raise CommandFailed(f"cannot read {display_path(reading)}: {error.strerror or error}") from None
     except (UnicodeDecodeError, previewgate.PreviewDocumentError) as error:
-        raise CommandFailed(f"{display_path(reading)}: {error}", 2) from None
+        raise CommandFailed(f"{display_path(reading)}: {error}") from None
     return GateResult(stack, others, list(steps))
 
 
@@ -222,17 +241,7 @@ def select_tables(catalog: Catalog, names: str | None) -> list[Table]:
     return chosen
 
 
-# A shell's code for a process stopped by SIGINT (128 + 2).
-INTERRUPTED = 130
-
-
-def _live_failed(error: Exception) -> CommandFailed:
-    return CommandFailed(str(error), 2)
-
-
 def verify(root: Path, stack: str, endpoint: str | None) -> VerifyReport:
-    from dataclasses import replace
-
     from infra import history, live, live_history
 
     catalog, settings = load_stack(root, stack)
@@ -240,7 +249,7 @@ def verify(root: Path, stack: str, endpoint: str | None) -> VerifyReport:
         conn = live.connect(settings.project, endpoint)
         report = live.verify(conn, catalog, settings)
     except live.LiveError as error:
-        raise _live_failed(error) from None
+        raise CommandFailed(str(error)) from None
     rows, why = None, ""
     try:
         rows = live_history.read(conn, settings, None)
@@ -264,9 +273,9 @@ def snapshot(root: Path, stack: str, endpoint: str | None, names: str | None, ex
     try:
         report = live.snapshot(live.connect(settings.project, endpoint), settings, chosen, expire_days)
     except live.SnapshotRefused as error:
-        raise CommandFailed(str(error), 1, prefix="refused") from None
+        raise Refused(str(error)) from None
     except live.LiveError as error:
-        raise _live_failed(error) from None
+        raise CommandFailed(str(error)) from None
     return SnapshotResult(report, len(chosen), expire_days)
 
 
@@ -280,8 +289,6 @@ def migrate(
     break_lock: str | None = None,
 ) -> MigrateReport:
     """`progress(total)` gives the per-table callback and what stops it."""
-    from datetime import UTC, datetime
-
     from infra import history, live, live_history, live_migrate
 
     catalog, settings = load_stack(root, stack)
@@ -295,17 +302,16 @@ def migrate(
             conn, settings, chosen, apply=apply, progress=update, now=now, run=run, break_lock=break_lock
         )
     except live.LiveError as error:
-        raise _live_failed(error) from None
+        raise CommandFailed(str(error)) from None
     except live_migrate.MigrationInterrupted as error:
-        raise CommandFailed(str(error), INTERRUPTED, prefix="interrupted") from None
+        raise Interrupted(str(error)) from None
     finally:
         stop()
 
 
 def commit_of(root: Path) -> str | None:
     """The commit a run applies: GITHUB_SHA in a workflow, else the repository's HEAD, else unknown (None)."""
-    import os
-    import shutil
+    import shutil  # here only migrate runs git: `validate` and `diff --old/--new` load neither
     import subprocess
 
     if sha := os.environ.get("GITHUB_SHA", "").strip():
@@ -340,7 +346,7 @@ def history(root: Path, stack: str, endpoint: str | None, table: str | None) -> 
         with live._api_errors(conn):
             rows = live_history.read(conn, settings, table)
     except live.LiveError as error:
-        raise _live_failed(error) from None
+        raise CommandFailed(str(error)) from None
     return HistoryResult(stack, live_history.history_id(conn, settings), rows)
 
 
@@ -349,10 +355,11 @@ class ImportFile:
     stack: str
     document: dict[str, Any] | None = None
     blockers: list[Check] = field(default_factory=list)  # differences that refuse the import
+    out: Path | None = None  # where the document was written; None: it goes to stdout
 
 
-def import_file(root: Path, stack: str, endpoint: str | None, skip_verify: bool) -> ImportFile:
-    """A `pulumi import --file` document, unless verify finds the live project differs."""
+def import_file(root: Path, stack: str, endpoint: str | None, skip_verify: bool, out: Path | None) -> ImportFile:
+    """A `pulumi import --file` document, written to `out` if given, unless verify finds the live project differs."""
     from infra import adoption
     from infra.mockrun import plan_stack
     from infra.settings import require_stack_file
@@ -366,10 +373,16 @@ def import_file(root: Path, stack: str, endpoint: str | None, skip_verify: bool)
         try:
             report = live.verify(live.connect(planned.settings.project, endpoint), planned.catalog, planned.settings)
         except live.LiveError as error:
-            raise _live_failed(error) from None
+            raise CommandFailed(str(error)) from None
         if report.import_blockers:
             return ImportFile(stack, blockers=list(report.import_blockers))
     try:
-        return ImportFile(stack, document=adoption.import_document(planned))
+        document = adoption.import_document(planned)
     except adoption.AdoptionError as error:
-        raise CommandFailed(str(error), 1) from None
+        raise Refused(str(error), prefix="error") from None
+    if out is not None:
+        try:
+            out.write_text(import_document_text(document), encoding="utf-8")
+        except OSError as error:
+            raise CommandFailed(f"cannot write {display_path(out)}: {error.strerror or error}") from None
+    return ImportFile(stack, document=document, out=out)

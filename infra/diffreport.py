@@ -9,6 +9,9 @@ from collections.abc import Callable, Sequence
 
 from infra.changes import Change, DiffResult, TableChanges, Verdict
 
+# rich's cell widths, word division and ratios are imported by the text report's functions: the JSON and
+# Markdown reports never load rich (tests/test_architecture.py).
+
 _STYLES = {
     Verdict.NOOP: "dim",
     Verdict.ADDED: "green",

@@ -8,11 +8,13 @@ import json
 import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from infra.catalog import Catalog
 from infra.problems import Problem
 from infra.rules import name_stamp
+
+if TYPE_CHECKING:  # the catalog imports this module to check the history table's declaration
+    from infra.catalog import Catalog
 
 # The one table that records every run, dataset.table as declared (stacks/tenants.yaml declares it like
 # any other table, so it gets the stack's ACL, key and protections).

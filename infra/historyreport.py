@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich.table import Table
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -17,8 +19,6 @@ def _counts(row: dict[str, Any]) -> str:
 
 
 def render_text(stack: str, history_table: str, rows: list[dict[str, Any]] | None, console: Console) -> None:
-    from rich.table import Table
-
     if rows is None:
         console.print(f"Stack {stack}: {history_table} does not exist yet (pulumi up creates it); no run recorded.")
         return

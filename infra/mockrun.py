@@ -23,6 +23,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from infra.catalog import Catalog, load_catalog
 from infra.declared import DeclaredDataset, declare
 from infra.documents import display_path
+from infra.program import register, run
 from infra.settings import PROJECT, SECRET_MASK, Settings, parse_settings, read_config, stack_file
 
 
@@ -150,8 +151,6 @@ def run_program(
 
     The program returns the values it exports, which become the result's outputs.
     """
-    from infra.program import run
-
     body = program or run
     secrets = secret_keys or set()
     result = PlanResult(stack, {k: SECRET_MASK if k in secrets else v for k, v in sorted(config.items())})
@@ -175,8 +174,6 @@ def plan_stack(root: Path, stack: str, catalog: Catalog | None = None) -> PlanRe
     Pass `catalog` when it is already loaded and validated. The stack file is read once. Invalid
     declarations or config raise DeclarationError naming every problem before the program runs.
     """
-    from infra.program import register
-
     config = read_config(root, stack)
     catalog = load_catalog(root) if catalog is None else catalog
     settings = parse_settings(stack, config.values, display_path(stack_file(root, stack)), catalog, config.origins)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from infra.reporters import REPO_ROOT, formats
+from infra.reporters import REPO_ROOT, Format, Reporters
 
 # changes.Verdict's values, worst last (tests/test_cli.py keeps them equal); spelled here so that parsing
 # options loads no module of the core.
@@ -40,9 +40,17 @@ stack_option = click.option(
 )
 
 
-def format_option(command: str) -> Callable[..., Any]:
-    choices = formats(command)
-    return click.option("--format", "output_format", type=click.Choice(choices), default=choices[0], show_default=True)
+def format_option(reporters: Reporters[...]) -> Callable[..., Any]:
+    """--format: the formats the command has a reporter for, handed to the command as a Format."""
+    choices = reporters.formats()
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(choices),
+        default=choices[0],
+        show_default=True,
+        callback=lambda ctx, param, value: Format(value),
+    )
 
 
 def _endpoint_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

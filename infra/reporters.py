@@ -1,8 +1,11 @@
-"""What each command prints: the one mapping from a command's --format to its reporter, and the reporters
-of the commands without a module of their own (validate, docs, preview-gate, verify, snapshot, import-file).
+"""What each command prints: the one typed mapping from a command's --format to its reporter, and the
+reporters of the commands without a module of their own (validate, docs, preview-gate, verify, snapshot,
+import-file).
 
-A reporter takes the result object of infra/commands.py, writes stdout and stderr, and returns the exit
-code it implies (0 or 1). planreport, diffreport and rich are imported only by the reporters that use them.
+A reporter takes the result object of infra/commands.py and prints it on stdout and stderr; it decides no
+exit code (infra/cli.py `exit_code` does) and writes no file (the command does). Each command loads its
+own reporter's modules only, inside the reporter: `validate` never loads rich, `diff --format json` neither
+rich nor the catalog.
 """
 
 from __future__ import annotations
@@ -10,11 +13,15 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec
 
 import click
+
+from infra.documents import display_path
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -39,34 +46,25 @@ def console() -> Console:
     return Console(highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
-def _display(path: Path) -> str:
-    from infra.documents import display_path
-
-    return display_path(path)
-
-
-def validate_text(result: commands.Validated) -> int:
+def validate_text(result: commands.Validated) -> None:
     for warning in result.warnings:
         echo(f"warning: {warning}", err=True)
     echo(
         f"✓ {result.datasets} dataset(s), {result.tables} table(s), {result.columns:,} column(s) valid; "
         f"stacks checked: {', '.join(result.stacks) or 'none'}"
     )
-    return 0
 
 
-def plan_text(result: PlanResult) -> int:
+def plan_text(result: PlanResult) -> None:
     from infra import planreport
 
     planreport.render_text(result, console())
-    return 0
 
 
-def plan_json(result: PlanResult) -> int:
+def plan_json(result: PlanResult) -> None:
     from infra import planreport
 
     echo(planreport.render_json(result))
-    return 0
 
 
 def _diff_warnings(result: DiffResult) -> None:
@@ -74,7 +72,7 @@ def _diff_warnings(result: DiffResult) -> None:
         echo(f"warning: {warning}", err=True)
 
 
-def diff_text(result: DiffResult) -> int:
+def diff_text(result: DiffResult) -> None:
     from infra import diffreport
 
     _diff_warnings(result)
@@ -82,11 +80,10 @@ def diff_text(result: DiffResult) -> int:
     colour = _rich_would_colour()
     styler = diffreport.ansi(colour=not os.environ.get("NO_COLOR")) if colour else None
     click.echo(diffreport.render_text(result, width, styler), color=colour)
-    return 0
 
 
 def _terminal_width() -> int:
-    import shutil
+    import shutil  # only the text of diff asks: every other command does without it
 
     if os.environ.get("TERM", "").lower() in ("dumb", "unknown"):
         return 80  # rich's width for a terminal that cannot say its own
@@ -105,36 +102,32 @@ def _rich_would_colour() -> bool:
     return terminal and os.environ.get("TERM", "").lower() not in ("dumb", "unknown")
 
 
-def diff_json(result: DiffResult) -> int:
+def diff_json(result: DiffResult) -> None:
     from infra import diffreport
 
     _diff_warnings(result)
     echo(diffreport.render_json(result))
-    return 0
 
 
-def diff_markdown(result: DiffResult) -> int:
+def diff_markdown(result: DiffResult) -> None:
     from infra import diffreport
 
     _diff_warnings(result)
     echo(diffreport.render_markdown(result))
-    return 0
 
 
-def docs_text(result: commands.DocsResult) -> int:
-    shown = _display(result.target)
+def docs_text(result: commands.DocsResult) -> None:
+    shown = display_path(result.target)
     if result.written:
         echo(f"wrote {shown}")
-        return 0
-    if not result.up_to_date:
+    elif not result.up_to_date:
         command = "python -m infra.cli docs" + ("" if result.root == REPO_ROOT else f" --root {result.root}")
         echo(f"{shown} is out of date; run `{command}` and commit the result.", err=True)
-        return 1
-    echo(f"✓ {shown} is up to date")
-    return 0
+    else:
+        echo(f"✓ {shown} is up to date")
 
 
-def gate_text(result: commands.GateResult) -> int:
+def gate_text(result: commands.GateResult) -> None:
     if result.others:
         echo(f"{len(result.others)} other change(s):")
         for line in result.others:
@@ -148,12 +141,11 @@ def gate_text(result: commands.GateResult) -> int:
             "declaration",
             err=True,
         )
-        return 1
-    echo(f"✓ nothing is deleted or replaced without approval ({len(result.steps)} approved).")
-    return 0
+    else:
+        echo(f"✓ nothing is deleted or replaced without approval ({len(result.steps)} approved).")
 
 
-def verify_text(stack: str, report: VerifyReport) -> int:
+def verify_text(stack: str, report: VerifyReport) -> None:
     echo(f"Stack {stack}: project {report.project}, checked through {report.target}")
     for check in report.checks:
         echo(str(check))
@@ -164,15 +156,13 @@ def verify_text(stack: str, report: VerifyReport) -> int:
             echo(migration_line(item))
     failed, total = len(report.failures), len(report.checks)
     echo(f"{failed} of {total} checks failed." if failed else f"All {total} checks hold.")
-    return 0 if report.ok else 1
 
 
-def verify_json(stack: str, report: VerifyReport) -> int:
+def verify_json(stack: str, report: VerifyReport) -> None:
     echo(json.dumps({"stack": stack, **report.to_json()}, indent=2))
-    return 0 if report.ok else 1
 
 
-def snapshot_text(result: commands.SnapshotResult) -> int:
+def snapshot_text(result: commands.SnapshotResult) -> None:
     report = result.report
     for dataset in report.created_datasets:
         echo(
@@ -197,49 +187,42 @@ def snapshot_text(result: commands.SnapshotResult) -> int:
             "(INSERT INTO <table> (columns) SELECT columns FROM <restored table>), which also keeps a recreated "
             "table's new schema. A restore over the table puts back the snapshot's rows and schema as they were."
         )
-    if report.ok:
-        return 0
-    kept = f"; kept: {len(report.snapshots)} snapshot(s) listed above" if report.snapshots else ""
-    created = f", created {', '.join(report.created_datasets)}" if report.created_datasets else ""
-    echo(f"{len(report.failures)} of {result.requested} snapshots failed{kept}{created}.", err=True)
-    return 1
+    if not report.ok:
+        kept = f"; kept: {len(report.snapshots)} snapshot(s) listed above" if report.snapshots else ""
+        created = f", created {', '.join(report.created_datasets)}" if report.created_datasets else ""
+        echo(f"{len(report.failures)} of {result.requested} snapshots failed{kept}{created}.", err=True)
 
 
-def migrate_text(stack: str, report: MigrateReport) -> int:
+def migrate_text(stack: str, report: MigrateReport) -> None:
     from infra import migratereport
 
     for text in migratereport.render_text(stack, report.to_json()):
         echo(text)
-    return 0 if report.ok else 1
 
 
-def migrate_markdown(stack: str, report: MigrateReport) -> int:
+def migrate_markdown(stack: str, report: MigrateReport) -> None:
     from infra import migratereport
 
     for text in migratereport.render_markdown(stack, report.to_json()):
         echo(text)
-    return 0 if report.ok else 1
 
 
-def migrate_json(stack: str, report: MigrateReport) -> int:
+def migrate_json(stack: str, report: MigrateReport) -> None:
     echo(json.dumps({"stack": stack, **report.to_json()}, indent=2))
-    return 0 if report.ok else 1
 
 
-def history_text(result: commands.HistoryResult) -> int:
+def history_text(result: commands.HistoryResult) -> None:
     from infra import historyreport, live_history
 
     rows = None if result.rows is None else live_history.entries_json(result.rows)
     historyreport.render_text(result.stack, result.history_table, rows, console())
-    return 0
 
 
-def history_json(result: commands.HistoryResult) -> int:
+def history_json(result: commands.HistoryResult) -> None:
     from infra import live_history
 
     rows = None if result.rows is None else live_history.entries_json(result.rows)
     echo(json.dumps({"stack": result.stack, "history_table": result.history_table, "rows": rows}, indent=2))
-    return 0
 
 
 def progress(total: int) -> tuple[Callable[[str, str], None], Callable[[], None]]:
@@ -266,8 +249,8 @@ def progress(total: int) -> tuple[Callable[[str, str], None], Callable[[], None]
     return line, lambda: None
 
 
-def import_file_text(result: commands.ImportFile, out: Path | None) -> int:
-    """The document on stdout or in `out`; exit 2 when `out` cannot be written."""
+def import_file_text(result: commands.ImportFile) -> None:
+    """The document on stdout, unless the command wrote it to --out; or why it was refused."""
     if result.document is None:
         for check in result.blockers:
             echo(str(check), err=True)
@@ -277,37 +260,50 @@ def import_file_text(result: commands.ImportFile, out: Path | None) -> int:
             "import the live state as it is.",
             err=True,
         )
-        return 1
-    text = json.dumps(result.document, indent=2) + "\n"
-    if out is None:
-        click.echo(text, nl=False)
-    else:
-        try:
-            out.write_text(text, encoding="utf-8")
-        except OSError as error:
-            echo(f"error: cannot write {_display(out)}: {error.strerror or error}", err=True)
-            return 2
+        return
+    if result.out is None:
+        click.echo(import_document_text(result.document), nl=False)
     echo(
         f"{len(result.document['resources'])} resources; next: pulumi import --stack {result.stack} "
-        f"--file {_display(out) if out else 'FILE'} --generate-code=false",
+        f"--file {display_path(result.out) if result.out else 'FILE'} --generate-code=false",
         err=True,
     )
-    return 0
+
+
+def import_document_text(document: dict[str, Any]) -> str:
+    """The `pulumi import --file` document as import-file prints or writes it."""
+    return json.dumps(document, indent=2) + "\n"
+
+
+class Format(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+    MARKDOWN = "markdown"
+
+
+P = ParamSpec("P")
+
+
+@dataclass(frozen=True)
+class Reporters(Generic[P]):
+    """A command's reporter per --format, the first its default; mypy checks each against the command's result."""
+
+    by_format: Mapping[Format, Callable[P, None]]
+
+    def formats(self) -> list[str]:
+        return [str(output_format) for output_format in self.by_format]
+
+    def __call__(self, output_format: Format, *args: P.args, **kwargs: P.kwargs) -> None:
+        self.by_format[output_format](*args, **kwargs)
 
 
 # The one mapping from a command's --format to its reporter; a command's --format choices are its keys.
-REPORTERS: dict[str, dict[str, Callable[..., int]]] = {
-    "plan": {"text": plan_text, "json": plan_json},
-    "diff": {"text": diff_text, "json": diff_json, "markdown": diff_markdown},
-    "verify": {"text": verify_text, "json": verify_json},
-    "migrate": {"text": migrate_text, "json": migrate_json, "markdown": migrate_markdown},
-    "history": {"text": history_text, "json": history_json},
-}
-
-
-def formats(command: str) -> list[str]:
-    return list(REPORTERS[command])
-
-
-def report(command: str, output_format: str, *result: Any) -> int:
-    return REPORTERS[command][output_format](*result)
+PLAN: Reporters[[PlanResult]] = Reporters({Format.TEXT: plan_text, Format.JSON: plan_json})
+DIFF: Reporters[[DiffResult]] = Reporters(
+    {Format.TEXT: diff_text, Format.JSON: diff_json, Format.MARKDOWN: diff_markdown}
+)
+VERIFY: Reporters[[str, VerifyReport]] = Reporters({Format.TEXT: verify_text, Format.JSON: verify_json})
+MIGRATE: Reporters[[str, MigrateReport]] = Reporters(
+    {Format.TEXT: migrate_text, Format.JSON: migrate_json, Format.MARKDOWN: migrate_markdown}
+)
+HISTORY: Reporters[[commands.HistoryResult]] = Reporters({Format.TEXT: history_text, Format.JSON: history_json})

@@ -36,6 +36,7 @@ PURE = [
     "infra.rules",
     "infra.schema",
     "infra.settings",
+    "infra.settingsdoc",
     "infra.table_properties",
 ]
 PULUMI_EDGE = {"infra.mockrun", "infra.program", "infra.resources"}
@@ -150,3 +151,74 @@ def test_what_the_policy_pack_imports_of_infra_needs_only_the_standard_library()
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_every_in_process_cli_call_goes_through_helpers_invoke() -> None:
+    """One runner isolates the emulator and terminal variables (FORCE_COLOR, NO_COLOR, ...): a test with its own
+    click runner would inherit the developer's and fail, or pass, by the shell it runs in."""
+    runners = []
+    for path in sorted((REPO_ROOT / "tests").glob("*.py")):
+        if path.name == "helpers.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = _imports(tree, top_level_only=False)
+        if any(name == "click.testing" or name.startswith("click.testing.") for name in names):
+            runners.append(path.name)
+    assert runners == []
+
+
+def _exits(tree: ast.Module) -> list[ast.Call]:
+    """Every call that ends the process: `sys.exit(...)`, `ctx.exit(...)`, `os._exit(...)`, `SystemExit(...)`."""
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] in ("exit", "_exit", "SystemExit")
+    ]
+
+
+def test_exit_codes_are_decided_in_one_place() -> None:
+    """Only the CLI ends the process, and always with what cli.exit_code maps the outcome to (README, "Deadlines
+    and exit codes of the live commands"): no reporter or command returns or raises a code of its own."""
+    elsewhere = [
+        f"{path.name}:{node.lineno}"
+        for path in sorted((REPO_ROOT / "infra").glob("*.py"))
+        if path.name != "cli.py"
+        for node in _exits(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert elsewhere == []
+    cli = (REPO_ROOT / "infra" / "cli.py").read_text(encoding="utf-8")
+    exits = _exits(ast.parse(cli))
+    assert exits
+    assert [ast.unparse(node) for node in exits if not ast.unparse(node).startswith("sys.exit(exit_code(")] == []
+
+
+# Function-level imports outside the CLI edge, each for what a fast command must not load (measured above).
+LAZY_OUTSIDE_THE_CLI = {
+    "infra.basediff": {"infra.mockrun"},  # pulumi: only `diff --stack` runs the program
+    "infra.changes": {"infra.declared", "infra.render"},  # the catalog's types: not for `diff --old/--new`
+    "infra.diffreport": {"html", "rich._ratio", "rich._wrap", "rich.cells"},  # the text report's, markdown's
+    "infra.documents": {"yaml"},  # `diff --old/--new` reads JSON only
+    "infra.problems": {"msgspec"},  # only once a document was refused
+    "infra.settings": {"difflib"},  # only for a misspelt key
+}
+
+
+def test_laziness_is_at_the_cli_edge() -> None:
+    """cli, commands, options and reporters import what a command needs inside it; every other module at its top,
+    but for the imports listed with the reason they wait."""
+    lazy: dict[str, set[str]] = {}
+    for path in sorted((REPO_ROOT / "infra").glob("*.py")):
+        if path.stem in ("cli", "commands", "options", "reporters"):
+            continue
+        for function in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                for node in ast.walk(function):
+                    if isinstance(node, ast.Import | ast.ImportFrom):
+                        if isinstance(node, ast.Import):
+                            names = [alias.name for alias in node.names]
+                        elif node.module == "infra":  # `from infra import live` names the module in the alias
+                            names = [f"infra.{alias.name}" for alias in node.names]
+                        else:
+                            names = [str(node.module)]
+                        lazy.setdefault(f"infra.{path.stem}", set()).update(names)
+    assert lazy == LAZY_OUTSIDE_THE_CLI

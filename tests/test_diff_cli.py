@@ -17,30 +17,27 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
-from helpers import FIXTURE_ROOT, FIXTURE_TABLES, REPO_ROOT, count_yaml_reads
-
-from infra.cli import main
+from helpers import FIXTURE_ROOT, FIXTURE_TABLES, REPO_ROOT, count_yaml_reads, invoke
 
 CORPUS = REPO_ROOT / "tests" / "corpus" / "mozilla-pipeline-schemas"
 TABLES = sorted(f"tenants.{p.stem}" for p in (FIXTURE_ROOT / "schemas" / "tenants").glob("*.json"))
 
+Result = subprocess.CompletedProcess[str]
 Diff = Callable[..., Result]
 
 
 @pytest.fixture
-def diff(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Diff:
+def diff(tmp_path: Path) -> Diff:
     """`python -m infra.cli diff ARGS` in-process, run from `cwd` (paths in messages are relative to it)."""
 
     def run(*args: str, cwd: Path = tmp_path) -> Result:
-        monkeypatch.chdir(cwd)
-        return CliRunner().invoke(main, ["diff", *args])
+        return invoke("diff", *args, cwd=cwd)
 
     return run
 
 
 def documents(result: Result) -> dict[str, dict[str, Any]]:
-    assert result.exit_code in (0, 1), result.output + result.stderr
+    assert result.returncode in (0, 1), result.stdout + result.stderr
     return {t["table"]: t for t in json.loads(result.stdout)["tables"]}
 
 
@@ -88,7 +85,7 @@ def test_spellings_and_order_the_provider_ignores_are_noop(diff: Diff, tmp_path:
 
     result = diff("--old", "old.json", "--new", "new.json", "--format", "json", "--fail-on", "added")
 
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.stdout + result.stderr
     # Loading canonicalises spellings, so only the reordering is left to report, as a noop.
     assert {name: table["verdict"] for name, table in documents(result).items()} == (
         {"new.json": "noop"} if pair == "reordered" else {}
@@ -113,7 +110,7 @@ def test_json_shape_and_fail_on_thresholds(diff: Diff, tmp_path: Path) -> None:
 
     result = diff(*args)
 
-    assert result.exit_code == 0
+    assert result.returncode == 0
     assert json.loads(result.stdout) == {
         "tables": [
             {
@@ -130,10 +127,10 @@ def test_json_shape_and_fail_on_thresholds(diff: Diff, tmp_path: Path) -> None:
             }
         ]
     }
-    assert diff(*args, "--fail-on", "update").exit_code == 1
-    assert diff(*args, "--fail-on", "replace").exit_code == 1
-    assert diff(*args, "--fail-on", "removed").exit_code == 0
-    assert diff(*args, "--fail-on", "rejected").exit_code == 0
+    assert diff(*args, "--fail-on", "update").returncode == 1
+    assert diff(*args, "--fail-on", "replace").returncode == 1
+    assert diff(*args, "--fail-on", "removed").returncode == 0
+    assert diff(*args, "--fail-on", "rejected").returncode == 0
 
 
 def test_an_external_table_drop_is_a_replace(diff: Diff, tmp_path: Path) -> None:
@@ -150,7 +147,7 @@ def test_invalid_files_are_reported_like_validate_and_exit_2(diff: Diff, tmp_pat
 
     result = diff("--old", "old.json", "--new", "new.json")
 
-    assert result.exit_code == 2
+    assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
         "old.json:id.type: type 'BLOB' is not a BigQuery type; use one of BIGNUMERIC, BOOL, BYTES, DATE, DATETIME, "
@@ -169,7 +166,7 @@ def test_a_schema_over_the_column_limit_is_compared_with_a_warning(diff: Diff, t
 
     result = diff("--old", str(LARGEST), "--new", "metrics.json", "--format", "json")
 
-    assert result.exit_code == 0, result.stderr
+    assert result.returncode == 0, result.stderr
     assert verdicts(result) == {"metrics.json": "update"}
     assert result.stderr.splitlines()[1] == (
         "warning: metrics.json: 10,204 columns, more than BigQuery's documented 10,000; compared anyway, "
@@ -182,7 +179,7 @@ def test_a_missing_file_and_other_problems_of_a_large_schema_are_input_errors(di
 
     missing = diff("--old", "nowhere.json", "--new", "metrics.json")
 
-    assert missing.exit_code == 2
+    assert missing.returncode == 2
     assert missing.stdout == ""
     lines = missing.stderr.splitlines()
     assert lines[0] == "nowhere.json: cannot read the file: No such file or directory"
@@ -203,7 +200,7 @@ def test_a_missing_file_and_other_problems_of_a_large_schema_are_input_errors(di
 )
 def test_usage_errors_exit_2(diff: Diff, args: tuple[str, ...], message: str) -> None:
     result = diff(*args, "--root", str(REPO_ROOT))
-    assert result.exit_code == 2
+    assert result.returncode == 2
     assert message in result.stderr
 
 
@@ -290,7 +287,7 @@ def add_note(columns: list[dict[str, Any]]) -> None:
 
 def test_no_changes_against_the_default_branch(diff: Diff, repo: Path) -> None:
     result = diff("--root", str(repo), "--fail-on", "noop")
-    assert result.exit_code == 0, result.stderr
+    assert result.returncode == 0, result.stderr
     assert "merge base with main" in result.stdout
     assert "No table changes; 9 unchanged." in result.stdout
 
@@ -314,7 +311,7 @@ def test_every_kind_of_table_change_in_the_working_tree(diff: Diff, repo: Path) 
 
     result = diff("--root", str(repo), "--format", "json")
 
-    assert result.exit_code == 0, result.stderr
+    assert result.returncode == 0, result.stderr
     assert verdicts(result) == {
         "tenants.pipeline_execution_queue": "removed",
         "tenants.scheduled_pipeline_runs": "update",
@@ -328,8 +325,8 @@ def test_every_kind_of_table_change_in_the_working_tree(diff: Diff, repo: Path) 
     assert [c["path"] for c in tables["tenants.tenant_usage_quotas"]["changes"]] == ["(partitioning.type)"]
     assert "deleted with all of its rows" in tables["tenants.pipeline_execution_queue"]["changes"][0]["reason"]
     assert all(set(t) == {"table", "verdict", "changes"} for t in tables.values())
-    assert diff("--root", str(repo), "--fail-on", "rejected").exit_code == 1
-    assert diff("--root", str(repo), "--fail-on", "removed").exit_code == 1
+    assert diff("--root", str(repo), "--fail-on", "rejected").returncode == 1
+    assert diff("--root", str(repo), "--fail-on", "removed").returncode == 1
 
 
 def test_a_pull_request_compares_with_the_merge_base_not_with_the_tip_of_main(diff: Diff, repo: Path) -> None:
@@ -372,11 +369,11 @@ def test_approval_in_the_stack_marks_the_table_and_lets_the_gate_pass(diff: Diff
     edit_schema(repo, "tenant_api_keys", drop_scopes)
     another = diff(*args)
 
-    assert unapproved.exit_code == 1
+    assert unapproved.returncode == 1
     assert documents(unapproved)["tenants.tenant_profiles"]["approved"] is False
-    assert approved.exit_code == 0
+    assert approved.returncode == 0
     assert documents(approved)["tenants.tenant_profiles"]["approved"] is True
-    assert another.exit_code == 1
+    assert another.returncode == 1
     assert documents(another)["tenants.tenant_api_keys"]["approved"] is False
 
 
@@ -392,7 +389,7 @@ def test_removing_a_table_approved_at_the_base_passes_the_gate(diff: Diff, repo:
 
     result = diff("--root", str(repo), "--stack", "prod", "--format", "json", "--fail-on", "update-destructive")
 
-    assert result.exit_code == (0 if approved_at_base else 1), result.stderr
+    assert result.returncode == (0 if approved_at_base else 1), result.stderr
     [removed] = documents(result).values()
     assert (removed["verdict"], removed["approved"]) == ("removed", approved_at_base)
 
@@ -558,7 +555,7 @@ def test_a_dataset_replaced_with_its_contents_loses_every_table(diff: Diff, repo
     edit_config(repo, "dev", location="EU")
     moved = diff("--root", str(repo), "--format", "json", "--stack", "dev", "--fail-on", "update-destructive")
     tables = documents(moved)
-    assert moved.exit_code == 1
+    assert moved.returncode == 1
     assert len(tables) == len(FIXTURE_TABLES)
     for name, table in tables.items():
         assert table["verdict"] == "removed", name
@@ -588,11 +585,11 @@ def test_bad_refs_and_folders_outside_git_exit_2(diff: Diff, repo: Path, tmp_pat
     shutil.rmtree(repo / ".git")
     no_git = diff("--root", str(repo))
 
-    assert bad_ref.exit_code == 2
+    assert bad_ref.returncode == 2
     assert "--base: no commit 'no-such-branch' in this repository" in bad_ref.stderr
-    assert option_like.exit_code == 2
+    assert option_like.returncode == 2
     assert not leak.exists()  # a ref is never read as a git option
-    assert no_git.exit_code == 2
+    assert no_git.returncode == 2
     assert "is not inside a git repository; compare two files with --old/--new instead" in no_git.stderr
 
 
@@ -621,24 +618,24 @@ def test_a_shallow_clone_short_of_the_merge_base_says_how_to_fetch_more(diff: Di
     missing_sha = diff("--root", str(clone), "--base", base_sha)
     stack = diff("--root", str(clone), "--stack", "dev")
 
-    assert merge_base.exit_code == 2
+    assert merge_base.returncode == 2
     assert merge_base.stderr.splitlines()[-1] == (
         f"Error: --base: no merge base of HEAD and origin/HEAD in this clone's history; {SHALLOW_ADVICE}"
     )
-    assert missing_sha.exit_code == 2
+    assert missing_sha.returncode == 2
     assert missing_sha.stderr.splitlines()[-1] == (
         f"Error: --base: no commit '{base_sha}' in this repository; {SHALLOW_ADVICE}"
     )
-    assert stack.exit_code == 2 and SHALLOW_ADVICE in stack.stderr
+    assert stack.returncode == 2 and SHALLOW_ADVICE in stack.stderr
     git(clone, "fetch", "-q", "--deepen=2")
-    assert diff("--root", str(clone), "--fail-on", "noop").exit_code == 0
+    assert diff("--root", str(clone), "--fail-on", "noop").returncode == 0
 
 
 def test_unrelated_histories_are_named_as_such(diff: Diff, repo: Path) -> None:
     git(repo, "checkout", "-q", "--orphan", "elsewhere")
     commit(repo, "a history of its own")
     result = diff("--root", str(repo))
-    assert result.exit_code == 2
+    assert result.returncode == 2
     assert result.stderr.splitlines()[-1] == "Error: --base: HEAD and main have no commit in common; pass --base REF"
 
 
@@ -658,7 +655,7 @@ def test_a_base_without_the_catalogs_folder_adds_everything(diff: Diff, repo_cop
     stack = diff("--root", str(outer / "infra-catalog"), "--stack", "dev", "--format", "json")
 
     assert verdicts(tables) == {table: "added" for table in TABLES}
-    assert stack.exit_code == 0, stack.stderr
+    assert stack.returncode == 0, stack.stderr
     assert {t["table"]: t["verdict"] for t in json.loads(stack.stdout)["tables"]} == {
         table: "added" for table in TABLES
     }
@@ -673,7 +670,7 @@ def test_a_base_without_stacks_adds_everything_for_the_stack(diff: Diff, repo: P
 
     result = diff("--root", str(repo), "--base", "HEAD", "--stack", "dev", "--format", "json")
 
-    assert result.exit_code == 0, result.stderr
+    assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert {t["table"]: t["verdict"] for t in document["tables"]} == {table: "added" for table in TABLES}
     assert [d["verdict"] for d in document["datasets"]] == ["added"]
@@ -686,7 +683,7 @@ def test_a_base_without_schemas_names_each_missing_file_relative_to_the_reposito
 
     result = diff("--root", str(repo), "--base", "HEAD")
 
-    assert result.exit_code == 2
+    assert result.returncode == 2
     assert "schema file schemas/tenants/tenant_profiles.json not found" in result.stderr
     assert "tenant-bigquery-base-" not in result.stderr  # never the temporary folder the base was read from
 
@@ -731,7 +728,7 @@ def test_a_run_killed_by_sigkill_is_cleaned_up_by_the_next_and_a_live_one_is_lef
 
         concurrent = diff("--root", str(repo), "--base", base, "--stack", "dev", "--fail-on", "noop")
 
-        assert concurrent.exit_code == 0, concurrent.output
+        assert concurrent.returncode == 0, concurrent.stdout + concurrent.stderr
         assert killed.poll() is None  # still running: its folder and worktree were live
         assert worktrees(repo) == [repo.resolve(), (live / "tree").resolve()]
         assert list(temp.iterdir()) == [live]
@@ -743,7 +740,7 @@ def test_a_run_killed_by_sigkill_is_cleaned_up_by_the_next_and_a_live_one_is_lef
 
     after = diff("--root", str(repo), "--base", base, "--fail-on", "noop")
 
-    assert after.exit_code == 0, after.output
+    assert after.returncode == 0, after.stdout + after.stderr
     assert worktrees(repo) == [repo.resolve()]
     assert list(temp.iterdir()) == []
 
@@ -753,7 +750,7 @@ def test_an_invalid_working_tree_is_reported_like_validate_and_exits_2(diff: Dif
 
     result = diff("--root", str(repo), cwd=repo)
 
-    assert result.exit_code == 2
+    assert result.returncode == 2
     assert result.stderr.splitlines()[0].startswith("schemas/tenants/tenant_api_keys.json:tenant_id.type: type 'BLOB'")
     assert result.stderr.splitlines()[-1] == "1 problem(s); nothing was changed."
 
@@ -781,7 +778,7 @@ def test_a_base_whose_declarations_cannot_be_read_is_a_clear_error(diff: Diff, r
 
     result = diff("--root", str(repo))
 
-    assert result.exit_code == 2
+    assert result.returncode == 2
     last = result.stderr.splitlines()[-2]
     assert last.startswith("--base:merge base with main (")
     assert last.endswith("cannot read stacks/tenants.yaml there; fix the ref's catalog or pick another --base")
@@ -801,7 +798,7 @@ def test_markdown_folds_each_table_and_adds_the_runbook_for_data_loss(diff: Diff
     edit_schema(repo, "tenant_profiles", retype_suspended_at)
     with_replace = diff("--root", str(repo), "--format", "markdown", "--stack", "prod")
 
-    assert only_updates.exit_code == 0
+    assert only_updates.returncode == 0
     assert "<details><summary><code>tenants.scheduled_pipeline_runs</code>: <b>update</b>" in only_updates.stdout
     assert "- `note` **update**: provider: new NULLABLE column" in only_updates.stdout
     assert "Runbook" not in only_updates.stdout
@@ -816,7 +813,7 @@ def test_text_report_names_tables_changes_and_the_runbook(diff: Diff, repo: Path
 
     result = diff("--root", str(repo), "--stack", "prod")
 
-    assert result.exit_code == 0
+    assert result.returncode == 0
     out = result.stdout
     assert "tenants.tenant_api_keys: update-destructive" in out
     assert "scopes" in out and "ALTER TABLE DROP COLUMN" in out
@@ -833,7 +830,7 @@ def test_a_base_whose_program_fails_is_a_one_line_error(diff: Diff, repo: Path) 
 
     result = diff("--root", str(repo), "--format", "json", "--stack", "prod")
 
-    assert result.exit_code == 2
+    assert result.returncode == 2
     [line] = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert line.startswith("Error: --base: the program at merge base with main (")
     assert "fails for stack prod: Pulumi.prod.yaml:config.tenant-bigquery:protect: must be true or false" in line
@@ -871,19 +868,19 @@ def test_stack_settings_outside_the_schema_files_are_reported_and_gated(diff: Di
         assert table_paths["(option protect)"] == "Pulumi protect turned off"
         assert table_paths["(deletionProtection)"] == "deletionProtection turned off"
         assert "(labels.team)" in table_paths
-    assert text.exit_code == 1
+    assert text.returncode == 1
     assert "Lowered safeties of protected stack prod" in text.stdout
     [line] = [line for line in text.stdout.splitlines() if line.startswith("  dataset tenants: ")]
     assert "Pulumi protect turned off" in line and "ACL widened: READER groupByEmail=everyone@acme.example" in line
     assert "[lowers a safety: deletionProtection turned off]" in markdown
 
     edit_config(repo, "prod", approveDataLoss=["tenants", *TABLES])
-    assert diff(*args, "--fail-on", "update-destructive").exit_code == 0
+    assert diff(*args, "--fail-on", "update-destructive").returncode == 0
 
 
 def test_an_unchanged_tree_has_no_changes_for_the_stack(diff: Diff, repo: Path) -> None:
     result = diff("--root", str(repo), "--stack", "prod", "--fail-on", "noop")
-    assert result.exit_code == 0, result.stderr
+    assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "No changes."
     assert json.loads(diff("--root", str(repo), "--stack", "prod", "--format", "json").stdout) == {
         "tables": [],
@@ -900,7 +897,7 @@ def test_the_working_tree_is_read_once(diff: Diff, repo: Path, monkeypatch: pyte
 
     result = diff("--root", str(repo), "--stack", "prod")
 
-    assert result.exit_code == 0, result.stderr
+    assert result.returncode == 0, result.stderr
     ours = {path: count for path, count in reads.items() if Path(path).is_relative_to(repo.resolve())}
     assert ours and set(ours.values()) == {1}, reads
 
@@ -932,7 +929,7 @@ def test_provider_default_labels_are_refused_not_read_as_no_changes(diff: Diff, 
 
     result = diff("--root", str(repo), "--stack", "prod", cwd=repo)
 
-    assert result.exit_code == 2
+    assert result.returncode == 2
     assert "No changes." not in result.stdout
     first, summary = result.stderr.splitlines()[0], result.stderr.splitlines()[-1]
     assert first.startswith("Pulumi.prod.yaml:config.gcp:defaultLabels: a provider setting this program does not model")
@@ -981,7 +978,7 @@ def test_a_removed_acl_sends_nothing_and_keeps_the_live_acl(diff: Diff, repo: Pa
     assert (change["path"], change["verdict"], change["lowersSafety"]) == ("(accesses)", "noop", None)
     assert "the live ACL stays as last applied (OWNER specialGroup=projectOwners, " in change["reason"]
     assert "READER groupByEmail=data-platform-engineers@acme.example" in change["reason"]
-    assert gate.exit_code == 0, gate.stdout
+    assert gate.returncode == 0, gate.stdout
 
 
 def test_a_removed_table_expiration_is_rejected_the_table_still_expires(diff: Diff, repo: Path) -> None:
@@ -1018,7 +1015,7 @@ def test_a_removed_default_table_expiration_says_existing_tables_keep_theirs(dif
 
     result = diff("--root", str(repo), "--stack", "dev", "--format", "json")
 
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.stdout + result.stderr
     document = json.loads(result.stdout)
     [dataset] = document["datasets"]
     [change] = dataset["changes"]

@@ -1,4 +1,5 @@
-"""The data dictionary: docs/tables.md is rendered from the catalog, committed, and kept current."""
+"""The data dictionary, docs/tables.md, rendered from the catalog, and the stack settings reference, docs/settings.md,
+rendered from infra/settings.py and Pulumi.yaml: both committed and kept current."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 from helpers import FIXTURE_ROOT, REPO_ROOT, invoke, run_cli
 
@@ -25,6 +27,8 @@ from infra.docs import (
     render_declaration_reference,
 )
 from infra.schema import Column
+from infra.settings import PROJECT, StackSettings
+from infra.settingsdoc import SETTINGS_FILE, UndocumentedSetting, render_settings_reference
 
 
 def one_table_dataset(*columns: Column, time_partitioning: TimePartitioning | None = None) -> Dataset:
@@ -247,3 +251,50 @@ def test_every_key_of_the_declaration_file_is_documented() -> None:
     text = render_declaration_reference()
     assert all(f"| `{path}` |" in text for path in meanings)
     assert text.count("\n| `") == len(meanings)
+
+
+def test_the_committed_settings_reference_is_current() -> None:
+    committed = (REPO_ROOT / SETTINGS_FILE).read_text(encoding="utf-8")
+    assert committed == render_settings_reference(REPO_ROOT), (
+        f"{SETTINGS_FILE} is out of date; run `python scripts/settings_reference.py` and commit the result"
+    )
+
+
+def test_the_settings_reference_has_every_key_with_its_type_and_default() -> None:
+    rows = {
+        line.split(" | ")[0].strip("|` "): line.split(" | ")[1:3]
+        for line in render_settings_reference(REPO_ROOT).splitlines()
+        if line.startswith("| `")
+    }
+    fields = msgspec.structs.fields(StackSettings)
+    assert list(rows) == ["gcp:project", *(f"{PROJECT}:{field.encode_name}" for field in fields)]
+    assert rows[f"{PROJECT}:protect"] == ["boolean", "`true`"]
+    assert rows[f"{PROJECT}:migrationMaxBytes"] == ["integer, optional", "unset"]
+    assert rows[f"{PROJECT}:labels"] == ["map of string to string", "`{}`"]
+    access = "mapping of readers (list of string), writers (list of string), owners (list of string), optional"
+    assert rows[f"{PROJECT}:access"] == [access, "unset"]
+
+
+def _pulumi_yaml_without(tmp_path: Path, line_start: str) -> Path:
+    text = (REPO_ROOT / "Pulumi.yaml").read_text(encoding="utf-8")
+    kept = [line for line in text.splitlines(keepends=True) if not line.startswith(line_start)]
+    assert len(kept) == len(text.splitlines()) - 1
+    (tmp_path / "Pulumi.yaml").write_text("".join(kept), encoding="utf-8")
+    return tmp_path
+
+
+def test_a_setting_pulumi_yaml_does_not_describe_stops_the_reference(tmp_path: Path) -> None:
+    root = _pulumi_yaml_without(tmp_path, f"#   {PROJECT}:labels ")
+    with pytest.raises(UndocumentedSetting, match=f"no description of {PROJECT}:labels$"):
+        render_settings_reference(root)
+
+
+def test_a_description_of_no_setting_stops_the_reference(tmp_path: Path) -> None:
+    text = (REPO_ROOT / "Pulumi.yaml").read_text(encoding="utf-8")
+    stale = text.replace(f"#   {PROJECT}:labels ", f"#   {PROJECT}:tags ", 1)
+    (tmp_path / "Pulumi.yaml").write_text(stale, encoding="utf-8")
+    with pytest.raises(
+        UndocumentedSetting,
+        match=f"no description of {PROJECT}:labels; and a description of no setting: {PROJECT}:tags$",
+    ):
+        render_settings_reference(tmp_path)

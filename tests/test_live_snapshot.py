@@ -15,13 +15,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
 import pytest
-from click.testing import CliRunner
 from google.api_core import exceptions as api_exceptions
 from google.cloud import bigquery
 from live_server import STACK, LiveStack, create_from_plan, recreate_table, sample_row
 from rewriting_proxy import Fault, rewriting_proxy
 
-from infra import cli, live
+from infra import live
 from infra.catalog import load_catalog
 from infra.settings import load_settings
 
@@ -259,19 +258,10 @@ def test_a_permission_error_after_the_first_snapshot_reports_what_was_created(
     real = live.connect(built_stack.project, built_stack.endpoint)
     flaky = replace(real, client=cast(bigquery.Client, _ForbiddenSecondCopy(real.client)))
     monkeypatch.setattr(live, "connect", lambda project, endpoint=None: flaky)
-    args = [
-        "snapshot",
-        "--stack",
-        STACK,
-        "--root",
-        str(built_stack.root),
-        "--tables",
-        "tenant_profiles,tenant_api_keys",
-    ]
 
-    result = CliRunner().invoke(cli.main, args)
+    result = built_stack.cli("snapshot", "--stack", STACK, "--tables", "tenant_profiles,tenant_api_keys")
 
-    assert result.exit_code == 1, result.output
+    assert result.returncode == 1, result.stdout + result.stderr
     backup = f"{built_stack.project}.{built_stack.dataset_id()}_backup"
     assert f"created backup dataset {backup}" in result.stdout
     assert len(re.findall(r"^✓ ", result.stdout, re.MULTILINE)) == 1
