@@ -195,7 +195,7 @@ def test_exit_codes_are_decided_in_one_place() -> None:
 # Function-level imports outside the CLI edge, each for what a fast command must not load (measured above).
 LAZY_OUTSIDE_THE_CLI = {
     "infra.basediff": {"infra.mockrun"},  # pulumi: only `diff --stack` runs the program
-    "infra.changes": {"infra.declared", "infra.render"},  # the catalog's types: not for `diff --old/--new`
+    "infra.changes": {"infra.render", "infra.table_properties"},  # the catalog's types: not for `diff --old/--new`
     "infra.diffreport": {"html", "rich._ratio", "rich._wrap", "rich.cells"},  # the text report's, markdown's
     "infra.documents": {"yaml"},  # `diff --old/--new` reads JSON only
     "infra.problems": {"msgspec"},  # only once a document was refused
