@@ -1102,3 +1102,43 @@ def test_the_readme_says_which_steps_run_before_and_after_the_approval_and_how_t
     assert "pulumi stack select --create dev --secrets-provider passphrase" in main_job  # the local path, no KMS
     table = _setup_table()
     assert "| Cloud KMS keys |" in table and "variable of the environment `prod-preview` (prod's reader" in table
+
+
+def _secure_values(value: Any) -> list[Any]:
+    """The `secure:` entries of a stack file's config, nested objects and lists included."""
+    if isinstance(value, dict):
+        return [value] if set(value) == {"secure"} else [s for v in value.values() for s in _secure_values(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _secure_values(v)]
+    return []
+
+
+def test_the_readme_local_path_says_how_to_get_a_restored_stack_file_back_to_its_passphrase() -> None:
+    """After `git restore Pulumi.dev.yaml` the file names dev's KMS key, so a command on the local stack calls KMS
+    and fails without access (pulumi/pulumi pkg/cmd/pulumi/stack/secrets.go SecretsManagerLoader.GetSecretsManager
+    takes the cloud branch for any `secretsprovider` but passphrase or default; pkg/secrets/cloud/manager.go
+    NewCloudSecretsManager decrypts the `encryptedkey`, or calls generateNewDataKey when there is none);
+    `stack select --create` leaves an existing stack's provider alone (stack_select.go: --secrets-provider
+    only for a stack it creates). `pulumi stack change-secrets-provider passphrase` gets it back without KMS
+    (stack_change_secrets_provider.go Run): it builds the old provider's decrypter only when the stack file holds a
+    secure value (Config.HasSecureValue, else config.NewPanicCrypter), so the committed file must hold none; the
+    new salt comes from PULUMI_CONFIG_PASSPHRASE (passphrase/manager.go NewPromptingPassphraseSecretsManager clears
+    secretsprovider and encryptedkey; readPassphrase reads the variable); the state's secrets are decrypted with
+    the provider the state records (migrateOldConfigAndCheckpointToNewSecretsProvider, DeserializeUntypedDeployment
+    with backend/secrets DefaultProvider: the passphrase, with the salt from the state)."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    local = readme[readme.index("<!-- deploy -->") : readme.index("For a team, use a shared backend")]
+    assert "git restore Pulumi.dev.yaml" in local and "fail on KMS" in local
+    back = local[local.index("git restore Pulumi.dev.yaml") :]
+    assert "export PULUMI_CONFIG_PASSPHRASE=" in back
+    assert back.index("export PULUMI_CONFIG_PASSPHRASE=") < back.index(
+        "pulumi stack change-secrets-provider --stack dev passphrase"
+    )
+    # Out of commits: staged by path, set aside with its salt kept, and refused by the checks if committed anyway.
+    assert "git diff --cached -- Pulumi.dev.yaml" in local and "git stash push -- Pulumi.dev.yaml" in local
+    assert "test_the_committed_stack_files_name_a_cloud_kms_key_each" in local
+    assert "(`git restore Pulumi.dev.yaml` when you" not in local  # the advice that lost the salt
+    committed = subprocess.run(
+        ["git", "show", "HEAD:Pulumi.dev.yaml"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert _secure_values(yaml.safe_load(committed).get("config", {})) == [], "the way back would need dev's KMS key"
