@@ -8,6 +8,7 @@ excessive permissions, credentials persisted by checkout, dangerous triggers.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import shutil
@@ -352,6 +353,84 @@ def check_drift_is_read_only_and_keeps_one_issue_per_stack(folder: Path) -> None
     assert document["concurrency"] == {"group": "drift", "cancel-in-progress": False}
 
 
+def job_instances(folder: Path) -> list[tuple[str, str, dict[str, str], dict[str, Any]]]:
+    """Each job with steps once per caller of its reusable workflow and per matrix entry, with the values its
+    `${{ inputs.* }}` and `${{ matrix.* }}` expressions take there (GitHub docs "Reusing workflows", "Running
+    variations of jobs in a workflow": `include` entries, or every combination of the lists)."""
+    callers: dict[str, list[dict[str, str]]] = {}
+    for path in sorted(folder.glob("*.yml")):
+        for job in workflow(path.name, folder)["jobs"].values():
+            called = job.get("uses", "").removeprefix("./.github/workflows/")
+            if called != job.get("uses", ""):
+                values = {f"inputs.{key}": str(value) for key, value in job.get("with", {}).items()}
+                callers.setdefault(called, []).append(values)
+    instances = []
+    for name, job_id, job in all_jobs(folder):
+        matrix = job.get("strategy", {}).get("matrix", {})
+        lists = {key: value for key, value in matrix.items() if key not in {"include", "exclude"}}
+        combos = itertools.product(*lists.values())
+        entries = matrix.get("include") or [dict(zip(lists, combo, strict=True)) for combo in combos]
+        for inputs in callers.get(name, [{}]):
+            for entry in entries:
+                instances.append((name, job_id, inputs | {f"matrix.{k}": str(v) for k, v in entry.items()}, job))
+    return instances
+
+
+def resolve(expression: str, values: dict[str, str]) -> str:
+    return re.sub(r"\$\{\{\s*((?:inputs|matrix)\.[\w-]+)\s*\}\}", lambda m: values[m.group(1)], expression)
+
+
+def environment_of(job: dict[str, Any], values: dict[str, str]) -> str:
+    declared = job["environment"]  # a name, or {name, url}
+    return resolve(declared["name"] if isinstance(declared, dict) else declared, values)
+
+
+def writes(step: dict[str, Any]) -> bool:
+    """A step that changes a stack's tables, state or resources. `pulumi refresh --preview-only` is a dry run
+    (pkg/backend/diy/backend.go Refresh), `preview`, `login`, `about` and `verify` only read."""
+    changes_state = r"pulumi (refresh|destroy|import|state|cancel|stack (import|rm|change-secrets-provider))\b"
+    return (
+        is_up(step)
+        or any(re.match(changes_state, c) and "--preview-only" not in c for c in pulumi_commands(step))
+        or bool(re.search(r"infra\.cli (migrate [^\n]*--apply|snapshot)", step.get("run", "")))
+    )
+
+
+DEPLOYER = "${{ vars.GCP_DEPLOY_SERVICE_ACCOUNT }}"
+READER = "${{ vars.GCP_PREVIEW_SERVICE_ACCOUNT }}"
+
+
+def identities(job: dict[str, Any]) -> set[str]:
+    auths = [s for s in steps(job) if s.get("uses", "").startswith("google-github-actions/auth@")]
+    return {s["with"]["service_account"] for s in auths}
+
+
+def check_only_writing_jobs_run_in_the_stacks_environment(folder: Path) -> None:
+    """Workload identity federation binds each service account to the OIDC token's `environment` claim (GitHub
+    docs "OpenID Connect reference": a job's token carries its environment; README set-up maps it to
+    `attribute.environment`), so a job's environment decides which identities it can take, whatever its steps name:
+    every job that only reads (the previews, the gate, migrate's dry run, drift detection) runs in
+    `<stack>-preview`, where no deployer is bound, and the stack's own environment holds only writing jobs."""
+    environments = set()
+    for name, job_id, values, job in job_instances(folder):
+        writing = any(writes(s) for s in steps(job))
+        where = f"{name} {job_id} {values}"
+        if "environment" not in job:
+            # Outside any environment only a pull request's token reaches GCP, as dev's reader (bound by
+            # attribute.event_name/pull_request; pull-request.yml previews dev only).
+            assert not writing and identities(job) <= {READER}, where
+            assert not identities(job) or set(workflow(name, folder)["on"]) == {"pull_request"}, where
+            continue
+        stack = values.get("inputs.stack") or values["matrix.stack"]
+        environment = environment_of(job, values)
+        if writing:
+            assert environment == stack and identities(job) == {DEPLOYER}, where
+        else:
+            assert environment == f"{stack}-preview" and DEPLOYER not in identities(job), where
+        environments.add(environment)
+    assert environments == {e for stack in STACKS for e in (stack, f"{stack}-preview")}
+
+
 DELIVERY_RULES = {
     "no up without a plan": check_no_up_without_a_plan,
     "the applied plan is the gated one": check_the_applied_plan_is_the_gated_one,
@@ -359,6 +438,7 @@ DELIVERY_RULES = {
     "no passphrase, a KMS key per stack": check_no_passphrase_and_every_stack_needs_its_kms_key,
     "pulumi about and the plan's digest": check_every_pulumi_job_records_pulumi_about_and_its_plans_digest,
     "drift: read-only, one issue per stack": check_drift_is_read_only_and_keeps_one_issue_per_stack,
+    "only writing jobs in the stack's environment": check_only_writing_jobs_run_in_the_stacks_environment,
 }
 
 
@@ -463,6 +543,31 @@ BROKEN_DELIVERY = [
         "            environment: prod",
     ),
     ("drift: read-only, one issue per stack", "drift.yml", "creator: 'github-actions[bot]',", ""),
+    (
+        "only writing jobs in the stack's environment",
+        "deploy.yml",
+        "preview-environment: dev-preview",
+        "preview-environment: dev",
+    ),
+    ("only writing jobs in the stack's environment", "drift.yml", "environment: dev-preview", "environment: dev"),
+    (
+        "only writing jobs in the stack's environment",
+        "pulumi-up.yml",  # `migrate --apply` before the approval
+        "    environment: ${{ inputs.stack }}\n",
+        "    environment: ${{ inputs.preview-environment }}\n",
+    ),
+    (
+        "only writing jobs in the stack's environment",
+        "pulumi-up.yml",  # the deployer in the preview
+        "service_account: ${{ vars.GCP_PREVIEW_SERVICE_ACCOUNT }}",
+        "service_account: ${{ vars.GCP_DEPLOY_SERVICE_ACCOUNT }}",
+    ),
+    (
+        "only writing jobs in the stack's environment",
+        "pull-request.yml",  # a pull request's preview as the deployer
+        "service_account: ${{ vars.GCP_PREVIEW_SERVICE_ACCOUNT }}",
+        "service_account: ${{ vars.GCP_DEPLOY_SERVICE_ACCOUNT }}",
+    ),
 ]
 
 
@@ -478,7 +583,7 @@ def test_main_deploys_dev_then_prod_and_every_job_refuses_an_old_commit_first() 
     assert document["on"] == {"push": {"branches": ["main"]}}
     jobs = document["jobs"]
     assert {job_id: job["with"]["stack"] for job_id, job in jobs.items()} == {"dev": "dev", "prod": "prod"}
-    assert {job["with"]["preview-environment"] for job in jobs.values()} == {"dev", "prod-preview"}
+    assert {job["with"]["preview-environment"] for job in jobs.values()} == {"dev-preview", "prod-preview"}
     assert jobs["prod"]["needs"] == "dev"
     assert all(job["uses"] == "./.github/workflows/pulumi-up.yml" and "secrets" not in job for job in jobs.values())
     called = workflow("pulumi-up.yml")["jobs"]
@@ -898,13 +1003,39 @@ def test_the_readme_set_up_checklist_names_every_variable_secret_and_environment
     assert used, "the workflows use variables and secrets"
     for name in sorted(used):
         assert f"`{name}`" in table, f"README set-up does not say where {name} comes from"
-    for environment in ("dev", "prod-preview", "prod"):
-        assert f"environment `{environment}`" in table
+    for environment in ("dev-preview", "dev", "prod-preview", "prod"):
+        assert f"| environment `{environment}` |" in table
     # Previews read state only: a DIY backend's Preview takes no lock (pulumi/pulumi pkg/backend/diy/backend.go:
     # diyBackend.Preview calls backend.Preview with b.apply, while Update, Refresh, Destroy and Import call b.Lock).
     preview_row = next(line for line in table.splitlines() if line.startswith("| `GCP_PREVIEW_SERVICE_ACCOUNT`"))
     assert "Storage Object Viewer" in preview_row and "write" not in preview_row
     assert "assertion.repository_id" in table and "assertion.repository_owner_id" in table
+
+
+def test_the_readme_binds_each_identity_to_exactly_the_environments_whose_jobs_take_it() -> None:
+    """A job can take every identity bound to its token's `environment` claim (the set-up's attribute mapping
+    `attribute.environment=assertion.environment`), not just the one its auth step names: so each service
+    account's Workload Identity User bindings are exactly the environments of the jobs that use it, and `dev`,
+    like `prod`, binds only the deployer."""
+    used: dict[str, set[str]] = {}
+    for name, _, values, job in job_instances(WORKFLOWS):
+        for identity in identities(job):
+            variable = identity.removeprefix("${{ vars.").removesuffix(" }}")
+            if "environment" in job:
+                used.setdefault(variable, set()).add(environment_of(job, values))
+            else:
+                assert set(workflow(name)["on"]) == {"pull_request"}
+                used.setdefault(variable, set()).add("pull_request")
+    rows = {line.split(" | ")[0].removeprefix("| "): line for line in _setup_table().splitlines()}
+    bound: dict[str, set[str]] = {}
+    for variable, environments in used.items():
+        row = rows[f"`{variable}`"]
+        bound[variable] = set(re.findall(r"attribute\.environment/([\w-]+)`", row))
+        bound[variable] |= set(re.findall(r"attribute\.event_name/(pull_request)`", row))
+        assert bound[variable] == environments, f"README binds {variable} to {sorted(bound[variable])}"
+    for stack in STACKS:
+        assert {v for v, envs in bound.items() if stack in envs} == {"GCP_DEPLOY_SERVICE_ACCOUNT"}, stack
+        assert "keeps only the deployer" in rows[f"environment `{stack}`"]
 
 
 def test_the_readme_set_up_makes_review_impossible_to_skip() -> None:
@@ -971,3 +1102,43 @@ def test_the_readme_says_which_steps_run_before_and_after_the_approval_and_how_t
     assert "pulumi stack select --create dev --secrets-provider passphrase" in main_job  # the local path, no KMS
     table = _setup_table()
     assert "| Cloud KMS keys |" in table and "variable of the environment `prod-preview` (prod's reader" in table
+
+
+def _secure_values(value: Any) -> list[Any]:
+    """The `secure:` entries of a stack file's config, nested objects and lists included."""
+    if isinstance(value, dict):
+        return [value] if set(value) == {"secure"} else [s for v in value.values() for s in _secure_values(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _secure_values(v)]
+    return []
+
+
+def test_the_readme_local_path_says_how_to_get_a_restored_stack_file_back_to_its_passphrase() -> None:
+    """After `git restore Pulumi.dev.yaml` the file names dev's KMS key, so a command on the local stack calls KMS
+    and fails without access (pulumi/pulumi pkg/cmd/pulumi/stack/secrets.go SecretsManagerLoader.GetSecretsManager
+    takes the cloud branch for any `secretsprovider` but passphrase or default; pkg/secrets/cloud/manager.go
+    NewCloudSecretsManager decrypts the `encryptedkey`, or calls generateNewDataKey when there is none);
+    `stack select --create` leaves an existing stack's provider alone (stack_select.go: --secrets-provider
+    only for a stack it creates). `pulumi stack change-secrets-provider passphrase` gets it back without KMS
+    (stack_change_secrets_provider.go Run): it builds the old provider's decrypter only when the stack file holds a
+    secure value (Config.HasSecureValue, else config.NewPanicCrypter), so the committed file must hold none; the
+    new salt comes from PULUMI_CONFIG_PASSPHRASE (passphrase/manager.go NewPromptingPassphraseSecretsManager clears
+    secretsprovider and encryptedkey; readPassphrase reads the variable); the state's secrets are decrypted with
+    the provider the state records (migrateOldConfigAndCheckpointToNewSecretsProvider, DeserializeUntypedDeployment
+    with backend/secrets DefaultProvider: the passphrase, with the salt from the state)."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    local = readme[readme.index("<!-- deploy -->") : readme.index("For a team, use a shared backend")]
+    assert "git restore Pulumi.dev.yaml" in local and "fail on KMS" in local
+    back = local[local.index("git restore Pulumi.dev.yaml") :]
+    assert "export PULUMI_CONFIG_PASSPHRASE=" in back
+    assert back.index("export PULUMI_CONFIG_PASSPHRASE=") < back.index(
+        "pulumi stack change-secrets-provider --stack dev passphrase"
+    )
+    # Out of commits: staged by path, set aside with its salt kept, and refused by the checks if committed anyway.
+    assert "git diff --cached -- Pulumi.dev.yaml" in local and "git stash push -- Pulumi.dev.yaml" in local
+    assert "test_the_committed_stack_files_name_a_cloud_kms_key_each" in local
+    assert "(`git restore Pulumi.dev.yaml` when you" not in local  # the advice that lost the salt
+    committed = subprocess.run(
+        ["git", "show", "HEAD:Pulumi.dev.yaml"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert _secure_values(yaml.safe_load(committed).get("config", {})) == [], "the way back would need dev's KMS key"
