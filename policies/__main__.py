@@ -18,10 +18,10 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-from policies.validators import RULES, Rule
+from policies.validators import RULES, Citation
 
 
-def as_policy(rule: Rule) -> ResourceValidationPolicy:
+def as_policy(rule: Citation) -> ResourceValidationPolicy:
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         for message in rule.check(args.resource_type, args.props):
             report_violation(message, None)

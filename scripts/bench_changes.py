@@ -22,9 +22,9 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from infra.changes import classify_schema  # noqa: E402
-from infra.filediff import diff_schema_files  # noqa: E402
-from infra.schema import parse_schema  # noqa: E402
+from infra.analysis.changes import classify_schema  # noqa: E402
+from infra.files.filediff import diff_schema_files  # noqa: E402
+from infra.model.schema import parse_schema  # noqa: E402
 
 LARGEST = REPO_ROOT / "tests/corpus/mozilla-pipeline-schemas/schemas/firefox-desktop/metrics/metrics.1.bq"
 REPEATS = 7

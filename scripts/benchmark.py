@@ -36,10 +36,10 @@ import pulumi  # noqa: E402
 import pulumi_gcp as gcp  # noqa: E402
 import yaml  # noqa: E402
 
-from infra.declared import COMPONENT_TYPE, DATASET_TYPE, TABLE_TYPE  # noqa: E402
-from infra.mockrun import run_program  # noqa: E402
-from infra.program import run  # noqa: E402
-from infra.settings import read_stack_file  # noqa: E402
+from infra.model.declared import COMPONENT_TYPE, DATASET_TYPE, TABLE_TYPE  # noqa: E402
+from infra.model.settings import read_stack_file  # noqa: E402
+from infra.pulumi_edge.mockrun import run_program  # noqa: E402
+from infra.pulumi_edge.program import run  # noqa: E402
 
 STACK = "prod"
 

@@ -1,5 +1,5 @@
-"""Write docs/settings.md, the reference of every stack setting (infra/settingsdoc.py renders it from
-infra/settings.py `StackSettings` and Pulumi.yaml). tests/test_docs.py fails while the committed file is stale.
+"""Write docs/settings.md, the reference of every stack setting (infra/reports/settingsdoc.py renders it from
+infra/model/settings.py `StackSettings` and Pulumi.yaml). tests/test_docs.py fails while the committed file is stale.
 
 Usage: python scripts/settings_reference.py
 """
@@ -12,8 +12,8 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from infra.documents import write_bytes  # noqa: E402 - after the repository is on the path
-from infra.settingsdoc import SETTINGS_FILE, render_settings_reference  # noqa: E402
+from infra.model.documents import write_bytes  # noqa: E402 - after the repository is on the path
+from infra.reports.settingsdoc import SETTINGS_FILE, render_settings_reference  # noqa: E402
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ import pytest
 from helpers import CLI_COVERAGE_ENV, FIXTURE_ROOT, REPO_ROOT, load_local_bigquery_script
 from live_server import LiveStack, stack_on
 
-from infra.mockrun import PlanResult, plan_stack
+from infra.model.registrations import ProgramRun
+from infra.pulumi_edge.mockrun import run_stack
 
 # Real-world schemas (MPL-2.0, see its README), copied in so CI needs nothing outside the clone.
 CORPUS = REPO_ROOT / "tests" / "corpus" / "mozilla-pipeline-schemas"
@@ -34,26 +35,26 @@ def repo_copy(tmp_path: Path) -> Path:
     return root
 
 
-def _planner(root: Path) -> Callable[[str], PlanResult]:
-    cache: dict[str, PlanResult] = {}
+def _planner(root: Path) -> Callable[[str], ProgramRun]:
+    cache: dict[str, ProgramRun] = {}
 
-    def plan(stack: str) -> PlanResult:
+    def plan(stack: str) -> ProgramRun:
         if stack not in cache:
-            cache[stack] = plan_stack(root, stack)
+            cache[stack] = run_stack(root, stack)
         return cache[stack]
 
     return plan
 
 
 @pytest.fixture(scope="session")
-def planned() -> Callable[[str], PlanResult]:
+def planned() -> Callable[[str], ProgramRun]:
     """The real program's registrations per stack of the repository, computed once per session. Tests of the
     repository's own declarations read these, and must hold for any valid repository (tables added or removed)."""
     return _planner(REPO_ROOT)
 
 
 @pytest.fixture(scope="session")
-def planned_fixture() -> Callable[[str], PlanResult]:
+def planned_fixture() -> Callable[[str], ProgramRun]:
     """The same for the frozen tenants catalog in tests/fixtures/repo: tests of generic behaviour that name
     its tables read these."""
     return _planner(FIXTURE_ROOT)

@@ -11,8 +11,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from infra.catalog import load_catalog
-from infra.mockrun import PlanResult, RegisteredResource
+from infra.model.catalog import load_catalog
+from infra.model.registrations import ProgramRun, Registration
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # What the repository declares today: tests about the repository's own catalog read it, so adding,
@@ -31,8 +31,8 @@ def invoke(*args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None)
     """
     from click.testing import CliRunner
 
-    from infra.cli import main
-    from infra.live import EMULATOR_HOST_ENV
+    from infra.bigquery_edge.live import EMULATOR_HOST_ENV
+    from infra.cli.main import main
 
     previous = Path.cwd()
     os.chdir(cwd)  # paths in messages are shown relative to the working directory
@@ -73,14 +73,14 @@ def run_cli(
     )
 
 
-def resources_of(plan: PlanResult, type_: str) -> list[RegisteredResource]:
+def resources_of(plan: ProgramRun, type_: str) -> list[Registration]:
     """The plan's registrations of one resource type, in registration order."""
     return [r for r in plan.resources if r.type == type_]
 
 
 def count_yaml_reads(monkeypatch: Any) -> Counter[str]:
     """How often each YAML file (declarations, stack files) is read from here on, by resolved path."""
-    from infra import catalog, documents, settings
+    from infra.model import catalog, documents, settings
 
     reads: Counter[str] = Counter()
 

@@ -23,8 +23,9 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
 from helpers import FIXTURE_ROOT, cli_environment, invoke, resources_of, run_cli
 
-from infra.declared import DATASET_TYPE, TABLE_TYPE
-from infra.mockrun import PlanResult, plan_stack
+from infra.model.declared import DATASET_TYPE, TABLE_TYPE
+from infra.model.registrations import ProgramRun
+from infra.pulumi_edge.mockrun import run_stack
 
 STACK = "live"
 # Inputs only the provider acts on; BigQuery has no such property.
@@ -45,8 +46,8 @@ class LiveStack:
     def table(self, table_id: str, declared: str = "tenants") -> str:
         return f"{self.project}.{self.dataset_id(declared)}.{table_id}"
 
-    def plan(self) -> PlanResult:
-        return plan_stack(self.root, STACK)
+    def plan(self) -> ProgramRun:
+        return run_stack(self.root, STACK)
 
     def cli(
         self,
@@ -151,7 +152,7 @@ def table_resource(inputs: dict[str, Any]) -> dict[str, Any]:
     return resource
 
 
-def create_from_plan(client: bigquery.Client, plan: PlanResult, *, location: str | None = None) -> None:
+def create_from_plan(client: bigquery.Client, plan: ProgramRun, *, location: str | None = None) -> None:
     """Create every dataset and table the plan registers, as the provider would (optionally elsewhere)."""
     for resource in resources_of(plan, DATASET_TYPE):
         api = dataset_resource(dict(resource.inputs))
@@ -162,7 +163,7 @@ def create_from_plan(client: bigquery.Client, plan: PlanResult, *, location: str
         client.create_table(bigquery.Table.from_api_repr(table_resource(dict(resource.inputs))))
 
 
-def recreate_table(client: bigquery.Client, plan: PlanResult, table_id: str) -> None:
+def recreate_table(client: bigquery.Client, plan: ProgramRun, table_id: str) -> None:
     """What a forced recreation does: delete the table, create it empty from the declaration."""
     resource = next(r for r in resources_of(plan, TABLE_TYPE) if r.inputs["tableId"] == table_id)
     api = table_resource(dict(resource.inputs))

@@ -39,19 +39,19 @@ ResourceV3 (sdk/go/common/apitype/core.go, filled by pkg/resource/stack/deployme
   id             the provider's id (terraform-provider-google's table id
                  projects/P/datasets/D/tables/T); absent before the resource exists.
   inputs/outputs omitted when empty; secrets read "[secret]" (MassageSecrets). Kept here: the keys the
-                 program sends that matter (infra/declared.py table_args always sends deletionProtection)
+                 program sends that matter (infra/model/declared.py table_args always sends deletionProtection)
                  and their outputs; the bridge's other keys (`__defaults`, effectiveLabels...) are left out.
   parent         the component; dependencies: the dataset (the tables' depends_on).
   protect        `omitempty`: present only as true. A lifted protect is ABSENT, never false.
   delete, taint, external, retainOnDelete, pendingReplacement...   false: absent.
-  replacementTrigger   the trigger option the program sends every table (infra/declared.py).
+  replacementTrigger   the trigger option the program sends every table (infra/model/declared.py).
   Left out, as no reader here uses them: created, modified, propertyDependencies, sourcePosition.
 
 URNs (pkg/resource/deploy/deployment.go generateURN, sdk/go/common/resource/urn/urn.go New): the parent's
 type is prefixed with `$`, except the root stack's, which never appears in a child's URN:
   urn:pulumi:prod::tenant-bigquery::tenant-bigquery:bigquery:DatasetWithTables$gcp:bigquery/table:Table::tenants-x
 The project is Pulumi.yaml's `name`; the component type and resource names are infra/contract.py's and
-infra/declared.py's.
+infra/model/declared.py's.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 from infra.contract import COMPONENT_TYPE, DATASET_TYPE, TABLE_TYPE
-from infra.declared import table_resource_name
+from infra.model.declared import table_resource_name
 
 PROJECT = "tenant-bigquery"
 DATASET = "tenants"
@@ -90,12 +90,12 @@ PROTECTED_REPLACE = (
     "as it is currently marked for protection. To unprotect the resource, remove the `protect` flag from the "
     "resource in your Pulumi program and run `pulumi up`"
 )
-# A program that fails: infra/program.py logs each problem and raises RunError, which
+# A program that fails: infra/pulumi_edge/program.py logs each problem and raises RunError, which
 # pulumi-language-python-exec logs as an error and exits 1; the language host reports "program exited
 # with non-zero exit code: 1" (sdk/python/cmd/pulumi-language-python/main.go), which the engine wraps
 # (pkg/resource/deploy/program_source.go) and reports without a URN (deployment_executor.go reportError).
 FAILED_PROGRAM = [
-    # infra/problems.py Problem: file:path: message (what `validate` prints for the same schema)
+    # infra/model/problems.py Problem: file:path: message (what `validate` prints for the same schema)
     "schemas/tenants/tenant_profiles.json:tenant_id.type: type 'STRIN' is not a BigQuery type; use one of "
     "BIGNUMERIC, BOOL, BYTES, DATE, DATETIME, FLOAT64, GEOGRAPHY, INT64, JSON, NUMERIC, RANGE, RECORD, STRING, "
     "TIME, TIMESTAMP",
@@ -302,12 +302,12 @@ def write(path: Path, document: dict[str, Any]) -> Path:
 
 
 def migration_plan(stack: str, project: str | None = None, **statuses: str) -> dict[str, Any]:
-    """What `migrate --stack STACK --format json` prints (infra/reporters.py migrate_json, run here: `stack`, then
+    """What `migrate --stack STACK --format json` prints (infra/cli/reporters.py migrate_json, run here: `stack`, then
     live_migrate.MigrateReport.to_json with the stack's GCP project), per table (`statuses` keys: table ids of the
     tenants dataset) a dry run's status: planned with a statement, refused, or nothing to do."""
-    from infra.live_migrate import MigrateReport, TableResult
-    from infra.migration import Step, TablePlan
-    from infra.reporters import migrate_json
+    from infra.analysis.migration import MigrationStep, TablePlan
+    from infra.bigquery_edge.live_migrate import MigrateReport, TableResult
+    from infra.cli.reporters import migrate_json
 
     project = project or project_id(stack)
     results = []
@@ -315,7 +315,7 @@ def migration_plan(stack: str, project: str | None = None, **statuses: str) -> d
         plan = TablePlan(f"{DATASET}.{table}", f"{project}.{DATASET}.{table}")
         if status == "planned":
             alter = f"ALTER TABLE `{plan.table_id}` ALTER COLUMN `tenant_id` SET DATA TYPE STRING"
-            plan = TablePlan(plan.table, plan.table_id, steps=(Step("sql", alter, "a widened type"),))
+            plan = TablePlan(plan.table, plan.table_id, steps=(MigrationStep("sql", alter, "a widened type"),))
         elif status == "refused":
             plan = plan.refused("no lossless path")
         results.append(TableResult(plan, status))

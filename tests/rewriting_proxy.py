@@ -3,7 +3,7 @@ that rewrites the server's JSON answers into the form real BigQuery gives, where
 injects faults (a status, a body that is not JSON, a request never answered) per request.
 
 The product then reads the real form through its own code path (`--endpoint` at the proxy): the client
-library, `infra/live.py`, `drift.py`, `migration.py`, `live_migrate.py`. Each rewrite names its source.
+library, `infra/bigquery_edge/live.py`, `drift.py`, `migration.py`, `live_migrate.py`. Each rewrite names its source.
 A new fault case is one `Fault(...)` in the `faults` of `rewriting_proxy`.
 """
 
@@ -234,7 +234,7 @@ def streaming_buffer(table_id: str) -> Rewrite:
     estimatedRows, oldestEntryTime; uint64, which the JSON API writes as strings), the fields of
     google-cloud-bigquery's own unit-test resource (googleapis/python-bigquery tests/unit/test_table.py,
     `TestTable._make_resource`). The values are any; the product reads only that the buffer is there
-    (infra/live_migrate.py `read_live`). The local server never reports one (local-bigquery 0.4.0).
+    (infra/bigquery_edge/live_migrate.py `read_live`). The local server never reports one (local-bigquery 0.4.0).
     """
     project, dataset, table = table_id.split(".")
     path = f"/bigquery/v2/projects/{project}/datasets/{dataset}/tables/{table}"

@@ -11,16 +11,17 @@ import pytest
 import yaml
 from helpers import FIXTURE_ROOT, FIXTURE_TABLES, REPO_ROOT, invoke, resources_of
 
-from infra.declared import DATASET_TYPE, TABLE_TYPE
-from infra.mockrun import PlanResult, plan_stack
-from infra.problems import DeclarationError
-from infra.settings import Grant, parse_settings
+from infra.model.declared import DATASET_TYPE, TABLE_TYPE
+from infra.model.problems import DeclarationError
+from infra.model.registrations import ProgramRun
+from infra.model.settings import Grant, parse_settings
+from infra.pulumi_edge.mockrun import run_stack
 
 SOURCE = "Pulumi.test.yaml"
 KEY = "projects/acme-security-prod/locations/us/keyRings/bigquery-prod/cryptoKeys/tenants"
 ACCESS = "tenant-bigquery:access"
 
-Plan = Callable[[str], PlanResult]
+Plan = Callable[[str], ProgramRun]
 
 
 def problems_of(values: dict[str, Any]) -> list[str]:
@@ -145,7 +146,7 @@ def test_prod_owns_the_whole_acl_with_project_owners_kept(planned: Plan) -> None
 
 
 def test_prod_encrypts_the_dataset_and_every_table_with_one_key() -> None:
-    result = plan_stack(FIXTURE_ROOT, "prod")
+    result = run_stack(FIXTURE_ROOT, "prod")
     [dataset] = resources_of(result, DATASET_TYPE)
     assert dataset.inputs["defaultEncryptionConfiguration"] == {"kmsKeyName": KEY}
     tables = resources_of(result, TABLE_TYPE)
@@ -165,7 +166,7 @@ def test_without_access_config_the_acl_is_left_to_bigquery(repo_copy: Path) -> N
     document = yaml.safe_load(path.read_text())
     del document["config"][ACCESS]
     path.write_text(yaml.safe_dump(document))
-    [dataset] = resources_of(plan_stack(repo_copy, "dev"), DATASET_TYPE)
+    [dataset] = resources_of(run_stack(repo_copy, "dev"), DATASET_TYPE)
     assert "accesses" not in dataset.inputs
 
 

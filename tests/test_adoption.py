@@ -14,12 +14,14 @@ import yaml
 from helpers import FIXTURE_ROOT, invoke
 from live_server import STACK, LiveStack
 
-from infra import adoption, mockrun
-from infra.declared import COMPONENT_TYPE, DATASET_TYPE, TABLE_TYPE
-from infra.mockrun import PlanResult, plan_stack, run_program
-from infra.problems import DeclarationError
-from infra.program import run
-from infra.settings import parse_settings, read_stack_file
+from infra.analysis import adoption
+from infra.model.declared import COMPONENT_TYPE, DATASET_TYPE, TABLE_TYPE
+from infra.model.problems import DeclarationError
+from infra.model.registrations import ProgramRun
+from infra.model.settings import parse_settings, read_stack_file
+from infra.pulumi_edge import mockrun
+from infra.pulumi_edge.mockrun import run_program, run_stack
+from infra.pulumi_edge.program import run
 
 PROJECTS = {"dev": "acme-data-platform-dev", "prod": "acme-data-platform-prod"}
 
@@ -34,7 +36,7 @@ class OptionRecorder(mockrun.RecordingMonitor):
         return super().RegisterResource(request)
 
 
-def adopting(stack: str, monkeypatch: pytest.MonkeyPatch) -> PlanResult:
+def adopting(stack: str, monkeypatch: pytest.MonkeyPatch) -> ProgramRun:
     monkeypatch.setattr(mockrun, "RecordingMonitor", OptionRecorder)
     OptionRecorder.ignore_changes = {}
     values, secret_keys = read_stack_file(FIXTURE_ROOT, stack)
@@ -84,7 +86,7 @@ def test_adopt_existing_must_be_a_boolean() -> None:
 def test_the_import_file_covers_every_registered_resource_as_the_program_names_it(
     planned: Any, stack: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plan = plan_stack(FIXTURE_ROOT, stack)
+    plan = run_stack(FIXTURE_ROOT, stack)
     document = adoption.import_document(plan)
     entries = document["resources"]
     by_name = {e["name"]: e for e in entries}
@@ -119,7 +121,7 @@ def test_import_file_skip_verify_writes_the_document_offline(tmp_path: Path) -> 
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
-    assert json.loads(out.read_text()) == adoption.import_document(plan_stack(FIXTURE_ROOT, "prod"))
+    assert json.loads(out.read_text()) == adoption.import_document(run_stack(FIXTURE_ROOT, "prod"))
     assert result.stderr.splitlines()[-1] == (
         f"11 resources; next: pulumi import --stack prod --file {out} --generate-code=false"
     )

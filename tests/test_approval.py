@@ -7,23 +7,24 @@ from typing import Any
 import pytest
 from helpers import FIXTURE_ROOT, resources_of
 
-from infra.catalog import load_catalog
-from infra.mockrun import PlanResult, run_program
-from infra.problems import DeclarationError
-from infra.program import run
-from infra.settings import parse_settings, read_stack_file
+from infra.model.catalog import load_catalog
+from infra.model.problems import DeclarationError
+from infra.model.registrations import ProgramRun
+from infra.model.settings import parse_settings, read_stack_file
+from infra.pulumi_edge.mockrun import run_program
+from infra.pulumi_edge.program import run
 
 TABLE = "gcp:bigquery/table:Table"
 DATASET = "gcp:bigquery/dataset:Dataset"
 
 
-def plan_prod(**extra: Any) -> PlanResult:
+def plan_prod(**extra: Any) -> ProgramRun:
     config, secret_keys = read_stack_file(FIXTURE_ROOT, "prod")
     config = {**config, **{f"tenant-bigquery:{key}": value for key, value in extra.items()}}
     return run_program("prod", config, lambda: run(FIXTURE_ROOT), secret_keys)
 
 
-def protection(result: PlanResult) -> dict[str, tuple[bool, bool]]:
+def protection(result: ProgramRun) -> dict[str, tuple[bool, bool]]:
     """Per table: (Pulumi protect, BigQuery deletion protection)."""
     return {
         r.inputs["tableId"]: (r.options["protect"], bool(r.inputs.get("deletionProtection")))
@@ -56,7 +57,7 @@ def test_approval_changes_nothing_else_about_the_tables() -> None:
 
     def without_protection(resource: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         inputs = {k: v for k, v in resource.inputs.items() if k != "deletionProtection"}
-        # The marker label the policy pack reads (infra/resources.py table_labels) may follow the approval.
+        # The marker label the policy pack reads (infra/pulumi_edge/resources.py table_labels) may follow the approval.
         inputs["labels"] = {k: v for k, v in inputs["labels"].items() if k != "data-loss"}
         options = {k: v for k, v in resource.options.items() if k != "protect"}
         return inputs, options

@@ -1,4 +1,5 @@
-"""Imports point one way (docs/architecture.md): a pure core, one Pulumi edge, one google-cloud module."""
+"""Imports point one way (docs/architecture.md): the layers are the subpackages of infra/, and each may
+import only the layers below it; pulumi only in the Pulumi edge, google-cloud only in the BigQuery edge."""
 
 from __future__ import annotations
 
@@ -11,47 +12,48 @@ from pathlib import Path
 import pytest
 from helpers import REPO_ROOT
 
-PURE = [
-    "infra.adoption",
-    "infra.catalog",
-    "infra.changes",
-    "infra.column_attributes",
-    "infra.contract",
-    "infra.cost",
-    "infra.declared",
-    "infra.diffreport",
-    "infra.docs",
-    "infra.documents",
-    "infra.drift",
-    "infra.history",
-    "infra.historyreport",
-    "infra.migratereport",
-    "infra.migration",
-    "infra.planreport",
-    "infra.previewgate",
-    "infra.problems",
-    "infra.render",
-    "infra.renames",
-    "infra.resourcediff",
-    "infra.rules",
-    "infra.schema",
-    "infra.settings",
-    "infra.settingsdoc",
-    "infra.table_properties",
-]
-PULUMI_EDGE = {"infra.mockrun", "infra.program", "infra.resources"}
-# Who may import what, by the longest matching prefix. protobuf is Pulumi's wire format, not google-cloud.
-ALLOWED = {
-    "pulumi": PULUMI_EDGE,
-    "pulumi_gcp": PULUMI_EDGE,
-    "google.protobuf": PULUMI_EDGE,
-    "google": {"infra.live", "infra.live_migrate", "infra.live_history", "infra.live_lock"},
+INFRA = REPO_ROOT / "infra"
+# Each layer and the layers it may import (itself included). `contract` is shared with the policy pack.
+MAY_IMPORT: dict[str, set[str]] = {
+    "contract": set(),
+    "model": {"contract", "model"},
+    "analysis": {"contract", "model", "analysis"},
+    "reports": {"contract", "model", "analysis", "reports"},
+    "pulumi_edge": {"contract", "model", "pulumi_edge"},
+    "bigquery_edge": {"contract", "model", "analysis", "bigquery_edge"},
+    "files": {"contract", "model", "analysis", "pulumi_edge", "files"},
+    "cli": {"contract", "model", "analysis", "reports", "pulumi_edge", "bigquery_edge", "files", "cli"},
+    "__main__": {"pulumi_edge"},
+}
+PURE_LAYERS = ("contract", "model", "analysis", "reports")
+# Who may import a library, by the longest matching prefix. protobuf is Pulumi's wire format, not google-cloud.
+LIBRARY_LAYERS = {
+    "pulumi": {"pulumi_edge"},
+    "pulumi_gcp": {"pulumi_edge"},
+    "google.protobuf": {"pulumi_edge"},
+    "google": {"bigquery_edge"},
+    "click": {"cli"},
+    "rich": {"reports", "cli"},
 }
 # Loaded by the CLI only inside the commands that need them, so `validate` or `diff` never pay for them.
-LAZY_IN_CLI = {*PULUMI_EDGE, "infra.live", "infra.live_migrate", "infra.live_history", "infra.live_lock"}
+LAZY_IN_CLI = ("infra.pulumi_edge", "infra.bigquery_edge", "infra.files")
 
 
-@pytest.mark.parametrize("module", PURE)
+def _modules() -> list[tuple[str, str, Path]]:
+    """(layer, dotted name, path) of every module of infra/."""
+    found = []
+    for path in sorted(INFRA.rglob("*.py")):
+        parts = path.relative_to(INFRA).with_suffix("").parts
+        layer = parts[0]
+        found.append((layer, ".".join(("infra", *parts)).removesuffix(".__init__"), path))
+    return found
+
+
+def test_every_module_sits_in_a_layer() -> None:
+    assert [name for layer, name, _ in _modules() if layer not in MAY_IMPORT and layer != "__init__"] == []
+
+
+@pytest.mark.parametrize("module", [name for layer, name, _ in _modules() if layer in PURE_LAYERS])
 def test_a_pure_module_loads_neither_pulumi_nor_google(module: str) -> None:
     code = (
         f"import sys, {module}; "
@@ -69,33 +71,55 @@ def _imports(tree: ast.Module, top_level_only: bool) -> list[str]:
             names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.append(node.module)
-            # `from infra import live` names the module in the alias.
+            # `from infra.bigquery_edge import live` names the module in the alias.
             names += [f"{node.module}.{alias.name}" for alias in node.names]
     return names
 
 
-def _guard(name: str) -> str | None:
-    matches = [prefix for prefix in ALLOWED if name == prefix or name.startswith(f"{prefix}.")]
+def _layer_of(name: str) -> str | None:
+    """The layer an imported infra module belongs to; None for a library."""
+    parts = name.split(".")
+    if parts[0] != "infra" or len(parts) == 1:
+        return None
+    return parts[1]
+
+
+def _library_guard(name: str) -> str | None:
+    matches = [prefix for prefix in LIBRARY_LAYERS if name == prefix or name.startswith(f"{prefix}.")]
     return max(matches, key=len, default=None)
 
 
-def test_only_the_edges_import_pulumi_and_google() -> None:
+def test_each_layer_imports_only_the_layers_below_it_and_its_libraries() -> None:
     offending = []
-    for path in sorted((REPO_ROOT / "infra").glob("*.py")):
-        module = f"infra.{path.stem}"
+    for layer, module, path in _modules():
         for name in _imports(ast.parse(path.read_text(encoding="utf-8")), top_level_only=False):
-            guard = _guard(name)
-            if guard is not None and module not in ALLOWED[guard]:
+            imported = _layer_of(name)
+            if imported is not None and imported in MAY_IMPORT and imported not in MAY_IMPORT.get(layer, set()):
+                offending.append(f"{module} imports {name}")
+            guard = _library_guard(name)
+            if guard is not None and layer not in LIBRARY_LAYERS[guard]:
                 offending.append(f"{module} imports {name}")
     assert offending == []
 
 
-@pytest.mark.parametrize("module", ["cli", "commands", "options", "reporters"])
+def test_a_layer_rule_catches_an_import_from_above() -> None:
+    """The rule reads what a module really imports: a model module reaching into an edge is named."""
+    tree = ast.parse("def f():\n    from infra.bigquery_edge import live\n")
+    names = _imports(tree, top_level_only=False)
+    assert [n for n in names if _layer_of(n) not in MAY_IMPORT["model"]] == [
+        "infra.bigquery_edge",
+        "infra.bigquery_edge.live",
+    ]
+
+
+@pytest.mark.parametrize("module", [name for layer, name, _ in _modules() if layer == "cli"])
 def test_the_cli_loads_the_edges_only_inside_commands(module: str) -> None:
-    tree = ast.parse((REPO_ROOT / "infra" / f"{module}.py").read_text(encoding="utf-8"))
-    top_level = set(_imports(tree, top_level_only=True))
-    assert top_level & LAZY_IN_CLI == set()
-    assert not [name for name in top_level if _guard(name)]
+    path = INFRA / Path(*module.split(".")[1:]).with_suffix(".py")
+    if not path.exists():
+        path = INFRA / Path(*module.split(".")[1:]) / "__init__.py"
+    top_level = set(_imports(ast.parse(path.read_text(encoding="utf-8")), top_level_only=True))
+    assert [name for name in top_level if name.startswith(LAZY_IN_CLI)] == []
+    assert [name for name in top_level if _library_guard(name) in ("pulumi", "pulumi_gcp", "google")] == []
 
 
 @pytest.mark.parametrize(
@@ -117,7 +141,7 @@ def test_a_fast_command_loads_only_what_it_needs(tmp_path: Path, args: list[str]
     (tmp_path / "a.json").write_text('[{"name": "id", "type": "STRING"}]')
     (tmp_path / "b.json").write_text('[{"name": "id", "type": "STRING"}, {"name": "note", "type": "STRING"}]')
     code = (
-        "import sys; from infra.cli import main\n"
+        "import sys; from infra.cli.main import main\n"
         "try: main(sys.argv[1:])\n"
         "except SystemExit as done: assert not done.code, done.code\n"
         "print(sorted({*sys.modules, *(m.split('.')[0] for m in sys.modules)}))"
@@ -181,12 +205,12 @@ def test_exit_codes_are_decided_in_one_place() -> None:
     and exit codes of the live commands"): no reporter or command returns or raises a code of its own."""
     elsewhere = [
         f"{path.name}:{node.lineno}"
-        for path in sorted((REPO_ROOT / "infra").glob("*.py"))
-        if path.name != "cli.py"
+        for _, _, path in _modules()
+        if path != INFRA / "cli" / "main.py"
         for node in _exits(ast.parse(path.read_text(encoding="utf-8")))
     ]
     assert elsewhere == []
-    cli = (REPO_ROOT / "infra" / "cli.py").read_text(encoding="utf-8")
+    cli = (INFRA / "cli" / "main.py").read_text(encoding="utf-8")
     exits = _exits(ast.parse(cli))
     assert exits
     assert [ast.unparse(node) for node in exits if not ast.unparse(node).startswith("sys.exit(exit_code(")] == []
@@ -194,31 +218,28 @@ def test_exit_codes_are_decided_in_one_place() -> None:
 
 # Function-level imports outside the CLI edge, each for what a fast command must not load (measured above).
 LAZY_OUTSIDE_THE_CLI = {
-    "infra.basediff": {"infra.mockrun"},  # pulumi: only `diff --stack` runs the program
-    "infra.changes": {"infra.render", "infra.table_properties"},  # the catalog's types: not for `diff --old/--new`
-    "infra.diffreport": {"html", "rich._ratio", "rich._wrap", "rich.cells"},  # the text report's, markdown's
-    "infra.documents": {"yaml"},  # `diff --old/--new` reads JSON only
-    "infra.problems": {"msgspec"},  # only once a document was refused
-    "infra.settings": {"difflib"},  # only for a misspelt key
+    "infra.files.basediff": {"infra.pulumi_edge.mockrun"},  # pulumi: only `diff --stack` runs the program
+    # The catalog's types: not for `diff --old/--new`.
+    "infra.analysis.changes": {"infra.model.render", "infra.model.table_properties"},
+    "infra.reports.diffreport": {"html", "rich._ratio", "rich._wrap", "rich.cells"},  # the text report's, markdown's
+    "infra.model.documents": {"yaml"},  # `diff --old/--new` reads JSON only
+    "infra.model.problems": {"msgspec"},  # only once a document was refused
+    "infra.model.settings": {"difflib"},  # only for a misspelt key
 }
 
 
 def test_laziness_is_at_the_cli_edge() -> None:
-    """cli, commands, options and reporters import what a command needs inside it; every other module at its top,
-    but for the imports listed with the reason they wait."""
+    """The cli package imports what a command needs inside it; every other module at its top, but for the
+    imports listed with the reason they wait."""
     lazy: dict[str, set[str]] = {}
-    for path in sorted((REPO_ROOT / "infra").glob("*.py")):
-        if path.stem in ("cli", "commands", "options", "reporters"):
+    for layer, module, path in _modules():
+        if layer == "cli":
             continue
         for function in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
                 for node in ast.walk(function):
-                    if isinstance(node, ast.Import | ast.ImportFrom):
-                        if isinstance(node, ast.Import):
-                            names = [alias.name for alias in node.names]
-                        elif node.module == "infra":  # `from infra import live` names the module in the alias
-                            names = [f"infra.{alias.name}" for alias in node.names]
-                        else:
-                            names = [str(node.module)]
-                        lazy.setdefault(f"infra.{path.stem}", set()).update(names)
+                    if isinstance(node, ast.Import):
+                        lazy.setdefault(module, set()).update(alias.name for alias in node.names)
+                    elif isinstance(node, ast.ImportFrom):
+                        lazy.setdefault(module, set()).add(str(node.module))
     assert lazy == LAZY_OUTSIDE_THE_CLI

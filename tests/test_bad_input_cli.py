@@ -21,8 +21,8 @@ from google.cloud import bigquery
 from helpers import FIXTURE_ROOT, REPO_ROOT, invoke, run_cli
 from live_server import STACK, LiveStack
 
-from infra.catalog import load_catalog
-from infra.mockrun import plan_stack
+from infra.model.catalog import load_catalog
+from infra.pulumi_edge.mockrun import run_stack
 
 SCHEMA = "schemas/tenants/tenant_profiles.json"
 
@@ -177,7 +177,7 @@ def test_plan_writes_nothing_on_stderr_in_consecutive_runs() -> None:
 
 def test_a_mock_run_closes_every_event_loop_it_opens() -> None:
     """The cause of the stderr noise above, checked directly: no open loop survives a run."""
-    plan_stack(FIXTURE_ROOT, "prod")
+    run_stack(FIXTURE_ROOT, "prod")
     gc.collect()
     open_loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop) and not o.is_closed()]
     assert open_loops == []

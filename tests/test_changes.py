@@ -9,9 +9,8 @@ from dataclasses import fields
 import pytest
 from helpers import REPO_ROOT
 
-from infra import changes
-from infra.catalog import RangePartitioning, Table, TimePartitioning
-from infra.changes import (
+from infra.analysis import changes
+from infra.analysis.changes import (
     COLUMN_DROP,
     EXPIRATION_COMPUTED,
     PARAMETERIZED_TYPES,
@@ -22,13 +21,14 @@ from infra.changes import (
     SCHEMA_IS_CHANGEABLE,
     TIME_PARTITION_FIELD,
     Change,
-    Rule,
+    Citation,
     Verdict,
     classify_schema,
     classify_table,
     worst,
 )
-from infra.schema import Column
+from infra.model.catalog import RangePartitioning, Table, TimePartitioning
+from infra.model.schema import Column
 
 Schema = tuple[Column, ...]
 
@@ -59,9 +59,9 @@ SHAPES = {"flat": (flat, ""), "nested": (nested, "rec.")}
 def cited(changes: list[Change]) -> list[Change]:
     """Every reason says who applies the rule and names it; return the changes for more asserts."""
     for change in changes:
-        assert change.rule in RULES
-        assert change.reason.startswith(f"{change.rule.authority}: "), change.reason
-        assert change.reason.endswith(f"({change.rule.source})"), change.reason
+        assert change.citation in RULES
+        assert change.reason.startswith(f"{change.citation.authority}: "), change.reason
+        assert change.reason.endswith(f"({change.citation.source})"), change.reason
     return changes
 
 
@@ -91,7 +91,7 @@ def test_reordering_columns_is_noop(shape: str) -> None:
     changes = classify(wrap(*BASE), wrap(*reversed(BASE)))
     [(path, change)] = changes.items()
     assert change.verdict is Verdict.NOOP
-    assert change.rule is SCHEMA_DIFF_SUPPRESS
+    assert change.citation is SCHEMA_DIFF_SUPPRESS
     assert path == (f"{prefix}(field order)" if prefix else "(column order)")
 
 
@@ -178,7 +178,7 @@ def test_parameterized_types_can_be_widened_in_place_but_not_narrowed(
     old: Column, new: Column, verdict: Verdict
 ) -> None:
     [change] = classify((old,), (new,)).values()
-    assert (change.verdict, change.rule) == (verdict, PARAMETERIZED_TYPES)
+    assert (change.verdict, change.citation) == (verdict, PARAMETERIZED_TYPES)
 
 
 @pytest.mark.parametrize(
@@ -199,13 +199,13 @@ def test_column_options_the_provider_sends_in_place(old: Column, new: Column) ->
 
 def test_dropping_a_top_level_column_is_update_destructive() -> None:
     change = classify(BASE, BASE[:2])["score"]
-    assert (change.verdict, change.rule) == (Verdict.UPDATE_DESTRUCTIVE, COLUMN_DROP)
+    assert (change.verdict, change.citation) == (Verdict.UPDATE_DESTRUCTIVE, COLUMN_DROP)
     assert "ALTER TABLE DROP COLUMN" in change.reason
 
 
 def test_dropping_a_nested_field_replaces() -> None:
     change = classify(nested(*BASE), nested(*BASE[:2]))["rec.score"]
-    assert (change.verdict, change.rule) == (Verdict.REPLACE, SCHEMA_IS_CHANGEABLE)
+    assert (change.verdict, change.citation) == (Verdict.REPLACE, SCHEMA_IS_CHANGEABLE)
     assert "only top-level columns are dropped in place" in change.reason
 
 
@@ -387,7 +387,7 @@ RANGE_N = RangePartitioning("n", 0, 100, 10)
 )
 def test_partitioning_changes(old: dict[str, object], new: dict[str, object], verdict: Verdict, rule: object) -> None:
     [change] = cited(classify_table(table(SCHEMA_WITH_DATES, **old), table(SCHEMA_WITH_DATES, **new)))
-    assert (change.verdict, change.rule) == (verdict, rule)
+    assert (change.verdict, change.citation) == (verdict, rule)
 
 
 @pytest.mark.parametrize(
@@ -406,7 +406,7 @@ def test_partition_expiration(
     old = table(SCHEMA_WITH_DATES, time_partitioning=TimePartitioning("DAY", "day", old_days))
     new = table(SCHEMA_WITH_DATES, time_partitioning=TimePartitioning("DAY", "day", new_days))
     [change] = cited(classify_table(old, new))
-    assert (change.path, change.verdict, change.rule) == ("(partitioning.expiration_days)", verdict, rule)
+    assert (change.path, change.verdict, change.citation) == ("(partitioning.expiration_days)", verdict, rule)
     assert says in change.reason
 
 
@@ -416,7 +416,7 @@ def test_removing_an_expiration_is_rejected_and_says_how_to_clear_it_on_the_live
     old = table(SCHEMA_WITH_DATES, time_partitioning=TimePartitioning("DAY", "day", 90))
     new = table(SCHEMA_WITH_DATES, time_partitioning=TimePartitioning("DAY", "day", keep_forever=keep_forever))
     [change] = cited(classify_table(old, new, "p.d_v2.t"))
-    assert (change.verdict, change.rule) == (Verdict.REJECTED, EXPIRATION_COMPUTED)
+    assert (change.verdict, change.citation) == (Verdict.REJECTED, EXPIRATION_COMPUTED)
     fix = "ALTER TABLE `p.d_v2.t` SET OPTIONS (partition_expiration_days = NULL)"
     assert change.live_fix == fix
     assert f"`migrate --apply` clears it on the live table first ({fix})" in change.reason
@@ -450,7 +450,7 @@ CLASSIFIED_TABLE_FIELDS = frozenset(
     }
 )
 # Every rule the classifier cites, as the module defines them.
-RULES = frozenset(rule for rule in vars(changes).values() if isinstance(rule, Rule))
+RULES = frozenset(rule for rule in vars(changes).values() if isinstance(rule, Citation))
 
 
 def test_every_table_attribute_has_a_rule() -> None:
@@ -466,7 +466,7 @@ def test_every_verdict_rests_on_a_rule_of_the_provider_bigquery_or_pulumi() -> N
 def test_the_classifier_imports_no_cloud_sdk_and_runs_no_git() -> None:
     # docs/architecture.md: the classifier is pure; files, git and stack config are its edges' (filediff, basediff).
     edges = "{'pulumi', 'pulumi_gcp', 'google', 'subprocess', 'tarfile'}"
-    code = f"import infra.changes, sys; print(sorted(m for m in sys.modules if m.split('.')[0] in {edges}))"
+    code = f"import infra.analysis.changes, sys; print(sorted(m for m in sys.modules if m.split('.')[0] in {edges}))"
     completed = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert completed.stdout.strip() == "[]"
 
@@ -504,7 +504,7 @@ def test_dropping_the_partitioning_column_replaces_the_table() -> None:
     new = table(tuple(c for c in SCHEMA_WITH_DATES if c.name != "day"), time_partitioning=TimePartitioning("DAY", "at"))
     changes = {c.path: c for c in cited(classify_table(old, new))}
     assert changes["day"].verdict is Verdict.REPLACE
-    assert changes["day"].rule is TIME_PARTITION_FIELD
+    assert changes["day"].citation is TIME_PARTITION_FIELD
 
 
 def test_an_in_place_drop_names_the_row_access_policy_exception() -> None:

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from infra import changes as classifier
-from infra.changes import Change, Rule, Verdict, worst
-from infra.filediff import diff_schema_files
+from infra.analysis import changes as classifier
+from infra.analysis.changes import Change, Citation, Verdict, worst
+from infra.files.filediff import diff_schema_files
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "mozilla-pipeline-schemas"
 HISTORY = CORPUS / "history"
@@ -78,7 +78,7 @@ def classify_raw(old: Any, new: Any, folder: Path) -> list[Change]:
     return classify_files(folder / "old.bq", folder / "new.bq")
 
 
-CITED_RULES = {rule for rule in vars(classifier).values() if isinstance(rule, Rule)}
+CITED_RULES = {rule for rule in vars(classifier).values() if isinstance(rule, Citation)}
 
 
 @pytest.mark.parametrize(("history", "old", "new"), STEPS, ids=[f"{h}/{n.name}" for h, _, n in STEPS])
@@ -88,8 +88,8 @@ def test_every_step_of_the_real_histories_gets_a_verdict_justified_by_a_named_ru
     changes = classify_files(old, new)
     assert changes, "every step in the corpus changes the schema"
     for change in changes:
-        assert change.rule in CITED_RULES
-        assert change.reason.endswith(f"({change.rule.source})")
+        assert change.citation in CITED_RULES
+        assert change.reason.endswith(f"({change.citation.source})")
     replaced = worst(c.verdict for c in changes) is Verdict.REPLACE
     assert replaced == (not provider_is_changeable(load(old), load(new)))
 

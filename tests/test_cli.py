@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from helpers import FIXTURE_ROOT, REPO_CATALOG, count_yaml_reads, invoke
 
-from infra.catalog import load_catalog
-from infra.declared import DATASET_TYPE, TABLE_TYPE
-from infra.schema import count_columns
+from infra.model.catalog import load_catalog
+from infra.model.declared import DATASET_TYPE, TABLE_TYPE
+from infra.model.schema import count_columns
 
 
 def test_validate_the_repository() -> None:
@@ -48,8 +48,8 @@ def test_validate_reports_every_problem_one_line_each_without_traceback(repo_cop
 
 
 def test_the_cli_spells_every_verdict_in_order() -> None:
-    from infra.changes import Verdict
-    from infra.options import VERDICTS
+    from infra.analysis.changes import Verdict
+    from infra.cli.options import VERDICTS
 
     assert list(VERDICTS) == [v.value for v in Verdict]
 
@@ -162,20 +162,20 @@ def test_import_file_into_a_missing_folder_is_one_line_exit_2(tmp_path: Path) ->
 
 
 def test_plan_and_import_file_read_the_catalog_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    import infra.catalog
-    import infra.mockrun
-    import infra.program
+    import infra.model.catalog
+    import infra.pulumi_edge.mockrun
+    import infra.pulumi_edge.program
 
     reads: list[Path] = []
-    original = infra.catalog.load_catalog
+    original = infra.model.catalog.load_catalog
 
-    def counting(root: Path) -> infra.catalog.Catalog:
+    def counting(root: Path) -> infra.model.catalog.Catalog:
         reads.append(root)
         return original(root)
 
-    monkeypatch.setattr(infra.catalog, "load_catalog", counting)
-    monkeypatch.setattr(infra.mockrun, "load_catalog", counting)
-    monkeypatch.setattr(infra.program, "load_catalog", counting)  # `pulumi up`'s path must not run here
+    monkeypatch.setattr(infra.model.catalog, "load_catalog", counting)
+    monkeypatch.setattr(infra.pulumi_edge.mockrun, "load_catalog", counting)
+    monkeypatch.setattr(infra.pulumi_edge.program, "load_catalog", counting)  # `pulumi up`'s path must not run here
     for command in (["plan"], ["import-file", "--skip-verify", "--out", str(tmp_path / "import.json")]):
         reads.clear()
         result = invoke(*command, "--stack", "prod", "--root", str(FIXTURE_ROOT), cwd=FIXTURE_ROOT)
@@ -197,7 +197,7 @@ def test_a_command_reads_each_declaration_and_stack_file_once(
 
 
 def test_validate_refuses_a_history_table_without_a_column_migrate_writes(repo_copy: Path) -> None:
-    """infra/history.py COLUMNS: what migrate --apply writes into tenants.migration_history."""
+    """infra/model/history.py COLUMNS: what migrate --apply writes into tenants.migration_history."""
     schema = repo_copy / "schemas" / "tenants" / "migration_history.json"
     columns = [c for c in json.loads(schema.read_text()) if c["name"] != "bytes_processed"]
     columns = [c | {"mode": "REQUIRED"} if c["name"] == "finished_at" else c for c in columns]

@@ -1,4 +1,4 @@
-"""Guards derived from infra/column_attributes.py: every column attribute survives every path.
+"""Guards derived from infra/model/column_attributes.py: every column attribute survives every path.
 
 For each attribute: a column with it set is read and written back unchanged, the real program sends it, the
 live table's REST form reads back into the same column, a live column differing only there fails verify, and
@@ -22,15 +22,15 @@ from typing import Any
 import pytest
 from helpers import FIXTURE_ROOT, invoke
 
-from infra.catalog import Table, load_catalog
-from infra.changes import Verdict, classify_schema
-from infra.column_attributes import ATTRIBUTES, Change, ColumnAttribute, Migration, sql_parameters
-from infra.declared import TABLE_TYPE
-from infra.drift import schema_differences
-from infra.migration import LiveTable, TablePlan, declared_shape, plan_table
-from infra.mockrun import plan_stack
-from infra.schema import Column, column_from_api, parse_schema
-from infra.settings import Settings, load_settings
+from infra.analysis.changes import Verdict, classify_schema
+from infra.analysis.drift import schema_differences
+from infra.analysis.migration import LiveTable, TablePlan, declared_state, plan_table
+from infra.model.catalog import Table, load_catalog
+from infra.model.column_attributes import ATTRIBUTES, Change, ColumnAttribute, Migration, sql_parameters
+from infra.model.declared import TABLE_TYPE
+from infra.model.schema import Column, column_from_api, parse_schema
+from infra.model.settings import Settings, load_settings
+from infra.pulumi_edge.mockrun import run_stack
 
 NOW = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)
 TABLE = "pipeline_execution_queue"
@@ -111,7 +111,7 @@ def test_the_program_sends_every_attribute(repo_copy: Path) -> None:
     declared = [as_file(a, 0) for a in ATTRIBUTES]
     schema_file.write_text(json.dumps([*json.loads(schema_file.read_text()), *declared], indent=2))
 
-    result = plan_stack(repo_copy, "dev")
+    result = run_stack(repo_copy, "dev")
 
     (table,) = [r for r in result.resources if r.type == TABLE_TYPE and r.inputs["tableId"] == TABLE]
     sent = {c["name"]: c for c in json.loads(table.inputs["schema"])}
@@ -154,11 +154,11 @@ def prod() -> tuple[Table, Settings]:
 def planned(prod: tuple[Table, Settings], declared: tuple[Column, ...], live: tuple[Column, ...]) -> TablePlan:
     table, settings = prod
     table = dataclasses.replace(table, schema=(*table.schema, *declared))
-    shape, _ = declared_shape(table, settings)
+    state, _ = declared_state(table, settings)
     return plan_table(
         table,
         settings,
-        LiveTable(TABLE_ID, dataclasses.replace(shape, schema=(*shape.schema[: -len(declared)], *live))),
+        LiveTable(TABLE_ID, dataclasses.replace(state, schema=(*state.schema[: -len(declared)], *live))),
         NOW,
     )
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.schema import parse_schema
+from infra.model.schema import parse_schema
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "mozilla-pipeline-schemas"
 OVER_THE_LIMIT = "schemas/firefox-desktop/metrics/metrics.1.bq"

@@ -1,5 +1,5 @@
-"""One typed representation of what each resource receives (infra/declared.py), and one text of it
-(infra/render.py) that plan, docs, verify, diff and migrate all show."""
+"""One typed representation of what each resource receives (infra/model/declared.py), and one text of it
+(infra/model/render.py) that plan, docs, verify, diff and migrate all show."""
 
 from __future__ import annotations
 
@@ -15,17 +15,17 @@ import pytest
 from helpers import FIXTURE_ROOT
 from rich.console import Console
 
-from infra import declared as d
-from infra import table_properties as tp
-from infra.catalog import RangePartitioning, load_catalog
-from infra.changes import classify_table
-from infra.docs import render_data_dictionary
-from infra.drift import declared_table, table_checks
-from infra.migration import LiveTable, declared_shape, plan_table
-from infra.mockrun import plan_stack
-from infra.planreport import render_text
-from infra.render import clustering_text, columns_text, partitioning_text
-from infra.settings import load_settings
+from infra.analysis.changes import classify_table
+from infra.analysis.drift import declared_table, table_checks
+from infra.analysis.migration import LiveTable, declared_state, plan_table
+from infra.model import declared as d
+from infra.model import table_properties as tp
+from infra.model.catalog import RangePartitioning, load_catalog
+from infra.model.render import clustering_text, columns_text, partitioning_text
+from infra.model.settings import load_settings
+from infra.pulumi_edge.mockrun import run_stack
+from infra.reports.docs import render_data_dictionary
+from infra.reports.planreport import render_text
 
 CATALOG = load_catalog(FIXTURE_ROOT)
 
@@ -54,7 +54,7 @@ def test_the_provider_and_the_api_name_every_member_field() -> None:
 
 
 def test_plan_docs_and_verify_show_the_one_text() -> None:
-    result = plan_stack(FIXTURE_ROOT, "prod")
+    result = run_stack(FIXTURE_ROOT, "prod")
     out = Console(file=io.StringIO(), width=400)
     render_text(result, out)
     plan_text = out.file.getvalue()  # type: ignore[attr-defined]
@@ -112,8 +112,8 @@ def test_diff_and_migrate_show_the_one_text() -> None:
     assert f"clustering {clustering_text(table.clustering)} -> {clustering_text(())}" in reasons
 
     settings = load_settings(FIXTURE_ROOT, "prod", CATALOG)
-    live_shape, _ = declared_shape(table, settings)
-    plan = plan_table(ranged, settings, LiveTable("p.d.t", live_shape), datetime(2026, 1, 1))
+    live_state, _ = declared_state(table, settings)
+    plan = plan_table(ranged, settings, LiveTable("p.d.t", live_state), datetime(2026, 1, 1))
     assert any(f"partitioning {was} -> {now}" in step.reason for step in plan.steps)
 
 
@@ -133,7 +133,7 @@ def _as_engine_sees(value: Any) -> Any:
 @pytest.mark.parametrize("stack", ["prod", "dev"])
 def test_the_program_registers_exactly_the_declared_arguments(stack: str) -> None:
     """What plan's text shows (the declaration) is what plan's JSON shows (the registrations)."""
-    result = plan_stack(FIXTURE_ROOT, stack)
+    result = run_stack(FIXTURE_ROOT, stack)
     registered = {(r.type, r.name): r.inputs for r in result.resources}
     for dataset in result.declared:
         name = dataset.dataset.dataset_id

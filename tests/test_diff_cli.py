@@ -703,7 +703,7 @@ def test_a_run_killed_by_sigkill_is_cleaned_up_by_the_next_and_a_live_one_is_lef
     temp = tmp_path / "tmp"
     temp.mkdir()
     base = git(repo, "rev-parse", "HEAD").strip()
-    mockrun = repo / "infra" / "mockrun.py"
+    mockrun = repo / "infra" / "pulumi_edge" / "mockrun.py"
     program = mockrun.read_text()
     mockrun.write_text(program + "\nimport time\n\ntime.sleep(600)\n")  # a base program caught midway
     commit(repo, "a base program that hangs")
@@ -721,7 +721,8 @@ def test_a_run_killed_by_sigkill_is_cleaned_up_by_the_next_and_a_live_one_is_lef
     monkeypatch.setattr(tempfile, "tempdir", str(temp))
     try:
         deadline = time.monotonic() + 120
-        while not list(temp.glob("tenant-bigquery-base-*/tree/infra/mockrun.py")):  # the base is checked out
+        # Until the base is checked out.
+        while not list(temp.glob("tenant-bigquery-base-*/tree/infra/pulumi_edge/mockrun.py")):
             assert killed.poll() is None and time.monotonic() < deadline, "the run never reached the base program"
             time.sleep(0.02)
         [live] = temp.iterdir()
@@ -986,7 +987,7 @@ def test_a_removed_table_expiration_is_rejected_the_table_still_expires(diff: Di
     set (resourceTable: d.GetOk("expiration_time")): a base whose program set it, a tree that no longer does, sends
     nothing (terraform-plugin-sdk helper/schema/schema.go diffString: removed && schema.Computed), and BigQuery
     still deletes the table at that time."""
-    declared = repo / "infra" / "declared.py"
+    declared = repo / "infra" / "model" / "declared.py"
     original = declared.read_text()
     anchor = '        "table_id": table.table_id,\n'
     assert anchor in original

@@ -1,4 +1,4 @@
-"""diff's text report lays itself out without rich's Console and Table (infra/diffreport.py): it must print
+"""diff's text report lays itself out without rich's Console and Table (infra/reports/diffreport.py): it must print
 byte for byte what they printed, piped (no styles) and in a terminal (rich's escapes), at any width that fits
 its verdicts."""
 
@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from infra import diffreport
-from infra.changes import SCHEMA_IS_CHANGEABLE, Change, DiffResult, TableChanges, Verdict
-from infra.diffreport import _STYLES, _migration_line, _procedures, _reason, _summary, _title
-from infra.filediff import diff_schema_files
+from infra.analysis.changes import SCHEMA_IS_CHANGEABLE, Change, DiffResult, ResourceChanges, Verdict
+from infra.files.filediff import diff_schema_files
+from infra.reports import diffreport
+from infra.reports.diffreport import _STYLES, _migration_line, _procedures, _reason, _summary, _title
 
 CORPUS = Path(__file__).resolve().parent / "corpus" / "mozilla-pipeline-schemas"
 LARGEST = CORPUS / "schemas" / "firefox-desktop" / "metrics" / "metrics.1.bq"
@@ -58,7 +58,7 @@ HANDMADE = DiffResult(
     "merge base with main (0123456789ab)",
     "working tree",
     (
-        TableChanges(
+        ResourceChanges(
             "tenants.events_with_a_rather_long_table_name_that_does_not_fit_a_narrow_terminal",
             (
                 change("a" * 90, Verdict.ADDED, "new NULLABLE column, added in place"),
@@ -70,8 +70,8 @@ HANDMADE = DiffResult(
             migration=("ALTER TABLE `p.tenants.events` RENAME COLUMN a TO b",),
             migrated_verdict=Verdict.UPDATE,
         ),
-        TableChanges("tenants.audit", (change("[bold]not markup[/bold]", Verdict.REPLACE, "dropped [x]"),)),
-        TableChanges(
+        ResourceChanges("tenants.audit", (change("[bold]not markup[/bold]", Verdict.REPLACE, "dropped [x]"),)),
+        ResourceChanges(
             "tenants",
             (Change("labels.team", Verdict.UPDATE, "updated in place", SCHEMA_IS_CHANGEABLE, "labels", None, "off"),),
             kind="dataset",
@@ -121,7 +121,7 @@ def test_without_colour_a_terminal_still_shows_bold_and_dim() -> None:
 
 
 def test_a_terminal_that_cannot_say_its_width_gets_rich_s_80_columns(monkeypatch: pytest.MonkeyPatch) -> None:
-    from infra import reporters
+    from infra.cli import reporters
 
     monkeypatch.setenv("COLUMNS", "132")
     monkeypatch.setenv("TERM", "dumb")

@@ -1,5 +1,5 @@
 """The data dictionary, docs/tables.md, rendered from the catalog, and the stack settings reference, docs/settings.md,
-rendered from infra/settings.py and Pulumi.yaml: both committed and kept current."""
+rendered from infra/model/settings.py and Pulumi.yaml: both committed and kept current."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ import msgspec
 import pytest
 from helpers import FIXTURE_ROOT, REPO_ROOT, invoke, run_cli
 
-from infra.catalog import Catalog, Dataset, Table, TimePartitioning, load_catalog
-from infra.docs import (
+from infra.model.catalog import Catalog, Dataset, Table, TimePartitioning, load_catalog
+from infra.model.schema import Column
+from infra.model.settings import PROJECT, StackSettings
+from infra.reports.docs import (
     DECLARATION_FILE,
     DOCS_FILE,
     Reference,
@@ -26,9 +28,7 @@ from infra.docs import (
     render_data_dictionary,
     render_declaration_reference,
 )
-from infra.schema import Column
-from infra.settings import PROJECT, StackSettings
-from infra.settingsdoc import SETTINGS_FILE, UndocumentedSetting, render_settings_reference
+from infra.reports.settingsdoc import SETTINGS_FILE, UndocumentedSetting, render_settings_reference
 
 
 def one_table_dataset(*columns: Column, time_partitioning: TimePartitioning | None = None) -> Dataset:
@@ -246,7 +246,7 @@ def test_the_committed_declaration_reference_is_current() -> None:
 
 
 def test_every_key_of_the_declaration_file_is_documented() -> None:
-    """A key added to a struct of infra/catalog.py without its meaning fails here (and in the generator)."""
+    """A key added to a struct of infra/model/catalog.py without its meaning fails here (and in the generator)."""
     meanings = declaration_meanings()
     text = render_declaration_reference()
     assert all(f"| `{path}` |" in text for path in meanings)

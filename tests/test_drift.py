@@ -9,11 +9,12 @@ from dataclasses import replace
 import pytest
 from helpers import FIXTURE_ROOT
 
-from infra.catalog import load_catalog
-from infra.declared import declare
-from infra.drift import TableState, dataset_checks, declared_dataset, declared_table, table_checks
-from infra.schema import Column
-from infra.settings import load_settings
+from infra.analysis.drift import dataset_checks, declared_dataset, declared_table, table_checks
+from infra.model.catalog import load_catalog
+from infra.model.declared import declare
+from infra.model.schema import Column
+from infra.model.settings import load_settings
+from infra.model.table_properties import TableState
 
 CATALOG = load_catalog(FIXTURE_ROOT)
 SETTINGS = load_settings(FIXTURE_ROOT, "prod", CATALOG)
@@ -73,7 +74,7 @@ def test_each_drift_fails_exactly_its_check(drift: object, check: str, says: str
 
 
 def test_the_reported_key_version_is_shown_never_compared() -> None:
-    # infra/live.py splits BigQuery's `.../cryptoKeyVersions/N` off the key as the provider does
+    # infra/bigquery_edge/live.py splits BigQuery's `.../cryptoKeyVersions/N` off the key as the provider does
     # (resource_bigquery_table.go, flattenEncryptionConfiguration); test_live_verify.py feeds that real form.
     state = declared()
     observed = replace(state, kms_key_version=f"{state.kms_key_name}/cryptoKeyVersions/7")

@@ -20,9 +20,9 @@ from google.cloud import bigquery
 from live_server import STACK, LiveStack, create_from_plan, recreate_table, sample_row
 from rewriting_proxy import Fault, rewriting_proxy
 
-from infra import live
-from infra.catalog import load_catalog
-from infra.settings import load_settings
+from infra.bigquery_edge import live
+from infra.model.catalog import load_catalog
+from infra.model.settings import load_settings
 
 pytestmark = pytest.mark.live
 

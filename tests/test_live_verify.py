@@ -23,10 +23,11 @@ from helpers import FIXTURE_ROOT, FIXTURE_TABLES, REPO_ROOT, resources_of
 from live_server import STACK, LiveStack, create_from_plan, stack_on, table_resource
 from rewriting_proxy import Fault, rewriting_proxy, versioned_table_keys
 
-from infra import drift, live
-from infra.catalog import load_catalog
-from infra.declared import TABLE_TYPE
-from infra.settings import load_settings
+from infra.analysis import drift
+from infra.bigquery_edge import live
+from infra.model.catalog import load_catalog
+from infra.model.declared import TABLE_TYPE
+from infra.model.settings import load_settings
 
 pytestmark = pytest.mark.live
 DAY_MS = 86_400_000

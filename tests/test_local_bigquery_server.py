@@ -22,7 +22,7 @@ from google.cloud import bigquery
 from helpers import REPO_ROOT, load_local_bigquery_script
 from live_server import make_client
 
-from infra.rules import canonical_type
+from infra.model.rules import canonical_type
 
 SCRIPT = REPO_ROOT / "scripts" / "local_bigquery.py"
 lbq = load_local_bigquery_script()

@@ -39,17 +39,17 @@ from helpers import REPO_ROOT, invoke, resources_of
 from live_server import STACK, LiveStack, make_client, stack_on, table_resource, write_stack
 from rewriting_proxy import Fault, dry_run_bytes, rewriting_proxy, streaming_buffer, versioned_table_keys
 
-from infra import live, live_migrate
-from infra.catalog import load_catalog
-from infra.declared import TABLE_TYPE
-from infra.settings import load_settings
+from infra.bigquery_edge import live, live_migrate
+from infra.model.catalog import load_catalog
+from infra.model.declared import TABLE_TYPE
+from infra.model.settings import load_settings
 
 pytestmark = pytest.mark.live
 
 QUEUE = "pipeline_execution_queue"
 PROFILES = "tenant_profiles"
 SUBSCRIPTIONS = "tenant_subscriptions"
-# Declared wherever migrate --apply runs: it records every run there (infra/history.py).
+# Declared wherever migrate --apply runs: it records every run there (infra/model/history.py).
 HISTORY = "migration_history"
 
 
@@ -594,8 +594,8 @@ def test_a_rebuild_killed_while_the_original_is_renamed_away_is_undone_by_the_ne
 
 
 def test_one_503_of_the_row_access_policy_lookup_is_retried(built_stack: LiveStack) -> None:
-    """rowAccessPolicies.list has no client call (infra/live_migrate.py `read_live` calls the REST method);
-    it goes through the same retry as every other call, so one 503 (BigQuery's backendError, which
+    """rowAccessPolicies.list has no client call (infra/bigquery_edge/live_migrate.py `read_live` calls the REST
+    method); it goes through the same retry as every other call, so one 503 (BigQuery's backendError, which
     google-cloud-bigquery retries: retry.py `_should_retry`) does not end the dry run."""
     _new_partitioning(built_stack)
     once = Fault(method="GET", path=r"/rowAccessPolicies$", status=503, times=1)

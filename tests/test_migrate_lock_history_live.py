@@ -3,10 +3,10 @@
 BigQuery facts relied on:
 - tables.insert of a table id that exists answers 409 with reason `duplicate` ("Already Exists"):
   cloud.google.com/bigquery/docs/error-messages, and the local server does the same
-  (tests/test_migrate_live.py's runs meet it); the lock is that create (infra/live_lock.py `acquire`).
+  (tests/test_migrate_live.py's runs meet it); the lock is that create (infra/bigquery_edge/live_lock.py `acquire`).
 - each DML statement commits on its own (an implicit transaction), and rows streamed by insertAll cannot be
   updated for a while: cloud.google.com/bigquery/docs/data-manipulation-language, "Limitations"; so the
-  history row is an INSERT completed by an UPDATE (infra/live_history.py `insert`, `complete`).
+  history row is an INSERT completed by an UPDATE (infra/bigquery_edge/live_history.py `insert`, `complete`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The migrate planner on fixtures, without a server: which change takes which lossless path, and why.
 
 The live side is the declared table with one thing changed, as the API would report it.
-BigQuery rules behind each path (see infra/migration.py):
+BigQuery rules behind each path (see infra/analysis/migration.py):
 https://cloud.google.com/bigquery/docs/reference/standard-sql/data-definition-language,
 https://cloud.google.com/bigquery/docs/reference/standard-sql/conversion_rules,
 https://cloud.google.com/bigquery/docs/managing-table-schemas.
@@ -22,21 +22,20 @@ import pytest
 import yaml
 from helpers import FIXTURE_ROOT, REPO_ROOT, invoke
 
-from infra.catalog import Table, load_catalog
-from infra.drift import TableState
-from infra.migration import (
+from infra.analysis.migration import (
     MIGRATED_PROPERTIES,
     Leftover,
     LiveTable,
     TablePlan,
-    declared_shape,
+    declared_state,
     leftover_name,
     plan_table,
 )
-from infra.resourcediff import CLASSIFIED_TABLE_PROPERTIES
-from infra.schema import Column
-from infra.settings import Settings, load_settings
-from infra.table_properties import TimePartitioningArgs
+from infra.analysis.resourcediff import CLASSIFIED_TABLE_PROPERTIES
+from infra.model.catalog import Table, load_catalog
+from infra.model.schema import Column
+from infra.model.settings import Settings, load_settings
+from infra.model.table_properties import TableState, TimePartitioningArgs
 
 NOW = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)
 TABLE_ID = "acme-data-platform-prod.tenants.pipeline_execution_queue"
@@ -50,10 +49,10 @@ def prod() -> tuple[Table, Settings]:
 
 
 def live_of(table: Table, settings: Settings, **changes: Any) -> LiveTable:
-    shape, _ = declared_shape(table, settings)
+    state, _ = declared_state(table, settings)
     keys = ("streaming_buffer", "row_access_policies", "leftovers", "run", "created")
     facts = {k: changes.pop(k) for k in keys if k in changes}
-    return LiveTable(TABLE_ID, dataclasses.replace(shape, **changes), **facts)
+    return LiveTable(TABLE_ID, dataclasses.replace(state, **changes), **facts)
 
 
 def with_column(columns: tuple[Column, ...], column: str, **changes: Any) -> tuple[Column, ...]:
@@ -320,8 +319,8 @@ def test_validate_accepts_a_hint_whose_new_name_is_declared(repo_copy: Path) -> 
 
 def test_shape_ignores_nothing_the_program_declares(prod: tuple[Table, Settings]) -> None:
     table, settings = prod
-    shape, args = declared_shape(table, settings)
-    assert shape == TableState(
+    state, args = declared_state(table, settings)
+    assert state == TableState(
         schema=table.schema,
         time_partitioning={"type": "DAY", "field": "scheduled_time", "expiration_ms": 90 * 86_400_000},
         range_partitioning=None,
@@ -329,7 +328,7 @@ def test_shape_ignores_nothing_the_program_declares(prod: tuple[Table, Settings]
         clustering=("tenant_id", "state"),
         labels=args["labels"] or {},
         description=table.description,
-        kms_key_name=settings.options.kms_key_name,
+        kms_key_name=settings.stack_settings.kms_key_name,
     )
     assert args["table_id"] == "pipeline_execution_queue"
 

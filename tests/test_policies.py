@@ -23,9 +23,10 @@ from helpers import FIXTURE_ROOT, REPO_ROOT, resources_of
 
 from infra.contract import DATASET_TYPE as DATASET
 from infra.contract import TABLE_TYPE as TABLE
-from infra.mockrun import PlanResult, plan_stack, run_program
-from infra.program import run
-from infra.settings import read_stack_file
+from infra.model.registrations import ProgramRun
+from infra.model.settings import read_stack_file
+from infra.pulumi_edge.mockrun import run_program, run_stack
+from infra.pulumi_edge.program import run
 from policies import validators
 from policies.validators import DATASET_ACCESS, JOB, RULES, TRANSFER_CONFIG
 
@@ -34,7 +35,7 @@ KEY = "projects/acme-security-prod/locations/us/keyRings/bigquery-prod/cryptoKey
 RULE_NAMES = {rule.name for rule in RULES}
 LEVELS = {"advisory", "mandatory", "remediate", "disabled"}
 
-Plan = Callable[[str], PlanResult]
+Plan = Callable[[str], ProgramRun]
 
 
 def frozen(value: Any) -> Any:
@@ -50,7 +51,7 @@ def check(rule_name: str, resource_type: str, props: dict[str, Any]) -> list[str
     return rule.check(resource_type, frozen(props))
 
 
-def violations(result: PlanResult) -> dict[tuple[str, str], list[str]]:
+def violations(result: ProgramRun) -> dict[tuple[str, str], list[str]]:
     """(rule, resource name) -> messages, for every registered resource."""
     found = {}
     for resource in result.resources:
@@ -441,11 +442,11 @@ def set_partitioning(root: Path, table_id: str, partitioning: str) -> None:
 def test_keep_forever_reaches_the_policy_as_a_label(repo_copy: Path) -> None:
     set_partitioning(repo_copy, "tenant_usage_quotas", "{field: usage_date, type: DAY, keep_forever: true}")
     inputs = next(
-        r.inputs for r in resources_of(plan_stack(repo_copy, "prod"), TABLE) if r.name.endswith("usage_quotas")
+        r.inputs for r in resources_of(run_stack(repo_copy, "prod"), TABLE) if r.name.endswith("usage_quotas")
     )
     assert inputs["labels"]["retention"] == "forever"
     assert "expirationMs" not in inputs["timePartitioning"]
-    assert check("bigquery-partition-retention-declared", TABLE, inputs) == []
+    assert check("bigquery-partition-retention-declared", TABLE, dict(inputs)) == []
 
 
 def test_partitions_kept_without_saying_so_fail(planned_fixture: Plan) -> None:
@@ -462,7 +463,7 @@ def test_approved_data_loss_is_the_one_prod_table_without_deletion_protection(re
     document = yaml.safe_load(path.read_text())
     document["config"]["tenant-bigquery:approveDataLoss"] = ["tenants.tenant_profiles"]
     path.write_text(yaml.safe_dump(document))
-    result = plan_stack(repo_copy, "prod")
+    result = run_stack(repo_copy, "prod")
     profiles = next(r.inputs for r in resources_of(result, TABLE) if r.name == "tenants-tenant_profiles")
     assert profiles["deletionProtection"] is False
     assert profiles["labels"]["data-loss"] == "approved"

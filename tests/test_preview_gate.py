@@ -35,7 +35,7 @@ from preview_documents import (
     write,
 )
 
-from infra.mockrun import plan_stack
+from infra.pulumi_edge.mockrun import run_stack
 
 TABLE = "gcp:bigquery/table:Table"
 
@@ -207,7 +207,7 @@ def test_the_table_removal_runbook_passes_the_gate(repo_copy: Path, tmp_path: Pa
     stack_file = repo_copy / "Pulumi.prod.yaml"
     before = stack_file.read_text()
     approve(repo_copy, "tenants.tenant_profiles")
-    [table] = [r for r in plan_stack(repo_copy, "prod").resources if r.name == "tenants-tenant_profiles"]
+    [table] = [r for r in run_stack(repo_copy, "prod").resources if r.name == "tenants-tenant_profiles"]
     stack_file.write_text(before)  # the removal takes the approval away with the declaration
     recorded = table_state(
         "prod",
@@ -629,7 +629,7 @@ def test_a_migration_plan_that_migrate_would_not_write_exits_2(
 ) -> None:
     """`migrate --format json` without --apply writes `apply: false` (live_migrate.MigrateReport.to_json) and
     marks a table planned only with steps and no refusals (live_migrate.py _one), each step
-    an object of `kind`, `action` and `reason` text (migration.Step.to_json). Any truthy `steps` counted."""
+    an object of `kind`, `action` and `reason` text (migration.MigrationStep.to_json). Any truthy `steps` counted."""
     plan = migration_plan("prod", tenant_profiles="planned")
     if "apply" in change:
         plan["apply"] = change["apply"]

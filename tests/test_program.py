@@ -12,22 +12,23 @@ import pytest
 import yaml
 from helpers import REPO_CATALOG, REPO_ROOT, resources_of
 
-from infra import mockrun
 from infra.contract import RETENTION_FOREVER
-from infra.declared import BASELINE_TRIGGER, COMPONENT_TYPE, DATASET_TYPE, SCHEMA_PROPERTIES, TABLE_TYPE
-from infra.mockrun import PlanResult, plan_stack, run_program
-from infra.program import run
-from infra.rules import CANONICAL_TYPES
-from infra.schema import schema_to_api
-from infra.settings import load_settings
+from infra.model.declared import BASELINE_TRIGGER, COMPONENT_TYPE, DATASET_TYPE, SCHEMA_PROPERTIES, TABLE_TYPE
+from infra.model.registrations import ProgramRun
+from infra.model.rules import CANONICAL_TYPES
+from infra.model.schema import schema_to_api
+from infra.model.settings import load_settings
+from infra.pulumi_edge import mockrun
+from infra.pulumi_edge.mockrun import run_program, run_stack
+from infra.pulumi_edge.program import run
 
 STACKS = ("dev", "prod")
 TABLES = {t.table_id: t for t in REPO_CATALOG.tables()}
 
-Plan = Callable[[str], PlanResult]
+Plan = Callable[[str], ProgramRun]
 
 
-def tables_of(result: PlanResult) -> dict[str, Any]:
+def tables_of(result: ProgramRun) -> dict[str, Any]:
     return {r.inputs["tableId"]: r for r in resources_of(result, TABLE_TYPE)}
 
 
@@ -87,7 +88,7 @@ def test_labels_combine_declaration_and_stack(planned: Plan, stack: str) -> None
     assert dataset.inputs["labels"] == {**declared_dataset.labels, **stack_labels}
     for table_id, resource in tables_of(result).items():
         partitioning = TABLES[table_id].time_partitioning
-        # infra/declared.py adds the program's label for partitions kept on purpose (keep_forever: true).
+        # infra/model/declared.py adds the program's label for partitions kept on purpose (keep_forever: true).
         kept = dict([RETENTION_FOREVER]) if partitioning is not None and partitioning.keep_forever else {}
         assert resource.inputs["labels"] == {**TABLES[table_id].labels, **stack_labels, **kept}
 
@@ -142,12 +143,12 @@ def test_stack_outputs_name_the_dataset_and_every_table(planned: Plan, stack: st
     assert outputs["tables"] == {f"tenants.{t}": f"{project}.tenants.{t}" for t in TABLES}
 
 
-def with_config(repo_copy: Path, stack: str, **changes: Any) -> PlanResult:
+def with_config(repo_copy: Path, stack: str, **changes: Any) -> ProgramRun:
     path = repo_copy / f"Pulumi.{stack}.yaml"
     document = yaml.safe_load(path.read_text())
     document["config"].update({f"tenant-bigquery:{k}": v for k, v in changes.items()})
     path.write_text(yaml.safe_dump(document))
-    return plan_stack(repo_copy, stack)
+    return run_stack(repo_copy, stack)
 
 
 def test_dataset_suffix_and_location(repo_copy: Path) -> None:
@@ -213,12 +214,12 @@ def test_a_table_entry_wins_over_the_wildcard(repo_copy: Path) -> None:
 
 
 @pytest.fixture
-def recorded(monkeypatch: pytest.MonkeyPatch) -> list[PlanResult]:
+def recorded(monkeypatch: pytest.MonkeyPatch) -> list[ProgramRun]:
     """What each run's recording monitor saw, kept even when the program raises."""
-    results: list[PlanResult] = []
+    results: list[ProgramRun] = []
 
     class KeepingMonitor(mockrun.RecordingMonitor):
-        def __init__(self, result: PlanResult):
+        def __init__(self, result: ProgramRun):
             super().__init__(result)
             results.append(result)
 
@@ -227,7 +228,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> list[PlanResult]:
 
 
 def test_invalid_declarations_register_nothing_and_raise_a_run_error(
-    repo_copy: Path, recorded: list[PlanResult]
+    repo_copy: Path, recorded: list[ProgramRun]
 ) -> None:
     schema = repo_copy / "schemas" / "tenants" / "tenant_profiles.json"
     schema.write_text(schema.read_text().replace('"STRING"', '"STRNG"', 1))
@@ -238,7 +239,7 @@ def test_invalid_declarations_register_nothing_and_raise_a_run_error(
     assert result.resources == []
 
 
-def test_invalid_stack_config_registers_nothing(repo_copy: Path, recorded: list[PlanResult]) -> None:
+def test_invalid_stack_config_registers_nothing(repo_copy: Path, recorded: list[ProgramRun]) -> None:
     config = yaml.safe_load((repo_copy / "Pulumi.prod.yaml").read_text())["config"]
     config["tenant-bigquery:protect"] = "sometimes"
     with pytest.raises(pulumi.RunError):
@@ -247,7 +248,7 @@ def test_invalid_stack_config_registers_nothing(repo_copy: Path, recorded: list[
     assert result.resources == []
 
 
-def test_the_recording_monitor_sees_what_a_valid_program_registers(repo_copy: Path, recorded: list[PlanResult]) -> None:
+def test_the_recording_monitor_sees_what_a_valid_program_registers(repo_copy: Path, recorded: list[ProgramRun]) -> None:
     """The check above can fail: the same monitor records every registration of a valid run."""
     config = yaml.safe_load((repo_copy / "Pulumi.prod.yaml").read_text())["config"]
     result = run_program("prod", config, lambda: run(repo_copy))
@@ -260,9 +261,9 @@ def test_runtime_config_arrives_as_strings_and_is_typed_the_same(repo_copy: Path
     config = yaml.safe_load((repo_copy / "Pulumi.prod.yaml").read_text())["config"]
     as_engine_sends = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     from_strings = run_program("prod", as_engine_sends, lambda: run(repo_copy))
-    from_yaml = plan_stack(repo_copy, "prod")
+    from_yaml = run_stack(repo_copy, "prod")
 
-    def registered(result: PlanResult) -> list[dict[str, Any]]:
+    def registered(result: ProgramRun) -> list[dict[str, Any]]:
         return sorted((r.to_json() for r in result.resources), key=lambda r: (r["type"], r["name"]))
 
     assert registered(from_strings) == registered(from_yaml)

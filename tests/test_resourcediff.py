@@ -12,21 +12,18 @@ import pulumi_gcp
 import pytest
 from helpers import FIXTURE_TABLES
 
-from infra.changes import DiffResult, Verdict
-from infra.declared import BASELINE_TRIGGER, DATASET_TYPE, TABLE_TYPE
-from infra.mockrun import PlanResult
-from infra.resourcediff import (
+from infra.analysis.changes import DiffResult, Verdict
+from infra.analysis.resourcediff import (
     CLASSIFIED_TABLE_PROPERTIES,
     DATASET_RULES,
     OPTIONS,
     TABLE_RULES,
-    Registered,
-    Registrations,
     compare_registrations,
-    registered,
 )
+from infra.model.declared import BASELINE_TRIGGER, DATASET_TYPE, TABLE_TYPE
+from infra.model.registrations import ProgramRun, Registration, Registrations
 
-Plan = Callable[[str], PlanResult]
+Plan = Callable[[str], ProgramRun]
 PROFILES = "tenants-tenant_profiles"
 
 
@@ -44,7 +41,7 @@ def test_every_table_input_property_of_the_installed_sdk_has_a_rule() -> None:
     properties = sdk_properties(pulumi_gcp.bigquery.TableArgs)
     assert "schema" in properties and len(properties) > 20
     ruled = set(TABLE_RULES) | CLASSIFIED_TABLE_PROPERTIES
-    assert properties - ruled == set(), "a property of bigquery.Table without a rule in infra/resourcediff.py"
+    assert properties - ruled == set(), "a property of bigquery.Table without a rule in infra/analysis/resourcediff.py"
     assert ruled - properties == set(), "a rule for a property bigquery.Table no longer has"
 
 
@@ -64,10 +61,8 @@ def test_every_recorded_option_has_a_rule(planned: Plan) -> None:
 # ---------------------------------------------------------------- helpers
 
 
-def registrations(plan: PlanResult) -> Registrations:
-    return Registrations(
-        tuple(registered(r.to_json() | {"urn": r.urn, "parent": r.parent}) for r in plan.resources), plan.config
-    )
+def registrations(plan: ProgramRun) -> Registrations:
+    return plan.registrations()
 
 
 def changed(
@@ -80,14 +75,14 @@ def changed(
 ) -> Registrations:
     """`base` with one resource's inputs or options changed (a None value removes the key)."""
 
-    def edit(resource: Registered) -> Registered:
+    def edit(resource: Registration) -> Registration:
         if (resource.type, resource.name) != (type_, name):
             return resource
         new_inputs, new_options = copy.deepcopy(dict(resource.inputs)), dict(resource.options)
         for target, edits in ((new_inputs, inputs or {}), (new_options, options or {})):
             for key, value in edits.items():
                 target.pop(key, None) if value is None else target.__setitem__(key, value)
-        return Registered(resource.urn, resource.type, resource.name, resource.parent, new_inputs, new_options)
+        return Registration(resource.urn, resource.type, resource.name, resource.parent, new_inputs, new_options)
 
     config = dict(base.config) | ({"tenant-bigquery:approveDataLoss": approve} if approve is not None else {})
     return Registrations(tuple(edit(r) for r in base.resources), config)

@@ -1,5 +1,5 @@
 """The README's runbooks walked step by step as changes of what the program registers, each step judged by the
-engine's and the provider's rules (infra/resourcediff.py names the source of each):
+engine's and the provider's rules (infra/analysis/resourcediff.py names the source of each):
 
 - pulumi/pulumi pkg/resource/deploy/step_generator.go: shouldTriggerReplace (null never replaces),
   continueStepsFromDiff (protect refuses a replacement; deleteBeforeReplace overrides the provider),
@@ -16,9 +16,10 @@ from typing import Any
 
 import yaml
 
-from infra.changes import DiffResult, Verdict
-from infra.mockrun import plan_stack
-from infra.resourcediff import Registrations, compare_registrations, registered
+from infra.analysis.changes import DiffResult, Verdict
+from infra.analysis.resourcediff import compare_registrations
+from infra.model.registrations import Registrations
+from infra.pulumi_edge.mockrun import run_stack
 
 PROFILES = "tenants.tenant_profiles"
 
@@ -33,10 +34,8 @@ def registrations(root: Path, stack: str, **config: Any) -> Registrations:
         else:
             document["config"][f"tenant-bigquery:{key}"] = value
     path.write_text(yaml.safe_dump(document, sort_keys=False))
-    plan = plan_stack(root, stack)
-    return Registrations(
-        tuple(registered(r.to_json() | {"urn": r.urn, "parent": r.parent}) for r in plan.resources), plan.config
-    )
+    plan = run_stack(root, stack)
+    return plan.registrations()
 
 
 def up(old: Registrations, new: Registrations, stack: str) -> DiffResult:

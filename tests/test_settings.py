@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from helpers import FIXTURE_ROOT, REPO_ROOT
 
-from infra.catalog import load_catalog
-from infra.problems import DeclarationError
-from infra.settings import load_settings, parse_settings
+from infra.model.catalog import load_catalog
+from infra.model.problems import DeclarationError
+from infra.model.settings import load_settings, parse_settings
 
 CATALOG = load_catalog(FIXTURE_ROOT)
 SOURCE = "Pulumi.test.yaml"
@@ -26,10 +26,10 @@ def problems_of(values: dict[str, Any]) -> list[str]:
 
 def test_defaults_are_the_safe_ones() -> None:
     settings = parse_settings("test", {"gcp:project": "acme-test"}, SOURCE, CATALOG)
-    assert settings.options.protect is True
-    assert settings.options.deletion_protection is True
-    assert settings.options.delete_contents_on_destroy is False
-    assert settings.options.location == "US"
+    assert settings.stack_settings.protect is True
+    assert settings.stack_settings.deletion_protection is True
+    assert settings.stack_settings.delete_contents_on_destroy is False
+    assert settings.stack_settings.location == "US"
     assert settings.dataset_id("tenants") == "tenants"
 
 
@@ -82,7 +82,7 @@ def test_location_is_sent_in_the_spelling_bigquery_reports(written: str, sent: s
     DiffSuppressFunc); one canonical spelling keeps plan, verify and diff in agreement."""
     values = {"gcp:project": "acme-test", "tenant-bigquery:location": written}
     settings = parse_settings("test", values, SOURCE, CATALOG)
-    assert settings.options.location == sent
+    assert settings.stack_settings.location == sent
 
 
 @pytest.mark.parametrize("spelling", ["no", "off", "yes", "on", "True", "FALSE "])
@@ -103,7 +103,7 @@ def test_stack_files_mean_what_pulumi_reads(tmp_path: Path, spelling: str) -> No
 def test_yaml_12_booleans_are_read_as_booleans(tmp_path: Path, spelling: str, value: bool) -> None:
     stack = f"config:\n  gcp:project: acme-test\n  tenant-bigquery:protect: {spelling}\n"
     (tmp_path / "Pulumi.test.yaml").write_text(stack)
-    assert load_settings(tmp_path, "test").options.protect is value
+    assert load_settings(tmp_path, "test").stack_settings.protect is value
 
 
 def test_pulumi_keys_are_left_alone() -> None:
@@ -137,9 +137,9 @@ def test_values_from_the_engine_are_json_strings() -> None:
         SOURCE,
         CATALOG,
     )
-    assert settings.options.protect is False
-    assert settings.options.labels == {"env": "dev"}
-    assert settings.options.default_table_expiration_days == 7
+    assert settings.stack_settings.protect is False
+    assert settings.stack_settings.labels == {"env": "dev"}
+    assert settings.stack_settings.default_table_expiration_days == 7
 
 
 def test_stack_labels_follow_the_label_rules() -> None:
@@ -164,7 +164,7 @@ def test_pulumi_yaml_documents_every_key_and_requires_none_by_accident() -> None
     """Pulumi treats a declared key without a default as required, and refuses schemas for provider keys."""
     import yaml
 
-    from infra.settings import KNOWN_CONFIG_KEYS, PROJECT
+    from infra.model.settings import KNOWN_CONFIG_KEYS, PROJECT
 
     text = (REPO_ROOT / "Pulumi.yaml").read_text()
     declared = yaml.safe_load(text)["config"]
@@ -178,7 +178,10 @@ def test_pulumi_yaml_documents_every_key_and_requires_none_by_accident() -> None
         defaults[key] = schema["default"]
     # The documented defaults are the ones the program applies.
     from_pulumi_defaults = parse_settings("test", {"gcp:project": "acme-test", **defaults}, SOURCE, CATALOG)
-    assert from_pulumi_defaults.options == parse_settings("test", {"gcp:project": "acme-test"}, SOURCE, CATALOG).options
+    assert (
+        from_pulumi_defaults.stack_settings
+        == parse_settings("test", {"gcp:project": "acme-test"}, SOURCE, CATALOG).stack_settings
+    )
 
 
 def test_a_protected_stack_refuses_a_default_table_expiration() -> None:
@@ -197,7 +200,7 @@ def test_reserved_program_labels_cannot_be_set_by_a_stack() -> None:
 
 
 def test_a_secret_setting_of_this_stack_is_refused_with_the_fix(tmp_path: Path) -> None:
-    from infra.settings import read_stack_file
+    from infra.model.settings import read_stack_file
 
     (tmp_path / "Pulumi.x.yaml").write_text(
         "config:\n  gcp:project: acme-test\n  gcp:accessToken:\n    secure: v1:aa\n"

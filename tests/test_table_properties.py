@@ -1,4 +1,4 @@
-"""Every table property (infra/table_properties.py) through every path: a declaration that changes only it
+"""Every table property (infra/model/table_properties.py) through every path: a declaration that changes only it
 shows up in the provider arguments, in the REST resource of a rebuild, in the live reader (from that REST
 form), in verify's comparison, in both change classifiers and in what `migrate` brings to the declaration.
 A descriptor missing one of these paths fails here."""
@@ -16,24 +16,18 @@ import pytest
 from google.cloud import bigquery
 from helpers import FIXTURE_ROOT
 
-from infra.catalog import RangePartitioning, Table, TableSpec, load_catalog
-from infra.changes import classify_table
-from infra.declared import TABLE_TYPE, DeclaredTable, TableArgs, table_args
-from infra.drift import TableState, declared_table, observed_state, table_checks
-from infra.live import observed_table
-from infra.migration import MIGRATED_PROPERTIES, table_resource
-from infra.mockrun import plan_stack
-from infra.resourcediff import (
-    CLASSIFIED_TABLE_PROPERTIES,
-    NO_RULE,
-    TABLE_RULES,
-    Registered,
-    Registrations,
-    compare_registrations,
-)
-from infra.schema import Column
-from infra.settings import Settings, load_settings
-from infra.table_properties import DIFF_ORDER, TABLE_PROPERTIES, TableProperty, state_fields
+from infra.analysis.changes import TABLE_CLASSIFIERS, classify_table
+from infra.analysis.drift import declared_table, observed_state, table_checks
+from infra.analysis.migration import MIGRATED_PROPERTIES, table_resource
+from infra.analysis.resourcediff import CLASSIFIED_TABLE_PROPERTIES, NO_RULE, TABLE_RULES, compare_registrations
+from infra.bigquery_edge.live import observed_table
+from infra.model.catalog import RangePartitioning, Table, TableSpec, load_catalog
+from infra.model.declared import TABLE_TYPE, DeclaredTable, TableArgs, table_args
+from infra.model.registrations import Registration, Registrations
+from infra.model.schema import Column
+from infra.model.settings import Settings, load_settings
+from infra.model.table_properties import DIFF_ORDER, TABLE_PROPERTIES, TableProperty, TableState, state_fields
+from infra.pulumi_edge.mockrun import run_stack
 
 CATALOG = load_catalog(FIXTURE_ROOT)
 SETTINGS = load_settings(FIXTURE_ROOT, "prod", CATALOG)
@@ -48,7 +42,7 @@ OTHER_KEY = "projects/acme-security-prod/locations/us/keyRings/bigquery-prod/cry
 
 
 def _options(settings: Settings, **changes: Any) -> Settings:
-    return replace(settings, options=msgspec.structs.replace(settings.options, **changes))
+    return replace(settings, stack_settings=msgspec.structs.replace(settings.stack_settings, **changes))
 
 
 # Per property, declarations that change it and nothing else; together they change every provider argument.
@@ -105,7 +99,7 @@ def engine_inputs(args: TableArgs) -> dict[str, Any]:
 
 
 def _registrations(args: TableArgs) -> Registrations:
-    resource = Registered("urn:t", TABLE_TYPE, "tenants-t", "tenants", engine_inputs(args), {})
+    resource = Registration("urn:t", TABLE_TYPE, "tenants-t", "tenants", engine_inputs(args), {})
     return Registrations((resource,), {})
 
 
@@ -127,12 +121,13 @@ def test_the_properties_name_every_argument_state_field_and_provider_input() -> 
     # Each input is ruled once: by the column classifier (declared in the catalog) or by its provider rule.
     assert CLASSIFIED_TABLE_PROPERTIES.isdisjoint(TABLE_RULES)
     assert {f.engine for f in fields} <= CLASSIFIED_TABLE_PROPERTIES | set(TABLE_RULES)
-    assert sorted(DIFF_ORDER, key=TABLE_PROPERTIES.index) == [p for p in TABLE_PROPERTIES if p.classify is not None]
+    assert sorted(DIFF_ORDER, key=TABLE_PROPERTIES.index) == [p for p in TABLE_PROPERTIES if p.in_catalog]
+    assert set(TABLE_CLASSIFIERS) == {p.name for p in TABLE_PROPERTIES if p.in_catalog}
 
 
 def test_every_table_spec_key_is_a_property_or_a_hint_for_migrate() -> None:
     keys = {f.encode_name for f in msgspec.structs.fields(TableSpec)}
-    assert keys == {p.declared_by for p in TABLE_PROPERTIES if p.classify is not None} | {"renamed_columns"}
+    assert keys == {p.declared_by for p in TABLE_PROPERTIES if p.in_catalog} | {"renamed_columns"}
 
 
 def test_the_declared_state_reads_back_from_the_rebuild_resource_and_passes_verify() -> None:
@@ -168,8 +163,8 @@ def test_a_change_of_one_property_shows_in_every_path(prop: TableProperty, name:
     )
     found = [c for r in registered.resources for c in r.changes]
     assert found and {c.pulumi_property for c in found} <= {f.engine for f in prop.fields}, "diff of the registrations"
-    assert all(c.rule is not NO_RULE for c in found)
-    if prop.classify is not None:
+    assert all(c.citation is not NO_RULE for c in found)
+    if prop.in_catalog:
         # The registered inputs read back into the catalog's terms (resourcediff._as_table) classify alike.
         catalog = classify_table(old.table, new.table)
         assert catalog and {c.pulumi_property for c in catalog} <= {f.engine for f in prop.fields}, "diff of catalogs"
@@ -177,7 +172,7 @@ def test_a_change_of_one_property_shows_in_every_path(prop: TableProperty, name:
 
 
 def test_the_engine_inputs_are_what_the_mock_run_records() -> None:
-    plan = plan_stack(FIXTURE_ROOT, "prod")
+    plan = run_stack(FIXTURE_ROOT, "prod")
     recorded = {r.name: r.to_json()["inputs"] for r in plan.resources if r.type == TABLE_TYPE}
     declared = [t for dataset in plan.declared for t in dataset.tables]
     assert declared

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.catalog import catalog_warnings, load_catalog
-from infra.problems import DeclarationError
+from infra.model.catalog import catalog_warnings, load_catalog
+from infra.model.problems import DeclarationError
 
 GOOD_COLUMNS: list[dict[str, Any]] = [
     {"name": "tenant_id", "type": "STRING", "mode": "REQUIRED", "description": "Tenant."},

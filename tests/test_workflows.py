@@ -666,7 +666,7 @@ def test_the_committed_stack_files_name_a_cloud_kms_key_each() -> None:
 
 
 def test_the_preview_tells_the_next_jobs_whether_tables_are_to_migrate(tmp_path: Path) -> None:
-    """The dry run's JSON lists each table with its `status` (infra/live_migrate.py: "nothing", "planned",
+    """The dry run's JSON lists each table with its `status` (infra/bigquery_edge/live_migrate.py: "nothing", "planned",
     "refused"; a refused table fails the step before this line)."""
     step = next(s for s in steps(workflow("pulumi-up.yml")["jobs"]["preview"]) if s.get("id") == "migration")
     line = next(line for line in step["run"].splitlines() if line.startswith("migrating="))
@@ -912,7 +912,7 @@ def test_the_prod_gate_refuses_an_unapproved_in_place_data_loss_and_passes_once_
 def test_the_prod_gate_runs_the_base_commits_code_and_reads_the_pull_request_as_data(tmp_path: Path) -> None:
     """A pull request that rewrites infra/ to pass everything still fails the gate: that code is never run."""
     checkout, base = _checkout_with_a_dropped_column(tmp_path)
-    (checkout / "infra" / "cli.py").write_text("import sys\nsys.exit(0)\n")
+    (checkout / "infra" / "cli" / "__main__.py").write_text("import sys\nsys.exit(0)\n")
     refused = _run_gate(checkout, base)
     assert refused.returncode == 1, refused.stdout + refused.stderr
     document = workflow("prod-data-gate.yml")

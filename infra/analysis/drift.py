@@ -1,0 +1,241 @@
+"""What `verify` compares, as plain data: the declared and the observed state of a dataset and its
+tables, and the checks that say what differs. Pure: no google-cloud import (infra/bigquery_edge/live.py reads the API
+and turns its objects into these states).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from infra.model.column_attributes import VERIFIED
+from infra.model.declared import API_MEMBER_FIELDS, DeclaredDataset, DeclaredTable, access_members
+from infra.model.render import NONE, columns_text, duration_text, short_text
+from infra.model.schema import Column
+from infra.model.table_properties import (
+    TABLE_PROPERTIES,
+    Compare,
+    TableState,
+    rest_resource,
+    state_fields,
+)
+
+UNDECLARED = "undeclared"
+_MAX_SCHEMA_DIFFERENCES = 6
+
+
+@dataclass(frozen=True)
+class DatasetState:
+    location: str
+    labels: Mapping[str, str]
+    description: str
+    default_table_expiration_ms: int | None
+    kms_key_name: str | None
+    access: frozenset[tuple[str, str, str]] | None  # (role, entity type, entity); None: not managed
+
+
+# What is declared is what the program hands the provider (infra/model/declared.py), read in the form the
+# API reports it, so verify checks exactly what `pulumi up` manages.
+
+
+def declared_dataset(declared: DeclaredDataset) -> DatasetState:
+    args = declared.args
+    accesses = args.get("accesses")
+    return DatasetState(
+        location=args["location"],
+        labels=args["labels"] or {},
+        description=args["description"] or "",
+        default_table_expiration_ms=args.get("default_table_expiration_ms"),
+        kms_key_name=args["default_encryption_configuration"]["kms_key_name"]
+        if "default_encryption_configuration" in args
+        else None,
+        access=None
+        if accesses is None
+        else frozenset(
+            (entry["role"], API_MEMBER_FIELDS[field], member)
+            for entry in accesses
+            for field, member in access_members(entry)
+        ),
+    )
+
+
+def observed_state(resource: Mapping[str, Any], columns: tuple[Column, ...]) -> TableState:
+    """A table as BigQuery's REST Table resource describes it, read through every property's spelling;
+    `columns` is its schema as the caller's column reader read it."""
+    return TableState(**state_fields(resource, columns))
+
+
+def declared_table(declared: DeclaredTable) -> TableState:
+    """Read back from the REST resource a rebuild would create: the live reader's own spelling."""
+    return observed_state(rest_resource(declared.args), declared.table.schema)
+
+
+def own_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
+    """Labels without Google's `goog-` ones: pulumi-gcp adds `goog-pulumi-provisioned` to what it creates
+    (outside the declared labels), and Google's services add their own."""
+    return {k: v for k, v in (labels or {}).items() if not k.startswith("goog-")}
+
+
+@dataclass(frozen=True)
+class Check:
+    subject: str  # "dataset tenants" or "table tenants.tenant_profiles"
+    name: str
+    ok: bool
+    detail: str = ""
+
+    def __str__(self) -> str:
+        text = f"{'✓' if self.ok else '✗'} {self.subject} {self.name}"
+        return f"{text}: {self.detail}" if self.detail else text
+
+    def to_json(self) -> dict[str, Any]:
+        return {"subject": self.subject, "check": self.name, "ok": self.ok, "detail": self.detail}
+
+
+def _labels_text(labels: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "none"
+
+
+def _same(subject: str, name: str, declared: Any, live: Any, show: Callable[[Any], str] = str) -> Check:
+    if declared == live:
+        return Check(subject, name, True, show(declared))
+    return Check(subject, name, False, f"is {show(live)}; declared {show(declared)}")
+
+
+def _labels_check(subject: str, declared: Mapping[str, str], live: Mapping[str, str]) -> Check:
+    if dict(declared) == dict(live):
+        return Check(subject, "labels", True, _labels_text(declared))
+    parts = [f"missing {k}={v}" for k, v in sorted(declared.items()) if k not in live]
+    parts += [f"{k} is {live[k]!r}, declared {v!r}" for k, v in sorted(declared.items()) if k in live and live[k] != v]
+    parts += [f"undeclared {k}={v}" for k, v in sorted(live.items()) if k not in declared]
+    return Check(subject, "labels", False, "; ".join(parts))
+
+
+def _column_text(column: Column) -> str:
+    return f"{column.type} {column.mode}"
+
+
+def schema_differences(declared: tuple[Column, ...], live: tuple[Column, ...], parent: str = "") -> list[str]:
+    """Differences by column name at every depth; column order does not matter (as for the provider)."""
+    differences: list[str] = []
+    live_by_name = {c.name: c for c in live}
+    declared_names = {c.name for c in declared}
+    for column in declared:
+        path = f"{parent}{column.name}"
+        found = live_by_name.get(column.name)
+        if found is None:
+            differences.append(f"missing column {path} ({_column_text(column)})")
+            continue
+        for attribute in VERIFIED:
+            # Unset and empty are the same to BigQuery (collation '', no policy tags, scale 0).
+            want, have = attribute.value(column) or None, attribute.value(found) or None
+            if want != have:
+                differences.append(attribute.verify_difference(path, want, have))
+        if column.fields or found.fields:
+            differences += schema_differences(column.fields, found.fields, f"{path}.")
+    differences += [
+        f"undeclared column {parent}{c.name} ({_column_text(c)})" for c in live if c.name not in declared_names
+    ]
+    return differences
+
+
+def _schema_check(subject: str, declared: tuple[Column, ...], live: tuple[Column, ...]) -> Check:
+    differences = schema_differences(declared, live)
+    if not differences:
+        return Check(subject, "schema", True, f"{columns_text(declared)} as declared")
+    shown = differences[:_MAX_SCHEMA_DIFFERENCES]
+    more = len(differences) - len(shown)
+    return Check(subject, "schema", False, "; ".join(shown) + (f"; and {more} more" if more else ""))
+
+
+def dataset_checks(subject: str, declared: DatasetState, live: DatasetState) -> list[Check]:
+    return [
+        # BigQuery treats location names case-insensitively (us == US).
+        _same(subject, "location", declared.location.upper(), live.location.upper()),
+        _labels_check(subject, declared.labels, live.labels),
+        _same(subject, "description", declared.description, live.description, short_text),
+        _same(
+            subject,
+            "default table expiration",
+            declared.default_table_expiration_ms,
+            live.default_table_expiration_ms,
+            lambda ms: duration_text(ms) if ms else NONE,
+        ),
+        *_encryption_check(subject, "default encryption key", declared.kms_key_name, live.kms_key_name),
+        *_access_check(subject, declared.access, live.access),
+    ]
+
+
+def _access_check(
+    subject: str, declared: frozenset[tuple[str, str, str]] | None, live: frozenset[tuple[str, str, str]] | None
+) -> list[Check]:
+    """Only where the stack manages the ACL (tenant-bigquery:access); then it owns every entry."""
+    if declared is None:
+        return []
+    live = live or frozenset()
+    if declared == live:
+        return [Check(subject, "access", True, f"{len(declared)} entries as declared")]
+    parts = [f"missing {role} {kind}:{entity}" for role, kind, entity in sorted(declared - live)]
+    parts += [f"undeclared {role} {kind}:{entity}" for role, kind, entity in sorted(live - declared)]
+    return [Check(subject, "access", False, "; ".join(parts))]
+
+
+def table_checks(subject: str, declared: TableState, live: TableState) -> list[Check]:
+    checks: list[Check] = []
+    for prop in TABLE_PROPERTIES:
+        verify = prop.verify
+        if verify.applies is not None and not (verify.applies(declared) or verify.applies(live)):
+            continue
+        want, have = prop.value(declared), prop.value(live)
+        if verify.compare is Compare.COLUMNS:
+            checks.append(_schema_check(subject, want, have))
+        elif verify.compare is Compare.LABELS:
+            checks.append(_labels_check(subject, want, own_labels(have)))
+        elif verify.compare is Compare.KEY:
+            checks += _encryption_check(subject, verify.check, want, have, live.kms_key_version)
+        else:
+            checks.append(_same(subject, verify.check, want, have, verify.show))
+    return checks
+
+
+def _encryption_check(
+    subject: str, name: str, declared: str | None, live: str | None, version: str | None = None
+) -> list[Check]:
+    """Only where a customer-managed key is declared or present: Google-managed is the default."""
+    if declared is None and live is None:
+        return []
+    check = _same(subject, name, declared, live, lambda key: key or "Google-managed")
+    if version is None:
+        return [check]
+    return [replace(check, detail=f"{check.detail} (BigQuery reports version {version.rsplit('/', 1)[1]})")]
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    project: str
+    target: str
+    checks: tuple[Check, ...]
+    # Per declared table, the last `migrate --apply` that changed it (infra/model/history.py `last_migrations`).
+    migrations: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+    @property
+    def import_blockers(self) -> list[Check]:
+        """Failures an import would adopt as they are; a table nobody declares is not imported, so it never blocks."""
+        return [c for c in self.failures if c.name != UNDECLARED]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "project": self.project,
+            "target": self.target,
+            "ok": self.ok,
+            "checks": [c.to_json() for c in self.checks],
+            "last_migrated": list(self.migrations),
+        }

@@ -1,0 +1,491 @@
+"""Declarations (stacks/*.yaml) + schema files -> a typed, canonical catalog, collecting every problem.
+
+Pure core: no pulumi or google imports. Every problem is reported as
+`<file>:<field path>: <how to fix it>`, all of them at once, never as a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from infra.model import rules
+from infra.model.documents import display_path, list_folder, load_json, load_yaml, real_path
+from infra.model.history import schema_problems
+from infra.model.problems import DeclarationError, Problem, struct_problems
+from infra.model.renames import check_renamed_columns
+from infra.model.schema import Column, join_path, parse_schema
+
+
+@dataclass(frozen=True)
+class TimePartitioning:
+    type: str
+    field: str | None = None
+    expiration_days: int | None = None
+    keep_forever: bool = False
+
+
+@dataclass(frozen=True)
+class RangePartitioning:
+    field: str
+    start: int
+    end: int
+    interval: int
+
+
+@dataclass(frozen=True)
+class Table:
+    dataset: str
+    table_id: str
+    description: str
+    schema: tuple[Column, ...]
+    schema_file: str
+    time_partitioning: TimePartitioning | None = None
+    range_partitioning: RangePartitioning | None = None
+    require_partition_filter: bool = False
+    clustering: tuple[str, ...] = ()
+    labels: dict[str, str] = field(default_factory=dict)
+    renamed_columns: dict[str, str] = field(default_factory=dict)  # new name: old name, for `migrate`
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset}.{self.table_id}"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    dataset_id: str
+    description: str
+    labels: dict[str, str]
+    tables: tuple[Table, ...]
+    declaration_file: str
+
+
+@dataclass(frozen=True)
+class Catalog:
+    datasets: tuple[Dataset, ...]
+
+    def tables(self) -> list[Table]:
+        return [t for d in self.datasets for t in d.tables]
+
+
+# ---------------------------------------------------------------- declarations (stacks/*.yaml)
+
+
+class RangeSpec(msgspec.Struct, forbid_unknown_fields=True):
+    field: str
+    start: int
+    end: int
+    interval: int
+
+
+class PartitioningSpec(msgspec.Struct, forbid_unknown_fields=True):
+    field: str | None = None
+    type: str | None = None
+    expiration_days: int | None = None
+    keep_forever: bool = False
+    range: RangeSpec | None = None
+
+
+class TableSpec(msgspec.Struct, forbid_unknown_fields=True):
+    description: str = ""
+    schema_file: str | None = msgspec.field(default=None, name="schema")
+    partitioning: PartitioningSpec | None = None
+    require_partition_filter: bool = False
+    clustering: list[str] | msgspec.UnsetType = msgspec.UNSET  # not given: not checked; [] is refused
+    labels: dict[str, str] = {}
+    renamed_columns: dict[str, str] = {}
+
+
+class DatasetSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    dataset: str
+    description: str = ""
+    labels: dict[str, str] = {}
+    tables: dict[str, TableSpec]
+
+
+# What each key of stacks/<dataset>.yaml means, by its path; a table property's key is said by its
+# descriptor (infra/model/table_properties.py). docs/declaration.md is generated from these and the structs above.
+KEY_MEANINGS = {
+    "dataset": "the dataset's id (letters, digits and underscores); the stack's datasetSuffix is appended",
+    "description": "the dataset's description",
+    "labels": "key: value labels of the dataset; the stack's labels are added and win",
+    "tables": "one entry per table, keyed by its id (snake_case)",
+    "tables.<table>.renamed_columns": "new name: old name of columns renamed since the live table was made; "
+    "`migrate` renames them in place instead of dropping and adding (dotted paths for nested fields)",
+    "tables.<table>.partitioning.type": "time partitioning's granularity: HOUR, DAY, MONTH or YEAR",
+    "tables.<table>.partitioning.field": "the top-level DATE, TIMESTAMP or DATETIME column; left out: ingestion time",
+    "tables.<table>.partitioning.expiration_days": "days a partition is kept (time partitioning)",
+    "tables.<table>.partitioning.keep_forever": "partitions never expire, on purpose (instead of expiration_days; "
+    "labels the table retention: forever)",
+    "tables.<table>.partitioning.range": "integer-range partitioning instead of time partitioning",
+    "tables.<table>.partitioning.range.field": "the top-level INT64 column",
+    "tables.<table>.partitioning.range.start": "the first range's start (inclusive)",
+    "tables.<table>.partitioning.range.end": "the last range's end (exclusive)",
+    "tables.<table>.partitioning.range.interval": "the width of each range",
+}
+
+
+def _top_level(columns: tuple[Column, ...]) -> dict[str, Column]:
+    return {c.name.lower(): c for c in columns}
+
+
+def check_partitioning(
+    spec: PartitioningSpec, columns: dict[str, Column], file: str, where: str
+) -> tuple[TimePartitioning | None, RangePartitioning | None, list[Problem]]:
+    problems: list[Problem] = []
+
+    def fail(path: str, message: str) -> None:
+        problems.append(Problem(file, f"{where}.{path}", message))
+
+    if spec.range is not None:
+        for key in ("field", "type", "expiration_days"):
+            if getattr(spec, key) is not None:
+                fail(key, "range partitioning takes only range: {field, start, end, interval}; remove it")
+        if spec.keep_forever:
+            fail("keep_forever", "keep_forever applies only to time partitioning; remove it")
+        rng = spec.range
+        column = columns.get(rng.field.lower())
+        if column is None:
+            fail("range.field", f"column {rng.field!r} is not a top-level column of the schema")
+        elif column.type != "INT64" or column.mode == "REPEATED":
+            fail(
+                "range.field",
+                f"range partitioning needs a non-REPEATED INT64 column; {rng.field!r} is {column.mode} {column.type}",
+            )
+        bounds = {"start": rng.start, "end": rng.end, "interval": rng.interval}
+        bound_problems = [(key, m) for key, value in bounds.items() if (m := rules.check_range_bound(value))]
+        for key, bound_problem in bound_problems:
+            fail(f"range.{key}", bound_problem)
+        if not bound_problems and (message := rules.check_range_partitioning(rng.field, *bounds.values())):
+            fail("range", message)
+        return (
+            None,
+            RangePartitioning(_spelled(rng.field, columns) or rng.field, rng.start, rng.end, rng.interval),
+            problems,
+        )
+
+    granularity = (spec.type or "").upper()
+    if granularity not in rules.PARTITION_TYPES:
+        got = f"; got {spec.type!r}" if spec.type is not None else ""
+        fail("type", f"time partitioning needs type: one of {', '.join(rules.PARTITION_TYPES)} (or use range:){got}")
+    if spec.expiration_days is not None and (message := rules.check_expiration_days(spec.expiration_days)):
+        fail("expiration_days", f"{message}; to keep data, set keep_forever: true instead")
+    if spec.expiration_days is not None and spec.keep_forever:
+        fail("keep_forever", "set either expiration_days or keep_forever: true, not both")
+    if spec.expiration_days is None and not spec.keep_forever:
+        fail(
+            "expiration_days",
+            "say how long partitions live: expiration_days: N, or keep_forever: true "
+            "(this project's retention rule, enforced by the policy pack too)",
+        )
+    if spec.field is not None:
+        column = columns.get(spec.field.lower())
+        if column is None:
+            fail("field", f"column {spec.field!r} is not a top-level column of the schema")
+        elif column.mode == "REPEATED":
+            fail("field", f"the partitioning column {spec.field!r} must not be REPEATED")
+        elif granularity in rules.PARTITION_TYPES:
+            message = rules.check_time_partition_column(column.name, column.type, granularity)
+            if message:
+                fail("field", message)
+    partitioning = TimePartitioning(granularity, _spelled(spec.field, columns), spec.expiration_days, spec.keep_forever)
+    return partitioning, None, problems
+
+
+def check_partition_filter(spec: TableSpec, file: str, where: str) -> list[Problem]:
+    if spec.require_partition_filter and spec.partitioning is None:
+        return [
+            Problem(file, f"{where}.require_partition_filter", "needs partitioning:; remove it or partition the table")
+        ]
+    return []
+
+
+def _spelled(name: str | None, columns: dict[str, Column]) -> str | None:
+    """A column as the schema spells it: BigQuery matches names ignoring case, the provider compares them exactly."""
+    if name is None:
+        return None
+    column = columns.get(name.lower())
+    return column.name if column else name
+
+
+def check_clustering(clustering: list[str], columns: dict[str, Column], file: str, where: str) -> list[Problem]:
+    problems = []
+    if not 1 <= len(clustering) <= rules.MAX_CLUSTERING_COLUMNS:
+        problems.append(
+            Problem(file, where, f"clustering takes 1 to {rules.MAX_CLUSTERING_COLUMNS} columns; got {len(clustering)}")
+        )
+    seen: set[str] = set()
+    for name in clustering:
+        column = columns.get(name.lower())
+        if name.lower() in seen:
+            problems.append(Problem(file, f"{where}.{name}", "listed twice; keep one"))
+        seen.add(name.lower())
+        if column is None:
+            problems.append(
+                Problem(
+                    file, f"{where}.{name}", "not a top-level column of the schema; clustering needs a top-level column"
+                )
+            )
+        elif column.mode == "REPEATED":
+            problems.append(Problem(file, f"{where}.{name}", "a REPEATED column cannot be a clustering column"))
+        elif column.type not in rules.CLUSTERING_TYPES:
+            problems.append(
+                Problem(
+                    file,
+                    f"{where}.{name}",
+                    f"a {column.type} column cannot be a clustering column; "
+                    f"use one of {', '.join(sorted(rules.CLUSTERING_TYPES))}",
+                )
+            )
+    return problems
+
+
+def _label_problems(labels: dict[str, str], file: str, where: str) -> list[Problem]:
+    return [Problem(file, f"{where}.{key}" if key else where, message) for key, message in rules.check_labels(labels)]
+
+
+def _load_dataset(
+    root: Path, path: Path, referenced: set[Path], unreadable: set[str], skipped: list[str]
+) -> tuple[Dataset | None, list[Problem]]:
+    file = display_path(path)
+    raw = load_yaml(path, file)
+    if not isinstance(raw, dict):
+        unreadable.add("*")
+        return None, [Problem(file, "", "expected a mapping with dataset:, description:, labels: and tables:")]
+    try:
+        spec = msgspec.convert(raw, DatasetSpec)
+    except msgspec.ValidationError:
+        # Its schema files are not orphans, only undeclared until the declaration is fixed.
+        unreadable.add(raw["dataset"] if isinstance(raw.get("dataset"), str) else "*")
+        return None, struct_problems(raw, DatasetSpec, file)
+
+    problems: list[Problem] = []
+    if (message := rules.check_dataset_id(spec.dataset)) is not None:
+        problems.append(Problem(file, "dataset", message))
+    if (message := rules.check_description(spec.description, rules.MAX_TABLE_DESCRIPTION)) is not None:
+        problems.append(Problem(file, "description", message))
+    problems += _label_problems(spec.labels, file, "labels")
+    if not spec.tables:
+        problems.append(Problem(file, "tables", "declare at least one table"))
+
+    tables = []
+    schema_dir = root / "schemas" / spec.dataset
+    try:
+        list_folder(schema_dir, missing_ok=True)  # a missing one: each table says its file is not found
+    except DeclarationError as error:  # one line for the folder, not one per table
+        unreadable.add(spec.dataset)
+        skipped += [f"{spec.dataset}.{table_id}" for table_id in spec.tables]
+        return None, [*problems, *error.problems]
+    for table_id, table_spec in spec.tables.items():
+        where = f"tables.{table_id}"
+        if (message := rules.check_table_id(table_id)) is not None:
+            problems.append(Problem(file, where, message))
+        schema_path = schema_dir / (table_spec.schema_file or f"{table_id}.json")
+        try:
+            real_schema = real_path(schema_path)
+        except DeclarationError as error:
+            problems += error.problems
+            referenced.add(schema_path)  # said here; not an orphan as well
+            skipped.append(f"{spec.dataset}.{table_id}")
+            continue
+        # Resolved against the real root: a symlinked file or folder must not pull in files from elsewhere.
+        if not real_schema.is_relative_to(real_path(root) / "schemas" / spec.dataset):
+            problems.append(
+                Problem(
+                    file,
+                    f"{where}.schema",
+                    f"must name a file inside schemas/{spec.dataset}/ (schemas are part of the declaration); "
+                    "move the file there",
+                )
+            )
+            referenced.add(real_schema)  # refused above; not an orphan as well
+            skipped.append(f"{spec.dataset}.{table_id}")
+            continue
+        if not schema_path.is_file():
+            problems.append(
+                Problem(
+                    file,
+                    f"{where}.schema",
+                    f"schema file {display_path(schema_path)} not found; create it or point schema: at the right file",
+                )
+            )
+            skipped.append(f"{spec.dataset}.{table_id}")
+            continue
+        referenced.add(real_schema)
+        schema_display = display_path(schema_path)
+        try:
+            columns, schema_problems = parse_schema(load_json(schema_path, schema_display), schema_display)
+        except DeclarationError as error:
+            problems += error.problems
+            skipped.append(f"{spec.dataset}.{table_id}")
+            continue
+        problems += schema_problems
+        if not columns:
+            continue  # nothing to check partitioning or clustering against; the schema problem says why
+        if (message := rules.check_description(table_spec.description, rules.MAX_TABLE_DESCRIPTION)) is not None:
+            problems.append(Problem(file, f"{where}.description", message))
+        problems += _label_problems(table_spec.labels, file, f"{where}.labels")
+        top = _top_level(columns)
+        time_partitioning = range_partitioning = None
+        if table_spec.partitioning is not None:
+            time_partitioning, range_partitioning, partition_problems = check_partitioning(
+                table_spec.partitioning, top, file, f"{where}.partitioning"
+            )
+            problems += partition_problems
+        problems += check_partition_filter(table_spec, file, where)
+        clustering = table_spec.clustering
+        if isinstance(clustering, msgspec.UnsetType):
+            clustering = []
+        else:
+            problems += check_clustering(clustering, top, file, f"{where}.clustering")
+        problems += [
+            Problem(file, f"{where}.renamed_columns.{new}", message)
+            for new, message in check_renamed_columns(table_spec.renamed_columns, columns)
+        ]
+        tables.append(
+            Table(
+                dataset=spec.dataset,
+                table_id=table_id,
+                description=table_spec.description,
+                schema=columns,
+                schema_file=schema_display,
+                time_partitioning=time_partitioning,
+                range_partitioning=range_partitioning,
+                require_partition_filter=table_spec.require_partition_filter,
+                clustering=tuple(_spelled(name, top) or name for name in clustering),
+                labels=dict(table_spec.labels),
+                renamed_columns=dict(table_spec.renamed_columns),
+            )
+        )
+    dataset = Dataset(spec.dataset, spec.description, dict(spec.labels), tuple(tables), file)
+    return dataset, problems
+
+
+def _schema_files(schemas_dir: Path, unreadable: set[str]) -> tuple[list[Path], list[Problem]]:
+    """schemas/*/*.json of the datasets whose orphans can be told; a folder that cannot be listed is a problem
+    (a glob would skip it silently)."""
+    if not schemas_dir.is_dir() or "*" in unreadable:
+        return [], []
+    paths: list[Path] = []
+    problems: list[Problem] = []
+    try:
+        for name in list_folder(schemas_dir):
+            folder = schemas_dir / name
+            if name in unreadable or folder.is_file():
+                continue
+            try:
+                paths += [folder / file for file in list_folder(folder) if file.endswith(".json")]
+            except DeclarationError as error:
+                problems += error.problems
+    except DeclarationError as error:
+        problems += error.problems
+    return paths, problems
+
+
+@dataclass(frozen=True)
+class CatalogRead:
+    """Everything that could be loaded, every problem, and what could not be read at all."""
+
+    catalog: Catalog
+    problems: list[Problem]
+    unreadable: list[str]
+
+
+def catalog_warnings(catalog: Catalog) -> list[Problem]:
+    """Valid declarations with a known cost: said by `validate`, never an error."""
+
+    def walk(columns: tuple[Column, ...], parent: str, file: str) -> Iterator[Problem]:
+        for column in columns:
+            where = join_path(parent, column.name)
+            if (message := rules.column_name_cost(column.name)) is not None:
+                yield Problem(file, where, message)
+            yield from walk(column.fields, where, file)
+
+    return [warning for table in catalog.tables() for warning in walk(table.schema, "", table.schema_file)]
+
+
+def load_catalog(root: Path) -> Catalog:
+    """Load and validate every stacks/*.yaml and its schemas; raise DeclarationError with all problems."""
+    read = read_catalog(root)
+    if read.problems:
+        raise DeclarationError(read.problems)
+    return read.catalog
+
+
+def read_catalog(root: Path) -> CatalogRead:
+    """Load what loads, invalid parts included (a deployed catalog stays comparable after a rule
+    tightens); `unreadable` names declaration files and tables that could not be read at all."""
+    stacks_dir = root / "stacks"
+    if not stacks_dir.is_dir():
+        raise DeclarationError(
+            [Problem(display_path(stacks_dir), "", "no such folder; --root must hold stacks/ and schemas/")]
+        )
+    declarations = [stacks_dir / name for name in list_folder(stacks_dir) if name.endswith((".yaml", ".yml"))]
+    if not declarations:
+        raise DeclarationError(
+            [Problem(display_path(stacks_dir), "", "no *.yaml declarations; add one file per dataset")]
+        )
+
+    problems: list[Problem] = []
+    datasets: list[Dataset] = []
+    referenced: set[Path] = set()
+    unreadable: set[str] = set()
+    unread: list[str] = []
+    declared_in: dict[str, str] = {}
+    for path in declarations:
+        try:
+            if not real_path(path).is_relative_to(real_path(root) / "stacks"):
+                problems.append(
+                    Problem(
+                        display_path(path),
+                        "",
+                        "a link to a file outside stacks/; declarations are part of the repository: copy the file here",
+                    )
+                )
+                unreadable.add("*")
+                continue
+            dataset, dataset_problems = _load_dataset(root, path, referenced, unreadable, unread)
+        except DeclarationError as error:
+            problems += error.problems
+            unreadable.add("*")
+            unread.append(display_path(path))
+            continue
+        problems += dataset_problems
+        if dataset is None:
+            unread.append(display_path(path))
+            continue
+        if dataset.dataset_id in declared_in:
+            problems.append(
+                Problem(
+                    dataset.declaration_file,
+                    "dataset",
+                    f"dataset {dataset.dataset_id!r} is also declared in {declared_in[dataset.dataset_id]}; "
+                    "one file per dataset",
+                )
+            )
+            continue
+        declared_in[dataset.dataset_id] = dataset.declaration_file
+        datasets.append(dataset)
+
+    schema_paths, listing_problems = _schema_files(root / "schemas", unreadable)
+    problems += listing_problems
+    for schema_path in schema_paths:
+        try:
+            if schema_path in referenced or real_path(schema_path) in referenced:
+                continue
+        except DeclarationError as error:
+            problems += error.problems
+            continue
+        dataset_id = schema_path.parent.name
+        if dataset_id in declared_in:
+            hint = f"add an entry under tables: in {declared_in[dataset_id]} or delete the file"
+        else:
+            hint = f"no stacks/*.yaml declares dataset {dataset_id!r}; declare it or delete the file"
+        problems.append(Problem(display_path(schema_path), "", f"schema file not used by any table; {hint}"))
+
+    catalog = Catalog(tuple(datasets))
+    return CatalogRead(catalog, [*problems, *schema_problems(catalog)], unread)

@@ -1,0 +1,185 @@
+"""What each resource receives, typed: the provider arguments of every dataset and table, built once.
+
+Pure (no pulumi or google imports). The TypedDicts mirror pulumi-gcp's argument names (its `...ArgsDict`
+types, which this module cannot import), so mypy checks them where the program hands them to the
+provider (infra/pulumi_edge/resources.py). `plan`, verify (infra/analysis/drift.py), `migrate` and the reports
+read the same values; infra/model/render.py is the one place they become text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, NotRequired, TypedDict, cast
+
+from infra.contract import COMPONENT_TYPE as COMPONENT_TYPE
+from infra.contract import DATASET_TYPE as DATASET_TYPE
+from infra.contract import TABLE_TYPE as TABLE_TYPE
+from infra.model.catalog import Catalog, Dataset, Table
+from infra.model.rules import MS_PER_DAY
+from infra.model.settings import Grant, Settings
+from infra.model.table_properties import (
+    EncryptionArgs,
+    RangePartitioningArgs,
+    TimePartitioningArgs,
+    merged_labels,
+    property_args,
+)
+
+# The member fields of an ACL entry, as the provider and as the BigQuery API (entity type) name them.
+MemberField = Literal["special_group", "group_by_email", "user_by_email"]
+API_MEMBER_FIELDS: dict[MemberField, str] = {
+    "special_group": "specialGroup",
+    "group_by_email": "groupByEmail",
+    "user_by_email": "userByEmail",
+}
+
+
+class AccessArgs(TypedDict):
+    role: str
+    special_group: NotRequired[str]
+    group_by_email: NotRequired[str]
+    user_by_email: NotRequired[str]
+
+
+class DatasetArgs(TypedDict):
+    project: str
+    dataset_id: str
+    location: str
+    description: str | None
+    labels: dict[str, str] | None
+    delete_contents_on_destroy: bool
+    default_table_expiration_ms: NotRequired[int]
+    accesses: NotRequired[list[AccessArgs]]
+    default_encryption_configuration: NotRequired[EncryptionArgs]
+
+
+class TableArgs(TypedDict):
+    project: str
+    dataset_id: str
+    table_id: str
+    description: str | None
+    schema: str  # BigQuery's JSON schema, as the provider takes it
+    labels: dict[str, str] | None
+    deletion_protection: bool
+    clusterings: list[str] | None
+    time_partitioning: NotRequired[TimePartitioningArgs]
+    range_partitioning: NotRequired[RangePartitioningArgs]
+    require_partition_filter: NotRequired[bool]
+    encryption_configuration: NotRequired[EncryptionArgs]
+
+
+@dataclass(frozen=True)
+class DeclaredTable:
+    table: Table
+    args: TableArgs
+
+
+@dataclass(frozen=True)
+class DeclaredDataset:
+    dataset: Dataset
+    args: DatasetArgs
+    tables: tuple[DeclaredTable, ...]
+
+
+def declare(catalog: Catalog, settings: Settings) -> tuple[DeclaredDataset, ...]:
+    """Every dataset and table with what its resource receives."""
+    return tuple(
+        DeclaredDataset(
+            dataset,
+            dataset_args(dataset, settings),
+            tuple(
+                DeclaredTable(table, table_args(table, settings, settings.dataset_id(dataset.dataset_id)))
+                for table in dataset.tables
+            ),
+        )
+        for dataset in catalog.datasets
+    )
+
+
+# Properties whose change recreates a table when recreateOnSchemaChange is on (camelCase, as the engine sees them).
+SCHEMA_PROPERTIES = ["schema", "timePartitioning", "rangePartitioning", "clusterings"]
+# The replacement trigger of a table without a recreate token. The engine never replaces on a null
+# trigger (shouldTriggerReplace), so every table sends a value: setting, changing or removing a token
+# is then a value-to-value change. Tokens read `key=value`, so none equals this.
+BASELINE_TRIGGER = "baseline"
+
+
+def table_resource_name(dataset: str, table: str) -> str:
+    """Logical names are the declared ids, never the suffixed ones, so state never churns."""
+    return f"{dataset}-{table}"
+
+
+# adoptExisting: ids in the provider's import formats.
+def dataset_import_id(project: str, dataset_id: str) -> str:
+    return f"projects/{project}/datasets/{dataset_id}"
+
+
+def table_import_id(project: str, dataset_id: str, table_id: str) -> str:
+    return f"{dataset_import_id(project, dataset_id)}/tables/{table_id}"
+
+
+# What an import cannot read back as declared, so it would fail the import: settings that exist only in
+# the provider (the import sets their defaults) and labels (pulumi-gcp imports them as effectiveLabels).
+# verify checks the labels beforehand; the next `up` without adoptExisting applies all of these in place.
+ADOPT_IGNORE_DATASET = ["deleteContentsOnDestroy", "labels"]
+ADOPT_IGNORE_TABLE = ["deletionProtection", "labels"]
+
+
+def replacement_trigger(table: Table, settings: Settings) -> str:
+    return settings.recreate_token(table.dataset, table.table_id) or BASELINE_TRIGGER
+
+
+def dataset_accesses(grants: tuple[Grant, ...]) -> list[AccessArgs]:
+    """The whole dataset ACL: once `accesses` is set, the provider removes every entry it does not list.
+
+    Project owners keep OWNER, as in BigQuery's default ACL, so the dataset can never be locked out of
+    its project. The default projectWriters/projectReaders entries are left out on purpose: they would
+    hand every editor and viewer of the project the tenants' data; grant groups instead.
+    """
+    # BigQuery keeps service accounts as userByEmail; any other field would show a perpetual diff.
+    owners: AccessArgs = {"role": "OWNER", "special_group": "projectOwners"}
+    return [owners, *(_grant_access(grant) for grant in grants)]
+
+
+def _grant_access(grant: Grant) -> AccessArgs:
+    if grant.member_type == "group":
+        return {"role": grant.role, "group_by_email": grant.email}
+    return {"role": grant.role, "user_by_email": grant.email}
+
+
+def access_members(entry: AccessArgs) -> list[tuple[MemberField, str]]:
+    """The member an entry names (one field), with the field that names it."""
+    return [(field, entry[field]) for field in API_MEMBER_FIELDS if field in entry]
+
+
+def dataset_args(dataset: Dataset, settings: Settings) -> DatasetArgs:
+    stack_settings = settings.stack_settings
+    args: DatasetArgs = {
+        "project": settings.project,
+        "dataset_id": settings.dataset_id(dataset.dataset_id),
+        "location": stack_settings.location,
+        "description": dataset.description or None,
+        "labels": merged_labels(dataset.labels, settings) or None,
+        "delete_contents_on_destroy": stack_settings.delete_contents_on_destroy,
+    }
+    if stack_settings.default_table_expiration_days is not None:
+        args["default_table_expiration_ms"] = stack_settings.default_table_expiration_days * MS_PER_DAY
+    if stack_settings.access is not None:
+        args["accesses"] = dataset_accesses(settings.grants())
+    if stack_settings.kms_key_name is not None:
+        args["default_encryption_configuration"] = {"kms_key_name": stack_settings.kms_key_name}
+    return args
+
+
+def table_args(table: Table, settings: Settings, dataset_id: str) -> TableArgs:
+    """The table's identity and safety, and what every property sends (infra/model/table_properties.py)."""
+    args = {
+        "project": settings.project,
+        "dataset_id": dataset_id,
+        "table_id": table.table_id,
+        "deletion_protection": settings.stack_settings.deletion_protection
+        and not settings.approves_data_loss(table.key),
+        **property_args(table, settings),
+    }
+    # The descriptors name their arguments as TableArgs does: tests/test_table_properties.py holds them equal.
+    return cast(TableArgs, args)

@@ -1,0 +1,85 @@
+"""The Pulumi component: one declared dataset -> a gcp.bigquery.Dataset and its Tables.
+
+What each resource receives is infra/model/declared.py's typed arguments; this module adds only the Pulumi side.
+mypy checks every argument name against pulumi-gcp's signatures (a misspelt one matches no overload);
+the nested values (partitioning, encryption, access) are our TypedDicts, the provider's `...ArgsDict`
+shapes without `pulumi.Input`, which mypy does not accept as theirs: hence `type: ignore[arg-type]`.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+
+from infra.model.catalog import Table
+from infra.model.declared import (
+    ADOPT_IGNORE_DATASET,
+    ADOPT_IGNORE_TABLE,
+    COMPONENT_TYPE,
+    SCHEMA_PROPERTIES,
+    DeclaredDataset,
+    dataset_import_id,
+    replacement_trigger,
+    table_import_id,
+    table_resource_name,
+)
+from infra.model.settings import Settings
+
+
+def table_options(
+    table: Table, settings: Settings, parent: pulumi.Resource, dataset: pulumi.Resource
+) -> pulumi.ResourceOptions:
+    stack_settings = settings.stack_settings
+    adopt = stack_settings.adopt_existing
+    return pulumi.ResourceOptions(
+        parent=parent,
+        depends_on=[dataset],
+        # An approved destructive change needs both protections off, for that table only.
+        protect=stack_settings.protect and not settings.approves_data_loss(table.key),
+        replace_on_changes=SCHEMA_PROPERTIES if stack_settings.recreate_on_schema_change else None,
+        replacement_trigger=replacement_trigger(table, settings),
+        # The bridge asks for delete-first only on replacements the provider itself forces; a replacement
+        # from the trigger or replaceOnChanges would create first and fail: the table id already exists.
+        delete_before_replace=True,
+        import_=table_import_id(settings.project, settings.dataset_id(table.dataset), table.table_id)
+        if adopt
+        else None,
+        ignore_changes=ADOPT_IGNORE_TABLE if adopt else None,
+    )
+
+
+class DatasetWithTables(pulumi.ComponentResource):
+    """A BigQuery dataset and every table its declaration lists."""
+
+    dataset_id: pulumi.Output[str]
+    table_ids: dict[str, str]
+
+    def __init__(self, declared: DeclaredDataset, settings: Settings, opts: pulumi.ResourceOptions | None = None):
+        dataset = declared.dataset
+        super().__init__(COMPONENT_TYPE, dataset.dataset_id, None, opts)
+        adopt = settings.stack_settings.adopt_existing
+        self.dataset = gcp.bigquery.Dataset(
+            dataset.dataset_id,
+            **declared.args,  # type: ignore[arg-type]
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=settings.stack_settings.protect,
+                delete_before_replace=True,  # a new location or project: the dataset id exists until deleted
+                import_=dataset_import_id(settings.project, settings.dataset_id(dataset.dataset_id)) if adopt else None,
+                ignore_changes=ADOPT_IGNORE_DATASET if adopt else None,
+            ),
+        )
+        # Ids are known before anything exists: plain strings, with depends_on for the ordering,
+        # cost the engine far less than an Output per table.
+        dataset_id = declared.args["dataset_id"]
+        self.tables = {
+            table.table.table_id: gcp.bigquery.Table(
+                table_resource_name(dataset.dataset_id, table.table.table_id),
+                **table.args,  # type: ignore[arg-type]
+                opts=table_options(table.table, settings, parent=self, dataset=self.dataset),
+            )
+            for table in declared.tables
+        }
+        self.dataset_id = self.dataset.dataset_id
+        self.table_ids = {table_id: f"{settings.project}.{dataset_id}.{table_id}" for table_id in self.tables}
+        self.register_outputs({"dataset_id": self.dataset_id, "table_ids": self.table_ids})

@@ -1,0 +1,113 @@
+"""What `plan` prints: the program's registrations as a reviewer's table (text) or a document (JSON).
+
+Pure: it reads the plain data a plan result holds (infra/pulumi_edge/mockrun.py), never Pulumi itself. The JSON is
+the registrations as recorded; the text reads what each resource receives from the typed declaration the
+program registered (infra/model/declared.py) and its options from the registrations.
+"""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from infra.model.declared import (
+    BASELINE_TRIGGER,
+    DATASET_TYPE,
+    TABLE_TYPE,
+    DatasetArgs,
+    access_members,
+    table_resource_name,
+)
+from infra.model.registrations import ProgramRun, Registration
+from infra.model.render import clustering_text, partitioning_text
+from infra.model.schema import count_columns
+from infra.model.table_properties import EncryptionArgs
+
+
+def _resource_order(resource: Registration) -> tuple[int, str]:
+    rank = {DATASET_TYPE: 1, TABLE_TYPE: 2}.get(resource.type, 0)
+    return rank, resource.name
+
+
+def render_json(plan: ProgramRun) -> str:
+    document = {
+        "stack": plan.stack,
+        "config": dict(plan.config),
+        "resources": [r.to_json() for r in sorted(plan.resources, key=_resource_order)],
+        "outputs": dict(plan.outputs),
+    }
+    return json.dumps(document, indent=2, sort_keys=True)
+
+
+_MEMBER_PREFIXES = {"special_group": "", "group_by_email": "group:", "user_by_email": "user:"}
+
+
+def _access_lines(args: DatasetArgs) -> list[str]:
+    if "accesses" not in args:
+        return ["access: BigQuery's default ACL (tenant-bigquery:access is not set)"]
+    return ["access (the whole ACL):"] + [
+        f"  {entry['role']} {_MEMBER_PREFIXES[field]}{member}"
+        for entry in args["accesses"]
+        for field, member in access_members(entry)
+    ]
+
+
+def _key_text(configuration: EncryptionArgs | None) -> str:
+    return f"customer-managed key {configuration['kms_key_name']}" if configuration else "Google-managed key"
+
+
+def render_text(plan: ProgramRun, out: Console) -> None:
+    options = {(r.type, r.name): r.options for r in plan.resources}
+    out.print(f"Stack [bold]{plan.stack}[/bold]: project {plan.config.get('gcp:project', '?')}")
+    datasets = sorted(plan.declared, key=lambda d: d.dataset.dataset_id)
+    for dataset in datasets:
+        args = dataset.args
+        out.print(
+            f"Dataset [bold]{args['dataset_id']}[/bold] in {args['location']}: "
+            f"protect={options[(DATASET_TYPE, dataset.dataset.dataset_id)]['protect']}, "
+            f"delete contents on destroy={args['delete_contents_on_destroy']}, "
+            f"labels={dict(sorted((args['labels'] or {}).items()))}"
+        )
+        for line in _access_lines(args):
+            out.print(f"  {line}")
+        with_key = [t for t in dataset.tables if "encryption_configuration" in t.args]
+        out.print(
+            f"  encryption: {_key_text(args.get('default_encryption_configuration'))}; "
+            f"tables with a customer-managed key: {len(with_key)} of {len(dataset.tables)}"
+        )
+    grid = RichTable(show_lines=False)
+    for heading in (
+        "table",
+        "columns (leaf)",
+        "partitioning",
+        "filter",
+        "clustering",
+        "protect",
+        "deletion prot.",
+        "recreate",
+    ):
+        grid.add_column(heading)
+    tables = sorted(
+        ((table_resource_name(d.dataset.dataset_id, t.table.table_id), t) for d in datasets for t in d.tables),
+        key=lambda named: named[0],
+    )
+    for name, table in tables:
+        received, table_options = table.args, options[(TABLE_TYPE, name)]
+        recreate = []
+        if table_options.get("replacementTrigger") not in (None, BASELINE_TRIGGER):
+            recreate.append(f"token {table_options['replacementTrigger']}")
+        if table_options.get("replaceOnChanges"):
+            recreate.append("on schema change")
+        grid.add_row(
+            f"{received['dataset_id']}.{received['table_id']}",
+            str(count_columns(table.table.schema)),
+            partitioning_text(received.get("time_partitioning"), received.get("range_partitioning")),
+            "required" if received.get("require_partition_filter") else "-",
+            clustering_text(received["clusterings"]),
+            "yes" if table_options["protect"] else "no",
+            "yes" if received["deletion_protection"] else "no",
+            "; ".join(recreate) or "-",
+        )
+    out.print(grid)
