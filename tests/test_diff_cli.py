@@ -1063,3 +1063,28 @@ def test_a_dataset_replaced_while_importing_still_says_what_happens_to_its_table
             "Pulumi: once a run without the import option replaces the dataset (this one fails first): the "
             "replacement of dataset tenants deletes this table and every row with it"
         )
+
+
+# The last commit whose infra/ was flat (infra/mockrun.py with plan_stack); the base's own program runs.
+FLAT_LAYOUT = "bc0c5061da28"
+
+
+def test_a_base_from_before_the_layers_runs_its_own_program(diff: Diff, repo: Path) -> None:
+    """The first pull request after infra/ became subpackages has a base with the flat layout: the base run
+    (infra/files/basediff.py _BASE_RUN) imports that layout's mock runner, so the gate still compares."""
+    found = subprocess.run(["git", "cat-file", "-e", f"{FLAT_LAYOUT}^{{commit}}"], cwd=REPO_ROOT, check=False)
+    if found.returncode != 0:
+        pytest.skip(f"this clone lacks commit {FLAT_LAYOUT} (shallow); the test needs the repository's history")
+    shutil.rmtree(repo / "infra")
+    archive = subprocess.run(["git", "archive", FLAT_LAYOUT, "infra"], cwd=REPO_ROOT, capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(repo)], input=archive.stdout, check=True)
+    assert (repo / "infra" / "mockrun.py").is_file()
+    commit(repo, "a base with the flat layout")
+    shutil.rmtree(repo / "infra")
+    shutil.copytree(REPO_ROOT / "infra", repo / "infra", ignore=shutil.ignore_patterns("__pycache__"))
+    edit_schema(repo, "tenant_api_keys", drop_scopes)
+
+    result = diff("--root", str(repo), "--stack", "prod", "--format", "json")
+
+    assert result.returncode == 0, result.stderr
+    assert verdicts(result)["tenants.tenant_api_keys"] == "update-destructive"

@@ -77,7 +77,7 @@ try:
     from infra.pulumi_edge.mockrun import run_stack
     from infra.model.problems import DeclarationError as Invalid
 except ImportError:  # a base from before the layers: infra/mockrun.py
-    from infra.mockrun import run_stack as run_stack
+    from infra.mockrun import plan_stack as run_stack
     try:
         from infra.problems import DeclarationError as Invalid
     except ImportError:  # a base from before infra/problems.py
