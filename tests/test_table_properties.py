@@ -21,12 +21,25 @@ from infra.analysis.drift import declared_table, observed_state, table_checks
 from infra.analysis.migration import MIGRATED_PROPERTIES, table_resource
 from infra.analysis.resourcediff import CLASSIFIED_TABLE_PROPERTIES, NO_RULE, TABLE_RULES, compare_registrations
 from infra.bigquery_edge.live import observed_table
-from infra.model.catalog import RangePartitioning, Table, TableSpec, load_catalog
-from infra.model.declared import TABLE_TYPE, DeclaredTable, TableArgs, table_args
+from infra.model.catalog import DatasetSpec, load_catalog
+from infra.model.declared import TABLE_TYPE, DeclaredTable, table_args
+from infra.model.documents import load_yaml
 from infra.model.registrations import Registration, Registrations
 from infra.model.schema import Column
 from infra.model.settings import Settings, load_settings
-from infra.model.table_properties import DIFF_ORDER, TABLE_PROPERTIES, TableProperty, TableState, state_fields
+from infra.model.table_properties import (
+    DIFF_ORDER,
+    LABELS,
+    TABLE_PROPERTIES,
+    Loading,
+    RangePartitioning,
+    Table,
+    TableArgs,
+    TableProperty,
+    TableSpec,
+    TableState,
+    state_fields,
+)
 from infra.pulumi_edge.mockrun import run_stack
 
 CATALOG = load_catalog(FIXTURE_ROOT)
@@ -128,6 +141,38 @@ def test_the_properties_name_every_argument_state_field_and_provider_input() -> 
 def test_every_table_spec_key_is_a_property_or_a_hint_for_migrate() -> None:
     keys = {f.encode_name for f in msgspec.structs.fields(TableSpec)}
     assert keys == {p.declared_by for p in TABLE_PROPERTIES if p.in_catalog} | {"renamed_columns"}
+
+
+# What a Table holds besides its properties: its identity, where its schema was read from, migrate's hints.
+TABLE_IDENTITY = {"dataset", "table_id", "schema_file", "renamed_columns"}
+
+
+def _table_spec(table: Table) -> TableSpec:
+    for path in sorted((FIXTURE_ROOT / "stacks").glob("*.yaml")):
+        spec = msgspec.convert(load_yaml(path, path.name), DatasetSpec)
+        if spec.dataset == table.dataset:
+            return spec.tables[table.table_id]
+    raise AssertionError(f"no declaration of {table.key}")
+
+
+def test_each_table_field_is_loaded_and_read_back_from_the_inputs_by_one_property() -> None:
+    """The catalog builds a Table from its properties' loads, and diff of the registrations reads the
+    registered inputs back through the same properties: each field is one property's, both ways."""
+    spec, inputs = _table_spec(BASE), engine_inputs(_declared(BASE, SETTINGS).args)
+    owner: dict[str, str] = {}
+    for prop in TABLE_PROPERTIES:
+        if prop.in_catalog is None:
+            continue
+        loaded, problems = prop.in_catalog.load(spec, Loading(BASE.schema, "stacks/t.yaml", "tables.t"))
+        assert not problems
+        assert loaded.keys().isdisjoint(owner), f"{prop.name} loads a field another property loads"
+        owner |= dict.fromkeys(loaded, prop.name)
+        assert loaded == {k: getattr(BASE, k) for k in loaded}, f"{prop.name} loads what the catalog holds"
+        read = prop.in_catalog.from_inputs(inputs)
+        assert read.keys() == loaded.keys(), f"{prop.name} reads back the fields it loads"
+        if prop is not LABELS:  # the registered labels add the stack's
+            assert read == loaded, f"{prop.name} reads its inputs back as declared"
+    assert set(owner) == {f.name for f in dataclasses.fields(Table)} - TABLE_IDENTITY
 
 
 def test_the_declared_state_reads_back_from_the_rebuild_resource_and_passes_verify() -> None:

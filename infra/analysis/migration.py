@@ -35,15 +35,15 @@ from typing import Any
 
 from infra.analysis.changes import ResourceChanges, Verdict, worst
 from infra.analysis.drift import declared_table
-from infra.model.catalog import Catalog, Table
+from infra.model.catalog import Catalog
 from infra.model.column_attributes import PLANNED, ColumnAttribute, Migration, sql_parameters, sql_type_name
-from infra.model.declared import DeclaredTable, TableArgs, table_args
+from infra.model.declared import DeclaredTable, table_args
 from infra.model.renames import find_column
 from infra.model.render import clustering_text, partitioning_text
 from infra.model.rules import MIGRATE_SEPARATOR, NAME_STAMP, coerces, name_stamp
 from infra.model.schema import Column
 from infra.model.settings import Settings
-from infra.model.table_properties import TABLE_PROPERTIES, TableState, rest_resource
+from infra.model.table_properties import TABLE_PROPERTIES, Table, TableArgs, TableState, rest_resource
 
 # A rebuild's two tables: `<table>__migrate_<stamp>` (the copy) and `<table>__migrate_<stamp>_original` (the
 # original, renamed so that no writer reaches it while it is copied), each labelled with the run's stamp and
