@@ -1,6 +1,7 @@
 """Every table property (infra/model/table_properties.py) through every path: a declaration that changes only it
 shows up in the provider arguments, in the REST resource of a rebuild, in the live reader (from that REST
-form), in verify's comparison, in both change classifiers and in what `migrate` brings to the declaration.
+form), in verify's comparison, in both change classifiers, in migrate's plan and in what `migrate` brings to the
+declaration; loading a declaration and reading the registered inputs back fill every field of a Table.
 A descriptor missing one of these paths fails here."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -18,7 +20,7 @@ from helpers import FIXTURE_ROOT
 
 from infra.analysis.changes import TABLE_CLASSIFIERS, classify_table
 from infra.analysis.drift import declared_table, observed_state, table_checks
-from infra.analysis.migration import MIGRATED_PROPERTIES, table_resource
+from infra.analysis.migration import MIGRATED_PROPERTIES, PLANNERS, LiveTable, plan_table, table_resource
 from infra.analysis.resourcediff import CLASSIFIED_TABLE_PROPERTIES, NO_RULE, TABLE_RULES, compare_registrations
 from infra.bigquery_edge.live import observed_table
 from infra.model.catalog import DatasetSpec, load_catalog
@@ -30,8 +32,10 @@ from infra.model.settings import Settings, load_settings
 from infra.model.table_properties import (
     DIFF_ORDER,
     LABELS,
+    MIGRATE_ORDER,
     TABLE_PROPERTIES,
     Loading,
+    Migrate,
     RangePartitioning,
     Table,
     TableArgs,
@@ -51,6 +55,7 @@ SUBJECT = "table t"
 IDENTITY = {"project", "dataset_id", "table_id", "deletion_protection"}
 
 Variant = Callable[[Table, Settings], tuple[Table, Settings]]
+NOW = datetime(2024, 1, 1, tzinfo=UTC)
 OTHER_KEY = "projects/acme-security-prod/locations/us/keyRings/bigquery-prod/cryptoKeys/other"
 
 
@@ -135,6 +140,8 @@ def test_the_properties_name_every_argument_state_field_and_provider_input() -> 
     assert CLASSIFIED_TABLE_PROPERTIES.isdisjoint(TABLE_RULES)
     assert {f.engine for f in fields} <= CLASSIFIED_TABLE_PROPERTIES | set(TABLE_RULES)
     assert sorted(DIFF_ORDER, key=TABLE_PROPERTIES.index) == [p for p in TABLE_PROPERTIES if p.in_catalog]
+    assert sorted(MIGRATE_ORDER, key=TABLE_PROPERTIES.index) == list(TABLE_PROPERTIES)
+    assert set(PLANNERS) == {p.name for p in TABLE_PROPERTIES if p.migrate is Migrate.PLANNED}
     assert set(TABLE_CLASSIFIERS) == {p.name for p in TABLE_PROPERTIES if p.in_catalog}
 
 
@@ -209,6 +216,16 @@ def test_a_change_of_one_property_shows_in_every_path(prop: TableProperty, name:
     found = [c for r in registered.resources for c in r.changes]
     assert found and {c.pulumi_property for c in found} <= {f.engine for f in prop.fields}, "diff of the registrations"
     assert all(c.citation is not NO_RULE for c in found)
+    # What migrate does where the live table is the old declaration: its planner says what it runs or why
+    # not; pulumi up's in-place change is noted, or left unsaid.
+    plan = plan_table(new.table, variant(BASE, SETTINGS)[1], LiveTable("p.d.t", declared_table(old)), NOW)
+    said = [*plan.steps, *plan.notes, *plan.refusals]
+    if prop.migrate is Migrate.PLANNED:
+        assert said, "migrate's planner"
+    else:
+        noted = [f"{prop.verify.check}: pulumi up changes it in place"] if prop.migrate is Migrate.NOTED else []
+        assert said == noted, "migrate leaves it to pulumi up"
+
     if prop.in_catalog:
         # The registered inputs read back into the catalog's terms (resourcediff._as_table) classify alike.
         catalog = classify_table(old.table, new.table)
