@@ -36,12 +36,14 @@ from infra.model.table_properties import (
     TABLE_PROPERTIES,
     Loading,
     Migrate,
+    PartitioningSpec,
     RangePartitioning,
     Table,
     TableArgs,
     TableProperty,
     TableSpec,
     TableState,
+    load_properties,
     state_fields,
 )
 from infra.pulumi_edge.mockrun import run_stack
@@ -81,6 +83,17 @@ VARIANTS: dict[str, dict[str, Variant]] = {
     "labels": {"added": lambda t, s: (replace(t, labels={**t.labels, "team": "billing"}), s)},
     "description": {"changed": lambda t, s: (replace(t, description="Usage per tenant and day."), s)},
     "encryption key": {"another key": lambda t, s: (t, _options(s, kms_key_name=OTHER_KEY))},
+}
+# Per property declared in the catalog, a change of its key in stacks/<dataset>.yaml declaring what its first
+# VARIANTS entry does; the schema's columns come from its file, which the catalog reads.
+SPEC_VARIANTS: dict[str, Callable[[TableSpec], TableSpec]] = {
+    "partitioning": lambda s: msgspec.structs.replace(
+        s, partitioning=PartitioningSpec(field="usage_date", type="DAY", expiration_days=365)
+    ),
+    "require_partition_filter": lambda s: msgspec.structs.replace(s, require_partition_filter=False),
+    "clustering": lambda s: msgspec.structs.replace(s, clustering=["usage_date"]),
+    "labels": lambda s: msgspec.structs.replace(s, labels={"team": "billing"}),
+    "description": lambda s: msgspec.structs.replace(s, description="Usage per tenant and day."),
 }
 CASES = [(p, name, variant) for p in TABLE_PROPERTIES for name, variant in VARIANTS.get(p.name, {}).items()]
 
@@ -180,6 +193,16 @@ def test_each_table_field_is_loaded_and_read_back_from_the_inputs_by_one_propert
         if prop is not LABELS:  # the registered labels add the stack's
             assert read == loaded, f"{prop.name} reads its inputs back as declared"
     assert set(owner) == {f.name for f in dataclasses.fields(Table)} - TABLE_IDENTITY
+
+
+def test_a_declared_key_loads_into_its_property_s_fields() -> None:
+    assert set(SPEC_VARIANTS) | {"schema"} == {p.name for p in TABLE_PROPERTIES if p.in_catalog}
+    spec = _table_spec(BASE)
+    for name, change in SPEC_VARIANTS.items():
+        table, _ = next(iter(VARIANTS[name].values()))(BASE, SETTINGS)
+        fields, problems = load_properties(change(spec), Loading(BASE.schema, "stacks/t.yaml", "tables.t"))
+        assert not problems
+        assert replace(BASE, **fields) == table, name
 
 
 def test_the_declared_state_reads_back_from_the_rebuild_resource_and_passes_verify() -> None:
