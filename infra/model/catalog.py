@@ -49,7 +49,8 @@ class DatasetSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 # What each key of stacks/<dataset>.yaml means, by its path; a table property's key is said by its
-# descriptor (infra/model/table_properties.py). docs/declaration.md is generated from these and the structs above.
+# descriptor (infra/model/table_properties.py). docs/declaration.md is generated from these, DatasetSpec above
+# and TableSpec (infra/model/table_properties.py).
 KEY_MEANINGS = {
     "dataset": "the dataset's id (letters, digits and underscores); the stack's datasetSuffix is appended",
     "description": "the dataset's description",
