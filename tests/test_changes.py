@@ -27,8 +27,8 @@ from infra.analysis.changes import (
     classify_table,
     worst,
 )
-from infra.model.catalog import RangePartitioning, Table, TimePartitioning
 from infra.model.schema import Column
+from infra.model.table_properties import RangePartitioning, Table, TimePartitioning
 
 Schema = tuple[Column, ...]
 

@@ -25,11 +25,12 @@ from helpers import FIXTURE_ROOT, invoke
 from infra.analysis.changes import Verdict, classify_schema
 from infra.analysis.drift import schema_differences
 from infra.analysis.migration import LiveTable, TablePlan, declared_state, plan_table
-from infra.model.catalog import Table, load_catalog
+from infra.model.catalog import load_catalog
 from infra.model.column_attributes import ATTRIBUTES, Change, ColumnAttribute, Migration, sql_parameters
 from infra.model.declared import TABLE_TYPE
 from infra.model.schema import Column, column_from_api, parse_schema
 from infra.model.settings import Settings, load_settings
+from infra.model.table_properties import Table
 from infra.pulumi_edge.mockrun import run_stack
 
 NOW = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)

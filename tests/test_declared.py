@@ -20,9 +20,10 @@ from infra.analysis.drift import declared_table, table_checks
 from infra.analysis.migration import LiveTable, declared_state, plan_table
 from infra.model import declared as d
 from infra.model import table_properties as tp
-from infra.model.catalog import RangePartitioning, load_catalog
+from infra.model.catalog import load_catalog
 from infra.model.render import clustering_text, columns_text, partitioning_text
 from infra.model.settings import load_settings
+from infra.model.table_properties import RangePartitioning
 from infra.pulumi_edge.mockrun import run_stack
 from infra.reports.docs import render_data_dictionary
 from infra.reports.planreport import render_text
@@ -36,7 +37,7 @@ CATALOG = load_catalog(FIXTURE_ROOT)
         (d.DatasetArgs, gcp.bigquery.DatasetArgs),
         (d.AccessArgs, gcp.bigquery.DatasetAccessArgs),
         (tp.EncryptionArgs, gcp.bigquery.DatasetDefaultEncryptionConfigurationArgs),
-        (d.TableArgs, gcp.bigquery.TableArgs),
+        (tp.TableArgs, gcp.bigquery.TableArgs),
         (tp.TimePartitioningArgs, gcp.bigquery.TableTimePartitioningArgs),
         (tp.RangePartitioningArgs, gcp.bigquery.TableRangePartitioningArgs),
         (tp.RangeArgs, gcp.bigquery.TableRangePartitioningRangeArgs),

@@ -16,9 +16,10 @@ import msgspec
 import pytest
 from helpers import FIXTURE_ROOT, REPO_ROOT, invoke, run_cli
 
-from infra.model.catalog import Catalog, Dataset, Table, TimePartitioning, load_catalog
+from infra.model.catalog import Catalog, Dataset, load_catalog
 from infra.model.schema import Column
 from infra.model.settings import PROJECT, StackSettings
+from infra.model.table_properties import Table, TimePartitioning
 from infra.reports.docs import (
     DECLARATION_FILE,
     DOCS_FILE,

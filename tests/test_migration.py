@@ -32,10 +32,10 @@ from infra.analysis.migration import (
     plan_table,
 )
 from infra.analysis.resourcediff import CLASSIFIED_TABLE_PROPERTIES
-from infra.model.catalog import Table, load_catalog
+from infra.model.catalog import load_catalog
 from infra.model.schema import Column
 from infra.model.settings import Settings, load_settings
-from infra.model.table_properties import TableState, TimePartitioningArgs
+from infra.model.table_properties import Table, TableState, TimePartitioningArgs
 
 NOW = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)
 TABLE_ID = "acme-data-platform-prod.tenants.pipeline_execution_queue"

@@ -1,6 +1,7 @@
 """Every table property (infra/model/table_properties.py) through every path: a declaration that changes only it
 shows up in the provider arguments, in the REST resource of a rebuild, in the live reader (from that REST
-form), in verify's comparison, in both change classifiers and in what `migrate` brings to the declaration.
+form), in verify's comparison, in both change classifiers, in migrate's plan and in what `migrate` brings to the
+declaration; loading a declaration and reading the registered inputs back fill every field of a Table.
 A descriptor missing one of these paths fails here."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -18,15 +20,32 @@ from helpers import FIXTURE_ROOT
 
 from infra.analysis.changes import TABLE_CLASSIFIERS, classify_table
 from infra.analysis.drift import declared_table, observed_state, table_checks
-from infra.analysis.migration import MIGRATED_PROPERTIES, table_resource
+from infra.analysis.migration import MIGRATED_PROPERTIES, PLANNERS, LiveTable, plan_table, table_resource
 from infra.analysis.resourcediff import CLASSIFIED_TABLE_PROPERTIES, NO_RULE, TABLE_RULES, compare_registrations
 from infra.bigquery_edge.live import observed_table
-from infra.model.catalog import RangePartitioning, Table, TableSpec, load_catalog
-from infra.model.declared import TABLE_TYPE, DeclaredTable, TableArgs, table_args
+from infra.model.catalog import DatasetSpec, load_catalog
+from infra.model.declared import TABLE_TYPE, DeclaredTable, table_args
+from infra.model.documents import load_yaml
 from infra.model.registrations import Registration, Registrations
 from infra.model.schema import Column
 from infra.model.settings import Settings, load_settings
-from infra.model.table_properties import DIFF_ORDER, TABLE_PROPERTIES, TableProperty, TableState, state_fields
+from infra.model.table_properties import (
+    DIFF_ORDER,
+    LABELS,
+    MIGRATE_ORDER,
+    TABLE_PROPERTIES,
+    Loading,
+    Migrate,
+    PartitioningSpec,
+    RangePartitioning,
+    Table,
+    TableArgs,
+    TableProperty,
+    TableSpec,
+    TableState,
+    load_properties,
+    state_fields,
+)
 from infra.pulumi_edge.mockrun import run_stack
 
 CATALOG = load_catalog(FIXTURE_ROOT)
@@ -38,6 +57,7 @@ SUBJECT = "table t"
 IDENTITY = {"project", "dataset_id", "table_id", "deletion_protection"}
 
 Variant = Callable[[Table, Settings], tuple[Table, Settings]]
+NOW = datetime(2024, 1, 1, tzinfo=UTC)
 OTHER_KEY = "projects/acme-security-prod/locations/us/keyRings/bigquery-prod/cryptoKeys/other"
 
 
@@ -63,6 +83,17 @@ VARIANTS: dict[str, dict[str, Variant]] = {
     "labels": {"added": lambda t, s: (replace(t, labels={**t.labels, "team": "billing"}), s)},
     "description": {"changed": lambda t, s: (replace(t, description="Usage per tenant and day."), s)},
     "encryption key": {"another key": lambda t, s: (t, _options(s, kms_key_name=OTHER_KEY))},
+}
+# Per property declared in the catalog, a change of its key in stacks/<dataset>.yaml declaring what its first
+# VARIANTS entry does; the schema's columns come from its file, which the catalog reads.
+SPEC_VARIANTS: dict[str, Callable[[TableSpec], TableSpec]] = {
+    "partitioning": lambda s: msgspec.structs.replace(
+        s, partitioning=PartitioningSpec(field="usage_date", type="DAY", expiration_days=365)
+    ),
+    "require_partition_filter": lambda s: msgspec.structs.replace(s, require_partition_filter=False),
+    "clustering": lambda s: msgspec.structs.replace(s, clustering=["usage_date"]),
+    "labels": lambda s: msgspec.structs.replace(s, labels={"team": "billing"}),
+    "description": lambda s: msgspec.structs.replace(s, description="Usage per tenant and day."),
 }
 CASES = [(p, name, variant) for p in TABLE_PROPERTIES for name, variant in VARIANTS.get(p.name, {}).items()]
 
@@ -122,12 +153,56 @@ def test_the_properties_name_every_argument_state_field_and_provider_input() -> 
     assert CLASSIFIED_TABLE_PROPERTIES.isdisjoint(TABLE_RULES)
     assert {f.engine for f in fields} <= CLASSIFIED_TABLE_PROPERTIES | set(TABLE_RULES)
     assert sorted(DIFF_ORDER, key=TABLE_PROPERTIES.index) == [p for p in TABLE_PROPERTIES if p.in_catalog]
+    assert sorted(MIGRATE_ORDER, key=TABLE_PROPERTIES.index) == list(TABLE_PROPERTIES)
+    assert set(PLANNERS) == {p.name for p in TABLE_PROPERTIES if p.migrate is Migrate.PLANNED}
     assert set(TABLE_CLASSIFIERS) == {p.name for p in TABLE_PROPERTIES if p.in_catalog}
 
 
 def test_every_table_spec_key_is_a_property_or_a_hint_for_migrate() -> None:
     keys = {f.encode_name for f in msgspec.structs.fields(TableSpec)}
     assert keys == {p.declared_by for p in TABLE_PROPERTIES if p.in_catalog} | {"renamed_columns"}
+
+
+# What a Table holds besides its properties: its identity, where its schema was read from, migrate's hints.
+TABLE_IDENTITY = {"dataset", "table_id", "schema_file", "renamed_columns"}
+
+
+def _table_spec(table: Table) -> TableSpec:
+    for path in sorted((FIXTURE_ROOT / "stacks").glob("*.yaml")):
+        spec = msgspec.convert(load_yaml(path, path.name), DatasetSpec)
+        if spec.dataset == table.dataset:
+            return spec.tables[table.table_id]
+    raise AssertionError(f"no declaration of {table.key}")
+
+
+def test_each_table_field_is_loaded_and_read_back_from_the_inputs_by_one_property() -> None:
+    """The catalog builds a Table from its properties' loads, and diff of the registrations reads the
+    registered inputs back through the same properties: each field is one property's, both ways."""
+    spec, inputs = _table_spec(BASE), engine_inputs(_declared(BASE, SETTINGS).args)
+    owner: dict[str, str] = {}
+    for prop in TABLE_PROPERTIES:
+        if prop.in_catalog is None:
+            continue
+        loaded, problems = prop.in_catalog.load(spec, Loading(BASE.schema, "stacks/t.yaml", "tables.t"))
+        assert not problems
+        assert loaded.keys().isdisjoint(owner), f"{prop.name} loads a field another property loads"
+        owner |= dict.fromkeys(loaded, prop.name)
+        assert loaded == {k: getattr(BASE, k) for k in loaded}, f"{prop.name} loads what the catalog holds"
+        read = prop.in_catalog.from_inputs(inputs)
+        assert read.keys() == loaded.keys(), f"{prop.name} reads back the fields it loads"
+        if prop is not LABELS:  # the registered labels add the stack's
+            assert read == loaded, f"{prop.name} reads its inputs back as declared"
+    assert set(owner) == {f.name for f in dataclasses.fields(Table)} - TABLE_IDENTITY
+
+
+def test_a_declared_key_loads_into_its_property_s_fields() -> None:
+    assert set(SPEC_VARIANTS) | {"schema"} == {p.name for p in TABLE_PROPERTIES if p.in_catalog}
+    spec = _table_spec(BASE)
+    for name, change in SPEC_VARIANTS.items():
+        table, _ = next(iter(VARIANTS[name].values()))(BASE, SETTINGS)
+        fields, problems = load_properties(change(spec), Loading(BASE.schema, "stacks/t.yaml", "tables.t"))
+        assert not problems
+        assert replace(BASE, **fields) == table, name
 
 
 def test_the_declared_state_reads_back_from_the_rebuild_resource_and_passes_verify() -> None:
@@ -164,6 +239,16 @@ def test_a_change_of_one_property_shows_in_every_path(prop: TableProperty, name:
     found = [c for r in registered.resources for c in r.changes]
     assert found and {c.pulumi_property for c in found} <= {f.engine for f in prop.fields}, "diff of the registrations"
     assert all(c.citation is not NO_RULE for c in found)
+    # What migrate does where the live table is the old declaration: its planner says what it runs or why
+    # not; pulumi up's in-place change is noted, or left unsaid.
+    plan = plan_table(new.table, variant(BASE, SETTINGS)[1], LiveTable("p.d.t", declared_table(old)), NOW)
+    said = [*plan.steps, *plan.notes, *plan.refusals]
+    if prop.migrate is Migrate.PLANNED:
+        assert said, "migrate's planner"
+    else:
+        noted = [f"{prop.verify.check}: pulumi up changes it in place"] if prop.migrate is Migrate.NOTED else []
+        assert said == noted, "migrate leaves it to pulumi up"
+
     if prop.in_catalog:
         # The registered inputs read back into the catalog's terms (resourcediff._as_table) classify alike.
         catalog = classify_table(old.table, new.table)

@@ -32,7 +32,8 @@ from infra.model.schema import Column, count_columns, join_path
 # Table-level rendering reads the catalog's types: imported by the functions that compare tables, so
 # that comparing two schema files (`diff --old/--new`) does not load them.
 if TYPE_CHECKING:
-    from infra.model.catalog import Catalog, Table
+    from infra.model.catalog import Catalog
+    from infra.model.table_properties import Table
 
 
 class Verdict(StrEnum):

@@ -29,21 +29,30 @@ BigQuery rules relied on (each cited where it is used):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from infra.analysis.changes import ResourceChanges, Verdict, worst
 from infra.analysis.drift import declared_table
-from infra.model.catalog import Catalog, Table
+from infra.model.catalog import Catalog
 from infra.model.column_attributes import PLANNED, ColumnAttribute, Migration, sql_parameters, sql_type_name
-from infra.model.declared import DeclaredTable, TableArgs, table_args
+from infra.model.declared import DeclaredTable, table_args
 from infra.model.renames import find_column
 from infra.model.render import clustering_text, partitioning_text
 from infra.model.rules import MIGRATE_SEPARATOR, NAME_STAMP, coerces, name_stamp
 from infra.model.schema import Column
 from infra.model.settings import Settings
-from infra.model.table_properties import TABLE_PROPERTIES, TableState, rest_resource
+from infra.model.table_properties import (
+    MIGRATE_ORDER,
+    TABLE_PROPERTIES,
+    Migrate,
+    Table,
+    TableArgs,
+    TableState,
+    rest_resource,
+)
 
 # A rebuild's two tables: `<table>__migrate_<stamp>` (the copy) and `<table>__migrate_<stamp>_original` (the
 # original, renamed so that no writer reaches it while it is copied), each labelled with the run's stamp and
@@ -448,9 +457,25 @@ class _Planner:
         predicate = f"{source} IS NULL" + (f" AND {parent} IS NOT NULL" if parent else "")
         self.checks.append(DataCheck(f"{path} holds no NULL", predicate, source))
 
-    # ------------------------------------------------------------ table options
+    # ------------------------------------------------------------ table properties
 
-    def options(self) -> None:
+    def properties(self) -> None:
+        """Each property where the live table differs, in MIGRATE_ORDER: planned (PLANNERS) or left to pulumi up."""
+        for prop in MIGRATE_ORDER:
+            if prop.migrate is Migrate.PLANNED:
+                PLANNERS[prop.name](self)
+            elif prop.migrate is Migrate.NOTED and prop.value(self.declared) != prop.value(self.live_state):
+                self.notes.append(f"{prop.verify.check}: pulumi up changes it in place")
+
+    def schema(self) -> None:
+        self.columns(self.declared.schema, self.live_state.schema, "", False)
+        if self.added_any and any("." not in path for path in self.dropped):
+            self.rebuild_reasons.append(
+                "columns dropped and added in one change, which the provider applies by recreating the table empty "
+                "(declare renamed_columns if this is a rename)"
+            )
+
+    def partitioning(self) -> None:
         declared, live = self.declared, self.live_state
         want, have = declared.time_partitioning, live.time_partitioning
         if _layout(declared) != _layout(live):
@@ -472,30 +497,37 @@ class _Planner:
                 )
             else:
                 self.notes.append("partition expiration: pulumi up changes it in place")
-        if declared.kms_key_name != live.kms_key_name:
-            if declared.kms_key_name is None:
-                self.refusals.append(
-                    f"the live table is encrypted with {live.kms_key_name} but no key is declared; the provider would "
-                    "recreate it empty: declare tenant-bigquery:kmsKeyName"
+
+    def encryption_key(self) -> None:
+        declared, live = self.declared, self.live_state
+        if declared.kms_key_name == live.kms_key_name:
+            return
+        if declared.kms_key_name is None:
+            self.refusals.append(
+                f"the live table is encrypted with {live.kms_key_name} but no key is declared; the provider would "
+                "recreate it empty: declare tenant-bigquery:kmsKeyName"
+            )
+        else:
+            self.in_place.append(
+                MigrationStep(
+                    "patch",
+                    f"tables.patch {self.live.table_id}: encryptionConfiguration.kmsKeyName = "
+                    f"'{declared.kms_key_name}'",
+                    f"key {live.kms_key_name or 'Google-managed'} -> {declared.kms_key_name}: the provider would "
+                    "recreate the table empty; re-keying in place keeps it (same as ALTER TABLE ... SET OPTIONS "
+                    "(kms_key_name = ...))",
+                    {"encryptionConfiguration": {"kmsKeyName": declared.kms_key_name}},
                 )
-            else:
-                self.in_place.append(
-                    MigrationStep(
-                        "patch",
-                        f"tables.patch {self.live.table_id}: encryptionConfiguration.kmsKeyName = "
-                        f"'{declared.kms_key_name}'",
-                        f"key {live.kms_key_name or 'Google-managed'} -> {declared.kms_key_name}: the provider would "
-                        "recreate the table empty; re-keying in place keeps it (same as ALTER TABLE ... SET OPTIONS "
-                        "(kms_key_name = ...))",
-                        {"encryptionConfiguration": {"kmsKeyName": declared.kms_key_name}},
-                    )
-                )
-        for name, want_value, have_value in (
-            ("clustering", declared.clustering, live.clustering),
-            ("partition filter", declared.require_partition_filter, live.require_partition_filter),
-        ):
-            if want_value != have_value:
-                self.notes.append(f"{name}: pulumi up changes it in place")
+            )
+
+
+# What migrate plans for each property whose descriptor says Migrate.PLANNED, by name; every other property is
+# left to pulumi up, which changes it in place. tests/test_table_properties.py holds the two to the same properties.
+PLANNERS: dict[str, Callable[[_Planner], None]] = {
+    "schema": _Planner.schema,
+    "partitioning": _Planner.partitioning,
+    "encryption key": _Planner.encryption_key,
+}
 
 
 def partition_filter(state: TableState) -> str:
@@ -527,13 +559,7 @@ def plan_table(
 
     planner = _Planner(table, live, declared, settings.approves_data_loss(table.key) if approved is None else approved)
     planner.notes.extend(strangers)
-    planner.columns(declared.schema, live.state.schema, "", False)
-    if planner.added_any and any("." not in path for path in planner.dropped):
-        planner.rebuild_reasons.append(
-            "columns dropped and added in one change, which the provider applies by recreating the table empty "
-            "(declare renamed_columns if this is a rename)"
-        )
-    planner.options()
+    planner.properties()
     base = TablePlan(table.key, live.table_id, cleanup, tuple(planner.checks), (), tuple(planner.notes), resume=resume)
     if planner.refusals:
         return base.refused(*planner.refusals)

@@ -18,7 +18,6 @@ pkg/resource/deploy/step_generator.go (`generateStepsFromDiff`, `shouldTriggerRe
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -37,12 +36,10 @@ from infra.analysis.changes import (
     table_added,
     table_removed,
 )
-from infra.model.catalog import RangePartitioning, Table, TimePartitioning
 from infra.model.declared import DATASET_TYPE, TABLE_TYPE
 from infra.model.registrations import Registration, Registrations
 from infra.model.rules import MS_PER_DAY
-from infra.model.schema import Column, parse_schema
-from infra.model.table_properties import TABLE_PROPERTIES
+from infra.model.table_properties import TABLE_PROPERTIES, Table, fields_from_inputs
 
 TF_TABLE = "terraform-provider-google resource_bigquery_table.go"
 TF_DATASET = "terraform-provider-google resource_bigquery_dataset.go"
@@ -562,39 +559,11 @@ def _whole(value: Any) -> Any:
     return value
 
 
-@functools.lru_cache(maxsize=4096)
-def _columns(schema: str) -> tuple[Column, ...]:
-    """Parsed once per distinct schema: equal schemas then share their columns, which compare at once."""
-    columns, _ = parse_schema(json.loads(schema), "(registered schema)")
-    return tuple(columns)
-
-
 def _as_table(resource: Registration) -> Table:
-    """The catalog's view of a registered table, for the column classifier."""
+    """The catalog's view of a registered table, for the column classifier: each property reads its inputs."""
     inputs = resource.inputs
-    labels = dict(inputs.get("labels") or {})
-    columns = _columns(inputs.get("schema") or "[]")
-    time, rng = inputs.get("timePartitioning"), inputs.get("rangePartitioning")
-    expiration = int(time["expirationMs"]) // MS_PER_DAY if time and time.get("expirationMs") else None
     return Table(
-        dataset=resource.component,
-        table_id=str(inputs.get("tableId")),
-        description=inputs.get("description") or "",
-        schema=columns,
-        schema_file="",
-        time_partitioning=TimePartitioning(
-            time["type"], time.get("field"), expiration, labels.get("retention") == "forever"
-        )
-        if time
-        else None,
-        range_partitioning=RangePartitioning(
-            rng["field"], *(int(rng["range"][k]) for k in ("start", "end", "interval"))
-        )
-        if rng
-        else None,
-        require_partition_filter=bool(inputs.get("requirePartitionFilter")),
-        clustering=tuple(inputs.get("clusterings") or ()),
-        labels=labels,
+        dataset=resource.component, table_id=str(inputs.get("tableId")), schema_file="", **fields_from_inputs(inputs)
     )
 
 

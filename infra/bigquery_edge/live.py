@@ -45,12 +45,12 @@ from infra.analysis.drift import (
     own_labels,
     table_checks,
 )
-from infra.model.catalog import Catalog, Table
+from infra.model.catalog import Catalog
 from infra.model.declared import DeclaredDataset, DeclaredTable, declare
 from infra.model.rules import MS_PER_DAY, name_stamp
 from infra.model.schema import Column, column_from_api
 from infra.model.settings import Settings
-from infra.model.table_properties import TableState
+from infra.model.table_properties import Table, TableState
 
 # The variable google-cloud-bigquery itself reads for emulators (google.cloud.bigquery._helpers).
 EMULATOR_HOST_ENV = "BIGQUERY_EMULATOR_HOST"

@@ -23,9 +23,9 @@ from google.cloud.bigquery.table import RowIterator
 
 from infra.analysis.migration import TablePlan, declared_state, partition_filter, quote, where
 from infra.bigquery_edge import live, live_lock
-from infra.model.catalog import Table
 from infra.model.history import COLUMNS, HISTORY_TABLE, Entry, Run
 from infra.model.settings import Settings
+from infra.model.table_properties import Table
 
 # The queries of the table being migrated (infra/bigquery_edge/live_migrate.py `_query` records each one here).
 LEDGER: ContextVar[list[dict[str, Any]] | None] = ContextVar("migrate_ledger", default=None)

@@ -37,10 +37,10 @@ from infra.analysis.migration import (
     where,
 )
 from infra.bigquery_edge import live, live_history
-from infra.model.catalog import Table
 from infra.model.history import Run, new_run_id
 from infra.model.rules import SNAPSHOT_EXPIRE_DAYS
 from infra.model.settings import DEFAULT_PRICE_PER_TIB, Settings
+from infra.model.table_properties import Table
 
 SAMPLE_ROWS = 3
 # What the API calls each patched property, as update_table names it.

@@ -27,9 +27,10 @@ if TYPE_CHECKING:
     from infra.analysis.previewgate import PreviewStep
     from infra.bigquery_edge.live import SnapshotReport
     from infra.bigquery_edge.live_migrate import MigrateReport
-    from infra.model.catalog import Catalog, Table
+    from infra.model.catalog import Catalog
     from infra.model.registrations import ProgramRun
     from infra.model.settings import Settings
+    from infra.model.table_properties import Table
 
 
 class CommandFailed(Exception):

@@ -7,7 +7,7 @@ Pure core: no pulumi or google imports. Every problem is reported as
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -18,41 +18,7 @@ from infra.model.history import schema_problems
 from infra.model.problems import DeclarationError, Problem, struct_problems
 from infra.model.renames import check_renamed_columns
 from infra.model.schema import Column, join_path, parse_schema
-
-
-@dataclass(frozen=True)
-class TimePartitioning:
-    type: str
-    field: str | None = None
-    expiration_days: int | None = None
-    keep_forever: bool = False
-
-
-@dataclass(frozen=True)
-class RangePartitioning:
-    field: str
-    start: int
-    end: int
-    interval: int
-
-
-@dataclass(frozen=True)
-class Table:
-    dataset: str
-    table_id: str
-    description: str
-    schema: tuple[Column, ...]
-    schema_file: str
-    time_partitioning: TimePartitioning | None = None
-    range_partitioning: RangePartitioning | None = None
-    require_partition_filter: bool = False
-    clustering: tuple[str, ...] = ()
-    labels: dict[str, str] = field(default_factory=dict)
-    renamed_columns: dict[str, str] = field(default_factory=dict)  # new name: old name, for `migrate`
-
-    @property
-    def key(self) -> str:
-        return f"{self.dataset}.{self.table_id}"
+from infra.model.table_properties import Loading, Table, TableSpec, label_problems, load_properties
 
 
 @dataclass(frozen=True)
@@ -75,31 +41,6 @@ class Catalog:
 # ---------------------------------------------------------------- declarations (stacks/*.yaml)
 
 
-class RangeSpec(msgspec.Struct, forbid_unknown_fields=True):
-    field: str
-    start: int
-    end: int
-    interval: int
-
-
-class PartitioningSpec(msgspec.Struct, forbid_unknown_fields=True):
-    field: str | None = None
-    type: str | None = None
-    expiration_days: int | None = None
-    keep_forever: bool = False
-    range: RangeSpec | None = None
-
-
-class TableSpec(msgspec.Struct, forbid_unknown_fields=True):
-    description: str = ""
-    schema_file: str | None = msgspec.field(default=None, name="schema")
-    partitioning: PartitioningSpec | None = None
-    require_partition_filter: bool = False
-    clustering: list[str] | msgspec.UnsetType = msgspec.UNSET  # not given: not checked; [] is refused
-    labels: dict[str, str] = {}
-    renamed_columns: dict[str, str] = {}
-
-
 class DatasetSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dataset: str
     description: str = ""
@@ -108,7 +49,8 @@ class DatasetSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 # What each key of stacks/<dataset>.yaml means, by its path; a table property's key is said by its
-# descriptor (infra/model/table_properties.py). docs/declaration.md is generated from these and the structs above.
+# descriptor (infra/model/table_properties.py). docs/declaration.md is generated from these, DatasetSpec above
+# and TableSpec (infra/model/table_properties.py).
 KEY_MEANINGS = {
     "dataset": "the dataset's id (letters, digits and underscores); the stack's datasetSuffix is appended",
     "description": "the dataset's description",
@@ -127,125 +69,6 @@ KEY_MEANINGS = {
     "tables.<table>.partitioning.range.end": "the last range's end (exclusive)",
     "tables.<table>.partitioning.range.interval": "the width of each range",
 }
-
-
-def _top_level(columns: tuple[Column, ...]) -> dict[str, Column]:
-    return {c.name.lower(): c for c in columns}
-
-
-def check_partitioning(
-    spec: PartitioningSpec, columns: dict[str, Column], file: str, where: str
-) -> tuple[TimePartitioning | None, RangePartitioning | None, list[Problem]]:
-    problems: list[Problem] = []
-
-    def fail(path: str, message: str) -> None:
-        problems.append(Problem(file, f"{where}.{path}", message))
-
-    if spec.range is not None:
-        for key in ("field", "type", "expiration_days"):
-            if getattr(spec, key) is not None:
-                fail(key, "range partitioning takes only range: {field, start, end, interval}; remove it")
-        if spec.keep_forever:
-            fail("keep_forever", "keep_forever applies only to time partitioning; remove it")
-        rng = spec.range
-        column = columns.get(rng.field.lower())
-        if column is None:
-            fail("range.field", f"column {rng.field!r} is not a top-level column of the schema")
-        elif column.type != "INT64" or column.mode == "REPEATED":
-            fail(
-                "range.field",
-                f"range partitioning needs a non-REPEATED INT64 column; {rng.field!r} is {column.mode} {column.type}",
-            )
-        bounds = {"start": rng.start, "end": rng.end, "interval": rng.interval}
-        bound_problems = [(key, m) for key, value in bounds.items() if (m := rules.check_range_bound(value))]
-        for key, bound_problem in bound_problems:
-            fail(f"range.{key}", bound_problem)
-        if not bound_problems and (message := rules.check_range_partitioning(rng.field, *bounds.values())):
-            fail("range", message)
-        return (
-            None,
-            RangePartitioning(_spelled(rng.field, columns) or rng.field, rng.start, rng.end, rng.interval),
-            problems,
-        )
-
-    granularity = (spec.type or "").upper()
-    if granularity not in rules.PARTITION_TYPES:
-        got = f"; got {spec.type!r}" if spec.type is not None else ""
-        fail("type", f"time partitioning needs type: one of {', '.join(rules.PARTITION_TYPES)} (or use range:){got}")
-    if spec.expiration_days is not None and (message := rules.check_expiration_days(spec.expiration_days)):
-        fail("expiration_days", f"{message}; to keep data, set keep_forever: true instead")
-    if spec.expiration_days is not None and spec.keep_forever:
-        fail("keep_forever", "set either expiration_days or keep_forever: true, not both")
-    if spec.expiration_days is None and not spec.keep_forever:
-        fail(
-            "expiration_days",
-            "say how long partitions live: expiration_days: N, or keep_forever: true "
-            "(this project's retention rule, enforced by the policy pack too)",
-        )
-    if spec.field is not None:
-        column = columns.get(spec.field.lower())
-        if column is None:
-            fail("field", f"column {spec.field!r} is not a top-level column of the schema")
-        elif column.mode == "REPEATED":
-            fail("field", f"the partitioning column {spec.field!r} must not be REPEATED")
-        elif granularity in rules.PARTITION_TYPES:
-            message = rules.check_time_partition_column(column.name, column.type, granularity)
-            if message:
-                fail("field", message)
-    partitioning = TimePartitioning(granularity, _spelled(spec.field, columns), spec.expiration_days, spec.keep_forever)
-    return partitioning, None, problems
-
-
-def check_partition_filter(spec: TableSpec, file: str, where: str) -> list[Problem]:
-    if spec.require_partition_filter and spec.partitioning is None:
-        return [
-            Problem(file, f"{where}.require_partition_filter", "needs partitioning:; remove it or partition the table")
-        ]
-    return []
-
-
-def _spelled(name: str | None, columns: dict[str, Column]) -> str | None:
-    """A column as the schema spells it: BigQuery matches names ignoring case, the provider compares them exactly."""
-    if name is None:
-        return None
-    column = columns.get(name.lower())
-    return column.name if column else name
-
-
-def check_clustering(clustering: list[str], columns: dict[str, Column], file: str, where: str) -> list[Problem]:
-    problems = []
-    if not 1 <= len(clustering) <= rules.MAX_CLUSTERING_COLUMNS:
-        problems.append(
-            Problem(file, where, f"clustering takes 1 to {rules.MAX_CLUSTERING_COLUMNS} columns; got {len(clustering)}")
-        )
-    seen: set[str] = set()
-    for name in clustering:
-        column = columns.get(name.lower())
-        if name.lower() in seen:
-            problems.append(Problem(file, f"{where}.{name}", "listed twice; keep one"))
-        seen.add(name.lower())
-        if column is None:
-            problems.append(
-                Problem(
-                    file, f"{where}.{name}", "not a top-level column of the schema; clustering needs a top-level column"
-                )
-            )
-        elif column.mode == "REPEATED":
-            problems.append(Problem(file, f"{where}.{name}", "a REPEATED column cannot be a clustering column"))
-        elif column.type not in rules.CLUSTERING_TYPES:
-            problems.append(
-                Problem(
-                    file,
-                    f"{where}.{name}",
-                    f"a {column.type} column cannot be a clustering column; "
-                    f"use one of {', '.join(sorted(rules.CLUSTERING_TYPES))}",
-                )
-            )
-    return problems
-
-
-def _label_problems(labels: dict[str, str], file: str, where: str) -> list[Problem]:
-    return [Problem(file, f"{where}.{key}" if key else where, message) for key, message in rules.check_labels(labels)]
 
 
 def _load_dataset(
@@ -268,7 +91,7 @@ def _load_dataset(
         problems.append(Problem(file, "dataset", message))
     if (message := rules.check_description(spec.description, rules.MAX_TABLE_DESCRIPTION)) is not None:
         problems.append(Problem(file, "description", message))
-    problems += _label_problems(spec.labels, file, "labels")
+    problems += label_problems(spec.labels, file, "labels")
     if not spec.tables:
         problems.append(Problem(file, "tables", "declare at least one table"))
 
@@ -326,22 +149,8 @@ def _load_dataset(
         problems += schema_problems
         if not columns:
             continue  # nothing to check partitioning or clustering against; the schema problem says why
-        if (message := rules.check_description(table_spec.description, rules.MAX_TABLE_DESCRIPTION)) is not None:
-            problems.append(Problem(file, f"{where}.description", message))
-        problems += _label_problems(table_spec.labels, file, f"{where}.labels")
-        top = _top_level(columns)
-        time_partitioning = range_partitioning = None
-        if table_spec.partitioning is not None:
-            time_partitioning, range_partitioning, partition_problems = check_partitioning(
-                table_spec.partitioning, top, file, f"{where}.partitioning"
-            )
-            problems += partition_problems
-        problems += check_partition_filter(table_spec, file, where)
-        clustering = table_spec.clustering
-        if isinstance(clustering, msgspec.UnsetType):
-            clustering = []
-        else:
-            problems += check_clustering(clustering, top, file, f"{where}.clustering")
+        fields, property_problems = load_properties(table_spec, Loading(columns, file, where))
+        problems += property_problems
         problems += [
             Problem(file, f"{where}.renamed_columns.{new}", message)
             for new, message in check_renamed_columns(table_spec.renamed_columns, columns)
@@ -350,15 +159,9 @@ def _load_dataset(
             Table(
                 dataset=spec.dataset,
                 table_id=table_id,
-                description=table_spec.description,
-                schema=columns,
                 schema_file=schema_display,
-                time_partitioning=time_partitioning,
-                range_partitioning=range_partitioning,
-                require_partition_filter=table_spec.require_partition_filter,
-                clustering=tuple(_spelled(name, top) or name for name in clustering),
-                labels=dict(table_spec.labels),
                 renamed_columns=dict(table_spec.renamed_columns),
+                **fields,
             )
         )
     dataset = Dataset(spec.dataset, spec.description, dict(spec.labels), tuple(tables), file)

@@ -2,7 +2,8 @@
 
 Pure (no pulumi or google imports). The TypedDicts mirror pulumi-gcp's argument names (its `...ArgsDict`
 types, which this module cannot import), so mypy checks them where the program hands them to the
-provider (infra/pulumi_edge/resources.py). `plan`, verify (infra/analysis/drift.py), `migrate` and the reports
+provider (infra/pulumi_edge/resources.py); a table's, `TableArgs`, sits beside its properties in
+infra/model/table_properties.py. `plan`, verify (infra/analysis/drift.py), `migrate` and the reports
 read the same values; infra/model/render.py is the one place they become text.
 """
 
@@ -14,16 +15,10 @@ from typing import Literal, NotRequired, TypedDict, cast
 from infra.contract import COMPONENT_TYPE as COMPONENT_TYPE
 from infra.contract import DATASET_TYPE as DATASET_TYPE
 from infra.contract import TABLE_TYPE as TABLE_TYPE
-from infra.model.catalog import Catalog, Dataset, Table
+from infra.model.catalog import Catalog, Dataset
 from infra.model.rules import MS_PER_DAY
 from infra.model.settings import Grant, Settings
-from infra.model.table_properties import (
-    EncryptionArgs,
-    RangePartitioningArgs,
-    TimePartitioningArgs,
-    merged_labels,
-    property_args,
-)
+from infra.model.table_properties import EncryptionArgs, Table, TableArgs, merged_labels, property_args
 
 # The member fields of an ACL entry, as the provider and as the BigQuery API (entity type) name them.
 MemberField = Literal["special_group", "group_by_email", "user_by_email"]
@@ -51,21 +46,6 @@ class DatasetArgs(TypedDict):
     default_table_expiration_ms: NotRequired[int]
     accesses: NotRequired[list[AccessArgs]]
     default_encryption_configuration: NotRequired[EncryptionArgs]
-
-
-class TableArgs(TypedDict):
-    project: str
-    dataset_id: str
-    table_id: str
-    description: str | None
-    schema: str  # BigQuery's JSON schema, as the provider takes it
-    labels: dict[str, str] | None
-    deletion_protection: bool
-    clusterings: list[str] | None
-    time_partitioning: NotRequired[TimePartitioningArgs]
-    range_partitioning: NotRequired[RangePartitioningArgs]
-    require_partition_filter: NotRequired[bool]
-    encryption_configuration: NotRequired[EncryptionArgs]
 
 
 @dataclass(frozen=True)

@@ -14,15 +14,18 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from infra.contract import KMS_KEY, PUBLIC_PRINCIPALS
-from infra.model.catalog import Catalog
 from infra.model.documents import display_path, load_yaml
 from infra.model.problems import DeclarationError, MissingStackError, Problem, struct_problems
 from infra.model.rules import check_dataset_id, check_expiration_days, check_labels, check_location, check_project_id
+
+# For its type only: the catalog imports the table properties, which import this module.
+if TYPE_CHECKING:
+    from infra.model.catalog import Catalog
 
 PROJECT = "tenant-bigquery"
 SECRET_MASK = "[secret]"  # noqa: S105 - the placeholder shown instead of a secret

@@ -11,7 +11,6 @@ from __future__ import annotations
 import pulumi
 import pulumi_gcp as gcp
 
-from infra.model.catalog import Table
 from infra.model.declared import (
     ADOPT_IGNORE_DATASET,
     ADOPT_IGNORE_TABLE,
@@ -24,6 +23,7 @@ from infra.model.declared import (
     table_resource_name,
 )
 from infra.model.settings import Settings
+from infra.model.table_properties import Table
 
 
 def table_options(

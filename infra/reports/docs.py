@@ -17,10 +17,10 @@ from typing import Any, get_args, get_origin
 
 import msgspec
 
-from infra.model.catalog import KEY_MEANINGS, Catalog, Dataset, DatasetSpec, Table
+from infra.model.catalog import KEY_MEANINGS, Catalog, Dataset, DatasetSpec
 from infra.model.render import clustering_text, columns_text, partitioning_text
 from infra.model.schema import Column
-from infra.model.table_properties import TABLE_PROPERTIES, partitioning_args
+from infra.model.table_properties import TABLE_PROPERTIES, Table, partitioning_args
 
 DOCS_FILE = Path("docs") / "tables.md"
 # `table.column` written in a description: how the schemas state what a column refers to.
@@ -204,8 +204,8 @@ def render_declaration_reference() -> str:
     lines = [
         "# The declaration file: `stacks/<dataset>.yaml`",
         "",
-        "<!-- Generated from infra/model/catalog.py (the declaration's structs) and infra/model/table_properties.py by "
-        "`python scripts/declaration_reference.py`; edit those, not this file. -->",
+        "<!-- Generated from infra/model/catalog.py (the dataset's struct) and infra/model/table_properties.py (the "
+        "table's, and its properties) by `python scripts/declaration_reference.py`; edit those, not this file. -->",
         "",
         "One file per dataset; each table's columns are a schema file `schemas/<dataset>/<table>.json` "
         "(BigQuery's JSON schema format). A key not listed here is an error.",
@@ -234,7 +234,8 @@ def render_declaration_reference() -> str:
             "- REST field: " + ", ".join(f"`{f.rest}`" for f in prop.fields),
             f"- `verify`: the check `{prop.verify.check}`, {prop.verify.compare.value}",
             f"- A change: {_html_escaped(prop.change)}",
-            f"- `migrate`: {'a rebuild creates the table with it' if prop.migrated else 'not carried by a rebuild'}",
+            f"- `migrate`: {'a rebuild creates the table with it' if prop.migrated else 'not carried by a rebuild'}; "
+            f"where the live table differs, {prop.migrate.value}",
             "",
         ]
     return "\n".join(lines).rstrip("\n") + "\n"
