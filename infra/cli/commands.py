@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from infra.bigquery_edge.live import SnapshotReport
     from infra.bigquery_edge.live_migrate import MigrateReport
     from infra.model.catalog import Catalog, Table
+    from infra.model.contracts import Contract
     from infra.model.registrations import ProgramRun
     from infra.model.settings import Settings
 
@@ -71,10 +72,12 @@ class Validated:
     columns: int
     stacks: list[str]
     warnings: list[Problem]
+    contracts: int | None = None  # with --contracts: how many resolve against the catalog
 
 
-def validate(root: Path) -> Validated:
-    """The catalog and every stack's config, all problems at once (DeclarationError)."""
+def validate(root: Path, contracts: bool = False) -> Validated:
+    """The catalog and every stack's config, all problems at once (DeclarationError); with `contracts`, every
+    contract too (sqlglot is loaded for them only)."""
     from infra.model.catalog import catalog_warnings, load_catalog
     from infra.model.schema import count_columns
     from infra.model.settings import list_stacks, load_settings, read_project_config
@@ -96,11 +99,27 @@ def validate(root: Path) -> Validated:
             load_settings(root, stack, catalog, project)
         except DeclarationError as error:
             problems += [problem for problem in error.problems if problem not in problems]  # Pulumi.yaml's once
+    checked = None
+    if contracts:
+        shipped, found = contract_problems(root, catalog)
+        problems += found
+        checked = len(shipped)
     if problems or catalog is None:
         raise DeclarationError(problems)
     tables = catalog.tables()
     columns = sum(count_columns(t.schema) for t in tables)
-    return Validated(len(catalog.datasets), len(tables), columns, stacks, catalog_warnings(catalog))
+    return Validated(len(catalog.datasets), len(tables), columns, stacks, catalog_warnings(catalog), checked)
+
+
+def contract_problems(root: Path, catalog: Catalog | None) -> tuple[list[Contract], list[Problem]]:
+    """The contracts of contracts/ and their problems (their files' and, once the catalog loaded, their SQL's)."""
+    from infra.analysis.contracts import check_all
+    from infra.model.contracts import read_contracts
+
+    shipped, problems = read_contracts(root)
+    if catalog is not None:
+        problems += [p.problem() for checked in check_all(shipped, catalog) for p in checked.problems]
+    return shipped, problems
 
 
 def load_stack(root: Path, stack: str) -> tuple[Catalog, Settings]:
