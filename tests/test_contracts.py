@@ -8,9 +8,14 @@ names may be written here.
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
+import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from helpers import FIXTURE_ROOT, REPO_CATALOG, REPO_ROOT, invoke
 
 from infra.analysis import contracts
@@ -299,3 +304,89 @@ def test_validate_contracts_counts_the_contracts(repo_copy: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == f"✓ {len(FIXTURE_CONTRACTS)} contract(s) resolve against the declarations"
+
+
+# ---------------------------------------------------------------- diff: what a change breaks
+
+
+def _git(repo: Path, *args: str) -> None:
+    identity = ["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", *identity, *args], cwd=repo, capture_output=True, text=True, check=True)
+
+
+@pytest.fixture
+def repo(repo_copy: Path) -> Path:
+    """A git repository on branch main whose one commit holds the fixture's catalog, contracts and program."""
+    shutil.copytree(REPO_ROOT / "infra", repo_copy / "infra", ignore=shutil.ignore_patterns("__pycache__"))
+    _git(repo_copy, "init", "-q", "-b", "main")
+    _git(repo_copy, "add", "-A")
+    _git(repo_copy, "commit", "-q", "-m", "base")
+    return repo_copy
+
+
+def _require_filter_on_the_queue(root: Path) -> None:
+    path = root / "stacks" / "tenants.yaml"
+    declaration = yaml.safe_load(path.read_text())
+    declaration["tables"]["pipeline_execution_queue"]["require_partition_filter"] = True
+    path.write_text(yaml.safe_dump(declaration, sort_keys=False))
+
+
+def _tables(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    return {t["table"]: t for t in json.loads(result.stdout)["tables"]}
+
+
+def test_diff_names_the_contracts_a_change_breaks_and_the_prod_gate_fails_until_approved(repo: Path) -> None:
+    _require_filter_on_the_queue(repo)
+    gate = ("diff", "--root", str(repo), "--stack", "prod", "--fail-on", "update-destructive")
+
+    failed = invoke(*gate, "--format", "json", cwd=repo)
+    text = invoke(*gate, cwd=repo)
+    stack_file = repo / "Pulumi.prod.yaml"
+    stack = yaml.safe_load(stack_file.read_text())
+    stack["config"]["tenant-bigquery:approveDataLoss"] = ["tenants.pipeline_execution_queue"]
+    stack_file.write_text(yaml.safe_dump(stack, sort_keys=False))
+    approved = invoke(*gate, "--format", "json", cwd=repo)
+
+    assert failed.returncode == 1, failed.stderr
+    queue = _tables(failed)["tenants.pipeline_execution_queue"]
+    assert queue["verdict"] in ("update", "noop")  # no data lost: the contracts alone fail the gate
+    assert [(c["contract"], c["line"]) for c in queue["brokenContracts"]] == [
+        ("queue/complete.sql", 8),
+        ("queue/lease.sql", 5),
+        ("queue/sweep.sql", 3),
+    ]
+    assert "  breaks queue/sweep.sql:3: tenants.pipeline_execution_queue requires a partition filter" in text.stdout
+    assert "Broken contracts: the applications' queries (contracts/) fail once this is deployed, and" in text.stdout
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+
+
+def test_a_contract_changed_in_the_same_pull_request_is_checked_in_its_new_form(repo: Path) -> None:
+    schema = repo / "schemas" / "tenants" / "tenant_profiles.json"
+    schema.write_text(schema.read_text().replace('"legal_name"', '"registered_name"'))
+    broken = invoke("diff", "--root", str(repo), "--format", "json", cwd=repo)
+    contract = repo / "contracts" / "onboarding" / "create_profile.sql"
+    contract.write_text(contract.read_text().replace(" legal_name,", " registered_name,"))
+    fixed = invoke("diff", "--root", str(repo), "--format", "json", cwd=repo)
+
+    profiles = _tables(broken)["tenants.tenant_profiles"]
+    assert profiles["brokenContracts"] == [
+        {
+            "contract": "onboarding/create_profile.sql",
+            "line": 13,
+            "column": 28,
+            "problem": "tenants.tenant_profiles has no column legal_name; name a declared column "
+            "(schemas/tenants/tenant_profiles.json), or change the query",
+        }
+    ]
+    assert "brokenContracts" not in _tables(fixed)["tenants.tenant_profiles"]
+
+
+def test_a_change_no_contract_uses_breaks_none(repo: Path) -> None:
+    schema = repo / "schemas" / "tenants" / "tenant_profiles.json"
+    columns = json.loads(schema.read_text())
+    schema.write_text(json.dumps([*columns, {"name": "nickname", "type": "STRING"}]))
+
+    result = invoke("diff", "--root", str(repo), "--stack", "prod", "--fail-on", "update-destructive", cwd=repo)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "breaks" not in result.stdout
