@@ -82,7 +82,7 @@ BREAKING = {
     ),
     "drop a nested field": (
         edit_column("tenant_subscriptions", "limits.daily_row_quota", drop=True),
-        "contracts/usage/record_usage.sql:30:65: tenants.tenant_subscriptions.limits has no field daily_row_quota",
+        "contracts/usage/open_day.sql:11:56: tenants.tenant_subscriptions.limits has no field daily_row_quota",
     ),
     "narrow a type": (
         edit_column("tenant_subscriptions", "price", type="INT64"),
@@ -227,6 +227,23 @@ def one(sql: str, header: str = "") -> list[str]:
 def test_each_problem_is_one_line_at_its_place(sql: str, header: str, expected: str) -> None:
     found = one(sql, header)
     assert any(line.startswith(expected) for line in found), found
+
+
+def test_a_merge_resolves_its_target_and_source_and_takes_a_partition_filter_in_on() -> None:
+    merge = (
+        "MERGE tenants.tenant_usage_quotas AS u USING (SELECT tenant_id FROM tenants.tenant_profiles) AS p "
+        "ON u.tenant_id = p.tenant_id{on} WHEN MATCHED THEN UPDATE SET api_requests = u.api_requests + 1, "
+        "quota_exceeded = NULL WHEN NOT MATCHED THEN INSERT (tenant_id, usage_date) VALUES (p.tenant_id, p.nope)"
+    )
+    unfiltered = "\n".join(one(merge.format(on="")))
+    filtered = "\n".join(one(merge.format(on=" AND u.usage_date = CURRENT_DATE()")))
+
+    assert "tenants.tenant_usage_quotas requires a partition filter" in unfiltered
+    assert "tenants.tenant_usage_quotas requires a partition filter" not in filtered
+    for found in (unfiltered, filtered):
+        assert "writes NULL into tenants.tenant_usage_quotas.quota_exceeded, which is REQUIRED" in found
+        assert "p has no column nope; name one of tenant_id" in found
+        assert "tenants.tenant_usage_quotas.rows_processed is REQUIRED and the INSERT leaves it out" in found
 
 
 def test_an_insert_that_leaves_out_a_required_column() -> None:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
 
 import sqlglot
 from sqlglot import TokenType, exp
@@ -31,6 +33,7 @@ from infra.model.catalog import Catalog, Table
 from infra.model.contracts import Contract, Parameter
 from infra.model.problems import Problem
 from infra.model.schema import Column
+from infra.model.settings import Settings
 
 DIALECT = "bigquery"
 _COERCE = {
@@ -74,6 +77,7 @@ class Checked:
     contract: Contract
     problems: tuple[ContractProblem, ...]
     uses: frozenset[tuple[str, str]]  # (dataset.table, column path) of every column the query names
+    tables: frozenset[str] = frozenset()  # every dataset.table the query names, declared or not
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,7 @@ class _Checker:
         self.undeclared: set[str] = set()
         self.problems: list[ContractProblem] = []
         self.uses: set[tuple[str, str]] = set()
+        self.named: set[str] = set()
         self.ctes: dict[str, dict[str, _Origin | None] | None] = {}
         self.types: dict[int, Typed] = {}  # id of a Column node: what it resolved to
         self.origins: dict[int, _Origin] = {}  # id of a Column node: the declared column it names
@@ -408,6 +413,7 @@ class _Checker:
             )
             return unknown
         key = f"{node.db}.{node.name}"
+        self.named.add(key)
         if not node.db:
             self.fail(node, f"{node.name}: name its dataset, as the declaration does (dataset.table)")
             return unknown
@@ -700,7 +706,7 @@ def check(contract: Contract, catalog: Catalog) -> Checked:
                 )
             )
     problems = sorted(set(checker.problems), key=lambda p: (p.line, p.column, p.message))
-    return Checked(contract, tuple(problems), frozenset(checker.uses))
+    return Checked(contract, tuple(problems), frozenset(checker.uses), frozenset(checker.named))
 
 
 def check_all(contracts: list[Contract], catalog: Catalog) -> list[Checked]:
@@ -718,6 +724,33 @@ def broken_by_change(contracts: list[Contract], old: Catalog, new: Catalog) -> d
             if (problem.line, problem.column, problem.message) not in before and problem.table is not None:
                 broken.setdefault(problem.table, []).append(problem)
     return {table: tuple(problems) for table, problems in broken.items()}
+
+
+# A value of each parameter type, to run or dry-run a contract (the local-server test, `verify`).
+SAMPLES: dict[str, object] = {
+    "STRING": "sample",
+    "BYTES": bytes(32),
+    "INT64": 1,
+    "FLOAT64": 1.5,
+    "NUMERIC": Decimal("1.5"),
+    "BIGNUMERIC": Decimal("1.5"),
+    "BOOL": True,
+    "DATE": date(2026, 1, 1),
+    "DATETIME": datetime(2026, 1, 1, 12),  # a DATETIME has no time zone
+    "TIME": time(12),
+    "TIMESTAMP": datetime(2026, 1, 1, 12, tzinfo=UTC),
+    "JSON": {"sample": True},
+}
+
+
+def sample_parameters(contract: Contract) -> list[tuple[str, str, object]]:
+    """(name, type, value) of every declared parameter: a sample of its type, an ARRAY<T> holding one."""
+    samples: list[tuple[str, str, object]] = []
+    for parameter in contract.parameters:
+        element = parameter.type.removeprefix("ARRAY<").removesuffix(">")
+        value = [SAMPLES[element]] if parameter.type.startswith("ARRAY<") else SAMPLES[parameter.type]
+        samples.append((parameter.name, parameter.type, value))
+    return samples
 
 
 def for_stack(contract: Contract, datasets: dict[str, str], project: str) -> str:
@@ -740,3 +773,9 @@ def for_stack(contract: Contract, datasets: dict[str, str], project: str) -> str
     for start, end, name in edits:
         text = text[:start] + f"`{project}`.{datasets[name]}" + text[end:]
     return text
+
+
+def stack_sql(contract: Contract, catalog: Catalog, settings: Settings) -> str:
+    """The contract as the stack runs it: each declared dataset with the stack's suffix, in its project."""
+    datasets = {d.dataset_id: settings.dataset_id(d.dataset_id) for d in catalog.datasets}
+    return for_stack(contract, datasets, settings.project)

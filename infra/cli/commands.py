@@ -171,7 +171,8 @@ def docs(root: Path, check: bool) -> DocsResult:
     from infra.reports.docs import DOCS_FILE, render_data_dictionary
 
     target = root / DOCS_FILE
-    text = render_data_dictionary(load_catalog(root)).encode("utf-8")
+    catalog = load_catalog(root)
+    text = render_data_dictionary(catalog, contract_uses(root, catalog)).encode("utf-8")
     if check:
         try:
             current = read_bytes(target)
@@ -186,6 +187,21 @@ def docs(root: Path, check: bool) -> DocsResult:
     except OSError as error:  # a directory, read-only, docs/ a file
         raise CommandFailed(f"cannot write {display_path(target)}: {_cause(error)}") from None
     return DocsResult(root, target, up_to_date=True, written=True)
+
+
+def contract_uses(root: Path, catalog: Catalog) -> dict[tuple[str, str], list[str]] | None:
+    """Per (dataset.table, column path) the contracts that use it; None without a contracts/ folder."""
+    from infra.analysis.contracts import check_all
+    from infra.model.contracts import CONTRACTS_DIR, read_contracts
+
+    if not (root / CONTRACTS_DIR).is_dir():
+        return None
+    shipped, _ = read_contracts(root)
+    used_by: dict[tuple[str, str], list[str]] = {}
+    for checked in check_all(shipped, catalog):
+        for use in sorted(checked.uses):
+            used_by.setdefault(use, []).append(checked.contract.name.removesuffix(".sql"))
+    return used_by
 
 
 def _cause(error: OSError) -> str:
@@ -261,13 +277,17 @@ def select_tables(catalog: Catalog, names: str | None) -> list[Table]:
 
 
 def verify(root: Path, stack: str, endpoint: str | None) -> VerifyReport:
-    from infra.bigquery_edge import live, live_history
+    from infra.bigquery_edge import live, live_contracts, live_history
     from infra.model import history
+    from infra.model.contracts import read_contracts
 
     catalog, settings = load_stack(root, stack)
+    shipped, _ = read_contracts(root)  # a file that cannot be read is `validate --contracts`' to say
     try:
         conn = live.connect(settings.project, endpoint)
         report = live.verify(conn, catalog, settings)
+        contract_checks = live_contracts.dry_run(conn, catalog, settings, shipped, report)
+        report = replace(report, checks=(*report.checks, *contract_checks))
     except live.LiveError as error:
         raise CommandFailed(str(error)) from None
     rows, why = None, ""
