@@ -31,7 +31,7 @@ pytest: install
 test: lint typecheck pytest
 
 validate: install
-	$(PY) -m infra.cli validate
+	$(PY) -m infra.cli validate --contracts
 
 plan: install
 	$(PY) -m infra.cli plan --stack $(STACK)

@@ -34,6 +34,7 @@ LIBRARY_LAYERS = {
     "google": {"bigquery_edge"},
     "click": {"cli"},
     "rich": {"reports", "cli"},
+    "sqlglot": {"analysis"},  # the contracts' parser: only `validate --contracts`, `diff --base`, `docs`, `verify`
 }
 # Loaded by the CLI only inside the commands that need them, so `validate` or `diff` never pay for them.
 LAZY_IN_CLI = ("infra.pulumi_edge", "infra.bigquery_edge", "infra.files")
@@ -125,10 +126,10 @@ def test_the_cli_loads_the_edges_only_inside_commands(module: str) -> None:
 @pytest.mark.parametrize(
     ("args", "unloaded"),
     [
-        (["validate"], ("pulumi", "pulumi_gcp", "google", "rich")),
+        (["validate"], ("pulumi", "pulumi_gcp", "google", "rich", "sqlglot")),
         (
             ["diff", "--old", "a.json", "--new", "b.json", "--format", "json"],
-            ("pulumi", "google", "rich", "yaml", "msgspec", "subprocess", "tarfile"),
+            ("pulumi", "google", "rich", "yaml", "msgspec", "subprocess", "tarfile", "sqlglot"),
         ),
         # The text report wraps with rich's word division and cell widths, without its Console and Table.
         (

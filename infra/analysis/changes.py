@@ -123,6 +123,20 @@ def _change(
 
 
 @dataclass(frozen=True)
+class BrokenContract:
+    """An application query (contracts/) that holds against the base and not against the change."""
+
+    contract: str  # <service>/<query>.sql
+    line: int
+    column: int
+    problem: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.contract}:{self.line}"
+
+
+@dataclass(frozen=True)
 class ResourceChanges:
     """The changes of one registered resource: a table (named dataset.table), a dataset or a component."""
 
@@ -134,6 +148,8 @@ class ResourceChanges:
     # verdict left after it: the prod gate counts that one.
     migration: tuple[str, ...] = ()
     migrated_verdict: Verdict | None = None
+    # The contracts the change breaks (infra/analysis/contracts.py): the prod gate treats them like data loss.
+    broken_contracts: tuple[BrokenContract, ...] = ()
 
     @property
     def verdict(self) -> Verdict:
@@ -178,10 +194,11 @@ class DiffResult:
 
     def fails(self, threshold: Verdict) -> bool:
         """A resource approved in the stack's approveDataLoss has passed review: it never fails. A lowered
-        safety counts as update-destructive; a change `migrate` covers counts as what is left after it."""
+        safety and a broken contract count as update-destructive; a change `migrate` covers counts as what is
+        left after it."""
         return any(
             t.gate_verdict.rank >= threshold.rank
-            or (t.lowered_safeties and threshold.rank <= Verdict.UPDATE_DESTRUCTIVE.rank)
+            or ((t.lowered_safeties or t.broken_contracts) and threshold.rank <= Verdict.UPDATE_DESTRUCTIVE.rank)
             for t in self.resources
             if not t.approved
         )
@@ -194,6 +211,9 @@ class DiffResult:
 
     def lowering_safety(self) -> list[ResourceChanges]:
         return [t for t in self.resources if t.lowered_safeties and not t.approved]
+
+    def breaking_contracts(self) -> list[ResourceChanges]:
+        return [t for t in self.resources if t.broken_contracts]
 
 
 # ---------------------------------------------------------------- schemas

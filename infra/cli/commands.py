@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from infra.bigquery_edge.live import SnapshotReport
     from infra.bigquery_edge.live_migrate import MigrateReport
     from infra.model.catalog import Catalog
+    from infra.model.contracts import Contract
     from infra.model.registrations import ProgramRun
     from infra.model.settings import Settings
     from infra.model.table_properties import Table
@@ -72,10 +73,12 @@ class Validated:
     columns: int
     stacks: list[str]
     warnings: list[Problem]
+    contracts: int | None = None  # with --contracts: how many resolve against the catalog
 
 
-def validate(root: Path) -> Validated:
-    """The catalog and every stack's config, all problems at once (DeclarationError)."""
+def validate(root: Path, contracts: bool = False) -> Validated:
+    """The catalog and every stack's config, all problems at once (DeclarationError); with `contracts`, every
+    contract too (sqlglot is loaded for them only)."""
     from infra.model.catalog import catalog_warnings, load_catalog
     from infra.model.schema import count_columns
     from infra.model.settings import list_stacks, load_settings, read_project_config
@@ -97,11 +100,27 @@ def validate(root: Path) -> Validated:
             load_settings(root, stack, catalog, project)
         except DeclarationError as error:
             problems += [problem for problem in error.problems if problem not in problems]  # Pulumi.yaml's once
+    checked = None
+    if contracts:
+        shipped, found = contract_problems(root, catalog)
+        problems += found
+        checked = len(shipped)
     if problems or catalog is None:
         raise DeclarationError(problems)
     tables = catalog.tables()
     columns = sum(count_columns(t.schema) for t in tables)
-    return Validated(len(catalog.datasets), len(tables), columns, stacks, catalog_warnings(catalog))
+    return Validated(len(catalog.datasets), len(tables), columns, stacks, catalog_warnings(catalog), checked)
+
+
+def contract_problems(root: Path, catalog: Catalog | None) -> tuple[list[Contract], list[Problem]]:
+    """The contracts of contracts/ and their problems (their files' and, once the catalog loaded, their SQL's)."""
+    from infra.analysis.contracts import check_all
+    from infra.model.contracts import read_contracts
+
+    shipped, problems = read_contracts(root)
+    if catalog is not None:
+        problems += [p.problem() for checked in check_all(shipped, catalog) for p in checked.problems]
+    return shipped, problems
 
 
 def load_stack(root: Path, stack: str) -> tuple[Catalog, Settings]:
@@ -153,7 +172,8 @@ def docs(root: Path, check: bool) -> DocsResult:
     from infra.reports.docs import DOCS_FILE, render_data_dictionary
 
     target = root / DOCS_FILE
-    text = render_data_dictionary(load_catalog(root)).encode("utf-8")
+    catalog = load_catalog(root)
+    text = render_data_dictionary(catalog, contract_uses(root, catalog)).encode("utf-8")
     if check:
         try:
             current = read_bytes(target)
@@ -168,6 +188,21 @@ def docs(root: Path, check: bool) -> DocsResult:
     except OSError as error:  # a directory, read-only, docs/ a file
         raise CommandFailed(f"cannot write {display_path(target)}: {_cause(error)}") from None
     return DocsResult(root, target, up_to_date=True, written=True)
+
+
+def contract_uses(root: Path, catalog: Catalog) -> dict[tuple[str, str], list[str]] | None:
+    """Per (dataset.table, column path) the contracts that use it; None without a contracts/ folder."""
+    from infra.analysis.contracts import check_all
+    from infra.model.contracts import CONTRACTS_DIR, read_contracts
+
+    if not (root / CONTRACTS_DIR).is_dir():
+        return None
+    shipped, _ = read_contracts(root)
+    used_by: dict[tuple[str, str], list[str]] = {}
+    for checked in check_all(shipped, catalog):
+        for use in sorted(checked.uses):
+            used_by.setdefault(use, []).append(checked.contract.name.removesuffix(".sql"))
+    return used_by
 
 
 def _cause(error: OSError) -> str:
@@ -243,13 +278,17 @@ def select_tables(catalog: Catalog, names: str | None) -> list[Table]:
 
 
 def verify(root: Path, stack: str, endpoint: str | None) -> VerifyReport:
-    from infra.bigquery_edge import live, live_history
+    from infra.bigquery_edge import live, live_contracts, live_history
     from infra.model import history
+    from infra.model.contracts import read_contracts
 
     catalog, settings = load_stack(root, stack)
+    shipped, _ = read_contracts(root)  # a file that cannot be read is `validate --contracts`' to say
     try:
         conn = live.connect(settings.project, endpoint)
         report = live.verify(conn, catalog, settings)
+        contract_checks = live_contracts.dry_run(conn, catalog, settings, shipped, report)
+        report = replace(report, checks=(*report.checks, *contract_checks))
     except live.LiveError as error:
         raise CommandFailed(str(error)) from None
     rows, why = None, ""

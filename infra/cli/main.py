@@ -97,9 +97,16 @@ def main() -> None:
 
 @main.command()
 @root_option
-def validate(root: Path) -> None:
+@click.option(
+    "--contracts",
+    "check_contracts",
+    is_flag=True,
+    help="Also resolve every contracts/<service>/<query>.sql against the declarations (tables, columns, types, "
+    "partition filters, REQUIRED columns).",
+)
+def validate(root: Path, check_contracts: bool) -> None:
     """Check every declaration, schema and stack config against BigQuery's rules."""
-    reporters.validate_text(run(lambda: commands.validate(root), invalid=Exit.PROBLEMS))
+    reporters.validate_text(run(lambda: commands.validate(root, check_contracts), invalid=Exit.PROBLEMS))
     finish(problems_found=False)
 
 

@@ -53,6 +53,8 @@ def validate_text(result: commands.Validated) -> None:
         f"✓ {result.datasets} dataset(s), {result.tables} table(s), {result.columns:,} column(s) valid; "
         f"stacks checked: {', '.join(result.stacks) or 'none'}"
     )
+    if result.contracts is not None:
+        echo(f"✓ {result.contracts} contract(s) resolve against the declarations")
 
 
 def plan_text(result: ProgramRun) -> None:

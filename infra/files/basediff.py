@@ -22,10 +22,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from infra.analysis.changes import DiffResult, classify_catalogs
+from infra.analysis.changes import BrokenContract, DiffResult, classify_catalogs
+from infra.analysis.contracts import broken_by_change
 from infra.analysis.migration import mark_migration
 from infra.analysis.resourcediff import compare_registrations
 from infra.model.catalog import Catalog, load_catalog, read_catalog
+from infra.model.contracts import read_contracts
 from infra.model.problems import DeclarationError, Problem
 from infra.model.registrations import Registration, Registrations
 from infra.model.settings import Settings, load_settings, stack_file
@@ -66,7 +68,30 @@ def diff_against_base(root: Path, base: str | None, stack: str | None) -> DiffRe
         old_catalog, problems = _load_catalog_leniently(old_root, label)
     warnings = [f"{_relative(p, old_root)} (at {label}; compared as far as it loads)" for p in problems]
     tables, unchanged = classify_catalogs(old_catalog, new_catalog)
-    return DiffResult(label, "working tree", tuple(tables), None, unchanged, tuple(warnings))
+    result = DiffResult(label, "working tree", tuple(tables), None, unchanged, tuple(warnings))
+    return _with_contracts(result, root, old_catalog, new_catalog)
+
+
+def _with_contracts(result: DiffResult, root: Path, old: Catalog, new: Catalog) -> DiffResult:
+    """Marks each table change with the working tree's contracts it breaks (infra/analysis/contracts.py): a
+    contract this change edits counts in its new form. A contract that cannot be read is `validate --contracts`'
+    to name, not diff's."""
+    if not any(t.kind == "table" for t in result.resources):
+        return result
+    contracts, _ = read_contracts(root)
+    broken = broken_by_change(contracts, old, new)
+    marked = tuple(
+        dataclasses.replace(
+            t,
+            broken_contracts=tuple(
+                BrokenContract(p.contract.name, p.line, p.column, p.message) for p in broken[t.name]
+            ),
+        )
+        if t.kind == "table" and t.name in broken
+        else t
+        for t in result.resources
+    )
+    return dataclasses.replace(result, resources=marked)
 
 
 # Run in the base's own tree (cwd, first on sys.path): its program, its mock runner, its declarations.
@@ -105,7 +130,7 @@ def _diff_registrations(root: Path, base: str | None, stack: str) -> DiffResult:
         try:
             old, new, now = _run_both(git, commit, tree, stack, label, root)
             result = compare_registrations(old, new, stack=stack, old_label=label, new_label="working tree")
-            return _with_migrations(result, tree / git.prefix, now, stack)
+            return _with_migrations(result, tree / git.prefix, now, stack, root)
         finally:
             git.run("worktree", "remove", "--force", str(tree))
 
@@ -144,8 +169,9 @@ def _remove_stale_folders() -> None:
             continue
 
 
-def _with_migrations(result: DiffResult, base_root: Path, now: ProgramRun, stack: str) -> DiffResult:
-    """Marks the table changes `migrate --apply` covers (infra/analysis/migration.py), from both catalogs."""
+def _with_migrations(result: DiffResult, base_root: Path, now: ProgramRun, stack: str, root: Path) -> DiffResult:
+    """Marks the table changes `migrate --apply` covers (infra/analysis/migration.py), from both catalogs, and
+    the contracts each breaks."""
     if not any(t.kind == "table" for t in result.resources):
         return result
     assert now.catalog is not None and now.settings is not None  # the working tree's real program ran
@@ -162,7 +188,7 @@ def _with_migrations(result: DiffResult, base_root: Path, now: ProgramRun, stack
         mark_migration(t, old_catalog, new_catalog, old_settings, new_settings) if t.kind == "table" else t
         for t in result.resources
     )
-    return dataclasses.replace(result, resources=marked)
+    return _with_contracts(dataclasses.replace(result, resources=marked), root, old_catalog, new_catalog)
 
 
 def _run_both(

@@ -241,6 +241,11 @@ def _read_text(path: Path, display: str) -> str:
             raise DeclarationError([Problem(display, "", "not UTF-8 text; save the file as UTF-8")]) from None
 
 
+def load_text(path: Path, display: str) -> str:
+    """A regular UTF-8 file's text, universal newlines; DeclarationError naming the cause otherwise."""
+    return _read_text(path, display)
+
+
 def load_yaml(path: Path, display: str, raw_scalars_under: str | None = None) -> Any:
     """The document, YAML 1.2. With raw_scalars_under, the plain values of that top-level mapping stay
     the text as written: Pulumi hands a program each stack setting as that text."""

@@ -7,7 +7,7 @@ import itertools
 import json
 from collections.abc import Callable, Sequence
 
-from infra.analysis.changes import Change, DiffResult, ResourceChanges, Verdict
+from infra.analysis.changes import BrokenContract, Change, DiffResult, ResourceChanges, Verdict
 
 # rich's cell widths, word division and ratios are imported by the text report's functions: the JSON and
 # Markdown reports never load rich (tests/test_architecture.py).
@@ -63,8 +63,21 @@ def safety_steps(result: DiffResult) -> list[str]:
     ]
 
 
+def contract_steps(result: DiffResult) -> list[str]:
+    """Why a change that loses no data can still fail the prod gate: an application query stops working."""
+    stack = result.stack or "prod"
+    return [
+        "Broken contracts: the applications' queries (contracts/) fail once this is deployed, and",
+        f"`diff --stack {stack} --fail-on update-destructive` fails until each is fixed or approved:",
+        "  change the query in this pull request (it is checked in its new form), keep what it relies on, or,",
+        f"  once no application runs it, approve the table in tenant-bigquery:approveDataLoss of Pulumi.{stack}.yaml",
+        '  (README, runbook "Change a column the applications use").',
+    ]
+
+
 def _procedures(result: DiffResult) -> list[list[str]]:
-    """The live fixes first (they come before the merge), then the data-loss runbook, then lowered safeties."""
+    """The live fixes first (they come before the merge), then the data-loss runbook, then lowered safeties,
+    then broken contracts."""
     found = []
     if result.needing_live_fix():
         found.append(live_fix_steps(result))
@@ -72,7 +85,13 @@ def _procedures(result: DiffResult) -> list[list[str]]:
         found.append(runbook(result))
     if result.lowering_safety():
         found.append(safety_steps(result))
+    if result.breaking_contracts():
+        found.append(contract_steps(result))
     return found
+
+
+def _breaks(contract: BrokenContract) -> str:
+    return f"breaks {contract.where}: {contract.problem}"
 
 
 def _title(resource: ResourceChanges) -> str:
@@ -107,6 +126,7 @@ def render_text(result: DiffResult, width: int, styler: Styler | None = None) ->
         lines += _grid(rows, width, styler)
         if table.migration:
             lines.append(f"  {_migration_line(table)}")
+        lines += [f"  {_breaks(contract)}" for contract in table.broken_contracts]
     lines += ["", *_printed([(_summary(result), "")], width, styler)]
     for steps in _procedures(result):
         lines += ["", *steps]
@@ -274,6 +294,11 @@ def _resource_json(resource: ResourceChanges, with_stack: bool) -> dict[str, obj
         document["approved"] = resource.approved
     if resource.migration:
         document["migration"] = {"runs": list(resource.migration), "verdict_after": str(resource.gate_verdict)}
+    if resource.broken_contracts:
+        document["brokenContracts"] = [
+            {"contract": c.contract, "line": c.line, "column": c.column, "problem": c.problem}
+            for c in resource.broken_contracts
+        ]
     return document
 
 
@@ -313,6 +338,7 @@ def render_markdown(result: DiffResult) -> str:
             "",
             *(f"- `{c.path}` **{c.verdict}**: {html.escape(_reason(c), quote=False)}" for c in table.changes),
             *([f"- {html.escape(_migration_line(table), quote=False)}"] if table.migration else []),
+            *(f"- {html.escape(_breaks(contract), quote=False)}" for contract in table.broken_contracts),
             "",
             "</details>",
             "",
