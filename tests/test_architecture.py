@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -243,3 +244,55 @@ def test_laziness_is_at_the_cli_edge() -> None:
                     elif isinstance(node, ast.ImportFrom):
                         lazy.setdefault(module, set()).add(str(node.module))
     assert lazy == LAZY_OUTSIDE_THE_CLI
+
+
+DOCUMENTS = ("README.md", "docs/architecture.md", "docs/declaration.md", "docs/settings.md")
+
+
+def test_every_module_path_the_documents_name_exists() -> None:
+    """A path such as `infra/model/settings.py` in the README or docs/ is a file (the flat layout's are gone)."""
+    missing = [
+        f"{document}: {path}"
+        for document in DOCUMENTS
+        for path in re.findall(r"\binfra/[\w/]+\.py\b", (REPO_ROOT / document).read_text(encoding="utf-8"))
+        if not (REPO_ROOT / path).is_file()
+    ]
+    assert missing == []
+
+
+def test_every_file_name_the_architecture_names_is_a_file() -> None:
+    """`live.py`, `cli/main.py`: each name of a Python file in docs/architecture.md is one of the repository's."""
+    files = subprocess.run(["git", "ls-files", "*.py"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    known = files.stdout.splitlines()
+    text = (REPO_ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`([\w/]+\.py)`", text))
+    assert sorted(name for name in named if not any(f == name or f.endswith(f"/{name}") for f in known)) == []
+
+
+def _layer_rows() -> dict[str, tuple[str, str]]:
+    """The layer table of docs/architecture.md: package -> (what it holds, what it may import)."""
+    text = (REPO_ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `infra/(\w+)(?:/|\.py)` \| (.*) \| (.*) \|$", text, re.MULTILINE)
+    return {package: (holds, imports) for package, holds, imports in rows}
+
+
+def test_the_layer_table_names_every_module_of_each_layer() -> None:
+    rows = _layer_rows()
+    assert set(rows) == set(MAY_IMPORT)
+    unnamed = [
+        module
+        for layer, module, path in _modules()
+        if path.name != "__init__.py" and layer in rows and path.parent != INFRA
+        if f"`{path.stem}`" not in rows[layer][0] and path.stem != "__main__"
+    ]
+    assert unnamed == []
+
+
+def test_the_layer_table_says_what_each_layer_may_import() -> None:
+    """The layers a row names as importable are the ones the rule above allows (`contract` is everyone's)."""
+    for layer, (_, imports) in _layer_rows().items():
+        if layer == "cli":
+            assert imports.startswith("every layer")
+            continue
+        named = {name for name in re.findall(r"`(\w+)`", imports) if name in MAY_IMPORT}
+        assert named - {"contract"} == MAY_IMPORT[layer] - {layer, "contract"}, layer
