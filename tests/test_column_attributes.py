@@ -1,9 +1,9 @@
 """Guards derived from infra/model/column_attributes.py: every column attribute survives every path.
 
 For each attribute: a column with it set is read and written back unchanged, the real program sends it, the
-live table's REST form reads back into the same column, a live column differing only there fails verify, and
-a change of it gets a verdict from diff and a decision from migrate. An attribute missing from a path fails
-here, named.
+live table's REST form reads back into the same column (also through the live reader, from google-cloud-bigquery's
+Table), a live column differing only there fails verify, and a change of it gets a verdict from diff and a
+decision from migrate. An attribute missing from a path fails here, named.
 
 Every column below is in BigQuery's schema JSON (REST reference, tables: TableFieldSchema,
 https://cloud.google.com/bigquery/docs/reference/rest/v2/tables#TableFieldSchema): int64 values as strings,
@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.cloud import bigquery
 from helpers import FIXTURE_ROOT, invoke
 
 from infra.analysis.changes import Verdict, classify_schema
 from infra.analysis.drift import schema_differences
 from infra.analysis.migration import LiveTable, TablePlan, declared_state, plan_table
+from infra.bigquery_edge import live
 from infra.model.catalog import Table, load_catalog
 from infra.model.column_attributes import ATTRIBUTES, Change, ColumnAttribute, Migration, sql_parameters
 from infra.model.declared import TABLE_TYPE
@@ -104,6 +106,19 @@ def test_a_set_attribute_survives_reading_and_writing(attribute: ColumnAttribute
 def test_the_rest_form_reads_back_into_the_declared_column(attribute: ColumnAttribute) -> None:
     # What tables.get returns is what the program sent (BigQuery omits unset fields).
     assert column_from_api(as_file(attribute, 0)) == parsed(as_file(attribute, 0))
+
+
+@BY_KEY
+def test_the_live_reader_reads_every_attribute(attribute: ColumnAttribute) -> None:
+    # verify and migrate read a live table through google-cloud-bigquery's Table, built from tables.get.
+    resource = {
+        "tableReference": {"projectId": "p", "datasetId": "tenants", "tableId": TABLE},
+        "schema": {"fields": [as_file(attribute, 0)]},
+    }
+
+    state = live.observed_table(bigquery.Table.from_api_repr(resource))
+
+    assert state.schema == (parsed(as_file(attribute, 0)),), f"the live reader drops {attribute.key}"
 
 
 def test_the_program_sends_every_attribute(repo_copy: Path) -> None:
