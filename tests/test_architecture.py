@@ -201,6 +201,21 @@ def _exits(tree: ast.Module) -> list[ast.Call]:
     ]
 
 
+# What else ends a click command with a code: click's Exit and Abort (raised or called), ctx.abort().
+_ENDINGS = frozenset({"SystemExit", "Exit", "Abort", "abort", "_exit"})
+
+
+def _endings(tree: ast.Module, module_exit: bool) -> list[str]:
+    """Every name or attribute that ends the process by raising, not by calling exit: `raise SystemExit`,
+    `click.exceptions.Exit(1)`, `ctx.abort()`. `module_exit`: the module's own `Exit` (cli/main.py's codes)."""
+    found = []
+    for node in ast.walk(tree):
+        name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+        if name in _ENDINGS and not (module_exit and name == "Exit" and isinstance(node, ast.Name)):
+            found.append(f"{getattr(node, 'lineno', '?')}: {ast.unparse(node)}")
+    return found
+
+
 def test_exit_codes_are_decided_in_one_place() -> None:
     """Only the CLI ends the process, and always with what cli.exit_code maps the outcome to (README, "Deadlines
     and exit codes of the live commands"): no reporter or command returns or raises a code of its own."""
@@ -211,10 +226,23 @@ def test_exit_codes_are_decided_in_one_place() -> None:
         for node in _exits(ast.parse(path.read_text(encoding="utf-8")))
     ]
     assert elsewhere == []
+    raised = [
+        f"{path.name}:{ending}"
+        for _, _, path in _modules()
+        for ending in _endings(ast.parse(path.read_text(encoding="utf-8")), path == INFRA / "cli" / "main.py")
+    ]
+    assert raised == []
     cli = (INFRA / "cli" / "main.py").read_text(encoding="utf-8")
     exits = _exits(ast.parse(cli))
     assert exits
     assert [ast.unparse(node) for node in exits if not ast.unparse(node).startswith("sys.exit(exit_code(")] == []
+
+
+@pytest.mark.parametrize(
+    "code", ["raise click.exceptions.Exit(1)", "raise SystemExit", "click.get_current_context().abort()"]
+)
+def test_the_exit_rule_catches_a_code_raised_rather_than_called(code: str) -> None:
+    assert _endings(ast.parse(f"def report():\n    {code}\n"), module_exit=False) != []
 
 
 # Function-level imports outside the CLI edge, each for what a fast command must not load (measured above).
