@@ -73,9 +73,9 @@ def run_cli(
     )
 
 
-def resources_of(plan: ProgramRun, type_: str) -> list[Registration]:
-    """The plan's registrations of one resource type, in registration order."""
-    return [r for r in plan.resources if r.type == type_]
+def resources_of(run: ProgramRun, type_: str) -> list[Registration]:
+    """The run's registrations of one resource type, in registration order."""
+    return [r for r in run.resources if r.type == type_]
 
 
 def count_yaml_reads(monkeypatch: Any) -> Counter[str]:

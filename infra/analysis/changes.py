@@ -482,8 +482,8 @@ def _drop_of_a_key_column(change: Change, old: Table) -> Change:
             f"{change.path} is the partitioning column: the partitioning changes with it, which replaces the "
             "table, recreated empty (BigQuery would refuse to drop it in place)"
         )
-        rule = RANGE_PARTITION_FIELD if old.range_partitioning else TIME_PARTITION_FIELD
-        return _change(change.path, Verdict.REPLACE, rule, text)
+        citation = RANGE_PARTITION_FIELD if old.range_partitioning else TIME_PARTITION_FIELD
+        return _change(change.path, Verdict.REPLACE, citation, text)
     if change.path in old.clustering:
         text = (
             f"{change.path} is a clustering column: the provider runs ALTER TABLE DROP COLUMN before it updates "

@@ -162,8 +162,8 @@ class Guard:
         now = datetime.now(UTC)
         return Entry(run.run_id, self.table.key, now, outcome, run.stack, run.commit, run.caller, steps)
 
-    def after(self, shape_filter: str) -> int | None:
-        return _count(self.conn, self.table_id, shape_filter)
+    def after(self, condition: str) -> int | None:
+        return _count(self.conn, self.table_id, condition)
 
     def finish(
         self,
