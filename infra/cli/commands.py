@@ -347,7 +347,7 @@ def history(root: Path, stack: str, endpoint: str | None, table: str | None) -> 
         table = select_tables(catalog, table)[0].key
     try:
         conn = live.connect(settings.project, endpoint)
-        with live._api_errors(conn):
+        with live.api_errors(conn):
             rows = live_history.read(conn, settings, table)
     except live.LiveError as error:
         raise CommandFailed(str(error)) from None
