@@ -324,3 +324,15 @@ def test_the_layer_table_says_what_each_layer_may_import() -> None:
             continue
         named = {name for name in re.findall(r"`(\w+)`", imports) if name in MAY_IMPORT}
         assert named - {"contract"} == MAY_IMPORT[layer] - {layer, "contract"}, layer
+
+
+def test_a_test_that_builds_a_rich_console_keeps_the_shell_s_terminal_out() -> None:
+    """rich's Console reads NO_COLOR, TERM, COLUMNS, ... itself; helpers.invoke clears them for the CLI, the
+    no_terminal_settings fixture for a Console a test builds (with NO_COLOR=1 set, a reference output lost
+    its colour and the comparison failed)."""
+    building = [
+        path.name
+        for path in sorted((REPO_ROOT / "tests").glob("test_*.py"))
+        if "Console(" in (text := path.read_text(encoding="utf-8")) and "no_terminal_settings" not in text
+    ]
+    assert building == []
