@@ -336,3 +336,17 @@ def test_a_test_that_builds_a_rich_console_keeps_the_shell_s_terminal_out() -> N
         if "Console(" in (text := path.read_text(encoding="utf-8")) and "no_terminal_settings" not in text
     ]
     assert building == []
+
+
+def test_one_class_name_means_one_thing() -> None:
+    """No two classes of infra/ and policies/ share a name (a policy rule was once called Citation like the
+    classifier's source of a verdict, and a column attribute's Change like a classified Change)."""
+    files = subprocess.run(
+        ["git", "ls-files", "infra/*.py", "policies/*.py"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    where: dict[str, list[str]] = {}
+    for name in files.stdout.splitlines():
+        for node in ast.walk(ast.parse((REPO_ROOT / name).read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(name)
+    assert {name: paths for name, paths in where.items() if len(paths) > 1} == {}

@@ -28,7 +28,7 @@ from infra.analysis.drift import schema_differences
 from infra.analysis.migration import LiveTable, TablePlan, declared_state, plan_table
 from infra.bigquery_edge import live
 from infra.model.catalog import Table, load_catalog
-from infra.model.column_attributes import ATTRIBUTES, Change, ColumnAttribute, Migration, sql_parameters
+from infra.model.column_attributes import ATTRIBUTES, AttributeChange, ColumnAttribute, Migration, sql_parameters
 from infra.model.declared import TABLE_TYPE
 from infra.model.schema import Column, column_from_api, parse_schema
 from infra.model.settings import Settings, load_settings
@@ -151,10 +151,10 @@ def test_a_change_gets_a_verdict_from_diff(attribute: ColumnAttribute) -> None:
 
     assert [c.path for c in changes] == [name_of(attribute)], f"diff misses a {attribute.key} change"
     allowed = {
-        Change.STRUCTURE: set(Verdict),
-        Change.IN_PLACE: {Verdict.UPDATE},
-        Change.PARAMETER: {Verdict.UPDATE, Verdict.REJECTED},
-        Change.ELEMENT_TYPE: {Verdict.REJECTED},
+        AttributeChange.STRUCTURE: set(Verdict),
+        AttributeChange.IN_PLACE: {Verdict.UPDATE},
+        AttributeChange.PARAMETER: {Verdict.UPDATE, Verdict.REJECTED},
+        AttributeChange.ELEMENT_TYPE: {Verdict.REJECTED},
     }[attribute.change]
     assert changes[0].verdict in allowed
 

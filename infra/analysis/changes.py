@@ -25,8 +25,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from infra.model import rules
-from infra.model.column_attributes import CLASSIFIED
-from infra.model.column_attributes import Change as AttributeChange
+from infra.model.column_attributes import CLASSIFIED, AttributeChange
 from infra.model.schema import Column, count_columns, join_path
 
 # Table-level rendering reads the catalog's types: imported by the functions that compare tables, so
