@@ -42,6 +42,7 @@ diff: install
 docs: install
 	$(PY) -m infra.cli docs
 	$(PY) scripts/settings_reference.py
+	$(PY) scripts/declaration_reference.py
 
 bench: install
 	$(PY) scripts/benchmark.py

@@ -18,10 +18,10 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-from policies.validators import RULES, Citation
+from policies.validators import RULES, PolicyRule
 
 
-def as_policy(rule: Citation) -> ResourceValidationPolicy:
+def as_policy(rule: PolicyRule) -> ResourceValidationPolicy:
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         for message in rule.check(args.resource_type, args.props):
             report_violation(message, None)

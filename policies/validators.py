@@ -81,7 +81,7 @@ _KMS_KEY_NAME = re.compile(r"cryptoKeys/|\bkms key (resource )?name\b|\bcloud km
 
 
 @dataclass(frozen=True)
-class Citation:
+class PolicyRule:
     name: str
     description: str
     check: Callable[[str, Mapping[str, Any]], list[str]]
@@ -364,34 +364,34 @@ def partition_retention_declared(resource_type: str, props: Mapping[str, Any]) -
 
 
 RULES = (
-    Citation(
+    PolicyRule(
         "bigquery-no-public-access",
         "No dataset, table, routine or Analytics Hub listing is open to allUsers, allAuthenticatedUsers, a consumer "
         "domain or another project's authorized views (CIS GCP 7.1; CKV_GCP_15, CKV_GCP_100).",
         no_public_access,
     ),
-    Citation(
+    PolicyRule(
         "bigquery-dataset-default-cmek",
         "Every dataset has a default customer-managed encryption key (CIS GCP 7.3; CKV_GCP_81).",
         dataset_default_cmek,
     ),
-    Citation(
+    PolicyRule(
         "bigquery-table-cmek",
         "Every stored table, declared or written by a job or transfer, uses a customer-managed key "
         "(CIS GCP 7.2; CKV_GCP_80).",
         table_cmek,
     ),
-    Citation(
+    PolicyRule(
         "bigquery-table-deletion-protection",
         "Every table has deletion protection, unless its data loss was approved, and no expiration (CKV_GCP_121).",
         table_deletion_protection,
     ),
-    Citation(
+    PolicyRule(
         "bigquery-secret-columns-protected",
         "A column named like a secret is named as a hash or ciphertext, has a policy tag, or is exempted explicitly.",
         secret_columns_protected,
     ),
-    Citation(
+    PolicyRule(
         "bigquery-partition-retention-declared",
         "A time-partitioned table sets a partition expiration of a day or more, or keeps data "
         "(label retention=forever).",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import CLI_COVERAGE_ENV, FIXTURE_ROOT, REPO_ROOT, load_local_bigquery_script
+from helpers import CLI_COVERAGE_ENV, FIXTURE_ROOT, REPO_ROOT, TERMINAL_VARIABLES, load_local_bigquery_script
 from live_server import LiveStack, stack_on
 
 from infra.model.registrations import ProgramRun
@@ -25,6 +25,14 @@ def coverage_for_the_cli_only() -> Iterator[None]:
     CLI_COVERAGE_ENV.update({key: os.environ.pop(key) for key in list(os.environ) if key.startswith("COVERAGE_")})
     yield
     os.environ.update(CLI_COVERAGE_ENV)
+
+
+@pytest.fixture
+def no_terminal_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """None of the developer's terminal variables (NO_COLOR, TERM=dumb, ...) reaches a rich Console a test builds:
+    what helpers.invoke does for the CLI."""
+    for name in TERMINAL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

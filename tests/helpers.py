@@ -24,6 +24,10 @@ FIXTURE_ROOT = REPO_ROOT / "tests" / "fixtures" / "repo"
 FIXTURE_TABLES = [t.table_id for t in load_catalog(FIXTURE_ROOT).tables()]
 
 
+# What rich and the CLI read of the terminal they print to: a developer's shell sets some of them.
+TERMINAL_VARIABLES = ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "COLUMNS", "TERM")
+
+
 def invoke(*args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The CLI in this process (click's runner): the same result shape as run_cli, at a fraction of its cost.
 
@@ -38,8 +42,11 @@ def invoke(*args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None)
     os.chdir(cwd)  # paths in messages are shown relative to the working directory
     try:
         # Neither the emulator nor the developer's terminal settings reach the command unless `env` says so.
-        terminal = ("FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "COLUMNS", "TERM")
-        environment: dict[str, str | None] = {EMULATOR_HOST_ENV: None, **dict.fromkeys(terminal), **(env or {})}
+        environment: dict[str, str | None] = {
+            EMULATOR_HOST_ENV: None,
+            **dict.fromkeys(TERMINAL_VARIABLES),
+            **(env or {}),
+        }
         result = CliRunner().invoke(main, list(args), env=environment, catch_exceptions=False)
     finally:
         os.chdir(previous)
@@ -73,9 +80,9 @@ def run_cli(
     )
 
 
-def resources_of(plan: ProgramRun, type_: str) -> list[Registration]:
-    """The plan's registrations of one resource type, in registration order."""
-    return [r for r in plan.resources if r.type == type_]
+def resources_of(run: ProgramRun, type_: str) -> list[Registration]:
+    """The run's registrations of one resource type, in registration order."""
+    return [r for r in run.resources if r.type == type_]
 
 
 def count_yaml_reads(monkeypatch: Any) -> Counter[str]:

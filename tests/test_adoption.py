@@ -86,16 +86,16 @@ def test_adopt_existing_must_be_a_boolean() -> None:
 def test_the_import_file_covers_every_registered_resource_as_the_program_names_it(
     planned: Any, stack: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plan = run_stack(FIXTURE_ROOT, stack)
-    document = adoption.import_document(plan)
+    run = run_stack(FIXTURE_ROOT, stack)
+    document = adoption.import_document(run)
     entries = document["resources"]
     by_name = {e["name"]: e for e in entries}
 
     assert list(document) == ["resources"]
-    assert len(by_name) == len(entries) == len(plan.resources) == 11
+    assert len(by_name) == len(entries) == len(run.resources) == 11
     # Same type, logical name and parent (type and name) as each registration: the same URNs.
-    assert sorted((e["type"], e["logicalName"]) for e in entries) == sorted((r.type, r.name) for r in plan.resources)
-    for resource in plan.resources:
+    assert sorted((e["type"], e["logicalName"]) for e in entries) == sorted((r.type, r.name) for r in run.resources)
+    for resource in run.resources:
         entry = next(e for e in entries if (e["type"], e["logicalName"]) == (resource.type, resource.name))
         if resource.type == COMPONENT_TYPE:
             assert entry == {

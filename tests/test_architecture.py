@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -201,6 +202,21 @@ def _exits(tree: ast.Module) -> list[ast.Call]:
     ]
 
 
+# What else ends a click command with a code: click's Exit and Abort (raised or called), ctx.abort().
+_ENDINGS = frozenset({"SystemExit", "Exit", "Abort", "abort", "_exit"})
+
+
+def _endings(tree: ast.Module, module_exit: bool) -> list[str]:
+    """Every name or attribute that ends the process by raising, not by calling exit: `raise SystemExit`,
+    `click.exceptions.Exit(1)`, `ctx.abort()`. `module_exit`: the module's own `Exit` (cli/main.py's codes)."""
+    found = []
+    for node in ast.walk(tree):
+        name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+        if name in _ENDINGS and not (module_exit and name == "Exit" and isinstance(node, ast.Name)):
+            found.append(f"{getattr(node, 'lineno', '?')}: {ast.unparse(node)}")
+    return found
+
+
 def test_exit_codes_are_decided_in_one_place() -> None:
     """Only the CLI ends the process, and always with what cli.exit_code maps the outcome to (README, "Deadlines
     and exit codes of the live commands"): no reporter or command returns or raises a code of its own."""
@@ -211,10 +227,23 @@ def test_exit_codes_are_decided_in_one_place() -> None:
         for node in _exits(ast.parse(path.read_text(encoding="utf-8")))
     ]
     assert elsewhere == []
+    raised = [
+        f"{path.name}:{ending}"
+        for _, _, path in _modules()
+        for ending in _endings(ast.parse(path.read_text(encoding="utf-8")), path == INFRA / "cli" / "main.py")
+    ]
+    assert raised == []
     cli = (INFRA / "cli" / "main.py").read_text(encoding="utf-8")
     exits = _exits(ast.parse(cli))
     assert exits
     assert [ast.unparse(node) for node in exits if not ast.unparse(node).startswith("sys.exit(exit_code(")] == []
+
+
+@pytest.mark.parametrize(
+    "code", ["raise click.exceptions.Exit(1)", "raise SystemExit", "click.get_current_context().abort()"]
+)
+def test_the_exit_rule_catches_a_code_raised_rather_than_called(code: str) -> None:
+    assert _endings(ast.parse(f"def report():\n    {code}\n"), module_exit=False) != []
 
 
 # Function-level imports outside the CLI edge, each for what a fast command must not load (measured above).
@@ -244,3 +273,81 @@ def test_laziness_is_at_the_cli_edge() -> None:
                     elif isinstance(node, ast.ImportFrom):
                         lazy.setdefault(module, set()).add(str(node.module))
     assert lazy == LAZY_OUTSIDE_THE_CLI
+
+
+DOCUMENTS = ("README.md", "docs/architecture.md", "docs/declaration.md", "docs/settings.md")
+
+
+def test_every_module_path_the_documents_name_exists() -> None:
+    """A path such as `infra/model/settings.py` in the README or docs/ is a file (the flat layout's are gone)."""
+    missing = [
+        f"{document}: {path}"
+        for document in DOCUMENTS
+        for path in re.findall(r"\binfra/[\w/]+\.py\b", (REPO_ROOT / document).read_text(encoding="utf-8"))
+        if not (REPO_ROOT / path).is_file()
+    ]
+    assert missing == []
+
+
+def test_every_file_name_the_architecture_names_is_a_file() -> None:
+    """`live.py`, `cli/main.py`: each name of a Python file in docs/architecture.md is one of the repository's."""
+    files = subprocess.run(["git", "ls-files", "*.py"], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    known = files.stdout.splitlines()
+    text = (REPO_ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`([\w/]+\.py)`", text))
+    assert sorted(name for name in named if not any(f == name or f.endswith(f"/{name}") for f in known)) == []
+
+
+def _layer_rows() -> dict[str, tuple[str, str]]:
+    """The layer table of docs/architecture.md: package -> (what it holds, what it may import)."""
+    text = (REPO_ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `infra/(\w+)(?:/|\.py)` \| (.*) \| (.*) \|$", text, re.MULTILINE)
+    return {package: (holds, imports) for package, holds, imports in rows}
+
+
+def test_the_layer_table_names_every_module_of_each_layer() -> None:
+    rows = _layer_rows()
+    assert set(rows) == set(MAY_IMPORT)
+    unnamed = [
+        module
+        for layer, module, path in _modules()
+        if path.name != "__init__.py" and layer in rows and path.parent != INFRA
+        if f"`{path.stem}`" not in rows[layer][0] and path.stem != "__main__"
+    ]
+    assert unnamed == []
+
+
+def test_the_layer_table_says_what_each_layer_may_import() -> None:
+    """The layers a row names as importable are the ones the rule above allows (`contract` is everyone's)."""
+    for layer, (_, imports) in _layer_rows().items():
+        if layer == "cli":
+            assert imports.startswith("every layer")
+            continue
+        named = {name for name in re.findall(r"`(\w+)`", imports) if name in MAY_IMPORT}
+        assert named - {"contract"} == MAY_IMPORT[layer] - {layer, "contract"}, layer
+
+
+def test_a_test_that_builds_a_rich_console_keeps_the_shell_s_terminal_out() -> None:
+    """rich's Console reads NO_COLOR, TERM, COLUMNS, ... itself; helpers.invoke clears them for the CLI, the
+    no_terminal_settings fixture for a Console a test builds (with NO_COLOR=1 set, a reference output lost
+    its colour and the comparison failed)."""
+    building = [
+        path.name
+        for path in sorted((REPO_ROOT / "tests").glob("test_*.py"))
+        if "Console(" in (text := path.read_text(encoding="utf-8")) and "no_terminal_settings" not in text
+    ]
+    assert building == []
+
+
+def test_one_class_name_means_one_thing() -> None:
+    """No two classes of infra/ and policies/ share a name (a policy rule was once called Citation like the
+    classifier's source of a verdict, and a column attribute's Change like a classified Change)."""
+    files = subprocess.run(
+        ["git", "ls-files", "infra/*.py", "policies/*.py"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    where: dict[str, list[str]] = {}
+    for name in files.stdout.splitlines():
+        for node in ast.walk(ast.parse((REPO_ROOT / name).read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(name)
+    assert {name: paths for name, paths in where.items() if len(paths) > 1} == {}

@@ -59,7 +59,7 @@ SHAPES = {"flat": (flat, ""), "nested": (nested, "rec.")}
 def cited(changes: list[Change]) -> list[Change]:
     """Every reason says who applies the rule and names it; return the changes for more asserts."""
     for change in changes:
-        assert change.citation in RULES
+        assert change.citation in CITATIONS
         assert change.reason.startswith(f"{change.citation.authority}: "), change.reason
         assert change.reason.endswith(f"({change.citation.source})"), change.reason
     return changes
@@ -340,7 +340,7 @@ RANGE_N = RangePartitioning("n", 0, 100, 10)
 
 
 @pytest.mark.parametrize(
-    ("old", "new", "verdict", "rule"),
+    ("old", "new", "verdict", "citation"),
     [
         ({"time_partitioning": DAY_ON_DAY}, {"time_partitioning": DAY_ON_AT}, Verdict.REPLACE, TIME_PARTITION_FIELD),
         ({}, {"time_partitioning": DAY_ON_DAY}, Verdict.REPLACE, TIME_PARTITION_FIELD),
@@ -385,13 +385,15 @@ RANGE_N = RangePartitioning("n", 0, 100, 10)
         "range-field-changed",
     ],
 )
-def test_partitioning_changes(old: dict[str, object], new: dict[str, object], verdict: Verdict, rule: object) -> None:
+def test_partitioning_changes(
+    old: dict[str, object], new: dict[str, object], verdict: Verdict, citation: object
+) -> None:
     [change] = cited(classify_table(table(SCHEMA_WITH_DATES, **old), table(SCHEMA_WITH_DATES, **new)))
-    assert (change.verdict, change.citation) == (verdict, rule)
+    assert (change.verdict, change.citation) == (verdict, citation)
 
 
 @pytest.mark.parametrize(
-    ("old_days", "new_days", "verdict", "rule", "says"),
+    ("old_days", "new_days", "verdict", "citation", "says"),
     [
         (90, 400, Verdict.UPDATE, PARTITION_EXPIRATION, "partitions are kept longer"),
         (400, 90, Verdict.UPDATE_DESTRUCTIVE, PARTITION_EXPIRATION, "deletes every partition older than 90 days"),
@@ -401,12 +403,12 @@ def test_partitioning_changes(old: dict[str, object], new: dict[str, object], ve
     ids=["longer", "shorter", "added", "removed"],
 )
 def test_partition_expiration(
-    old_days: int | None, new_days: int | None, verdict: Verdict, rule: object, says: str
+    old_days: int | None, new_days: int | None, verdict: Verdict, citation: object, says: str
 ) -> None:
     old = table(SCHEMA_WITH_DATES, time_partitioning=TimePartitioning("DAY", "day", old_days))
     new = table(SCHEMA_WITH_DATES, time_partitioning=TimePartitioning("DAY", "day", new_days))
     [change] = cited(classify_table(old, new))
-    assert (change.path, change.verdict, change.citation) == ("(partitioning.expiration_days)", verdict, rule)
+    assert (change.path, change.verdict, change.citation) == ("(partitioning.expiration_days)", verdict, citation)
     assert says in change.reason
 
 
@@ -449,8 +451,8 @@ CLASSIFIED_TABLE_FIELDS = frozenset(
         "renamed_columns",
     }
 )
-# Every rule the classifier cites, as the module defines them.
-RULES = frozenset(rule for rule in vars(changes).values() if isinstance(rule, Citation))
+# Every rule the classifier cites, as the module defines its citations.
+CITATIONS = frozenset(value for value in vars(changes).values() if isinstance(value, Citation))
 
 
 def test_every_table_attribute_has_a_rule() -> None:
@@ -460,7 +462,7 @@ def test_every_table_attribute_has_a_rule() -> None:
 
 def test_every_verdict_rests_on_a_rule_of_the_provider_bigquery_or_pulumi() -> None:
     # No guessed verdicts: an attribute without a rule fails the test above instead.
-    assert {rule.authority for rule in RULES} == {"provider", "BigQuery", "Pulumi"}
+    assert {citation.authority for citation in CITATIONS} == {"provider", "BigQuery", "Pulumi"}
 
 
 def test_the_classifier_imports_no_cloud_sdk_and_runs_no_git() -> None:

@@ -78,7 +78,7 @@ def classify_raw(old: Any, new: Any, folder: Path) -> list[Change]:
     return classify_files(folder / "old.bq", folder / "new.bq")
 
 
-CITED_RULES = {rule for rule in vars(classifier).values() if isinstance(rule, Citation)}
+CITATIONS = {value for value in vars(classifier).values() if isinstance(value, Citation)}
 
 
 @pytest.mark.parametrize(("history", "old", "new"), STEPS, ids=[f"{h}/{n.name}" for h, _, n in STEPS])
@@ -88,7 +88,7 @@ def test_every_step_of_the_real_histories_gets_a_verdict_justified_by_a_named_ru
     changes = classify_files(old, new)
     assert changes, "every step in the corpus changes the schema"
     for change in changes:
-        assert change.citation in CITED_RULES
+        assert change.citation in CITATIONS
         assert change.reason.endswith(f"({change.citation.source})")
     replaced = worst(c.verdict for c in changes) is Verdict.REPLACE
     assert replaced == (not provider_is_changeable(load(old), load(new)))

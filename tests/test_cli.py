@@ -1,4 +1,5 @@
-"""Acceptance tests: the CLI as a user runs it, in a subprocess, asserting exit codes and output."""
+"""Acceptance tests: the CLI as a user runs it (helpers.invoke), asserting exit codes and output; and the one
+mapping of outcomes to exit codes."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from pathlib import Path
 import pytest
 from helpers import FIXTURE_ROOT, REPO_CATALOG, count_yaml_reads, invoke
 
+from infra.cli.commands import CommandFailed, Interrupted, Refused
+from infra.cli.main import Exit, exit_code
 from infra.model.catalog import load_catalog
 from infra.model.declared import DATASET_TYPE, TABLE_TYPE
+from infra.model.problems import DeclarationError
 from infra.model.schema import count_columns
 
 
@@ -63,6 +67,21 @@ def test_validate_root_without_stacks_folder(tmp_path: Path) -> None:
 def test_usage_errors_exit_2() -> None:
     assert invoke("validate", "--nope").returncode == 2
     assert invoke("plan").returncode == 2  # --stack is required
+
+
+def test_each_outcome_has_the_exit_code_the_cli_documents() -> None:
+    """infra/cli/main.py's docstring and README "Deadlines and exit codes of the live commands": the one mapping,
+    checked here without a live run (an interrupted migrate is otherwise seen only by the live tests)."""
+    outcomes: list[bool | Exception] = [
+        False,
+        True,
+        DeclarationError([]),
+        Refused("a snapshot BigQuery refuses"),
+        CommandFailed("an API that cannot be reached"),
+        Interrupted("stopped by SIGINT"),
+    ]
+    assert [int(exit_code(outcome)) for outcome in outcomes] == [0, 1, 2, 1, 2, 130]
+    assert exit_code(DeclarationError([]), invalid=Exit.PROBLEMS) == 1  # validate, plan and docs: a finding
 
 
 def test_a_missing_stack_is_one_usage_error_everywhere(tmp_path: Path) -> None:

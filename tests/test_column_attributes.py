@@ -1,9 +1,9 @@
 """Guards derived from infra/model/column_attributes.py: every column attribute survives every path.
 
 For each attribute: a column with it set is read and written back unchanged, the real program sends it, the
-live table's REST form reads back into the same column, a live column differing only there fails verify, and
-a change of it gets a verdict from diff and a decision from migrate. An attribute missing from a path fails
-here, named.
+live table's REST form reads back into the same column (also through the live reader, from google-cloud-bigquery's
+Table), a live column differing only there fails verify, and a change of it gets a verdict from diff and a
+decision from migrate. An attribute missing from a path fails here, named.
 
 Every column below is in BigQuery's schema JSON (REST reference, tables: TableFieldSchema,
 https://cloud.google.com/bigquery/docs/reference/rest/v2/tables#TableFieldSchema): int64 values as strings,
@@ -20,13 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.cloud import bigquery
 from helpers import FIXTURE_ROOT, invoke
 
 from infra.analysis.changes import Verdict, classify_schema
 from infra.analysis.drift import schema_differences
 from infra.analysis.migration import LiveTable, TablePlan, declared_state, plan_table
+from infra.bigquery_edge import live
 from infra.model.catalog import load_catalog
-from infra.model.column_attributes import ATTRIBUTES, Change, ColumnAttribute, Migration, sql_parameters
+from infra.model.column_attributes import ATTRIBUTES, AttributeChange, ColumnAttribute, Migration, sql_parameters
 from infra.model.declared import TABLE_TYPE
 from infra.model.schema import Column, column_from_api, parse_schema
 from infra.model.settings import Settings, load_settings
@@ -107,6 +109,19 @@ def test_the_rest_form_reads_back_into_the_declared_column(attribute: ColumnAttr
     assert column_from_api(as_file(attribute, 0)) == parsed(as_file(attribute, 0))
 
 
+@BY_KEY
+def test_the_live_reader_reads_every_attribute(attribute: ColumnAttribute) -> None:
+    # verify and migrate read a live table through google-cloud-bigquery's Table, built from tables.get.
+    resource = {
+        "tableReference": {"projectId": "p", "datasetId": "tenants", "tableId": TABLE},
+        "schema": {"fields": [as_file(attribute, 0)]},
+    }
+
+    state = live.observed_table(bigquery.Table.from_api_repr(resource))
+
+    assert state.schema == (parsed(as_file(attribute, 0)),), f"the live reader drops {attribute.key}"
+
+
 def test_the_program_sends_every_attribute(repo_copy: Path) -> None:
     schema_file = repo_copy / "schemas" / "tenants" / f"{TABLE}.json"
     declared = [as_file(a, 0) for a in ATTRIBUTES]
@@ -137,10 +152,10 @@ def test_a_change_gets_a_verdict_from_diff(attribute: ColumnAttribute) -> None:
 
     assert [c.path for c in changes] == [name_of(attribute)], f"diff misses a {attribute.key} change"
     allowed = {
-        Change.STRUCTURE: set(Verdict),
-        Change.IN_PLACE: {Verdict.UPDATE},
-        Change.PARAMETER: {Verdict.UPDATE, Verdict.REJECTED},
-        Change.ELEMENT_TYPE: {Verdict.REJECTED},
+        AttributeChange.STRUCTURE: set(Verdict),
+        AttributeChange.IN_PLACE: {Verdict.UPDATE},
+        AttributeChange.PARAMETER: {Verdict.UPDATE, Verdict.REJECTED},
+        AttributeChange.ELEMENT_TYPE: {Verdict.REJECTED},
     }[attribute.change]
     assert changes[0].verdict in allowed
 

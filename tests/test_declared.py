@@ -28,6 +28,9 @@ from infra.pulumi_edge.mockrun import run_stack
 from infra.reports.docs import render_data_dictionary
 from infra.reports.planreport import render_text
 
+# rich reads NO_COLOR, TERM, ... from the environment: the Consoles below see none of the shell's.
+pytestmark = pytest.mark.usefixtures("no_terminal_settings")
+
 CATALOG = load_catalog(FIXTURE_ROOT)
 
 

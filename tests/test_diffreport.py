@@ -17,6 +17,9 @@ from infra.files.filediff import diff_schema_files
 from infra.reports import diffreport
 from infra.reports.diffreport import _STYLES, _migration_line, _procedures, _reason, _summary, _title
 
+# rich reads NO_COLOR, TERM, ... from the environment: the Consoles below see none of the shell's.
+pytestmark = pytest.mark.usefixtures("no_terminal_settings")
+
 CORPUS = Path(__file__).resolve().parent / "corpus" / "mozilla-pipeline-schemas"
 LARGEST = CORPUS / "schemas" / "firefox-desktop" / "metrics" / "metrics.1.bq"
 

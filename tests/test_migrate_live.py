@@ -880,7 +880,7 @@ def _gone_watcher(stack: LiveStack, gate: Fault) -> threading.Thread:
     def watch() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            if live._or_none(lambda: stack.client.get_table(stack.table(QUEUE))) is None:
+            if live.or_none(lambda: stack.client.get_table(stack.table(QUEUE))) is None:
                 gate.path = ""
                 return
             time.sleep(0.005)
@@ -905,7 +905,7 @@ def test_a_lost_answer_to_the_statement_that_moves_the_original_loses_nothing(bu
         try:
             assert lost.seen.wait(120), "the original was never moved"
             give_up = time.monotonic() + 60
-            while live._or_none(lambda: built_stack.client.get_table(built_stack.table(QUEUE))) is not None:
+            while live.or_none(lambda: built_stack.client.get_table(built_stack.table(QUEUE))) is not None:
                 assert time.monotonic() < give_up, "the server never carried the statement out"
                 time.sleep(0.01)  # the server carried the statement out; its answer is held
             process.send_signal(signal.SIGINT)

@@ -317,7 +317,7 @@ def test_validate_accepts_a_hint_whose_new_name_is_declared(repo_copy: Path) -> 
     assert result.returncode == 0, result.stderr
 
 
-def test_shape_ignores_nothing_the_program_declares(prod: tuple[Table, Settings]) -> None:
+def test_the_declared_state_ignores_nothing_the_program_declares(prod: tuple[Table, Settings]) -> None:
     table, settings = prod
     state, args = declared_state(table, settings)
     assert state == TableState(

@@ -34,8 +34,7 @@ def registrations(root: Path, stack: str, **config: Any) -> Registrations:
         else:
             document["config"][f"tenant-bigquery:{key}"] = value
     path.write_text(yaml.safe_dump(document, sort_keys=False))
-    plan = run_stack(root, stack)
-    return plan.registrations()
+    return run_stack(root, stack).registrations()
 
 
 def up(old: Registrations, new: Registrations, stack: str) -> DiffResult:

@@ -38,7 +38,7 @@ def _urn_key(urn: str) -> tuple[str, str]:
     return qualified_type.rsplit("$", 1)[-1], name
 
 
-def import_document(plan: ProgramRun) -> dict[str, Any]:
+def import_document(run: ProgramRun) -> dict[str, Any]:
     """Every resource the program registers, as `pulumi import --file` takes them.
 
     Components come in with `component: true` and no id (Pulumi >= 3.94 creates them empty); `name`
@@ -46,7 +46,7 @@ def import_document(plan: ProgramRun) -> dict[str, Any]:
     refers to another entry's name.
     """
     names: dict[tuple[str, str], str] = {}
-    for resource in plan.resources:
+    for resource in run.resources:
         is_component = resource.type == COMPONENT_TYPE
         names[(resource.type, resource.name)] = f"{resource.name}-component" if is_component else resource.name
     if len(set(names.values())) != len(names):
@@ -55,7 +55,7 @@ def import_document(plan: ProgramRun) -> dict[str, Any]:
     entries = []
     # Mocks register concurrently; a stable order keeps the file reviewable.
     rank = {COMPONENT_TYPE: 0, DATASET_TYPE: 1, TABLE_TYPE: 2}
-    for resource in sorted(plan.resources, key=lambda r: (rank.get(r.type, 3), r.name)):
+    for resource in sorted(run.resources, key=lambda r: (rank.get(r.type, 3), r.name)):
         entry: dict[str, Any] = {
             "type": resource.type,
             "name": names[(resource.type, resource.name)],

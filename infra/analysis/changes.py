@@ -25,8 +25,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from infra.model import rules
-from infra.model.column_attributes import CLASSIFIED
-from infra.model.column_attributes import Change as AttributeChange
+from infra.model.column_attributes import CLASSIFIED, AttributeChange
 from infra.model.schema import Column, count_columns, join_path
 
 # Table-level rendering reads the catalog's types: imported by the functions that compare tables, so
@@ -503,8 +502,8 @@ def _drop_of_a_key_column(change: Change, old: Table) -> Change:
             f"{change.path} is the partitioning column: the partitioning changes with it, which replaces the "
             "table, recreated empty (BigQuery would refuse to drop it in place)"
         )
-        rule = RANGE_PARTITION_FIELD if old.range_partitioning else TIME_PARTITION_FIELD
-        return _change(change.path, Verdict.REPLACE, rule, text)
+        citation = RANGE_PARTITION_FIELD if old.range_partitioning else TIME_PARTITION_FIELD
+        return _change(change.path, Verdict.REPLACE, citation, text)
     if change.path in old.clustering:
         text = (
             f"{change.path} is a clustering column: the provider runs ALTER TABLE DROP COLUMN before it updates "

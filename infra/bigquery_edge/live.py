@@ -331,7 +331,7 @@ def why_failed(conn: Connection, error: BaseException) -> str:
 
 
 @contextmanager
-def _api_errors(conn: Connection) -> Iterator[None]:
+def api_errors(conn: Connection) -> Iterator[None]:
     """Translate the client's exceptions into one-line LiveErrors."""
     try:
         yield
@@ -341,11 +341,16 @@ def _api_errors(conn: Connection) -> Iterator[None]:
         raise LiveError(describe(conn, error)) from None
 
 
-def _or_none(call: Callable[[], T]) -> T | None:
+def or_none(call: Callable[[], T]) -> T | None:
     try:
         return call()
     except api_exceptions.NotFound:
         return None
+
+
+def table_or_none(conn: Connection, table: str | bigquery.TableReference) -> bigquery.Table | None:
+    """The table, or None where BigQuery answers 404."""
+    return or_none(lambda: conn.client.get_table(table, **conn.call()))
 
 
 def observed_dataset(dataset: bigquery.Dataset) -> DatasetState:
@@ -387,14 +392,14 @@ class _Fetched:
 def verify(conn: Connection, catalog: Catalog, settings: Settings, workers: int = WORKERS) -> VerifyReport:
     """Check every declared dataset and table in the live project; every lookup runs concurrently."""
     client = conn.client
-    with _api_errors(conn), ThreadPoolExecutor(max_workers=workers) as pool:
+    with api_errors(conn), ThreadPoolExecutor(max_workers=workers) as pool:
         pending = []
         for dataset in declare(catalog, settings):
             ref = bigquery.DatasetReference(conn.project, dataset.args["dataset_id"])
-            live = pool.submit(_or_none, lambda ref=ref: client.get_dataset(ref, **conn.call()))
-            listing = pool.submit(_or_none, lambda ref=ref: list(client.list_tables(ref, **conn.call())))
+            live = pool.submit(or_none, lambda ref=ref: client.get_dataset(ref, **conn.call()))
+            listing = pool.submit(or_none, lambda ref=ref: list(client.list_tables(ref, **conn.call())))
             tables = [
-                (table, pool.submit(_or_none, lambda t=table_ref: client.get_table(t, **conn.call())))
+                (table, pool.submit(table_or_none, conn, table_ref))
                 for table in dataset.tables
                 for table_ref in [ref.table(table.args["table_id"])]
             ]
@@ -527,8 +532,8 @@ def snapshot(
         table.key: bigquery.DatasetReference(conn.project, settings.dataset_id(table.dataset)).table(table.table_id)
         for table in tables
     }
-    with _api_errors(conn), ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        lookups = pool.map(lambda r: _or_none(lambda: client.get_table(r, **conn.call())), refs.values())
+    with api_errors(conn), ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        lookups = pool.map(lambda r: table_or_none(conn, r), refs.values())
         found = dict(zip(refs, lookups, strict=True))
         missing = [_dotted(refs[key]) for key, live in found.items() if live is None]
         if missing:
@@ -612,7 +617,7 @@ def _existing_backup_or_refuse(conn: Connection, source: bigquery.Dataset) -> bi
     """
     name, backup_name = source.dataset_id, source.dataset_id + BACKUP_SUFFIX
     ref = bigquery.DatasetReference(conn.project, backup_name)
-    backup = _or_none(lambda: conn.client.get_dataset(ref, **conn.call()))
+    backup = or_none(lambda: conn.client.get_dataset(ref, **conn.call()))
     if backup is None:
         return None
     if (backup.location or "").upper() != (source.location or "").upper():

@@ -57,7 +57,7 @@ def dry_run(
         config = bigquery.QueryJobConfig(
             dry_run=True, use_query_cache=False, query_parameters=query_parameters(contract)
         )
-        with live._api_errors(conn):  # a call that cannot be made at all: nothing could be checked
+        with live.api_errors(conn):  # a call that cannot be made at all: nothing could be checked
             try:
                 conn.client.query(stack_sql(contract, catalog, settings), job_config=config, **conn.call())
             except api_exceptions.ClientError as error:

@@ -87,7 +87,7 @@ def complete(conn: live.Connection, settings: Settings, entry: Entry) -> None:
 def read(conn: live.Connection, settings: Settings, table: str | None) -> list[dict[str, Any]] | None:
     """Every row, newest first (of one table if named); None when the history table does not exist."""
     target = history_id(conn, settings)
-    if live._or_none(lambda: conn.client.get_table(target, **conn.call())) is None:
+    if live.table_or_none(conn, target) is None:
         return None
     condition = "" if table is None else " WHERE migrated_table = @migrated_table"
     sql = f"SELECT * FROM {quote(target)}{condition} ORDER BY started_at DESC, migrated_table"  # noqa: S608
@@ -96,7 +96,7 @@ def read(conn: live.Connection, settings: Settings, table: str | None) -> list[d
 
 
 def _count(conn: live.Connection, table_id: str, condition: str) -> int | None:
-    if live._or_none(lambda: conn.client.get_table(table_id, **conn.call())) is None:
+    if live.table_or_none(conn, table_id) is None:
         return None
     (row,) = conn.client.query_and_wait(f"SELECT COUNT(*) FROM {quote(table_id)}{condition}", **conn.query())  # noqa: S608
     return int(row[0])
@@ -141,7 +141,7 @@ class Guard:
                 "or snapshot it and rebuild it by hand"
             )
         target = history_id(self.conn, self.settings)
-        if live._or_none(lambda: self.conn.client.get_table(target, **self.conn.call())) is None:
+        if live.table_or_none(self.conn, target) is None:
             return (
                 f"not migrated: every run is recorded in {target}, which does not exist yet; create it first: "
                 f"pulumi up --stack {self.run.stack} --target '**::{HISTORY_TABLE.replace('.', '-')}'"
@@ -162,8 +162,8 @@ class Guard:
         now = datetime.now(UTC)
         return Entry(run.run_id, self.table.key, now, outcome, run.stack, run.commit, run.caller, steps)
 
-    def after(self, shape_filter: str) -> int | None:
-        return _count(self.conn, self.table_id, shape_filter)
+    def after(self, condition: str) -> int | None:
+        return _count(self.conn, self.table_id, condition)
 
     def finish(
         self,
@@ -184,7 +184,7 @@ class Guard:
         try:
             if not new:
                 complete(conn, self.settings, entry)
-            elif live._or_none(lambda: conn.client.get_table(history_id(conn, self.settings), **conn.call())):
+            elif live.table_or_none(conn, history_id(conn, self.settings)):
                 insert(conn, self.settings, entry)
         except live.API_FAILURES as error:
             problems.append(f"its history row was not completed ({live.why_failed(conn, error)})")
@@ -210,7 +210,7 @@ class Guard:
     def _safe(self, conn: live.Connection) -> bool:
         """After SIGINT: the table stands under its name, so another run may read and continue it."""
         try:
-            return live._or_none(lambda: conn.client.get_table(self.table_id, **conn.call())) is not None
+            return live.table_or_none(conn, self.table_id) is not None
         except live.API_FAILURES:
             return False
 

@@ -28,7 +28,7 @@ class LockHeld(Exception):
 
 def holder(conn: live.Connection, table_id: str) -> dict[str, Any] | None:
     """Who holds the lock on `table_id`, or None when nobody does."""
-    marker = live._or_none(lambda: conn.client.get_table(lock_table_id(table_id), **conn.call()))
+    marker = live.table_or_none(conn, lock_table_id(table_id))
     if marker is None:
         return None
     try:

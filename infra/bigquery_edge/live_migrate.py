@@ -126,9 +126,9 @@ def read_live(conn: live.Connection, settings: Settings, table: Table, *, facts:
     run's labels, and counted); with `facts`, also what a rebuild could not carry over (extra API calls)."""
     table_id = _table_id(conn, settings, table)
     client = conn.client
-    found = live._or_none(lambda: client.get_table(table_id, **conn.call()))
+    found = live.table_or_none(conn, table_id)
     dataset = table_id.rsplit(".", 1)[0]
-    listing = live._or_none(lambda: list(client.list_tables(dataset, **conn.call()))) or []
+    listing = live.or_none(lambda: list(client.list_tables(dataset, **conn.call()))) or []
     leftovers = tuple(
         _leftover(conn, f"{dataset}.{t.table_id}", named)
         for t in sorted(listing, key=lambda t: t.table_id)
@@ -310,7 +310,7 @@ class _Tables:
 
 def _read_tables(conn: live.Connection, plan: TablePlan) -> _Tables:
     def get(table_id: str | None) -> bigquery.Table | None:
-        return None if table_id is None else live._or_none(lambda: conn.client.get_table(table_id, **conn.call()))
+        return None if table_id is None else live.table_or_none(conn, table_id)
 
     return _Tables(get(plan.table_id), get(plan.rebuild_table), get(plan.frozen_table))
 
@@ -386,7 +386,7 @@ def migrate(
     run = run or Run(new_run_id(when), "unknown", None, live_history.caller(conn), when)
     results = []
     spent = 0  # bytes billed by the tables before, against the cap on one run
-    with live._api_errors(conn):
+    with live.api_errors(conn):
         for table in tables:
             say(table.key, "planning")
             started = datetime.now(UTC)
@@ -468,7 +468,7 @@ def _apply_one(
 ) -> TableResult:
     table_plan = result.plan
     # A table that is gone (a rebuild interrupted after the drop) has nothing to snapshot: its copy is the data.
-    if live._or_none(lambda: conn.client.get_table(table_plan.table_id, **conn.call())) is not None:
+    if live.table_or_none(conn, table_plan.table_id) is not None:
         try:
             taken = live.snapshot(conn, settings, [table], SNAPSHOT_EXPIRE_DAYS, now=now)
         except live.SnapshotRefused as error:

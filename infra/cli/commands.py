@@ -245,8 +245,10 @@ def preview_gate(root: Path, stack: str, preview_file: Path, migration_file: Pat
         migrated: frozenset[str] = frozenset()
         if migration_file is not None:
             reading = migration_file
-            plan = previewgate.load_document(migration_file.read_text(encoding="utf-8"), "migrate --format json")
-            migrated = previewgate.migrated_tables(plan, settings)
+            migration_plan = previewgate.load_document(
+                migration_file.read_text(encoding="utf-8"), "migrate --format json"
+            )
+            migrated = previewgate.migrated_tables(migration_plan, settings)
         reading = preview_file
         document = previewgate.load_document(preview_file.read_text(encoding="utf-8"))
         steps = previewgate.destructive_steps(document, settings, project, migrated)
@@ -385,7 +387,7 @@ def history(root: Path, stack: str, endpoint: str | None, table: str | None) -> 
         table = select_tables(catalog, table)[0].key
     try:
         conn = live.connect(settings.project, endpoint)
-        with live._api_errors(conn):
+        with live.api_errors(conn):
             rows = live_history.read(conn, settings, table)
     except live.LiveError as error:
         raise CommandFailed(str(error)) from None
@@ -407,19 +409,21 @@ def import_file(root: Path, stack: str, endpoint: str | None, skip_verify: bool,
     from infra.pulumi_edge.mockrun import run_stack
 
     require_stack_file(root, stack)
-    planned = run_stack(root, stack)  # offline, and it validates everything before the live project is read
-    assert planned.catalog is not None and planned.settings is not None
+    program_run = run_stack(root, stack)  # offline, and it validates everything before the live project is read
+    assert program_run.catalog is not None and program_run.settings is not None
     if not skip_verify:
         from infra.bigquery_edge import live
 
         try:
-            report = live.verify(live.connect(planned.settings.project, endpoint), planned.catalog, planned.settings)
+            report = live.verify(
+                live.connect(program_run.settings.project, endpoint), program_run.catalog, program_run.settings
+            )
         except live.LiveError as error:
             raise CommandFailed(str(error)) from None
         if report.import_blockers:
             return ImportFile(stack, blockers=list(report.import_blockers))
     try:
-        document = adoption.import_document(planned)
+        document = adoption.import_document(program_run)
     except adoption.AdoptionError as error:
         raise Refused(str(error), prefix="error") from None
     if out is not None:

@@ -7,7 +7,7 @@ policyTags as {"names": [...]}, rangeElementType as {"type": ...}):
 - how the program sends it (`Column.to_api`, the provider's `schema` input) and how the live table's REST
   form reads back (`column_from_api`, infra/bigquery_edge/live.py);
 - how verify words a difference (infra/analysis/drift.py);
-- what a change does (`Change`, classified in infra/analysis/changes.py) and what migrate plans (`Migration`,
+- what a change does (`AttributeChange`, classified in infra/analysis/changes.py) and what migrate plans (`Migration`,
   infra/analysis/migration.py). The provider's rule: terraform-provider-google resourceBigQueryTableSchemaIsChangeable
   compares only a column's name, type, mode and fields (a change there can force a new table); every other
   attribute is sent as an update and BigQuery decides. A rebuild creates the table from the declared schema
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from infra.model.schema import Column
 
 
-class Change(Enum):
+class AttributeChange(Enum):
     """What a change of the attribute does to an existing table."""
 
     # Compared by resourceBigQueryTableSchemaIsChangeable: infra/analysis/changes.py's walk of the columns decides.
@@ -88,7 +88,7 @@ def _int64(value: Any) -> int | None:
 class ColumnAttribute:
     key: str  # in BigQuery's schema JSON
     attribute: str  # the Column field
-    change: Change
+    change: AttributeChange
     migration: Migration
     types: tuple[str, ...] = ()  # the types it applies to; () for every type
     required_for: tuple[str, ...] = ()  # types a column must have it for
@@ -240,7 +240,7 @@ def decimal_check(type_: str, values: Mapping[str, Any]) -> str | None:
 TYPE = ColumnAttribute(
     "type",
     "type",
-    Change.STRUCTURE,
+    AttributeChange.STRUCTURE,
     Migration.STRUCTURE,
     basic=True,
     check=_type,
@@ -249,7 +249,7 @@ TYPE = ColumnAttribute(
 MODE = ColumnAttribute(
     "mode",
     "mode",
-    Change.STRUCTURE,
+    AttributeChange.STRUCTURE,
     Migration.STRUCTURE,
     basic=True,
     absent="NULLABLE",
@@ -259,7 +259,7 @@ MODE = ColumnAttribute(
 DESCRIPTION = ColumnAttribute(
     "description",
     "description",
-    Change.IN_PLACE,
+    AttributeChange.IN_PLACE,
     Migration.LEFT_TO_PULUMI,
     basic=True,
     check=_description,
@@ -271,7 +271,7 @@ DESCRIPTION = ColumnAttribute(
 MAX_LENGTH = ColumnAttribute(
     "maxLength",
     "max_length",
-    Change.PARAMETER,
+    AttributeChange.PARAMETER,
     Migration.SET_DATA_TYPE,
     types=("STRING", "BYTES"),
     check=_max_length,
@@ -292,7 +292,7 @@ MAX_LENGTH = ColumnAttribute(
 PRECISION = ColumnAttribute(
     "precision",
     "precision",
-    Change.PARAMETER,
+    AttributeChange.PARAMETER,
     Migration.SET_DATA_TYPE,
     types=_DECIMAL_TYPES,
     check=_whole_number,
@@ -309,7 +309,7 @@ PRECISION = ColumnAttribute(
 SCALE = ColumnAttribute(
     "scale",
     "scale",
-    Change.PARAMETER,
+    AttributeChange.PARAMETER,
     Migration.SET_DATA_TYPE,
     types=_DECIMAL_TYPES,
     check=_whole_number,
@@ -322,7 +322,7 @@ SCALE = ColumnAttribute(
 ROUNDING_MODE = ColumnAttribute(
     "roundingMode",
     "rounding_mode",
-    Change.IN_PLACE,
+    AttributeChange.IN_PLACE,
     Migration.LEFT_TO_PULUMI,
     types=_DECIMAL_TYPES,
     misplaced_hint="",
@@ -336,7 +336,7 @@ ROUNDING_MODE = ColumnAttribute(
 COLLATION = ColumnAttribute(
     "collation",
     "collation",
-    Change.IN_PLACE,
+    AttributeChange.IN_PLACE,
     Migration.LEFT_TO_PULUMI,
     types=("STRING",),
     check=_collation,
@@ -349,7 +349,7 @@ COLLATION = ColumnAttribute(
 DEFAULT_VALUE_EXPRESSION = ColumnAttribute(
     "defaultValueExpression",
     "default_value_expression",
-    Change.IN_PLACE,
+    AttributeChange.IN_PLACE,
     Migration.LEFT_TO_PULUMI,
     check=_default_value,
     send=lambda value: value or None,
@@ -360,7 +360,7 @@ DEFAULT_VALUE_EXPRESSION = ColumnAttribute(
 POLICY_TAGS = ColumnAttribute(
     "policyTags",
     "policy_tags",
-    Change.IN_PLACE,
+    AttributeChange.IN_PLACE,
     Migration.LEFT_TO_PULUMI,
     check=_policy_tags,
     send=lambda value: {"names": list(value)} if value else None,
@@ -370,7 +370,7 @@ POLICY_TAGS = ColumnAttribute(
 RANGE_ELEMENT_TYPE = ColumnAttribute(
     "rangeElementType",
     "range_element_type",
-    Change.ELEMENT_TYPE,
+    AttributeChange.ELEMENT_TYPE,
     Migration.REFUSED,
     types=("RANGE",),
     required_for=("RANGE",),
@@ -408,7 +408,7 @@ PARAMETERIZED_TYPES = frozenset(t for a in ATTRIBUTES for t in a.required_for)
 # verify: the differences that name their values first.
 VERIFIED = (*[a for a in ATTRIBUTES if a.shows_values], *[a for a in ATTRIBUTES if not a.shows_values])
 # diff and migrate: one change per attribute outside the column walk (SCALE's is PRECISION's).
-CLASSIFIED = tuple(a for a in ATTRIBUTES if a.change is not Change.STRUCTURE and a.part_of is None)
+CLASSIFIED = tuple(a for a in ATTRIBUTES if a.change is not AttributeChange.STRUCTURE and a.part_of is None)
 PLANNED = tuple(a for a in CLASSIFIED if a.migration in (Migration.SET_DATA_TYPE, Migration.REFUSED))
 
 

@@ -19,6 +19,8 @@ from infra.model.problems import Problem
 # How each attribute is sent (infra/model/column_attributes.py).
 _SENT_BASIC = tuple((a.attribute, a.key, a.send) for a in BASIC)
 _SENT_PARAMETERS = tuple((a.attribute, a.key, a.send) for a in PARAMETERS)
+# The basic attributes as the parser checks them, unpacked once: every column of a schema reads all three.
+_CHECKED_BASIC = tuple((a.attribute, a.key, a.absent, a.check) for a in BASIC)
 
 
 # Not frozen: a frozen dataclass costs 6x more to build, which dominates loading a 13,000-field schema.
@@ -150,7 +152,11 @@ class _SchemaParser:
                 f"unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_COLUMN_KEYS))}",
             )
 
-        basics = {a.attribute: self.checked(a, item.get(a.key, a.absent), where) for a in BASIC}
+        basics: dict[str, Any] = {}
+        for attribute, key, absent, check in _CHECKED_BASIC:
+            basics[attribute], problems = check(item.get(key, absent))
+            for message in problems:
+                self.fail(f"{where}.{key}", message)
         type_ = basics["type"]
 
         fields: tuple[Column, ...] = ()

@@ -187,7 +187,7 @@ class Compare(Enum):
 
     EXACT = "equal values"
     LABELS = "key by key; Google's own goog- labels on the live table are set aside"
-    COLUMNS = "column by column, by name at every depth (the column attributes of infra/analysis/drift.py)"
+    COLUMNS = "column by column, by name at every depth (the column attributes of infra/model/column_attributes.py)"
     KEY = "equal key names, only where a key is declared or present; the version BigQuery reports is shown"
 
 

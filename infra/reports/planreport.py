@@ -1,6 +1,6 @@
 """What `plan` prints: the program's registrations as a reviewer's table (text) or a document (JSON).
 
-Pure: it reads the plain data a plan result holds (infra/pulumi_edge/mockrun.py), never Pulumi itself. The JSON is
+Pure: it reads the plain data a program run holds (infra/pulumi_edge/mockrun.py), never Pulumi itself. The JSON is
 the registrations as recorded; the text reads what each resource receives from the typed declaration the
 program registered (infra/model/declared.py) and its options from the registrations.
 """
@@ -31,12 +31,12 @@ def _resource_order(resource: Registration) -> tuple[int, str]:
     return rank, resource.name
 
 
-def render_json(plan: ProgramRun) -> str:
+def render_json(run: ProgramRun) -> str:
     document = {
-        "stack": plan.stack,
-        "config": dict(plan.config),
-        "resources": [r.to_json() for r in sorted(plan.resources, key=_resource_order)],
-        "outputs": dict(plan.outputs),
+        "stack": run.stack,
+        "config": dict(run.config),
+        "resources": [r.to_json() for r in sorted(run.resources, key=_resource_order)],
+        "outputs": dict(run.outputs),
     }
     return json.dumps(document, indent=2, sort_keys=True)
 
@@ -58,10 +58,10 @@ def _key_text(configuration: EncryptionArgs | None) -> str:
     return f"customer-managed key {configuration['kms_key_name']}" if configuration else "Google-managed key"
 
 
-def render_text(plan: ProgramRun, out: Console) -> None:
-    options = {(r.type, r.name): r.options for r in plan.resources}
-    out.print(f"Stack [bold]{plan.stack}[/bold]: project {plan.config.get('gcp:project', '?')}")
-    datasets = sorted(plan.declared, key=lambda d: d.dataset.dataset_id)
+def render_text(run: ProgramRun, out: Console) -> None:
+    options = {(r.type, r.name): r.options for r in run.resources}
+    out.print(f"Stack [bold]{run.stack}[/bold]: project {run.config.get('gcp:project', '?')}")
+    datasets = sorted(run.declared, key=lambda d: d.dataset.dataset_id)
     for dataset in datasets:
         args = dataset.args
         out.print(
