@@ -28,7 +28,7 @@ from infra.analysis.changes import (
     worst,
 )
 from infra.model.schema import Column
-from infra.model.table_properties import RangePartitioning, Table, TimePartitioning
+from infra.model.table_properties import Constraints, ForeignKey, RangePartitioning, Table, TimePartitioning
 
 Schema = tuple[Column, ...]
 
@@ -312,6 +312,26 @@ def table_verdicts(old: Table, new: Table) -> dict[str, Verdict]:
     return {c.path: c.verdict for c in cited(classify_table(old, new))}
 
 
+def test_keys_added_changed_and_removed_are_updates_in_place_named_per_key() -> None:
+    parent = ForeignKey("fk_parent", "id", "parent", "id")
+    keyed = table(constraints=Constraints(("id",), (parent,)))
+    changes_ = {c.path: c for c in cited(classify_table(table(), keyed))}
+    assert {path: c.verdict for path, c in changes_.items()} == {
+        "(constraints.primary_key)": Verdict.UPDATE,
+        "(constraints.foreign_keys.fk_parent)": Verdict.UPDATE,
+    }
+    assert all(c.citation is changes.TABLE_CONSTRAINTS for c in changes_.values())
+    assert "does not enforce it" in changes_["(constraints.primary_key)"].reason
+    assert "fk_parent: id -> parent.id" in changes_["(constraints.foreign_keys.fk_parent)"].reason
+    moved = table(constraints=Constraints(("id",), (ForeignKey("fk_parent", "name", "parent", "id"),)))
+    assert table_verdicts(keyed, moved) == {"(constraints.foreign_keys.fk_parent)": Verdict.UPDATE}
+    assert table_verdicts(keyed, table()) == {
+        "(constraints.primary_key)": Verdict.UPDATE,
+        "(constraints.foreign_keys.fk_parent)": Verdict.UPDATE,
+    }
+    assert table_verdicts(keyed, keyed) == {}
+
+
 def test_description_labels_clustering_and_partition_filter_are_updates() -> None:
     old = table(labels={"team": "a", "gone": "x"}, clustering=("name",))
     new = table(labels={"team": "b", "new": "y"}, clustering=("id", "name"), description="Described")
@@ -448,6 +468,7 @@ CLASSIFIED_TABLE_FIELDS = frozenset(
         "require_partition_filter",
         "clustering",
         "labels",
+        "constraints",
         "renamed_columns",
     }
 )

@@ -45,6 +45,11 @@ CATALOG = load_catalog(FIXTURE_ROOT)
         (tp.RangePartitioningArgs, gcp.bigquery.TableRangePartitioningArgs),
         (tp.RangeArgs, gcp.bigquery.TableRangePartitioningRangeArgs),
         (tp.EncryptionArgs, gcp.bigquery.TableEncryptionConfigurationArgs),
+        (tp.TableConstraintsArgs, gcp.bigquery.TableTableConstraintsArgs),
+        (tp.PrimaryKeyArgs, gcp.bigquery.TableTableConstraintsPrimaryKeyArgs),
+        (tp.ForeignKeyArgs, gcp.bigquery.TableTableConstraintsForeignKeyArgs),
+        (tp.ReferencedTableArgs, gcp.bigquery.TableTableConstraintsForeignKeyReferencedTableArgs),
+        (tp.ColumnReferencesArgs, gcp.bigquery.TableTableConstraintsForeignKeyColumnReferencesArgs),
     ],
 )
 def test_every_typed_argument_is_one_the_provider_takes(ours: Any, provider: Any) -> None:

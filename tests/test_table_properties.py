@@ -34,10 +34,15 @@ from infra.model.table_properties import (
     LABELS,
     MIGRATE_ORDER,
     TABLE_PROPERTIES,
+    Constraints,
+    ConstraintsSpec,
+    ForeignKey,
+    ForeignKeySpec,
     Loading,
     Migrate,
     PartitioningSpec,
     RangePartitioning,
+    ReferenceSpec,
     Table,
     TableArgs,
     TableProperty,
@@ -59,6 +64,7 @@ IDENTITY = {"project", "dataset_id", "table_id", "deletion_protection"}
 Variant = Callable[[Table, Settings], tuple[Table, Settings]]
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 OTHER_KEY = "projects/acme-security-prod/locations/us/keyRings/bigquery-prod/cryptoKeys/other"
+KEYS = Constraints(("tenant_id", "usage_date"), (ForeignKey("fk_tenant", "tenant_id", "tenant_profiles", "tenant_id"),))
 
 
 def _options(settings: Settings, **changes: Any) -> Settings:
@@ -82,6 +88,10 @@ VARIANTS: dict[str, dict[str, Variant]] = {
     "clustering": {"another column": lambda t, s: (replace(t, clustering=("usage_date",)), s)},
     "labels": {"added": lambda t, s: (replace(t, labels={**t.labels, "team": "billing"}), s)},
     "description": {"changed": lambda t, s: (replace(t, description="Usage per tenant and day."), s)},
+    "constraints": {
+        "keys declared": lambda t, s: (replace(t, constraints=KEYS), s),
+        "primary key only": lambda t, s: (replace(t, constraints=Constraints(("tenant_id", "usage_date"))), s),
+    },
     "encryption key": {"another key": lambda t, s: (t, _options(s, kms_key_name=OTHER_KEY))},
 }
 # Per property declared in the catalog, a change of its key in stacks/<dataset>.yaml declaring what its first
@@ -94,6 +104,13 @@ SPEC_VARIANTS: dict[str, Callable[[TableSpec], TableSpec]] = {
     "clustering": lambda s: msgspec.structs.replace(s, clustering=["usage_date"]),
     "labels": lambda s: msgspec.structs.replace(s, labels={"team": "billing"}),
     "description": lambda s: msgspec.structs.replace(s, description="Usage per tenant and day."),
+    "constraints": lambda s: msgspec.structs.replace(
+        s,
+        constraints=ConstraintsSpec(
+            ["tenant_id", "usage_date"],
+            [ForeignKeySpec("fk_tenant", "tenant_id", ReferenceSpec("tenant_profiles", "tenant_id"))],
+        ),
+    ),
 }
 CASES = [(p, name, variant) for p in TABLE_PROPERTIES for name, variant in VARIANTS.get(p.name, {}).items()]
 
@@ -123,6 +140,8 @@ def engine_inputs(args: TableArgs) -> dict[str, Any]:
     def convert(value: Any, key: str = "") -> Any:
         if isinstance(value, dict) and key != "labels":
             return {_camel(k): convert(v, k) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [convert(v) for v in value]
         return value
 
     result: dict[str, Any] = convert(dict(args))

@@ -91,6 +91,11 @@ PULUMI_DELETE = Citation(
 )
 PULUMI_IMPORT = Citation("Pulumi", "pulumi/pulumi pkg/resource/deploy/step_generator.go generateSteps: isImport")
 DROP_REFUSED = Citation("BigQuery", "BigQuery docs: DDL reference, ALTER TABLE DROP COLUMN")
+TABLE_CONSTRAINTS = Citation(
+    "provider",
+    "terraform-provider-google resource_bigquery_table.go: table_constraints Optional, no ForceNew; "
+    "resourceBigQueryTableUpdate PUTs the table resource (tables.update), tableConstraints only while declared",
+)
 
 
 @dataclass(frozen=True)
@@ -576,6 +581,35 @@ def _expiration_change(old_days: int | None, new_days: int | None, keep_forever:
     return [_change(path, Verdict.UPDATE_DESTRUCTIVE, PARTITION_EXPIRATION, text, "timePartitioning")]
 
 
+def constraint_changes(old: Table, new: Table, _: str) -> list[Change]:
+    """Unenforced keys change in place and touch no row; BigQuery trusts them, so rows that break a new key give
+    wrong results to the joins it optimises (BigQuery docs: Use primary and foreign keys)."""
+    from infra.model.table_properties import Constraints, table_constraints_text
+
+    before, after = old.constraints or Constraints(), new.constraints or Constraints()
+    changes: list[Change] = []
+    if before.primary_key != after.primary_key:
+        was, now = (table_constraints_text(Constraints(c.primary_key)) for c in (before, after))
+        text = f"primary key {was} -> {now}, in place; no row is read or changed"
+        if after.primary_key:
+            text += ": BigQuery does not enforce it, so the rows must already be unique and not NULL on it"
+        changes.append(
+            _change("(constraints.primary_key)", Verdict.UPDATE, TABLE_CONSTRAINTS, text, "tableConstraints")
+        )
+    old_keys = {k.name: k for k in before.foreign_keys}
+    new_keys = {k.name: k for k in after.foreign_keys}
+    for name in sorted(old_keys.keys() | new_keys.keys()):
+        was_key, now_key = old_keys.get(name), new_keys.get(name)
+        if was_key == now_key:
+            continue
+        was, now = (table_constraints_text(Constraints((), (k,))) if k else "none" for k in (was_key, now_key))
+        text = f"foreign key {was} -> {now}, in place; no row is read or changed"
+        changes.append(
+            _change(f"(constraints.foreign_keys.{name})", Verdict.UPDATE, TABLE_CONSTRAINTS, text, "tableConstraints")
+        )
+    return changes
+
+
 # Each table property declared in the catalog (infra/model/table_properties.py, `in_catalog`), by name:
 # what a change of it does. tests/test_table_properties.py holds the two to the same properties.
 TABLE_CLASSIFIERS: dict[str, Callable[[Table, Table, str], list[Change]]] = {
@@ -585,6 +619,7 @@ TABLE_CLASSIFIERS: dict[str, Callable[[Table, Table, str], list[Change]]] = {
     "clustering": clustering_changes,
     "labels": label_changes,
     "description": description_changes,
+    "constraints": constraint_changes,
 }
 
 

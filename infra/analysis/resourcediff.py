@@ -135,7 +135,6 @@ TABLE_RULES: dict[str, PropertyRule] = {
     "friendlyName": PropertyRule(Verdict.UPDATE, TABLE_IN_PLACE, "in place"),
     "maxStaleness": PropertyRule(Verdict.UPDATE, TABLE_IN_PLACE, "in place"),
     "resourceTags": PropertyRule(Verdict.UPDATE, TABLE_IN_PLACE, "in place"),
-    "tableConstraints": PropertyRule(Verdict.UPDATE, TABLE_IN_PLACE, "in place"),
     "view": PropertyRule(Verdict.UPDATE, TABLE_IN_PLACE, "in place"),
 }
 DATASET_RULES: dict[str, PropertyRule] = {

@@ -18,7 +18,14 @@ from infra.model.history import schema_problems
 from infra.model.problems import DeclarationError, Problem, struct_problems
 from infra.model.renames import check_renamed_columns
 from infra.model.schema import Column, join_path, parse_schema
-from infra.model.table_properties import Loading, Table, TableSpec, label_problems, load_properties
+from infra.model.table_properties import (
+    Loading,
+    Table,
+    TableSpec,
+    label_problems,
+    load_properties,
+    reference_problems,
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,18 @@ KEY_MEANINGS = {
     "tables.<table>.partitioning.range.start": "the first range's start (inclusive)",
     "tables.<table>.partitioning.range.end": "the last range's end (exclusive)",
     "tables.<table>.partitioning.range.interval": "the width of each range",
+    "tables.<table>.constraints.primary_key": "the columns whose values are unique and not NULL in every row "
+    "(1 to 16 top-level columns of BIGNUMERIC, BOOL, DATE, DATETIME, INT64, NUMERIC, STRING or TIMESTAMP); "
+    "BigQuery does not check the rows",
+    "tables.<table>.constraints.foreign_keys": "at most 64 foreign keys, one column each",
+    "tables.<table>.constraints.foreign_keys.name": "the key's name, unique in the table (letters, digits and "
+    "underscores)",
+    "tables.<table>.constraints.foreign_keys.column": "the top-level column of this table whose values are the "
+    "referenced table's primary key, or NULL",
+    "tables.<table>.constraints.foreign_keys.references": "the key it references",
+    "tables.<table>.constraints.foreign_keys.references.table": "a table of the same dataset, without the dataset",
+    "tables.<table>.constraints.foreign_keys.references.column": "that table's primary key (one column), of the same "
+    "type",
 }
 
 
@@ -164,6 +183,7 @@ def _load_dataset(
                 **fields,
             )
         )
+    problems += reference_problems(tuple(tables), file)
     dataset = Dataset(spec.dataset, spec.description, dict(spec.labels), tuple(tables), file)
     return dataset, problems
 

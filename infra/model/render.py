@@ -48,3 +48,10 @@ def clustering_text(columns: Sequence[str] | None) -> str:
 def columns_text(schema: tuple[Column, ...]) -> str:
     """Counted as BigQuery's column limit counts them: a RECORD as its fields."""
     return f"{count_columns(schema)} columns (leaf)"
+
+
+def constraints_text(primary_key: Sequence[str], foreign_keys: Sequence[tuple[str, str, str, str]]) -> str:
+    """Keys as (name, column, referenced table, referenced column); BigQuery does not enforce them."""
+    parts = [f"primary key ({', '.join(primary_key)})"] if primary_key else []
+    parts += [f"{name}: {column} -> {table}.{referenced}" for name, column, table, referenced in foreign_keys]
+    return "; ".join(parts) or NONE

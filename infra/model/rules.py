@@ -407,3 +407,33 @@ def name_stamp(moment: datetime) -> str:
     """The UTC time in the ids of tables this tool creates (snapshots, rebuild copies): valid in a table id,
     and to the millisecond, so that two runs within one second never reach for the same name."""
     return f"{moment:%Y%m%dT%H%M%S}{moment.microsecond // 1000:03d}Z"
+
+
+# Primary and foreign keys, unenforced (BigQuery docs "Use primary and foreign keys",
+# https://cloud.google.com/bigquery/docs/primary-foreign-keys, and its limitations in "TABLE_CONSTRAINTS view",
+# https://cloud.google.com/bigquery/docs/information-schema-table-constraints).
+KEY_TYPES = frozenset({"BIGNUMERIC", "BOOL", "DATE", "DATETIME", "INT64", "NUMERIC", "STRING", "TIMESTAMP"})
+MAX_PRIMARY_KEY_COLUMNS = 16
+MAX_FOREIGN_KEYS = 64
+_CONSTRAINT_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,299}\Z")
+CONSTRAINTS_DOC = "BigQuery docs: TABLE_CONSTRAINTS view, limitations"
+
+
+def check_key_column(column_type: str, mode: str) -> str | None:
+    """A primary or foreign key column: a top-level, non-REPEATED column of a key type (the caller found it
+    among the top-level columns)."""
+    if mode == "REPEATED":
+        return f"a REPEATED column cannot be a key column ({CONSTRAINTS_DOC})"
+    if column_type not in KEY_TYPES:
+        types = ", ".join(sorted(KEY_TYPES))
+        return f"a {column_type} column cannot be a key column; use one of {types} ({CONSTRAINTS_DOC})"
+    return None
+
+
+def check_constraint_name(name: str) -> str | None:
+    if _CONSTRAINT_NAME.fullmatch(name) is None:
+        return (
+            f"foreign key name {name!r}: use letters, digits and underscores, a letter or underscore first, "
+            "at most 300 characters (this project's rule, as for column names)"
+        )
+    return None

@@ -37,7 +37,7 @@ import msgspec
 from infra.contract import DATA_LOSS_APPROVED, RETENTION_FOREVER
 from infra.model import rules, schema, settings
 from infra.model.problems import Problem
-from infra.model.render import clustering_text, partitioning_text, short_text
+from infra.model.render import clustering_text, constraints_text, partitioning_text, short_text
 from infra.model.rules import MS_PER_DAY
 from infra.model.schema import Column, parse_schema
 from infra.model.settings import Settings
@@ -62,6 +62,22 @@ class RangePartitioning:
 
 
 @dataclass(frozen=True)
+class ForeignKey:
+    name: str
+    column: str
+    table: str  # the referenced table, in the same dataset
+    referenced_column: str
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Unenforced primary and foreign keys: BigQuery trusts the data to keep them."""
+
+    primary_key: tuple[str, ...] = ()
+    foreign_keys: tuple[ForeignKey, ...] = ()
+
+
+@dataclass(frozen=True)
 class Table:
     """A table of the catalog: its identity, and one field per property declared in the catalog."""
 
@@ -75,6 +91,7 @@ class Table:
     require_partition_filter: bool = False
     clustering: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
+    constraints: Constraints | None = None
     renamed_columns: dict[str, str] = field(default_factory=dict)  # new name: old name, for `migrate`
 
     @property
@@ -100,6 +117,22 @@ class PartitioningSpec(msgspec.Struct, forbid_unknown_fields=True):
     range: RangeSpec | None = None
 
 
+class ReferenceSpec(msgspec.Struct, forbid_unknown_fields=True):
+    table: str
+    column: str
+
+
+class ForeignKeySpec(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    column: str
+    references: ReferenceSpec
+
+
+class ConstraintsSpec(msgspec.Struct, forbid_unknown_fields=True):
+    primary_key: list[str] = []
+    foreign_keys: list[ForeignKeySpec] = []
+
+
 class TableSpec(msgspec.Struct, forbid_unknown_fields=True):
     description: str = ""
     schema_file: str | None = msgspec.field(default=None, name="schema")
@@ -107,6 +140,7 @@ class TableSpec(msgspec.Struct, forbid_unknown_fields=True):
     require_partition_filter: bool = False
     clustering: list[str] | msgspec.UnsetType = msgspec.UNSET  # not given: not checked; [] is refused
     labels: dict[str, str] = {}
+    constraints: ConstraintsSpec | None = None
     renamed_columns: dict[str, str] = {}
 
 
@@ -134,6 +168,32 @@ class EncryptionArgs(TypedDict):
     kms_key_name: str
 
 
+class PrimaryKeyArgs(TypedDict):
+    columns: list[str]
+
+
+class ReferencedTableArgs(TypedDict):
+    project_id: str
+    dataset_id: str  # as deployed: the stack's datasetSuffix appended
+    table_id: str
+
+
+class ColumnReferencesArgs(TypedDict):
+    referencing_column: str
+    referenced_column: str
+
+
+class ForeignKeyArgs(TypedDict):
+    name: str
+    referenced_table: ReferencedTableArgs
+    column_references: ColumnReferencesArgs  # one pair: the provider's column_references has MaxItems 1
+
+
+class TableConstraintsArgs(TypedDict):
+    primary_key: NotRequired[PrimaryKeyArgs]
+    foreign_keys: NotRequired[list[ForeignKeyArgs]]
+
+
 class TableArgs(TypedDict):
     """A table's provider arguments under pulumi-gcp's names (its `TableArgsDict`, which the pure core cannot
     import): mypy checks each key where infra/pulumi_edge/resources.py hands them to the provider, and
@@ -151,6 +211,7 @@ class TableArgs(TypedDict):
     range_partitioning: NotRequired[RangePartitioningArgs]
     require_partition_filter: NotRequired[bool]
     encryption_configuration: NotRequired[EncryptionArgs]
+    table_constraints: NotRequired[TableConstraintsArgs]
 
 
 @dataclass(frozen=True)
@@ -165,6 +226,7 @@ class TableState:
     labels: Mapping[str, str]
     description: str
     kms_key_name: str | None
+    table_constraints: TableConstraintsArgs | None = None
     # The versioned name BigQuery reports beside the key (the provider's kms_key_version): shown, not compared.
     kms_key_version: str | None = field(default=None, compare=False)
 
@@ -393,6 +455,135 @@ def _load_clustering(spec: TableSpec, loading: Loading) -> tuple[dict[str, Any],
     return {"clustering": tuple(_spelled(name, loading.top) or name for name in spec.clustering)}, problems
 
 
+def check_constraints(
+    spec: ConstraintsSpec, columns: dict[str, Column], table_id: str, file: str, where: str
+) -> tuple[Constraints, list[Problem]]:
+    """What one table can tell of its keys; the referenced tables are `reference_problems`' business."""
+    problems: list[Problem] = []
+
+    def key_column(name: str, path: str) -> str:
+        column = columns.get(name.lower())
+        if column is None:
+            problems.append(
+                Problem(file, path, f"{name!r} is not a top-level column of the schema; keys take top-level columns")
+            )
+            return name
+        if (message := rules.check_key_column(column.type, column.mode or "NULLABLE")) is not None:
+            problems.append(Problem(file, path, message))
+        return column.name
+
+    if not spec.primary_key and not spec.foreign_keys:
+        problems.append(Problem(file, where, "declare primary_key: or foreign_keys:, or remove constraints:"))
+    if len(spec.primary_key) > rules.MAX_PRIMARY_KEY_COLUMNS:
+        problems.append(
+            Problem(
+                file,
+                f"{where}.primary_key",
+                f"a primary key takes at most {rules.MAX_PRIMARY_KEY_COLUMNS} columns; got {len(spec.primary_key)} "
+                f"({rules.CONSTRAINTS_DOC})",
+            )
+        )
+    if len({name.lower() for name in spec.primary_key}) < len(spec.primary_key):
+        problems.append(Problem(file, f"{where}.primary_key", "a column is listed twice; keep one"))
+    primary_key = tuple(key_column(name, f"{where}.primary_key.{name}") for name in spec.primary_key)
+
+    if len(spec.foreign_keys) > rules.MAX_FOREIGN_KEYS:
+        problems.append(
+            Problem(
+                file,
+                f"{where}.foreign_keys",
+                f"a table takes at most {rules.MAX_FOREIGN_KEYS} foreign keys; got {len(spec.foreign_keys)} "
+                f"({rules.CONSTRAINTS_DOC})",
+            )
+        )
+    foreign_keys, names = [], set()
+    for key in spec.foreign_keys:
+        at = f"{where}.foreign_keys.{key.name}"
+        if (message := rules.check_constraint_name(key.name)) is not None:
+            problems.append(Problem(file, f"{at}.name", message))
+        if key.name.lower() in names:
+            problems.append(Problem(file, f"{at}.name", "two foreign keys of the table share this name; rename one"))
+        names.add(key.name.lower())
+        referenced = key.references.table
+        if "." in referenced:
+            problems.append(
+                Problem(
+                    file,
+                    f"{at}.references.table",
+                    f"{referenced!r}: a foreign key references a table of its own dataset (BigQuery keeps "
+                    f"primary and foreign key relations within one dataset, {rules.CONSTRAINTS_DOC}); name the "
+                    "table without its dataset",
+                )
+            )
+        elif referenced == table_id:
+            problems.append(
+                Problem(
+                    file,
+                    f"{at}.references.table",
+                    f"a foreign key cannot refer to a column of its own table ({rules.CONSTRAINTS_DOC})",
+                )
+            )
+        column = key_column(key.column, f"{at}.column")
+        foreign_keys.append(ForeignKey(key.name, column, referenced, key.references.column))
+    return Constraints(primary_key, tuple(foreign_keys)), problems
+
+
+def reference_problems(tables: tuple[Table, ...], file: str) -> list[Problem]:
+    """Each foreign key of a dataset's tables against the table it references: declared in the same dataset,
+    its primary key exactly the referenced column (a foreign key's values are present in the primary key column
+    of the referenced table: BigQuery docs "Use primary and foreign keys"), of the same type."""
+    by_id = {t.table_id: t for t in tables}
+    problems: list[Problem] = []
+    for table in tables:
+        for key in table.constraints.foreign_keys if table.constraints else ():
+            at = f"tables.{table.table_id}.constraints.foreign_keys.{key.name}.references"
+            target = by_id.get(key.table)
+            if "." in key.table or key.table == table.table_id:
+                continue  # said where the table's own keys are checked
+            if target is None:
+                problems.append(
+                    Problem(
+                        file, f"{at}.table", f"{key.table!r} is not a table of this dataset; declare it or fix the name"
+                    )
+                )
+                continue
+            primary_key = target.constraints.primary_key if target.constraints else ()
+            if [c.lower() for c in primary_key] != [key.referenced_column.lower()]:
+                got = f"its primary key is ({', '.join(primary_key)})" if primary_key else "it declares no primary key"
+                problems.append(
+                    Problem(
+                        file,
+                        f"{at}.column",
+                        f"{key.table}.{key.referenced_column} must be {key.table}'s primary key, on its own ({got}): "
+                        "a foreign key references the primary key of the referenced table, one column per key (the "
+                        "provider's column_references holds one pair)",
+                    )
+                )
+                continue
+            referencing = {c.name.lower(): c for c in table.schema}.get(key.column.lower())
+            referenced = {c.name.lower(): c for c in target.schema}.get(key.referenced_column.lower())
+            if referencing is not None and referenced is not None and referencing.type != referenced.type:
+                problems.append(
+                    Problem(
+                        file,
+                        f"tables.{table.table_id}.constraints.foreign_keys.{key.name}.column",
+                        f"{key.column} is {referencing.type} but {key.table}.{referenced.name} is {referenced.type}; "
+                        "a foreign key column has the type of the primary key it references",
+                    )
+                )
+    return problems
+
+
+def _load_constraints(spec: TableSpec, loading: Loading) -> tuple[dict[str, Any], list[Problem]]:
+    if spec.constraints is None:
+        return {"constraints": None}, []
+    table_id = loading.where.removeprefix("tables.")
+    constraints, problems = check_constraints(
+        spec.constraints, loading.top, table_id, loading.file, f"{loading.where}.constraints"
+    )
+    return {"constraints": constraints}, problems
+
+
 def _load_description(spec: TableSpec, loading: Loading) -> tuple[dict[str, Any], list[Problem]]:
     message = rules.check_description(spec.description, rules.MAX_TABLE_DESCRIPTION)
     problems = [Problem(loading.file, f"{loading.where}.description", message)] if message is not None else []
@@ -463,7 +654,116 @@ def _send_key(_: Table, settings: Settings) -> dict[str, Any]:
     return {"encryption_configuration": {"kms_key_name": key}} if key is not None else {}
 
 
+def constraints_args(constraints: Constraints, project: str, dataset_id: str) -> TableConstraintsArgs:
+    """The keys as the provider takes them; a referenced table by the project and deployed (suffixed) dataset id
+    declared.py gives its own table."""
+    args: TableConstraintsArgs = {}
+    if constraints.primary_key:
+        args["primary_key"] = {"columns": list(constraints.primary_key)}
+    if constraints.foreign_keys:
+        args["foreign_keys"] = [
+            {
+                "name": key.name,
+                "referenced_table": {"project_id": project, "dataset_id": dataset_id, "table_id": key.table},
+                "column_references": {"referencing_column": key.column, "referenced_column": key.referenced_column},
+            }
+            for key in constraints.foreign_keys
+        ]
+    return args
+
+
+def _send_constraints(table: Table, settings: Settings) -> dict[str, Any]:
+    # Only when declared: the provider sends it only when set (resourceTable, GetOk).
+    if table.constraints is None:
+        return {}
+    return {
+        "table_constraints": constraints_args(table.constraints, settings.project, settings.dataset_id(table.dataset))
+    }
+
+
+def constraints_of(args: TableConstraintsArgs | None) -> Constraints | None:
+    if args is None:
+        return None
+    return Constraints(
+        tuple(args.get("primary_key", {}).get("columns", ())),
+        tuple(
+            ForeignKey(
+                key["name"],
+                key["column_references"]["referencing_column"],
+                key["referenced_table"]["table_id"],
+                key["column_references"]["referenced_column"],
+            )
+            for key in args.get("foreign_keys", ())
+        ),
+    )
+
+
+def table_constraints_text(constraints: Constraints | None) -> str:
+    if constraints is None:
+        return constraints_text((), ())
+    keys = [(k.name, k.column, k.table, k.referenced_column) for k in constraints.foreign_keys]
+    return constraints_text(constraints.primary_key, keys)
+
+
 # ---------------------------------------------------------------- the REST form
+
+
+def _constraints_rest(args: Mapping[str, Any]) -> dict[str, Any]:
+    if "table_constraints" not in args:
+        return {}
+    spec = args["table_constraints"]
+    rest: dict[str, Any] = {}
+    if "primary_key" in spec:
+        rest["primaryKey"] = {"columns": list(spec["primary_key"]["columns"])}
+    if "foreign_keys" in spec:
+        rest["foreignKeys"] = [
+            {
+                "name": key["name"],
+                "referencedTable": {
+                    "projectId": key["referenced_table"]["project_id"],
+                    "datasetId": key["referenced_table"]["dataset_id"],
+                    "tableId": key["referenced_table"]["table_id"],
+                },
+                "columnReferences": [
+                    {
+                        "referencingColumn": key["column_references"]["referencing_column"],
+                        "referencedColumn": key["column_references"]["referenced_column"],
+                    }
+                ],
+            }
+            for key in spec["foreign_keys"]
+        ]
+    return {"tableConstraints": rest}
+
+
+def _read_constraints(resource: Mapping[str, Any], _: tuple[Column, ...]) -> dict[str, Any]:
+    """tables#TableConstraints: present only when the table has a key; a foreign key's columnReferences is a
+    list, of which the provider takes one pair (a longer one reads as its first pair, and shows in verify as
+    declared otherwise only if that pair differs)."""
+    rest = resource.get("tableConstraints") or {}
+    if not rest.get("primaryKey") and not rest.get("foreignKeys"):
+        return {"table_constraints": None}
+    args: TableConstraintsArgs = {}
+    if rest.get("primaryKey"):
+        args["primary_key"] = {"columns": list(rest["primaryKey"].get("columns", ()))}
+    if rest.get("foreignKeys"):
+        args["foreign_keys"] = [
+            {
+                "name": key.get("name", ""),
+                "referenced_table": {
+                    "project_id": key["referencedTable"]["projectId"],
+                    "dataset_id": key["referencedTable"]["datasetId"],
+                    "table_id": key["referencedTable"]["tableId"],
+                },
+                "column_references": {
+                    "referencing_column": pair["referencingColumn"],
+                    "referenced_column": pair["referencedColumn"],
+                },
+            }
+            for key in rest["foreignKeys"]
+            for pair in key.get("columnReferences", ())[:1]
+        ]
+    return {"table_constraints": args}
 
 
 def _partitioning_rest(args: Mapping[str, Any]) -> dict[str, Any]:
@@ -542,6 +842,26 @@ def _partitioning_from_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
         )
         if rng
         else None,
+    }
+
+
+def _constraints_from_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    spec = inputs.get("tableConstraints")
+    if spec is None:
+        return {"constraints": None}
+    return {
+        "constraints": Constraints(
+            tuple((spec.get("primaryKey") or {}).get("columns", ())),
+            tuple(
+                ForeignKey(
+                    key.get("name", ""),
+                    key["columnReferences"]["referencingColumn"],
+                    key["referencedTable"]["tableId"],
+                    key["columnReferences"]["referencedColumn"],
+                )
+                for key in spec.get("foreignKeys", ())
+            ),
+        )
     }
 
 
@@ -680,6 +1000,23 @@ DESCRIPTION = TableProperty(
     migrate=Migrate.LEFT,
     migrated=True,
 )
+CONSTRAINTS = TableProperty(
+    name="constraints",
+    declared_by="constraints",
+    summary="unenforced keys: primary_key (1 to 16 top-level columns) and foreign_keys (name, column, references: "
+    "{table, column}: the primary key of a table of the same dataset)",
+    validation=(check_constraints, reference_problems, rules.check_key_column, rules.check_constraint_name),
+    fields=(Field("table_constraints", "table_constraints", "tableConstraints", "tableConstraints"),),
+    send=_send_constraints,
+    to_rest=_constraints_rest,
+    read=_read_constraints,
+    verify=Verify("constraints", show=lambda args: table_constraints_text(constraints_of(args))),
+    in_catalog=InCatalog(load=_load_constraints, from_inputs=_constraints_from_inputs),
+    change="in place (terraform-provider-google resource_bigquery_table.go: table_constraints Optional, no ForceNew; "
+    "resourceBigQueryTableUpdate sends the whole table with tables.update, without tableConstraints once removed)",
+    migrate=Migrate.NOTED,
+    migrated=True,
+)
 ENCRYPTION_KEY = TableProperty(
     name="encryption key",
     declared_by="tenant-bigquery:kmsKeyName (Pulumi.<stack>.yaml)",
@@ -702,11 +1039,20 @@ ENCRYPTION_KEY = TableProperty(
 )
 
 # In the order verify lists its checks.
-TABLE_PROPERTIES = (SCHEMA, PARTITIONING, PARTITION_FILTER, CLUSTERING, LABELS, DESCRIPTION, ENCRYPTION_KEY)
+TABLE_PROPERTIES = (
+    SCHEMA,
+    PARTITIONING,
+    PARTITION_FILTER,
+    CLUSTERING,
+    LABELS,
+    DESCRIPTION,
+    CONSTRAINTS,
+    ENCRYPTION_KEY,
+)
 # The order `diff` lists a table's changes of one verdict in, and a declaration's problems are listed in.
-DIFF_ORDER = (DESCRIPTION, LABELS, PARTITIONING, PARTITION_FILTER, CLUSTERING, SCHEMA)
+DIFF_ORDER = (DESCRIPTION, LABELS, PARTITIONING, PARTITION_FILTER, CLUSTERING, SCHEMA, CONSTRAINTS)
 # The order `migrate` plans a table's properties in: its steps and notes follow it.
-MIGRATE_ORDER = (SCHEMA, PARTITIONING, ENCRYPTION_KEY, CLUSTERING, PARTITION_FILTER, LABELS, DESCRIPTION)
+MIGRATE_ORDER = (SCHEMA, PARTITIONING, ENCRYPTION_KEY, CLUSTERING, PARTITION_FILTER, LABELS, DESCRIPTION, CONSTRAINTS)
 
 
 def load_properties(spec: TableSpec, loading: Loading) -> tuple[dict[str, Any], list[Problem]]:
