@@ -35,7 +35,7 @@ from infra.analysis.resourcediff import CLASSIFIED_TABLE_PROPERTIES
 from infra.model.catalog import load_catalog
 from infra.model.schema import Column
 from infra.model.settings import Settings, load_settings
-from infra.model.table_properties import Table, TableState, TimePartitioningArgs
+from infra.model.table_properties import Constraints, ForeignKey, Table, TableState, TimePartitioningArgs
 
 NOW = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)
 TABLE_ID = "acme-data-platform-prod.tenants.pipeline_execution_queue"
@@ -112,6 +112,61 @@ def test_renaming_a_clustering_column_rebuilds(prod: tuple[Table, Settings]) -> 
     assert result.steps[5].action == f"ALTER TABLE `{copy}` RENAME TO `pipeline_execution_queue`"
     assert result.steps[8].action == f"DROP TABLE `{copy}_original`"
     assert result.steps[0].payload["labels"]["tenant-bigquery-migrate-role"] == "copy"
+
+
+KEYED = Constraints(("queue_entry_id",), (ForeignKey("fk_tenant", "tenant_id", "tenant_profiles", "tenant_id"),))
+
+
+def test_a_rebuild_of_a_keyed_table_unkeys_the_original_and_keys_the_copy_once_it_has_the_name(
+    prod: tuple[Table, Settings],
+) -> None:
+    """BigQuery renames no table with a primary key (TABLE_CONSTRAINTS view, limitations): the original loses
+    its key before it is renamed away, the copy is created without keys and gets the declared ones last."""
+    table, settings = prod
+    keyed = dataclasses.replace(table, constraints=KEYED, renamed_columns={"state": "queue_state"})
+    state, _ = declared_state(keyed, settings)
+    live = live_of(
+        keyed,
+        settings,
+        schema=with_column(table.schema, "state", name="queue_state"),
+        clustering=("tenant_id", "queue_state"),
+        table_constraints=state.table_constraints,
+    )
+
+    steps = plan(keyed, settings, live).steps
+
+    assert "tableConstraints" not in steps[0].payload
+    unkey = next(i for i, s in enumerate(steps) if s.action == f"ALTER TABLE `{TABLE_ID}` DROP PRIMARY KEY")
+    freeze = next(i for i, s in enumerate(steps) if s.action.startswith(f"ALTER TABLE `{TABLE_ID}` RENAME TO"))
+    swap = next(i for i, s in enumerate(steps) if s.action.endswith("RENAME TO `pipeline_execution_queue`"))
+    key = next(i for i, s in enumerate(steps) if "tableConstraints" in s.payload)
+    assert unkey < freeze < swap < key
+    assert steps[key].payload["tableConstraints"] == {
+        "primaryKey": {"columns": ["queue_entry_id"]},
+        "foreignKeys": [
+            {
+                "name": "fk_tenant",
+                "referencedTable": {
+                    "projectId": "acme-data-platform-prod",
+                    "datasetId": "tenants",
+                    "tableId": "tenant_profiles",
+                },
+                "columnReferences": [{"referencingColumn": "tenant_id", "referencedColumn": "tenant_id"}],
+            }
+        ],
+    }
+
+
+def test_a_key_column_is_renamed_or_widened_by_a_rebuild(prod: tuple[Table, Settings]) -> None:
+    """BigQuery neither renames nor retypes a column of a key in place (TABLE_CONSTRAINTS view, limitations)."""
+    table, settings = prod
+    keyed = dataclasses.replace(table, constraints=Constraints(("priority",)))
+    state, _ = declared_state(keyed, settings)
+    widened = dataclasses.replace(keyed, schema=with_column(table.schema, "priority", type="NUMERIC"))
+    narrow = live_of(keyed, settings, table_constraints=state.table_constraints)
+    assert plan(widened, settings, narrow).rebuild_table is not None
+    unkeyed = dataclasses.replace(widened, constraints=None)
+    assert plan(unkeyed, settings, live_of(table, settings)).rebuild_table is None
 
 
 def test_widening_in_place_and_on_a_partitioning_column(prod: tuple[Table, Settings]) -> None:

@@ -24,6 +24,11 @@ BigQuery rules relied on (each cited where it is used):
 - A dropped table stays restorable for the dataset's time travel window, two to seven days
   (https://cloud.google.com/bigquery/docs/restore-deleted-tables); a query of it fails with Not found
   (https://cloud.google.com/bigquery/docs/access-historical-data), so the fingerprints read live tables only.
+- "Tables with primary key constraints cannot be renamed" (TABLE_CONSTRAINTS view, limitations:
+  https://cloud.google.com/bigquery/docs/information-schema-table-constraints): a rebuild drops the original's
+  primary key before it renames it away, creates the copy without keys, and gives the copy the declared keys
+  once it has the table's name (tables.patch: "You can also manage table constraints through the BigQuery API by
+  updating the TableConstraints object", https://cloud.google.com/bigquery/docs/primary-foreign-keys).
 """
 
 from __future__ import annotations
@@ -271,6 +276,14 @@ class _Planner:
             names.add(field)
         return names
 
+    def keyed(self) -> set[str]:
+        """Live columns of a primary or foreign key, which BigQuery neither renames nor retypes ("Fields that are
+        part of primary key constraints or foreign key constraints cannot be renamed, or have their type
+        changed", TABLE_CONSTRAINTS view, limitations): left to a rebuild too."""
+        keys = self.live_state.table_constraints or {}
+        names = set(keys.get("primary_key", {}).get("columns", ()))
+        return names | {key["column_references"]["referencing_column"] for key in keys.get("foreign_keys", ())}
+
     # ------------------------------------------------------------ columns
 
     def columns(self, declared: tuple[Column, ...], live: tuple[Column, ...], parent: str, in_array: bool) -> None:
@@ -302,8 +315,8 @@ class _Planner:
     def rename(self, path: str, old: Column, parent: str, in_array: bool) -> None:
         old_path = f"{parent}{old.name}"
         new_name = path.rsplit(".", 1)[-1]
-        if parent or in_array or old.name in self.pinned():
-            where = "a nested column" if parent else "a partitioning or clustering column"
+        if parent or in_array or old.name in self.pinned() | self.keyed():
+            where = "a nested column" if parent else "a partitioning, clustering or key column"
             self.rebuild_reasons.append(
                 f"rename {old_path} -> {path}: {where}, which RENAME COLUMN does not rename in place"
             )
@@ -355,7 +368,12 @@ class _Planner:
         self.mode(declared, live, path, in_array)
 
     def scalar(self, declared: Column, live: Column, path: str, in_array: bool) -> None:
-        simple = "." not in path and not in_array and live.mode != "REPEATED" and live.name not in self.pinned()
+        simple = (
+            "." not in path
+            and not in_array
+            and live.mode != "REPEATED"
+            and live.name not in self.pinned() | self.keyed()
+        )
         source = self.source_path(path, live.name)
         if declared.type != live.type:
             change = f"{live.type} -> {declared.type}"
@@ -721,6 +739,31 @@ def _rebuild_steps(planner: _Planner, args: TableArgs, now: datetime) -> list[Mi
     target_filter = where(partition_filter(declared))
     stamp = name_stamp(now)
     resource["labels"] = {**resource.get("labels", {}), **run_labels(stamp, COPY)}
+    keys = resource.pop("tableConstraints", None)  # the copy is renamed: it gets its keys after (module docstring)
+    unkeyed = (
+        [
+            MigrationStep(
+                "sql",
+                f"ALTER TABLE {quote(live.table_id)} DROP PRIMARY KEY",
+                "BigQuery renames no table with a primary key; the original is renamed away next, and dropped "
+                "at the end (DDL reference: ALTER TABLE DROP PRIMARY KEY)",
+            )
+        ]
+        if (live.state.table_constraints or {}).get("primary_key")
+        else []
+    )
+    keyed = (
+        [
+            MigrationStep(
+                "patch",
+                f"tables.patch {live.table_id}: tableConstraints = the declared keys",
+                "the rebuilt table takes its declared primary and foreign keys once it has its name",
+                {"tableConstraints": keys},
+            )
+        ]
+        if keys
+        else []
+    )
     frozen = f"{target}{FROZEN_SUFFIX}"
     name = live.table_id.rsplit(".", 1)[1]
     projected = ", ".join(f"{e} AS {n}" for e, n in zip(expressions, names, strict=True))
@@ -739,6 +782,7 @@ def _rebuild_steps(planner: _Planner, args: TableArgs, now: datetime) -> list[Mi
             "marks the original, so that a later run knows it for this run's original under any name",
             {"labels": run_labels(stamp, ORIGINAL)},
         ),
+        *unkeyed,
         MigrationStep(
             "sql",
             f"ALTER TABLE {quote(live.table_id)} RENAME TO `{frozen.rsplit('.', 1)[1]}`",
@@ -762,6 +806,7 @@ def _rebuild_steps(planner: _Planner, args: TableArgs, now: datetime) -> list[Mi
             f"ALTER TABLE {quote(target)} RENAME TO `{name}`",
             "the checked copy takes the table's name; writers reach it from here (DDL reference: RENAME TO)",
         ),
+        *keyed,
         unlabel(live.table_id, "the run labels go with the run: the table is exactly the declared one"),
         MigrationStep(
             "recheck",

@@ -49,6 +49,7 @@ _PATCH_FIELDS = {
     "encryptionConfiguration": "encryption_configuration",
     "timePartitioning": "time_partitioning",
     "labels": "labels",
+    "tableConstraints": "table_constraints",
 }
 
 
