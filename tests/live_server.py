@@ -148,6 +148,10 @@ def table_resource(inputs: dict[str, Any]) -> dict[str, Any]:
     if (rng := _take(inputs, "rangePartitioning")) is not None:
         bounds = {k: _int64(v) for k, v in rng["range"].items()}
         resource["rangePartitioning"] = {"field": rng["field"], "range": bounds}
+    if (keys := _take(inputs, "tableConstraints")) is not None:
+        # The provider's one column_references pair becomes the API's list (expandForeignKey).
+        foreign = [{**k, "columnReferences": [k["columnReferences"]]} for k in keys.get("foreignKeys", ())]
+        resource["tableConstraints"] = {**keys, **({"foreignKeys": foreign} if foreign else {})}
     assert not inputs, f"map these Table inputs to the API in tests/live_server.py: {sorted(inputs)}"
     return resource
 

@@ -640,3 +640,118 @@ def test_a_stack_file_with_an_esc_environment_is_refused(repo_copy: Path) -> Non
         "validate, plan, diff and verify cannot read, so they would check other settings than the deploy uses; "
         "remove it and set the values under config:",
     )
+
+
+_TENANT_KEY = {
+    "name": "fk_tenant",
+    "column": "tenant_id",
+    "references": {"table": "tenant_profiles", "column": "tenant_id"},
+}
+_QUOTAS = "stacks/tenants.yaml:tables.tenant_usage_quotas.constraints"
+_LIMITS = "BigQuery docs: TABLE_CONSTRAINTS view, limitations"
+
+
+@pytest.mark.parametrize(
+    ("constraints", "line"),
+    [
+        ({}, f"{_QUOTAS}: declare primary_key: or foreign_keys:, or remove constraints:"),
+        (
+            {"primary_key": ["tenant", "usage_date"]},
+            f"{_QUOTAS}.primary_key.tenant: 'tenant' is not a top-level column of the schema; keys take top-level "
+            "columns",
+        ),
+        (
+            {"primary_key": ["exceeded_quotas"]},
+            f"{_QUOTAS}.primary_key.exceeded_quotas: a REPEATED column cannot be a key column ({_LIMITS})",
+        ),
+        (
+            {"primary_key": ["tenant_id", "TENANT_ID"]},
+            f"{_QUOTAS}.primary_key: a column is listed twice; keep one",
+        ),
+        (
+            {"foreign_keys": [{**_TENANT_KEY, "references": {"table": "tenant_subscriptions", "column": "tenant_id"}}]},
+            f"{_QUOTAS}.foreign_keys.fk_tenant.references.column: tenant_subscriptions.tenant_id must be "
+            "tenant_subscriptions's primary key, on its own (it declares no primary key): a foreign key references "
+            "the primary key of the referenced table, one column per key (the provider's column_references holds "
+            "one pair)",
+        ),
+        (
+            {"foreign_keys": [{**_TENANT_KEY, "references": {"table": "tenant_profile", "column": "tenant_id"}}]},
+            f"{_QUOTAS}.foreign_keys.fk_tenant.references.table: 'tenant_profile' is not a table of this dataset; "
+            "declare it or fix the name",
+        ),
+        (
+            {
+                "foreign_keys": [
+                    {**_TENANT_KEY, "references": {"table": "other.tenant_profiles", "column": "tenant_id"}}
+                ]
+            },
+            f"{_QUOTAS}.foreign_keys.fk_tenant.references.table: 'other.tenant_profiles': a foreign key references a "
+            "table of its own dataset (BigQuery keeps primary and foreign key relations within one dataset, "
+            f"{_LIMITS}); name the table without its dataset",
+        ),
+        (
+            {"foreign_keys": [{**_TENANT_KEY, "references": {"table": "tenant_usage_quotas", "column": "tenant_id"}}]},
+            f"{_QUOTAS}.foreign_keys.fk_tenant.references.table: a foreign key cannot refer to a column of its own "
+            f"table ({_LIMITS})",
+        ),
+        (
+            {"foreign_keys": [{**_TENANT_KEY, "column": "api_requests"}]},
+            f"{_QUOTAS}.foreign_keys.fk_tenant.column: api_requests is INT64 but tenant_profiles.tenant_id is STRING; "
+            "a foreign key column has the type of the primary key it references",
+        ),
+        (
+            {"foreign_keys": [_TENANT_KEY, _TENANT_KEY]},
+            f"{_QUOTAS}.foreign_keys.fk_tenant.name: two foreign keys of the table share this name; rename one",
+        ),
+        (
+            {"foreign_keys": [{**_TENANT_KEY, "name": "fk-tenant"}]},
+            f"{_QUOTAS}.foreign_keys.fk-tenant.name: foreign key name 'fk-tenant': use letters, digits and "
+            "underscores, a letter or underscore first, at most 300 characters (this project's rule, as for column "
+            "names)",
+        ),
+        (
+            {"primary_key": [f"c{i}" for i in range(17)]},
+            None,  # 17 columns: the count, then each unknown column
+        ),
+    ],
+)
+def test_a_bad_key_is_one_line_naming_the_table_and_field(
+    repo_copy: Path, constraints: dict[str, object], line: str | None
+) -> None:
+    """BigQuery's key rules (https://cloud.google.com/bigquery/docs/information-schema-table-constraints,
+    limitations; https://cloud.google.com/bigquery/docs/primary-foreign-keys), each one line at its field."""
+    declaration = repo_copy / "stacks" / "tenants.yaml"
+    document = yaml.safe_load(declaration.read_text())
+    document["tables"]["tenant_profiles"]["constraints"] = {"primary_key": ["tenant_id"]}
+    document["tables"]["tenant_usage_quotas"]["constraints"] = constraints
+    declaration.write_text(yaml.safe_dump(document, sort_keys=False))
+    result = validate(repo_copy)
+    if line is not None:
+        assert_one_line_refusal(result, line)
+        return
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines()[0] == (
+        f"{_QUOTAS}.primary_key: a primary key takes at most 16 columns; got 17 ({_LIMITS})"
+    )
+
+
+def test_declared_keys_reach_plan_with_the_suffixed_dataset(repo_copy: Path) -> None:
+    declaration = repo_copy / "stacks" / "tenants.yaml"
+    document = yaml.safe_load(declaration.read_text())
+    document["tables"]["tenant_profiles"]["constraints"] = {"primary_key": ["tenant_id"]}
+    document["tables"]["tenant_usage_quotas"]["constraints"] = {"foreign_keys": [_TENANT_KEY]}
+    declaration.write_text(yaml.safe_dump(document, sort_keys=False))
+    stack = repo_copy / "Pulumi.dev.yaml"
+    stack.write_text(stack.read_text().replace("config:\n", "config:\n  tenant-bigquery:datasetSuffix: _dev\n", 1))
+    assert validate(repo_copy).returncode == 0
+    planned = invoke("plan", "--stack", "dev", "--root", str(repo_copy), "--format", "json", cwd=repo_copy)
+    assert planned.returncode == 0, planned.stderr
+    inputs = next(
+        r["inputs"] for r in json.loads(planned.stdout)["resources"] if r["name"] == "tenants-tenant_usage_quotas"
+    )
+    (key,) = inputs["tableConstraints"]["foreignKeys"]
+    assert key["referencedTable"]["datasetId"] == "tenants_dev"
+    assert key["columnReferences"] == {"referencingColumn": "tenant_id", "referencedColumn": "tenant_id"}
+    text = invoke("plan", "--stack", "dev", "--root", str(repo_copy), cwd=repo_copy).stdout
+    assert "fk_tenant: tenant_id -> tenant_profiles.tenant_id" in text

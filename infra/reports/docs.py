@@ -20,7 +20,7 @@ import msgspec
 from infra.model.catalog import KEY_MEANINGS, Catalog, Dataset, DatasetSpec
 from infra.model.render import clustering_text, columns_text, partitioning_text
 from infra.model.schema import Column
-from infra.model.table_properties import TABLE_PROPERTIES, Table, partitioning_args
+from infra.model.table_properties import TABLE_PROPERTIES, Table, partitioning_args, table_constraints_text
 
 DOCS_FILE = Path("docs") / "tables.md"
 # `table.column` written in a description: how the schemas state what a column refers to.
@@ -113,6 +113,8 @@ def _table_section(table: Table, used_by: UsedBy | None) -> list[str]:
     if table.time_partitioning or table.range_partitioning:
         lines.append(f"- Partition filter: {'required' if table.require_partition_filter else 'not required'}")
     lines.append(f"- Clustering: {clustering_text(table.clustering)}")
+    if table.constraints is not None:
+        lines.append(f"- Keys (unenforced): {table_constraints_text(table.constraints)}")
     if table.labels:
         lines.append("- Labels: " + ", ".join(f"`{k}={v}`" for k, v in sorted(table.labels.items())))
     if used_by is None:

@@ -23,7 +23,7 @@ from infra.model.declared import (
 from infra.model.registrations import ProgramRun, Registration
 from infra.model.render import clustering_text, partitioning_text
 from infra.model.schema import count_columns
-from infra.model.table_properties import EncryptionArgs
+from infra.model.table_properties import EncryptionArgs, constraints_of, table_constraints_text
 
 
 def _resource_order(resource: Registration) -> tuple[int, str]:
@@ -111,3 +111,9 @@ def render_text(run: ProgramRun, out: Console) -> None:
             "; ".join(recreate) or "-",
         )
     out.print(grid)
+    keyed = [(name, t) for name, t in tables if "table_constraints" in t.args]
+    if keyed:
+        out.print("keys (unenforced):")
+    for _, table in keyed:
+        keys = table_constraints_text(constraints_of(table.args["table_constraints"]))
+        out.print(f"  {table.args['table_id']}: {keys}", soft_wrap=True)
