@@ -515,3 +515,35 @@ def test_the_readme_states_the_deadlines_the_code_sets() -> None:
         live.REQUEST_SECONDS_ENV: ("request", live.GOOGLE_DEADLINES.request, live.LOCAL_DEADLINES.request),
         live.RUN_SECONDS_ENV: ("run", live.GOOGLE_DEADLINES.run, live.LOCAL_DEADLINES.run),
     }
+
+
+def test_verify_compares_the_keys_the_local_server_keeps(bigquery_server: Any, tmp_path: Any) -> None:
+    """The local server keeps tableConstraints as tables.insert sent them and answers them in tables.get's REST
+    form (tables#TableConstraints: columnReferences a list): a table built from the plan passes, a key dropped
+    out of band is named."""
+    root = tmp_path / "repo"
+    shutil.copytree(FIXTURE_ROOT, root)
+    declaration = root / "stacks" / "tenants.yaml"
+    document = yaml.safe_load(declaration.read_text())
+    tenant = {
+        "name": "fk_tenant",
+        "column": "tenant_id",
+        "references": {"table": "tenant_profiles", "column": "tenant_id"},
+    }
+    document["tables"]["tenant_profiles"]["constraints"] = {"primary_key": ["tenant_id"]}
+    document["tables"]["tenant_api_keys"]["constraints"] = {"primary_key": ["key_id"], "foreign_keys": [tenant]}
+    declaration.write_text(yaml.safe_dump(document, sort_keys=False))
+    with stack_on(bigquery_server, root, built=True) as stack:
+        assert not verify_report(stack).failures
+        keys = stack.client.get_table(stack.table("tenant_api_keys")).to_api_repr()["tableConstraints"]
+        assert keys["foreignKeys"][0]["referencedTable"]["datasetId"] == stack.dataset_id()
+        resource = stack.client.get_table(stack.table("tenant_api_keys")).to_api_repr()
+        del resource["tableConstraints"]["foreignKeys"]
+        stack.client._connection.api_request(  # tables.update: the whole resource, the key left out
+            "PUT", f"/projects/{stack.project}/datasets/{stack.dataset_id()}/tables/tenant_api_keys", data=resource
+        )
+        failures = [str(c) for c in verify_report(stack).failures]
+    assert failures == [
+        f"✗ table {stack.dataset_id()}.tenant_api_keys constraints: is primary key (key_id); declared primary key "
+        "(key_id); fk_tenant: tenant_id -> tenant_profiles.tenant_id"
+    ]
