@@ -76,6 +76,7 @@ class Table:
     clustering: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
     renamed_columns: dict[str, str] = field(default_factory=dict)  # new name: old name, for `migrate`
+    retired: bool = False  # registered to be kept on removal (infra/model/retirement.py)
 
     @property
     def key(self) -> str:
@@ -108,6 +109,7 @@ class TableSpec(msgspec.Struct, forbid_unknown_fields=True):
     clustering: list[str] | msgspec.UnsetType = msgspec.UNSET  # not given: not checked; [] is refused
     labels: dict[str, str] = {}
     renamed_columns: dict[str, str] = {}
+    retired: bool = False
 
 
 # ---------------------------------------------------------------- what the provider receives
