@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from helpers import invoke
 
 from infra.analysis.changes import DiffResult, Verdict, classify_catalogs
 from infra.analysis.resourcediff import compare_registrations
 from infra.model.catalog import load_catalog
 from infra.model.registrations import Registrations
 from infra.pulumi_edge.mockrun import run_stack
+from infra.reports.docs import render_data_dictionary
 
 PROFILES = "tenants.tenant_profiles"
 
@@ -247,3 +249,14 @@ def test_a_retired_table_cannot_be_replaced(repo_copy: Path) -> None:
     change_column_type(repo_copy)
     reason = replace_reason(up(retiring, registrations(repo_copy, "prod"), "prod"), PROFILES)
     assert "state records retainOnDelete" in reason and "409 Already Exists" in reason
+
+
+def test_plan_and_the_data_dictionary_show_the_retirement(repo_copy: Path) -> None:
+    retire(repo_copy, PROFILES)
+    plan = invoke("plan", "--stack", "prod", "--root", str(repo_copy), cwd=repo_copy)
+    [row] = [line for line in plan.stdout.splitlines() if f" {PROFILES} " in line]
+    assert "no, retained" in row
+    remove_retired(repo_copy, "tenants.tenant_api_keys")
+    text = render_data_dictionary(load_catalog(repo_copy))
+    assert "- Retired: kept in BigQuery with its rows once its declaration is removed" in text
+    assert "Retired, kept in BigQuery and no longer managed here: `tenant_api_keys`." in text
