@@ -43,7 +43,9 @@ ResourceV3 (sdk/go/common/apitype/core.go, filled by pkg/resource/stack/deployme
                  and their outputs; the bridge's other keys (`__defaults`, effectiveLabels...) are left out.
   parent         the component; dependencies: the dataset (the tables' depends_on).
   protect        `omitempty`: present only as true. A lifted protect is ABSENT, never false.
-  delete, taint, external, retainOnDelete, pendingReplacement...   false: absent.
+  delete, taint, external, retainOnDelete, pendingReplacement...   false: absent. retainOnDelete is the
+                 state's (pkg/backend/display/json.go stateForJSONOutput copies it; sdk/go/common/apitype/core.go
+                 `json:"retainOnDelete,omitempty"`), set by the `up` that registered the option.
   replacementTrigger   the trigger option the program sends every table (infra/model/declared.py).
   Left out, as no reader here uses them: created, modified, propertyDependencies, sourcePosition.
 
@@ -151,6 +153,7 @@ def table_state(
     deletion_protection: bool,
     provider: str | None = None,
     exists: bool = True,
+    retain_on_delete: bool = False,
 ) -> dict[str, Any]:
     """A table's ResourceV3; `exists` False: the new state of a table the preview creates (no id, outputs unknown)."""
     project = project_id(stack)
@@ -174,6 +177,8 @@ def table_state(
         state["protect"] = True  # omitempty: written only when true
     state["dependencies"] = [dataset_urn(stack)]
     state["provider"] = provider or provider_ref(stack)
+    if retain_on_delete:
+        state["retainOnDelete"] = True  # omitempty, after importID and before replacementTrigger in ResourceV3
     state["replacementTrigger"] = "baseline"
     return state
 

@@ -755,3 +755,86 @@ def test_declared_keys_reach_plan_with_the_suffixed_dataset(repo_copy: Path) -> 
     assert key["columnReferences"] == {"referencingColumn": "tenant_id", "referencedColumn": "tenant_id"}
     text = invoke("plan", "--stack", "dev", "--root", str(repo_copy), cwd=repo_copy).stdout
     assert "fk_tenant: tenant_id -> tenant_profiles.tenant_id" in text
+
+
+# ---------------------------------------------------------------- retiring a table (runbook "Retire a table ...")
+
+DECLARATION = "stacks/tenants.yaml"
+
+
+def _declare(root: Path, retired: object = None, retired_tables: list[str] | None = None) -> None:
+    """`retired: <value>` under tables.tenant_profiles when given, a retired_tables list when given."""
+    path = root / DECLARATION
+    document = yaml.safe_load(path.read_text())
+    if retired is not None:
+        document["tables"]["tenant_profiles"]["retired"] = retired
+    if retired_tables is not None:
+        document["retired_tables"] = retired_tables
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+@pytest.mark.parametrize(
+    ("retired", "retired_tables", "line"),
+    [
+        ("yes", None, "tables.tenant_profiles.retired: must be true or false; got 'yes'"),
+        (
+            None,
+            ["tenant_profiles"],
+            "retired_tables.0: tenant_profiles is still declared under tables:; a table leaves the stack in two runs: "
+            'first `retired: true` under it, then its entry removed and listed here (runbook "Retire a table without '
+            'deleting it")',
+        ),
+        (None, ["old_table", "old_table"], "retired_tables.1: old_table is listed twice; keep one"),
+        (None, ["Old-Table"], "retired_tables.0: table id 'Old-Table' is invalid; this project requires snake_case"),
+    ],
+)
+def test_a_retirement_that_makes_no_sense_is_one_line(
+    repo_copy: Path, retired: str | None, retired_tables: list[str] | None, line: str
+) -> None:
+    _declare(repo_copy, retired, retired_tables)
+    result = validate(repo_copy)
+    assert result.returncode == 1
+    [problem, summary] = result.stderr.splitlines()
+    assert problem.startswith(f"{DECLARATION}:{line}"), problem
+    assert summary == "1 problem(s); nothing was changed."
+
+
+def test_the_history_table_cannot_be_retired(repo_copy: Path) -> None:
+    path = repo_copy / DECLARATION
+    document = yaml.safe_load(path.read_text())
+    document["tables"]["migration_history"]["retired"] = True
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    assert_one_line_refusal(
+        validate(repo_copy),
+        f"{DECLARATION}:tables.migration_history.retired: migrate records every run in this table and needs the "
+        "stack to manage it; keep it declared",
+    )
+
+
+@pytest.mark.parametrize(
+    ("setting", "field"),
+    [
+        ('tenant-bigquery:recreate:\n    tenants.tenant_profiles: "1"', "recreate.tenants.tenant_profiles"),
+        ("tenant-bigquery:approveDataLoss:\n    - tenants.tenant_profiles", "approveDataLoss.tenants.tenant_profiles"),
+    ],
+)
+def test_a_retired_table_is_neither_recreated_nor_approved_for_loss(repo_copy: Path, setting: str, field: str) -> None:
+    _declare(repo_copy, True)
+    stack_file = repo_copy / "Pulumi.prod.yaml"
+    stack_file.write_text(stack_file.read_text() + f"  {setting}\n")
+    assert_one_line_refusal(
+        validate(repo_copy),
+        f"Pulumi.prod.yaml:config.tenant-bigquery:{field}: tenants.tenant_profiles is retired (retired: true), so it "
+        "is kept, never deleted or recreated; remove it here or drop `retired: true`",
+    )
+
+
+@pytest.mark.parametrize("command", ["migrate", "snapshot"])
+def test_a_retired_table_is_not_migrated_or_snapshot_by_name(repo_copy: Path, command: str) -> None:
+    _declare(repo_copy, retired_tables=["old_table"])
+    result = invoke(command, "--root", str(repo_copy), "--stack", "dev", "--tables", "tenants.old_table", cwd=repo_copy)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Invalid value for --tables: 'tenants.old_table' is retired (tenants.old_table in retired_tables): "
+        "this stack no longer manages it"
+    )

@@ -455,7 +455,8 @@ def test_keep_forever_alone_sends_nothing() -> None:
 
 
 # Table attributes classify_table handles; schema_file is
-# where the schema came from, not what it is; renamed_columns are hints for `migrate`, sent to nobody.
+# where the schema came from, not what it is; renamed_columns are hints for `migrate`, sent to nobody; retired is
+# an option of the resource, which classify_catalogs reports (table_retiring, table_retired).
 CLASSIFIED_TABLE_FIELDS = frozenset(
     {
         "dataset",
@@ -470,6 +471,7 @@ CLASSIFIED_TABLE_FIELDS = frozenset(
         "labels",
         "constraints",
         "renamed_columns",
+        "retired",
     }
 )
 # Every rule the classifier cites, as the module defines its citations.

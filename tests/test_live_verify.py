@@ -547,3 +547,48 @@ def test_verify_compares_the_keys_the_local_server_keeps(bigquery_server: Any, t
         f"✗ table {stack.dataset_id()}.tenant_api_keys constraints: is primary key (key_id); declared primary key "
         "(key_id); fk_tenant: tenant_id -> tenant_profiles.tenant_id"
     ]
+
+
+# ---------------------------------------------------------------- a retired table (runbook "Retire a table ...")
+RETIRED = "tenant_cloud_credentials"  # no contract names it, so its removal breaks none
+
+
+def _retire_in_declaration(stack: LiveStack, listed: list[str]) -> None:
+    """The runbook's last step: the entry and schema file gone, `listed` under retired_tables."""
+    path = stack.root / "stacks" / "tenants.yaml"
+    document = yaml.safe_load(path.read_text())
+    del document["tables"][RETIRED]
+    document["retired_tables"] = listed
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    (stack.root / "schemas" / "tenants" / f"{RETIRED}.json").unlink()
+
+
+def test_a_retired_table_is_kept_and_not_reported_as_undeclared(built_stack: LiveStack) -> None:
+    """On the local server: the live table stays where the engine left it (the engine's forgetting is the
+    preview gate's and diff's to show, tests/test_preview_gate.py and tests/test_runbooks.py); verify neither
+    compares it nor fails on it, migrate plans nothing for it, and a listed table that is gone is said."""
+    _retire_in_declaration(built_stack, [RETIRED, "already_dropped"])
+    result = built_stack.cli("verify", "--stack", STACK)
+    lines = result.stdout.splitlines()
+    ds = built_stack.dataset_id()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        f"✓ table {ds}.{RETIRED} retired: no longer managed; the table and its rows stay in BigQuery, "
+        "retired_tables lists it"
+    ) in lines
+    assert f"✓ table {ds}.already_dropped retired: not in the dataset any more; remove it from retired_tables" in lines
+    assert f"✓ dataset {ds} undeclared tables: none" in lines
+    assert not [line for line in lines if line.startswith(f"✓ table {ds}.{RETIRED} ") and "retired" not in line]
+    migrate = built_stack.cli("migrate", "--stack", STACK)
+    assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+    assert RETIRED not in migrate.stdout
+
+
+def test_a_removed_table_that_retired_tables_does_not_list_is_undeclared(built_stack: LiveStack) -> None:
+    _retire_in_declaration(built_stack, [])
+    result = built_stack.cli("verify", "--stack", STACK)
+    assert result.returncode == 1
+    ds = built_stack.dataset_id()
+    assert [line for line in result.stdout.splitlines() if line.startswith("✗")] == [
+        f"✗ table {ds}.{RETIRED} undeclared: a TABLE that no declaration lists"
+    ]

@@ -732,3 +732,55 @@ def test_an_unreadable_migration_plan_exits_2_naming_it(repo_copy: Path, tmp_pat
         2,
         [f"error: {plan_path}: nested too deeply to read; pass what `migrate --format json` printed"],
     )
+
+
+# ---------------------------------------------------------------- runbook "Retire a table without deleting it"
+
+
+def test_the_removal_of_a_retired_table_passes_as_kept(repo_copy: Path, tmp_path: Path) -> None:
+    """The delete's oldState is what the retiring run recorded: the program's registration with `retired: true`
+    (protect off, retainOnDelete on), built from those registrations, not from a guess. The engine then forgets
+    the table and calls no provider (step.go DeleteStep.Apply)."""
+    declaration = repo_copy / "stacks" / "tenants.yaml"
+    before = declaration.read_text()
+    declaration.write_text(before.replace("  tenant_profiles:\n", "  tenant_profiles:\n    retired: true\n", 1))
+    [table] = [r for r in run_stack(repo_copy, "prod").resources if r.name == "tenants-tenant_profiles"]
+    recorded = table_state(
+        "prod",
+        "tenant_profiles",
+        protect=table.options["protect"],
+        deletion_protection=table.inputs["deletionProtection"],
+        retain_on_delete=table.options["retainOnDelete"],
+    )
+    assert recorded["retainOnDelete"] is True and "protect" not in recorded
+    assert recorded["inputs"]["deletionProtection"] is True  # not lifted: the provider's delete never runs
+    delete = table_step("delete", "prod", "tenant_profiles", old=recorded)
+    code, out, err = gate(repo_copy, "prod", write(tmp_path / "preview.json", digest("prod", delete)))
+    assert (code, err) == (0, "")
+    assert out == [
+        f"✓ delete tenants-tenant_profiles ({TABLE}): approved: retired (state records retainOnDelete): no longer "
+        "managed; the table and its rows stay in BigQuery",
+        "✓ nothing is deleted or replaced without approval (1 approved).",
+    ]
+
+
+def test_retain_on_delete_approves_neither_a_protected_delete_nor_a_replace(repo_copy: Path, tmp_path: Path) -> None:
+    """Still protected in state (by hand: the program never registers both), the engine refuses the delete before it
+    reads retainOnDelete, unless protect is ignored: this is the form of the deploy's `pulumi preview
+    --ignore-protect` (with a migration), which reports no error for it. A replacement keeps the old table and
+    its create fails with Already Exists. Neither is what retiring means, so neither passes as kept."""
+    protected_retained = table_state("prod", "old_table", protect=True, deletion_protection=True, retain_on_delete=True)
+    retained = table_state("prod", "tenant_profiles", protect=False, deletion_protection=True, retain_on_delete=True)
+    document = digest(
+        "prod",
+        table_step("delete", "prod", "old_table", old=protected_retained),
+        table_step("replace", "prod", "tenant_profiles", old=retained, new=retained, replace_reasons=["schema"]),
+    )
+    code, out, _ = gate(repo_copy, "prod", write(tmp_path / "preview.json", document))
+    assert (code, out) == (
+        1,
+        [
+            f"✗ delete tenants-old_table ({TABLE}): not approved",
+            f"✗ replace tenants-tenant_profiles ({TABLE}): not approved",
+        ],
+    )

@@ -123,8 +123,8 @@ def test_a_property_without_a_rule_is_an_update_not_dropped(prod: Registrations)
 
 
 def test_an_unknown_option_is_an_update_not_dropped(prod: Registrations) -> None:
-    result = compare(prod, changed(prod, PROFILES, options={"retainOnDelete": True}))
-    assert only(result) == {"tenants.tenant_profiles": ("(option retainOnDelete)", Verdict.UPDATE)}
+    result = compare(prod, changed(prod, PROFILES, options={"deletedWith": "urn:x"}))
+    assert only(result) == {"tenants.tenant_profiles": ("(option deletedWith)", Verdict.UPDATE)}
 
 
 @pytest.mark.parametrize(

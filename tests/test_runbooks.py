@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from helpers import invoke
 
-from infra.analysis.changes import DiffResult, Verdict
+from infra.analysis.changes import DiffResult, Verdict, classify_catalogs
 from infra.analysis.resourcediff import compare_registrations
+from infra.model.catalog import load_catalog
 from infra.model.registrations import Registrations
 from infra.pulumi_edge.mockrun import run_stack
+from infra.reports.docs import render_data_dictionary
 
 PROFILES = "tenants.tenant_profiles"
 
@@ -162,3 +165,98 @@ def test_adopt_with_the_import_option_then_switch_it_off(repo_copy: Path) -> Non
     ignored = [c for r in second.resources for c in r.changes if c.path == "(option ignoreChanges)"]
     assert len(ignored) == 10  # the dataset and 9 tables
     assert all(c.verdict is Verdict.UPDATE and "imported values" in c.reason for c in ignored)
+
+
+# ---------------------------------------------------------------- Retire a table without deleting it
+# pulumi/pulumi pkg/resource/deploy/step.go DeleteStep.Apply: a removed resource's delete reads protect and then
+# retainOnDelete from its state, so both must be recorded by an `up` before the removal (two runs).
+
+
+def declaration(root: Path) -> tuple[Path, dict[str, Any]]:
+    path = root / "stacks" / "tenants.yaml"
+    return path, yaml.safe_load(path.read_text())
+
+
+def retire(root: Path, table: str) -> None:
+    """Step 2: `retired: true` under the table."""
+    path, document = declaration(root)
+    document["tables"][table.split(".")[1]]["retired"] = True
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+def remove_retired(root: Path, table: str) -> None:
+    """Step 4: the entry and its schema file deleted, the id listed under retired_tables."""
+    table_id = table.split(".")[1]
+    path, document = declaration(root)
+    del document["tables"][table_id]
+    document["retired_tables"] = [table_id]
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    (root / "schemas" / "tenants" / f"{table_id}.json").unlink()
+
+
+def test_retire_a_table_in_prod_in_two_runs(repo_copy: Path) -> None:
+    state = run_stack(repo_copy, "prod").registrations()
+
+    retire(repo_copy, PROFILES)
+    retiring = registrations(repo_copy, "prod")
+    [table] = [r for r in retiring.resources if r.key == PROFILES]
+    assert (table.options["protect"], table.options["retainOnDelete"]) == (False, True)
+    assert table.inputs["deletionProtection"] is True  # the provider is never called to delete it: left as it was
+    first = up(state, retiring, "prod")
+    assert verdicts(first) == {PROFILES: Verdict.NOOP}
+    [resource] = first.resources
+    assert {c.path for c in resource.changes} == {"(option protect)", "(option retainOnDelete)"}
+    assert not resource.lowered_safeties  # protect goes with retainOnDelete: nothing can be deleted
+    assert not first.fails(Verdict.UPDATE_DESTRUCTIVE)  # the prod data-loss gate passes, no approval
+
+    remove_retired(repo_copy, PROFILES)
+    removed = registrations(repo_copy, "prod")
+    second = up(retiring, removed, "prod")
+    assert verdicts(second) == {PROFILES: Verdict.NOOP}
+    [change] = second.resources[0].changes
+    assert "no longer managed; the table and its rows stay in BigQuery" in change.reason
+    assert "DeleteStep.Apply" in change.reason
+    assert not second.fails(Verdict.UPDATE_DESTRUCTIVE)
+
+
+def test_retiring_in_one_run_is_a_removal_and_fails_the_gate(repo_copy: Path) -> None:
+    state = run_stack(repo_copy, "prod").registrations()
+    remove_retired(repo_copy, PROFILES)
+    result = up(state, registrations(repo_copy, "prod"), "prod")
+    assert verdicts(result) == {PROFILES: Verdict.REMOVED}
+    assert result.fails(Verdict.UPDATE_DESTRUCTIVE)
+
+
+def test_the_catalog_diff_says_the_same_of_both_steps(repo_copy: Path) -> None:
+    """`diff` without --stack compares the catalogs: the same verdicts, from `retired` at the base."""
+    base = load_catalog(repo_copy)
+    retire(repo_copy, PROFILES)
+    retiring = load_catalog(repo_copy)
+    [(name, [change])] = [(r.name, list(r.changes)) for r in classify_catalogs(base, retiring)[0]]
+    assert (name, change.path, change.verdict) == (PROFILES, "(retired)", Verdict.NOOP)
+    remove_retired(repo_copy, PROFILES)
+    [gone] = classify_catalogs(retiring, load_catalog(repo_copy))[0]
+    assert (gone.name, gone.verdict) == (PROFILES, Verdict.NOOP)
+    [one_step] = classify_catalogs(base, load_catalog(repo_copy))[0]
+    assert one_step.verdict is Verdict.REMOVED
+
+
+def test_a_retired_table_cannot_be_replaced(repo_copy: Path) -> None:
+    """A replacement's delete keeps the old table too (retainOnDelete applies to delete-replaced), so the
+    create after it fails: diff says so on the replacement."""
+    retire(repo_copy, PROFILES)
+    retiring = registrations(repo_copy, "prod")
+    change_column_type(repo_copy)
+    reason = replace_reason(up(retiring, registrations(repo_copy, "prod"), "prod"), PROFILES)
+    assert "state records retainOnDelete" in reason and "409 Already Exists" in reason
+
+
+def test_plan_and_the_data_dictionary_show_the_retirement(repo_copy: Path) -> None:
+    retire(repo_copy, PROFILES)
+    plan = invoke("plan", "--stack", "prod", "--root", str(repo_copy), cwd=repo_copy)
+    [row] = [line for line in plan.stdout.splitlines() if f" {PROFILES} " in line]
+    assert "no, retained" in row
+    remove_retired(repo_copy, "tenants.tenant_api_keys")
+    text = render_data_dictionary(load_catalog(repo_copy))
+    assert "- Retired: kept in BigQuery with its rows once its declaration is removed" in text
+    assert "Retired, kept in BigQuery and no longer managed here: `tenant_api_keys`." in text

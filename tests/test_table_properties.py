@@ -177,13 +177,14 @@ def test_the_properties_name_every_argument_state_field_and_provider_input() -> 
     assert set(TABLE_CLASSIFIERS) == {p.name for p in TABLE_PROPERTIES if p.in_catalog}
 
 
-def test_every_table_spec_key_is_a_property_or_a_hint_for_migrate() -> None:
+def test_every_table_spec_key_is_a_property_or_a_hint_for_migrate_or_the_retirement() -> None:
     keys = {f.encode_name for f in msgspec.structs.fields(TableSpec)}
-    assert keys == {p.declared_by for p in TABLE_PROPERTIES if p.in_catalog} | {"renamed_columns"}
+    assert keys == {p.declared_by for p in TABLE_PROPERTIES if p.in_catalog} | {"renamed_columns", "retired"}
 
 
-# What a Table holds besides its properties: its identity, where its schema was read from, migrate's hints.
-TABLE_IDENTITY = {"dataset", "table_id", "schema_file", "renamed_columns"}
+# What a Table holds besides its properties: its identity, where its schema was read from, migrate's hints, and
+# whether it is retired (a resource option, infra/model/retirement.py: sent to no provider).
+TABLE_IDENTITY = {"dataset", "table_id", "schema_file", "renamed_columns", "retired"}
 
 
 def _table_spec(table: Table) -> TableSpec:

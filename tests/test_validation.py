@@ -109,7 +109,7 @@ def test_every_structural_problem_of_a_table_is_named_in_declaration_order(repo:
         f"{where}.clustering.2: must be a string (quote it in YAML); got 2.5",
         f"{where}.labels.team: must be a string (quote it in YAML); got 7",
         f"{where}.colour: unknown key; check the spelling (allowed here: description, schema, partitioning, "
-        "require_partition_filter, clustering, labels, constraints, renamed_columns)",
+        "require_partition_filter, clustering, labels, constraints, renamed_columns, retired)",
     ]
 
 
@@ -612,7 +612,7 @@ def test_unknown_declaration_key_lists_the_allowed_ones(repo: MiniRepo) -> None:
     repo.table["cluster_by"] = ["tenant_id"]
     assert only_problem(repo) == (
         f"{DECL}:tables.events.cluster_by: unknown key; check the spelling (allowed here: description, schema, "
-        "partitioning, require_partition_filter, clustering, labels, constraints, renamed_columns)"
+        "partitioning, require_partition_filter, clustering, labels, constraints, renamed_columns, retired)"
     )
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from infra.model import rules
+from infra.model import retirement, rules
 from infra.model.column_attributes import CLASSIFIED, AttributeChange
 from infra.model.schema import Column, count_columns, join_path
 
@@ -96,6 +96,7 @@ TABLE_CONSTRAINTS = Citation(
     "terraform-provider-google resource_bigquery_table.go: table_constraints Optional, no ForceNew; "
     "resourceBigQueryTableUpdate PUTs the table resource (tables.update), tableConstraints only while declared",
 )
+PULUMI_RETAIN = Citation("Pulumi", retirement.RETAIN_RULE)
 
 
 @dataclass(frozen=True)
@@ -637,9 +638,11 @@ def classify_catalogs(old: Catalog, new: Catalog) -> tuple[list[ResourceChanges]
         if before is None:
             changes = [table_added()]
         elif after is None:
-            changes = [table_removed()]
+            changes = [table_retired() if before.retired else table_removed()]
         else:
             changes = classify_table(before, after)
+            if after.retired and not before.retired:
+                changes.append(table_retiring())
         if not changes:
             unchanged += 1
             continue
@@ -653,6 +656,24 @@ def table_added(imported: bool = False) -> Change:
         return _change("(table)", Verdict.ADDED, PULUMI_IMPORT, text, "table")
     text = "new table, created empty; no existing data is touched"
     return _change("(table)", Verdict.ADDED, PULUMI_CREATE, text, "table")
+
+
+def table_retired() -> Change:
+    """The removal of a table whose state records retainOnDelete and no protect (`retired: true` at the base)."""
+    text = (
+        f"{retirement.KEPT}: Pulumi deletes it from its state only; list it under retired_tables so verify "
+        f"does not report it as undeclared ({retirement.RUNBOOK})"
+    )
+    return _change("(table)", Verdict.NOOP, PULUMI_RETAIN, text, "table")
+
+
+def table_retiring() -> Change:
+    """`retired: true` newly declared: what the next `up` records."""
+    text = (
+        "retired: the next up records retainOnDelete and lifts protect, in Pulumi's state only, so the table's "
+        f"removal afterwards leaves it and its rows in BigQuery ({retirement.RUNBOOK})"
+    )
+    return _change("(retired)", Verdict.NOOP, PULUMI_RETAIN, text, "retainOnDelete")
 
 
 def table_removed() -> Change:

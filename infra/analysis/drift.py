@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from infra.model import retirement
 from infra.model.column_attributes import VERIFIED
 from infra.model.declared import API_MEMBER_FIELDS, DeclaredDataset, DeclaredTable, access_members
 from infra.model.render import NONE, columns_text, duration_text, short_text
@@ -22,6 +23,7 @@ from infra.model.table_properties import (
 )
 
 UNDECLARED = "undeclared"
+RETIRED = "retired"
 _MAX_SCHEMA_DIFFERENCES = 6
 
 
@@ -90,6 +92,30 @@ class Check:
 
     def to_json(self) -> dict[str, Any]:
         return {"subject": self.subject, "check": self.name, "ok": self.ok, "detail": self.detail}
+
+
+def listing_checks(
+    subject: str, live_id: str, declared: set[str], retired: tuple[str, ...], listing: list[tuple[str, str]]
+) -> list[Check]:
+    """What the dataset holds beyond its declared tables, `listing` being (table id, type) of each live one: a
+    retired table is kept on purpose (infra/model/retirement.py), any other nothing declares."""
+    live = dict(listing)
+    checks = [
+        Check(f"table {live_id}.{table_id}", RETIRED, True, f"{retirement.KEPT}, retired_tables lists it")
+        if table_id in live
+        else Check(
+            f"table {live_id}.{table_id}", RETIRED, True, "not in the dataset any more; remove it from retired_tables"
+        )
+        for table_id in retired
+    ]
+    undeclared = sorted((t, kind) for t, kind in listing if t not in declared and t not in retired)
+    checks += [
+        Check(f"table {live_id}.{t}", UNDECLARED, False, f"a {kind} that no declaration lists")
+        for t, kind in undeclared
+    ]
+    if not undeclared:
+        checks.append(Check(subject, "undeclared tables", True, "none"))
+    return checks
 
 
 def _labels_text(labels: Mapping[str, str]) -> str:

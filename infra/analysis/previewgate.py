@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.analysis.migration import MIGRATED_PROPERTIES
+from infra.model import retirement
 from infra.model.declared import TABLE_TYPE, table_resource_name
 from infra.model.settings import Settings
 
@@ -134,6 +135,13 @@ def _lifted(old: Mapping[str, Any]) -> bool:
     )
 
 
+def _retained(old: Mapping[str, Any]) -> bool:
+    """The state records retainOnDelete and no protect: the engine's delete forgets the resource and calls no
+    provider (step.go DeleteStep.Apply checks protect first, then skips the provider's Delete for
+    old.RetainOnDelete). ResourceV3 writes both only when true (json:"retainOnDelete,omitempty")."""
+    return old.get("retainOnDelete") is True and old.get("protect", False) is False
+
+
 def _migrates(step: Mapping[str, Any]) -> bool:
     """Every key that makes the engine replace the table is one `migrate` brings to the declaration.
 
@@ -157,6 +165,9 @@ def _approval(urn: Urn, step: Mapping[str, Any], settings: Settings, migrated: f
     # Only tables can be approved; a dataset deleted or replaced takes every table with it.
     if resource_type != TABLE_TYPE:
         return None
+    # Only the removal: a replacement's delete-replaced keeps the old table too, and its create then fails.
+    if op == "delete" and _retained(_mapping(step.get("oldState"))):
+        return f"retired (state records retainOnDelete): {retirement.KEPT}"
     for key in settings.stack_settings.approve_data_loss:
         # A dataset id there approves only its lowered safeties for `diff`, never a delete.
         if "." in key and table_resource_name(*key.split(".", 1)) == name:

@@ -35,7 +35,9 @@ from infra.analysis.changes import (
     classify_table,
     table_added,
     table_removed,
+    table_retired,
 )
+from infra.model import retirement
 from infra.model.declared import DATASET_TYPE, TABLE_TYPE
 from infra.model.registrations import Registration, Registrations
 from infra.model.rules import MS_PER_DAY
@@ -64,6 +66,9 @@ ENGINE_IGNORE_CHANGES = Citation("Pulumi", f"{STEPS} diff: processIgnoreChanges 
 ENGINE_IMPORT = Citation("Pulumi", f"{STEPS} generateSteps: isImport only when the id differs from the state's")
 ENGINE_IMPORT_REPLACE = Citation("Pulumi", f"{STEPS} continueStepsFromDiff: a replacement with goal.ID is an error")
 ENGINE_STATE_ONLY = Citation("Pulumi", "a component exists in Pulumi's state only")
+# An option-only change is a same step, whose new state the snapshot writes when RetainOnDelete or Protect
+# changed (pkg/backend/snapshot.go sameSnapshotMutation.mustWrite); a later delete reads it from there.
+ENGINE_RETAIN = Citation("Pulumi", retirement.RETAIN_RULE)
 # A dependent is replaced with a replaced resource only through a property dependency; the tables name their
 # dataset by a plain id and depends_on, which the Python SDK keeps out of property dependencies.
 ENGINE_DEPENDENTS = Citation(
@@ -164,10 +169,19 @@ DATASET_RULES: dict[str, PropertyRule] = {
     "resourceTags": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
     "storageBillingModel": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
 }
-OPTIONS = ("protect", "deleteBeforeReplace", "replacementTrigger", "replaceOnChanges", "ignoreChanges", "import")
+OPTIONS = (
+    "protect",
+    "retainOnDelete",
+    "deleteBeforeReplace",
+    "replacementTrigger",
+    "replaceOnChanges",
+    "ignoreChanges",
+    "import",
+)
 _KIND_ORDER = {"provider": 0, "dataset": 1, "table": 2, "component": 3}
 _DEFAULTS: dict[str, Any] = {
     "protect": False,
+    "retainOnDelete": False,
     "deleteBeforeReplace": False,
     "replaceOnChanges": [],
     "ignoreChanges": [],
@@ -379,7 +393,9 @@ def _added(resource: Registration) -> Change:
 
 def _removed(resource: Registration) -> Change:
     if resource.kind == "table":
-        return table_removed()
+        # The engine refuses a protected delete before it looks at retainOnDelete (step.go DeleteStep.Apply).
+        retained = resource.options.get("retainOnDelete") and not resource.options.get("protect")
+        return table_retired() if retained else table_removed()
     if resource.kind == "dataset":
         text = (
             "no longer declared: the dataset is deleted (refused while state records protect; BigQuery refuses "
@@ -411,6 +427,12 @@ def _with_replacement_guards(changes: list[Change], old: Registration, new: Regi
     if first is None:
         return changes
     guards = []
+    if old.options.get("retainOnDelete"):
+        guards.append(
+            f"state records retainOnDelete (the table is retired), so the delete leaves the old table in BigQuery "
+            f"({retirement.RETAIN_RULE}) and the new one's create fails with 409 Already Exists: declare the table "
+            "as it is until it is removed"
+        )
     if old.options.get("protect") and new.options.get("protect"):
         guards.append(
             f"the engine refuses this replacement while protect is on in state and program ({STEPS} "
@@ -590,7 +612,7 @@ def _option_changes(old: Registration, new: Registration) -> list[Change]:
         # An option a runner did not record is at its default.
         before, after = old.options.get(key, _DEFAULTS.get(key)), new.options.get(key, _DEFAULTS.get(key))
         if before != after:
-            changes.append(_option_change(key, before, after, new.kind))
+            changes.append(_option_change(key, before, after, new.kind, bool(new.options.get("retainOnDelete"))))
     return changes
 
 
@@ -598,8 +620,21 @@ def _option_order(key: str) -> tuple[int, str]:
     return (OPTIONS.index(key) if key in OPTIONS else len(OPTIONS), key)
 
 
-def _option_change(key: str, before: Any, after: Any, kind: str) -> Change:
+def _option_change(key: str, before: Any, after: Any, kind: str, retained: bool = False) -> Change:
     path, what = f"(option {key})", f"{key} {_show(before)} -> {_show(after)}"
+    if key == "protect" and before and retained:
+        text = (
+            f"{what}: {_STATE_ONLY}; lifted with retainOnDelete, so the table's removal from the program gets past "
+            f"the engine's protect check to retainOnDelete: {retirement.KEPT}"
+        )
+        return _change(path, Verdict.NOOP, ENGINE_PROTECT, text, key)
+    if key == "retainOnDelete":
+        text = f"{what}: {_STATE_ONLY}; from the next run on, removing the {kind} from the program " + (
+            f"deletes it from Pulumi's state only: {retirement.KEPT} ({retirement.RUNBOOK})"
+            if after
+            else "deletes it in BigQuery again"
+        )
+        return _change(path, Verdict.NOOP, ENGINE_RETAIN, text, key)
     if key == "protect":
         text = (
             f"{what}: {_STATE_ONLY}; from this run on the engine lets a replacement or a deletion through"
@@ -654,7 +689,8 @@ def _with_safety(change: Change, old: Registration, new: Registration) -> Change
 def _lowered(prop: str, old: Registration, new: Registration) -> str | None:
     before, after = old.inputs.get(prop), new.inputs.get(prop)
     if prop == "protect" and old.options.get("protect") and not new.options.get("protect"):
-        return "Pulumi protect turned off"
+        # Retired: the engine forgets the table instead of deleting it, and a replacement fails at its create.
+        return None if new.options.get("retainOnDelete") else "Pulumi protect turned off"
     if prop == "deletionProtection" and before and not after:
         return "deletionProtection turned off"
     if prop == "deleteContentsOnDestroy" and after and not before:

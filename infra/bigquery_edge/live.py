@@ -34,13 +34,13 @@ from google.cloud.bigquery import retry as bigquery_retry
 from requests import exceptions as requests_exceptions
 
 from infra.analysis.drift import (
-    UNDECLARED,
     Check,
     DatasetState,
     VerifyReport,
     dataset_checks,
     declared_dataset,
     declared_table,
+    listing_checks,
     observed_state,
     own_labels,
     table_checks,
@@ -437,14 +437,8 @@ def _checks_of(item: _Fetched, project: str) -> list[Check]:
         checks.append(Check(table_subject, "exists", True))
         checks += table_checks(table_subject, declared_table(table), observed_table(live_table))
     declared_ids = {t.args["table_id"] for t in item.dataset.tables}
-    undeclared = sorted((t.table_id, t.table_type or "TABLE") for t in item.listing if t.table_id not in declared_ids)
-    checks += [
-        Check(f"table {item.live_id}.{table_id}", UNDECLARED, False, f"a {kind} that no declaration lists")
-        for table_id, kind in undeclared
-    ]
-    if not undeclared:
-        checks.append(Check(subject, "undeclared tables", True, "none"))
-    return checks
+    listing = [(t.table_id, t.table_type or "TABLE") for t in item.listing]
+    return checks + listing_checks(subject, item.live_id, declared_ids, item.dataset.dataset.retired_tables, listing)
 
 
 # ---------------------------------------------------------------- snapshot

@@ -268,6 +268,16 @@ def select_tables(catalog: Catalog, names: str | None) -> list[Table]:
     chosen: list[Table] = []
     for name in (n.strip() for n in names.split(",") if n.strip()):
         matches = [t for t in declared if name in (t.key, t.table_id)]
+        retired = [
+            f"{d.dataset_id}.{t}"
+            for d in catalog.datasets
+            for t in d.retired_tables
+            if name in (t, f"{d.dataset_id}.{t}")
+        ]
+        if not matches and retired:
+            raise BadOption(
+                f"{name!r} is retired ({retired[0]} in retired_tables): this stack no longer manages it", "--tables"
+            )
         if len(matches) != 1:
             why = "names no declared table" if not matches else "is declared in several datasets; write dataset.table"
             known = ", ".join(t.key for t in declared)

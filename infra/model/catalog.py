@@ -12,7 +12,7 @@ from pathlib import Path
 
 import msgspec
 
-from infra.model import rules
+from infra.model import retirement, rules
 from infra.model.documents import display_path, list_folder, load_json, load_yaml, real_path
 from infra.model.history import schema_problems
 from infra.model.problems import DeclarationError, Problem, struct_problems
@@ -35,6 +35,7 @@ class Dataset:
     labels: dict[str, str]
     tables: tuple[Table, ...]
     declaration_file: str
+    retired_tables: tuple[str, ...] = ()  # retired from this stack, kept in BigQuery (infra/model/retirement.py)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class DatasetSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     description: str = ""
     labels: dict[str, str] = {}
     tables: dict[str, TableSpec]
+    retired_tables: list[str] = []
 
 
 # What each key of stacks/<dataset>.yaml means, by its path; a table property's key is said by its
@@ -65,6 +67,11 @@ KEY_MEANINGS = {
     "tables": "one entry per table, keyed by its id (snake_case)",
     "tables.<table>.renamed_columns": "new name: old name of columns renamed since the live table was made; "
     "`migrate` renames them in place instead of dropping and adding (dotted paths for nested fields)",
+    "tables.<table>.retired": "true: the next `pulumi up` records that the table is kept when it leaves the stack "
+    "(Pulumi retainOnDelete, protect off); then delete its entry and list it under retired_tables "
+    '(runbook "Retire a table without deleting it")',
+    "retired_tables": "ids of tables retired from this stack and kept in BigQuery with their rows: not managed, "
+    "not compared by `verify` and not reported as undeclared",
     "tables.<table>.partitioning.type": "time partitioning's granularity: HOUR, DAY, MONTH or YEAR",
     "tables.<table>.partitioning.field": "the top-level DATE, TIMESTAMP or DATETIME column; left out: ingestion time",
     "tables.<table>.partitioning.expiration_days": "days a partition is kept (time partitioning)",
@@ -180,11 +187,17 @@ def _load_dataset(
                 table_id=table_id,
                 schema_file=schema_display,
                 renamed_columns=dict(table_spec.renamed_columns),
+                retired=table_spec.retired,
                 **fields,
             )
         )
     problems += reference_problems(tuple(tables), file)
-    dataset = Dataset(spec.dataset, spec.description, dict(spec.labels), tuple(tables), file)
+    for index, retired_id in enumerate(spec.retired_tables):
+        if (message := rules.check_table_id(retired_id)) is not None:
+            problems.append(Problem(file, f"retired_tables.{index}", message))
+    dataset = Dataset(
+        spec.dataset, spec.description, dict(spec.labels), tuple(tables), file, tuple(spec.retired_tables)
+    )
     return dataset, problems
 
 
@@ -311,4 +324,4 @@ def read_catalog(root: Path) -> CatalogRead:
         problems.append(Problem(display_path(schema_path), "", f"schema file not used by any table; {hint}"))
 
     catalog = Catalog(tuple(datasets))
-    return CatalogRead(catalog, [*problems, *schema_problems(catalog)], unread)
+    return CatalogRead(catalog, [*problems, *schema_problems(catalog), *retirement.catalog_problems(catalog)], unread)

@@ -286,24 +286,41 @@ def _check_table_references(settings: StackSettings, catalog: Catalog, source: s
     known = {t.key for t in catalog.tables()} | {f"{d.dataset_id}.*" for d in catalog.datasets} | {"*"}
     tables = sorted(t.key for t in catalog.tables())
     datasets = {d.dataset_id for d in catalog.datasets}
+    return (
+        [
+            Problem(
+                source,
+                f"config.{prefix}recreate.{key}",
+                f"names no declared table; use dataset.table, dataset.* or * (declared: {', '.join(sorted(known))})",
+            )
+            for key in settings.recreate
+            if key not in known
+        ]
+        + [
+            # No wildcards: each approval names one reviewed table, or a dataset for its own lowered safeties.
+            Problem(
+                source,
+                f"config.{prefix}approveDataLoss.{key}",
+                f"names no declared table; approve tables one by one as dataset.table (declared: {', '.join(tables)}), "
+                f"a dataset's own lowered safeties by its id ({', '.join(sorted(datasets))})",
+            )
+            for key in settings.approve_data_loss
+            if key not in tables and key not in datasets
+        ]
+        + _retired_conflicts(settings, catalog, source, prefix)
+    )
+
+
+def _retired_conflicts(settings: StackSettings, catalog: Catalog, source: str, prefix: str) -> list[Problem]:
+    """A retired table is kept, never recreated nor deleted: its delete leaves the old table in BigQuery, where
+    a recreation's create then fails with Already Exists (runbook "Retire a table without deleting it")."""
+    retired = {t.key for t in catalog.tables() if t.retired}
+    why = "is retired (retired: true), so it is kept, never deleted or recreated"
     return [
-        Problem(
-            source,
-            f"config.{prefix}recreate.{key}",
-            f"names no declared table; use dataset.table, dataset.* or * (declared: {', '.join(sorted(known))})",
-        )
-        for key in settings.recreate
-        if key not in known
-    ] + [
-        # No wildcards: each approval names one reviewed table, or a dataset for its own lowered safeties.
-        Problem(
-            source,
-            f"config.{prefix}approveDataLoss.{key}",
-            f"names no declared table; approve tables one by one as dataset.table (declared: {', '.join(tables)}), "
-            f"a dataset's own lowered safeties by its id ({', '.join(sorted(datasets))})",
-        )
-        for key in settings.approve_data_loss
-        if key not in tables and key not in datasets
+        Problem(source, f"config.{prefix}{setting}.{key}", f"{key} {why}; remove it here or drop `retired: true`")
+        for setting, keys in (("recreate", list(settings.recreate)), ("approveDataLoss", settings.approve_data_loss))
+        for key in keys
+        if key in retired
     ]
 
 

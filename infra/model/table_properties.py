@@ -93,6 +93,7 @@ class Table:
     labels: dict[str, str] = field(default_factory=dict)
     constraints: Constraints | None = None
     renamed_columns: dict[str, str] = field(default_factory=dict)  # new name: old name, for `migrate`
+    retired: bool = False  # registered to be kept on removal (infra/model/retirement.py)
 
     @property
     def key(self) -> str:
@@ -142,6 +143,7 @@ class TableSpec(msgspec.Struct, forbid_unknown_fields=True):
     labels: dict[str, str] = {}
     constraints: ConstraintsSpec | None = None
     renamed_columns: dict[str, str] = {}
+    retired: bool = False
 
 
 # ---------------------------------------------------------------- what the provider receives

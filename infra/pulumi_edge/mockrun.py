@@ -78,6 +78,9 @@ def _options(request: Any) -> dict[str, Any]:
     }
     if request.importId:
         options["import"] = request.importId
+    # Recorded only when set, as `import`: the runs of a program that never sets it record what they did before.
+    if request.HasField("retainOnDelete") and request.retainOnDelete:
+        options["retainOnDelete"] = True
     return options
 
 

@@ -34,8 +34,11 @@ def table_options(
     return pulumi.ResourceOptions(
         parent=parent,
         depends_on=[dataset],
-        # An approved destructive change needs both protections off, for that table only.
-        protect=stack_settings.protect and not settings.approves_data_loss(table.key),
+        # An approved destructive change needs both protections off, for that table only. A retired table's
+        # removal must reach the engine's retainOnDelete, which comes after its protect check (step.go
+        # DeleteStep.Apply): both are recorded by the `up` before the removal (infra/model/retirement.py).
+        protect=stack_settings.protect and not settings.approves_data_loss(table.key) and not table.retired,
+        retain_on_delete=True if table.retired else None,
         replace_on_changes=SCHEMA_PROPERTIES if stack_settings.recreate_on_schema_change else None,
         replacement_trigger=replacement_trigger(table, settings),
         # The bridge asks for delete-first only on replacements the provider itself forces; a replacement

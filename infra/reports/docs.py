@@ -117,6 +117,8 @@ def _table_section(table: Table, used_by: UsedBy | None) -> list[str]:
         lines.append(f"- Keys (unenforced): {table_constraints_text(table.constraints)}")
     if table.labels:
         lines.append("- Labels: " + ", ".join(f"`{k}={v}`" for k, v in sorted(table.labels.items())))
+    if table.retired:
+        lines.append("- Retired: kept in BigQuery with its rows once its declaration is removed")
     if used_by is None:
         lines += ["", "| Column | Type | Mode | Description |", "| --- | --- | --- | --- |"]
     else:
@@ -163,6 +165,9 @@ def render_data_dictionary(catalog: Catalog, used_by: UsedBy | None = None) -> s
             ]
         for table in dataset.tables:
             lines += _table_section(table, used_by)
+        if dataset.retired_tables:
+            kept = ", ".join(f"`{t}`" for t in dataset.retired_tables)
+            lines += [f"Retired, kept in BigQuery and no longer managed here: {kept}.", ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -106,7 +106,7 @@ def render_text(run: ProgramRun, out: Console) -> None:
             partitioning_text(received.get("time_partitioning"), received.get("range_partitioning")),
             "required" if received.get("require_partition_filter") else "-",
             clustering_text(received["clusterings"]),
-            "yes" if table_options["protect"] else "no",
+            "yes" if table_options["protect"] else "no, retained" if table_options.get("retainOnDelete") else "no",
             "yes" if received["deletion_protection"] else "no",
             "; ".join(recreate) or "-",
         )
