@@ -449,6 +449,7 @@ CLASSIFIED_TABLE_FIELDS = frozenset(
         "clustering",
         "labels",
         "renamed_columns",
+        "column_masking",
     }
 )
 # Every rule the classifier cites, as the module defines its citations.

@@ -76,6 +76,7 @@ class Table:
     clustering: tuple[str, ...] = ()
     labels: dict[str, str] = field(default_factory=dict)
     renamed_columns: dict[str, str] = field(default_factory=dict)  # new name: old name, for `migrate`
+    column_masking: str = "repository"  # its dataset's: who attaches data policies (infra/model/catalog.py)
 
     @property
     def key(self) -> str:
@@ -151,6 +152,7 @@ class TableArgs(TypedDict):
     range_partitioning: NotRequired[RangePartitioningArgs]
     require_partition_filter: NotRequired[bool]
     encryption_configuration: NotRequired[EncryptionArgs]
+    ignore_schema_changes: NotRequired[list[str]]  # ["dataPolicies"] under column_masking: governance
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,8 @@ class TableState:
     kms_key_name: str | None
     # The versioned name BigQuery reports beside the key (the provider's kms_key_version): shown, not compared.
     kms_key_version: str | None = field(default=None, compare=False)
+    # Who owns the columns' data policies (declared side): verify compares them, or only shows them.
+    column_masking: str = field(default="repository", compare=False)
 
 
 # ---------------------------------------------------------------- the descriptor
