@@ -280,3 +280,16 @@ def test_the_local_server_round_trips_policy_tags_and_data_policies(live_stack: 
     ds = live_stack.dataset_id()
     (line,) = [line for line in result.stdout.splitlines() if line.startswith(f"✓ table {ds}.tenant_api_keys masking:")]
     assert f"name data policies {POLICY.format('prod')}" in line and "key_hash policy tag projects/" in line
+
+
+def test_plan_shows_the_owner_and_each_protected_column_with_the_stacks_names(repo_copy: Path) -> None:
+    map_short_names(repo_copy)
+    result = invoke("plan", "--stack", "dev", "--root", str(repo_copy), cwd=repo_copy)
+    text = " ".join(result.stdout.split())  # rich may wrap the line
+    assert result.returncode == 0, result.stderr
+    assert f"column masking: repository's; tenant_api_keys.key_hash policy tag {TAG.format('dev')}" in text
+
+    set_masking(repo_copy, "governance")
+    text = " ".join(invoke("plan", "--stack", "dev", "--root", str(repo_copy), cwd=repo_copy).stdout.split())
+    assert "column masking: governance's;" in text
+    assert "data policies: the governance team's (ignore_schema_changes)" in text
