@@ -70,6 +70,11 @@ ENCODING_WORDS = {"value", "plaintext", "plain", "raw", "text", "pem", "b64", "b
 _VERSION = re.compile(r"v?\d+\Z")
 # A word anywhere in the name that says the value is protected: `encrypted_password`, `wrapped_private_key`.
 PROTECTED_WORDS = {"hash", "hashed", "digest", "encrypted", "ciphertext", "wrapped", "sealed", "enc"}
+# The stored form of a secret: named as a hash, a digest or ciphertext, or as key material a protected word wraps
+# (`wrapped_dek`, `encrypted_password`). It still needs a policy tag or data policies: a hash is what an attacker
+# tests guesses against, ciphertext what a stolen key opens.
+MATERIAL_WORDS = {"hash", "digest", "ciphertext"}
+WRAPPED_MATERIAL = {"dek", "kek", "key"}
 # Only these types can carry key material; a number, time or bool named `max_api_keys` cannot.
 SECRET_TYPES = {"STRING", "JSON", "BYTES"}
 # An explicit, reviewed exemption: this text in the column's description, or the table label
@@ -308,6 +313,25 @@ def names_a_secret(name: str, description: str = "") -> bool:
     return False
 
 
+def holds_secret_material(name: str) -> bool:
+    """A hash or ciphertext of a secret, by its name (README "Policy pack")."""
+    words = _words(name)
+    while len(words) > 1 and (words[-1] in ENCODING_WORDS or _VERSION.match(words[-1]) or words[-1] == "v"):
+        words.pop()
+    if not words or not any(word in PROTECTED_WORDS for word in words):
+        return False
+    last = _singular(words[-1])
+    return last in MATERIAL_WORDS or last in WRAPPED_MATERIAL or last in SECRET_WORDS
+
+
+def _access_controlled(column: Mapping[str, Any], props: Mapping[str, Any]) -> bool:
+    """A policy tag or data policies on the column; or the governance team attaches data policies to the table's
+    columns (ignoreSchemaChanges lists dataPolicies: the provider keeps what they attach)."""
+    if _mapping(column.get("policyTags")).get("names") or _list(column.get("dataPolicies")):
+        return True
+    return "dataPolicies" in _list(props.get("ignoreSchemaChanges"))
+
+
 def _columns(fields: Any, prefix: str = "") -> Iterator[tuple[str, Mapping[str, Any]]]:
     for column in fields if _is_list(fields) else ():
         column = _mapping(column)
@@ -333,13 +357,21 @@ def secret_columns_protected(resource_type: str, props: Mapping[str, Any]) -> li
     violations = []
     for path, column in _columns(schema):
         type_ = str(column.get("type", "")).upper()
-        tagged = bool(_mapping(column.get("policyTags")).get("names"))
         name, description = str(column.get("name", "")), str(column.get("description") or "")
-        if type_ in SECRET_TYPES and not tagged and names_a_secret(name, description) and not _exempt(column, props):
+        if type_ not in SECRET_TYPES or _access_controlled(column, props) or _exempt(column, props):
+            continue
+        if names_a_secret(name, description):
             violations.append(
                 f"column {path} ({type_}) is named like a secret; store a hash or ciphertext and say so in its name "
-                f"(`{name}_hash`, `encrypted_{name}`), attach a policy tag (policyTags.names), or, if it holds no "
-                f"secret, write {EXEMPTION_MARKER} in its description"
+                f"(`{name}_hash`, `encrypted_{name}`) with a policy tag on it, attach a policy tag (policyTags.names) "
+                f"or data policies (dataPolicies), or, if it holds no secret, write {EXEMPTION_MARKER} in its "
+                "description"
+            )
+        elif holds_secret_material(name):
+            violations.append(
+                f"column {path} ({type_}) holds a hash or ciphertext of a secret; attach a policy tag "
+                "(policyTags.names) or data policies (dataPolicies), so that only the services that need it read "
+                f"it, or, if it protects no secret, write {EXEMPTION_MARKER} in its description"
             )
     return violations
 
@@ -388,7 +420,8 @@ RULES = (
     ),
     PolicyRule(
         "bigquery-secret-columns-protected",
-        "A column named like a secret is named as a hash or ciphertext, has a policy tag, or is exempted explicitly.",
+        "A column named like a secret, or holding a secret's hash or ciphertext, has a policy tag or data policies "
+        "(or its table's data policies are the governance team's), or is exempted explicitly.",
         secret_columns_protected,
     ),
     PolicyRule(

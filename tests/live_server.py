@@ -88,8 +88,10 @@ def make_client(endpoint: str, project: str) -> bigquery.Client:
 
 
 def write_stack(root: Path, project: str, **config: Any) -> str:
-    """Pulumi.live.yaml: prod's config, the server's project, a unique dataset suffix; returns the suffix."""
-    values = yaml.safe_load((FIXTURE_ROOT / "Pulumi.prod.yaml").read_text())["config"]
+    """Pulumi.live.yaml: prod's config (of the copy under test: its policy names are mapped for its own schemas),
+    the server's project, a unique dataset suffix; returns the suffix."""
+    prod = root / "Pulumi.prod.yaml"
+    values = yaml.safe_load((prod if prod.is_file() else FIXTURE_ROOT / "Pulumi.prod.yaml").read_text())["config"]
     suffix = f"_t{uuid.uuid4().hex[:10]}"
     values |= {"gcp:project": project, "tenant-bigquery:datasetSuffix": suffix}
     values |= {f"tenant-bigquery:{key}": value for key, value in config.items()}

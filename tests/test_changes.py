@@ -472,6 +472,7 @@ CLASSIFIED_TABLE_FIELDS = frozenset(
         "constraints",
         "renamed_columns",
         "retired",
+        "column_masking",
     }
 )
 # Every rule the classifier cites, as the module defines its citations.

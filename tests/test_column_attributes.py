@@ -7,7 +7,8 @@ decision from migrate. An attribute missing from a path fails here, named.
 
 Every column below is in BigQuery's schema JSON (REST reference, tables: TableFieldSchema,
 https://cloud.google.com/bigquery/docs/reference/rest/v2/tables#TableFieldSchema): int64 values as strings,
-policyTags as {"names": [...]}, rangeElementType as {"type": ...}; `bq show --schema` prints this form and
+policyTags as {"names": [...]}, dataPolicies as [{"name": ...}] (DataPolicyOption), rangeElementType as
+{"type": ...}; `bq show --schema` prints this form and
 tables.get returns it inside schema.fields.
 """
 
@@ -39,6 +40,7 @@ NOW = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)
 TABLE = "pipeline_execution_queue"
 TABLE_ID = f"acme-data-platform-prod.tenants.{TABLE}"
 POLICY_TAG = "projects/acme-data-platform-prod/locations/us/taxonomies/7/policyTags/{}"
+DATA_POLICY = "projects/acme-data-platform-prod/locations/us/dataPolicies/{}"
 
 # Per attribute (its schema JSON key): a column with it set, as declared, and the same column differing only
 # there, as the live table might report it.
@@ -64,6 +66,10 @@ EXAMPLES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "policyTags": (
         {"type": "STRING", "policyTags": {"names": [POLICY_TAG.format(1)]}},
         {"type": "STRING", "policyTags": {"names": [POLICY_TAG.format(2)]}},
+    ),
+    "dataPolicies": (
+        {"type": "STRING", "dataPolicies": [{"name": DATA_POLICY.format("raw_only")}]},
+        {"type": "STRING", "dataPolicies": [{"name": DATA_POLICY.format("mask_sha256")}]},
     ),
     "rangeElementType": (
         {"type": "RANGE", "rangeElementType": {"type": "DATE"}},

@@ -62,6 +62,11 @@ def violations(result: ProgramRun) -> dict[tuple[str, str], list[str]]:
     return found
 
 
+# The resource names the program sends (the stack's, resolved from the schema files' short names).
+TAG = "projects/p/locations/us/taxonomies/1/policyTags/2"
+DATA_POLICY = "projects/p/locations/us/dataPolicies/mask_sha256"
+
+
 def table(schema: list[dict[str, Any]] | None = None, **inputs: Any) -> dict[str, Any]:
     return {"tableId": "t", "schema": json.dumps(schema or [{"name": "id", "type": "STRING"}]), **inputs}
 
@@ -274,8 +279,8 @@ def test_secret_named_text_columns_fail(name: str, type_: str) -> None:
     [message] = check("bigquery-secret-columns-protected", TABLE, table([{"name": name, "type": type_}]))
     assert message == (
         f"column {name} ({type_}) is named like a secret; store a hash or ciphertext and say so in its name "
-        f"(`{name}_hash`, `encrypted_{name}`), attach a policy tag (policyTags.names), or, if it holds no "
-        "secret, write [not-a-secret] in its description"
+        f"(`{name}_hash`, `encrypted_{name}`) with a policy tag on it, attach a policy tag (policyTags.names) or "
+        "data policies (dataPolicies), or, if it holds no secret, write [not-a-secret] in its description"
     )
 
 
@@ -349,23 +354,38 @@ def test_nested_secret_columns_are_found_by_path() -> None:
 @pytest.mark.parametrize(
     "column",
     [
-        {"name": "api_key_hash", "type": "BYTES"},  # says it is a hash
-        {"name": "encrypted_password", "type": "BYTES"},  # says it is ciphertext
-        {
-            "name": "password",
-            "type": "STRING",
-            "policyTags": {"names": ["projects/p/locations/us/taxonomies/1/policyTags/2"]},
-        },
+        {"name": "api_key_hash", "type": "BYTES", "policyTags": {"names": [TAG]}},  # a hash, tagged
+        {"name": "encrypted_password", "type": "BYTES", "dataPolicies": [{"name": DATA_POLICY}]},  # masked ciphertext
+        {"name": "password", "type": "STRING", "policyTags": {"names": [TAG]}},
+        {"name": "hash_algorithm", "type": "STRING"},  # what it is: an algorithm's name
         {"name": "token_count", "type": "INT64"},  # what it is: a count
         {"name": "max_api_keys", "type": "INT64"},  # a number cannot hold key material
         {"name": "password_changed_at", "type": "TIMESTAMP"},
         {"name": "secret_name", "type": "STRING"},  # a Secret Manager reference, not the secret
         {"name": "partition_key", "type": "STRING"},  # `key` alone is not key material
-        {"name": "token_hash", "type": "STRING"},
+        {"name": "token_hash", "type": "STRING", "policyTags": {"names": [TAG]}},
     ],
 )
 def test_columns_that_only_mention_a_secret_pass(column: dict[str, Any]) -> None:
     assert check("bigquery-secret-columns-protected", TABLE, table([column])) == []
+
+
+# The stored form of a secret still needs column-level access control: a hash is what guesses are tested against,
+# ciphertext what a stolen key opens.
+@pytest.mark.parametrize("name", ["key_hash", "api_key_hash", "ciphertext", "wrapped_dek", "encrypted_password"])
+def test_secret_material_without_a_policy_tag_or_data_policy_fails(name: str) -> None:
+    [message] = check("bigquery-secret-columns-protected", TABLE, table([{"name": name, "type": "BYTES"}]))
+    assert message == (
+        f"column {name} (BYTES) holds a hash or ciphertext of a secret; attach a policy tag (policyTags.names) or "
+        "data policies (dataPolicies), so that only the services that need it read it, or, if it protects no "
+        "secret, write [not-a-secret] in its description"
+    )
+
+
+def test_secret_material_of_a_table_whose_data_policies_governance_attaches_passes() -> None:
+    # The program's inputs under column_masking: governance (infra/model/declared.py table_args).
+    props = table([{"name": "key_hash", "type": "BYTES"}], ignoreSchemaChanges=["dataPolicies"])
+    assert check("bigquery-secret-columns-protected", TABLE, props) == []
 
 
 @pytest.mark.parametrize("root", [REPO_ROOT, FIXTURE_ROOT], ids=["repository", "fixture"])

@@ -16,7 +16,7 @@ from infra.contract import RETENTION_FOREVER
 from infra.model.declared import BASELINE_TRIGGER, COMPONENT_TYPE, DATASET_TYPE, SCHEMA_PROPERTIES, TABLE_TYPE
 from infra.model.registrations import ProgramRun
 from infra.model.rules import CANONICAL_TYPES
-from infra.model.schema import schema_to_api
+from infra.model.schema import resolve_names, schema_to_api
 from infra.model.settings import load_settings
 from infra.pulumi_edge import mockrun
 from infra.pulumi_edge.mockrun import run_program, run_stack
@@ -54,9 +54,12 @@ def test_every_table_sends_its_schema_in_canonical_form(planned: Plan, stack: st
             assert column["mode"] in {"NULLABLE", "REQUIRED", "REPEATED"}, where
             walk(column.get("fields", []), f"{where}.")
 
+    # Short policy names become the stack's resource names (infra/model/declared.py declared_table_of).
+    names = load_settings(REPO_ROOT, stack, REPO_CATALOG).stack_settings
     for table_id, resource in tables_of(planned(stack)).items():
         sent = json.loads(resource.inputs["schema"])
-        assert sent == schema_to_api(TABLES[table_id].schema), table_id
+        declared = resolve_names(TABLES[table_id].schema, names.policy_tags, names.data_policies)
+        assert sent == schema_to_api(declared), table_id
         walk(sent, f"{table_id}:")
 
 

@@ -59,7 +59,7 @@ SETTINGS = load_settings(FIXTURE_ROOT, "prod", CATALOG)
 BASE = next(t for t in CATALOG.tables() if t.table_id == "tenant_usage_quotas")
 SUBJECT = "table t"
 # What the table's resource names besides its properties: its identity and the stack's safety.
-IDENTITY = {"project", "dataset_id", "table_id", "deletion_protection"}
+IDENTITY = {"project", "dataset_id", "table_id", "deletion_protection", "ignore_schema_changes"}
 
 Variant = Callable[[Table, Settings], tuple[Table, Settings]]
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
@@ -182,9 +182,10 @@ def test_every_table_spec_key_is_a_property_or_a_hint_for_migrate_or_the_retirem
     assert keys == {p.declared_by for p in TABLE_PROPERTIES if p.in_catalog} | {"renamed_columns", "retired"}
 
 
-# What a Table holds besides its properties: its identity, where its schema was read from, migrate's hints, and
-# whether it is retired (a resource option, infra/model/retirement.py: sent to no provider).
-TABLE_IDENTITY = {"dataset", "table_id", "schema_file", "renamed_columns", "retired"}
+# What a Table holds besides its properties: its identity, where its schema was read from, migrate's hints,
+# whether it is retired (a resource option, infra/model/retirement.py: sent to no provider) and who attaches its
+# data policies (its dataset's column_masking).
+TABLE_IDENTITY = {"dataset", "table_id", "schema_file", "renamed_columns", "retired", "column_masking"}
 
 
 def _table_spec(table: Table) -> TableSpec:

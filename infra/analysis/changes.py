@@ -81,6 +81,9 @@ RANGE_PARTITION_FIELD = Citation(
 EXPIRATION_COMPUTED = Citation(
     "provider", "terraform-provider-google google_bigquery_table time_partitioning.expiration_ms Optional+Computed"
 )
+IGNORE_SCHEMA_CHANGES = Citation(
+    "provider", "terraform-provider-google resource_bigquery_table.go mergeDataPoliciesIntoMap (ignore_schema_changes)"
+)
 PARTITIONING_FIXED = Citation("BigQuery", "BigQuery docs: Managing partitioned tables")
 PARTITION_EXPIRATION = Citation("BigQuery", "BigQuery docs: Managing partitioned tables, partition expiration")
 PARAMETERIZED_TYPES = Citation("BigQuery", "BigQuery docs: Modifying table schemas, parameterized data types")
@@ -449,7 +452,26 @@ def classify_table(old: Table, new: Table, table_ref: str | None = None) -> list
     from infra.model.table_properties import DIFF_ORDER
 
     ref = table_ref or f"<project>.{new.key}"
-    return [change for prop in DIFF_ORDER for change in TABLE_CLASSIFIERS[prop.name](old, new, ref)]
+    changes = [change for prop in DIFF_ORDER for change in TABLE_CLASSIFIERS[prop.name](old, new, ref)]
+    return changes + masking_owner_changes(old, new)
+
+
+def masking_owner_changes(old: Table, new: Table) -> list[Change]:
+    """The dataset's column_masking switched: whether the provider keeps data policies the schema leaves out."""
+    if old.column_masking == new.column_masking:
+        return []
+    if new.column_masking == "governance":
+        text = (
+            "column_masking repository -> governance: ignore_schema_changes [dataPolicies] is set (state only); "
+            "from now every update keeps the data policies the live columns carry, the governance team's included"
+        )
+    else:
+        text = (
+            "column_masking governance -> repository: ignore_schema_changes is removed (state only); from the next "
+            "update the schema is authoritative, so data policies it does not declare are stripped and those "
+            "columns' readers read the raw values: declare the ones to keep before this applies"
+        )
+    return [_change("(column_masking)", Verdict.UPDATE, IGNORE_SCHEMA_CHANGES, text, "ignoreSchemaChanges")]
 
 
 def description_changes(old: Table, new: Table, _: str) -> list[Change]:

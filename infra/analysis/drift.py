@@ -13,7 +13,7 @@ from infra.model import retirement
 from infra.model.column_attributes import VERIFIED
 from infra.model.declared import API_MEMBER_FIELDS, DeclaredDataset, DeclaredTable, access_members
 from infra.model.render import NONE, columns_text, duration_text, short_text
-from infra.model.schema import Column
+from infra.model.schema import Column, data_policy_paths, policy_tag_paths, without_data_policies
 from infra.model.table_properties import (
     TABLE_PROPERTIES,
     Compare,
@@ -70,7 +70,8 @@ def observed_state(resource: Mapping[str, Any], columns: tuple[Column, ...]) -> 
 
 def declared_table(declared: DeclaredTable) -> TableState:
     """Read back from the REST resource a rebuild would create: the live reader's own spelling."""
-    return observed_state(rest_resource(declared.args), declared.table.schema)
+    state = observed_state(rest_resource(declared.args), declared.table.schema)
+    return replace(state, column_masking=declared.table.column_masking)
 
 
 def own_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
@@ -214,7 +215,9 @@ def table_checks(subject: str, declared: TableState, live: TableState) -> list[C
             continue
         want, have = prop.value(declared), prop.value(live)
         if verify.compare is Compare.COLUMNS:
-            checks.append(_schema_check(subject, want, have))
+            governed = declared.column_masking == "governance"
+            checks.append(_schema_check(subject, want, without_data_policies(have) if governed else have))
+            checks.append(_masking_check(subject, want, have, governed))
         elif verify.compare is Compare.LABELS:
             checks.append(_labels_check(subject, want, own_labels(have)))
         elif verify.compare is Compare.KEY:
@@ -222,6 +225,30 @@ def table_checks(subject: str, declared: TableState, live: TableState) -> list[C
         else:
             checks.append(_same(subject, verify.check, want, have, verify.show))
     return checks
+
+
+def _masking_text(columns: tuple[Column, ...], tags: bool = True) -> str:
+    """Each protected column with its data policies (and its policy tag, which the schema check compares)."""
+    masked = [f"{path} data policies {', '.join(names)}" for path, names in data_policy_paths(columns)]
+    if tags:
+        masked += [f"{path} policy tag {', '.join(names)}" for path, names in policy_tag_paths(columns)]
+    return "; ".join(sorted(masked)) or "no column has data policies or a policy tag"
+
+
+def _masking_check(subject: str, declared: tuple[Column, ...], live: tuple[Column, ...], governed: bool) -> Check:
+    """The data policies on every column: compared when this repository owns them (a drift is a failure; the
+    schema check names it too), shown as information when the governance team does."""
+    if governed:
+        return Check(subject, "masking", True, f"owned by governance; attached: {_masking_text(live, tags=False)}")
+    want, have = dict(data_policy_paths(declared)), dict(data_policy_paths(live))
+    if want == have:
+        return Check(subject, "masking", True, f"{_masking_text(declared)}, as declared")
+    parts = [
+        f"{path} has {', '.join(have.get(path, ())) or 'none'}, declared {', '.join(names) or 'none'}"
+        for path, names in sorted({**{p: () for p in have}, **want}.items())
+        if have.get(path, ()) != names
+    ]
+    return Check(subject, "masking", False, "; ".join(parts))
 
 
 def _encryption_check(

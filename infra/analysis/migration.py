@@ -43,11 +43,11 @@ from infra.analysis.changes import ResourceChanges, Verdict, worst
 from infra.analysis.drift import declared_table
 from infra.model.catalog import Catalog
 from infra.model.column_attributes import PLANNED, ColumnAttribute, Migration, sql_parameters, sql_type_name
-from infra.model.declared import DeclaredTable, table_args
+from infra.model.declared import declared_table_of
 from infra.model.renames import find_column
 from infra.model.render import clustering_text, partitioning_text
 from infra.model.rules import MIGRATE_SEPARATOR, NAME_STAMP, coerces, name_stamp
-from infra.model.schema import Column
+from infra.model.schema import Column, carry_data_policies
 from infra.model.settings import Settings
 from infra.model.table_properties import (
     MIGRATE_ORDER,
@@ -152,7 +152,7 @@ def labelled_as(labels: dict[str, str]) -> tuple[str, str] | None:
 
 def declared_state(table: Table, settings: Settings) -> tuple[TableState, TableArgs]:
     """The state the program declares, and the provider arguments it comes from (infra/model/declared.py)."""
-    declared = DeclaredTable(table, table_args(table, settings, settings.dataset_id(table.dataset)))
+    declared = declared_table_of(table, settings)
     return declared_table(declared), declared.args
 
 
@@ -723,6 +723,9 @@ def _rebuild_steps(planner: _Planner, args: TableArgs, now: datetime) -> list[Mi
     declared = planner.declared
     reasons = "; ".join(planner.rebuild_reasons)
     resource = table_resource(args, target.rsplit(".", 1)[1])
+    if planner.table.column_masking == "governance":
+        # Created with the data policies the governance team attached, as the provider keeps them on an update.
+        carry_data_policies(resource["schema"]["fields"], live.state.schema)
     layout = f"partitioning {_partitioning_text(declared)}, clustering {clustering_text(declared.clustering)}"
     names, expressions = [], []
     for column in declared.schema:

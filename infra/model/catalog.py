@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -17,7 +18,7 @@ from infra.model.documents import display_path, list_folder, load_json, load_yam
 from infra.model.history import schema_problems
 from infra.model.problems import DeclarationError, Problem, struct_problems
 from infra.model.renames import check_renamed_columns
-from infra.model.schema import Column, join_path, parse_schema
+from infra.model.schema import Column, data_policy_paths, join_path, parse_schema
 from infra.model.table_properties import (
     Loading,
     Table,
@@ -53,6 +54,7 @@ class DatasetSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dataset: str
     description: str = ""
     labels: dict[str, str] = {}
+    column_masking: str = "repository"
     tables: dict[str, TableSpec]
     retired_tables: list[str] = []
 
@@ -64,6 +66,9 @@ KEY_MEANINGS = {
     "dataset": "the dataset's id (letters, digits and underscores); the stack's datasetSuffix is appended",
     "description": "the dataset's description",
     "labels": "key: value labels of the dataset; the stack's labels are added and win",
+    "column_masking": "who attaches data policies to the columns: repository (default; the schema files declare "
+    "dataPolicies and `pulumi up` sends them) or governance (another team attaches them: dataPolicies is refused in "
+    "the schema files and every table sets ignore_schema_changes: [dataPolicies], so no update strips them)",
     "tables": "one entry per table, keyed by its id (snake_case)",
     "tables.<table>.renamed_columns": "new name: old name of columns renamed since the live table was made; "
     "`migrate` renames them in place instead of dropping and adding (dotted paths for nested fields)",
@@ -118,6 +123,8 @@ def _load_dataset(
     if (message := rules.check_description(spec.description, rules.MAX_TABLE_DESCRIPTION)) is not None:
         problems.append(Problem(file, "description", message))
     problems += label_problems(spec.labels, file, "labels")
+    if (message := rules.check_column_masking(spec.column_masking)) is not None:
+        problems.append(Problem(file, "column_masking", message))
     if not spec.tables:
         problems.append(Problem(file, "tables", "declare at least one table"))
 
@@ -177,6 +184,7 @@ def _load_dataset(
             continue  # nothing to check partitioning or clustering against; the schema problem says why
         fields, property_problems = load_properties(table_spec, Loading(columns, file, where))
         problems += property_problems
+        problems += _masking_problems(columns, fields, spec.column_masking, file, schema_display)
         problems += [
             Problem(file, f"{where}.renamed_columns.{new}", message)
             for new, message in check_renamed_columns(table_spec.renamed_columns, columns)
@@ -188,6 +196,7 @@ def _load_dataset(
                 schema_file=schema_display,
                 renamed_columns=dict(table_spec.renamed_columns),
                 retired=table_spec.retired,
+                column_masking=spec.column_masking,
                 **fields,
             )
         )
@@ -199,6 +208,50 @@ def _load_dataset(
         spec.dataset, spec.description, dict(spec.labels), tuple(tables), file, tuple(spec.retired_tables)
     )
     return dataset, problems
+
+
+def _masking_problems(
+    columns: tuple[Column, ...], fields: dict[str, Any], owner: str, declaration: str, file: str
+) -> list[Problem]:
+    """Data policies against the table: who owns them, and BigQuery's limits (infra/model/rules.py)."""
+    masked = list(data_policy_paths(columns))
+    if owner == "governance":
+        return [
+            Problem(
+                file,
+                f"{path}.dataPolicies",
+                f"{declaration} sets column_masking: governance, so the governance team attaches data policies and "
+                "this repository leaves them alone; remove the key, or set column_masking: repository",
+            )
+            for path, _ in masked
+        ]
+    problems = []
+    time, rng = fields.get("time_partitioning"), fields.get("range_partitioning")
+    layout = {
+        *(c.lower() for c in fields.get("clustering", ())),
+        *(p.field.lower() for p in (time, rng) if p is not None and p.field),
+    }
+    problems += [
+        Problem(
+            file,
+            f"{path}.dataPolicies",
+            "BigQuery does not mask a partitioning or clustering column by default (Mask column data: limitations); "
+            "mask another column, or protect this one with a policy tag",
+        )
+        for path, _ in masked
+        if path.lower() in layout
+    ]
+    unique = {name for _, names in masked for name in names}
+    if len(unique) > rules.MAX_DATA_POLICIES_PER_TABLE:
+        problems.append(
+            Problem(
+                file,
+                "(top)",
+                f"{len(unique):,} distinct data policies; BigQuery allows a table at most "
+                f"{rules.MAX_DATA_POLICIES_PER_TABLE:,}: share policies between columns",
+            )
+        )
+    return problems
 
 
 def _schema_files(schemas_dir: Path, unreadable: set[str]) -> tuple[list[Path], list[Problem]]:

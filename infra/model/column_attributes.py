@@ -2,7 +2,7 @@
 
 Each `ColumnAttribute` says, for one key of BigQuery's schema JSON (REST reference, tables: TableFieldSchema,
 https://cloud.google.com/bigquery/docs/reference/rest/v2/tables#TableFieldSchema: int64 values as strings,
-policyTags as {"names": [...]}, rangeElementType as {"type": ...}):
+policyTags as {"names": [...]}, dataPolicies as [{"name": ...}] (DataPolicyOption), rangeElementType as {"type": ...}):
 - the `Column` field it fills and the types it applies to, with its value check (infra/model/schema.py reads it);
 - how the program sends it (`Column.to_api`, the provider's `schema` input) and how the live table's REST
   form reads back (`column_from_api`, infra/bigquery_edge/live.py);
@@ -194,13 +194,63 @@ def _default_value(raw: Any) -> tuple[Any, tuple[str, ...]]:
     return raw, ()
 
 
+_POLICY_TAG_FORM = "projects/P/locations/L/taxonomies/T/policyTags/X"
+_DATA_POLICY_FORM = "projects/P/locations/L/dataPolicies/ID"
+
+
 def _policy_tags(raw: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
     names = raw.get("names") if isinstance(raw, dict) else None
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        return (), ('policyTags must be {"names": ["projects/.../policyTags/..."]}',)
+        return (), ('policyTags must be {"names": ["projects/.../policyTags/..." or a short name]}',)
     if len(names) > 1:
         return tuple(names), ("a column can carry at most one policy tag; keep one",)
-    return tuple(names), ()
+    problems = (rules.check_policy_name(n, rules.POLICY_TAG_NAME, _POLICY_TAG_FORM, "policyTags") for n in names)
+    return tuple(names), tuple(p for p in problems if p)
+
+
+def _data_policies(raw: Any) -> tuple[Any, tuple[str, ...]]:
+    options = raw if isinstance(raw, list) else None
+    if options is None or not all(isinstance(o, dict) and set(o) == {"name"} for o in options):
+        return UNSET, ('dataPolicies must be a list of {"name": "projects/.../dataPolicies/..." or a short name}',)
+    names = [o["name"] for o in options]
+    if not all(isinstance(n, str) for n in names):
+        return UNSET, ("each data policy's name must be a string",)
+    problems = [rules.check_policy_name(n, rules.DATA_POLICY_NAME, _DATA_POLICY_FORM, "dataPolicies") for n in names]
+    if len(names) > rules.MAX_DATA_POLICIES_PER_COLUMN:
+        problems.append(
+            f"{len(names)} data policies; BigQuery attaches at most {rules.MAX_DATA_POLICIES_PER_COLUMN} to a column"
+        )
+    if len(set(names)) < len(names):
+        problems.append("a data policy is listed twice; list each once")
+    return tuple(names), tuple(p for p in problems if p)
+
+
+def policies_check(type_: str, values: Mapping[str, Any]) -> str | None:
+    """Policy tags and data policies exclude each other on one column (reported at dataPolicies)."""
+    if values.get("policy_tags") and values.get("data_policies"):
+        return (
+            "a column carries policy tags or data policies, not both (BigQuery docs, Mask column data: "
+            "limitations); keep one"
+        )
+    return None
+
+
+def _masking_text(old: tuple[str, ...], new: tuple[str, ...]) -> str:
+    """A data policy change for a reviewer: who reads the raw values afterwards; the stored data never changes."""
+    if not old:
+        return (
+            f"masked by {', '.join(new)} from now: only its raw-access grantees read the values, other readers see "
+            "them masked (or are refused); in place, the data does not change"
+        )
+    if not new:
+        return (
+            f"data policies {', '.join(old)} removed: every reader of the table reads the raw values; in place, "
+            "the data does not change"
+        )
+    return (
+        f"data policies {', '.join(old)} -> {', '.join(new)}: who reads the raw values changes to the new policies' "
+        "grantees, the masking to theirs; in place, the data does not change"
+    )
 
 
 def _range_element(raw: Any) -> tuple[Any, tuple[str, ...]]:
@@ -367,6 +417,19 @@ POLICY_TAGS = ColumnAttribute(
     read=lambda raw: tuple(raw.get("names", ())) if raw is not None else (),
     change_text=lambda old, new: "policy tag changed, in place: who may read this column changes, the data does not",
 )
+# Sent in the schema when this repository owns masking; under column_masking: governance the catalog refuses the key
+# and the program sets ignore_schema_changes: [dataPolicies] (infra/model/declared.py).
+DATA_POLICIES = ColumnAttribute(
+    "dataPolicies",
+    "data_policies",
+    AttributeChange.IN_PLACE,
+    Migration.LEFT_TO_PULUMI,
+    check=_data_policies,
+    send=lambda value: [{"name": n} for n in value] if value else None,
+    read=lambda raw: tuple(o["name"] for o in raw) if raw else (),
+    change_text=_masking_text,
+    joint=("dataPolicies", policies_check),
+)
 RANGE_ELEMENT_TYPE = ColumnAttribute(
     "rangeElementType",
     "range_element_type",
@@ -399,6 +462,7 @@ ATTRIBUTES = (
     COLLATION,
     DEFAULT_VALUE_EXPRESSION,
     POLICY_TAGS,
+    DATA_POLICIES,
     RANGE_ELEMENT_TYPE,
 )
 BASIC = tuple(a for a in ATTRIBUTES if a.basic)

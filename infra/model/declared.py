@@ -9,7 +9,7 @@ read the same values; infra/model/render.py is the one place they become text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, NotRequired, TypedDict, cast
 
 from infra.contract import COMPONENT_TYPE as COMPONENT_TYPE
@@ -17,6 +17,7 @@ from infra.contract import DATASET_TYPE as DATASET_TYPE
 from infra.contract import TABLE_TYPE as TABLE_TYPE
 from infra.model.catalog import Catalog, Dataset
 from infra.model.rules import MS_PER_DAY
+from infra.model.schema import resolve_names
 from infra.model.settings import Grant, Settings
 from infra.model.table_properties import EncryptionArgs, Table, TableArgs, merged_labels, property_args
 
@@ -67,14 +68,15 @@ def declare(catalog: Catalog, settings: Settings) -> tuple[DeclaredDataset, ...]
         DeclaredDataset(
             dataset,
             dataset_args(dataset, settings),
-            tuple(
-                DeclaredTable(table, table_args(table, settings, settings.dataset_id(dataset.dataset_id)))
-                for table in dataset.tables
-            ),
+            tuple(declared_table_of(table, settings) for table in dataset.tables),
         )
         for dataset in catalog.datasets
     )
 
+
+# The one schema key the provider's ignore_schema_changes takes (pulumi-gcp TableArgs.ignore_schema_changes:
+# "Right now only `dataPolicies` field is supported").
+IGNORED_DATA_POLICIES = "dataPolicies"
 
 # Properties whose change recreates a table when recreateOnSchemaChange is on (camelCase, as the engine sees them).
 SCHEMA_PROPERTIES = ["schema", "timePartitioning", "rangePartitioning", "clusterings"]
@@ -151,6 +153,14 @@ def dataset_args(dataset: Dataset, settings: Settings) -> DatasetArgs:
     return args
 
 
+def declared_table_of(table: Table, settings: Settings) -> DeclaredTable:
+    """The table as this stack declares it: its short policy names resolved (the program, verify and a rebuild
+    all read this one), and its arguments."""
+    stack = settings.stack_settings
+    table = replace(table, schema=resolve_names(table.schema, stack.policy_tags, stack.data_policies))
+    return DeclaredTable(table, table_args(table, settings, settings.dataset_id(table.dataset)))
+
+
 def table_args(table: Table, settings: Settings, dataset_id: str) -> TableArgs:
     """The table's identity and safety, and what every property sends (infra/model/table_properties.py)."""
     args = {
@@ -161,5 +171,10 @@ def table_args(table: Table, settings: Settings, dataset_id: str) -> TableArgs:
         and not settings.approves_data_loss(table.key),
         **property_args(table, settings),
     }
+    if table.column_masking == "governance":
+        # The provider then keeps the live data policies of every column the schema declares none for, on each
+        # update (terraform-provider-google resource_bigquery_table.go resourceBigQueryTableUpdate and
+        # resourceBigQueryTableSchemaCustomizeDiffFunc, both through mergeDataPoliciesIntoMap).
+        args["ignore_schema_changes"] = [IGNORED_DATA_POLICIES]
     # The descriptors name their arguments as TableArgs does: tests/test_table_properties.py holds them equal.
     return cast(TableArgs, args)

@@ -437,3 +437,40 @@ def check_constraint_name(name: str) -> str | None:
             "at most 300 characters (this project's rule, as for column names)"
         )
     return None
+
+
+# ---------------------------------------------------------------- column-level security: policy tags, data policies
+# TableFieldSchema (REST reference, tables): policyTags.names "projects/1/locations/eu/taxonomies/2/policyTags/3",
+# at most 1; dataPolicies[] DataPolicyOption.name "projects/project_id/locations/location_id/dataPolicies/
+# data_policy_id". BigQuery docs "Mask column data", data policies directly on a column, Limitations: "You can't
+# apply both policy tags and data policies to the same column", "a maximum of eight data policies to a column",
+# "a maximum of 1,000 unique data policies" per table, and by default no masking of partitioning or clustering
+# columns.
+POLICY_TAG_NAME = re.compile(r"projects/[^/\s]+/locations/[^/\s]+/taxonomies/[^/\s]+/policyTags/[^/\s]+\Z")
+DATA_POLICY_NAME = re.compile(r"projects/[^/\s]+/locations/[^/\s]+/dataPolicies/[^/\s]+\Z")
+# A name a schema file uses in place of a project's resource name, resolved per stack (tenant-bigquery:policyTags,
+# tenant-bigquery:dataPolicies): schema files are shared by every stack, resource names are not.
+SHORT_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}\Z")
+MAX_DATA_POLICIES_PER_COLUMN = 8
+MAX_DATA_POLICIES_PER_TABLE = 1_000
+# Who attaches data policies to a dataset's columns (stacks/<dataset>.yaml column_masking).
+MASKING_OWNERS = ("repository", "governance")
+
+
+def check_policy_name(name: str, full: re.Pattern[str], form: str, setting: str) -> str | None:
+    """A policy tag's or data policy's name in a schema file: the resource name, or a short name of the stack."""
+    if full.match(name) or SHORT_NAME.match(name):
+        return None
+    return (
+        f"{name!r} is neither a resource name {form} nor a short name (lowercase letter first, then lowercase "
+        f"letters, digits, '_' or '-'; up to 63) that each stack's tenant-bigquery:{setting} maps to one; use one"
+    )
+
+
+def check_column_masking(owner: str) -> str | None:
+    if owner in MASKING_OWNERS:
+        return None
+    return (
+        f"column_masking {owner!r} is not an owner; use repository (the schema files declare dataPolicies) or "
+        "governance (another team attaches them and this repository leaves them alone)"
+    )

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from infra.model import rules
@@ -38,6 +39,7 @@ class Column:
     collation: str | None = None
     default_value_expression: str | None = None
     policy_tags: tuple[str, ...] = ()
+    data_policies: tuple[str, ...] = ()
     range_element_type: str | None = None
 
     def to_api(self) -> dict[str, Any]:
@@ -64,6 +66,78 @@ def column_from_api(resource: dict[str, Any]) -> Column:
 
 def schema_to_api(columns: tuple[Column, ...]) -> list[dict[str, Any]]:
     return [c.to_api() for c in columns]
+
+
+# ---------------------------------------------------------------- policy tags and data policies, per stack
+
+
+def short_names(columns: tuple[Column, ...], parent: str = "") -> Iterator[tuple[str, str, str]]:
+    """(column path, key, name) of every policy tag and data policy named by a short name (rules.SHORT_NAME):
+    each stack maps it to its own project's resource (tenant-bigquery:policyTags, tenant-bigquery:dataPolicies)."""
+    for column in columns:
+        path = join_path(parent, column.name)
+        for key, names in (("policyTags", column.policy_tags), ("dataPolicies", column.data_policies)):
+            yield from ((path, key, n) for n in names if rules.SHORT_NAME.match(n))
+        yield from short_names(column.fields, path)
+
+
+def resolve_names(
+    columns: tuple[Column, ...], policy_tags: Mapping[str, str], data_policies: Mapping[str, str]
+) -> tuple[Column, ...]:
+    """The columns with every short name replaced by the stack's resource name (validated: each is mapped)."""
+
+    def resolved(column: Column) -> Column:
+        tags = tuple(policy_tags.get(n, n) for n in column.policy_tags)
+        policies = tuple(data_policies.get(n, n) for n in column.data_policies)
+        fields = tuple(resolved(f) for f in column.fields)
+        if (tags, policies, fields) == (column.policy_tags, column.data_policies, column.fields):
+            return column
+        return replace(column, policy_tags=tags, data_policies=policies, fields=fields)
+
+    if not policy_tags and not data_policies:
+        return columns
+    return tuple(resolved(c) for c in columns)
+
+
+def without_data_policies(columns: tuple[Column, ...]) -> tuple[Column, ...]:
+    """The columns as verify compares them when governance owns masking: data policies set aside."""
+    return tuple(
+        replace(c, data_policies=(), fields=without_data_policies(c.fields)) if c.data_policies or c.fields else c
+        for c in columns
+    )
+
+
+def data_policy_paths(columns: tuple[Column, ...], parent: str = "") -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(column path, names) of every column carrying data policies, at every depth."""
+    for column in columns:
+        path = join_path(parent, column.name)
+        if column.data_policies:
+            yield path, column.data_policies
+        yield from data_policy_paths(column.fields, path)
+
+
+def policy_tag_paths(columns: tuple[Column, ...], parent: str = "") -> Iterator[tuple[str, tuple[str, ...]]]:
+    """(column path, names) of every column carrying a policy tag, at every depth."""
+    for column in columns:
+        path = join_path(parent, column.name)
+        if column.policy_tags:
+            yield path, column.policy_tags
+        yield from policy_tag_paths(column.fields, path)
+
+
+def carry_data_policies(fields: list[dict[str, Any]], live: tuple[Column, ...]) -> None:
+    """Give each field that declares no data policies those of the live column of its name, at every depth: what
+    the provider does under ignore_schema_changes = [dataPolicies] (terraform-provider-google
+    resource_bigquery_table.go mergeDataPoliciesIntoMap), for a table created in the live one's place."""
+    by_name = {c.name: c for c in live}
+    for field in fields:
+        found = by_name.get(field["name"])
+        if found is None:
+            continue
+        if "dataPolicies" not in field and found.data_policies:
+            field["dataPolicies"] = [{"name": n} for n in found.data_policies]
+        if "fields" in field:
+            carry_data_policies(field["fields"], found.fields)
 
 
 def count_columns(columns: tuple[Column, ...]) -> int:

@@ -21,7 +21,17 @@ import msgspec
 from infra.contract import KMS_KEY, PUBLIC_PRINCIPALS
 from infra.model.documents import display_path, load_yaml
 from infra.model.problems import DeclarationError, MissingStackError, Problem, struct_problems
-from infra.model.rules import check_dataset_id, check_expiration_days, check_labels, check_location, check_project_id
+from infra.model.rules import (
+    DATA_POLICY_NAME,
+    POLICY_TAG_NAME,
+    SHORT_NAME,
+    check_dataset_id,
+    check_expiration_days,
+    check_labels,
+    check_location,
+    check_project_id,
+)
+from infra.model.schema import short_names
 
 # For its type only: the catalog imports the table properties, which import this module.
 if TYPE_CHECKING:
@@ -75,6 +85,9 @@ class StackSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, ren
     adopt_existing: bool = False
     on_demand_price_per_tib: float = DEFAULT_PRICE_PER_TIB
     migration_max_bytes: int | None = None
+    # Short name (schema files) -> this stack's resource name; infra/model/schema.py resolve_names.
+    policy_tags: dict[str, str] = {}
+    data_policies: dict[str, str] = {}
 
 
 # Every key the program reads: gcp:project and each key of the project's own namespace.
@@ -198,8 +211,10 @@ def parse_settings(
     problems += _access_problems(stack_settings.access, source, prefix)
     problems += _cost_problems(stack_settings, source, prefix)
     problems += _kms_key_problems(stack_settings, source, prefix)
+    problems += _policy_name_problems(stack_settings, source, prefix)
     if catalog is not None:
         problems += _check_table_references(stack_settings, catalog, source, prefix)
+        problems += _short_name_problems(stack_settings, catalog, source, prefix)
     if problems:
         raise DeclarationError([_in_origin(problem, origins or {}) for problem in problems])
     return Settings(stack=stack, project=str(project), stack_settings=stack_settings)
@@ -321,6 +336,42 @@ def _retired_conflicts(settings: StackSettings, catalog: Catalog, source: str, p
         for setting, keys in (("recreate", list(settings.recreate)), ("approveDataLoss", settings.approve_data_loss))
         for key in keys
         if key in retired
+    ]
+
+
+_POLICY_SETTINGS = (
+    ("policyTags", "policy_tags", POLICY_TAG_NAME, "projects/P/locations/L/taxonomies/T/policyTags/X"),
+    ("dataPolicies", "data_policies", DATA_POLICY_NAME, "projects/P/locations/L/dataPolicies/ID"),
+)
+
+
+def _policy_name_problems(settings: StackSettings, source: str, prefix: str) -> list[Problem]:
+    problems = []
+    for key, attribute, full, form in _POLICY_SETTINGS:
+        for short, name in getattr(settings, attribute).items():
+            if not SHORT_NAME.match(short):
+                message = "a short name is a lowercase letter, then lowercase letters, digits, '_' or '-' (up to 63)"
+                problems.append(Problem(source, f"config.{prefix}{key}.{short}", f"{message}; rename it"))
+            if not full.match(name):
+                problems.append(
+                    Problem(source, f"config.{prefix}{key}.{short}", f"{name!r} is not a resource name {form}")
+                )
+    return problems
+
+
+def _short_name_problems(settings: StackSettings, catalog: Catalog, source: str, prefix: str) -> list[Problem]:
+    """Every short name a schema file uses must be this stack's: an unmapped one would reach BigQuery as it is."""
+    mapped = {"policyTags": settings.policy_tags, "dataPolicies": settings.data_policies}
+    return [
+        Problem(
+            table.schema_file,
+            f"{path}.{key}",
+            f"short name {name!r} is not mapped by {source} tenant-bigquery:{key}; add {name}: <its resource name in "
+            "this stack's project> there",
+        )
+        for table in catalog.tables()
+        for path, key, name in short_names(table.schema)
+        if name not in mapped[key]
     ]
 
 

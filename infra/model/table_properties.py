@@ -94,6 +94,7 @@ class Table:
     constraints: Constraints | None = None
     renamed_columns: dict[str, str] = field(default_factory=dict)  # new name: old name, for `migrate`
     retired: bool = False  # registered to be kept on removal (infra/model/retirement.py)
+    column_masking: str = "repository"  # its dataset's: who attaches data policies (infra/model/catalog.py)
 
     @property
     def key(self) -> str:
@@ -214,6 +215,7 @@ class TableArgs(TypedDict):
     require_partition_filter: NotRequired[bool]
     encryption_configuration: NotRequired[EncryptionArgs]
     table_constraints: NotRequired[TableConstraintsArgs]
+    ignore_schema_changes: NotRequired[list[str]]  # ["dataPolicies"] under column_masking: governance
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,8 @@ class TableState:
     table_constraints: TableConstraintsArgs | None = None
     # The versioned name BigQuery reports beside the key (the provider's kms_key_version): shown, not compared.
     kms_key_version: str | None = field(default=None, compare=False)
+    # Who owns the columns' data policies (declared side): verify compares them, or only shows them.
+    column_masking: str = field(default="repository", compare=False)
 
 
 # ---------------------------------------------------------------- the descriptor

@@ -76,7 +76,12 @@ def _type_text(column: Column) -> str:
         text += f"({column.precision}, {column.scale or 0})"
     elif column.range_element_type:
         text += f"<{column.range_element_type}>"
-    return _html_escaped(text) + (" · policy tag" if column.policy_tags else "")
+    # Who may read it: the names as the schema file gives them (short names are mapped per stack).
+    if column.policy_tags:
+        text += f" · policy tag {', '.join(column.policy_tags)}"
+    if column.data_policies:
+        text += f" · masked by {', '.join(column.data_policies)}"
+    return _html_escaped(text)
 
 
 def _diagram(dataset: Dataset, edges: list[Reference]) -> list[str]:
@@ -104,6 +109,12 @@ def _mermaid_text(text: str) -> str:
 
 # (dataset.table, column path) -> the contracts (contracts/<service>/<query>.sql) that use the column.
 UsedBy = dict[tuple[str, str], list[str]]
+
+
+_MASKING_OWNER = {
+    "repository": "Column masking: this repository's (each column's data policies are listed with its type).",
+    "governance": "Column masking: the governance team's; `verify --stack <env>` lists the data policies attached.",
+}
 
 
 def _table_section(table: Table, used_by: UsedBy | None) -> list[str]:
@@ -146,6 +157,7 @@ def render_data_dictionary(catalog: Catalog, used_by: UsedBy | None = None) -> s
         lines.append(f"Declared in `stacks/{Path(dataset.declaration_file).name}`.")
         if dataset.labels:
             lines.append("Labels: " + ", ".join(f"`{k}={v}`" for k, v in sorted(dataset.labels.items())) + ".")
+        lines.append(_MASKING_OWNER[dataset.tables[0].column_masking if dataset.tables else "repository"])
         lines.append("")
         edges = references(dataset)
         if edges:

@@ -17,12 +17,13 @@ from infra.model.declared import (
     DATASET_TYPE,
     TABLE_TYPE,
     DatasetArgs,
+    DeclaredDataset,
     access_members,
     table_resource_name,
 )
 from infra.model.registrations import ProgramRun, Registration
 from infra.model.render import clustering_text, partitioning_text
-from infra.model.schema import count_columns
+from infra.model.schema import count_columns, data_policy_paths, policy_tag_paths
 from infra.model.table_properties import EncryptionArgs, constraints_of, table_constraints_text
 
 
@@ -58,6 +59,20 @@ def _key_text(configuration: EncryptionArgs | None) -> str:
     return f"customer-managed key {configuration['kms_key_name']}" if configuration else "Google-managed key"
 
 
+def _masking_text(dataset: DeclaredDataset) -> str:
+    """Who owns the data policies, and every protected column with the stack's resource names."""
+    owner = dataset.tables[0].table.column_masking if dataset.tables else "repository"
+    protected = [
+        f"{t.table.table_id}.{path} {kind} {', '.join(names)}"
+        for t in dataset.tables
+        for kind, paths in (("policy tag", policy_tag_paths), ("data policies", data_policy_paths))
+        for path, names in paths(t.table.schema)
+    ]
+    if owner == "governance":
+        protected.append("data policies: the governance team's (ignore_schema_changes)")
+    return f"{owner}'s; " + ("; ".join(protected) or "no column protected")
+
+
 def render_text(run: ProgramRun, out: Console) -> None:
     options = {(r.type, r.name): r.options for r in run.resources}
     out.print(f"Stack [bold]{run.stack}[/bold]: project {run.config.get('gcp:project', '?')}")
@@ -77,6 +92,7 @@ def render_text(run: ProgramRun, out: Console) -> None:
             f"  encryption: {_key_text(args.get('default_encryption_configuration'))}; "
             f"tables with a customer-managed key: {len(with_key)} of {len(dataset.tables)}"
         )
+        out.print(f"  column masking: {_masking_text(dataset)}")
     grid = RichTable(show_lines=False)
     for heading in (
         "table",
