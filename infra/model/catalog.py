@@ -28,6 +28,8 @@ class Dataset:
     labels: dict[str, str]
     tables: tuple[Table, ...]
     declaration_file: str
+    max_time_travel_hours: int = rules.MAX_TIME_TRAVEL_HOURS
+    storage_billing_model: str | None = None  # None: BigQuery's default (LOGICAL), never sent
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class DatasetSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dataset: str
     description: str = ""
     labels: dict[str, str] = {}
+    max_time_travel_hours: int = rules.MAX_TIME_TRAVEL_HOURS
+    storage_billing_model: str | None = None
     tables: dict[str, TableSpec]
 
 
@@ -55,6 +59,10 @@ KEY_MEANINGS = {
     "dataset": "the dataset's id (letters, digits and underscores); the stack's datasetSuffix is appended",
     "description": "the dataset's description",
     "labels": "key: value labels of the dataset; the stack's labels are added and win",
+    "max_time_travel_hours": "the time-travel window in hours: how far back changed or deleted rows and tables can be "
+    "recovered; a multiple of 24 from 48 to 168, default 168 (the maximum), always sent",
+    "storage_billing_model": "LOGICAL or PHYSICAL bytes billed for storage; left out: not sent (BigQuery's LOGICAL); "
+    "BigQuery allows one change per 14 days",
     "tables": "one entry per table, keyed by its id (snake_case)",
     "tables.<table>.renamed_columns": "new name: old name of columns renamed since the live table was made; "
     "`migrate` renames them in place instead of dropping and adding (dotted paths for nested fields)",
@@ -92,6 +100,11 @@ def _load_dataset(
     if (message := rules.check_description(spec.description, rules.MAX_TABLE_DESCRIPTION)) is not None:
         problems.append(Problem(file, "description", message))
     problems += label_problems(spec.labels, file, "labels")
+    if (message := rules.check_time_travel_hours(spec.max_time_travel_hours)) is not None:
+        problems.append(Problem(file, "max_time_travel_hours", message))
+    model = spec.storage_billing_model
+    if model is not None and (message := rules.check_storage_billing_model(model)) is not None:
+        problems.append(Problem(file, "storage_billing_model", message))
     if not spec.tables:
         problems.append(Problem(file, "tables", "declare at least one table"))
 
@@ -164,7 +177,15 @@ def _load_dataset(
                 **fields,
             )
         )
-    dataset = Dataset(spec.dataset, spec.description, dict(spec.labels), tuple(tables), file)
+    dataset = Dataset(
+        spec.dataset,
+        spec.description,
+        dict(spec.labels),
+        tuple(tables),
+        file,
+        spec.max_time_travel_hours,
+        spec.storage_billing_model,
+    )
     return dataset, problems
 
 
