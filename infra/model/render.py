@@ -48,3 +48,12 @@ def clustering_text(columns: Sequence[str] | None) -> str:
 def columns_text(schema: tuple[Column, ...]) -> str:
     """Counted as BigQuery's column limit counts them: a RECORD as its fields."""
     return f"{count_columns(schema)} columns (leaf)"
+
+
+def retention_text(max_time_travel_hours: int, storage_billing_model: str | None) -> str:
+    """A dataset's time-travel window and storage billing, as `plan` and `docs` show them."""
+    billing = storage_billing_model or "not declared (BigQuery's default, LOGICAL)"
+    return (
+        f"time travel {max_time_travel_hours} h (changed or deleted data recoverable {max_time_travel_hours // 24} "
+        f"days back); storage billing {billing}"
+    )
