@@ -6,11 +6,12 @@ import copy
 import inspect
 import re
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 
 import pulumi_gcp
 import pytest
-from helpers import FIXTURE_TABLES
+from helpers import FIXTURE_TABLES, REPO_ROOT
 
 from infra.analysis.changes import DiffResult, Verdict
 from infra.analysis.resourcediff import (
@@ -386,3 +387,15 @@ def test_no_acl_note_where_the_acl_is_declared_or_nothing_is_sent(prod: Registra
     base = changed(prod, "tenants", DATASET_TYPE, inputs={"accesses": None})
     state_only = compare(base, changed(base, "tenants", DATASET_TYPE, options={"ignoreChanges": ["labels"]}))
     assert "(accesses)" not in [c.path for r in state_only.resources for c in r.changes]
+
+
+def test_the_pinned_provider_leaves_an_unchanged_acl_out_of_a_dataset_update() -> None:
+    """terraform-provider-google-beta v7.45.0 added resourceBigQueryDatasetUpdateEncoder (access deleted from the
+    PUT unless d.HasChange("access"), commit 38685ebec9); pulumi-gcp took it in 9.35.0 (#3930, upstream at the
+    v7.45.0 tag). An older pin re-sends the ACL of the last refresh on every update (pulumi/pulumi-gcp#3908)."""
+    [pin] = [
+        line for line in (REPO_ROOT / "requirements.txt").read_text().splitlines() if line.startswith("pulumi-gcp")
+    ]
+    version = tuple(int(part) for part in pin.split("==")[1].split("."))
+    assert version >= (9, 35, 0), pin
+    assert metadata.version("pulumi-gcp") == pin.split("==")[1]  # the installed SDK is the pinned one
