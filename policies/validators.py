@@ -281,6 +281,26 @@ def table_deletion_protection(resource_type: str, props: Mapping[str, Any]) -> l
     return violations
 
 
+# BigQuery's longest time-travel window (docs: time travel; REST Dataset.maxTimeTravelHours, 168 when unset).
+MAX_TIME_TRAVEL_HOURS = 168
+
+
+def dataset_time_travel_maximum(resource_type: str, props: Mapping[str, Any]) -> list[str]:
+    """The README's recovery promises rest on the window: a dataset keeps the longest BigQuery offers."""
+    if resource_type != DATASET or props.get("maxTimeTravelHours") is None:
+        return []
+    try:
+        hours = int(props["maxTimeTravelHours"])  # a string in the provider's schema
+    except (TypeError, ValueError):
+        return [f"maxTimeTravelHours {props['maxTimeTravelHours']!r} is not a number of hours"]
+    if hours < MAX_TIME_TRAVEL_HOURS:
+        return [
+            f"the time-travel window is {hours} h: changed or deleted data can be recovered only that far back; "
+            f"declare max_time_travel_hours: {MAX_TIME_TRAVEL_HOURS} (or leave it out) in stacks/<dataset>.yaml"
+        ]
+    return []
+
+
 def _words(name: str) -> list[str]:
     """A column name as lower-case words: snake_case, camelCase, acronyms and digits alike
     (`DBPassword` -> db password, `APIToken` -> api token, `password1` -> password 1)."""
@@ -417,6 +437,12 @@ RULES = (
         "bigquery-table-deletion-protection",
         "Every table has deletion protection, unless its data loss was approved, and no expiration (CKV_GCP_121).",
         table_deletion_protection,
+    ),
+    PolicyRule(
+        "bigquery-dataset-time-travel-maximum",
+        "Every dataset keeps BigQuery's longest time-travel window, 168 hours, so deleted or changed data stays "
+        "recoverable for 7 days.",
+        dataset_time_travel_maximum,
     ),
     PolicyRule(
         "bigquery-secret-columns-protected",

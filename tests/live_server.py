@@ -118,9 +118,11 @@ def dataset_resource(inputs: dict[str, Any]) -> dict[str, Any]:
         "datasetReference": {"projectId": _take(inputs, "project"), "datasetId": _take(inputs, "datasetId")},
         "location": _take(inputs, "location"),
     }
-    for key in ("description", "labels", "defaultEncryptionConfiguration"):
+    for key in ("description", "labels", "defaultEncryptionConfiguration", "storageBillingModel"):
         if (value := _take(inputs, key)) is not None:
             resource[key] = value
+    if (hours := _take(inputs, "maxTimeTravelHours")) is not None:
+        resource["maxTimeTravelHours"] = hours  # a string already, as the provider's schema types it
     if (expiration := _take(inputs, "defaultTableExpirationMs")) is not None:
         resource["defaultTableExpirationMs"] = _int64(expiration)
     if (accesses := _take(inputs, "accesses")) is not None:

@@ -838,3 +838,36 @@ def test_a_retired_table_is_not_migrated_or_snapshot_by_name(repo_copy: Path, co
         "Error: Invalid value for --tables: 'tenants.old_table' is retired (tenants.old_table in retired_tables): "
         "this stack no longer manages it"
     )
+
+
+@pytest.mark.parametrize(
+    ("key", "line"),
+    [
+        (
+            "max_time_travel_hours: 100",
+            "stacks/tenants.yaml:max_time_travel_hours: 100 h is no time-travel window BigQuery accepts; use a "
+            "multiple of 24 from 48 to 168 (2 to 7 days; BigQuery docs: time travel)",
+        ),
+        (
+            "max_time_travel_hours: 24",
+            "stacks/tenants.yaml:max_time_travel_hours: 24 h is no time-travel window BigQuery accepts; use a "
+            "multiple of 24 from 48 to 168 (2 to 7 days; BigQuery docs: time travel)",
+        ),
+        (
+            'max_time_travel_hours: "168"',
+            "stacks/tenants.yaml:max_time_travel_hours: must be a whole number; got '168'",
+        ),
+        (
+            "storage_billing_model: physical",
+            "stacks/tenants.yaml:storage_billing_model: 'physical' is no storage billing model; use LOGICAL or "
+            "PHYSICAL (upper case, as BigQuery names them)",
+        ),
+    ],
+)
+def test_a_dataset_window_or_billing_model_bigquery_refuses_is_one_line(repo_copy: Path, key: str, line: str) -> None:
+    """BigQuery's window: 48 to 168 hours in multiples of 24 (docs "Data retention with time travel and
+    fail-safe"; google-cloud-bigquery Dataset.max_time_travel_hours says the same); its billing models: the REST
+    enum Dataset.storageBillingModel, LOGICAL or PHYSICAL."""
+    declaration = repo_copy / "stacks" / "tenants.yaml"
+    declaration.write_text(declaration.read_text().replace("tables:\n", f"{key}\ntables:\n", 1))
+    assert_one_line_refusal(validate(repo_copy), line)

@@ -137,6 +137,10 @@ def test_plan_text_is_a_table_a_reviewer_reads_at_a_glance() -> None:
     result = invoke("plan", "--stack", "prod", "--root", str(FIXTURE_ROOT), cwd=FIXTURE_ROOT)
     assert result.returncode == 0, result.stderr
     assert "Dataset tenants in US: protect=True, delete contents on destroy=False" in result.stdout
+    assert (
+        "  time travel 168 h (changed or deleted data recoverable 7 days back); storage billing not declared "
+        "(BigQuery's default, LOGICAL)" in result.stdout.splitlines()
+    )
     row = next(line for line in result.stdout.splitlines() if "tenants.tenant_usage_quotas" in line)
     cells = [cell.strip() for cell in row.strip("│ ").split("│")]
     assert cells == [

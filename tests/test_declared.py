@@ -12,7 +12,7 @@ from typing import Any
 
 import pulumi_gcp as gcp
 import pytest
-from helpers import FIXTURE_ROOT
+from helpers import FIXTURE_ROOT, resources_of
 from rich.console import Console
 
 from infra.analysis.changes import classify_table
@@ -151,3 +151,23 @@ def test_the_program_registers_exactly_the_declared_arguments(stack: str) -> Non
             key = (d.TABLE_TYPE, d.table_resource_name(name, table.table.table_id))
             assert registered.pop(key) == _as_engine_sees(table.args)
     assert [type_ for type_, _ in registered] == [d.COMPONENT_TYPE] * len(result.declared)
+
+
+def test_the_time_travel_window_is_always_sent_the_billing_model_where_declared(repo_copy: Any) -> None:
+    """max_time_travel_hours is Optional+Computed and a string in the provider's schema
+    (terraform-provider-google resource_bigquery_dataset.go ResourceBigQueryDataset: TypeString, Computed,
+    Optional). Left unsent, the SDK would keep whatever a refresh read (terraform-plugin-sdk helper/schema/
+    schema.go diffString), so a window lowered out of band would never show as a change: the program sends the
+    declared window, the maximum by default, on every run."""
+    [dataset] = resources_of(run_stack(FIXTURE_ROOT, "prod"), d.DATASET_TYPE)
+    assert dataset.inputs["maxTimeTravelHours"] == "168"
+    assert "storageBillingModel" not in dataset.inputs
+
+    declaration = repo_copy / "stacks" / "tenants.yaml"
+    declaration.write_text(
+        declaration.read_text().replace(
+            "tables:\n", "max_time_travel_hours: 72\nstorage_billing_model: PHYSICAL\ntables:\n", 1
+        )
+    )
+    [declared] = resources_of(run_stack(repo_copy, "prod"), d.DATASET_TYPE)
+    assert (declared.inputs["maxTimeTravelHours"], declared.inputs["storageBillingModel"]) == ("72", "PHYSICAL")

@@ -1093,3 +1093,29 @@ def test_a_base_from_before_the_layers_runs_its_own_program(diff: Diff, repo: Pa
 
     assert result.returncode == 0, result.stderr
     assert verdicts(result)["tenants.tenant_api_keys"] == "update-destructive"
+
+
+def test_a_dataset_update_without_a_declared_acl_is_named_in_every_format(diff: Diff, repo: Path) -> None:
+    """A stack that declares no ACL: the dataset's update is a PUT of the whole dataset
+    (resource_bigquery_dataset.go resourceBigQueryDatasetUpdate), whose ACL pulumi/pulumi-gcp#3908 is about; every
+    report names it, and in protected prod the gate fails until the dataset is approved."""
+    edit_config(repo, "prod", access=None)
+    commit(repo, "prod leaves the ACL to BigQuery")
+    declaration = repo / "stacks" / "tenants.yaml"
+    text = declaration.read_text()
+    declaration.write_text(text.replace("tables:\n", "max_time_travel_hours: 120\ntables:\n", 1))
+
+    outputs = {
+        fmt: diff("--root", str(repo), "--stack", "prod", "--format", fmt).stdout for fmt in ("text", "markdown")
+    }
+    as_json = json.loads(diff("--root", str(repo), "--stack", "prod", "--format", "json").stdout)
+    gate = diff("--root", str(repo), "--stack", "prod", "--fail-on", "update-destructive")
+
+    [dataset] = as_json["datasets"]
+    note = next(c for c in dataset["changes"] if c["path"] == "(accesses)")
+    assert (note["verdict"], note["lowersSafety"]) == ("noop", "dataset updated with an ACL the stack does not declare")
+    window = next(c for c in dataset["changes"] if c["path"] == "(maxTimeTravelHours)")
+    assert "recovered only 120 h back instead of 168 h" in window["reason"]
+    for fmt, out in outputs.items():
+        assert "accesses not set: this update PUTs the whole dataset" in " ".join(out.split()), fmt
+    assert gate.returncode == 1, gate.stdout

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import msgspec
@@ -115,6 +116,19 @@ def test_partitions_kept_forever_are_said_so() -> None:
     text = render_data_dictionary(Catalog((partitioned,)))
     assert "- Partitioning: DAY on day, partitions kept" in text
     assert "- Partition filter: not required" in text
+
+
+def test_the_dataset_header_shows_its_time_travel_window_and_billing_model() -> None:
+    dataset = one_table_dataset(Column("id", "STRING", "REQUIRED"))
+    assert (
+        "Time travel 168 h (changed or deleted data recoverable 7 days back); storage billing not declared "
+        "(BigQuery's default, LOGICAL).\n" in render_data_dictionary(Catalog((dataset,)))
+    )
+    physical = replace(dataset, max_time_travel_hours=96, storage_billing_model="PHYSICAL")
+    assert (
+        "Time travel 96 h (changed or deleted data recoverable 4 days back); storage billing PHYSICAL.\n"
+        in render_data_dictionary(Catalog((physical,)))
+    )
 
 
 def test_diagram_edges_come_only_from_references_the_descriptions_state() -> None:

@@ -9,7 +9,15 @@ from dataclasses import replace
 import pytest
 from helpers import FIXTURE_ROOT
 
-from infra.analysis.drift import dataset_checks, declared_dataset, declared_table, table_checks
+from infra.analysis.drift import (
+    DatasetState,
+    dataset_checks,
+    declared_dataset,
+    declared_table,
+    storage_billing_model,
+    table_checks,
+    time_travel_hours,
+)
 from infra.model.catalog import load_catalog
 from infra.model.declared import declare
 from infra.model.schema import Column
@@ -82,3 +90,38 @@ def test_the_reported_key_version_is_shown_never_compared() -> None:
     [check] = [c for c in table_checks(SUBJECT, state, observed) if c.name == "encryption key"]
     assert check.ok
     assert check.detail == f"{state.kms_key_name} (BigQuery reports version 7)"
+
+
+def test_the_time_travel_window_and_billing_model_are_read_from_the_rest_form() -> None:
+    """BigQuery REST reference, Dataset (cloud.google.com/bigquery/docs/reference/rest/v2/datasets):
+    maxTimeTravelHours is an int64, so a string, "168 hours if this is not set"; storageBillingModel an enum
+    whose STORAGE_BILLING_MODEL_UNSPECIFIED means "Value not set". Absent fields are left out of the resource."""
+    assert time_travel_hours({"maxTimeTravelHours": "48"}) == 48
+    assert time_travel_hours({}) == 168
+    assert storage_billing_model({"storageBillingModel": "PHYSICAL"}) == "PHYSICAL"
+    assert storage_billing_model({}) is None
+    assert storage_billing_model({"storageBillingModel": "STORAGE_BILLING_MODEL_UNSPECIFIED"}) is None
+
+
+def test_a_shorter_window_fails_a_longer_one_passes_a_billing_model_is_checked_where_declared() -> None:
+    [dataset] = DECLARED
+    state = declared_dataset(dataset)
+    assert state.max_time_travel_hours == 168  # the declaration's default, the maximum
+
+    def checks(declared: DatasetState, live: DatasetState) -> dict[str, tuple[bool, str]]:
+        return {c.name: (c.ok, c.detail) for c in dataset_checks("dataset tenants", declared, live)}
+
+    shorter = checks(state, replace(state, max_time_travel_hours=48))
+    assert shorter["time travel window"] == (
+        False,
+        "is 48 h; declared 168 h: changed or deleted data can be recovered only 48 h back",
+    )
+    lower = replace(state, max_time_travel_hours=96)
+    assert checks(lower, state)["time travel window"] == (True, "is 168 h, longer than the declared 96 h")
+    assert "storage billing model" not in checks(state, replace(state, storage_billing_model="PHYSICAL"))
+    physical = replace(state, storage_billing_model="PHYSICAL")
+    assert checks(physical, state)["storage billing model"] == (False, "is not set; declared PHYSICAL")
+    assert checks(physical, replace(state, storage_billing_model="LOGICAL"))["storage billing model"] == (
+        False,
+        "is LOGICAL; declared PHYSICAL",
+    )

@@ -64,6 +64,7 @@ def test_verify_prints_the_old_guides_checklist(module_built_stack: LiveStack) -
     # tables are partitioned.
     assert f"✓ dataset {ds} exists" in lines
     assert f"✓ dataset {ds} location: US" in lines
+    assert f"✓ dataset {ds} time travel window: 168 h" in lines
     for table in FIXTURE_TABLES:
         assert f"✓ table {ds}.{table} exists" in lines
         assert any(line.startswith(f"✓ table {ds}.{table} schema: ") for line in lines)
@@ -165,6 +166,12 @@ def _remove_dataset_label(stack: LiveStack) -> None:
     stack.client.update_dataset(dataset, ["labels"])
 
 
+def _shorten_time_travel(stack: LiveStack) -> None:
+    dataset = stack.client.get_dataset(stack.dataset_id())
+    dataset.max_time_travel_hours = 48
+    stack.client.update_dataset(dataset, ["max_time_travel_hours"])
+
+
 def _undeclared_table(stack: LiveStack) -> None:
     table = bigquery.Table(stack.table("legacy_events"), schema=[bigquery.SchemaField("a", "STRING")])
     stack.client.create_table(table)
@@ -208,6 +215,11 @@ DRIFTS: dict[str, tuple[Callable[[LiveStack], None], str]] = {
         "✗ table {ds}.tenant_cloud_credentials labels: missing managed-by=pulumi",
     ),
     "remove a dataset label": (_remove_dataset_label, "✗ dataset {ds} labels: missing component=tenancy"),
+    "shorten the time travel window": (
+        _shorten_time_travel,
+        "✗ dataset {ds} time travel window: is 48 h; declared 168 h: changed or deleted data can be recovered "
+        "only 48 h back",
+    ),
     "rewrite a description": (
         lambda s: _update(s.client, s.table("tenant_pipeline_configs"), _rewrite_description),
         "✗ table {ds}.tenant_pipeline_configs description: is 'Pipelines.'; "
@@ -592,3 +604,34 @@ def test_a_removed_table_that_retired_tables_does_not_list_is_undeclared(built_s
     assert [line for line in result.stdout.splitlines() if line.startswith("✗")] == [
         f"✗ table {ds}.{RETIRED} undeclared: a TABLE that no declaration lists"
     ]
+
+
+def _declare_dataset_keys(root: Any, keys: str) -> None:
+    path = root / "stacks" / "tenants.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("tables:\n", f"{keys}tables:\n", 1))
+
+
+def test_the_declared_window_and_billing_model_reach_bigquery_and_are_verified(live_stack: LiveStack) -> None:
+    """Built from the plan's inputs (the provider sends both: resourceBigQueryDatasetCreate), then changed out of
+    band: the server stores and reports both fields, so this runs end to end, the REST form included
+    (maxTimeTravelHours an int64 string)."""
+    _declare_dataset_keys(live_stack.root, "max_time_travel_hours: 96\nstorage_billing_model: PHYSICAL\n")
+    create_from_plan(live_stack.client, live_stack.plan())
+    ds = live_stack.dataset_id()
+    assert live_stack.client.get_dataset(ds).to_api_repr()["maxTimeTravelHours"] == "96"  # the REST form
+
+    built = live_stack.cli("verify", "--stack", STACK)
+    assert built.returncode == 0, built.stdout
+    assert f"✓ dataset {ds} time travel window: 96 h" in built.stdout.splitlines()
+    assert f"✓ dataset {ds} storage billing model: PHYSICAL" in built.stdout.splitlines()
+
+    dataset = live_stack.client.get_dataset(ds)
+    dataset.max_time_travel_hours = 168
+    dataset.storage_billing_model = "LOGICAL"
+    live_stack.client.update_dataset(dataset, ["max_time_travel_hours", "storage_billing_model"])
+    changed = live_stack.cli("verify", "--stack", STACK)
+
+    assert changed.returncode == 1
+    assert _failed_lines(changed) == [f"✗ dataset {ds} storage billing model: is LOGICAL; declared PHYSICAL"]
+    assert f"✓ dataset {ds} time travel window: is 168 h, longer than the declared 96 h" in changed.stdout

@@ -200,6 +200,26 @@ def test_dataset_needs_a_default_key() -> None:
     assert "is not projects/P/locations/L/keyRings/R/cryptoKeys/K" in malformed
 
 
+def test_a_dataset_window_below_the_maximum_fails() -> None:
+    """The program sends the window as the provider's schema types it, a string (resource_bigquery_dataset.go
+    max_time_travel_hours TypeString); BigQuery's maximum is 168 hours (docs: time travel)."""
+    rule = "bigquery-dataset-time-travel-maximum"
+    assert check(rule, DATASET, {"maxTimeTravelHours": "168"}) == []
+    assert check(rule, DATASET, {"datasetId": "d"}) == []  # unsent: BigQuery's default, 168
+    [shorter] = check(rule, DATASET, {"maxTimeTravelHours": "144"})
+    assert shorter.startswith("the time-travel window is 144 h: changed or deleted data can be recovered only")
+    [malformed] = check(rule, DATASET, {"maxTimeTravelHours": "a week"})
+    assert malformed == "maxTimeTravelHours 'a week' is not a number of hours"
+    assert check(rule, TABLE, table()) == []
+
+
+def test_prod_with_a_shorter_window_fails_the_time_travel_policy(repo_copy: Path) -> None:
+    declaration = repo_copy / "stacks" / "tenants.yaml"
+    declaration.write_text(declaration.read_text().replace("tables:\n", "max_time_travel_hours: 48\ntables:\n", 1))
+    found = violations(run_stack(repo_copy, "prod"))
+    assert list(found) == [("bigquery-dataset-time-travel-maximum", "tenants")]
+
+
 def test_table_needs_a_key() -> None:
     assert check("bigquery-table-cmek", TABLE, table(encryptionConfiguration={"kmsKeyName": KEY})) == []
     [missing] = check("bigquery-table-cmek", TABLE, table())
@@ -439,6 +459,8 @@ def test_prod_without_cmek_fails_the_cmek_policies() -> None:
 
 
 LOWERED_IN_DEV = {"bigquery-dataset-default-cmek", "bigquery-table-cmek", "bigquery-table-deletion-protection"}
+# Advisory in dev though dev meets it (a window is declared per dataset, so dev has prod's): only prod refuses it.
+ONLY_PROD_REFUSES = {"bigquery-dataset-time-travel-maximum"}
 
 
 def test_dev_violations_are_only_what_dev_lowers_to_advisory(planned: Plan) -> None:
@@ -446,8 +468,9 @@ def test_dev_violations_are_only_what_dev_lowers_to_advisory(planned: Plan) -> N
     config = json.loads((POLICY_CONFIG / "dev.json").read_text())
     found = {rule for rule, _ in violations(planned("dev"))}
     assert found == LOWERED_IN_DEV
+    advisory = LOWERED_IN_DEV | ONLY_PROD_REFUSES
     for rule in RULE_NAMES:
-        assert config.get(rule, config["all"]) == ("advisory" if rule in LOWERED_IN_DEV else "mandatory"), rule
+        assert config.get(rule, config["all"]) == ("advisory" if rule in advisory else "mandatory"), rule
 
 
 def set_partitioning(root: Path, table_id: str, partitioning: str) -> None:

@@ -6,11 +6,12 @@ import copy
 import inspect
 import re
 from collections.abc import Callable
+from importlib import metadata
 from typing import Any
 
 import pulumi_gcp
 import pytest
-from helpers import FIXTURE_TABLES
+from helpers import FIXTURE_TABLES, REPO_ROOT
 
 from infra.analysis.changes import DiffResult, Verdict
 from infra.analysis.resourcediff import (
@@ -248,6 +249,7 @@ LOWERINGS: dict[str, tuple[str, str, dict[str, Any], dict[str, Any], str]] = {
     "delete-contents": ("tenants", DATASET_TYPE, {"deleteContentsOnDestroy": True}, {}, "deleteContentsOnDestroy"),
     "dataset-key": ("tenants", DATASET_TYPE, {"defaultEncryptionConfiguration": None}, {}, "key removed"),
     "table-key": (PROFILES, TABLE_TYPE, {"encryptionConfiguration": None}, {}, "key removed"),
+    "time-travel": ("tenants", DATASET_TYPE, {"maxTimeTravelHours": "48"}, {}, "time-travel window shortened"),
 }
 
 
@@ -331,3 +333,69 @@ def test_acl_order_and_a_left_out_acl_send_nothing(prod: Registrations) -> None:
         result = compare(prod, changed(prod, "tenants", DATASET_TYPE, inputs=inputs))
         assert only(result) == {"tenants": ("(accesses)", Verdict.NOOP)}
         assert not result.fails(Verdict.UPDATE)
+
+
+# ---------------------------------------------------------------- the dataset's time travel, billing model and ACL
+
+
+def test_a_window_change_says_how_far_back_data_can_be_recovered(prod: Registrations) -> None:
+    """max_time_travel_hours has no ForceNew (resource_bigquery_dataset.go ResourceBigQueryDataset) and is sent by
+    resourceBigQueryDatasetUpdate: in place. What it means is BigQuery's (docs: time travel)."""
+    shorter = compare(prod, changed(prod, "tenants", DATASET_TYPE, inputs={"maxTimeTravelHours": "48"}))
+    [change] = shorter.resources[0].changes
+    assert (change.path, change.verdict) == ("(maxTimeTravelHours)", Verdict.UPDATE)
+    assert "can then be recovered only 48 h back instead of 168 h" in change.reason
+    assert "resource_bigquery_dataset.go max_time_travel_hours" in change.citation.source
+
+    base = changed(prod, "tenants", DATASET_TYPE, inputs={"maxTimeTravelHours": "72"})
+    [longer] = compare(base, prod).resources[0].changes
+    assert "recovered 168 h back instead of 72 h" in longer.reason
+    assert longer.lowers_safety is None
+    [unsent] = compare(prod, changed(prod, "tenants", DATASET_TYPE, inputs={"maxTimeTravelHours": None})).resources
+    assert unsent.changes[0].verdict is Verdict.NOOP and "no longer sent" in unsent.changes[0].reason
+
+
+def test_a_billing_model_change_names_bigquerys_14_day_rule(prod: Registrations) -> None:
+    result = compare(prod, changed(prod, "tenants", DATASET_TYPE, inputs={"storageBillingModel": "PHYSICAL"}))
+    [change] = result.resources[0].changes
+    assert (change.path, change.verdict) == ("(storageBillingModel)", Verdict.UPDATE)
+    assert "refuses another change of the dataset's billing model for 14 days" in change.reason
+
+
+@pytest.mark.parametrize("stack", ["prod", "dev"])
+def test_any_dataset_update_without_a_declared_acl_is_named(planned_fixture: Plan, stack: str) -> None:
+    """The provider's update is a PUT of the whole dataset (resource_bigquery_dataset.go
+    resourceBigQueryDatasetUpdate: Method "PUT"; BigQuery REST datasets.update "replaces the entire dataset
+    resource"), which re-sent the ACL of the last refresh before resourceBigQueryDatasetUpdateEncoder
+    (pulumi/pulumi-gcp#3908): named on every update while no ACL is declared, a lowered safety when protected."""
+    base = changed(registrations(planned_fixture(stack)), "tenants", DATASET_TYPE, inputs={"accesses": None})
+    result = compare(base, changed(base, "tenants", DATASET_TYPE, inputs={"description": "Tenants."}))
+
+    [resource] = result.resources
+    notes = [c for c in resource.changes if c.path == "(accesses)"]
+    assert [c.verdict for c in notes] == [Verdict.NOOP]
+    assert "pulumi/pulumi-gcp#3908" in notes[0].citation.source
+    assert "set tenant-bigquery:access to own the ACL" in notes[0].reason
+    assert result.fails(Verdict.UPDATE_DESTRUCTIVE) is (stack == "prod")
+    approved = changed(base, "tenants", DATASET_TYPE, inputs={"description": "Tenants."}, approve=["tenants"])
+    assert not compare(base, approved).fails(Verdict.UPDATE_DESTRUCTIVE)
+
+
+def test_no_acl_note_where_the_acl_is_declared_or_nothing_is_sent(prod: Registrations) -> None:
+    declared = compare(prod, changed(prod, "tenants", DATASET_TYPE, inputs={"description": "Tenants."}))
+    assert [c.path for c in declared.resources[0].changes] == ["(description)"]
+    base = changed(prod, "tenants", DATASET_TYPE, inputs={"accesses": None})
+    state_only = compare(base, changed(base, "tenants", DATASET_TYPE, options={"ignoreChanges": ["labels"]}))
+    assert "(accesses)" not in [c.path for r in state_only.resources for c in r.changes]
+
+
+def test_the_pinned_provider_leaves_an_unchanged_acl_out_of_a_dataset_update() -> None:
+    """terraform-provider-google-beta v7.45.0 added resourceBigQueryDatasetUpdateEncoder (access deleted from the
+    PUT unless d.HasChange("access"), commit 38685ebec9); pulumi-gcp took it in 9.35.0 (#3930, upstream at the
+    v7.45.0 tag). An older pin re-sends the ACL of the last refresh on every update (pulumi/pulumi-gcp#3908)."""
+    [pin] = [
+        line for line in (REPO_ROOT / "requirements.txt").read_text().splitlines() if line.startswith("pulumi-gcp")
+    ]
+    version = tuple(int(part) for part in pin.split("==")[1].split("."))
+    assert version >= (9, 35, 0), pin
+    assert metadata.version("pulumi-gcp") == pin.split("==")[1]  # the installed SDK is the pinned one

@@ -13,6 +13,7 @@ from infra.model import retirement
 from infra.model.column_attributes import VERIFIED
 from infra.model.declared import API_MEMBER_FIELDS, DeclaredDataset, DeclaredTable, access_members
 from infra.model.render import NONE, columns_text, duration_text, short_text
+from infra.model.rules import MAX_TIME_TRAVEL_HOURS
 from infra.model.schema import Column, data_policy_paths, policy_tag_paths, without_data_policies
 from infra.model.table_properties import (
     TABLE_PROPERTIES,
@@ -35,6 +36,21 @@ class DatasetState:
     default_table_expiration_ms: int | None
     kms_key_name: str | None
     access: frozenset[tuple[str, str, str]] | None  # (role, entity type, entity); None: not managed
+    max_time_travel_hours: int = MAX_TIME_TRAVEL_HOURS
+    storage_billing_model: str | None = None  # None: not set (BigQuery's default)
+
+
+def time_travel_hours(resource: Mapping[str, Any]) -> int:
+    """The window of a REST Dataset resource: int64 as a string, 168 when absent (REST reference, Dataset
+    maxTimeTravelHours: "The default value is 168 hours if this is not set")."""
+    value = resource.get("maxTimeTravelHours")
+    return MAX_TIME_TRAVEL_HOURS if value is None else int(value)
+
+
+def storage_billing_model(resource: Mapping[str, Any]) -> str | None:
+    """REST Dataset storageBillingModel; absent or STORAGE_BILLING_MODEL_UNSPECIFIED when never set."""
+    value = resource.get("storageBillingModel")
+    return None if value in (None, "STORAGE_BILLING_MODEL_UNSPECIFIED") else str(value)
 
 
 # What is declared is what the program hands the provider (infra/model/declared.py), read in the form the
@@ -59,6 +75,8 @@ def declared_dataset(declared: DeclaredDataset) -> DatasetState:
             for entry in accesses
             for field, member in access_members(entry)
         ),
+        max_time_travel_hours=int(args["max_time_travel_hours"]),
+        storage_billing_model=args.get("storage_billing_model"),
     )
 
 
@@ -190,7 +208,30 @@ def dataset_checks(subject: str, declared: DatasetState, live: DatasetState) -> 
         ),
         *_encryption_check(subject, "default encryption key", declared.kms_key_name, live.kms_key_name),
         *_access_check(subject, declared.access, live.access),
+        _time_travel_check(subject, declared.max_time_travel_hours, live.max_time_travel_hours),
+        *_billing_model_check(subject, declared.storage_billing_model, live.storage_billing_model),
     ]
+
+
+def _time_travel_check(subject: str, declared: int, live: int) -> Check:
+    """A shorter live window breaks the recovery the declaration promises; a longer one only costs storage."""
+    if live < declared:
+        return Check(
+            subject,
+            "time travel window",
+            False,
+            f"is {live} h; declared {declared} h: changed or deleted data can be recovered only {live} h back",
+        )
+    if live > declared:
+        return Check(subject, "time travel window", True, f"is {live} h, longer than the declared {declared} h")
+    return Check(subject, "time travel window", True, f"{declared} h")
+
+
+def _billing_model_check(subject: str, declared: str | None, live: str | None) -> list[Check]:
+    """Only where the declaration sets one: an unset model is BigQuery's (or the project's) default."""
+    if declared is None:
+        return []
+    return [_same(subject, "storage billing model", declared, live, lambda model: model or "not set")]
 
 
 def _access_check(

@@ -40,7 +40,7 @@ from infra.analysis.changes import (
 from infra.model import retirement
 from infra.model.declared import DATASET_TYPE, TABLE_TYPE
 from infra.model.registrations import Registration, Registrations
-from infra.model.rules import MS_PER_DAY
+from infra.model.rules import MAX_TIME_TRAVEL_HOURS, MS_PER_DAY
 from infra.model.table_properties import TABLE_PROPERTIES, Table, fields_from_inputs
 
 TF_TABLE = "terraform-provider-google resource_bigquery_table.go"
@@ -86,6 +86,24 @@ SDK_COMPUTED = "terraform-plugin-sdk helper/schema/schema.go diffSet/diffString:
 ACCESS_SET = Citation("provider", f"{TF_DATASET} access: TypeSet, resourceBigqueryDatasetAccessHash")
 ACCESS_COMPUTED = Citation("provider", f"{TF_DATASET} access Optional+Computed; {SDK_COMPUTED}")
 TABLE_EXPIRATION_COMPUTED = Citation("provider", f"{TF_TABLE} expiration_time Optional+Computed; {SDK_COMPUTED}")
+# Neither is ForceNew (ResourceBigQueryDataset), both sent by resourceBigQueryDatasetUpdate; what each means is
+# BigQuery's: cloud.google.com/bigquery/docs/time-travel, /datasets-intro (storage billing models).
+TIME_TRAVEL = Citation(
+    "provider", f"{TF_DATASET} max_time_travel_hours: resourceBigQueryDatasetUpdate; BigQuery docs: time travel"
+)
+TIME_TRAVEL_COMPUTED = Citation("provider", f"{TF_DATASET} max_time_travel_hours Optional+Computed; {SDK_COMPUTED}")
+BILLING_MODEL = Citation(
+    "provider",
+    f"{TF_DATASET} storage_billing_model: resourceBigQueryDatasetUpdate; BigQuery docs: Introduction to datasets, "
+    "storage billing models",
+)
+# The update is a PUT of the whole dataset (BigQuery REST datasets.update: "replaces the entire dataset resource");
+# the provider leaves `access` out when it did not change only since terraform-provider-google(-beta) v7.45.0
+# (resourceBigQueryDatasetUpdateEncoder; pulumi-gcp 9.35.0); before, it re-sent the ACL of the last refresh.
+ACL_UNDECLARED = Citation(
+    "provider",
+    f"{TF_DATASET} resourceBigQueryDatasetUpdate, resourceBigQueryDatasetUpdateEncoder; pulumi/pulumi-gcp#3908",
+)
 # The stack's gcp: keys are the default provider's inputs; a change makes the engine diff the provider
 # (pkg/resource/deploy/providers/registry.go Diff -> the bridge's DiffConfig, an update: pulumi-gcp marks no
 # config key ForcesProviderReplace).
@@ -165,9 +183,14 @@ DATASET_RULES: dict[str, PropertyRule] = {
     "friendlyName": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
     "isCaseInsensitive": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
     "labels": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
-    "maxTimeTravelHours": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
+    "maxTimeTravelHours": PropertyRule(Verdict.UPDATE, TIME_TRAVEL, "in place"),
     "resourceTags": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
-    "storageBillingModel": PropertyRule(Verdict.UPDATE, DATASET_IN_PLACE, "in place"),
+    "storageBillingModel": PropertyRule(
+        Verdict.UPDATE,
+        BILLING_MODEL,
+        "in place; BigQuery then refuses another change of the dataset's billing model for 14 days. PHYSICAL bills "
+        "compressed bytes, time-travel and fail-safe bytes included; LOGICAL bills uncompressed bytes without them",
+    ),
 }
 OPTIONS = (
     "protect",
@@ -413,6 +436,7 @@ def _resource_changes(old: Registration, new: Registration, protected: bool) -> 
     on_change = set(new.options.get("replaceOnChanges") or ())
     changes = [_under_options(c, ignored, on_change) for c in changes]
     changes += _option_changes(old, new)
+    changes += _undeclared_acl(new, changes, protected)
     if new.options.get("import") and any(c.verdict is Verdict.REPLACE for c in changes):
         text = "a replacement while the import option is set is an error: the new resource would get another id"
         changes.append(_change("(option import)", Verdict.REJECTED, ENGINE_IMPORT_REPLACE, text, "import"))
@@ -514,6 +538,8 @@ def _property_change(new: Registration, key: str, rule: PropertyRule | None, bef
         return _access_change(path, before, after) or _change(
             path, rule.verdict, rule.citation, f"{what}: {rule.text}", key
         )
+    if key == "maxTimeTravelHours":
+        return _time_travel_change(path, what, before, after)
     if key == "expirationTime" and after is None:
         text = (
             f"{what}: the provider sends nothing, so BigQuery keeps the expiration and deletes the table and its "
@@ -530,6 +556,64 @@ def _property_change(new: Registration, key: str, rule: PropertyRule | None, bef
         fix = f"ALTER TABLE `{ref}` SET OPTIONS (kms_key_name = '{after['kmsKeyName']}')"
         text += f". `migrate --apply` re-keys it in place with its rows ({fix}), then `pulumi up --refresh`"
     return _change(path, rule.verdict, rule.citation, text, key, fix)
+
+
+def _hours(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _time_travel_change(path: str, what: str, before: Any, after: Any) -> Change:
+    """How far back changed or deleted data can be recovered, worded for a reviewer."""
+    old, new = _hours(before), _hours(after)
+    key = "maxTimeTravelHours"
+    if new is None:
+        text = f"{what}: no longer sent; the provider keeps the window BigQuery reports, out-of-band changes included"
+        return _change(path, Verdict.NOOP, TIME_TRAVEL_COMPUTED, text, key)
+    if old is None:
+        text = (
+            f"{what}: in place; the window is declared from now on (the provider had kept what BigQuery reported: "
+            f"{MAX_TIME_TRAVEL_HOURS} h unless changed out of band)"
+        )
+    elif new < old:
+        text = (
+            f"{what}: in place; changed or deleted rows, and dropped tables, can then be recovered only {new} h back "
+            f"instead of {old} h (time travel, FOR SYSTEM_TIME AS OF, restoring a deleted table); a table deleted "
+            "before the change keeps the window in force when it was deleted"
+        )
+    else:
+        text = f"{what}: in place; data changed or deleted from now on can be recovered {new} h back instead of {old} h"
+    return _change(path, Verdict.UPDATE, TIME_TRAVEL, text, key)
+
+
+def _undeclared_acl(new: Registration, changes: list[Change], protected: bool) -> list[Change]:
+    """A dataset update while the stack declares no ACL: said on every such update (pulumi/pulumi-gcp#3908)."""
+    if new.type != DATASET_TYPE or "accesses" in new.inputs or any(c.verdict is Verdict.REPLACE for c in changes):
+        return []
+    sent = [
+        c
+        for c in changes
+        if not c.path.startswith("(option")
+        and c.verdict in (Verdict.UPDATE, Verdict.UPDATE_DESTRUCTIVE)
+        and c.pulumi_property != "deletionPolicy"  # the update's one client-side field
+    ]
+    if not sent:
+        return []
+    text = (
+        "accesses not set: this update PUTs the whole dataset (BigQuery REST datasets.update replaces the entire "
+        "resource) with an ACL the stack does not declare. pulumi-gcp 9.35.0 and later leave access out of it when "
+        "it did not change; earlier versions re-sent the ACL of the last refresh, so grants other tools made since "
+        "vanished. What BigQuery does with a PUT without an ACL is not documented: set tenant-bigquery:access to own "
+        "the ACL"
+    )
+    change = _change("(accesses)", Verdict.NOOP, ACL_UNDECLARED, text, "accesses")
+    return (
+        [replace(change, lowers_safety="dataset updated with an ACL the stack does not declare")]
+        if protected
+        else [change]
+    )
 
 
 def _access_change(path: str, before: Any, after: Any) -> Change | None:
@@ -698,6 +782,10 @@ def _lowered(prop: str, old: Registration, new: Registration) -> str | None:
     keys = prop in ("encryptionConfiguration", "defaultEncryptionConfiguration")
     if keys and (before or {}).get("kmsKeyName") and not (after or {}).get("kmsKeyName"):
         return "customer-managed key removed"
+    if prop == "maxTimeTravelHours" and (_hours(after) or MAX_TIME_TRAVEL_HOURS) < (
+        _hours(before) or MAX_TIME_TRAVEL_HOURS
+    ):
+        return "time-travel window shortened"
     if prop == "accesses":
         widened = _widened(before or [], after or [])
         if widened:

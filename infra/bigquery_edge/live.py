@@ -43,7 +43,9 @@ from infra.analysis.drift import (
     listing_checks,
     observed_state,
     own_labels,
+    storage_billing_model,
     table_checks,
+    time_travel_hours,
 )
 from infra.model.catalog import Catalog
 from infra.model.declared import DeclaredDataset, DeclaredTable, declare
@@ -354,6 +356,7 @@ def table_or_none(conn: Connection, table: str | bigquery.TableReference) -> big
 
 
 def observed_dataset(dataset: bigquery.Dataset) -> DatasetState:
+    resource = dataset.to_api_repr()  # the REST form: the window is an int64 string, absent when unset
     return DatasetState(
         location=dataset.location or "",
         labels=own_labels(dataset.labels),
@@ -363,6 +366,8 @@ def observed_dataset(dataset: bigquery.Dataset) -> DatasetState:
         if dataset.default_encryption_configuration
         else None,
         access=frozenset((e.role or "", e.entity_type or "", str(e.entity_id)) for e in dataset.access_entries),
+        max_time_travel_hours=time_travel_hours(resource),
+        storage_billing_model=storage_billing_model(resource),
     )
 
 

@@ -37,6 +37,8 @@ class Dataset:
     tables: tuple[Table, ...]
     declaration_file: str
     retired_tables: tuple[str, ...] = ()  # retired from this stack, kept in BigQuery (infra/model/retirement.py)
+    max_time_travel_hours: int = rules.MAX_TIME_TRAVEL_HOURS
+    storage_billing_model: str | None = None  # None: BigQuery's default (LOGICAL), never sent
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class DatasetSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     description: str = ""
     labels: dict[str, str] = {}
     column_masking: str = "repository"
+    max_time_travel_hours: int = rules.MAX_TIME_TRAVEL_HOURS
+    storage_billing_model: str | None = None
     tables: dict[str, TableSpec]
     retired_tables: list[str] = []
 
@@ -69,6 +73,10 @@ KEY_MEANINGS = {
     "column_masking": "who attaches data policies to the columns: repository (default; the schema files declare "
     "dataPolicies and `pulumi up` sends them) or governance (another team attaches them: dataPolicies is refused in "
     "the schema files and every table sets ignore_schema_changes: [dataPolicies], so no update strips them)",
+    "max_time_travel_hours": "the time-travel window in hours: how far back changed or deleted rows and tables can be "
+    "recovered; a multiple of 24 from 48 to 168, default 168 (the maximum), always sent",
+    "storage_billing_model": "LOGICAL or PHYSICAL bytes billed for storage; left out: not sent (BigQuery's LOGICAL); "
+    "BigQuery allows one change per 14 days",
     "tables": "one entry per table, keyed by its id (snake_case)",
     "tables.<table>.renamed_columns": "new name: old name of columns renamed since the live table was made; "
     "`migrate` renames them in place instead of dropping and adding (dotted paths for nested fields)",
@@ -125,6 +133,11 @@ def _load_dataset(
     problems += label_problems(spec.labels, file, "labels")
     if (message := rules.check_column_masking(spec.column_masking)) is not None:
         problems.append(Problem(file, "column_masking", message))
+    if (message := rules.check_time_travel_hours(spec.max_time_travel_hours)) is not None:
+        problems.append(Problem(file, "max_time_travel_hours", message))
+    model = spec.storage_billing_model
+    if model is not None and (message := rules.check_storage_billing_model(model)) is not None:
+        problems.append(Problem(file, "storage_billing_model", message))
     if not spec.tables:
         problems.append(Problem(file, "tables", "declare at least one table"))
 
@@ -205,7 +218,14 @@ def _load_dataset(
         if (message := rules.check_table_id(retired_id)) is not None:
             problems.append(Problem(file, f"retired_tables.{index}", message))
     dataset = Dataset(
-        spec.dataset, spec.description, dict(spec.labels), tuple(tables), file, tuple(spec.retired_tables)
+        spec.dataset,
+        spec.description,
+        dict(spec.labels),
+        tuple(tables),
+        file,
+        retired_tables=tuple(spec.retired_tables),
+        max_time_travel_hours=spec.max_time_travel_hours,
+        storage_billing_model=spec.storage_billing_model,
     )
     return dataset, problems
 

@@ -44,6 +44,9 @@ class DatasetArgs(TypedDict):
     description: str | None
     labels: dict[str, str] | None
     delete_contents_on_destroy: bool
+    # A string in pulumi-gcp (the provider's schema: max_time_travel_hours TypeString).
+    max_time_travel_hours: str
+    storage_billing_model: NotRequired[str]
     default_table_expiration_ms: NotRequired[int]
     accesses: NotRequired[list[AccessArgs]]
     default_encryption_configuration: NotRequired[EncryptionArgs]
@@ -143,7 +146,12 @@ def dataset_args(dataset: Dataset, settings: Settings) -> DatasetArgs:
         "description": dataset.description or None,
         "labels": merged_labels(dataset.labels, settings) or None,
         "delete_contents_on_destroy": stack_settings.delete_contents_on_destroy,
+        # Always sent: the provider's field is Optional+Computed, so an unsent window would take whatever
+        # a refresh reads, and a window lowered out of band would never show as a change.
+        "max_time_travel_hours": str(dataset.max_time_travel_hours),
     }
+    if dataset.storage_billing_model is not None:
+        args["storage_billing_model"] = dataset.storage_billing_model
     if stack_settings.default_table_expiration_days is not None:
         args["default_table_expiration_ms"] = stack_settings.default_table_expiration_days * MS_PER_DAY
     if stack_settings.access is not None:

@@ -55,3 +55,12 @@ def constraints_text(primary_key: Sequence[str], foreign_keys: Sequence[tuple[st
     parts = [f"primary key ({', '.join(primary_key)})"] if primary_key else []
     parts += [f"{name}: {column} -> {table}.{referenced}" for name, column, table, referenced in foreign_keys]
     return "; ".join(parts) or NONE
+
+
+def retention_text(max_time_travel_hours: int, storage_billing_model: str | None) -> str:
+    """A dataset's time-travel window and storage billing, as `plan` and `docs` show them."""
+    billing = storage_billing_model or "not declared (BigQuery's default, LOGICAL)"
+    return (
+        f"time travel {max_time_travel_hours} h (changed or deleted data recoverable {max_time_travel_hours // 24} "
+        f"days back); storage billing {billing}"
+    )

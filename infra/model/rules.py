@@ -474,3 +474,27 @@ def check_column_masking(owner: str) -> str | None:
         f"column_masking {owner!r} is not an owner; use repository (the schema files declare dataPolicies) or "
         "governance (another team attaches them and this repository leaves them alone)"
     )
+
+
+# A dataset's time-travel window (BigQuery docs "Data retention with time travel and fail-safe",
+# cloud.google.com/bigquery/docs/time-travel; REST Dataset.maxTimeTravelHours, 168 when unset): 2 to 7 days
+# in whole days. The declaration defaults to the maximum, the longest recovery BigQuery offers.
+MIN_TIME_TRAVEL_HOURS = 48
+MAX_TIME_TRAVEL_HOURS = 168
+# REST Dataset.storageBillingModel (LOGICAL when unset, "Introduction to datasets": storage billing models).
+STORAGE_BILLING_MODELS = ("LOGICAL", "PHYSICAL")
+
+
+def check_time_travel_hours(hours: int) -> str | None:
+    if not MIN_TIME_TRAVEL_HOURS <= hours <= MAX_TIME_TRAVEL_HOURS or hours % 24:
+        return (
+            f"{hours} h is no time-travel window BigQuery accepts; use a multiple of 24 from "
+            f"{MIN_TIME_TRAVEL_HOURS} to {MAX_TIME_TRAVEL_HOURS} (2 to 7 days; BigQuery docs: time travel)"
+        )
+    return None
+
+
+def check_storage_billing_model(model: str) -> str | None:
+    if model not in STORAGE_BILLING_MODELS:
+        return f"{model!r} is no storage billing model; use LOGICAL or PHYSICAL (upper case, as BigQuery names them)"
+    return None

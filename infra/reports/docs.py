@@ -18,7 +18,7 @@ from typing import Any, get_args, get_origin
 import msgspec
 
 from infra.model.catalog import KEY_MEANINGS, Catalog, Dataset, DatasetSpec
-from infra.model.render import clustering_text, columns_text, partitioning_text
+from infra.model.render import clustering_text, columns_text, partitioning_text, retention_text
 from infra.model.schema import Column
 from infra.model.table_properties import TABLE_PROPERTIES, Table, partitioning_args, table_constraints_text
 
@@ -158,6 +158,8 @@ def render_data_dictionary(catalog: Catalog, used_by: UsedBy | None = None) -> s
         if dataset.labels:
             lines.append("Labels: " + ", ".join(f"`{k}={v}`" for k, v in sorted(dataset.labels.items())) + ".")
         lines.append(_MASKING_OWNER[dataset.tables[0].column_masking if dataset.tables else "repository"])
+        retention = retention_text(dataset.max_time_travel_hours, dataset.storage_billing_model)
+        lines.append(f"{retention[0].upper()}{retention[1:]}.")
         lines.append("")
         edges = references(dataset)
         if edges:

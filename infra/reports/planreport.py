@@ -22,7 +22,7 @@ from infra.model.declared import (
     table_resource_name,
 )
 from infra.model.registrations import ProgramRun, Registration
-from infra.model.render import clustering_text, partitioning_text
+from infra.model.render import clustering_text, partitioning_text, retention_text
 from infra.model.schema import count_columns, data_policy_paths, policy_tag_paths
 from infra.model.table_properties import EncryptionArgs, constraints_of, table_constraints_text
 
@@ -87,6 +87,7 @@ def render_text(run: ProgramRun, out: Console) -> None:
         )
         for line in _access_lines(args):
             out.print(f"  {line}")
+        out.print(f"  {retention_text(int(args['max_time_travel_hours']), args.get('storage_billing_model'))}")
         with_key = [t for t in dataset.tables if "encryption_configuration" in t.args]
         out.print(
             f"  encryption: {_key_text(args.get('default_encryption_configuration'))}; "
