@@ -53,7 +53,7 @@ def declared_dataset(declared: DeclaredDataset) -> DatasetState:
         access=None
         if accesses is None
         else frozenset(
-            (entry["role"], API_MEMBER_FIELDS[field], member)
+            (entry.get("role", ""), API_MEMBER_FIELDS[field], member)
             for entry in accesses
             for field, member in access_members(entry)
         ),

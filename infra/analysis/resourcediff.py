@@ -677,7 +677,7 @@ def _widened(before: Iterable[Mapping[str, str]], after: Iterable[Mapping[str, s
     for entry in before:
         had[_member(entry)] = max(had.get(_member(entry), 0), _ACL_ROLES.get(entry.get("role", ""), 3))
     return [
-        f"{entry.get('role')} {_member(entry)}"
+        f"{entry.get('role') or 'authorized'} {_member(entry)}"  # a view's entry has no role
         for entry in after
         if _ACL_ROLES.get(entry.get("role", ""), 3) > had.get(_member(entry), 0)
     ]

@@ -362,8 +362,17 @@ def observed_dataset(dataset: bigquery.Dataset) -> DatasetState:
         kms_key_name=dataset.default_encryption_configuration.kms_key_name
         if dataset.default_encryption_configuration
         else None,
-        access=frozenset((e.role or "", e.entity_type or "", str(e.entity_id)) for e in dataset.access_entries),
+        access=frozenset((e.role or "", e.entity_type or "", _entity(e)) for e in dataset.access_entries),
     )
+
+
+def _entity(entry: bigquery.AccessEntry) -> str:
+    """Who an ACL entry names; a view (REST reference Dataset.access[].view, a TableReference) as
+    project.dataset.table."""
+    entity = entry.entity_id
+    if isinstance(entity, dict) and entry.entity_type == "view":
+        return f"{entity.get('projectId')}.{entity.get('datasetId')}.{entity.get('tableId')}"
+    return str(entity)
 
 
 def observed_column(field: bigquery.SchemaField) -> Column:

@@ -19,6 +19,8 @@ from infra.model.problems import DeclarationError, Problem, struct_problems
 from infra.model.renames import check_renamed_columns
 from infra.model.schema import Column, join_path, parse_schema
 from infra.model.table_properties import Loading, Table, TableSpec, label_problems, load_properties
+from infra.model.views import KEY_MEANINGS as VIEW_KEY_MEANINGS
+from infra.model.views import View, ViewSpec, authorization_problems, load_views, orphan_view_files
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Dataset:
     labels: dict[str, str]
     tables: tuple[Table, ...]
     declaration_file: str
+    views: tuple[View, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class Catalog:
     def tables(self) -> list[Table]:
         return [t for d in self.datasets for t in d.tables]
 
+    def views(self) -> list[View]:
+        return [v for d in self.datasets for v in d.views]
+
 
 # ---------------------------------------------------------------- declarations (stacks/*.yaml)
 
@@ -45,7 +51,8 @@ class DatasetSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     dataset: str
     description: str = ""
     labels: dict[str, str] = {}
-    tables: dict[str, TableSpec]
+    tables: dict[str, TableSpec] = {}
+    views: dict[str, ViewSpec] = {}
 
 
 # What each key of stacks/<dataset>.yaml means, by its path; a table property's key is said by its
@@ -55,7 +62,7 @@ KEY_MEANINGS = {
     "dataset": "the dataset's id (letters, digits and underscores); the stack's datasetSuffix is appended",
     "description": "the dataset's description",
     "labels": "key: value labels of the dataset; the stack's labels are added and win",
-    "tables": "one entry per table, keyed by its id (snake_case)",
+    "tables": "one entry per table, keyed by its id (snake_case); none when the dataset holds views only",
     "tables.<table>.renamed_columns": "new name: old name of columns renamed since the live table was made; "
     "`migrate` renames them in place instead of dropping and adding (dotted paths for nested fields)",
     "tables.<table>.partitioning.type": "time partitioning's granularity: HOUR, DAY, MONTH or YEAR",
@@ -68,11 +75,12 @@ KEY_MEANINGS = {
     "tables.<table>.partitioning.range.start": "the first range's start (inclusive)",
     "tables.<table>.partitioning.range.end": "the last range's end (exclusive)",
     "tables.<table>.partitioning.range.interval": "the width of each range",
+    **VIEW_KEY_MEANINGS,
 }
 
 
 def _load_dataset(
-    root: Path, path: Path, referenced: set[Path], unreadable: set[str], skipped: list[str]
+    root: Path, path: Path, referenced: set[Path], unreadable: set[str], skipped: list[str], view_files: set[Path]
 ) -> tuple[Dataset | None, list[Problem]]:
     file = display_path(path)
     raw = load_yaml(path, file)
@@ -92,8 +100,8 @@ def _load_dataset(
     if (message := rules.check_description(spec.description, rules.MAX_TABLE_DESCRIPTION)) is not None:
         problems.append(Problem(file, "description", message))
     problems += label_problems(spec.labels, file, "labels")
-    if not spec.tables:
-        problems.append(Problem(file, "tables", "declare at least one table"))
+    if not spec.tables and not spec.views:
+        problems.append(Problem(file, "tables", "declare at least one table or view"))
 
     tables = []
     schema_dir = root / "schemas" / spec.dataset
@@ -164,7 +172,10 @@ def _load_dataset(
                 **fields,
             )
         )
-    dataset = Dataset(spec.dataset, spec.description, dict(spec.labels), tuple(tables), file)
+    views, view_problems, used = load_views(root, spec.dataset, spec.views, set(spec.tables), file)
+    problems += view_problems
+    view_files |= used
+    dataset = Dataset(spec.dataset, spec.description, dict(spec.labels), tuple(tables), file, tuple(views))
     return dataset, problems
 
 
@@ -239,6 +250,7 @@ def read_catalog(root: Path) -> CatalogRead:
     unreadable: set[str] = set()
     unread: list[str] = []
     declared_in: dict[str, str] = {}
+    view_files: set[Path] = set()
     for path in declarations:
         try:
             if not real_path(path).is_relative_to(real_path(root) / "stacks"):
@@ -251,7 +263,7 @@ def read_catalog(root: Path) -> CatalogRead:
                 )
                 unreadable.add("*")
                 continue
-            dataset, dataset_problems = _load_dataset(root, path, referenced, unreadable, unread)
+            dataset, dataset_problems = _load_dataset(root, path, referenced, unreadable, unread, view_files)
         except DeclarationError as error:
             problems += error.problems
             unreadable.add("*")
@@ -290,5 +302,10 @@ def read_catalog(root: Path) -> CatalogRead:
             hint = f"no stacks/*.yaml declares dataset {dataset_id!r}; declare it or delete the file"
         problems.append(Problem(display_path(schema_path), "", f"schema file not used by any table; {hint}"))
 
+    if "*" not in unreadable:
+        problems += orphan_view_files(root, declared_in, view_files, unreadable)
+    if "*" not in unreadable:
+        views = {d.dataset_id: d.views for d in datasets} | {name: () for name in unreadable}
+        problems += authorization_problems(views, declared_in)
     catalog = Catalog(tuple(datasets))
     return CatalogRead(catalog, [*problems, *schema_problems(catalog)], unread)
