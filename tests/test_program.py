@@ -39,9 +39,10 @@ def stack_config(stack: str) -> dict[str, Any]:
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_declared_dataset_and_table_is_registered(planned: Plan, stack: str) -> None:
     result = planned(stack)
-    assert [r.inputs["datasetId"] for r in resources_of(result, DATASET_TYPE)] == [
+    # Components register asynchronously: two datasets may arrive in either order.
+    assert sorted(r.inputs["datasetId"] for r in resources_of(result, DATASET_TYPE)) == sorted(
         d.dataset_id for d in REPO_CATALOG.datasets
-    ]
+    )
     assert sorted(tables_of(result)) == sorted(TABLES)
 
 
@@ -120,9 +121,10 @@ def test_dev_recreates_on_schema_change_and_is_unprotected(planned: Plan) -> Non
 @pytest.mark.parametrize("stack", STACKS)
 def test_children_belong_to_one_component_with_a_namespaced_type(planned: Plan, stack: str) -> None:
     result = planned(stack)
-    components = resources_of(result, COMPONENT_TYPE)
-    assert [c.name for c in components] == [d.dataset_id for d in REPO_CATALOG.datasets]
-    for component, dataset in zip(components, REPO_CATALOG.datasets, strict=True):
+    components = sorted(resources_of(result, COMPONENT_TYPE), key=lambda c: c.name)
+    datasets = sorted(REPO_CATALOG.datasets, key=lambda d: d.dataset_id)
+    assert [c.name for c in components] == [d.dataset_id for d in datasets]
+    for component, dataset in zip(components, datasets, strict=True):
         # urn:pulumi:STACK::PROJECT::[PARENT-TYPE$]TYPE::NAME
         _, _, qualified_type, name = component.urn.split("::")
         assert (qualified_type.rsplit("$", 1)[-1], name) == (
