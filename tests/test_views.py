@@ -7,13 +7,18 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from helpers import REPO_ROOT, invoke, views_of
+from live_server import STACK, sample_row, stack_on
 
+from infra.analysis import drift
 from infra.model.declared import DATASET_TYPE
+from infra.model.schema import column_from_api
 from infra.pulumi_edge.mockrun import run_stack
 
 VIEW_SQL = """-- The tenant's recent usage.
@@ -234,3 +239,79 @@ def test_diff_names_a_view_a_schema_change_breaks_and_the_prod_gate_fails(repo_c
     [usage] = [t for t in json.loads(failed.stdout)["tables"] if t["table"] == "tenants.tenant_usage_quotas"]
     assert [(c["contract"], c["line"]) for c in usage["brokenContracts"]] == [("views/reports/usage.sql", 2)]
     assert "  breaks views/reports/usage.sql:2: tenants.tenant_usage_quotas has no column api_requests" in text.stdout
+
+
+# ---------------------------------------------------------------- verify on the local server
+
+
+def test_verify_checks_the_view_its_query_schema_and_authorization_live(bigquery_server: Any, repo_copy: Path) -> None:
+    """The local server creates views, returns their derived schema and keeps a dataset's view entries; verify
+    compares the query (white space aside), the columns, and the authorization on the source dataset."""
+    add_views(repo_copy)
+    with stack_on(bigquery_server, repo_copy, built=True) as stack:
+        usage = stack.client.get_table(stack.table("tenant_usage_quotas"))
+        row = sample_row(list(usage.schema), 1) | {"tenant_id": "t1", "usage_date": date.today().isoformat()}
+        assert stack.client.insert_rows_json(usage, [row | {"api_requests": 5}]) == []
+        verified = stack.cli("verify", "--stack", STACK)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        view_id = f"{stack.project}.{stack.dataset_id('reports')}.usage"
+        assert f"✓ view {stack.dataset_id('reports')}.usage query" in verified.stdout
+        assert (
+            f"✓ view {stack.dataset_id('reports')}.usage schema: 3 columns as the query gives them" in verified.stdout
+        )
+        rows = list(stack.client.query(f"SELECT tenant_id, api_requests FROM `{view_id}`").result())
+        assert [(r.tenant_id, r.api_requests) for r in rows] == [("t1", 5)]
+
+        live_view = stack.client.get_table(view_id)
+        live_view.view_query = f"SELECT tenant_id FROM `{stack.table('tenant_profiles')}`"
+        stack.client.update_table(live_view, ["view_query"])
+        dataset = stack.client.get_dataset(stack.dataset_id())
+        dataset.access_entries = [e for e in dataset.access_entries if e.entity_type != "view"]
+        stack.client.update_dataset(dataset, ["access_entries"])
+        drifted = stack.cli("verify", "--stack", STACK)
+
+    assert drifted.returncode == 1
+    failures = [line for line in drifted.stdout.splitlines() if line.startswith("✗")]
+    assert any(
+        line.startswith(f"✗ view {stack.dataset_id('reports')}.usage query: is 'SELECT tenant_id") for line in failures
+    )
+    assert f"✗ dataset {stack.dataset_id()} access: missing view:{view_id}" in failures
+
+
+def test_verify_reads_a_view_in_bigquerys_rest_form() -> None:
+    """BigQuery's REST Table resource of a view (REST reference, tables: Table.type VIEW, Table.view
+    ViewDefinition {query, useLegacySql}, Table.schema derived from the query, legacy type names): the local
+    server does not derive the schema again when a view's query is updated, so a schema drift is fed here."""
+    fields: list[dict[str, Any]] = [
+        {"name": "tenant_id", "type": "STRING", "mode": "NULLABLE"},
+        {"name": "usage_date", "type": "DATE"},
+    ]
+    resource = {
+        "kind": "bigquery#table",
+        "type": "VIEW",
+        "tableReference": {"projectId": "p", "datasetId": "reports", "tableId": "usage"},
+        "view": {
+            "query": "SELECT u.tenant_id,\n  u.usage_date FROM `p`.tenants.tenant_usage_quotas AS u",
+            "useLegacySql": False,
+        },
+        "schema": {"fields": fields},
+        "labels": {"env": "dev", "goog-pulumi-provisioned": "true"},
+        "creationTime": "1767225600000",
+    }
+    columns = tuple(column_from_api(field) for field in fields)
+    live = drift.observed_view(resource, columns)
+    declared = drift.ViewState(
+        "SELECT u.tenant_id, u.usage_date FROM `p`.tenants.tenant_usage_quotas AS u",
+        False,
+        (("tenant_id", "STRING"), ("usage_date", "DATE"), ("api_requests", "INT64")),
+        {"env": "dev"},
+        "",
+    )
+    checks = {c.name: c for c in drift.view_checks("view reports.usage", declared, live)}
+    assert checks["query"].ok and checks["labels"].ok and checks["legacy SQL"].ok
+    assert str(checks["schema"]) == "✗ view reports.usage schema: missing column api_requests"
+    retyped = drift.ViewState(declared.query, False, (("tenant_id", "INT64"), ("usage_date", None)), {"env": "dev"}, "")
+    assert (
+        str(drift.view_checks("v", retyped, live)[-1])
+        == "✗ v schema: column tenant_id is STRING, the query gives INT64"
+    )
