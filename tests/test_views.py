@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import REPO_ROOT, invoke, views_of
+from helpers import REPO_CATALOG, REPO_ROOT, invoke, views_of
 from live_server import STACK, sample_row, stack_on
 
 from infra.analysis import drift
+from infra.analysis.views import check_view
 from infra.model.declared import DATASET_TYPE
 from infra.model.schema import column_from_api
 from infra.pulumi_edge.mockrun import run_stack
@@ -46,6 +47,12 @@ def refusal(result: subprocess.CompletedProcess[str]) -> list[str]:
     lines = result.stderr.splitlines()
     assert lines[-1].endswith("problem(s); nothing was changed."), result.stderr
     return lines[:-1]
+
+
+def test_the_repositorys_own_views_are_clean() -> None:
+    """Whatever views the repository declares resolve against its declarations (as its contracts must)."""
+    assert [str(p) for v in REPO_CATALOG.views() for p in check_view(v, REPO_CATALOG).problems] == []
+    assert all(check_view(v, REPO_CATALOG).columns for v in REPO_CATALOG.views())
 
 
 def test_a_valid_view_validates_with_and_without_contracts(repo_copy: Path) -> None:
