@@ -322,3 +322,24 @@ def test_verify_reads_a_view_in_bigquerys_rest_form() -> None:
         str(drift.view_checks("v", retyped, live)[-1])
         == "✗ v schema: column tenant_id is STRING, the query gives INT64"
     )
+
+
+def test_diff_says_a_view_stores_no_rows_and_names_its_authorization(repo_copy: Path) -> None:
+    shutil.copytree(REPO_ROOT / "infra", repo_copy / "infra", ignore=shutil.ignore_patterns("__pycache__"))
+    add_views(repo_copy, {"usage": {}})
+    _git(repo_copy, "init", "-q", "-b", "main")
+    _git(repo_copy, "add", "-A")
+    _git(repo_copy, "commit", "-q", "-m", "base")
+    add_views(repo_copy)  # now authorized on tenants
+    authorized = invoke("diff", "--root", str(repo_copy), "--stack", "prod", "--fail-on", "update-destructive")
+    (repo_copy / "stacks" / "reports.yaml").write_text(yaml.safe_dump({"dataset": "reports", "tables": {}}))
+    shutil.rmtree(repo_copy / "views")
+    (repo_copy / "stacks" / "reports.yaml").unlink()
+    removed = invoke("diff", "--root", str(repo_copy), "--stack", "prod", "--format", "json", cwd=repo_copy)
+
+    assert authorized.returncode == 1  # a widened ACL in prod waits for its approval
+    assert "ACL widened: authorized view acme-data-platform-prod.reports.usage" in authorized.stdout
+    assert removed.returncode == 0, removed.stderr
+    [view] = [t for t in json.loads(removed.stdout)["tables"] if t["table"] == "reports.usage"]
+    assert view["verdict"] == "update"
+    assert "the view is deleted; it holds no rows" in view["changes"][0]["reason"]
