@@ -272,8 +272,9 @@ def table_deletion_protection(resource_type: str, props: Mapping[str, Any]) -> l
             "expirationTime is set: BigQuery deletes the table and its rows at that time, whatever its "
             "deletion protection; remove the expiration"
         )
-    # The provider's default is true, so only an explicit false is a violation.
-    if props.get("deletionProtection") is False and not _has_label(props, DATA_LOSS_APPROVED):
+    # The provider's default is true, so only an explicit false is a violation; a view holds no rows to lose.
+    is_view = props.get("view") is not None
+    if props.get("deletionProtection") is False and not is_view and not _has_label(props, DATA_LOSS_APPROVED):
         violations.append(
             "deletionProtection is false; set tenant-bigquery:deletionProtection: true, or name the table in "
             "tenant-bigquery:approveDataLoss for a reviewed destructive change"

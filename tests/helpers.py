@@ -81,8 +81,13 @@ def run_cli(
 
 
 def resources_of(run: ProgramRun, type_: str) -> list[Registration]:
-    """The run's registrations of one resource type, in registration order."""
-    return [r for r in run.resources if r.type == type_]
+    """The run's registrations of one resource type, in registration order; a view, registered as a Table
+    with `view`, is not among the tables (`views_of`)."""
+    return [r for r in run.resources if r.type == type_ and "view" not in r.inputs]
+
+
+def views_of(run: ProgramRun) -> list[Registration]:
+    return [r for r in run.resources if "view" in r.inputs]
 
 
 def count_yaml_reads(monkeypatch: Any) -> Counter[str]:

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import bigquery
-from helpers import FIXTURE_ROOT, cli_environment, invoke, resources_of, run_cli
+from helpers import FIXTURE_ROOT, cli_environment, invoke, resources_of, run_cli, views_of
 
 from infra.model.declared import DATASET_TYPE, TABLE_TYPE
 from infra.model.registrations import ProgramRun
@@ -160,8 +160,26 @@ def table_resource(inputs: dict[str, Any]) -> dict[str, Any]:
     return resource
 
 
+def view_resource(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The REST resource the provider creates from a view's inputs: `view` {query, useLegacySql}, no schema."""
+    inputs = {k: v for k, v in inputs.items() if k not in PROVIDER_ONLY}
+    resource: dict[str, Any] = {
+        "tableReference": {
+            "projectId": _take(inputs, "project"),
+            "datasetId": _take(inputs, "datasetId"),
+            "tableId": _take(inputs, "tableId"),
+        },
+        "view": _take(inputs, "view"),
+    }
+    for key in ("description", "labels"):
+        if (value := _take(inputs, key)) is not None:
+            resource[key] = value
+    assert not inputs, f"map these view inputs to the API in tests/live_server.py: {sorted(inputs)}"
+    return resource
+
+
 def create_from_plan(client: bigquery.Client, plan: ProgramRun, *, location: str | None = None) -> None:
-    """Create every dataset and table the plan registers, as the provider would (optionally elsewhere)."""
+    """Create every dataset, table and view the plan registers, as the provider would (optionally elsewhere)."""
     for resource in resources_of(plan, DATASET_TYPE):
         api = dataset_resource(dict(resource.inputs))
         if location is not None:
@@ -169,6 +187,8 @@ def create_from_plan(client: bigquery.Client, plan: ProgramRun, *, location: str
         client.create_dataset(bigquery.Dataset.from_api_repr(api))
     for resource in resources_of(plan, TABLE_TYPE):
         client.create_table(bigquery.Table.from_api_repr(table_resource(dict(resource.inputs))))
+    for resource in views_of(plan):  # after the tables they read
+        client.create_table(bigquery.Table.from_api_repr(view_resource(dict(resource.inputs))))
 
 
 def recreate_table(client: bigquery.Client, plan: ProgramRun, table_id: str) -> None:

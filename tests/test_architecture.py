@@ -20,7 +20,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "model": {"contract", "model"},
     "analysis": {"contract", "model", "analysis"},
     "reports": {"contract", "model", "analysis", "reports"},
-    "pulumi_edge": {"contract", "model", "pulumi_edge"},
+    "pulumi_edge": {"contract", "model", "analysis", "pulumi_edge"},  # analysis: a view's query as the stack sends it
     "bigquery_edge": {"contract", "model", "analysis", "bigquery_edge"},
     "files": {"contract", "model", "analysis", "pulumi_edge", "files"},
     "cli": {"contract", "model", "analysis", "reports", "pulumi_edge", "bigquery_edge", "files", "cli"},

@@ -264,7 +264,7 @@ def test_the_readme_workflows_keep_the_suite_green(tmp_path: Path) -> None:
     declares: the tables are picked from its catalog."""
     copy = tmp_path / "repo"
     _copy_of_the_repository(copy)
-    [dataset, *_] = load_catalog(copy).datasets
+    dataset = next(d for d in load_catalog(copy).datasets if d.tables)  # a dataset may hold views only
     table_ids = [t.table_id for t in dataset.tables]
     stack_files = {p.name: p.read_text() for p in copy.glob("Pulumi.*.yaml")}
     # An approval must name a declared table: remove one nobody approves (or the README's runbook applies).

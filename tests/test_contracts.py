@@ -373,7 +373,10 @@ def test_diff_names_the_contracts_a_change_breaks_and_the_prod_gate_fails_until_
         ("queue/sweep.sql", 3),
     ]
     assert "  breaks queue/sweep.sql:3: tenants.pipeline_execution_queue requires a partition filter" in text.stdout
-    assert "Broken contracts: the applications' queries (contracts/) fail once this is deployed, and" in text.stdout
+    assert (
+        "Broken contracts: the applications' queries (contracts/) or views (views/) fail once this is deployed"
+        in text.stdout
+    )
     assert approved.returncode == 0, approved.stdout + approved.stderr
 
 

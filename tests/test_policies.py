@@ -268,6 +268,9 @@ def test_deletion_protection() -> None:
     assert message.startswith("deletionProtection is false; set tenant-bigquery:deletionProtection: true")
     approved = table(deletionProtection=False, labels={"data-loss": "approved"})
     assert check(rule, TABLE, approved) == []
+    # A view holds no rows (README "Views"): the program sends it without deletion protection.
+    view = table(deletionProtection=False, view={"query": "SELECT 1 AS one", "useLegacySql": False})
+    assert check(rule, TABLE, view) == []
 
 
 def test_tables_bigquery_deletes_by_itself_fail_deletion_protection() -> None:

@@ -39,9 +39,10 @@ def stack_config(stack: str) -> dict[str, Any]:
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_declared_dataset_and_table_is_registered(planned: Plan, stack: str) -> None:
     result = planned(stack)
-    assert [r.inputs["datasetId"] for r in resources_of(result, DATASET_TYPE)] == [
+    # Components register asynchronously: two datasets may arrive in either order.
+    assert sorted(r.inputs["datasetId"] for r in resources_of(result, DATASET_TYPE)) == sorted(
         d.dataset_id for d in REPO_CATALOG.datasets
-    ]
+    )
     assert sorted(tables_of(result)) == sorted(TABLES)
 
 
@@ -86,9 +87,9 @@ def test_partitioning_and_clustering(planned: Plan, stack: str) -> None:
 def test_labels_combine_declaration_and_stack(planned: Plan, stack: str) -> None:
     result = planned(stack)
     stack_labels = stack_config(stack)["tenant-bigquery:labels"]
-    [declared_dataset] = REPO_CATALOG.datasets
-    dataset = resources_of(result, DATASET_TYPE)[0]
-    assert dataset.inputs["labels"] == {**declared_dataset.labels, **stack_labels}
+    datasets = {r.name: r for r in resources_of(result, DATASET_TYPE)}
+    for declared_dataset in REPO_CATALOG.datasets:
+        assert datasets[declared_dataset.dataset_id].inputs["labels"] == {**declared_dataset.labels, **stack_labels}
     for table_id, resource in tables_of(result).items():
         partitioning = TABLES[table_id].time_partitioning
         # infra/model/declared.py adds the program's label for partitions kept on purpose (keep_forever: true).
@@ -123,13 +124,25 @@ def test_dev_recreates_on_schema_change_and_is_unprotected(planned: Plan) -> Non
 @pytest.mark.parametrize("stack", STACKS)
 def test_children_belong_to_one_component_with_a_namespaced_type(planned: Plan, stack: str) -> None:
     result = planned(stack)
-    [component] = resources_of(result, COMPONENT_TYPE)
-    # urn:pulumi:STACK::PROJECT::[PARENT-TYPE$]TYPE::NAME
-    _, _, qualified_type, name = component.urn.split("::")
-    assert (qualified_type.rsplit("$", 1)[-1], name) == ("tenant-bigquery:bigquery:DatasetWithTables", "tenants")
-    children = [*resources_of(result, DATASET_TYPE), *resources_of(result, TABLE_TYPE)]
-    assert len(children) == 1 + len(TABLES)
-    assert {child.parent for child in children} == {component.urn}
+    components = sorted(resources_of(result, COMPONENT_TYPE), key=lambda c: c.name)
+    datasets = sorted(REPO_CATALOG.datasets, key=lambda d: d.dataset_id)
+    assert [c.name for c in components] == [d.dataset_id for d in datasets]
+    for component, dataset in zip(components, datasets, strict=True):
+        # urn:pulumi:STACK::PROJECT::[PARENT-TYPE$]TYPE::NAME
+        _, _, qualified_type, name = component.urn.split("::")
+        assert (qualified_type.rsplit("$", 1)[-1], name) == (
+            "tenant-bigquery:bigquery:DatasetWithTables",
+            dataset.dataset_id,
+        )
+        children = [r for r in result.resources if r.parent == component.urn]
+        assert sorted(c.name for c in children) == sorted(
+            [
+                dataset.dataset_id,
+                *(f"{dataset.dataset_id}-{t.table_id}" for t in dataset.tables),
+                *(f"{dataset.dataset_id}-{v.view_id}" for v in dataset.views),
+            ]
+        )
+    assert {r.parent for r in result.resources if r.type != COMPONENT_TYPE} == {c.urn for c in components}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -142,8 +155,9 @@ def test_logical_names_are_deterministic(planned: Plan, stack: str) -> None:
 def test_stack_outputs_name_the_dataset_and_every_table(planned: Plan, stack: str) -> None:
     outputs = planned(stack).outputs
     project = stack_config(stack)["gcp:project"]
-    assert outputs["datasets"] == {"tenants": "tenants"}
-    assert outputs["tables"] == {f"tenants.{t}": f"{project}.tenants.{t}" for t in TABLES}
+    assert outputs["datasets"] == {d.dataset_id: d.dataset_id for d in REPO_CATALOG.datasets}
+    assert outputs["tables"] == {t.key: f"{project}.{t.key}" for t in REPO_CATALOG.tables()}
+    assert outputs.get("views", {}) == {v.key: f"{project}.{v.key}" for v in REPO_CATALOG.views()}
 
 
 def with_config(repo_copy: Path, stack: str, **changes: Any) -> ProgramRun:

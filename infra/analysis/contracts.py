@@ -79,6 +79,8 @@ class Checked:
     problems: tuple[ContractProblem, ...]
     uses: frozenset[tuple[str, str]]  # (dataset.table, column path) of every column the query names
     tables: frozenset[str] = frozenset()  # every dataset.table the query names, declared or not
+    # A query's output columns, each with its type where it can be told (a view's schema); None: `*` or DML.
+    outputs: tuple[tuple[str, str | None], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ class _Checker:
         self.ctes: dict[str, dict[str, _Origin | None] | None] = {}
         self.types: dict[int, Typed] = {}  # id of a Column node: what it resolved to
         self.origins: dict[int, _Origin] = {}  # id of a Column node: the declared column it names
+        self.outputs: tuple[tuple[str, str | None], ...] | None = None
 
     # ------------------------------------------------------------ positions and problems
 
@@ -185,7 +188,14 @@ class _Checker:
         elif isinstance(node, exp.Merge):
             self.merge(node)
         elif isinstance(node, exp.Query):
-            self.query(node, [])
+            names = self.query(node, [])
+            if names is not None and isinstance(node, exp.Select):
+                self.outputs = tuple(
+                    (projection.alias_or_name, self.type_of(projection.unalias()).type)
+                    for projection in node.expressions
+                )
+            elif names is not None:
+                self.outputs = tuple((name, None) for name in names)
         else:
             self.fail(node, f"a contract is a query or a DML statement, not {node.key.upper()}; move it elsewhere")
 
@@ -707,7 +717,7 @@ def check(contract: Contract, catalog: Catalog) -> Checked:
                 )
             )
     problems = sorted(set(checker.problems), key=lambda p: (p.line, p.column, p.message))
-    return Checked(contract, tuple(problems), frozenset(checker.uses), frozenset(checker.named))
+    return Checked(contract, tuple(problems), frozenset(checker.uses), frozenset(checker.named), checker.outputs)
 
 
 def check_all(contracts: list[Contract], catalog: Catalog) -> list[Checked]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from infra.model import retirement
 from infra.model.column_attributes import VERIFIED
-from infra.model.declared import API_MEMBER_FIELDS, DeclaredDataset, DeclaredTable, access_members
+from infra.model.declared import API_MEMBER_FIELDS, DeclaredDataset, DeclaredTable, DeclaredView, access_members
 from infra.model.render import NONE, columns_text, duration_text, short_text
 from infra.model.rules import MAX_TIME_TRAVEL_HOURS
 from infra.model.schema import Column, data_policy_paths, policy_tag_paths, without_data_policies
@@ -71,7 +71,7 @@ def declared_dataset(declared: DeclaredDataset) -> DatasetState:
         access=None
         if accesses is None
         else frozenset(
-            (entry["role"], API_MEMBER_FIELDS[field], member)
+            (entry.get("role", ""), API_MEMBER_FIELDS[field], member)
             for entry in accesses
             for field, member in access_members(entry)
         ),
@@ -243,8 +243,13 @@ def _access_check(
     live = live or frozenset()
     if declared == live:
         return [Check(subject, "access", True, f"{len(declared)} entries as declared")]
-    parts = [f"missing {role} {kind}:{entity}" for role, kind, entity in sorted(declared - live)]
-    parts += [f"undeclared {role} {kind}:{entity}" for role, kind, entity in sorted(live - declared)]
+    parts = [
+        " ".join(filter(None, ("missing", role, f"{kind}:{entity}"))) for role, kind, entity in sorted(declared - live)
+    ]
+    parts += [
+        " ".join(filter(None, ("undeclared", role, f"{kind}:{entity}")))
+        for role, kind, entity in sorted(live - declared)
+    ]
     return [Check(subject, "access", False, "; ".join(parts))]
 
 
@@ -302,6 +307,65 @@ def _encryption_check(
     if version is None:
         return [check]
     return [replace(check, detail=f"{check.detail} (BigQuery reports version {version.rsplit('/', 1)[1]})")]
+
+
+@dataclass(frozen=True)
+class ViewState:
+    query: str
+    legacy_sql: bool
+    columns: tuple[tuple[str, str | None], ...]  # name and type; None: the declaration cannot tell the type
+    labels: Mapping[str, str]
+    description: str
+
+
+def declared_view(declared: DeclaredView, columns: tuple[tuple[str, str | None], ...]) -> ViewState:
+    """What the program sends for the view, and the columns its query exposes (infra/analysis/views.py)."""
+    args = declared.args
+    return ViewState(
+        args["view"]["query"], args["view"]["use_legacy_sql"], columns, args["labels"] or {}, args["description"] or ""
+    )
+
+
+def observed_view(resource: Mapping[str, Any], columns: tuple[Column, ...]) -> ViewState:
+    """A view as its REST Table resource describes it: `view` {query, useLegacySql} (ViewDefinition; an omitted
+    useLegacySql is false for a view written through the API with it false), its derived schema."""
+    view = resource.get("view") or {}
+    return ViewState(
+        str(view.get("query") or ""),
+        bool(view.get("useLegacySql", False)),
+        tuple((c.name, c.type) for c in columns),
+        own_labels(resource.get("labels")),
+        str(resource.get("description") or ""),
+    )
+
+
+def normalised_query(query: str) -> str:
+    """The query with runs of white space as one space: BigQuery keeps the text it is sent, and a reformat of the
+    file is no change of what the view reads."""
+    return " ".join(query.split())
+
+
+def view_checks(subject: str, declared: ViewState, live: ViewState) -> list[Check]:
+    checks = [
+        _same(subject, "query", normalised_query(declared.query), normalised_query(live.query), short_text),
+        _same(subject, "legacy SQL", declared.legacy_sql, live.legacy_sql),
+        _labels_check(subject, declared.labels, live.labels),
+        _same(subject, "description", declared.description, live.description, short_text),
+    ]
+    live_types = {name.lower(): type_ for name, type_ in live.columns}
+    declared_names = {name.lower() for name, _ in declared.columns}
+    differences = [f"missing column {name}" for name, _ in declared.columns if name.lower() not in live_types]
+    differences += [
+        f"column {name} is {live_types[name.lower()]}, the query gives {type_}"
+        for name, type_ in declared.columns
+        if type_ is not None and live_types.get(name.lower()) not in (None, type_)
+    ]
+    differences += [f"undeclared column {name}" for name, _ in live.columns if name.lower() not in declared_names]
+    if differences:
+        checks.append(Check(subject, "schema", False, "; ".join(differences)))
+    else:
+        checks.append(Check(subject, "schema", True, f"{len(declared.columns)} columns as the query gives them"))
+    return checks
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ from typing import Any
 
 from infra.analysis.changes import (
     EXPIRATION_COMPUTED,
+    PULUMI_CREATE,
+    PULUMI_DELETE,
     Change,
     Citation,
     DiffResult,
@@ -406,6 +408,9 @@ def _provider_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Ch
 
 def _added(resource: Registration) -> Change:
     imported = "import" in resource.options
+    if resource.kind == "table" and "view" in resource.inputs and not imported:
+        text = "new view: BigQuery stores its query, no rows; no existing data is touched"
+        return _change("(view)", Verdict.ADDED, PULUMI_CREATE, text, "view")
     if resource.kind == "table":
         return table_added(imported)
     if resource.kind == "dataset":
@@ -415,6 +420,10 @@ def _added(resource: Registration) -> Change:
 
 
 def _removed(resource: Registration) -> Change:
+    if resource.kind == "table" and "view" in resource.inputs:
+        # A view holds no rows: no data is lost, but whoever queries it fails from then on.
+        text = "no longer declared: the view is deleted; it holds no rows, and every query on it fails from then on"
+        return _change("(view)", Verdict.UPDATE, PULUMI_DELETE, text, "view")
     if resource.kind == "table":
         # The engine refuses a protected delete before it looks at retainOnDelete (step.go DeleteStep.Apply).
         retained = resource.options.get("retainOnDelete") and not resource.options.get("protect")
@@ -800,14 +809,16 @@ def _widened(before: Iterable[Mapping[str, str]], after: Iterable[Mapping[str, s
     for entry in before:
         had[_member(entry)] = max(had.get(_member(entry), 0), _ACL_ROLES.get(entry.get("role", ""), 3))
     return [
-        f"{entry.get('role')} {_member(entry)}"
+        f"{entry.get('role') or 'authorized'} {_member(entry)}"  # a view's entry has no role
         for entry in after
         if _ACL_ROLES.get(entry.get("role", ""), 3) > had.get(_member(entry), 0)
     ]
 
 
-def _member(entry: Mapping[str, str]) -> str:
+def _member(entry: Mapping[str, Any]) -> str:
     """The member an entry names; emails in lower case, as resourceBigqueryDatasetAccessHash compares them."""
+    if isinstance(view := entry.get("view"), Mapping):
+        return f"view {view.get('projectId')}.{view.get('datasetId')}.{view.get('tableId')}"
     return ",".join(
         f"{k}={str(v).lower() if k in _EMAIL_FIELDS else v}" for k, v in sorted(entry.items()) if k != "role"
     )

@@ -40,15 +40,19 @@ from infra.analysis.drift import (
     dataset_checks,
     declared_dataset,
     declared_table,
+    declared_view,
     listing_checks,
     observed_state,
+    observed_view,
     own_labels,
     storage_billing_model,
     table_checks,
     time_travel_hours,
+    view_checks,
 )
+from infra.analysis.views import check_view, stack_queries
 from infra.model.catalog import Catalog
-from infra.model.declared import DeclaredDataset, DeclaredTable, declare
+from infra.model.declared import DeclaredDataset, DeclaredTable, DeclaredView, declare
 from infra.model.rules import MS_PER_DAY, name_stamp
 from infra.model.schema import Column, column_from_api
 from infra.model.settings import Settings
@@ -365,10 +369,19 @@ def observed_dataset(dataset: bigquery.Dataset) -> DatasetState:
         kms_key_name=dataset.default_encryption_configuration.kms_key_name
         if dataset.default_encryption_configuration
         else None,
-        access=frozenset((e.role or "", e.entity_type or "", str(e.entity_id)) for e in dataset.access_entries),
+        access=frozenset((e.role or "", e.entity_type or "", _entity(e)) for e in dataset.access_entries),
         max_time_travel_hours=time_travel_hours(resource),
         storage_billing_model=storage_billing_model(resource),
     )
+
+
+def _entity(entry: bigquery.AccessEntry) -> str:
+    """Who an ACL entry names; a view (REST reference Dataset.access[].view, a TableReference) as
+    project.dataset.table."""
+    entity = entry.entity_id
+    if isinstance(entity, dict) and entry.entity_type == "view":
+        return f"{entity.get('projectId')}.{entity.get('datasetId')}.{entity.get('tableId')}"
+    return str(entity)
 
 
 def observed_column(field: bigquery.SchemaField) -> Column:
@@ -392,6 +405,7 @@ class _Fetched:
     live: bigquery.Dataset | None
     listing: list[bigquery.table.TableListItem]
     tables: list[tuple[DeclaredTable, bigquery.Table | None]]
+    views: list[tuple[DeclaredView, bigquery.Table | None]]
 
 
 def verify(conn: Connection, catalog: Catalog, settings: Settings, workers: int = WORKERS) -> VerifyReport:
@@ -399,7 +413,7 @@ def verify(conn: Connection, catalog: Catalog, settings: Settings, workers: int 
     client = conn.client
     with api_errors(conn), ThreadPoolExecutor(max_workers=workers) as pool:
         pending = []
-        for dataset in declare(catalog, settings):
+        for dataset in declare(catalog, settings, stack_queries(catalog, settings)):
             ref = bigquery.DatasetReference(conn.project, dataset.args["dataset_id"])
             live = pool.submit(or_none, lambda ref=ref: client.get_dataset(ref, **conn.call()))
             listing = pool.submit(or_none, lambda ref=ref: list(client.list_tables(ref, **conn.call())))
@@ -408,20 +422,36 @@ def verify(conn: Connection, catalog: Catalog, settings: Settings, workers: int 
                 for table in dataset.tables
                 for table_ref in [ref.table(table.args["table_id"])]
             ]
-            pending.append((dataset, ref.dataset_id, live, listing, tables))
+            views = [
+                (view, pool.submit(table_or_none, conn, ref.table(view.args["table_id"]))) for view in dataset.views
+            ]
+            pending.append((dataset, ref.dataset_id, live, listing, tables, views))
         fetched = [
-            _Fetched(dataset, live_id, live.result(), listing.result() or [], [(t, f.result()) for t, f in tables])
-            for dataset, live_id, live, listing, tables in pending
+            _Fetched(
+                dataset,
+                live_id,
+                live.result(),
+                listing.result() or [],
+                [(t, f.result()) for t, f in tables],
+                [(v, f.result()) for v, f in views],
+            )
+            for dataset, live_id, live, listing, tables, views in pending
         ]
-    checks = [check for item in fetched for check in _checks_of(item, conn.project)]
+    columns = {view.key: check_view(view, catalog).columns for view in catalog.views()}
+    checks = [check for item in fetched for check in _checks_of(item, conn.project, columns)]
     return VerifyReport(conn.project, conn.target, tuple(checks))
 
 
-def _checks_of(item: _Fetched, project: str) -> list[Check]:
+def _checks_of(
+    item: _Fetched, project: str, view_columns: dict[str, tuple[tuple[str, str | None], ...]]
+) -> list[Check]:
     subject = f"dataset {item.live_id}"
     if item.live is None:
         missing = [
             Check(f"table {item.live_id}.{t.args['table_id']}", "exists", False, "not found") for t, _ in item.tables
+        ]
+        missing += [
+            Check(f"view {item.live_id}.{v.args['table_id']}", "exists", False, "not found") for v, _ in item.views
         ]
         return [Check(subject, "exists", False, f"not found in project {project}"), *missing]
     checks = [Check(subject, "exists", True)]
@@ -441,7 +471,19 @@ def _checks_of(item: _Fetched, project: str) -> list[Check]:
             continue
         checks.append(Check(table_subject, "exists", True))
         checks += table_checks(table_subject, declared_table(table), observed_table(live_table))
-    declared_ids = {t.args["table_id"] for t in item.dataset.tables}
+    for view, live_view in item.views:
+        view_subject = f"view {item.live_id}.{view.args['table_id']}"
+        if live_view is None:
+            checks.append(Check(view_subject, "exists", False, "not found"))
+            continue
+        kind = live_view.table_type or "TABLE"
+        if kind != "VIEW":
+            checks.append(Check(view_subject, "exists", False, f"a {kind} stands where a view is declared; drop it"))
+            continue
+        checks.append(Check(view_subject, "exists", True))
+        observed = observed_view(live_view.to_api_repr(), tuple(observed_column(f) for f in live_view.schema))
+        checks += view_checks(view_subject, declared_view(view, view_columns[view.view.key]), observed)
+    declared_ids = {t.args["table_id"] for t in item.dataset.tables} | {v.args["table_id"] for v in item.dataset.views}
     listing = [(t.table_id, t.table_type or "TABLE") for t in item.listing]
     return checks + listing_checks(subject, item.live_id, declared_ids, item.dataset.dataset.retired_tables, listing)
 

@@ -113,13 +113,16 @@ def validate(root: Path, contracts: bool = False) -> Validated:
 
 
 def contract_problems(root: Path, catalog: Catalog | None) -> tuple[list[Contract], list[Problem]]:
-    """The contracts of contracts/ and their problems (their files' and, once the catalog loaded, their SQL's)."""
+    """The contracts of contracts/ and their problems (their files' and, once the catalog loaded, their SQL's),
+    and the problems of the views' SQL, which the same checker reads."""
     from infra.analysis.contracts import check_all
+    from infra.analysis.views import view_problems
     from infra.model.contracts import read_contracts
 
     shipped, problems = read_contracts(root)
     if catalog is not None:
         problems += [p.problem() for checked in check_all(shipped, catalog) for p in checked.problems]
+        problems += view_problems(catalog)
     return shipped, problems
 
 

@@ -26,6 +26,7 @@ from infra.analysis.changes import BrokenContract, DiffResult, classify_catalogs
 from infra.analysis.contracts import broken_by_change
 from infra.analysis.migration import mark_migration
 from infra.analysis.resourcediff import compare_registrations
+from infra.analysis.views import broken_views
 from infra.model.catalog import Catalog, load_catalog, read_catalog
 from infra.model.contracts import read_contracts
 from infra.model.problems import DeclarationError, Problem
@@ -47,7 +48,7 @@ _SHALLOW_ADVICE = (
     "this clone is shallow: fetch more history with `git fetch --deepen=<N>` (or all of it with "
     "`git fetch --unshallow`); in GitHub Actions give actions/checkout `fetch-depth: 0`"
 )
-_CATALOG_PATHS = ("stacks", "schemas", "Pulumi.*.yaml", "Pulumi.yaml")  # Pulumi.yaml: config defaults
+_CATALOG_PATHS = ("stacks", "schemas", "views", "Pulumi.*.yaml", "Pulumi.yaml")  # Pulumi.yaml: config defaults
 # Every run's temporary folder, in the system's temporary directory: tenant-bigquery-base-<random>/.lock, and
 # the base's files (with --stack its git worktree) in tenant-bigquery-base-<random>/tree.
 _FOLDER_PREFIX = "tenant-bigquery-base-"
@@ -73,13 +74,15 @@ def diff_against_base(root: Path, base: str | None, stack: str | None) -> DiffRe
 
 
 def _with_contracts(result: DiffResult, root: Path, old: Catalog, new: Catalog) -> DiffResult:
-    """Marks each table change with the working tree's contracts it breaks (infra/analysis/contracts.py): a
-    contract this change edits counts in its new form. A contract that cannot be read is `validate --contracts`'
-    to name, not diff's."""
+    """Marks each table change with the working tree's contracts and views it breaks (infra/analysis/contracts.py,
+    views.py): a contract or view this change edits counts in its new form. A contract that cannot be read is
+    `validate --contracts`' to name, not diff's."""
     if not any(t.kind == "table" for t in result.resources):
         return result
     contracts, _ = read_contracts(root)
     broken = broken_by_change(contracts, old, new)
+    for table, problems in broken_views(old, new).items():  # a view it breaks counts as a broken contract
+        broken[table] = (*broken.get(table, ()), *problems)
     marked = tuple(
         dataclasses.replace(
             t,
@@ -334,7 +337,7 @@ class _Git:
         return [n for n in names if any(fnmatch.fnmatchcase(n, pattern) for pattern in patterns)]
 
     def extract(self, commit: str, target: Path) -> None:
-        """stacks/, schemas/, Pulumi.yaml and Pulumi.*.yaml as they were at `commit` (those that existed)."""
+        """stacks/, schemas/, views/, Pulumi.yaml and Pulumi.*.yaml as they were at `commit` (those that existed)."""
         tree = f"{commit}:{self.prefix}"
         wanted = self.names(commit, _CATALOG_PATHS)
         if not wanted:

@@ -27,6 +27,8 @@ from infra.model.table_properties import (
     load_properties,
     reference_problems,
 )
+from infra.model.views import KEY_MEANINGS as VIEW_KEY_MEANINGS
+from infra.model.views import View, ViewSpec, authorization_problems, load_views, orphan_view_files
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class Dataset:
     retired_tables: tuple[str, ...] = ()  # retired from this stack, kept in BigQuery (infra/model/retirement.py)
     max_time_travel_hours: int = rules.MAX_TIME_TRAVEL_HOURS
     storage_billing_model: str | None = None  # None: BigQuery's default (LOGICAL), never sent
+    views: tuple[View, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ class Catalog:
 
     def tables(self) -> list[Table]:
         return [t for d in self.datasets for t in d.tables]
+
+    def views(self) -> list[View]:
+        return [v for d in self.datasets for v in d.views]
 
 
 # ---------------------------------------------------------------- declarations (stacks/*.yaml)
@@ -59,7 +65,8 @@ class DatasetSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     column_masking: str = "repository"
     max_time_travel_hours: int = rules.MAX_TIME_TRAVEL_HOURS
     storage_billing_model: str | None = None
-    tables: dict[str, TableSpec]
+    tables: dict[str, TableSpec] = {}
+    views: dict[str, ViewSpec] = {}
     retired_tables: list[str] = []
 
 
@@ -77,7 +84,7 @@ KEY_MEANINGS = {
     "recovered; a multiple of 24 from 48 to 168, default 168 (the maximum), always sent",
     "storage_billing_model": "LOGICAL or PHYSICAL bytes billed for storage; left out: not sent (BigQuery's LOGICAL); "
     "BigQuery allows one change per 14 days",
-    "tables": "one entry per table, keyed by its id (snake_case)",
+    "tables": "one entry per table, keyed by its id (snake_case); none when the dataset holds views only",
     "tables.<table>.renamed_columns": "new name: old name of columns renamed since the live table was made; "
     "`migrate` renames them in place instead of dropping and adding (dotted paths for nested fields)",
     "tables.<table>.retired": "true: the next `pulumi up` records that the table is kept when it leaves the stack "
@@ -107,11 +114,12 @@ KEY_MEANINGS = {
     "tables.<table>.constraints.foreign_keys.references.table": "a table of the same dataset, without the dataset",
     "tables.<table>.constraints.foreign_keys.references.column": "that table's primary key (one column), of the same "
     "type",
+    **VIEW_KEY_MEANINGS,
 }
 
 
 def _load_dataset(
-    root: Path, path: Path, referenced: set[Path], unreadable: set[str], skipped: list[str]
+    root: Path, path: Path, referenced: set[Path], unreadable: set[str], skipped: list[str], view_files: set[Path]
 ) -> tuple[Dataset | None, list[Problem]]:
     file = display_path(path)
     raw = load_yaml(path, file)
@@ -138,8 +146,8 @@ def _load_dataset(
     model = spec.storage_billing_model
     if model is not None and (message := rules.check_storage_billing_model(model)) is not None:
         problems.append(Problem(file, "storage_billing_model", message))
-    if not spec.tables:
-        problems.append(Problem(file, "tables", "declare at least one table"))
+    if not spec.tables and not spec.views:
+        problems.append(Problem(file, "tables", "declare at least one table or view"))
 
     tables = []
     schema_dir = root / "schemas" / spec.dataset
@@ -217,6 +225,9 @@ def _load_dataset(
     for index, retired_id in enumerate(spec.retired_tables):
         if (message := rules.check_table_id(retired_id)) is not None:
             problems.append(Problem(file, f"retired_tables.{index}", message))
+    views, view_problems, used = load_views(root, spec.dataset, spec.views, set(spec.tables), file)
+    problems += view_problems
+    view_files |= used
     dataset = Dataset(
         spec.dataset,
         spec.description,
@@ -226,6 +237,7 @@ def _load_dataset(
         retired_tables=tuple(spec.retired_tables),
         max_time_travel_hours=spec.max_time_travel_hours,
         storage_billing_model=spec.storage_billing_model,
+        views=tuple(views),
     )
     return dataset, problems
 
@@ -345,6 +357,7 @@ def read_catalog(root: Path) -> CatalogRead:
     unreadable: set[str] = set()
     unread: list[str] = []
     declared_in: dict[str, str] = {}
+    view_files: set[Path] = set()
     for path in declarations:
         try:
             if not real_path(path).is_relative_to(real_path(root) / "stacks"):
@@ -357,7 +370,7 @@ def read_catalog(root: Path) -> CatalogRead:
                 )
                 unreadable.add("*")
                 continue
-            dataset, dataset_problems = _load_dataset(root, path, referenced, unreadable, unread)
+            dataset, dataset_problems = _load_dataset(root, path, referenced, unreadable, unread, view_files)
         except DeclarationError as error:
             problems += error.problems
             unreadable.add("*")
@@ -396,5 +409,10 @@ def read_catalog(root: Path) -> CatalogRead:
             hint = f"no stacks/*.yaml declares dataset {dataset_id!r}; declare it or delete the file"
         problems.append(Problem(display_path(schema_path), "", f"schema file not used by any table; {hint}"))
 
+    if "*" not in unreadable:
+        problems += orphan_view_files(root, declared_in, view_files, unreadable)
+    if "*" not in unreadable:
+        views = {d.dataset_id: d.views for d in datasets} | {name: () for name in unreadable}
+        problems += authorization_problems(views, declared_in)
     catalog = Catalog(tuple(datasets))
     return CatalogRead(catalog, [*problems, *schema_problems(catalog), *retirement.catalog_problems(catalog)], unread)

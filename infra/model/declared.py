@@ -9,7 +9,9 @@ read the same values; infra/model/render.py is the one place they become text.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Literal, NotRequired, TypedDict, cast
 
 from infra.contract import COMPONENT_TYPE as COMPONENT_TYPE
@@ -20,21 +22,50 @@ from infra.model.rules import MS_PER_DAY
 from infra.model.schema import resolve_names
 from infra.model.settings import Grant, Settings
 from infra.model.table_properties import EncryptionArgs, Table, TableArgs, merged_labels, property_args
+from infra.model.views import View
 
 # The member fields of an ACL entry, as the provider and as the BigQuery API (entity type) name them.
-MemberField = Literal["special_group", "group_by_email", "user_by_email"]
+MemberField = Literal["special_group", "group_by_email", "user_by_email", "view"]
 API_MEMBER_FIELDS: dict[MemberField, str] = {
     "special_group": "specialGroup",
     "group_by_email": "groupByEmail",
     "user_by_email": "userByEmail",
+    "view": "view",
 }
 
 
+class AuthorizedViewArgs(TypedDict):
+    project_id: str
+    dataset_id: str
+    table_id: str
+
+
 class AccessArgs(TypedDict):
-    role: str
+    role: NotRequired[str]  # not on an authorized view's entry
     special_group: NotRequired[str]
     group_by_email: NotRequired[str]
     user_by_email: NotRequired[str]
+    view: NotRequired[AuthorizedViewArgs]
+
+
+class ViewDefinitionArgs(TypedDict):
+    query: str
+    use_legacy_sql: bool
+
+
+class ViewArgs(TypedDict):
+    """A view is a gcp.bigquery.Table with `view`. No `schema`: BigQuery derives it from the query, and the
+    provider keeps it as read (Optional+Computed; a schema sent is set after the create, by an update:
+    terraform-provider-google resource_bigquery_table.go resourceBigQueryTableCreate). No key: a view holds no
+    data and cannot carry one."""
+
+    project: str
+    dataset_id: str
+    table_id: str
+    description: str | None
+    labels: dict[str, str] | None
+    view: ViewDefinitionArgs
+    deletion_protection: bool
 
 
 class DatasetArgs(TypedDict):
@@ -59,19 +90,31 @@ class DeclaredTable:
 
 
 @dataclass(frozen=True)
+class DeclaredView:
+    view: View
+    args: ViewArgs
+
+
+@dataclass(frozen=True)
 class DeclaredDataset:
     dataset: Dataset
     args: DatasetArgs
     tables: tuple[DeclaredTable, ...]
+    views: tuple[DeclaredView, ...] = ()
 
 
-def declare(catalog: Catalog, settings: Settings) -> tuple[DeclaredDataset, ...]:
-    """Every dataset and table with what its resource receives."""
+def declare(
+    catalog: Catalog, settings: Settings, queries: Mapping[str, str] = MappingProxyType({})
+) -> tuple[DeclaredDataset, ...]:
+    """Every dataset, table and view with what its resource receives; `queries` holds each view's query as the
+    stack sends it, by dataset.view (infra/analysis/views.py stack_queries: the suffix needs the SQL parser)."""
+    views = catalog.views()
     return tuple(
         DeclaredDataset(
             dataset,
-            dataset_args(dataset, settings),
+            dataset_args(dataset, settings, [v for v in views if dataset.dataset_id in v.authorized_on]),
             tuple(declared_table_of(table, settings) for table in dataset.tables),
+            tuple(DeclaredView(view, view_args(view, settings, queries[view.key])) for view in dataset.views),
         )
         for dataset in catalog.datasets
     )
@@ -80,6 +123,31 @@ def declare(catalog: Catalog, settings: Settings) -> tuple[DeclaredDataset, ...]
 # The one schema key the provider's ignore_schema_changes takes (pulumi-gcp TableArgs.ignore_schema_changes:
 # "Right now only `dataPolicies` field is supported").
 IGNORED_DATA_POLICIES = "dataPolicies"
+
+
+def view_args(view: View, settings: Settings, query: str) -> ViewArgs:
+    return {
+        "project": settings.project,
+        "dataset_id": settings.dataset_id(view.dataset),
+        "table_id": view.view_id,
+        "description": view.description or None,
+        "labels": merged_labels(view.labels, settings) or None,
+        "view": {"query": query, "use_legacy_sql": False},
+        # A view holds no rows: the file rebuilds it as it was, so neither protection guards any data.
+        "deletion_protection": False,
+    }
+
+
+def authorized_view_access(view: View, settings: Settings) -> AccessArgs:
+    """The ACL entry that authorizes the view on a dataset it reads (REST reference, Dataset.access[].view)."""
+    return {
+        "view": {
+            "project_id": settings.project,
+            "dataset_id": settings.dataset_id(view.dataset),
+            "table_id": view.view_id,
+        }
+    }
+
 
 # Properties whose change recreates a table when recreateOnSchemaChange is on (camelCase, as the engine sees them).
 SCHEMA_PROPERTIES = ["schema", "timePartitioning", "rangePartitioning", "clusterings"]
@@ -133,11 +201,14 @@ def _grant_access(grant: Grant) -> AccessArgs:
 
 
 def access_members(entry: AccessArgs) -> list[tuple[MemberField, str]]:
-    """The member an entry names (one field), with the field that names it."""
-    return [(field, entry[field]) for field in API_MEMBER_FIELDS if field in entry]
+    """The member an entry names (one field), with the field that names it; a view as project.dataset.table."""
+    if "view" in entry:
+        view = entry["view"]
+        return [("view", f"{view['project_id']}.{view['dataset_id']}.{view['table_id']}")]
+    return [(field, entry[field]) for field in API_MEMBER_FIELDS if field in entry and field != "view"]
 
 
-def dataset_args(dataset: Dataset, settings: Settings) -> DatasetArgs:
+def dataset_args(dataset: Dataset, settings: Settings, authorized: Sequence[View] = ()) -> DatasetArgs:
     stack_settings = settings.stack_settings
     args: DatasetArgs = {
         "project": settings.project,
@@ -155,7 +226,10 @@ def dataset_args(dataset: Dataset, settings: Settings) -> DatasetArgs:
     if stack_settings.default_table_expiration_days is not None:
         args["default_table_expiration_ms"] = stack_settings.default_table_expiration_days * MS_PER_DAY
     if stack_settings.access is not None:
-        args["accesses"] = dataset_accesses(settings.grants())
+        # The views authorized on this dataset are entries of the one ACL the stack owns: a separate
+        # gcp.bigquery.DatasetAccess would fight it (settings.py refuses authorized views without `access`).
+        views = [authorized_view_access(view, settings) for view in authorized]
+        args["accesses"] = dataset_accesses(settings.grants()) + views
     if stack_settings.kms_key_name is not None:
         args["default_encryption_configuration"] = {"kms_key_name": stack_settings.kms_key_name}
     return args

@@ -215,6 +215,7 @@ def parse_settings(
     if catalog is not None:
         problems += _check_table_references(stack_settings, catalog, source, prefix)
         problems += _short_name_problems(stack_settings, catalog, source, prefix)
+        problems += _authorized_view_problems(stack_settings, catalog, source, prefix)
     if problems:
         raise DeclarationError([_in_origin(problem, origins or {}) for problem in problems])
     return Settings(stack=stack, project=str(project), stack_settings=stack_settings)
@@ -372,6 +373,24 @@ def _short_name_problems(settings: StackSettings, catalog: Catalog, source: str,
         for table in catalog.tables()
         for path, key, name in short_names(table.schema)
         if name not in mapped[key]
+    ]
+
+
+def _authorized_view_problems(settings: StackSettings, catalog: Catalog, source: str, prefix: str) -> list[Problem]:
+    """An authorized view is an entry of its source dataset's ACL, which only an ACL the stack owns holds: a
+    separate gcp.bigquery.DatasetAccess and the dataset's own update fight over the ACL (terraform-provider-google
+    website/docs/r/bigquery_dataset_access.html.markdown, the note on `access` blocks)."""
+    if settings.access is not None:
+        return []
+    return [
+        Problem(
+            source,
+            f"config.{prefix}access",
+            f"view {view.key} is authorized on {', '.join(view.authorized_on)}, an entry of the dataset ACL, which "
+            "this stack owns only once access is set; set access, or remove the view's authorized_on",
+        )
+        for view in catalog.views()
+        if view.authorized_on
     ]
 
 

@@ -19,6 +19,7 @@ import pulumi
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 
+from infra.analysis.views import stack_queries
 from infra.model.catalog import Catalog, load_catalog
 from infra.model.declared import declare
 from infra.model.documents import display_path
@@ -155,5 +156,6 @@ def run_stack(root: Path, stack: str, catalog: Catalog | None = None) -> Program
     catalog = load_catalog(root) if catalog is None else catalog
     settings = parse_settings(stack, config.values, display_path(stack_file(root, stack)), catalog, config.origins)
     result = run_program(stack, config.values, lambda: register(catalog, settings), config.secret_keys)
-    result.declared, result.catalog, result.settings = declare(catalog, settings), catalog, settings
+    result.declared = declare(catalog, settings, stack_queries(catalog, settings))
+    result.catalog, result.settings = catalog, settings
     return result

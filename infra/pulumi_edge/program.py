@@ -13,11 +13,12 @@ from typing import Any
 
 import pulumi
 
+from infra.analysis.views import stack_queries, view_problems, view_sources
 from infra.model.catalog import Catalog, load_catalog
 from infra.model.declared import declare
 from infra.model.problems import DeclarationError
 from infra.model.settings import KNOWN_CONFIG_KEYS, Settings, parse_settings
-from infra.pulumi_edge.resources import DatasetWithTables
+from infra.pulumi_edge.resources import DatasetWithTables, add_views
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,6 +45,8 @@ def run(root: Path = REPO_ROOT) -> dict[str, Any]:
     try:
         catalog = load_catalog(root)
         settings = parse_settings(stack, runtime_config(), f"Pulumi.{stack}.yaml", catalog)
+        if problems := view_problems(catalog):  # BigQuery would refuse the view at its create
+            raise DeclarationError(problems)
     except DeclarationError as error:
         for problem in error.problems:
             pulumi.log.error(str(problem))
@@ -62,12 +65,25 @@ def register(catalog: Catalog, settings: Settings) -> dict[str, Any]:
 
     datasets = {}
     tables: dict[str, str] = {}
-    for declared in declare(catalog, settings):
+    views: dict[str, str] = {}
+    resources: dict[str, pulumi.Resource] = {}
+    components = []
+    for declared in declare(catalog, settings, stack_queries(catalog, settings)):
         dataset_id = declared.dataset.dataset_id
         component = DatasetWithTables(declared, settings)
+        components.append((component, declared))
         datasets[dataset_id] = component.dataset_id
         tables.update({f"{dataset_id}.{t}": full_id for t, full_id in component.table_ids.items()})
-    exports = {"datasets": datasets, "tables": tables}
+        resources.update({f"{dataset_id}.{t}": table for t, table in component.tables.items()})
+    sources = view_sources(catalog)
+    for component, declared in components:  # after every table: a view may read any dataset's
+        for view_id in add_views(component, declared, settings, resources, sources):
+            views[f"{declared.dataset.dataset_id}.{view_id}"] = (
+                f"{settings.project}.{declared.args['dataset_id']}.{view_id}"
+            )
+    exports: dict[str, Any] = {"datasets": datasets, "tables": tables}
+    if views:
+        exports["views"] = views
     for name, value in exports.items():
         pulumi.export(name, value)
     return exports

@@ -8,6 +8,8 @@ shapes without `pulumi.Input`, which mypy does not accept as theirs: hence `type
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pulumi
 import pulumi_gcp as gcp
 
@@ -17,6 +19,7 @@ from infra.model.declared import (
     COMPONENT_TYPE,
     SCHEMA_PROPERTIES,
     DeclaredDataset,
+    DeclaredView,
     dataset_import_id,
     replacement_trigger,
     table_import_id,
@@ -51,8 +54,23 @@ def table_options(
     )
 
 
+def view_options(
+    view: DeclaredView, settings: Settings, parent: pulumi.Resource, depends_on: list[pulumi.Resource]
+) -> pulumi.ResourceOptions:
+    adopt = settings.stack_settings.adopt_existing
+    args = view.args
+    return pulumi.ResourceOptions(
+        parent=parent,
+        depends_on=depends_on,
+        # No protect: a view holds no rows, and its file rebuilds it as it was.
+        delete_before_replace=True,  # the view id exists until the old one is deleted
+        import_=table_import_id(settings.project, args["dataset_id"], args["table_id"]) if adopt else None,
+        ignore_changes=ADOPT_IGNORE_TABLE if adopt else None,
+    )
+
+
 class DatasetWithTables(pulumi.ComponentResource):
-    """A BigQuery dataset and every table its declaration lists."""
+    """A BigQuery dataset and every table its declaration lists; its views are its children too (`add_views`)."""
 
     dataset_id: pulumi.Output[str]
     table_ids: dict[str, str]
@@ -86,3 +104,24 @@ class DatasetWithTables(pulumi.ComponentResource):
         self.dataset_id = self.dataset.dataset_id
         self.table_ids = {table_id: f"{settings.project}.{dataset_id}.{table_id}" for table_id in self.tables}
         self.register_outputs({"dataset_id": self.dataset_id, "table_ids": self.table_ids})
+
+
+def add_views(
+    component: DatasetWithTables,
+    declared: DeclaredDataset,
+    settings: Settings,
+    tables: Mapping[str, pulumi.Resource],
+    sources: Mapping[str, frozenset[str]],
+) -> dict[str, pulumi.Resource]:
+    """The dataset's views, children of its component, each after the dataset and the tables it reads (`sources`,
+    by dataset.view): BigQuery resolves a view's query when it is written. Registered once every table is."""
+    return {
+        view.view.view_id: gcp.bigquery.Table(
+            table_resource_name(declared.dataset.dataset_id, view.view.view_id),
+            **view.args,  # type: ignore[arg-type]
+            opts=view_options(
+                view, settings, component, [component.dataset, *(tables[t] for t in sorted(sources[view.view.key]))]
+            ),
+        )
+        for view in declared.views
+    }

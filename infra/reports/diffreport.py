@@ -67,7 +67,7 @@ def contract_steps(result: DiffResult) -> list[str]:
     """Why a change that loses no data can still fail the prod gate: an application query stops working."""
     stack = result.stack or "prod"
     return [
-        "Broken contracts: the applications' queries (contracts/) fail once this is deployed, and",
+        "Broken contracts: the applications' queries (contracts/) or views (views/) fail once this is deployed, and",
         f"`diff --stack {stack} --fail-on update-destructive` fails until each is fixed or approved:",
         "  change the query in this pull request (it is checked in its new form), keep what it relies on, or,",
         f"  once no application runs it, approve the table in tenant-bigquery:approveDataLoss of Pulumi.{stack}.yaml",

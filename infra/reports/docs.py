@@ -17,10 +17,12 @@ from typing import Any, get_args, get_origin
 
 import msgspec
 
+from infra.analysis.views import check_view
 from infra.model.catalog import KEY_MEANINGS, Catalog, Dataset, DatasetSpec
 from infra.model.render import clustering_text, columns_text, partitioning_text, retention_text
 from infra.model.schema import Column
 from infra.model.table_properties import TABLE_PROPERTIES, Table, partitioning_args, table_constraints_text
+from infra.model.views import VIEWS_DIR, View
 
 DOCS_FILE = Path("docs") / "tables.md"
 # `table.column` written in a description: how the schemas state what a column refers to.
@@ -143,9 +145,31 @@ def _table_section(table: Table, used_by: UsedBy | None) -> list[str]:
     return [*lines, ""]
 
 
+def _view_section(view: View, catalog: Catalog) -> list[str]:
+    checked = check_view(view, catalog)
+    lines = [f"### View `{view.key}`", "", view.description or "_No description._", ""]
+    lines.append(f"- Query: `{VIEWS_DIR}/{view.dataset}/{view.view_id}.sql`")
+    lines.append("- Reads: " + (", ".join(f"`{t}`" for t in sorted(checked.tables)) or "no table"))
+    columns_read = sorted(f"`{table}.{path}`" for table, path in checked.uses)
+    lines.append("- Columns read: " + (", ".join(columns_read) or "none"))
+    authorized = ", ".join(f"`{d}`" for d in view.authorized_on)
+    lines.append(
+        f"- Authorized on: {authorized} (its readers need no access to those tables)"
+        if authorized
+        else "- Authorized on: none"
+    )
+    if view.labels:
+        lines.append("- Labels: " + ", ".join(f"`{k}={v}`" for k, v in sorted(view.labels.items())))
+    lines += ["", "| Column | Type |", "| --- | --- |"]
+    lines += [f"| `{name}` | {type_ or 'computed'} |" for name, type_ in checked.columns]
+    return [*lines, ""]
+
+
 def render_data_dictionary(catalog: Catalog, used_by: UsedBy | None = None) -> str:
     """With `used_by` (a repository with contracts/), each column says which contracts use it."""
     sources = "stacks/*.yaml and schemas/" if used_by is None else "stacks/*.yaml, schemas/ and contracts/"
+    if catalog.views():
+        sources = sources.replace(" and ", ", ") + " and views/"
     lines = [
         "# Data dictionary",
         "",
@@ -182,6 +206,8 @@ def render_data_dictionary(catalog: Catalog, used_by: UsedBy | None = None) -> s
         if dataset.retired_tables:
             kept = ", ".join(f"`{t}`" for t in dataset.retired_tables)
             lines += [f"Retired, kept in BigQuery and no longer managed here: {kept}.", ""]
+        for view in dataset.views:
+            lines += _view_section(view, catalog)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -12,6 +12,7 @@ import json
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from infra.analysis.views import check_view
 from infra.model.declared import (
     BASELINE_TRIGGER,
     DATASET_TYPE,
@@ -42,14 +43,19 @@ def render_json(run: ProgramRun) -> str:
     return json.dumps(document, indent=2, sort_keys=True)
 
 
-_MEMBER_PREFIXES = {"special_group": "", "group_by_email": "group:", "user_by_email": "user:"}
+_MEMBER_PREFIXES = {
+    "special_group": "",
+    "group_by_email": "group:",
+    "user_by_email": "user:",
+    "view": "authorized view ",
+}
 
 
 def _access_lines(args: DatasetArgs) -> list[str]:
     if "accesses" not in args:
         return ["access: BigQuery's default ACL (tenant-bigquery:access is not set)"]
     return ["access (the whole ACL):"] + [
-        f"  {entry['role']} {_MEMBER_PREFIXES[field]}{member}"
+        "  " + " ".join(filter(None, (entry.get("role"), f"{_MEMBER_PREFIXES[field]}{member}")))  # a view: no role
         for entry in args["accesses"]
         for field, member in access_members(entry)
     ]
@@ -134,3 +140,12 @@ def render_text(run: ProgramRun, out: Console) -> None:
     for _, table in keyed:
         keys = table_constraints_text(constraints_of(table.args["table_constraints"]))
         out.print(f"  {table.args['table_id']}: {keys}", soft_wrap=True)
+    for view in sorted((v for d in datasets for v in d.views), key=lambda v: v.view.key):
+        checked = check_view(view.view, run.catalog) if run.catalog is not None else None
+        reads = ", ".join(sorted(checked.tables)) if checked else "?"
+        authorized = ", ".join(view.view.authorized_on) or "none"
+        columns = len(checked.columns) if checked else "?"
+        out.print(
+            f"View [bold]{view.args['dataset_id']}.{view.args['table_id']}[/bold]: {columns} columns, reads {reads}; "
+            f"authorized on {authorized}; protect=no, deletion protection=no (a view holds no rows)"
+        )
