@@ -21,8 +21,9 @@ from live_server import STACK, LiveStack, stack_on
 from infra.analysis import contracts
 from infra.bigquery_edge import live_contracts
 from infra.model.catalog import load_catalog
-from infra.model.contracts import Contract, read_contracts
+from infra.model.contracts import CONTRACTS_DIR, Contract, read_contracts
 from infra.model.settings import load_settings
+from infra.model.views import VIEWS_DIR
 
 pytestmark = pytest.mark.live
 SHIPPED, _ = read_contracts(REPO_ROOT)
@@ -32,7 +33,7 @@ SHIPPED, _ = read_contracts(REPO_ROOT)
 def repository_stack(bigquery_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     """The repository's own declarations and contracts, its tables created on the server as declared."""
     root = tmp_path_factory.mktemp("contracts") / "repo"
-    for folder in ("stacks", "schemas", "contracts"):
+    for folder in ("stacks", "schemas", CONTRACTS_DIR, VIEWS_DIR):
         shutil.copytree(REPO_ROOT / folder, root / folder)
     for stack_file in REPO_ROOT.glob("Pulumi*.yaml"):
         shutil.copy(stack_file, root)
