@@ -829,6 +829,28 @@ def test_a_retired_table_is_neither_recreated_nor_approved_for_loss(repo_copy: P
     )
 
 
+@pytest.mark.parametrize("step", ["retired: true", "retired_tables"])
+def test_a_foreign_key_to_a_retired_table_is_one_line(repo_copy: Path, step: str) -> None:
+    """Either run of the runbook: the referenced table leaves the stack, and its primary key with it."""
+    path = repo_copy / DECLARATION
+    document = yaml.safe_load(path.read_text())
+    document["tables"]["tenant_profiles"]["constraints"] = {"primary_key": ["tenant_id"]}
+    document["tables"]["tenant_usage_quotas"]["constraints"] = {"foreign_keys": [_TENANT_KEY]}
+    if step == "retired: true":
+        document["tables"]["tenant_profiles"]["retired"] = True
+    else:
+        del document["tables"]["tenant_profiles"]
+        (repo_copy / "schemas" / "tenants" / "tenant_profiles.json").unlink()
+        document["retired_tables"] = ["tenant_profiles"]
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    assert_one_line_refusal(
+        validate(repo_copy),
+        f"{_QUOTAS}.foreign_keys.fk_tenant.references.table: tenant_profiles is retired, so this stack stops "
+        "managing it and its primary key; remove this foreign key in the change that retires it "
+        '(runbook "Retire a table without deleting it")',
+    )
+
+
 @pytest.mark.parametrize("command", ["migrate", "snapshot"])
 def test_a_retired_table_is_not_migrated_or_snapshot_by_name(repo_copy: Path, command: str) -> None:
     _declare(repo_copy, retired_tables=["old_table"])

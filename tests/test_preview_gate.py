@@ -9,6 +9,7 @@ failed program, an empty file.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from preview_documents import (
     write,
 )
 
+from infra.model.registrations import ProgramRun
 from infra.pulumi_edge.mockrun import run_stack
 
 TABLE = "gcp:bigquery/table:Table"
@@ -781,6 +783,44 @@ def test_retain_on_delete_approves_neither_a_protected_delete_nor_a_replace(repo
         1,
         [
             f"✗ delete tenants-old_table ({TABLE}): not approved",
+            f"✗ replace tenants-tenant_profiles ({TABLE}): not approved",
+        ],
+    )
+
+
+def recorded_view(run: ProgramRun) -> dict[str, Any]:
+    """The repository's view as an `up` records it: the program's registration (inputs `view`, no protect,
+    deletion protection off) in a table's ResourceV3, under the view's own URN."""
+    [view] = [r for r in run.resources if r.name == "tenant_views-tenant_usage"]
+    assert "protect" not in {k for k, v in view.options.items() if v}
+    state = table_state("prod", "tenant_usage", protect=False, deletion_protection=False)
+    inputs = {**view.inputs}
+    state.update(urn=view.urn, parent=view.parent, inputs=inputs, outputs={**inputs, "id": state["id"]})
+    return state
+
+
+def test_a_view_removed_or_replaced_in_prod_passes_and_a_table_replaced_by_a_view_does_not(
+    repo_copy: Path, tmp_path: Path, planned: Callable[[str], ProgramRun]
+) -> None:
+    """A view holds no rows (README, Views): its delete or replace loses none; the old state says what is lost."""
+    view = recorded_view(planned("prod"))
+    urn = view["urn"]
+    table = {**protected("prod", "tenant_profiles")}
+    as_view = {**view, "urn": table["urn"], "parent": table["parent"]}
+    approved = "approved: a view (state records `view`): it holds no rows, and its file rebuilds it"
+    delete = digest("prod", step("delete", urn, provider=provider_ref("prod"), old=view))
+    code, out, _ = gate(repo_copy, "prod", write(tmp_path / "delete.json", delete))
+    assert (code, out[0]) == (0, f"✓ delete tenant_views-tenant_usage ({TABLE}): {approved}")
+    document = digest(
+        "prod",
+        step("replace", urn, provider=provider_ref("prod"), old=view, new=view, replace_reasons=["project"]),
+        table_step("replace", "prod", "tenant_profiles", old=table, new=as_view, replace_reasons=["view"]),
+    )
+    code, out, _ = gate(repo_copy, "prod", write(tmp_path / "preview.json", document))
+    assert (code, out) == (
+        1,
+        [
+            f"✓ replace tenant_views-tenant_usage ({TABLE}): {approved}",
             f"✗ replace tenants-tenant_profiles ({TABLE}): not approved",
         ],
     )

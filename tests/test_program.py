@@ -307,3 +307,20 @@ def test_a_misspelt_key_from_the_engine_stops_the_program(monkeypatch: pytest.Mo
     with pytest.raises(Exception, match=r"1 problem\(s\) in the declarations; nothing was changed") as raised:
         run_program("prod", config, lambda: run(REPO_ROOT))
     assert isinstance(raised.value, pulumi.RunError)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_a_table_is_registered_after_the_tables_its_foreign_keys_reference(planned: Plan, stack: str) -> None:
+    """A fresh `up` creates the referenced table first, so its primary key exists when the foreign key is
+    written: the SDK sends a registration once its depends_on URNs resolve (sdk/python/lib/pulumi/runtime/
+    _depends_on.py), which the engine returns when the step is done (pkg/resource/deploy/source_eval.go
+    RegisterResource waits on step.done)."""
+    run = planned(stack)
+    urns = {r.key: r.urn for r in run.resources if r.type == TABLE_TYPE}
+    keyed = [t for t in REPO_CATALOG.tables() if t.constraints and t.constraints.foreign_keys]
+    assert keyed  # the repository declares foreign keys: this checks something
+    for table in keyed:
+        [registered] = [r for r in run.resources if r.urn == urns[table.key]]
+        assert table.constraints is not None
+        for key in table.constraints.foreign_keys:
+            assert urns[f"{table.dataset}.{key.table}"] in registered.dependencies, (table.key, key.name)

@@ -343,3 +343,14 @@ def test_diff_says_a_view_stores_no_rows_and_names_its_authorization(repo_copy: 
     [view] = [t for t in json.loads(removed.stdout)["tables"] if t["table"] == "reports.usage"]
     assert view["verdict"] == "update"
     assert "the view is deleted; it holds no rows" in view["changes"][0]["reason"]
+
+
+def test_approve_data_loss_naming_a_view_says_a_view_needs_none(repo_copy: Path) -> None:
+    """A view holds no rows: preview-gate approves its delete or replace itself (analysis/previewgate.py)."""
+    add_views(repo_copy, {"usage": {}})
+    stack_file = repo_copy / "Pulumi.prod.yaml"
+    stack_file.write_text(stack_file.read_text() + "  tenant-bigquery:approveDataLoss:\n    - reports.usage\n")
+    assert refusal(validate(repo_copy)) == [
+        "Pulumi.prod.yaml:config.tenant-bigquery:approveDataLoss.reports.usage: reports.usage is a view: it holds "
+        "no rows, so its removal or replace needs no approval; remove it here"
+    ]

@@ -142,6 +142,12 @@ def _retained(old: Mapping[str, Any]) -> bool:
     return old.get("retainOnDelete") is True and old.get("protect", False) is False
 
 
+def _view(old: Mapping[str, Any]) -> bool:
+    """The state records a view (inputs `view`, as the program registers one) and no protect: it holds no rows,
+    so its delete or replace loses none, and its file rebuilds it (infra/pulumi_edge/resources.py view_options)."""
+    return "view" in _mapping(old.get("inputs")) and old.get("protect", False) is False
+
+
 def _migrates(step: Mapping[str, Any]) -> bool:
     """Every key that makes the engine replace the table is one `migrate` brings to the declaration.
 
@@ -165,6 +171,9 @@ def _approval(urn: Urn, step: Mapping[str, Any], settings: Settings, migrated: f
     # Only tables can be approved; a dataset deleted or replaced takes every table with it.
     if resource_type != TABLE_TYPE:
         return None
+    # The old state decides: a table replaced by a view of its name loses the table's rows.
+    if _view(_mapping(step.get("oldState"))):
+        return "a view (state records `view`): it holds no rows, and its file rebuilds it"
     # Only the removal: a replacement's delete-replaced keeps the old table too, and its create then fails.
     if op == "delete" and _retained(_mapping(step.get("oldState"))):
         return f"retired (state records retainOnDelete): {retirement.KEPT}"

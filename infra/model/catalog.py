@@ -221,7 +221,7 @@ def _load_dataset(
                 **fields,
             )
         )
-    problems += reference_problems(tuple(tables), file)
+    problems += reference_problems(tuple(tables), file, frozenset(spec.retired_tables))
     for index, retired_id in enumerate(spec.retired_tables):
         if (message := rules.check_table_id(retired_id)) is not None:
             problems.append(Problem(file, f"retired_tables.{index}", message))

@@ -26,6 +26,8 @@ class Registration:
     parent: str  # the parent's URN, "" at the top
     inputs: Mapping[str, Any]
     options: Mapping[str, Any]
+    # The URNs it is registered after (depends_on), as the mock run records them; not part of what diff compares.
+    dependencies: tuple[str, ...] = ()
 
     @property
     def component(self) -> str:

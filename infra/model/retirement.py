@@ -21,7 +21,7 @@ from infra.model.history import HISTORY_TABLE
 from infra.model.problems import Problem
 
 if TYPE_CHECKING:
-    from infra.model.catalog import Catalog
+    from infra.model.catalog import Catalog, Dataset
 
 KEPT = "no longer managed; the table and its rows stay in BigQuery"
 RETAIN_RULE = "pulumi/pulumi pkg/resource/deploy/step.go DeleteStep.Apply: old.RetainOnDelete skips the Delete"
@@ -29,9 +29,11 @@ RUNBOOK = 'runbook "Retire a table without deleting it"'
 
 
 def catalog_problems(catalog: Catalog) -> list[Problem]:
-    """A table retired and still declared, listed twice, or the history table `migrate` writes."""
+    """A table retired and still declared, listed twice, or the history table `migrate` writes; a foreign key
+    to a retired table."""
     problems = []
     for dataset in catalog.datasets:
+        problems += _keys_to_retired(dataset)
         declared = {t.table_id for t in dataset.tables}
         seen: set[str] = set()
         for index, table_id in enumerate(dataset.retired_tables):
@@ -58,3 +60,21 @@ def catalog_problems(catalog: Catalog) -> list[Problem]:
                     )
                 )
     return problems
+
+
+def _keys_to_retired(dataset: Dataset) -> list[Problem]:
+    """A foreign key needs its referenced table declared, whose primary key the catalog checks it against
+    (table_properties.reference_problems): the keys to a table go while the stack still manages it."""
+    retired = {t.table_id for t in dataset.tables if t.retired} | set(dataset.retired_tables)
+    return [
+        Problem(
+            dataset.declaration_file,
+            f"tables.{table.table_id}.constraints.foreign_keys.{key.name}.references.table",
+            f"{key.table} is retired, so this stack stops managing it and its primary key; remove this foreign key "
+            f"in the change that retires it ({RUNBOOK})",
+        )
+        for table in dataset.tables
+        if not table.retired and table.constraints  # a retired table's own keys leave with it
+        for key in table.constraints.foreign_keys
+        if key.table in retired
+    ]

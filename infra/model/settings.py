@@ -302,6 +302,7 @@ def _check_table_references(settings: StackSettings, catalog: Catalog, source: s
     known = {t.key for t in catalog.tables()} | {f"{d.dataset_id}.*" for d in catalog.datasets} | {"*"}
     tables = sorted(t.key for t in catalog.tables())
     datasets = {d.dataset_id for d in catalog.datasets}
+    views = {v.key for v in catalog.views()}
     return (
         [
             Problem(
@@ -321,7 +322,16 @@ def _check_table_references(settings: StackSettings, catalog: Catalog, source: s
                 f"a dataset's own lowered safeties by its id ({', '.join(sorted(datasets))})",
             )
             for key in settings.approve_data_loss
-            if key not in tables and key not in datasets
+            if key not in tables and key not in datasets and key not in views
+        ]
+        + [
+            Problem(
+                source,
+                f"config.{prefix}approveDataLoss.{key}",
+                f"{key} is a view: it holds no rows, so its removal or replace needs no approval; remove it here",
+            )
+            for key in settings.approve_data_loss
+            if key in views
         ]
         + _retired_conflicts(settings, catalog, source, prefix)
     )

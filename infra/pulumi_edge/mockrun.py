@@ -61,6 +61,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     options=_options(request),
                     urn=response.urn,
                     parent=request.parent,
+                    dependencies=tuple(request.dependencies),
                 )
             )
         return response

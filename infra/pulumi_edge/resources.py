@@ -19,6 +19,7 @@ from infra.model.declared import (
     COMPONENT_TYPE,
     SCHEMA_PROPERTIES,
     DeclaredDataset,
+    DeclaredTable,
     DeclaredView,
     dataset_import_id,
     replacement_trigger,
@@ -30,13 +31,18 @@ from infra.model.table_properties import Table
 
 
 def table_options(
-    table: Table, settings: Settings, parent: pulumi.Resource, dataset: pulumi.Resource
+    table: Table,
+    settings: Settings,
+    parent: pulumi.Resource,
+    dataset: pulumi.Resource,
+    referenced: list[pulumi.Resource] | None = None,
 ) -> pulumi.ResourceOptions:
     stack_settings = settings.stack_settings
     adopt = stack_settings.adopt_existing
     return pulumi.ResourceOptions(
         parent=parent,
-        depends_on=[dataset],
+        # The tables its foreign keys reference first: their keys exist when its constraints are written.
+        depends_on=[dataset, *(referenced or ())],
         # An approved destructive change needs both protections off, for that table only. A retired table's
         # removal must reach the engine's retainOnDelete, which comes after its protect check (step.go
         # DeleteStep.Apply): both are recorded by the `up` before the removal (infra/model/retirement.py).
@@ -93,17 +99,50 @@ class DatasetWithTables(pulumi.ComponentResource):
         # Ids are known before anything exists: plain strings, with depends_on for the ordering,
         # cost the engine far less than an Output per table.
         dataset_id = declared.args["dataset_id"]
-        self.tables = {
-            table.table.table_id: gcp.bigquery.Table(
+        tables: dict[str, gcp.bigquery.Table] = {}
+        for table in _referenced_first(declared.tables):
+            tables[table.table.table_id] = gcp.bigquery.Table(
                 table_resource_name(dataset.dataset_id, table.table.table_id),
                 **table.args,  # type: ignore[arg-type]
-                opts=table_options(table.table, settings, parent=self, dataset=self.dataset),
+                opts=table_options(
+                    table.table,
+                    settings,
+                    parent=self,
+                    dataset=self.dataset,
+                    referenced=[tables[t] for t in sorted(_referenced(table)) if t in tables],
+                ),
             )
-            for table in declared.tables
-        }
+        self.tables = {table.table.table_id: tables[table.table.table_id] for table in declared.tables}
         self.dataset_id = self.dataset.dataset_id
         self.table_ids = {table_id: f"{settings.project}.{dataset_id}.{table_id}" for table_id in self.tables}
         self.register_outputs({"dataset_id": self.dataset_id, "table_ids": self.table_ids})
+
+
+def _referenced(table: DeclaredTable) -> set[str]:
+    """The tables of its dataset that its foreign keys reference (validate allows no other)."""
+    constraints = table.table.constraints
+    return {key.table for key in constraints.foreign_keys} - {table.table.table_id} if constraints else set()
+
+
+def _referenced_first(tables: tuple[DeclaredTable, ...]) -> list[DeclaredTable]:
+    """The declaration's order, each table after those it references; a cycle of keys keeps the rest in order
+    (the engine takes no cycle of depends_on)."""
+    ordered: list[DeclaredTable] = []
+    done: set[str] = set()
+
+    def visit(table: DeclaredTable, path: set[str]) -> None:
+        table_id = table.table.table_id
+        if table_id in done or table_id in path:
+            return
+        for other in tables:
+            if other.table.table_id in _referenced(table):
+                visit(other, path | {table_id})
+        done.add(table_id)
+        ordered.append(table)
+
+    for table in tables:
+        visit(table, set())
+    return ordered
 
 
 def add_views(
