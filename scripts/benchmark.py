@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -96,7 +96,7 @@ def hand_written_program(root: Path) -> Callable[[], None]:
     return program
 
 
-def _snake(inputs: dict[str, Any]) -> dict[str, Any]:
+def _snake(inputs: Mapping[str, Any]) -> dict[str, Any]:
     def convert(key: str) -> str:
         return "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
 
