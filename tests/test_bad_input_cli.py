@@ -910,3 +910,15 @@ def test_a_dataset_window_or_billing_model_bigquery_refuses_is_one_line(repo_cop
     declaration = repo_copy / "stacks" / "tenants.yaml"
     declaration.write_text(declaration.read_text().replace("tables:\n", f"{key}\ntables:\n", 1))
     assert_one_line_refusal(validate(repo_copy), line)
+
+
+def test_a_mistyped_stack_setting_is_one_line_not_every_mapping_it_hides(tmp_path: Path) -> None:
+    """A stack file msgspec cannot type leaves the defaults (no policy-name mappings): checking the schemas'
+    short names against those named every mapped name as unmapped, beside the one real problem."""
+    copy = tmp_path / "repo"
+    _copy_of_the_repository(copy)
+    prod = copy / "Pulumi.prod.yaml"
+    prod.write_text(prod.read_text().replace("tenant-bigquery:protect: true", "tenant-bigquery:protect: no"))
+    assert_one_line_refusal(
+        validate(copy), "Pulumi.prod.yaml:config.tenant-bigquery:protect: must be true or false; got 'no'"
+    )

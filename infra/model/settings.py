@@ -167,9 +167,11 @@ def parse_settings(
         if key in KNOWN_CONFIG_KEYS and key.startswith(prefix)
     }
     stack_settings = StackSettings()
+    typed = True
     try:
         stack_settings = msgspec.convert(own, StackSettings)
     except msgspec.ValidationError:
+        typed = False
         problems += struct_problems(own, StackSettings, source, prefix=f"config.{prefix}")
     location = check_location(stack_settings.location)
     if location is None:
@@ -212,7 +214,8 @@ def parse_settings(
     problems += _cost_problems(stack_settings, source, prefix)
     problems += _kms_key_problems(stack_settings, source, prefix)
     problems += _policy_name_problems(stack_settings, source, prefix)
-    if catalog is not None:
+    # Untyped config is the defaults: checked against the catalog, its mappings would read as missing.
+    if catalog is not None and typed:
         problems += _check_table_references(stack_settings, catalog, source, prefix)
         problems += _short_name_problems(stack_settings, catalog, source, prefix)
         problems += _authorized_view_problems(stack_settings, catalog, source, prefix)
