@@ -442,6 +442,16 @@ def verify(conn: Connection, catalog: Catalog, settings: Settings, workers: int 
     return VerifyReport(conn.project, conn.target, tuple(checks))
 
 
+def _exists(subject: str, live: bigquery.Table | None, kind: str, declared: str, advice: str) -> Check:
+    """Whether the live table is there, and of the kind declared (BigQuery's Table.type)."""
+    if live is None:
+        return Check(subject, "exists", False, "not found")
+    found = live.table_type or "TABLE"
+    if found != kind:
+        return Check(subject, "exists", False, f"a {found} stands where {declared} is declared; {advice}")
+    return Check(subject, "exists", True)
+
+
 def _checks_of(
     item: _Fetched, project: str, view_columns: dict[str, tuple[tuple[str, str | None], ...]]
 ) -> list[Check]:
@@ -458,29 +468,15 @@ def _checks_of(
     checks += dataset_checks(subject, declared_dataset(item.dataset), observed_dataset(item.live))
     for table, live_table in item.tables:
         table_subject = f"table {item.live_id}.{table.args['table_id']}"
-        if live_table is None:
-            checks.append(Check(table_subject, "exists", False, "not found"))
+        checks.append(exists := _exists(table_subject, live_table, "TABLE", "a table", "drop it or rename one"))
+        if not exists.ok or live_table is None:
             continue
-        kind = live_table.table_type or "TABLE"
-        if kind != "TABLE":
-            checks.append(
-                Check(
-                    table_subject, "exists", False, f"a {kind} stands where a table is declared; drop it or rename one"
-                )
-            )
-            continue
-        checks.append(Check(table_subject, "exists", True))
         checks += table_checks(table_subject, declared_table(table), observed_table(live_table))
     for view, live_view in item.views:
         view_subject = f"view {item.live_id}.{view.args['table_id']}"
-        if live_view is None:
-            checks.append(Check(view_subject, "exists", False, "not found"))
+        checks.append(exists := _exists(view_subject, live_view, "VIEW", "a view", "drop it"))
+        if not exists.ok or live_view is None:
             continue
-        kind = live_view.table_type or "TABLE"
-        if kind != "VIEW":
-            checks.append(Check(view_subject, "exists", False, f"a {kind} stands where a view is declared; drop it"))
-            continue
-        checks.append(Check(view_subject, "exists", True))
         observed = observed_view(live_view.to_api_repr(), tuple(observed_column(f) for f in live_view.schema))
         checks += view_checks(view_subject, declared_view(view, view_columns[view.view.key]), observed)
     declared_ids = {t.args["table_id"] for t in item.dataset.tables} | {v.args["table_id"] for v in item.dataset.views}
